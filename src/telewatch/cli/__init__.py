@@ -1,0 +1,5 @@
+"""The ``telewatch`` command line."""
+
+from telewatch.cli.app import app, main
+
+__all__ = ["app", "main"]

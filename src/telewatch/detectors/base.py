@@ -1,0 +1,88 @@
+"""The detector contract.
+
+A detector learns a metric's normal behaviour with :meth:`Detector.fit` and scores how abnormal
+each point is with :meth:`Detector.score`: same index as the input, higher is more anomalous,
+NaN in gives NaN out. Scores are *causal*: the score at ``t`` uses only the fitted state and the
+points at or before ``t``, so scoring a prefix gives the prefix of the scores (no look-ahead).
+A detector never thresholds or alerts; that is the post-rules' job.
+
+Hyper-parameters are stored under their own names by ``__init__``; fitted state ends in ``_``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import pickle
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from telewatch.core.errors import ValidationError
+from telewatch.core.series import validate_series
+
+
+class NotFittedError(ValidationError):
+    """``score`` was called before ``fit``."""
+
+
+class Detector(ABC):
+    """Base class: public methods validate, protected hooks compute."""
+
+    type_name: ClassVar[str] = ""
+
+    def fit(self, series: pd.Series) -> Self:
+        """Learn normal behaviour from ``series`` (NaNs are ignored)."""
+        series = validate_series(series, name=f"{self.type_name}.fit")
+        self._fit(series)
+        self.fitted_ = True
+        return self
+
+    def score(self, series: pd.Series, *, context: pd.Series | None = None) -> pd.Series:
+        """Score every point of ``series``; ``context`` is history just before it, if any."""
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{self.type_name}: call fit() before score()")
+        series = validate_series(series, name=f"{self.type_name}.score")
+        if context is not None and len(context):
+            context = validate_series(context, name=f"{self.type_name}.score context")
+            context = context[context.index < series.index[0]] if len(series) else context
+            full = pd.concat([context, series])
+            scores = self._score(full).iloc[len(context):]
+        else:
+            scores = self._score(series)
+        scores = pd.Series(np.asarray(scores, dtype="float64"), index=series.index, name=series.name)
+        scores[series.isna().to_numpy()] = np.nan
+        return scores
+
+    @abstractmethod
+    def _fit(self, series: pd.Series) -> None: ...
+
+    @abstractmethod
+    def _score(self, series: pd.Series) -> pd.Series: ...
+
+    # -- parameters, cloning, persistence ---------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters given to ``__init__``."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def clone(self) -> Self:
+        """An unfitted copy with the same hyper-parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    def dumps(self) -> bytes:
+        """Serialise the detector, fitted state included (stored in telewatch's own store only)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def loads(data: bytes) -> Detector:
+        obj = pickle.loads(data)
+        if not isinstance(obj, Detector):
+            raise ValidationError("the stored bytes are not a telewatch detector")
+        return obj
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
