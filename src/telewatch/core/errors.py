@@ -26,8 +26,9 @@ class IngestError(ValidationError):
     ``column`` is the column's name (or its 1-based position when the file has no header).
     """
 
-    def __init__(self, message: str, *, line: int | None = None, column: str | None = None,
-                 source: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, line: int | None = None, column: str | None = None, source: str | None = None
+    ) -> None:
         self.reason = message
         self.line = line
         self.column = column

@@ -61,10 +61,9 @@ def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
     """
     if len(index) < 2:
         return None
-    diffs = np.diff(index.asi8)
+    diffs = np.diff(index.as_unit("ns").asi8)
     diffs = diffs[diffs > 0]
     if diffs.size == 0:
         return None
     values, counts = np.unique(diffs, return_counts=True)
-    unit = index.unit if hasattr(index, "unit") else "ns"
-    return pd.Timedelta(int(values[np.argmax(counts)]), unit=unit)
+    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")

@@ -49,7 +49,7 @@ class Detector(ABC):
             context = validate_series(context, name=f"{self.type_name}.score context")
             context = context[context.index < series.index[0]] if len(series) else context
             full = pd.concat([context, series])
-            scores = self._score(full).iloc[len(context):]
+            scores = self._score(full).iloc[len(context) :]
         else:
             scores = self._score(series)
         scores = pd.Series(np.asarray(scores, dtype="float64"), index=series.index, name=series.name)

@@ -1,1 +1,1 @@
-"""telewatch.postrules"""
+"""Post-rules: stages after a detector (calibration, threshold, alarm filter)."""

@@ -1,0 +1,111 @@
+"""The FastAPI application: REST API, OpenAPI docs served offline, and the web UI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from telewatch import __version__
+from telewatch.api.deps import StoreDep
+from telewatch.api.routers import anomalies, ingest, metrics
+from telewatch.api.schemas import HealthPublic
+from telewatch.core.errors import IngestError, NotFoundError, TelewatchError
+from telewatch.settings import Settings
+from telewatch.store.db import Store
+
+
+def _swagger_dir() -> Path:
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def _plotly_js() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """Build the application. Opens the store (or uses ``store``) and closes it on shutdown."""
+    settings = settings or Settings()
+    owned = store is None
+    the_store = store if store is not None else Store(settings.store_path)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            the_store.close()
+
+    app = FastAPI(
+        title="telewatch",
+        version=__version__,
+        description="Anomaly detection, explanation and alerting for IT and telecom telemetry.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.store = the_store
+    app.state.settings = settings
+
+    _install_error_handlers(app)
+    app.include_router(metrics.router)
+    app.include_router(anomalies.router)
+    app.include_router(ingest.router)
+
+    @app.get("/api/health", response_model=HealthPublic, tags=["health"])
+    def health(store: StoreDep) -> HealthPublic:
+        """Liveness and the store's schema version."""
+        row = store.cursor().execute("SELECT count(*) FROM metrics").fetchone()
+        return HealthPublic(
+            status="ok",
+            version=__version__,
+            schema_version=store.schema_version(),
+            metrics=int(row[0]) if row else 0,
+        )
+
+    app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="telewatch API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    from telewatch.web.routes import install_web
+
+    install_web(app, plotly_js=_plotly_js())
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def body(exc: Exception, **extra: object) -> dict[str, object]:
+        return {"detail": str(exc), "error": type(exc).__name__, **extra}
+
+    @app.exception_handler(TelewatchError)
+    async def telewatch_error(_: Request, exc: TelewatchError) -> JSONResponse:
+        if isinstance(exc, NotFoundError):
+            return JSONResponse(body(exc), status_code=404)
+        if isinstance(exc, IngestError):
+            return JSONResponse(body(exc, line=exc.line, column=exc.column), status_code=400)
+        return JSONResponse(body(exc), status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg')}")
+        return JSONResponse({"detail": "; ".join(parts), "error": "RequestValidationError"}, status_code=422)

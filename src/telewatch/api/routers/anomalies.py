@@ -1,0 +1,70 @@
+"""Anomalies found by detection, and labelled windows (ground truth)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Query
+
+from telewatch.api.deps import StoreDep
+from telewatch.api.schemas import AnomalyPublic, LabelWindowPublic
+from telewatch.services.detection import read_anomalies
+from telewatch.store import repo
+
+router = APIRouter(prefix="/api", tags=["anomalies"])
+
+
+def _dt(ts: Any) -> datetime:
+    return pd.Timestamp(ts).to_pydatetime()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+@router.get("/anomalies", response_model=list[AnomalyPublic])
+def list_anomalies(
+    store: StoreDep,
+    metric: Annotated[int | None, Query(description="Only this metric id.")] = None,
+    detector: Annotated[str | None, Query(description="Only this detector.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AnomalyPublic]:
+    """Stored anomalies, newest first."""
+    frame = read_anomalies(store, metric_id=metric, detector=detector).iloc[offset : offset + limit]
+    return [
+        AnomalyPublic(
+            id=int(r["id"]),
+            metric_id=int(r["metric_id"]),
+            metric=str(r["metric"]),
+            detector=str(r["detector"]),
+            start=_dt(r["start_ts"]),
+            end=_dt(r["end_ts"]),
+            peak=_dt(r["peak_ts"]),
+            peak_score=float(r["peak_score"]),
+            value=None if pd.isna(r["value"]) else float(r["value"]),
+        )
+        for r in _records(frame)
+    ]
+
+
+@router.get("/labels", response_model=list[LabelWindowPublic])
+def list_labels(
+    store: StoreDep, metric: Annotated[int | None, Query(description="Only this metric id.")] = None
+) -> list[LabelWindowPublic]:
+    """Labelled anomaly windows (planted demo incidents, imported labels, feedback)."""
+    frame = repo.read_label_windows(store.cursor(), metric)
+    return [
+        LabelWindowPublic(
+            id=int(r["id"]),
+            metric_id=int(r["metric_id"]),
+            start=_dt(r["start_ts"]),
+            end=_dt(r["end_ts"]),
+            kind=str(r["kind"]),
+            source=str(r["source"]),
+            note=None if pd.isna(r["note"]) else str(r["note"]),
+        )
+        for r in _records(frame)
+    ]

@@ -1,0 +1,700 @@
+"""The NAB v1.1 scorer and benchmark runner.
+
+Scoring follows Numenta's NAB v1.1 (``nab/sweeper.py``, ``nab/optimizer.py``, ``nab/runner.py``),
+re-implemented with numpy so the whole corpus (~366k rows) sweeps in well under a second:
+
+* **Probationary period**: the first ``min(floor(0.15 * n), 0.15 * 5000)`` rows of a file (at most 750)
+  are ignored: detections there count for nothing, and a window with no row after it is not scored.
+* **Rows, not time**: windows are ``[start, end]`` timestamps mapped to rows (NAB enters a window on the
+  row whose timestamp *equals* the start and leaves after the first row equal to the end; both are looked
+  up by first occurrence, as ``list.index`` does). Width ``W = end_row - start_row + 1``.
+* **Sweep score of a row** ``i``: inside a window, ``S(-(end_row - i + 1) / W) * tp / S(-1)``, so the
+  window's first row is worth exactly ``tp`` and its last row ``S(-1/W) * tp / S(-1)`` (a little above 0);
+  outside, ``S(|i - prev_end_row| / (W_prev - 1)) * fp`` against the closest *preceding* window (a
+  detection just after a window costs less than ``fp``), or ``-fp`` when no window precedes. ``S`` is
+  NAB's ``scaledSigmoid(x) = 2 / (1 + exp(5x)) - 1`` (and ``-1`` for ``x > 3``).
+* **File score at threshold t** (a detection is a scored row with ``score >= t``): each window counts the
+  *best* (hence the earliest) detection in it, or ``-fn`` when it has none; every detection outside
+  windows adds its (negative) sweep score.
+* **Threshold**: one per profile for the whole corpus, the candidate (1.1 = never fire, then every
+  distinct score value) with the highest corpus total; ties go to the highest threshold, as NAB's stable
+  descending sort does.
+* **Normalised score**: ``100 * (raw - null) / (perfect - null)``, with ``null = -fn * (scored windows)``
+  (what the null detector gets) and ``perfect = tp * (labelled windows)`` (NAB counts the label file).
+
+Known deviations, none of which the NAB corpus exercises: a window one row wide would make NAB divide by
+zero when scoring the false positives after it (here: full ``-fp``); a window bound that matches no
+row's timestamp makes NAB skip or crash (here: first row ``>= start`` .. last row ``<= end``).
+
+Counts: ``tp``/``fn`` count *windows* (detected / missed) and ``fp`` counts detection *rows* outside
+windows; NAB's own CSVs count rows for all three.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from telewatch.core.errors import ValidationError
+from telewatch.detectors import create_detector
+
+PROBATIONARY_PERCENT = 0.15
+#: NAB's cap: ``probationPercent * 5000`` rows.
+PROBATIONARY_CAP = PROBATIONARY_PERCENT * 5000
+#: The threshold above every score in [0, 1]: "never fire" (NAB starts its sweep there).
+NO_DETECTION_THRESHOLD = 1.1
+#: ``profiles.json`` as shipped with NAB v1.1 (used when a data dir has no config/profiles.json).
+NAB_PROFILES: dict[str, dict[str, float]] = {
+    "standard": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0},
+    "reward_low_FP_rate": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.22, "tnWeight": 1.0},
+    "reward_low_FN_rate": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11, "tnWeight": 1.0},
+}
+_SHORT_NAMES = {"standard": "standard", "reward_low_FP_rate": "low_fp", "reward_low_FN_rate": "low_fn"}
+#: Scale of the fixed calibration ``z / (z + c)`` (see :func:`calibrate_scores`, :func:`detect_file`).
+CALIBRATION_SCALE = 5.0
+
+
+# -- the NAB rules ------------------------------------------------------------------------------------
+def scaled_sigmoid(position: np.ndarray | float) -> np.ndarray:
+    """NAB's ``scaledSigmoid``: ``2 / (1 + exp(5 x)) - 1``, and ``-1`` for ``x > 3``.
+
+    >>> [round(float(v), 5) for v in scaled_sigmoid(np.array([-1.0, -0.5, 0.0, 1.0, 3.5]))]
+    [0.98661, 0.84828, 0.0, -0.98661, -1.0]
+    """
+    x = np.asarray(position, dtype="float64")
+    with np.errstate(over="ignore"):
+        value = 2.0 * (1.0 / (1.0 + np.exp(5.0 * x))) - 1.0
+    return np.where(x > 3.0, -1.0, value)
+
+
+_MAX_TP = float(scaled_sigmoid(-1.0))
+
+
+def probation_rows(n_rows: int, percent: float = PROBATIONARY_PERCENT) -> int:
+    """Rows at the start of a file that NAB ignores: ``min(floor(0.15 n), 750)``.
+
+    >>> probation_rows(1000), probation_rows(4032), probation_rows(22695)
+    (150, 604, 750)
+    """
+    return int(min(math.floor(percent * n_rows), percent * 5000))
+
+
+@dataclass(frozen=True)
+class RowGeometry:
+    """Where each row of one file stands relative to its windows (profile independent)."""
+
+    window: np.ndarray  # int: index of the window holding the row, -1 outside every window
+    position: np.ndarray  # float: NAB's relative position (in-window or past the preceding window)
+    scored: np.ndarray  # bool: row is after the probationary period
+    scored_windows: np.ndarray  # bool per window: has at least one scored row
+
+    def sweep(self, cost: Mapping[str, float]) -> np.ndarray:
+        """Each row's weighted NAB sweep score under ``cost`` (tpWeight, fpWeight)."""
+        unweighted = scaled_sigmoid(self.position)
+        return np.where(
+            self.window >= 0, unweighted * cost["tpWeight"] / _MAX_TP, unweighted * cost["fpWeight"]
+        )
+
+
+def row_geometry(n_rows: int, window_rows: Sequence[tuple[int, int]]) -> RowGeometry:
+    """Window membership and relative positions of ``n_rows`` rows; windows are inclusive row ranges."""
+    window = np.full(n_rows, -1, dtype=np.int64)
+    position = np.full(n_rows, np.inf)  # no preceding window: "far away", S = -1
+    rows = np.arange(n_rows, dtype="float64")
+    prev_end, prev_width = -1, 0.0
+    for k, (start, end) in enumerate(window_rows):
+        width = float(end - start + 1)
+        window[start : end + 1] = k
+        position[start : end + 1] = -(end - rows[start : end + 1] + 1.0) / width
+        if prev_end >= 0:
+            _positions_past(position, rows, prev_end, prev_width, prev_end + 1, start)
+        prev_end, prev_width = end, width
+    if prev_end >= 0:
+        _positions_past(position, rows, prev_end, prev_width, prev_end + 1, n_rows)
+    scored = np.arange(n_rows) >= probation_rows(n_rows)
+    scored_windows = np.array([bool(scored[end]) for _, end in window_rows], dtype=bool)
+    return RowGeometry(window=window, position=position, scored=scored, scored_windows=scored_windows)
+
+
+def _positions_past(
+    position: np.ndarray, rows: np.ndarray, prev_end: int, prev_width: float, lo: int, hi: int
+) -> None:
+    if hi <= lo:
+        return
+    if prev_width > 1.0:
+        position[lo:hi] = np.abs(prev_end - rows[lo:hi]) / (prev_width - 1.0)
+    else:  # NAB divides by zero here; treat as far away
+        position[lo:hi] = np.inf
+
+
+# -- corpus -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class NabFile:
+    """One NAB data file with its labelled windows.
+
+    ``values`` is indexed by the file's row timestamps in UTC, made strictly increasing for the
+    detector contract (a few NAB files repeat a timestamp, e.g. at a DST change; such rows are moved
+    1 µs after their predecessor, keeping the file's row order). ``timestamps`` holds the rows'
+    timestamps exactly as in the file (UTC); NAB scores rows, so scores align with rows.
+    """
+
+    category: str
+    name: str  # "realKnownCause/nyc_taxi.csv"
+    values: pd.Series
+    windows: list[tuple[pd.Timestamp, pd.Timestamp]]
+    timestamps: pd.DatetimeIndex
+    window_rows: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.values)
+
+    @property
+    def probation_rows(self) -> int:
+        return probation_rows(self.n_rows)
+
+    def geometry(self) -> RowGeometry:
+        return row_geometry(self.n_rows, self.window_rows)
+
+
+def make_nab_file(
+    name: str,
+    timestamps: Sequence[Any] | pd.DatetimeIndex,
+    values: Sequence[float] | np.ndarray,
+    windows: Sequence[tuple[Any, Any]] = (),
+) -> NabFile:
+    """Build a :class:`NabFile` from raw rows (naive timestamps are read as UTC) and window bounds."""
+    ts = pd.DatetimeIndex(
+        pd.to_datetime(list(timestamps) if not isinstance(timestamps, pd.Index) else timestamps)
+    )
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    ts = ts.as_unit("ns")  # window lookups compare int64 nanoseconds
+    vals = np.asarray(values, dtype="float64")
+    if len(ts) != len(vals):
+        raise ValidationError(f"{name}: {len(ts)} timestamps but {len(vals)} values")
+    wins = [(_utc(s), _utc(e)) for s, e in windows]
+    rows = [_window_rows(name, ts, s, e) for s, e in wins]
+    for (s0, e0), (s1, _) in pairwise(rows):
+        if s1 <= e0 or s0 > e0:
+            raise ValidationError(f"{name}: windows must be ordered and must not overlap")
+    series = pd.Series(vals, index=_strictly_increasing(ts), name=name)
+    category = name.split("/", 1)[0] if "/" in name else ""
+    return NabFile(category=category, name=name, values=series, windows=wins, timestamps=ts, window_rows=rows)
+
+
+def load_corpus(data_dir: Path, *, names: Sequence[str] | None = None) -> list[NabFile]:
+    """Read the NAB corpus: ``data_dir/data/<category>/<file>.csv`` and
+    ``data_dir/labels/combined_windows.json``. ``names`` picks a subset (in that order)."""
+    data_dir = Path(data_dir)
+    labels_path = data_dir / "labels" / "combined_windows.json"
+    if not labels_path.is_file():
+        raise ValidationError(f"NAB labels not found: {labels_path}")
+    labels: dict[str, list[list[str]]] = json.loads(labels_path.read_text())
+    wanted = list(names) if names is not None else sorted(labels)
+    files = []
+    for name in wanted:
+        if name not in labels:
+            raise ValidationError(f"{name}: not in {labels_path}")
+        frame = pd.read_csv(data_dir / "data" / name)
+        files.append(
+            make_nab_file(
+                name,
+                pd.DatetimeIndex(pd.to_datetime(frame["timestamp"])),
+                frame["value"].to_numpy(dtype="float64"),
+                [(s, e) for s, e in labels[name]],
+            )
+        )
+    return files
+
+
+def load_profiles(path: Path) -> dict[str, dict[str, float]]:
+    """Read NAB's ``config/profiles.json`` into ``{profile: cost matrix}``."""
+    return _cost_matrices(json.loads(Path(path).read_text()))
+
+
+def _cost_matrices(profiles: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, float]]:
+    if profiles is None:
+        return {k: dict(v) for k, v in NAB_PROFILES.items()}
+    out = {}
+    for name, spec in profiles.items():
+        matrix = spec.get("CostMatrix", spec)
+        try:
+            out[name] = {k: float(matrix[k]) for k in ("tpWeight", "fpWeight", "fnWeight")}
+        except KeyError as exc:
+            raise ValidationError(f"profile {name!r}: missing {exc.args[0]}") from None
+    return out
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    return ts.as_unit("ns")
+
+
+def _window_rows(name: str, ts: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> tuple[int, int]:
+    i8 = ts.asi8
+    hits_s = np.flatnonzero(i8 == start.value)
+    hits_e = np.flatnonzero(i8 == end.value)
+    if hits_s.size and hits_e.size:  # NAB: the row equal to the bound (first occurrence)
+        lo, hi = int(hits_s[0]), int(hits_e[0])
+    else:
+        lo = int(np.flatnonzero(i8 >= start.value)[0]) if (i8 >= start.value).any() else len(ts)
+        hi = int(np.flatnonzero(i8 <= end.value)[-1]) if (i8 <= end.value).any() else -1
+    if hi < lo:
+        raise ValidationError(f"{name}: window [{start}, {end}] holds no row")
+    return lo, hi
+
+
+def _strictly_increasing(ts: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    i8 = ts.asi8.copy()
+    step = 1_000  # 1 µs in ns
+    if i8.size > 1 and not (np.diff(i8) > 0).all():
+        for k in range(1, i8.size):
+            if i8[k] <= i8[k - 1]:
+                i8[k] = i8[k - 1] + step
+    return pd.DatetimeIndex(pd.to_datetime(i8, utc=True, unit="ns"))
+
+
+# -- results ------------------------------------------------------------------------------------------
+@dataclass
+class ProfileScore:
+    """Corpus result for one profile at its best threshold."""
+
+    profile: str
+    threshold: float
+    raw: float
+    null: float
+    perfect: float
+    normalized: float
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass
+class FileScore:
+    """One file under one profile at that profile's corpus threshold."""
+
+    name: str
+    category: str
+    profile: str
+    raw: float
+    tp: int
+    fp: int
+    fn: int
+    windows: int
+
+
+@dataclass
+class CategoryScore:
+    """A category's share of the corpus score; ``normalized`` is None where it has no windows."""
+
+    category: str
+    profile: str
+    files: int
+    windows: int
+    raw: float
+    null: float
+    perfect: float
+    normalized: float | None
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass
+class NabResult:
+    """The NAB result of one detector on a corpus."""
+
+    detector: str
+    detector_params: dict[str, Any]
+    profiles: dict[str, ProfileScore]
+    categories: list[CategoryScore]
+    files: list[FileScore]
+    n_files: int
+    n_rows: int
+    n_windows: int
+    calibration: str = ""
+    detect_seconds: float = 0.0
+    score_seconds: float = 0.0
+
+    def normalized(self, profile: str) -> float:
+        return self.profiles[profile].normalized
+
+    def summary_line(self) -> str:
+        """``NAB standard=<s> low_fp=<s> low_fn=<s>`` with one decimal."""
+        parts = [
+            f"{_SHORT_NAMES.get(name, name)}={self.profiles[name].normalized:.1f}"
+            for name in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+            if name in self.profiles
+        ]
+        parts += [
+            f"{name}={p.normalized:.1f}" for name, p in self.profiles.items() if name not in _SHORT_NAMES
+        ]
+        return "NAB " + " ".join(parts)
+
+    def category_table(self) -> Table:
+        """A rich table: one row per category (and the corpus), normalised score per profile."""
+        names = list(self.profiles)
+        table = Table(title=f"NAB v1.1 — {self.detector} {self.detector_params or ''}".rstrip())
+        table.add_column("category")
+        table.add_column("files", justify="right")
+        table.add_column("windows", justify="right")
+        for name in names:
+            table.add_column(_SHORT_NAMES.get(name, name), justify="right")
+        table.add_column("tp/fp/fn (standard)" if "standard" in names else "tp/fp/fn", justify="right")
+        first = "standard" if "standard" in names else names[0]
+        by_cat: dict[str, dict[str, CategoryScore]] = {}
+        for c in self.categories:
+            by_cat.setdefault(c.category, {})[c.profile] = c
+        for cat, per in by_cat.items():
+            cells = [_fmt_norm(per[n]) for n in names]
+            ref = per[first]
+            table.add_row(cat, str(ref.files), str(ref.windows), *cells, f"{ref.tp}/{ref.fp}/{ref.fn}")
+        ref_p = self.profiles[first]
+        table.add_row(
+            "[b]corpus[/b]",
+            str(self.n_files),
+            str(self.n_windows),
+            *[f"[b]{self.profiles[n].normalized:.1f}[/b]" for n in names],
+            f"{ref_p.tp}/{ref_p.fp}/{ref_p.fn}",
+            end_section=True,
+        )
+        return table
+
+
+def _fmt_norm(c: CategoryScore) -> str:
+    return f"{c.normalized:.1f}" if c.normalized is not None else f"raw {c.raw:.2f}"
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+def sweep_thresholds(
+    files: Sequence[NabFile],
+    scores: Mapping[str, np.ndarray],
+    cost: Mapping[str, float],
+    *,
+    geometries: Mapping[str, RowGeometry] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corpus raw score at every candidate threshold (descending: 1.1, then each distinct score).
+
+    Equivalent to NAB's ``Sweeper.calcScoreByThreshold`` over all files' rows, vectorised: a window's
+    contribution only changes when a detection earlier in it appears, so each row carries the
+    *increment* it brings (``fp`` rows: their sweep score; window rows: the rise of the window's best
+    sweep score) and the total at a threshold is a cumulative sum down the scores.
+    """
+    all_scores, all_inc = [], []
+    base = 0.0
+    for f in files:
+        geo = (geometries or {}).get(f.name) or f.geometry()
+        s = _checked_scores(f, scores)
+        sweep = geo.sweep(cost)
+        keep = geo.scored
+        s, sweep, win = s[keep], sweep[keep], geo.window[keep]
+        inc = sweep.copy()
+        in_win = win >= 0
+        if in_win.any():
+            w_s, w_sweep, w_id = s[in_win], sweep[in_win], win[in_win]
+            order = np.lexsort((-w_s, w_id))  # by window, then score descending
+            best = pd.Series(w_sweep[order]).groupby(w_id[order]).cummax().to_numpy()
+            best = np.maximum(best, -cost["fnWeight"])
+            first = np.r_[True, w_id[order][1:] != w_id[order][:-1]]
+            prev = np.where(first, -cost["fnWeight"], np.r_[0.0, best[:-1]])
+            w_inc = np.empty_like(best)
+            w_inc[order] = best - prev
+            inc[in_win] = w_inc
+        base -= cost["fnWeight"] * int(geo.scored_windows.sum())
+        all_scores.append(s)
+        all_inc.append(inc)
+    s_all = np.concatenate(all_scores) if all_scores else np.empty(0)
+    inc_all = np.concatenate(all_inc) if all_inc else np.empty(0)
+    order = np.argsort(-s_all, kind="stable")
+    s_sorted = s_all[order]
+    totals = base + np.cumsum(inc_all[order])
+    ends = np.flatnonzero(np.r_[s_sorted[1:] != s_sorted[:-1], True]) if s_sorted.size else np.empty(0, int)
+    thresholds = np.r_[NO_DETECTION_THRESHOLD, s_sorted[ends]]
+    return thresholds, np.r_[base, totals[ends]]
+
+
+def score_file(
+    nab_file: NabFile,
+    scores: np.ndarray,
+    threshold: float,
+    cost: Mapping[str, float],
+    *,
+    geometry: RowGeometry | None = None,
+) -> tuple[float, int, int, int]:
+    """``(raw score, tp windows, fp rows, fn windows)`` of one file at ``threshold`` (NAB rules)."""
+    geo = geometry or nab_file.geometry()
+    s = np.asarray(scores, dtype="float64")
+    sweep = geo.sweep(cost)
+    detected = geo.scored & (s >= threshold)
+    fp_rows = detected & (geo.window < 0)
+    raw = float(sweep[fp_rows].sum())
+    tp = fn = 0
+    for k in np.flatnonzero(geo.scored_windows):
+        hits = np.flatnonzero(detected & (geo.window == k))
+        if hits.size:  # the first detection is the best one: sweep scores fall across a window
+            raw += float(sweep[hits].max())
+            tp += 1
+        else:
+            raw -= cost["fnWeight"]
+            fn += 1
+    return raw, tp, int(fp_rows.sum()), fn
+
+
+def score_corpus(
+    files: Sequence[NabFile],
+    scores: Mapping[str, np.ndarray],
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    detector: str = "",
+    detector_params: Mapping[str, Any] | None = None,
+) -> NabResult:
+    """Score anomaly scores in [0, 1] (one array per file, by name, aligned with its rows) the NAB way:
+    the best corpus threshold per profile, normalised scores, per-category and per-file breakdowns.
+
+    ``profiles`` is NAB's ``profiles.json`` content (or ``{name: cost matrix}``); default NAB's three.
+    """
+    started = time.perf_counter()
+    costs = _cost_matrices(profiles)
+    geos = {f.name: f.geometry() for f in files}
+    arrays = {f.name: _checked_scores(f, scores) for f in files}
+    n_windows = sum(len(f.window_rows) for f in files)
+    n_scored_windows = sum(int(g.scored_windows.sum()) for g in geos.values())
+    prof_out: dict[str, ProfileScore] = {}
+    file_out: list[FileScore] = []
+    cat_out: list[CategoryScore] = []
+    for pname, cost in costs.items():
+        thresholds, totals = sweep_thresholds(files, arrays, cost, geometries=geos)
+        best = int(np.argmax(totals))  # first maximum = highest threshold, as NAB's stable sort
+        threshold = float(thresholds[best])
+        per_file = []
+        for f in files:
+            raw, tp, fp, fn = score_file(f, arrays[f.name], threshold, cost, geometry=geos[f.name])
+            per_file.append(FileScore(f.name, f.category, pname, raw, tp, fp, fn, len(f.window_rows)))
+        file_out += per_file
+        null = -cost["fnWeight"] * n_scored_windows
+        perfect = cost["tpWeight"] * n_windows
+        raw_total = float(totals[best])
+        prof_out[pname] = ProfileScore(
+            profile=pname,
+            threshold=threshold,
+            raw=raw_total,
+            null=null,
+            perfect=perfect,
+            normalized=_normalise(raw_total, null, perfect) or 0.0,
+            tp=sum(x.tp for x in per_file),
+            fp=sum(x.fp for x in per_file),
+            fn=sum(x.fn for x in per_file),
+        )
+        for cat in sorted({f.category for f in files}):
+            members = [x for x in per_file if x.category == cat]
+            c_files = [f for f in files if f.category == cat]
+            c_null = -cost["fnWeight"] * sum(int(geos[f.name].scored_windows.sum()) for f in c_files)
+            c_perfect = cost["tpWeight"] * sum(len(f.window_rows) for f in c_files)
+            c_raw = sum(x.raw for x in members)
+            cat_out.append(
+                CategoryScore(
+                    category=cat,
+                    profile=pname,
+                    files=len(members),
+                    windows=sum(x.windows for x in members),
+                    raw=c_raw,
+                    null=c_null,
+                    perfect=c_perfect,
+                    normalized=_normalise(c_raw, c_null, c_perfect),
+                    tp=sum(x.tp for x in members),
+                    fp=sum(x.fp for x in members),
+                    fn=sum(x.fn for x in members),
+                )
+            )
+    return NabResult(
+        detector=detector,
+        detector_params=dict(detector_params or {}),
+        profiles=prof_out,
+        categories=cat_out,
+        files=file_out,
+        n_files=len(files),
+        n_rows=sum(f.n_rows for f in files),
+        n_windows=n_windows,
+        score_seconds=time.perf_counter() - started,
+    )
+
+
+def _normalise(raw: float, null: float, perfect: float) -> float | None:
+    return None if perfect == null else 100.0 * (raw - null) / (perfect - null)
+
+
+def _checked_scores(nab_file: NabFile, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+    if nab_file.name not in scores:
+        raise ValidationError(f"{nab_file.name}: no anomaly scores given")
+    s = np.asarray(scores[nab_file.name], dtype="float64")
+    if s.shape != (nab_file.n_rows,):
+        raise ValidationError(
+            f"{nab_file.name}: {s.shape[0] if s.ndim else 0} scores for {nab_file.n_rows} rows"
+        )
+    if not np.isfinite(s).all() or (s < 0).any() or (s > 1).any():
+        raise ValidationError(f"{nab_file.name}: anomaly scores must be finite and within [0, 1]")
+    return s
+
+
+# -- the benchmark runner -----------------------------------------------------------------------------
+def calibrate_scores(raw: np.ndarray, *, scale: float = CALIBRATION_SCALE) -> np.ndarray:
+    """Map raw detector scores (>= 0, higher = more anomalous) to [0, 1): ``z / (z + scale)``; NaN → 0.
+
+    Monotone, and ``z / (z + c)`` never rounds to 1.0 in float64 (unlike ``1 - exp(-z / c)`` beyond
+    z ≈ 37 c), so large scores keep their order for the threshold sweep.
+
+    >>> calibrate_scores(np.array([0.0, 5.0, np.nan, 45.0])).tolist()
+    [0.0, 0.5, 0.0, 0.9]
+    """
+    z = np.clip(
+        np.nan_to_num(np.asarray(raw, dtype="float64"), nan=0.0, posinf=np.finfo(float).max), 0.0, None
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = z / (z + scale)
+    return np.nan_to_num(out, nan=1.0)
+
+
+def probationary_scale(raw_probation: np.ndarray) -> float:
+    """The calibration scale fitted on a file's own probationary-period raw scores: their largest
+    finite value (``CALIBRATION_SCALE`` when there is none above 0). Uses no labels and no row the
+    scorer counts, so the calibrated score stays causal."""
+    finite = np.asarray(raw_probation, dtype="float64")
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size else 0.0
+    return top if top > 0.0 else CALIBRATION_SCALE
+
+
+CALIBRATIONS = ("probationary", "fixed")
+
+
+def detect_file(
+    nab_file: NabFile, detector: str, params: Mapping[str, Any], *, calibration: str = "probationary"
+) -> np.ndarray:
+    """Run a detector as in production: fit on the probationary rows only, then score the whole
+    (causal) series; returns calibrated scores in [0, 1] aligned with the file's rows.
+
+    ``calibration``: ``"probationary"`` = ``z / (z + m)`` with ``m`` the largest raw score of the
+    file's probationary period (so the score reads "how far beyond anything seen while learning",
+    comparable across files); ``"fixed"`` = ``z / (z + 5)`` for every file (then the corpus
+    threshold is a plain threshold on the raw score).
+    """
+    if calibration not in CALIBRATIONS:
+        raise ValidationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    det = create_detector(detector, **dict(params))
+    n_fit = max(nab_file.probation_rows, 1)
+    det.fit(nab_file.values.iloc[:n_fit])
+    raw = det.score(nab_file.values).to_numpy(dtype="float64")
+    scale = probationary_scale(raw[:n_fit]) if calibration == "probationary" else CALIBRATION_SCALE
+    return calibrate_scores(raw, scale=scale)
+
+
+def run_nab_benchmark(
+    *,
+    data_dir: Path,
+    detector: str = "robust_bands",
+    detector_params: dict[str, Any] | None = None,
+    export_dir: Path | None = None,
+    plots_dir: Path | None = None,
+    json_path: Path | None = None,
+    console: Console | None = None,
+    names: Sequence[str] | None = None,
+    calibration: str = "probationary",
+) -> NabResult:
+    """Run ``detector`` over the NAB corpus in ``data_dir`` and score it with the NAB v1.1 rules.
+
+    ``export_dir``: ``DIR/<category>/<file>.csv`` (timestamp,value,anomaly_score) for any NAB scorer;
+    ``plots_dir``: one PNG per file at the best standard threshold; ``json_path``: the result as JSON;
+    ``names``: a subset of files (e.g. for a quick check); ``calibration``: see :func:`detect_file`.
+    """
+    data_dir = Path(data_dir)
+    params = dict(detector_params or {})
+    console = console or Console(stderr=True)
+    files = load_corpus(data_dir, names=names)
+    profiles_path = data_dir / "config" / "profiles.json"
+    profiles = load_profiles(profiles_path) if profiles_path.is_file() else None
+
+    started = time.perf_counter()
+    scores: dict[str, np.ndarray] = {}
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"NAB {detector}", total=len(files))
+        for f in files:
+            progress.update(task, description=f"NAB {detector}: {f.name}")
+            scores[f.name] = detect_file(f, detector, params, calibration=calibration)
+            progress.advance(task)
+    detect_seconds = time.perf_counter() - started
+
+    result = score_corpus(files, scores, profiles, detector=detector, detector_params=params)
+    result.detect_seconds = detect_seconds
+    result.calibration = (
+        "z / (z + max probationary z), NaN -> 0"
+        if calibration == "probationary"
+        else f"z / (z + {CALIBRATION_SCALE:g}), NaN -> 0"
+    )
+
+    if export_dir is not None:
+        export_scores(Path(export_dir), files, scores)
+    if plots_dir is not None:
+        _plot_files(Path(plots_dir), files, scores, result)
+    if json_path is not None:
+        from telewatch.bench.report import write_json
+
+        write_json(Path(json_path), result)
+    return result
+
+
+def export_scores(export_dir: Path, files: Sequence[NabFile], scores: Mapping[str, np.ndarray]) -> None:
+    """Write ``DIR/<category>/<file>.csv`` with NAB's columns: timestamp (as in the data), value,
+    anomaly_score."""
+    for f in files:
+        path = export_dir / f.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame(
+            {
+                "timestamp": f.timestamps.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S"),
+                "value": f.values.to_numpy(),
+                "anomaly_score": np.asarray(scores[f.name], dtype="float64"),
+            }
+        )
+        frame.to_csv(path, index=False)
+
+
+def _plot_files(
+    plots_dir: Path, files: Sequence[NabFile], scores: Mapping[str, np.ndarray], result: NabResult
+) -> None:
+    from telewatch.bench.report import plot_detection
+
+    profile = "standard" if "standard" in result.profiles else next(iter(result.profiles))
+    threshold = result.profiles[profile].threshold
+    for f in files:
+        s = np.asarray(scores[f.name], dtype="float64")
+        rows = np.flatnonzero((np.arange(f.n_rows) >= f.probation_rows) & (s >= threshold))
+        plot_detection(
+            plots_dir / f"{f.name.removesuffix('.csv')}.png",
+            values=f.values,
+            scores=pd.Series(s, index=f.values.index),
+            threshold=threshold,
+            windows=f.windows,
+            detections=list(f.values.index[rows]),
+            title=f"{f.name} — {result.detector} (threshold {threshold:.4f}, {profile})",
+        )

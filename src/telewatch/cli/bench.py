@@ -1,0 +1,169 @@
+"""``telewatch bench``: detection quality on labelled data, rerunnable by anyone."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from telewatch.core.errors import TelewatchError
+
+bench_app = typer.Typer(
+    help="Measure detection quality on NAB, SMD and your own labels.", no_args_is_help=True
+)
+console = Console()
+
+_SHARED = Path("..") / "shared" / "datasets"
+
+
+def _params(text: str | None) -> dict[str, object]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--params must be a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter("--params must be a JSON object, e.g. '{\"window\": 144}'")
+    return value
+
+
+ParamsOption = Annotated[
+    str | None, typer.Option("--params", help="Detector parameters as JSON, e.g. '{\"window\": 144}'.")
+]
+JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON here.")]
+PlotsOption = Annotated[Path | None, typer.Option("--plots", help="Write one PNG per series here.")]
+
+
+@bench_app.command("nab")
+def bench_nab(
+    data: Annotated[Path, typer.Option(help="NAB corpus folder (data/, labels/, config/).")] = _SHARED
+    / "nab",
+    detector: Annotated[str, typer.Option(help="Detector type.")] = "robust_bands",
+    params: ParamsOption = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Write DIR/<category>/<file>.csv (timestamp,value,anomaly_score).")
+    ] = None,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="Raw score → [0,1]: 'probationary' (scaled by each file's probationary-period scores) or "
+            "'fixed' (one map for every file; right for detectors whose scores are already comparable)."
+        ),
+    ] = "probationary",
+    json_path: JsonOption = None,
+    plots: PlotsOption = None,
+) -> None:
+    """Score a detector on the NAB v1.1 corpus (standard, low-FP and low-FN profiles)."""
+    from telewatch.bench.nab import run_nab_benchmark
+
+    started = time.perf_counter()
+    try:
+        result = run_nab_benchmark(
+            data_dir=data,
+            detector=detector,
+            detector_params=_params(params),
+            calibration=calibration,
+            export_dir=export,
+            plots_dir=plots,
+            json_path=json_path,
+            console=console,
+        )
+    except (TelewatchError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(result.summary_line(), highlight=False, soft_wrap=True)
+
+
+@bench_app.command("smd")
+def bench_smd(
+    data: Annotated[
+        Path, typer.Option(help="SMD folder (train/, test/, test_label/, interpretation_label/).")
+    ] = _SHARED / "smd",
+    detector: Annotated[str, typer.Option(help="Detector type.")] = "robust_bands",
+    params: ParamsOption = None,
+    threshold: Annotated[
+        str, typer.Option(help="How the threshold is chosen from TRAIN scores: quantile or pot.")
+    ] = "quantile",
+    q: Annotated[float, typer.Option(help="Quantile of train scores used as the threshold.")] = 0.995,
+    machine: Annotated[list[str] | None, typer.Option(help="Only these machines (repeatable).")] = None,
+    json_path: JsonOption = None,
+    plots: PlotsOption = None,
+) -> None:
+    """Score a detector on the Server Machine Dataset: composite F1 (headline), point-adjusted and
+    point-wise F1, and root-cause HitRate@100%/150%."""
+    from telewatch.bench.smd import run_smd_benchmark
+
+    started = time.perf_counter()
+    try:
+        result = run_smd_benchmark(
+            data_dir=data,
+            detector=detector,
+            detector_params=_params(params),
+            threshold=threshold,  # type: ignore[arg-type]  # validated by the service
+            q=q,
+            machines=machine or None,
+            json_path=json_path,
+            plots_dir=plots,
+            console=console,
+        )
+    except (TelewatchError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(result.summary_line(), highlight=False, soft_wrap=True)
+
+
+@bench_app.command("labels")
+def bench_labels(
+    detector: Annotated[str, typer.Option(help="Detector type.")] = "robust_bands",
+    params: ParamsOption = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="Only labels of these sources, e.g. demo, user, nab.")
+    ] = None,
+    train_share: Annotated[
+        float,
+        typer.Option(
+            min=0.05, max=0.9, help="Leading share of each series used to fit and set the threshold."
+        ),
+    ] = 0.3,
+    q: Annotated[float, typer.Option(help="Quantile of train scores used as the threshold.")] = 0.995,
+    folds: Annotated[
+        int, typer.Option(min=2, max=20, help="Rolling-origin folds for the threshold cross-validation.")
+    ] = 4,
+    json_path: JsonOption = None,
+    plots: PlotsOption = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Store file.")] = None,
+) -> None:
+    """Score a detector against the labelled windows in the store (the demo's planted incidents,
+    your imported labels, feedback from the UI), with rolling-origin cross-validation."""
+    from telewatch.bench.labels import run_labels_benchmark
+    from telewatch.settings import Settings
+    from telewatch.store.db import Store
+
+    settings = Settings() if db is None else Settings(db_path=db)
+    started = time.perf_counter()
+    try:
+        with Store(settings.store_path) as store:
+            result = run_labels_benchmark(
+                store,
+                detector=detector,
+                detector_params=_params(params),
+                sources=source or None,
+                train_share=train_share,
+                q=q,
+                folds=folds,
+                json_path=json_path,
+                plots_dir=plots,
+                console=console,
+            )
+    except TelewatchError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(result.summary_line(), highlight=False, soft_wrap=True)

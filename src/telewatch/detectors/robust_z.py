@@ -1,0 +1,43 @@
+"""Static robust z-score: distance from the training median in units of training MAD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from telewatch.detectors.base import Detector
+from telewatch.detectors.registry import register
+
+_MAD_TO_SIGMA = 1.4826
+
+
+@register("robust_z")
+class RobustZ(Detector):
+    """``|x - median_train| / (1.4826 * MAD_train)``: no memory of recent points.
+
+    Suits metrics without trend or seasonality whose normal range is stable (server counters
+    normalised per machine, ratios). A level shift stays anomalous for as long as it lasts, unlike
+    a rolling band that adapts to it. ``min_scale`` keeps a constant training series from dividing
+    by zero: the scale is at least that share of the median's magnitude (or 1e-9).
+
+    >>> import numpy as np, pandas as pd
+    >>> idx = pd.date_range("2024-01-01", periods=100, freq="1min")
+    >>> s = pd.Series(np.random.default_rng(0).normal(10, 1, 100), index=idx)
+    >>> det = RobustZ().fit(s)
+    >>> bool(det.score(pd.Series([10.0, 16.0], index=idx[:2])).iloc[1] > 5)
+    True
+    """
+
+    def __init__(self, min_scale: float = 0.01) -> None:
+        self.min_scale = min_scale
+
+    def _fit(self, series: pd.Series) -> None:
+        values = series.dropna().to_numpy()
+        self.median_ = float(np.median(values)) if values.size else 0.0
+        mad = float(np.median(np.abs(values - self.median_))) * _MAD_TO_SIGMA if values.size else 0.0
+        if mad == 0.0 and values.size:
+            mad = float(np.std(values))
+        self.scale_ = max(mad, abs(self.median_) * self.min_scale, 1e-9)
+
+    def _score(self, series: pd.Series) -> pd.Series:
+        return (series - self.median_).abs() / self.scale_

@@ -1,0 +1,95 @@
+"""Use-cases: list metrics and read their series for people and charts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from telewatch.core.errors import ValidationError
+from telewatch.store import repo
+from telewatch.store.db import Store
+from telewatch.store.repo import MetricInfo
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    metric: MetricInfo
+    values: pd.Series
+    step: pd.Timedelta | None  # None = raw points
+    agg: str
+
+
+def list_metrics(
+    store: Store, *, group: str | None = None, selector: Mapping[str, str] | None = None
+) -> list[MetricInfo]:
+    return repo.list_metrics(store.cursor(), group=group, selector=selector)
+
+
+def parse_time(text: str | None, *, what: str) -> pd.Timestamp | None:
+    """An ISO-8601 time (naive = UTC), or None."""
+    if text is None or text == "":
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"{what}: {text!r} is not a time (use ISO 8601, e.g. 2024-05-01T12:00Z)"
+        ) from exc
+    if stamp is pd.NaT:
+        raise ValidationError(f"{what}: {text!r} is not a time")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def parse_step(text: str | None) -> pd.Timedelta | None:
+    """A resampling step such as ``5min``, ``1h``, ``30s`` (None = raw points)."""
+    if text is None or text == "":
+        return None
+    try:
+        step = pd.Timedelta(text)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"step: {text!r} is not a duration (e.g. 30s, 5min, 1h)") from exc
+    if step < pd.Timedelta(seconds=1):
+        raise ValidationError(f"step: {text!r} is shorter than one second")
+    return step
+
+
+def read_series(
+    store: Store,
+    ref: str | int,
+    *,
+    labels: Mapping[str, str] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    step: pd.Timedelta | None = None,
+    agg: str = "avg",
+    max_points: int = 200_000,
+) -> SeriesView:
+    """A metric's points in [start, end), resampled to ``step`` when given.
+
+    When the raw points would exceed ``max_points`` and no step is given, a step is chosen so
+    that they fit (a chart cannot show more points than that anyway).
+    """
+    if start is not None and end is not None and end <= start:
+        raise ValidationError(
+            f"the window is empty: to ({end.isoformat()}) is not after from ({start.isoformat()})"
+        )
+    cur = store.cursor()
+    metric = repo.get_metric(cur, ref, labels)
+    if step is None and metric.first_ts is not None and metric.last_ts is not None:
+        total = metric.points + metric.missing
+        lo = max(start, metric.first_ts) if start is not None else metric.first_ts
+        hi = min(end, metric.last_ts) if end is not None else metric.last_ts
+        span = metric.last_ts - metric.first_ts
+        share = (hi - lo) / span if span > pd.Timedelta(0) else 1.0
+        if total * max(share, 0.0) > max_points:
+            seconds = max(1, int((hi - lo).total_seconds() / max_points) + 1)
+            step = pd.Timedelta(seconds=seconds)
+    values = repo.read_series(cur, metric.id, start=start, end=end, step=step, agg=agg)
+    if len(values) > max_points:
+        raise ValidationError(
+            f"{len(values)} points exceed the limit of {max_points}; choose a longer step or a shorter window"
+        )
+    values.name = metric.name
+    return SeriesView(metric=metric, values=values, step=step, agg=agg)

@@ -1,0 +1,109 @@
+"""The embedded DuckDB store: opening, migrating, transactions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from telewatch.core.errors import TelewatchError
+from telewatch.store.migrations import MIGRATIONS, Migration
+
+
+class StoreError(TelewatchError):
+    """The store cannot be opened or used."""
+
+
+class Store:
+    """One DuckDB database file (or ``:memory:``).
+
+    DuckDB lets one process write a file at a time; threads of that process share this object and
+    each takes its own cursor via :meth:`cursor`.
+    """
+
+    def __init__(self, path: Path | str, *, migrations: list[Migration] | None = None) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"the store {self.path} is in use by another telewatch process "
+                    "(is `telewatch serve` running?). Stop it, or send the data through its API."
+                ) from exc
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self.migrate(MIGRATIONS if migrations is None else migrations)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection for the calling thread (DuckDB connections are not thread-safe)."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: commits on success, rolls back on any exception."""
+        cur = self.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    # -- schema -------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        row = self.cursor().execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self, migrations: list[Migration]) -> list[int]:
+        """Apply the migrations not yet applied, in order; returns the versions applied."""
+        cur = self.cursor()
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+            " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+        )
+        done = {int(r[0]) for r in cur.execute("SELECT version FROM schema_migrations").fetchall()}
+        versions = [m.version for m in migrations]
+        if versions != sorted(set(versions)):
+            raise StoreError("migrations must have unique, increasing version numbers")
+        if done and max(done) > max(versions, default=0):
+            raise StoreError(
+                f"the store {self.path} has schema version {max(done)}, newer than this telewatch "
+                f"knows ({max(versions, default=0)}): upgrade telewatch"
+            )
+        applied = []
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            with self.transaction() as tx:
+                tx.execute(migration.sql)
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    [migration.version, migration.name],
+                )
+            applied.append(migration.version)
+        return applied

@@ -1,0 +1,276 @@
+"""Repositories: typed reads and writes of the store's tables. All SQL uses bind parameters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from telewatch.core.errors import NotFoundError, ValidationError
+
+
+def canonical_labels(labels: Mapping[str, str] | None) -> str:
+    """Labels as the canonical JSON text the store keys on (sorted keys, string values).
+
+    >>> canonical_labels({"host": "a", "dc": "x"})
+    '{"dc": "x", "host": "a"}'
+    """
+    return json.dumps({str(k): str(v) for k, v in sorted((labels or {}).items())}, ensure_ascii=False)
+
+
+def parse_selector(text: str | None) -> dict[str, str]:
+    """Parse a label selector ``key=value,key2=value2`` (empty -> {}).
+
+    >>> parse_selector("host=app-1, region=eu")
+    {'host': 'app-1', 'region': 'eu'}
+    """
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"label selector part {part!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    id: int
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    unit: str | None = None
+    owner: str | None = None
+    group: str | None = None
+    description: str | None = None
+    points: int = 0
+    missing: int = 0
+    first_ts: pd.Timestamp | None = None
+    last_ts: pd.Timestamp | None = None
+
+    @property
+    def display_name(self) -> str:
+        if not self.labels:
+            return self.name
+        return self.name + "{" + ",".join(f"{k}={v}" for k, v in self.labels.items()) + "}"
+
+
+def _utc(ts: object) -> pd.Timestamp | None:
+    if ts is None or (isinstance(ts, float) and np.isnan(ts)):
+        return None
+    stamp = pd.Timestamp(ts)  # type: ignore[arg-type]
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _naive_utc(ts: pd.Timestamp | str | None) -> pd.Timestamp | None:
+    if ts is None:
+        return None
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
+
+
+def upsert_metric(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    name: str,
+    labels: Mapping[str, str] | None = None,
+    unit: str | None = None,
+    owner: str | None = None,
+    group: str | None = None,
+    description: str | None = None,
+) -> int:
+    """The id of metric (name, labels), created if new; given metadata overwrites, None keeps."""
+    if not name or not name.strip():
+        raise ValidationError("a metric needs a non-empty name")
+    key = canonical_labels(labels)
+    row = con.execute("SELECT id FROM metrics WHERE name = ? AND labels = ?", [name, key]).fetchone()
+    if row is None:
+        row = con.execute(
+            "INSERT INTO metrics (name, labels, unit, owner, grp, description) VALUES (?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
+            [name, key, unit, owner, group, description],
+        ).fetchone()
+        assert row is not None  # RETURNING always yields the row
+        return int(row[0])
+    metric_id = int(row[0])
+    con.execute(
+        "UPDATE metrics SET unit = coalesce(?, unit), owner = coalesce(?, owner), grp = coalesce(?, grp),"
+        " description = coalesce(?, description) WHERE id = ?",
+        [unit, owner, group, description, metric_id],
+    )
+    return metric_id
+
+
+def write_points(con: duckdb.DuckDBPyConnection, metric_id: int, series: pd.Series) -> int:
+    """Insert or overwrite points of one metric (NaN is stored as a missing value). Idempotent."""
+    if series.empty:
+        return 0
+    index = pd.DatetimeIndex(series.index)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    frame = pd.DataFrame(
+        {
+            "metric_id": np.full(len(series), metric_id, dtype="int32"),
+            "ts": index.astype("datetime64[us]"),
+            "value": series.to_numpy(dtype="float64"),
+        }
+    )
+    con.register("_tw_points", frame)
+    try:
+        con.execute(
+            "INSERT INTO points SELECT metric_id, ts, CASE WHEN isnan(value) THEN NULL ELSE value END"
+            " FROM _tw_points ON CONFLICT (metric_id, ts) DO UPDATE SET value = excluded.value"
+        )
+    finally:
+        con.unregister("_tw_points")
+    return len(frame)
+
+
+_METRIC_COLUMNS = (
+    "m.id, m.name, m.labels, m.unit, m.owner, m.grp, m.description,"
+    " count(p.value) AS points, count(p.ts) - count(p.value) AS missing, min(p.ts), max(p.ts)"
+)
+
+
+def _metric_from_row(row: Sequence[object]) -> MetricInfo:
+    return MetricInfo(
+        id=int(row[0]),  # type: ignore[call-overload]
+        name=str(row[1]),
+        labels=json.loads(str(row[2])),
+        unit=row[3],  # type: ignore[arg-type]
+        owner=row[4],  # type: ignore[arg-type]
+        group=row[5],  # type: ignore[arg-type]
+        description=row[6],  # type: ignore[arg-type]
+        points=int(row[7] or 0),  # type: ignore[call-overload]
+        missing=int(row[8] or 0),  # type: ignore[call-overload]
+        first_ts=_utc(row[9]),
+        last_ts=_utc(row[10]),
+    )
+
+
+def list_metrics(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    group: str | None = None,
+    selector: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> list[MetricInfo]:
+    """Metrics with their point counts and time range, filtered by group, labels and name."""
+    where, params = [], []
+    if group is not None:
+        where.append("m.grp = ?")
+        params.append(group)
+    if name is not None:
+        where.append("m.name = ?")
+        params.append(name)
+    for key, value in (selector or {}).items():
+        where.append("json_extract_string(m.labels, ?) = ?")
+        params.extend(["$." + json.dumps(key), value])
+    sql = f"SELECT {_METRIC_COLUMNS} FROM metrics m LEFT JOIN points p ON p.metric_id = m.id"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " GROUP BY ALL ORDER BY m.grp NULLS LAST, m.name, m.labels"
+    return [_metric_from_row(r) for r in con.execute(sql, params).fetchall()]
+
+
+def get_metric(
+    con: duckdb.DuckDBPyConnection, ref: str | int, labels: Mapping[str, str] | None = None
+) -> MetricInfo:
+    """Find one metric by id, or by name (plus labels when the name has several slices)."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        rows = con.execute(
+            f"SELECT {_METRIC_COLUMNS} FROM metrics m LEFT JOIN points p ON p.metric_id = m.id"
+            " WHERE m.id = ? GROUP BY ALL",
+            [int(ref)],
+        ).fetchall()
+        if rows:
+            return _metric_from_row(rows[0])
+        if isinstance(ref, int):
+            raise NotFoundError(f"no metric with id {ref}")
+    candidates = list_metrics(con, name=str(ref), selector=labels)
+    if not candidates:
+        raise NotFoundError(f"no metric named {ref!r}" + (f" with labels {dict(labels)}" if labels else ""))
+    if len(candidates) > 1:
+        slices = "; ".join(c.display_name for c in candidates[:5])
+        raise ValidationError(
+            f"metric name {ref!r} has {len(candidates)} slices ({slices}); name one by its labels or id"
+        )
+    return candidates[0]
+
+
+def read_series(
+    con: duckdb.DuckDBPyConnection,
+    metric_id: int,
+    *,
+    start: pd.Timestamp | str | None = None,
+    end: pd.Timestamp | str | None = None,
+    step: pd.Timedelta | None = None,
+    agg: str = "avg",
+) -> pd.Series:
+    """Values of one metric in [start, end), optionally averaged (``agg``) into buckets of ``step``.
+
+    Resampling runs in the database; empty buckets are absent (gaps stay gaps).
+    """
+    if agg not in {"avg", "min", "max", "sum", "count", "last", "first"}:
+        raise ValidationError(f"unknown aggregation {agg!r}")
+    params: list[object] = [metric_id]
+    where = "metric_id = ?"
+    s, e = _naive_utc(start), _naive_utc(end)
+    if s is not None:
+        where += " AND ts >= ?"
+        params.append(s.to_pydatetime())
+    if e is not None:
+        where += " AND ts < ?"
+        params.append(e.to_pydatetime())
+    if step is None:
+        sql = f"SELECT ts, value FROM points WHERE {where} ORDER BY ts"
+    else:
+        seconds = int(pd.Timedelta(step).total_seconds())
+        if seconds <= 0:
+            raise ValidationError("step must be at least one second")
+        fn = {"last": "arg_max(value, ts)", "first": "arg_min(value, ts)"}.get(agg, f"{agg}(value)")
+        sql = (
+            f"SELECT time_bucket(INTERVAL '{seconds} seconds', ts) AS bucket, {fn} FROM points"
+            f" WHERE {where} GROUP BY bucket ORDER BY bucket"
+        )
+    frame = con.execute(sql, params).df()
+    index = (
+        pd.DatetimeIndex(frame.iloc[:, 0]).tz_localize("UTC")
+        if len(frame)
+        else pd.DatetimeIndex([], tz="UTC")
+    )
+    return pd.Series(frame.iloc[:, 1].to_numpy(dtype="float64"), index=index, name="value")
+
+
+def write_label_windows(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[tuple[int, pd.Timestamp, pd.Timestamp, str, str, str | None]],
+) -> int:
+    """Store labelled windows ``(metric_id, start, end, kind, source, note)``; repeats are ignored."""
+    for metric_id, start, end, kind, source, note in rows:
+        con.execute(
+            "INSERT INTO label_windows (metric_id, start_ts, end_ts, kind, source, note) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [metric_id, _naive_utc(start), _naive_utc(end), kind, source, note],
+        )
+    return len(rows)
+
+
+def read_label_windows(con: duckdb.DuckDBPyConnection, metric_id: int | None = None) -> pd.DataFrame:
+    sql = "SELECT id, metric_id, start_ts, end_ts, kind, source, note FROM label_windows"
+    params: list[object] = []
+    if metric_id is not None:
+        sql += " WHERE metric_id = ?"
+        params.append(metric_id)
+    frame = con.execute(sql + " ORDER BY start_ts", params).df()
+    for col in ("start_ts", "end_ts"):
+        frame[col] = pd.to_datetime(frame[col]).dt.tz_localize("UTC")
+    return frame

@@ -1,0 +1,168 @@
+"""The REST API over a real store, in process (TestClient) and as a served process."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from telewatch.api.app import create_app
+from telewatch.settings import Settings
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+
+@pytest.fixture
+def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    cur = store.cursor()
+    idx = pd.date_range("2024-05-01", periods=600, freq="1min", tz="UTC")
+    for name, labels in (("cpu", {"host": "a"}), ("cpu", {"host": "b"}), ("rps", {})):
+        mid = repo.upsert_metric(
+            cur, name=name, labels=labels, unit="%", group="host" if name == "cpu" else "web"
+        )
+        values = pd.Series(np.linspace(0, 1, 600), index=idx)
+        values.iloc[10] = np.nan
+        repo.write_points(cur, mid, values)
+    settings = Settings(db_path=tmp_path / "unused.duckdb", max_points_per_response=500)
+    with TestClient(create_app(settings, store=store)) as c:
+        yield c
+
+
+def test_health(client: TestClient) -> None:
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok"
+    assert body["metrics"] == 3
+    assert body["schema_version"] >= 2
+
+
+def test_metrics_list_and_filters(client: TestClient) -> None:
+    all_metrics = client.get("/api/metrics").json()
+    assert len(all_metrics) == 3
+    assert {m["points"] for m in all_metrics} == {599}
+    assert {m["missing"] for m in all_metrics} == {1}
+    assert len(client.get("/api/metrics", params={"group": "host"}).json()) == 2
+    only_b = client.get("/api/metrics", params={"selector": "host=b"}).json()
+    assert [m["labels"] for m in only_b] == [{"host": "b"}]
+    bad = client.get("/api/metrics", params={"selector": "nonsense"})
+    assert bad.status_code == 400
+    assert "key=value" in bad.json()["detail"]
+
+
+def test_series_by_name_window_and_step(client: TestClient) -> None:
+    body = client.get("/api/series/rps", params={"from": "2024-05-01T00:00", "to": "2024-05-01T00:30"}).json()
+    assert len(body["t"]) == 30
+    assert body["v"][10] is None  # missing stays missing
+    assert body["t"][0] == int(pd.Timestamp("2024-05-01", tz="UTC").timestamp() * 1000)
+    stepped = client.get("/api/series/rps", params={"step": "1h"}).json()
+    assert stepped["step_seconds"] == 3600
+    assert len(stepped["t"]) == 10
+
+
+def test_series_is_downsampled_past_the_point_limit(client: TestClient) -> None:
+    body = client.get("/api/series/rps").json()  # 600 points, limit 500
+    assert body["step_seconds"] is not None
+    assert len(body["t"]) <= 500
+
+
+def test_series_errors_are_clear_4xx(client: TestClient) -> None:
+    r = client.get("/api/series/nope")
+    assert r.status_code == 404
+    assert "nope" in r.json()["detail"]
+    r = client.get("/api/series/cpu")
+    assert r.status_code == 400
+    assert "slices" in r.json()["detail"]
+    assert client.get("/api/series/cpu", params={"labels": "host=a"}).status_code == 200
+    r = client.get("/api/series/rps", params={"from": "yesterday-ish"})
+    assert r.status_code == 400
+    assert "from" in r.json()["detail"]
+    r = client.get("/api/series/rps", params={"step": "banana"})
+    assert r.status_code == 400
+    r = client.get("/api/series/rps", params={"agg": "drop table"})
+    assert r.status_code == 422
+    r = client.get("/api/series/rps", params={"from": "2024-05-02", "to": "2024-05-01"})
+    assert r.status_code == 400
+    assert "empty" in r.json()["detail"]
+
+
+def test_upload_stores_file_and_reports_errors(client: TestClient) -> None:
+    good = b"timestamp,a,b\n2024-05-01 00:00,1,2\n2024-05-01 00:01,,3\n"
+    r = client.post("/api/ingest", files={"file": ("m.csv", good, "text/csv")}, data={"group": "up"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["points"] == 3
+    assert {s["name"]: s["missing"] for s in body["series"]} == {"a": 1, "b": 0}
+    bad = b"timestamp,a\n2024-05-01 00:00,1\n2024-05-01 00:01,abc\n"
+    r = client.post("/api/ingest", files={"file": ("bad.csv", bad, "text/csv")})
+    assert r.status_code == 400
+    err = r.json()
+    assert (err["line"], err["column"]) == (3, "a")
+    assert len(client.get("/api/metrics", params={"group": "up"}).json()) == 2
+
+
+def test_openapi_lists_the_endpoints_and_docs_are_offline(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/health", "/api/metrics", "/api/series/{metric}", "/api/ingest", "/api/anomalies"):
+        assert path in paths
+    params = {p["name"] for p in paths["/api/series/{metric}"]["get"]["parameters"]}
+    assert {"from", "to", "step"} <= params
+    html = client.get("/docs").text
+    assert "cdn" not in html.lower()
+    for src in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert src.startswith("/"), src
+        assert client.get(src).status_code == 200, src
+
+
+def test_index_page_lists_metrics_with_local_assets_only(client: TestClient) -> None:
+    html = client.get("/").text
+    assert html.count('class="metric"') == 3
+    for src in re.findall(r'(?:src|href)="([^"]+)"', html):
+        if src.startswith("/?"):
+            continue
+        assert src.startswith("/"), f"external asset {src}"
+        r = client.get(src)
+        assert r.status_code == 200, src
+    assert "Plotly" in client.get("/static/plotly.min.js").text[:5000]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_served_process_answers_over_http(tmp_path: Path) -> None:
+    db = tmp_path / "served.duckdb"
+    with Store(db) as s:
+        repo.upsert_metric(s.cursor(), name="up")
+    port = _free_port()
+    exe = Path(sys.executable).parent / "telewatch"
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert r.json()["metrics"] == 1
+        assert "telewatch" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

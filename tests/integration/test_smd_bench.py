@@ -1,0 +1,114 @@
+"""The SMD benchmark on the shared developer machines (machine-1-*)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from telewatch.bench.metrics import composite_f1, label_events, point_adjusted_f1, pool
+from telewatch.bench.smd import SmdResult, list_machines, load_machine, run_smd_benchmark
+from telewatch.core.errors import NotFoundError
+
+SMD_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "smd"
+
+pytestmark = [
+    pytest.mark.shared,
+    pytest.mark.skipif(not SMD_DIR.is_dir(), reason=f"SMD data not present at {SMD_DIR}"),
+]
+
+
+def test_load_machine_1_2_aligns_labels_and_interpretation() -> None:
+    m = load_machine(SMD_DIR, "machine-1-2")
+    assert m.train.shape == (23694, 38)
+    assert m.test.shape == (23694, 38)
+    assert m.train.dtype == np.float64
+    assert m.test.dtype == np.float64
+    assert m.labels.shape == (m.test.shape[0],)
+    assert set(np.unique(m.labels)) == {0, 1}
+    assert m.interpretation
+    assert all(0 <= s < e <= m.test.shape[0] for s, e, _ in m.interpretation)
+    assert all(dims and max(dims) < 38 and min(dims) >= 0 for _, _, dims in m.interpretation)
+    # read as 0-based rows, end exclusive, the segments cover exactly the labelled rows
+    covered = np.zeros_like(m.labels)
+    for start, end, _ in m.interpretation:
+        covered[start:end] = 1
+    np.testing.assert_array_equal(covered, m.labels)
+    assert m.interpretation[0] == (4629, 4688, frozenset(d - 1 for d in (9, 10, 11, 13, 15, 18)))
+
+
+def test_machine_without_values_is_not_loadable() -> None:
+    with pytest.raises(NotFoundError, match="machine-1-1"):
+        load_machine(SMD_DIR, "machine-1-1")
+    with pytest.raises(NotFoundError):
+        load_machine(SMD_DIR, "machine-9-99")
+
+
+def test_alarming_on_every_row_scores_about_0_1_on_real_labels() -> None:
+    names = list_machines(SMD_DIR)
+    labels = [np.loadtxt(SMD_DIR / "test_label" / f"{n}.txt", dtype=np.int8) for n in names]
+    share = sum(int(y.sum()) for y in labels) / sum(y.size for y in labels)
+    everything = pool(composite_f1(np.ones_like(y), y) for y in labels)
+    assert everything.recall == 1.0
+    assert everything.f1 == pytest.approx(2 * share / (1 + share))
+    assert 0.08 < everything.f1 < 0.13  # about 0.1, not 1
+    # random alarms on 1% of rows: point adjustment turns them into a flattering score
+    rng = np.random.default_rng(0)
+    random_alarms = [rng.random(y.size) < 0.01 for y in labels]
+    pa = pool(point_adjusted_f1(a, y) for a, y in zip(random_alarms, labels, strict=True))
+    comp = pool(composite_f1(a, y) for a, y in zip(random_alarms, labels, strict=True))
+    assert pa.f1 > 0.6
+    assert comp.f1 < 0.15
+    assert sum(len(label_events(y)) for y in labels) == comp.events_total
+
+
+@pytest.fixture(scope="module")
+def bench_1_2(tmp_path_factory: pytest.TempPathFactory) -> tuple[SmdResult, Path, str]:
+    out = tmp_path_factory.mktemp("smd")
+    console = Console(file=io.StringIO(), record=True, width=200)
+    result = run_smd_benchmark(
+        data_dir=SMD_DIR,
+        machines=["machine-1-1", "machine-1-2"],
+        json_path=out / "smd.json",
+        plots_dir=out / "plots",
+        console=console,
+    )
+    return result, out, console.export_text()
+
+
+def test_benchmark_on_machine_1_2(bench_1_2: tuple[SmdResult, Path, str]) -> None:
+    result, out, console_text = bench_1_2
+    line = result.summary_line()
+    pattern = (
+        r"SMD machines=1 f1_comp=(\d\.\d{3}) f1_pa=\d\.\d{3} f1_point=\d\.\d{3} "
+        r"hitrate100=\d\.\d{3} hitrate150=\d\.\d{3}"
+    )
+    match = re.fullmatch(pattern, line)
+    assert match, line
+    assert 0.0 < result.pooled_composite.f1 <= 1.0
+    assert 0.0 < float(match[1]) <= 1.0
+    (machine,) = result.machines
+    assert machine.name == "machine-1-2"
+    assert machine.n_events == len(label_events(load_machine(SMD_DIR, "machine-1-2").labels))
+    assert 0.0 <= result.hit_rate_100 <= result.hit_rate_150 <= 1.0
+    # upper bound searched with the labels is at least the honest result's neighbourhood
+    assert result.pooled_composite_f1_upper_bound >= 0.0
+    assert "quantile of the train overall scores" in result.threshold_note
+    # machine-1-1 has no values: skipped and named
+    assert "machine-1-1" in result.skipped
+    assert "machine-1-1" in console_text
+    data = json.loads((out / "smd.json").read_text())
+    assert data["skipped"] == result.skipped
+    assert data["machines"][0]["composite"]["kind"] == "composite"
+    assert (out / "plots" / "machine-1-2.png").stat().st_size > 0
+    table = Console(file=io.StringIO(), record=True, width=200)
+    table.print(result.table())
+    text = table.export_text()
+    assert "machine-1-1" in text
+    assert "pooled" in text
+    assert "upper bound" in text

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from telewatch.core.errors import NotFoundError, ValidationError
+from telewatch.store import repo
+from telewatch.store.db import Store, StoreError
+from telewatch.store.migrations import MIGRATIONS, Migration
+
+
+def _series(n: int = 10, start: str = "2024-01-01") -> pd.Series:
+    idx = pd.date_range(start, periods=n, freq="1min", tz="UTC")
+    return pd.Series(np.arange(n, dtype=float), index=idx)
+
+
+def test_migrations_are_applied_once_and_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as s:
+        assert s.schema_version() == MIGRATIONS[-1].version
+    with Store(path) as s:  # reopening applies nothing again
+        assert s.migrate(MIGRATIONS) == []
+        rows = s.cursor().execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
+
+
+def test_new_migration_is_applied_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    extra = [*MIGRATIONS, Migration(MIGRATIONS[-1].version + 1, "extra", "CREATE TABLE extra_t (x INTEGER);")]
+    with Store(path, migrations=extra) as s:
+        assert s.schema_version() == extra[-1].version
+        s.cursor().execute("INSERT INTO extra_t VALUES (1)")
+
+
+def test_store_newer_than_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    extra = [*MIGRATIONS, Migration(99, "future", "SELECT 1;")]
+    Store(path, migrations=extra).close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_failed_migration_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    bad = [
+        *MIGRATIONS,
+        Migration(MIGRATIONS[-1].version + 1, "bad", "CREATE TABLE half (x INT); SELECT nope;"),
+    ]
+    with pytest.raises(Exception, match="nope"):
+        Store(path, migrations=bad)
+    with Store(path) as s:
+        tables = {
+            r[0] for r in s.cursor().execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        assert "half" not in tables
+        assert s.schema_version() == MIGRATIONS[-1].version
+
+
+def test_points_upsert_is_idempotent_and_keeps_missing(store: Store) -> None:
+    cur = store.cursor()
+    mid = repo.upsert_metric(cur, name="cpu", labels={"host": "a"}, unit="%")
+    s = _series()
+    s.iloc[3] = np.nan
+    repo.write_points(cur, mid, s)
+    repo.write_points(cur, mid, s)
+    (m,) = repo.list_metrics(cur)
+    assert (m.points, m.missing) == (9, 1)
+    back = repo.read_series(cur, mid)
+    assert back.index.equals(s.index)
+    np.testing.assert_array_equal(back.to_numpy(), s.to_numpy())
+    # a later value overwrites
+    repo.write_points(cur, mid, pd.Series([42.0], index=s.index[:1]))
+    assert repo.read_series(cur, mid).iloc[0] == 42.0
+
+
+def test_metric_identity_is_name_plus_labels(store: Store) -> None:
+    cur = store.cursor()
+    a = repo.upsert_metric(cur, name="cpu", labels={"host": "a"})
+    b = repo.upsert_metric(cur, name="cpu", labels={"host": "b"})
+    assert a != b
+    assert repo.upsert_metric(cur, name="cpu", labels={"host": "a"}, owner="@ops") == a
+    assert repo.get_metric(cur, "cpu", {"host": "a"}).owner == "@ops"
+    with pytest.raises(ValidationError, match="2 slices"):
+        repo.get_metric(cur, "cpu")
+    with pytest.raises(NotFoundError):
+        repo.get_metric(cur, "nope")
+    assert [m.id for m in repo.list_metrics(cur, selector={"host": "b"})] == [b]
+
+
+def test_resampling_runs_in_the_store_and_keeps_gaps(store: Store) -> None:
+    cur = store.cursor()
+    mid = repo.upsert_metric(cur, name="x")
+    s = pd.concat([_series(10), _series(5, "2024-01-01 01:00")])
+    repo.write_points(cur, mid, s)
+    out = repo.read_series(cur, mid, step=pd.Timedelta("5min"))
+    assert list(out.to_numpy()) == [2.0, 7.0, 2.0]  # the empty hour in between stays a gap
+    window = repo.read_series(cur, mid, start="2024-01-01 00:02", end="2024-01-01 00:04")
+    assert list(window.to_numpy()) == [2.0, 3.0]
+
+
+def test_hostile_label_selector_is_bound_not_executed(store: Store) -> None:
+    cur = store.cursor()
+    repo.upsert_metric(cur, name="x", labels={"a": "1"})
+    evil = {"a') OR 1=1; DROP TABLE metrics; --": "1"}
+    assert repo.list_metrics(cur, selector=evil) == []
+    assert len(repo.list_metrics(cur)) == 1
+
+
+def test_transaction_rolls_back_everything(store: Store) -> None:
+    def write_then_fail() -> None:
+        with store.transaction() as tx:
+            mid = repo.upsert_metric(tx, name="x")
+            repo.write_points(tx, mid, _series())
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    assert repo.list_metrics(store.cursor()) == []
+
+
+def test_second_process_gets_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.duckdb"
+    with Store(path):
+        code = (
+            "import sys\nfrom telewatch.store.db import Store, StoreError\n"
+            f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print(e); sys.exit(3)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "in use by another telewatch process" in proc.stdout
