@@ -197,12 +197,12 @@ def ingest(
             gaps,
         )
     console.print(table)
-    gaps = sum(s.gaps for s in report.series)
+    total_gaps = sum(s.gaps for s in report.series)
     largest = max((s.largest_gap for s in report.series if s.largest_gap is not None), default=None)
     console.print(
         f"stored {len(report.series)} metrics, {report.points:,} points over {report.timestamps:,} timestamps"
         f" ({_fmt_ts(report.first_ts)} → {_fmt_ts(report.last_ts)}); duplicates resolved by '{duplicates}':"
-        f" {report.duplicates_resolved:,}; gaps: {gaps}"
+        f" {report.duplicates_resolved:,}; gaps: {total_gaps}"
         + (f" (largest {_fmt_td(largest)})" if largest else "")
         + f"; {elapsed:.2f} s",
         soft_wrap=True,

@@ -23,7 +23,7 @@ class IngestError(ValidationError):
     """A file could not be ingested; nothing of it was stored.
 
     ``line`` is 1-based and counts physical lines of the file, the header included;
-    ``column`` is the column's name (or its 1-based position when the file has no header).
+    ``column`` is the column's name (``col<k>``, k its 1-based position, when the file has no header).
     """
 
     def __init__(

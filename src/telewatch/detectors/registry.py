@@ -16,7 +16,9 @@ def register(name: str) -> Callable[[D], D]:
     """Class decorator: make a detector available under ``name``."""
 
     def wrap(cls: D) -> D:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
+        known = _REGISTRY.get(name)
+        # The same class imported twice (e.g. by doctest collection) re-registers; a different one clashes.
+        if known is not None and known.__qualname__ != cls.__qualname__:
             raise ConfigError(f"detector type {name!r} is registered twice")
         cls.type_name = name
         _REGISTRY[name] = cls
