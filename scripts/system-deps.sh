@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs, only those that are missing.
-# The list grows with the suite: real servers (PostgreSQL, ClickHouse, Prometheus, snmpd) and Chromium.
+# Install the Debian packages the test suite needs (scripts/system-packages.txt), only those missing.
 set -euo pipefail
-packages=(${TELEWATCH_TEST_PACKAGES:-})
+here=$(cd "$(dirname "$0")" && pwd)
+mapfile -t packages < <(grep -v '^\s*#' "$here/system-packages.txt" | awk 'NF {print $1}')
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -12,5 +12,6 @@ if [[ $(id -u) != 0 ]]; then
   echo "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
   exit 1
 fi
+echo "installing Debian packages: ${missing[*]}"
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

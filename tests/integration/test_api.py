@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from support import free_port
 
 from telewatch.api.app import create_app
 from telewatch.settings import Settings
@@ -134,17 +134,11 @@ def test_index_page_lists_metrics_with_local_assets_only(client: TestClient) -> 
     assert "Plotly" in client.get("/static/plotly.min.js").text[:5000]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_served_process_answers_over_http(tmp_path: Path) -> None:
     db = tmp_path / "served.duckdb"
     with Store(db) as s:
         repo.upsert_metric(s.cursor(), name="up")
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).parent / "telewatch"
     proc = subprocess.Popen(
         [str(exe), "serve", "--db", str(db), "--port", str(port)],

@@ -57,9 +57,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.settings = settings
 
     _install_error_handlers(app)
+    # One router per resource (api/routers/<resource>.py), included here, one line each.
     app.include_router(metrics.router)
     app.include_router(anomalies.router)
     app.include_router(ingest.router)
+    # -- end of routers
 
     @app.get("/api/health", response_model=HealthPublic, tags=["health"])
     def health(store: StoreDep) -> HealthPublic:

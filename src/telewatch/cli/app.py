@@ -423,11 +423,13 @@ def serve(
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
 
 
+# Feature command groups: one module each under telewatch/cli/, added here (one line each).
 from telewatch.cli.bench import bench_app  # noqa: E402
 from telewatch.cli.labels import labels_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(labels_app, name="labels")
+# -- end of feature command groups
 
 
 def main() -> None:
