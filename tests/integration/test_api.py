@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import free_port
 
+from support import free_port
 from telewatch.api.app import create_app
 from telewatch.settings import Settings
 from telewatch.store import repo

@@ -19,7 +19,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.1, what: str = "") -> None:
+def wait_until(
+    check: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> None:
     """Poll ``check`` until it returns True; raise TimeoutError naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
