@@ -13,7 +13,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@bash scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,deep]'
 	@touch $(STAMP)
 
 ## system-deps: Debian packages the test suite needs (servers, browser); installs only what is missing

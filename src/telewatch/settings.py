@@ -38,7 +38,20 @@ class Settings(BaseSettings):
     max_points_per_response: int = Field(
         default=200_000, ge=100, description="Most points one /api/series response may carry."
     )
-    default_detector: str = Field(default="robust_bands", description="Detector used when none is named.")
+    default_detector: str = Field(
+        default="novelty", description="Detector used when none is named (see docs/detectors.md)."
+    )
+
+    incident_types: Path | None = Field(
+        default=None, description="YAML rule set naming incident types; default: the shipped rules."
+    )
+    alerting_config: Path | None = Field(
+        default=None, description="YAML file of alert channels and rules (see docs/alerting.md)."
+    )
+    monitors_file: Path | None = Field(
+        default=None,
+        description="YAML file of monitors for `telewatch run` and `check` (see docs/monitors.md).",
+    )
 
     @property
     def store_path(self) -> Path:

@@ -136,3 +136,11 @@ def test_second_process_gets_a_clear_error(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert "in use by another telewatch process" in proc.stdout
+
+
+def test_every_setting_is_documented() -> None:
+    from telewatch.settings import Settings
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`TELEWATCH_{name.upper()}`" in doc, name

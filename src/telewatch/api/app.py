@@ -61,6 +61,24 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(metrics.router)
     app.include_router(anomalies.router)
     app.include_router(ingest.router)
+    from telewatch.api.routers import configuration, detect, feedback, ingest_preview, prom_metrics
+
+    app.include_router(ingest_preview.router)
+    app.include_router(configuration.router)
+    app.include_router(detect.router)
+    app.include_router(feedback.router)
+    app.include_router(prom_metrics.router)
+    from telewatch.api.routers import forecast as forecast_router
+
+    app.include_router(forecast_router.router)
+    from telewatch.api.routers import alerts as alerts_router
+
+    app.include_router(alerts_router.router)
+    from telewatch.api.routers import explain as explain_router
+    from telewatch.api.routers import incidents as incidents_router
+
+    app.include_router(explain_router.router)
+    app.include_router(incidents_router.router)
     # -- end of routers
 
     @app.get("/api/health", response_model=HealthPublic, tags=["health"])
@@ -103,6 +121,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, IngestError):
             return JSONResponse(body(exc, line=exc.line, column=exc.column), status_code=400)
         return JSONResponse(body(exc), status_code=400)
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the same {"detail", "error"} body as every other error (404 of an unknown path included)
+        kind = {404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}.get(exc.status_code, "HTTPError")
+        return JSONResponse(
+            {"detail": str(exc.detail), "error": kind}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:

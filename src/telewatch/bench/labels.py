@@ -33,6 +33,8 @@ from telewatch.detectors import create_detector
 from telewatch.store import repo
 from telewatch.store.db import Store
 
+NOT_ANOMALOUS_KINDS = frozenset({"false_alarm", "expected"})
+
 
 @dataclass(frozen=True)
 class MetricLabelsResult:
@@ -129,6 +131,8 @@ def run_labels_benchmark(
     console = console or Console(stderr=True)
     cur = store.cursor()
     windows = repo.read_label_windows(cur)
+    # Feedback saying "false alarm" or "expected" marks a window as normal, not as a positive.
+    windows = windows[~windows["kind"].isin(list(NOT_ANOMALOUS_KINDS))]
     if sources:
         windows = windows[windows["source"].isin(list(sources))]
     if windows.empty:

@@ -578,7 +578,9 @@ def probationary_scale(raw_probation: np.ndarray) -> float:
     return top if top > 0.0 else CALIBRATION_SCALE
 
 
-CALIBRATIONS = ("probationary", "fixed")
+CALIBRATIONS = ("probationary", "fixed", "tail")
+#: Re-alarm cooldown (rows) of the "tail" calibration.
+TAIL_COOLDOWN = 1000
 
 
 def detect_file(
@@ -590,7 +592,10 @@ def detect_file(
     ``calibration``: ``"probationary"`` = ``z / (z + m)`` with ``m`` the largest raw score of the
     file's probationary period (so the score reads "how far beyond anything seen while learning",
     comparable across files); ``"fixed"`` = ``z / (z + 5)`` for every file (then the corpus
-    threshold is a plain threshold on the raw score).
+    threshold is a plain threshold on the raw score); ``"tail"`` = telewatch's post-rules: a
+    :class:`~telewatch.postrules.calibrate.Calibrator` trained on the probationary raw scores, then
+    :class:`~telewatch.postrules.alarms.RepeatSuppressor` (cooldown ``TAIL_COOLDOWN`` rows), then
+    ``z / (z + 5)``.
     """
     if calibration not in CALIBRATIONS:
         raise ValidationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
@@ -598,6 +603,12 @@ def detect_file(
     n_fit = max(nab_file.probation_rows, 1)
     det.fit(nab_file.values.iloc[:n_fit])
     raw = det.score(nab_file.values).to_numpy(dtype="float64")
+    if calibration == "tail":  # telewatch's own post-rules, trained on the probationary rows
+        from telewatch.postrules.alarms import RepeatSuppressor
+        from telewatch.postrules.calibrate import Calibrator
+
+        z = Calibrator().train(raw[:n_fit])(raw)
+        return calibrate_scores(RepeatSuppressor(cooldown=TAIL_COOLDOWN)(z))
     scale = probationary_scale(raw[:n_fit]) if calibration == "probationary" else CALIBRATION_SCALE
     return calibrate_scores(raw, scale=scale)
 
@@ -650,6 +661,8 @@ def run_nab_benchmark(
         "z / (z + max probationary z), NaN -> 0"
         if calibration == "probationary"
         else f"z / (z + {CALIBRATION_SCALE:g}), NaN -> 0"
+        if calibration == "fixed"
+        else f"Calibrator z (probationary rows), RepeatSuppressor({TAIL_COOLDOWN}), z / (z + {CALIBRATION_SCALE:g})"
     )
 
     if export_dir is not None:

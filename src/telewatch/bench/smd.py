@@ -17,6 +17,12 @@ Per machine, with a univariate detector from the registry:
 6. Root cause: for each ``interpretation_label`` segment, columns are ranked by their mean calibrated
    score over the segment → HitRate@100% and HitRate@150% (TranAD's cut-off, see
    :func:`telewatch.bench.metrics.hit_rate`), averaged over segments.
+
+With a **multivariate** detector (``mv_*``, :mod:`telewatch.detectors.multivariate`) steps 2-3 become:
+one detector per machine, fitted on the train frame (all columns); train scored on its own, test
+scored with ``context=`` the train frame; the detector's own score is the overall score (it
+calibrates per metric inside, against train); root cause ranks columns by their mean
+``contributions`` over the segment. Thresholds come from train scores in the same way.
 """
 
 from __future__ import annotations
@@ -361,6 +367,32 @@ def score_machine(
     return train_scores, test_scores
 
 
+def is_multivariate(detector: str) -> bool:
+    """Whether ``detector`` names a multivariate (group) detector rather than a per-metric one."""
+    from telewatch.detectors.multivariate import available_multivariate_detectors
+
+    return detector in available_multivariate_detectors()
+
+
+def score_machine_multivariate(
+    machine: SmdMachine, *, detector: str, detector_params: dict[str, Any]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """A group detector on the whole machine: fitted on the train frame, train scored on its own,
+    test scored with the train frame as context. Returns train scores, test scores and test
+    contributions (rows × columns: each metric's share of each row's score)."""
+    from telewatch.detectors.multivariate import create_multivariate_detector
+
+    n_train, n_cols = machine.train.shape
+    index = pd.date_range(SYNTHETIC_START, periods=n_train + machine.test.shape[0], freq="1min")
+    cols = [f"dim{j}" for j in range(n_cols)]
+    train = pd.DataFrame(machine.train, index=index[:n_train], columns=cols)
+    test = pd.DataFrame(machine.test, index=index[n_train:], columns=cols)
+    det = create_multivariate_detector(detector, **detector_params).fit(train)
+    train_scores = det.score(train).to_numpy()
+    test_scores, contrib = det.score_with_contributions(test, context=train)
+    return train_scores, test_scores.to_numpy(), contrib.to_numpy()
+
+
 def _segment_hit_rates(
     calibrated: FloatArray, segments: Sequence[Segment]
 ) -> tuple[list[float], list[float]]:
@@ -446,6 +478,7 @@ def run_smd_benchmark(
     names = list(machines) if machines is not None else list_machines(data_dir)
     if not names:
         raise ValidationError(f"SMD: no machines under {data_dir}")
+    multivariate = is_multivariate(detector)
     skipped: dict[str, str] = {}
     results: list[MachineResult] = []
     all_h100: list[float] = []
@@ -471,10 +504,16 @@ def run_smd_benchmark(
                 continue
             tm = time.perf_counter()
             machine = load_machine(data_dir, name)
-            train_raw, test_raw = score_machine(machine, detector=detector, detector_params=params)
-            train_cal = calibrate_scores(train_raw, train_raw, calibration)
-            test_cal = calibrate_scores(train_raw, test_raw, calibration)
-            train_overall, test_overall = _overall(train_cal), _overall(test_cal)
+            if multivariate:
+                # one group score: the detector calibrates inside; contributions rank the metrics
+                train_overall, test_overall, test_cal = score_machine_multivariate(
+                    machine, detector=detector, detector_params=params
+                )
+            else:
+                train_raw, test_raw = score_machine(machine, detector=detector, detector_params=params)
+                train_cal = calibrate_scores(train_raw, train_raw, calibration)
+                test_cal = calibrate_scores(train_raw, test_raw, calibration)
+                train_overall, test_overall = _overall(train_cal), _overall(test_cal)
             if threshold == "pot":
                 thr = choose_threshold(train_overall, "pot", q=q, risk=1.0 - q)
             else:
@@ -520,7 +559,7 @@ def run_smd_benchmark(
     result = SmdResult(
         detector=detector,
         detector_params=params,
-        calibration=calibration,
+        calibration="inside the multivariate detector" if multivariate else calibration,
         threshold_method=threshold,
         threshold_note=threshold_note,
         time_index_note=TIME_INDEX_NOTE,

@@ -309,7 +309,9 @@ def detect_cmd(
     metric: Annotated[
         list[str] | None, typer.Option(help="Metric name or id (repeatable; default all).")
     ] = None,
-    threshold: Annotated[float, typer.Option(help="Score at or above which a point is anomalous.")] = 8.0,
+    threshold: Annotated[
+        float | None, typer.Option(help="Calibrated z at or above which a point is anomalous (default 5).")
+    ] = None,
     plot_dir: Annotated[Path | None, typer.Option(help="Write one PNG per metric here.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -429,6 +431,18 @@ from telewatch.cli.labels import labels_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(labels_app, name="labels")
+from telewatch.cli.forecast import register as register_forecast  # noqa: E402
+
+register_forecast(app)
+from telewatch.cli.alerts import register as register_alerts  # noqa: E402
+
+register_alerts(app)
+from telewatch.cli.explain import register as register_explain  # noqa: E402
+
+register_explain(app)
+from telewatch.cli.monitors import register as register_monitors  # noqa: E402
+
+register_monitors(app)
 # -- end of feature command groups
 
 

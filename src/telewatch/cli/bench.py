@@ -52,7 +52,8 @@ def bench_nab(
         str,
         typer.Option(
             help="Raw score → [0,1]: 'probationary' (scaled by each file's probationary-period scores) or "
-            "'fixed' (one map for every file; right for detectors whose scores are already comparable)."
+            "'fixed' (one map for every file; right for detectors whose scores are already comparable) or "
+            "'tail' (telewatch's calibrator trained on the probationary rows, then re-alarm suppression)."
         ),
     ] = "probationary",
     json_path: JsonOption = None,

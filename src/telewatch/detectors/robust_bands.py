@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from telewatch.detectors.bands import scale_floor
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
 
@@ -17,7 +18,8 @@ class RobustBands(Detector):
 
     The median and MAD come from the ``window`` points *before* each point (the point itself is
     excluded, so a spike cannot widen its own band). ``min_scale`` (learned in ``fit`` as a small
-    share of the series' overall spread) keeps flat stretches from dividing by zero.
+    share of the series' overall spread, its magnitude and its resolution; see
+    :func:`~telewatch.detectors.bands.scale_floor`) keeps flat stretches from dividing by zero.
 
     >>> import numpy as np, pandas as pd
     >>> idx = pd.date_range("2024-01-01", periods=300, freq="1min")
@@ -33,14 +35,9 @@ class RobustBands(Detector):
         self.min_periods = min_periods
 
     def _fit(self, series: pd.Series) -> None:
-        values = series.dropna().to_numpy()
-        if values.size == 0:
-            self.min_scale_ = 1e-9
-            return
-        spread = float(np.median(np.abs(values - np.median(values)))) * _MAD_TO_SIGMA
-        if spread == 0.0:
-            spread = float(np.std(values))
-        self.min_scale_ = max(spread * 0.01, 1e-9)
+        # floor: a share of the overall spread, the magnitude and the values' resolution, so a
+        # flat stretch (MAD 0) does not turn the next small wiggle into a score of millions
+        self.min_scale_ = scale_floor(series.dropna().to_numpy(), share=0.05)
 
     def _score(self, series: pd.Series) -> pd.Series:
         prev = series.shift(1)

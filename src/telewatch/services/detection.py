@@ -12,9 +12,17 @@ from rich.console import Console
 from rich.progress import Progress
 
 from telewatch.detectors import create_detector
-from telewatch.postrules.alarms import alarm_windows
+from telewatch.detectors.bands import ExpectedBand
+from telewatch.postrules.alarms import AlarmFilter
+from telewatch.postrules.calibrate import Calibrator
+from telewatch.postrules.threshold import Threshold
 from telewatch.store import repo
 from telewatch.store.db import Store
+
+#: The detector used when none is named (``Settings.default_detector`` defaults to it too).
+DEFAULT_DETECTOR = "novelty"
+#: Calibrated z at or above which a point is anomalous (a tail probability of about 3e-7).
+DEFAULT_THRESHOLD = 5.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,9 @@ class AnomalyWindow:
     peak: pd.Timestamp
     peak_score: float
     value: float
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
 
 
 @dataclass
@@ -34,31 +45,41 @@ class DetectionReport:
     threshold: float
     metrics: int = 0
     points: int = 0
+    excluded_points: int = 0
     anomalies: list[AnomalyWindow] = field(default_factory=list)
 
 
 def detect_metrics(
     store: Store,
     *,
-    detector: str = "robust_bands",
+    detector: str = DEFAULT_DETECTOR,
     params: dict[str, Any] | None = None,
     metric_ids: Sequence[int] | None = None,
-    threshold: float = 8.0,
-    min_points: int = 2,
+    threshold: float | None = None,
+    min_points: int = 1,
     merge_gap: int = 5,
+    cooldown: int = 0,
     console: Console | None = None,
 ) -> DetectionReport:
     """Fit ``detector`` on each metric, score it, and replace that detector's scores and anomalies.
 
-    An anomaly is a run of at least ``min_points`` scores at or above ``threshold``; runs closer
-    than ``merge_gap`` points are one anomaly.
+    Points inside anomalies already stored for the metric (by any detector) or inside labelled
+    anomaly windows are left out of the fit and of the calibration: past incidents do not poison
+    the baseline. Raw scores are calibrated to a z (:class:`~telewatch.postrules.calibrate.Calibrator`
+    trained on the metric's own non-anomalous scores), so ``threshold`` (default
+    :data:`DEFAULT_THRESHOLD`) means the same for every metric and detector; the stored scores are
+    these z's. An anomaly is a run of at least ``min_points`` flagged points (runs at most
+    ``merge_gap`` points apart are one anomaly; none starts within ``cooldown`` points of the last).
+    Detectors that know their expected value store it, with the band, at each anomaly's peak.
     """
     cur = store.cursor()
     metrics = repo.list_metrics(cur)
     if metric_ids is not None:
         wanted = set(metric_ids)
         metrics = [m for m in metrics if m.id in wanted]
-    report = DetectionReport(detector=detector, threshold=threshold)
+    cut = Threshold(value=DEFAULT_THRESHOLD if threshold is None else threshold)
+    alarm = AlarmFilter(min_points=min_points, merge_gap=merge_gap, cooldown=cooldown)
+    report = DetectionReport(detector=detector, threshold=float(cut.value_))
     with Progress(console=console or Console(stderr=True), transient=True) as progress:
         task = progress.add_task(f"detecting with {detector}", total=len(metrics))
         for metric in metrics:
@@ -66,31 +87,67 @@ def detect_metrics(
             progress.advance(task)
             if series.dropna().empty:
                 continue
-            det = create_detector(detector, **(params or {})).fit(series)
-            scores = det.score(series)
-            flags = (scores >= threshold).to_numpy()
-            windows = alarm_windows(flags, min_points=min_points, merge_gap=merge_gap)
+            known = known_anomalous(store, metric_id=metric.id, index=pd.DatetimeIndex(series.index))
+            train = series.where(~known)
+            if train.dropna().empty:
+                train = series
+            det = create_detector(detector, **(params or {})).fit(train)
+            raw = det.score(series)
+            calibrator = Calibrator().train(raw.to_numpy()[~known])
+            scores = pd.Series(calibrator(raw.to_numpy()), index=series.index, name=series.name)
+            band = det.expected(series) if isinstance(det, ExpectedBand) else None
             found = []
-            for start, end in windows:
+            for start, end in alarm(cut(scores.to_numpy())):
                 segment = scores.iloc[start:end]
                 peak_pos = start + int(np.nanargmax(segment.to_numpy()))
-                peak = pd.Timestamp(series.index[peak_pos])
                 found.append(
                     AnomalyWindow(
                         metric_id=metric.id,
                         metric=metric.display_name,
                         start=series.index[start],
                         end=series.index[end - 1],
-                        peak=peak,
+                        peak=pd.Timestamp(series.index[peak_pos]),
                         peak_score=float(segment.max()),
                         value=float(series.iloc[peak_pos]),
+                        **_band_at(band, peak_pos),
                     )
                 )
             _replace_results(store, metric.id, detector, scores, found)
             report.metrics += 1
             report.points += int(series.notna().sum())
+            report.excluded_points += int(known.sum())
             report.anomalies.extend(found)
     return report
+
+
+def known_anomalous(store: Store, *, metric_id: int, index: pd.DatetimeIndex) -> np.ndarray:
+    """Which points of ``index`` lie inside a stored anomaly (any detector) or a labelled anomaly
+    window of the metric: the points to keep out of a refit."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ?"
+            " UNION ALL SELECT start_ts, end_ts FROM label_windows WHERE metric_id = ? AND kind = 'anomaly'",
+            [metric_id, metric_id],
+        )
+        .fetchall()
+    )
+    mask = np.zeros(len(index), dtype=bool)
+    if not rows or not len(index):
+        return mask
+    i8 = index.tz_convert("UTC").tz_localize(None).as_unit("ns").asi8
+    for start, end in rows:
+        lo = np.searchsorted(i8, pd.Timestamp(start).as_unit("ns").value, side="left")
+        hi = np.searchsorted(i8, pd.Timestamp(end).as_unit("ns").value, side="right")
+        mask[lo:hi] = True
+    return mask
+
+
+def _band_at(band: pd.DataFrame | None, pos: int) -> dict[str, float | None]:
+    if band is None:
+        return {}
+    row = band.iloc[pos]
+    return {k: (float(row[k]) if np.isfinite(row[k]) else None) for k in ("expected", "lower", "upper")}
 
 
 def _replace_results(
@@ -118,8 +175,8 @@ def _replace_results(
             tx.unregister("_tw_scores")
         for a in found:
             tx.execute(
-                "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value,"
+                " expected, lower, upper) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     metric_id,
                     detector,
@@ -128,6 +185,9 @@ def _replace_results(
                     a.peak.tz_convert("UTC").tz_localize(None),
                     a.peak_score,
                     a.value,
+                    a.expected,
+                    a.lower,
+                    a.upper,
                 ],
             )
 
@@ -138,7 +198,7 @@ def read_anomalies(
     """Stored anomalies, newest first."""
     sql = (
         "SELECT a.id, a.metric_id, m.name AS metric, a.detector, a.start_ts, a.end_ts, a.peak_ts,"
-        " a.peak_score, a.value FROM anomalies a JOIN metrics m ON m.id = a.metric_id WHERE true"
+        " a.peak_score, a.value, a.expected, a.lower, a.upper FROM anomalies a JOIN metrics m ON m.id = a.metric_id WHERE true"
     )
     params: list[object] = []
     if metric_id is not None:

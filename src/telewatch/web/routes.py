@@ -1,7 +1,10 @@
-"""Pages of the web UI. Thin: data comes from the same services as the API."""
+"""Pages of the web UI. Thin: data comes from the same services as the API; every action the
+pages take is an API call (see docs/ui.md)."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -10,15 +13,47 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from telewatch import __version__
-from telewatch.services import catalog
+from telewatch.core.errors import TelewatchError
+from telewatch.services import catalog, overview
 from telewatch.store.db import Store
+from telewatch.store.repo import parse_selector
 
 _HERE = Path(__file__).parent
 
 
+def sparkline(values: list[float | None], *, width: int = 160, height: int = 28) -> str:
+    """An inline SVG polyline of the values (gaps break the line).
+
+    >>> sparkline([1.0, 2.0, None, 3.0]).count("<polyline")
+    2
+    """
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return f'<svg class="spark" width="{width}" height="{height}"></svg>'
+    lo, hi = min(finite), max(finite)
+    span = (hi - lo) or 1.0
+    step = width / max(1, len(values) - 1)
+    runs: list[list[str]] = [[]]
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            if runs[-1]:
+                runs.append([])
+            continue
+        y = height - 2 - (v - lo) / span * (height - 4)
+        runs[-1].append(f"{i * step:.1f},{y:.1f}")
+    lines = "".join(f'<polyline points="{" ".join(r)}"/>' for r in runs if r)
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}">{lines}</svg>'
+    )
+
+
 def install_web(app: FastAPI, *, plotly_js: Path) -> None:
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
+    templates.env.globals["spark"] = sparkline
     app.mount("/static/ui", StaticFiles(directory=_HERE / "static"), name="ui")
+
+    def page(request: Request, name: str, key: str, **context: object) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"page": key, "version": __version__, **context})
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly() -> FileResponse:
@@ -27,13 +62,74 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request, group: str | None = None) -> HTMLResponse:
+    def index(request: Request, group: str | None = None, selector: str | None = None) -> HTMLResponse:
         store: Store = request.app.state.store
-        everything = catalog.list_metrics(store)
-        groups = sorted({m.group for m in everything if m.group})
-        shown = [m for m in everything if group is None or m.group == group]
-        return templates.TemplateResponse(
+        groups = sorted({m.group for m in catalog.list_metrics(store) if m.group})
+        error = None
+        try:
+            rows = overview.summarize_metrics(store, group=group or None, selector=parse_selector(selector))
+        except TelewatchError as exc:
+            rows, error = [], str(exc)
+        rows.sort(key=lambda r: (r.state != "anomalous", -r.anomaly_rate))
+        return page(
             request,
             "index.html",
-            {"metrics": shown, "groups": groups, "group": group, "version": __version__},
+            "overview",
+            summaries=rows,
+            groups=groups,
+            group=group,
+            selector=selector,
+            error=error,
         )
+
+    @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/explore/{metric_id}", response_class=HTMLResponse, include_in_schema=False)
+    def explore(request: Request, metric_id: int | None = None) -> HTMLResponse:
+        store: Store = request.app.state.store
+        metrics = catalog.list_metrics(store)
+        if metric_id is None and metrics:
+            metric_id = metrics[0].id
+        data = [
+            {
+                "id": m.id,
+                "name": m.name,
+                "display": m.display_name,
+                "labels": m.labels,
+                "group": m.group,
+                "unit": m.unit,
+                "first": int(m.first_ts.value // 1_000_000) if m.first_ts is not None else None,
+                "last": int(m.last_ts.value // 1_000_000) if m.last_ts is not None else None,
+            }
+            for m in metrics
+        ]
+        return page(
+            request,
+            "explore.html",
+            "explore",
+            metrics=metrics,
+            metric_id=metric_id,
+            metrics_json=json.dumps(data).replace("</", "<\\/"),
+        )
+
+    @app.get("/scan", response_class=HTMLResponse, include_in_schema=False)
+    def scan(request: Request) -> HTMLResponse:
+        store: Store = request.app.state.store
+        metrics = catalog.list_metrics(store)
+        groups = sorted({m.group for m in metrics if m.group})
+        return page(request, "scan.html", "scan", metrics=metrics, groups=groups)
+
+    @app.get("/upload", response_class=HTMLResponse, include_in_schema=False)
+    def upload(request: Request) -> HTMLResponse:
+        return page(request, "upload.html", "upload")
+
+    @app.get("/incidents", response_class=HTMLResponse, include_in_schema=False)
+    def incidents(request: Request) -> HTMLResponse:
+        return page(request, "incidents.html", "incidents", incident_id=None)
+
+    @app.get("/incidents/{incident_id}", response_class=HTMLResponse, include_in_schema=False)
+    def incident(request: Request, incident_id: int) -> HTMLResponse:
+        return page(request, "incident.html", "incidents", incident_id=incident_id)
+
+    @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
+    def alerts(request: Request) -> HTMLResponse:
+        return page(request, "alerts.html", "alerts")

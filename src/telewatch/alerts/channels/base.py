@@ -1,0 +1,74 @@
+"""What every channel implements, and how errors are reported without leaking secrets."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from telewatch.alerts.model import OutboundMessage
+from telewatch.core.errors import TelewatchError
+
+Checkpoint = Callable[[dict[str, Any]], None]
+"""Called by a channel after each step that landed (e.g. Telegram's message id), durably stored so a
+restarted delivery skips what is already done."""
+
+
+class DeliveryError(TelewatchError):
+    """A send failed. The message never contains a secret. ``retry_after`` (s) when the channel said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SendResult:
+    remote_id: str | None = None
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret (and its URL-encoded form) in ``text`` by ``***``.
+
+    >>> redact("POST https://api/bot123:SECRET/sendMessage failed", ["123:SECRET"])
+    'POST https://api/bot***/sendMessage failed'
+    """
+    from urllib.parse import quote
+
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return text
+
+
+class Channel(ABC):
+    """One configured destination. ``send`` raises :class:`DeliveryError` on failure (secrets redacted)."""
+
+    kind: str = "base"
+
+    def __init__(self, name: str, config: Any = None) -> None:
+        from telewatch.alerts.config import RetryPolicy
+
+        self.name = name
+        self.language: str = getattr(config, "language", "en")
+        self.retry: RetryPolicy = getattr(config, "retry", None) or RetryPolicy()
+        self.rate_limit = getattr(config, "rate_limit", None)
+        self.send_chart: bool = getattr(config, "send_chart", True)
+
+    @abstractmethod
+    def send(
+        self, message: OutboundMessage, *, progress: dict[str, Any], checkpoint: Checkpoint
+    ) -> SendResult:
+        """Deliver ``message``. ``progress`` holds steps a previous attempt completed."""
+
+    def secrets(self) -> list[str]:
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """A description without secrets (for the API and CLI)."""
+        return {"name": self.name, "type": self.kind}

@@ -1,0 +1,91 @@
+"""The chart attached to an alert: the last hours, the expected band, the anomaly marked (PNG)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from telewatch.alerts.model import AlertCandidate
+
+
+def render_chart(
+    candidate: AlertCandidate, *, hours: float = 6.0, title: str | None = None, language: str = "en"
+) -> bytes | None:
+    """A PNG of ``candidate.series`` over the last ``hours`` with its band, or None without a series.
+
+    >>> from telewatch.alerts.rules import sample_candidate
+    >>> render_chart(sample_candidate())[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+    True
+    """
+    series = candidate.series
+    if series is None or series.dropna().empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    series = series.astype("float64")
+    index = pd.DatetimeIndex(series.index)
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    series = pd.Series(series.to_numpy(), index=index.tz_convert("UTC"))
+    end = series.index.max()
+    series = series[series.index > end - pd.Timedelta(hours=hours)]
+    words = _WORDS.get(language, _WORDS["en"])
+
+    fig, ax = plt.subplots(figsize=(9, 3.4), dpi=100)
+    try:
+        x = pd.DatetimeIndex(series.index).tz_localize(None)
+        if candidate.band is not None and not candidate.band.empty:
+            band = candidate.band.copy()
+            bindex = pd.DatetimeIndex(band.index)
+            band.index = (bindex.tz_localize("UTC") if bindex.tz is None else bindex).tz_convert("UTC")
+            band = band.reindex(series.index)
+            bx = pd.DatetimeIndex(band.index).tz_localize(None)
+            if {"lower", "upper"} <= set(band.columns):
+                ax.fill_between(
+                    bx,
+                    band["lower"].to_numpy(dtype="float64"),
+                    band["upper"].to_numpy(dtype="float64"),
+                    color="#9ecae1",
+                    alpha=0.45,
+                    linewidth=0,
+                    label=words["band"],
+                )
+            if "expected" in band.columns:
+                ax.plot(
+                    bx,
+                    band["expected"].to_numpy(dtype="float64"),
+                    color="#3182bd",
+                    linewidth=1,
+                    linestyle="--",
+                    label=words["expected"],
+                )
+        ax.plot(x, series.to_numpy(), color="#222222", linewidth=1.2, label=words["value"])
+        start = candidate.started_at.tz_convert("UTC").tz_localize(None)
+        stop = candidate.last_seen.tz_convert("UTC").tz_localize(None)
+        if stop <= start:
+            stop = start + pd.Timedelta(minutes=1)
+        ax.axvspan(start, stop, color="#e6550d", alpha=0.18, label=words["anomaly"])  # type: ignore[arg-type]
+        ax.scatter([stop], [candidate.value], color="#d62728", zorder=5, s=28)  # type: ignore[arg-type]
+        ax.set_title(title or candidate.metric, fontsize=10, loc="left")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+        ax.set_xlabel("UTC", fontsize=8)
+        ax.grid(alpha=0.25)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7, loc="upper left", ncol=4, frameon=False)
+        fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.16)  # tight_layout costs a re-draw
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
+
+
+_WORDS = {
+    "en": {"band": "expected band", "expected": "expected", "value": "value", "anomaly": "anomaly"},
+    "ru": {"band": "ожидаемый диапазон", "expected": "ожидание", "value": "значение", "anomaly": "аномалия"},
+}

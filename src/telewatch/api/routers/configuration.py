@@ -1,0 +1,76 @@
+"""Read-only configuration views for the UI: monitors' status (from the store) and alert rules (from the
+alerting configuration file). Editing stays in the YAML files, reviewed like code."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from telewatch.api.deps import StoreDep
+from telewatch.api.schemas import ErrorPublic
+from telewatch.core.errors import ConfigError
+
+router = APIRouter(prefix="/api", tags=["configuration"])
+
+
+class MonitorStatusPublic(BaseModel):
+    monitor: str
+    status: str
+    last_run_at: datetime | None
+    last_attempt_at: datetime | None
+    attempts: int
+    error: str | None
+    next_retry_at: datetime | None
+    series: int
+    runs: int
+    last_points: int | None
+    last_anomalies: int | None
+
+
+@router.get("/monitor-status", response_model=list[MonitorStatusPublic])
+def monitor_status(store: StoreDep) -> list[MonitorStatusPublic]:
+    """Every monitor that has run here: status, last run, failure streak, series and run counts."""
+    cur = store.cursor()
+    present = {
+        str(r[0])
+        for r in cur.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_name IN ('monitor_state', 'monitor_series', 'monitor_runs')"
+        ).fetchall()
+    }
+    if present != {"monitor_state", "monitor_series", "monitor_runs"}:
+        return []
+    rows = cur.execute(
+        "SELECT s.monitor, s.status, s.last_run_at, s.last_attempt_at, s.attempts, s.error, s.next_retry_at,"
+        " (SELECT count(*) FROM monitor_series m WHERE m.monitor = s.monitor),"
+        " (SELECT count(*) FROM monitor_runs r WHERE r.monitor = s.monitor),"
+        " (SELECT arg_max(points, id) FROM monitor_runs r WHERE r.monitor = s.monitor),"
+        " (SELECT arg_max(anomalies, id) FROM monitor_runs r WHERE r.monitor = s.monitor)"
+        " FROM monitor_state s ORDER BY s.monitor"
+    ).fetchall()
+    names = list(MonitorStatusPublic.model_fields)
+    return [MonitorStatusPublic(**dict(zip(names, row, strict=True))) for row in rows]
+
+
+@router.get(
+    "/alert-rules",
+    response_model=list[dict[str, Any]],
+    responses={400: {"model": ErrorPublic, "description": "No or invalid alerting configuration"}},
+)
+def alert_rules(request: Request) -> list[dict[str, Any]]:
+    """The alert rules of the alerting configuration (``TELEWATCH_ALERTING_CONFIG``), as JSON."""
+    from telewatch.services import alerting
+
+    settings = request.app.state.settings
+    path = getattr(settings, "alerting_config", None) or os.environ.get("TELEWATCH_ALERTING_CONFIG")
+    if not path:
+        raise ConfigError(
+            "no alerting configuration: set TELEWATCH_ALERTING_CONFIG to the alerting YAML file"
+        )
+    config = alerting.load_alerting_config(Path(path))
+    return [rule.model_dump(mode="json", by_alias=True) for rule in config.rules]

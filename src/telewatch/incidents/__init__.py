@@ -1,0 +1,1 @@
+"""Incidents: related-metric ranking (window scan), grouping of anomalies, incident types."""

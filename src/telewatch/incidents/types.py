@@ -1,0 +1,191 @@
+"""Incident types: an editable YAML rule set naming the kind of trouble from the metrics and directions.
+
+A rule file looks like this (the shipped one is ``telewatch/data/incident_types.yaml``)::
+
+    types:
+      - name: backend_outage
+        title: Backend outage
+        all:                       # every condition must match a metric of the incident
+          - {metric: throughput_rpm, direction: down}
+          - {metric: error_rate, direction: up}
+        any:                       # optional: at least ``min_any`` (default 1) of these
+          - {metric: web_response_ms, direction: up}
+        none:                      # optional: none of these may match
+          - {metric: cpu_percent, direction: up}
+
+``metric`` is a glob over metric names (``*_percent``), ``direction`` is ``up``, ``down`` or ``any``;
+``group`` (glob over the metric's group) may stand in for or narrow ``metric``. Among the rules
+that match, the one with the most matched conditions wins, then the higher ``priority``, then the
+earlier in the file.
+
+>>> rules = load_rules()
+>>> classify(rules, [MetricChange("error_rate", "up"), MetricChange("apdex", "down")]).name
+'error_burst'
+>>> classify(rules, [MetricChange("memory_percent", "flat")]) is None
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticError
+
+from telewatch.core.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_RULES_ENV",
+    "Condition",
+    "IncidentType",
+    "MetricChange",
+    "RuleSet",
+    "classify",
+    "involvement_cut",
+    "load_rules",
+]
+
+DEFAULT_RULES_ENV = "TELEWATCH_INCIDENT_TYPES"
+"""Environment variable naming a rule file to use instead of the shipped one."""
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str | None = Field(default=None, description="Glob over metric names.")
+    group: str | None = Field(default=None, description="Glob over metric groups.")
+    direction: Literal["up", "down", "any"] = "any"
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> Condition:
+        if self.metric is None and self.group is None:
+            raise ValueError("a condition needs a metric or a group")
+        return self
+
+    def matches(self, change: MetricChange) -> bool:
+        if change.direction == "flat":
+            return False
+        if self.direction != "any" and change.direction != self.direction:
+            return False
+        if self.metric is not None and not fnmatchcase(change.metric, self.metric):
+            return False
+        return not (self.group is not None and not fnmatchcase(change.group or "", self.group))
+
+
+class IncidentType(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9_\-]+$")
+    title: str
+    description: str = ""
+    priority: int = 0
+    all: list[Condition] = Field(default_factory=list)
+    any: list[Condition] = Field(default_factory=list)
+    min_any: int = Field(default=1, ge=0)
+    none: list[Condition] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> IncidentType:
+        if not self.all and not self.any:
+            raise ValueError(f"type {self.name!r} needs 'all' or 'any' conditions")
+        return self
+
+    def match_count(self, changes: Sequence[MetricChange]) -> int | None:
+        """How many conditions matched, or None when the rule does not apply."""
+        for cond in self.all:
+            if not any(cond.matches(c) for c in changes):
+                return None
+        hits_any = sum(1 for cond in self.any if any(cond.matches(c) for c in changes))
+        if self.any and hits_any < min(self.min_any, len(self.any)):
+            return None
+        for cond in self.none:
+            if any(cond.matches(c) for c in changes):
+                return None
+        return len(self.all) + hits_any
+
+
+class RuleSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    types: list[IncidentType]
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _unique(self) -> RuleSet:
+        names = [t.name for t in self.types]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate type names: {', '.join(dupes)}")
+        return self
+
+    def get(self, name: str) -> IncidentType | None:
+        return next((t for t in self.types if t.name == name), None)
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """A metric involved in an incident and the way it moved."""
+
+    metric: str
+    direction: Literal["up", "down", "flat"]
+    group: str | None = None
+
+
+def load_rules(path: Path | str | None = None) -> RuleSet:
+    """Load a rule set: ``path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped default."""
+    chosen = path if path is not None else os.environ.get(DEFAULT_RULES_ENV) or None
+    if chosen is None:
+        text = resources.files("telewatch.data").joinpath("incident_types.yaml").read_text(encoding="utf-8")
+        source = "builtin:incident_types.yaml"
+    else:
+        p = Path(chosen)
+        if not p.is_file():
+            raise ConfigError(f"incident types: no rule file at {p}")
+        text = p.read_text(encoding="utf-8")
+        source = str(p)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"incident types {source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict) or "types" not in raw:
+        raise ConfigError(f"incident types {source}: expected a mapping with a 'types' list")
+    try:
+        return RuleSet.model_validate({**raw, "source": source})
+    except PydanticError as exc:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"incident types {source}: {where}") from exc
+
+
+def involvement_cut(top_score: float) -> float:
+    """The scan score from which a metric counts as moving with an incident: ``max(3, 0.6 sqrt(top))``.
+
+    The square root keeps the companions of one extreme metric (an error rate up 200-fold) in, where
+    a fixed share of the top score would drop them.
+
+    >>> involvement_cut(400.0), involvement_cut(4.0)
+    (12.0, 3.0)
+    """
+    return max(3.0, 0.6 * float(top_score) ** 0.5)
+
+
+def classify(rules: RuleSet, changes: Sequence[MetricChange]) -> IncidentType | None:
+    """The best-matching type for the changes, or None when no rule applies."""
+    best: tuple[int, int, int] | None = None
+    chosen: IncidentType | None = None
+    for pos, rule in enumerate(rules.types):
+        count = rule.match_count(changes)
+        if count is None:
+            continue
+        key = (count, rule.priority, -pos)
+        if best is None or key > best:
+            best, chosen = key, rule
+    return chosen

@@ -1,0 +1,1 @@
+"""Monitors: YAML declarations of what to watch, how and how often (see docs/monitors.md)."""

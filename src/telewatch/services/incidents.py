@@ -1,0 +1,388 @@
+"""Use-case: turn stored anomalies into incidents — grouped, ranked, typed, opened and resolved.
+
+:func:`update_incidents` is idempotent: it regroups the anomalies and matches each group to the
+stored incident it overlaps (same slice key), updating that one in place; a group matching several
+stored incidents merges them into the oldest. Rerunning it over the same anomalies changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from telewatch.core.errors import NotFoundError, ValidationError
+from telewatch.incidents.grouping import AnomalyRecord, IncidentDraft, group_anomalies
+from telewatch.incidents.types import MetricChange, RuleSet, classify, involvement_cut, load_rules
+from telewatch.services.explain import explain_window
+from telewatch.store.db import Store
+
+MIN_WINDOW = pd.Timedelta("10min")
+"""The shortest window an incident's metrics are ranked over (from its start)."""
+
+__all__ = [
+    "IncidentDetail",
+    "IncidentMetric",
+    "IncidentSummary",
+    "IncidentUpdate",
+    "get_incident",
+    "list_incidents",
+    "resolve_incident",
+    "update_incidents",
+]
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    id: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    peak: pd.Timestamp
+    peak_score: float
+    state: str
+    type: str | None
+    type_title: str | None
+    slice_key: str | None
+    title: str
+    metrics: int
+    created_at: pd.Timestamp
+    updated_at: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class IncidentMetric:
+    metric_id: int
+    metric: str
+    rank: int
+    score: float
+    direction: str
+    magnitude: float | None
+    magnitude_kind: str | None
+    lead_lag: int | None
+    anomalous: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class IncidentDetail:
+    incident: IncidentSummary
+    metrics: list[IncidentMetric]
+    anomaly_ids: list[int]
+
+
+@dataclass
+class IncidentUpdate:
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    merged: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    open: int = 0
+    resolved: int = 0
+
+
+def _naive(ts: pd.Timestamp) -> Any:
+    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _read_anomalies(
+    store: Store, *, since: pd.Timestamp | None, split_label: str | None
+) -> list[AnomalyRecord]:
+    sql = (
+        "SELECT a.id, a.metric_id, a.start_ts, a.end_ts, a.peak_ts, a.peak_score, m.labels"
+        " FROM anomalies a JOIN metrics m ON m.id = a.metric_id"
+    )
+    params: list[object] = []
+    if since is not None:
+        sql += " WHERE a.end_ts >= ?"
+        params.append(_naive(since))
+    rows = store.cursor().execute(sql + " ORDER BY a.start_ts, a.id", params).fetchall()
+    out = []
+    for r in rows:
+        key = json.loads(str(r[6])).get(split_label) if split_label else None
+        out.append(AnomalyRecord(int(r[0]), int(r[1]), _utc(r[2]), _utc(r[3]), _utc(r[4]), float(r[5]), key))
+    return out
+
+
+def _involved(ranked: list[Any], anomalous: set[int]) -> list[MetricChange]:
+    """Metrics that type the incident: those the scan says clearly moved in its window.
+
+    Detection flags alone do not count: a noisy metric's false alarm inside a real incident would
+    otherwise change its type."""
+    if not ranked:
+        return []
+    top = max(r.ranked.score for r in ranked)
+    cut = involvement_cut(top)
+    return [
+        MetricChange(r.ranked.name.split("{")[0], r.ranked.direction, r.group)
+        for r in ranked
+        if r.ranked.score >= cut
+    ]
+
+
+def update_incidents(
+    store: Store,
+    *,
+    now: pd.Timestamp | str | None = None,
+    merge_gap: pd.Timedelta | str = "5min",
+    quiet: pd.Timedelta | str = "30min",
+    split_label: str | None = None,
+    since: pd.Timestamp | str | None = None,
+    rules: RuleSet | None = None,
+    rules_path: Path | str | None = None,
+    rank_limit: int = 10,
+) -> IncidentUpdate:
+    """Group the stored anomalies (ending at or after ``since``, default all) into incidents.
+
+    ``merge_gap``: anomalies closer than this are one incident. ``split_label``: a label (``host``,
+    ``site``) whose different values keep incidents apart. ``quiet``: an incident with no anomaly for
+    this long before ``now`` is resolved. Each incident's metrics are ranked by the window scan (the
+    peak metric is the target) and the incident is typed by the rule set (``rules``, else the file
+    ``rules_path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped rules).
+    """
+    now_ts = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    gap, quiet_td = pd.Timedelta(merge_gap), pd.Timedelta(quiet)
+    if gap < pd.Timedelta(0) or quiet_td <= pd.Timedelta(0):
+        raise ValidationError("merge_gap must be >= 0 and quiet > 0")
+    rule_set = rules if rules is not None else load_rules(rules_path)
+    anomalies = _read_anomalies(
+        store, since=_utc(since) if since is not None else None, split_label=split_label
+    )
+    drafts = group_anomalies(anomalies, merge_gap=gap)
+    cur = store.cursor()
+    existing = cur.execute(
+        "SELECT id, start_ts, end_ts, slice_key, resolved_at, state, type, title, peak_score FROM incidents"
+        " ORDER BY id"
+    ).fetchall()
+    report = IncidentUpdate()
+    claimed: set[int] = set()
+    for draft in drafts:
+        matches = [
+            row
+            for row in existing
+            if int(row[0]) not in claimed
+            and (row[3] is None or draft.key is None or row[3] == draft.key)
+            and _utc(row[1]) <= draft.end + gap
+            and draft.start <= _utc(row[2]) + gap
+        ]
+        keep = matches[0] if matches else None
+        ranked, typed = _rank_and_type(store, draft, rule_set, rank_limit)
+        resolved_at = _utc(keep[4]) if keep is not None and keep[4] is not None else None
+        state = (
+            "resolved"
+            if now_ts - draft.end >= quiet_td or (resolved_at is not None and resolved_at >= draft.end)
+            else "open"
+        )
+        names = [r.ranked.name.split("{")[0] for r in ranked[:3]]
+        type_title = typed.title if typed is not None else None
+        title = f"{type_title or 'Anomaly'}: {', '.join(names)}" if names else (type_title or "Anomaly")
+        fields = [
+            _naive(draft.start),
+            _naive(draft.end),
+            _naive(draft.peak),
+            draft.peak_score,
+            draft.peak_metric_id,
+            state,
+            typed.name if typed else None,
+            type_title,
+            draft.key,
+            title,
+        ]
+        with store.transaction() as tx:
+            if keep is None:
+                row = tx.execute(
+                    "INSERT INTO incidents (start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, type,"
+                    " type_title, slice_key, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    fields,
+                ).fetchone()
+                assert row is not None  # RETURNING yields the row
+                incident_id = int(row[0])
+                report.created.append(incident_id)
+            else:
+                incident_id = int(keep[0])
+                before = tx.execute(
+                    "SELECT start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, type, type_title,"
+                    " slice_key, title FROM incidents WHERE id = ?",
+                    [incident_id],
+                ).fetchone()
+                changed = before is None or [
+                    pd.Timestamp(v) if i < 3 else v for i, v in enumerate(before)
+                ] != [pd.Timestamp(v) if i < 3 else v for i, v in enumerate(fields)]
+                if changed:
+                    tx.execute(
+                        "UPDATE incidents SET start_ts = ?, end_ts = ?, peak_ts = ?, peak_score = ?,"
+                        " peak_metric_id = ?, state = ?, type = ?, type_title = ?, slice_key = ?, title = ?,"
+                        " updated_at = current_timestamp WHERE id = ?",
+                        [*fields, incident_id],
+                    )
+                    report.updated.append(incident_id)
+                else:
+                    report.unchanged.append(incident_id)
+                for other in matches[1:]:
+                    other_id = int(other[0])
+                    for table in ("incident_metrics", "incident_anomalies"):
+                        tx.execute(f"DELETE FROM {table} WHERE incident_id = ?", [other_id])
+                    tx.execute("DELETE FROM incidents WHERE id = ?", [other_id])
+                    report.merged.append(other_id)
+                    claimed.add(other_id)
+            claimed.add(incident_id)
+            tx.execute("DELETE FROM incident_metrics WHERE incident_id = ?", [incident_id])
+            tx.execute("DELETE FROM incident_anomalies WHERE incident_id = ?", [incident_id])
+            anomalous = set(draft.metric_ids)
+            for r in ranked:
+                rm = r.ranked
+                tx.execute(
+                    "INSERT INTO incident_metrics (incident_id, metric_id, rank, score, direction, magnitude,"
+                    " magnitude_kind, lead_lag, anomalous, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        incident_id,
+                        r.metric_id,
+                        rm.rank,
+                        rm.score,
+                        rm.direction,
+                        rm.magnitude,
+                        rm.magnitude_kind,
+                        rm.lead_lag,
+                        r.metric_id in anomalous,
+                        rm.reason,
+                    ],
+                )
+            for anomaly_id in draft.anomaly_ids:
+                tx.execute(
+                    "INSERT INTO incident_anomalies (incident_id, anomaly_id) VALUES (?, ?)",
+                    [incident_id, anomaly_id],
+                )
+        if state == "open":
+            report.open += 1
+        else:
+            report.resolved += 1
+    return report
+
+
+def _rank_and_type(
+    store: Store, draft: IncidentDraft, rules: RuleSet, rank_limit: int
+) -> tuple[list[Any], Any]:
+    step = pd.Timedelta("1min")
+    # a one-point anomaly is usually the onset of a longer change: scan at least ``MIN_WINDOW``
+    end = max(draft.end + step, draft.start + MIN_WINDOW)
+    try:
+        result = explain_window(
+            store,
+            start=draft.start,
+            end=end,
+            metric=draft.peak_metric_id,
+            limit=None,
+        )
+    except (ValidationError, NotFoundError):
+        return [], None  # no baseline (the very start of the data) or no data: untyped
+    anomalous = set(draft.metric_ids)
+    kept = [r for r in result.ranked if r.ranked.rank <= rank_limit or r.metric_id in anomalous]
+    return kept, classify(rules, _involved(result.ranked, anomalous))
+
+
+_SUMMARY_SQL = (
+    "SELECT i.id, i.start_ts, i.end_ts, i.peak_ts, i.peak_score, i.state, i.type, i.type_title, i.slice_key,"
+    " i.title, (SELECT count(*) FROM incident_metrics im WHERE im.incident_id = i.id AND im.anomalous),"
+    " i.created_at, i.updated_at FROM incidents i"
+)
+
+
+def _summary(row: Any) -> IncidentSummary:
+    return IncidentSummary(
+        id=int(row[0]),
+        start=_utc(row[1]),
+        end=_utc(row[2]),
+        peak=_utc(row[3]),
+        peak_score=float(row[4]),
+        state=str(row[5]),
+        type=row[6],
+        type_title=row[7],
+        slice_key=row[8],
+        title=str(row[9]),
+        metrics=int(row[10]),
+        created_at=_utc(row[11]),
+        updated_at=_utc(row[12]),
+    )
+
+
+def list_incidents(
+    store: Store, *, state: str | None = None, limit: int = 100, offset: int = 0
+) -> list[IncidentSummary]:
+    """Incidents, newest first; ``state`` = open or resolved filters."""
+    if state is not None and state not in {"open", "resolved"}:
+        raise ValidationError(f"state must be 'open' or 'resolved', got {state!r}")
+    if limit < 1 or offset < 0:
+        raise ValidationError("limit must be >= 1 and offset >= 0")
+    sql, params = _SUMMARY_SQL, []
+    if state is not None:
+        sql += " WHERE i.state = ?"
+        params.append(state)
+    rows = store.cursor().execute(
+        sql + " ORDER BY i.start_ts DESC, i.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+    )
+    return [_summary(r) for r in rows.fetchall()]
+
+
+def get_incident(store: Store, *, incident_id: int) -> IncidentDetail:
+    cur = store.cursor()
+    row = cur.execute(_SUMMARY_SQL + " WHERE i.id = ?", [incident_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"no incident with id {incident_id}")
+    metrics = cur.execute(
+        "SELECT im.metric_id, m.name, m.labels, im.rank, im.score, im.direction, im.magnitude, im.magnitude_kind,"
+        " im.lead_lag, im.anomalous, im.reason FROM incident_metrics im JOIN metrics m ON m.id = im.metric_id"
+        " WHERE im.incident_id = ? ORDER BY im.rank",
+        [incident_id],
+    ).fetchall()
+    anomaly_ids = [
+        int(r[0])
+        for r in cur.execute(
+            "SELECT anomaly_id FROM incident_anomalies WHERE incident_id = ? ORDER BY anomaly_id",
+            [incident_id],
+        ).fetchall()
+    ]
+    return IncidentDetail(
+        incident=_summary(row),
+        metrics=[
+            IncidentMetric(
+                metric_id=int(r[0]),
+                metric=str(r[1])
+                + (
+                    "{" + ",".join(f"{k}={v}" for k, v in json.loads(str(r[2])).items()) + "}"
+                    if r[2] and r[2] != "{}"
+                    else ""
+                ),
+                rank=int(r[3]),
+                score=float(r[4]),
+                direction=str(r[5]),
+                magnitude=None if r[6] is None else float(r[6]),
+                magnitude_kind=r[7],
+                lead_lag=None if r[8] is None else int(r[8]),
+                anomalous=bool(r[9]),
+                reason=str(r[10]),
+            )
+            for r in metrics
+        ],
+        anomaly_ids=anomaly_ids,
+    )
+
+
+def resolve_incident(store: Store, *, incident_id: int, at: pd.Timestamp | None = None) -> IncidentSummary:
+    """Resolve an incident by hand; it reopens only if a later anomaly extends it past ``at``."""
+    when = _utc(at) if at is not None else pd.Timestamp.now(tz="UTC")
+    with store.transaction() as tx:
+        row = tx.execute("SELECT id FROM incidents WHERE id = ?", [incident_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no incident with id {incident_id}")
+        tx.execute(
+            "UPDATE incidents SET state = 'resolved', resolved_at = ?, updated_at = current_timestamp WHERE id = ?",
+            [_naive(when), incident_id],
+        )
+    return get_incident(store, incident_id=incident_id).incident

@@ -1,0 +1,755 @@
+"""Use-case: one tick of a monitor — fetch new points, store them, score them, record anomalies, alert.
+
+:func:`run_monitor` is the job every scheduler calls (the built-in runner, ``telewatch check``, an
+Airflow task). For a given ``now`` it is idempotent: the source's cursor and the last point scored
+per series live in the store, anomalies are upserted by their start, and alert candidates carry a
+stable key, so running the same tick twice stores, scores and alerts nothing new. It reads no clock
+except for the lease's expiry (real time, so a crashed run frees its monitor): tests drive it with a
+simulated ``now``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from telewatch.core.errors import TelewatchError
+from telewatch.detectors import create_detector
+from telewatch.detectors.base import Detector
+from telewatch.monitors.config import DetectorSpec, MonitorSpec
+from telewatch.postrules.alarms import alarm_windows
+from telewatch.sources.base import FetchedSeries, Source, SourceState, redact, series_key, utc
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+log = logging.getLogger("telewatch.monitoring")
+
+
+@dataclass(frozen=True)
+class FoundAnomaly:
+    """An anomaly this tick created or extended."""
+
+    metric_id: int
+    metric: str
+    labels: dict[str, str]
+    detector: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    peak: pd.Timestamp
+    peak_score: float
+    value: float
+    expected: float | None
+    ongoing: bool
+
+    @property
+    def key(self) -> str:
+        return f"{series_key(self.metric, self.labels)}:{self.detector}:{self.start.isoformat()}"
+
+
+@dataclass
+class MonitorRunReport:
+    monitor: str
+    tick: pd.Timestamp
+    status: str  # ok | error | busy | disabled
+    attempt: int = 1
+    points: int = 0
+    series: int = 0
+    scored: int = 0
+    trained: int = 0
+    anomalies: list[FoundAnomaly] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    resolved_items: list[dict[str, Any]] = field(default_factory=list)
+    alerts_submitted: int = 0
+    alerts_sent: int = 0
+    error: str | None = None
+    next_retry_at: pd.Timestamp | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AlertingSetup:
+    """What the alert step needs: rules and channels (from ``telewatch.alerts.config``), and whether to
+    deliver the outbox right away (the runner does; a dry run does not)."""
+
+    config: Any  # telewatch.alerts.config.AlertingConfig
+    deliver: bool = True
+
+
+def _naive(ts: pd.Timestamp) -> Any:
+    return utc(ts).tz_localize(None).to_pydatetime()
+
+
+def _wall() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+# -- lease ------------------------------------------------------------------------------------------
+def acquire_lease(store: Store, *, monitor: str, holder: str, ttl: timedelta) -> bool:
+    """Take the monitor's lease unless another holder has an unexpired one (real clock)."""
+    now = _wall()
+    try:
+        with store.transaction() as tx:
+            row = tx.execute(
+                "SELECT holder, expires_at FROM monitor_leases WHERE monitor = ?", [monitor]
+            ).fetchone()
+            if row is not None and row[0] != holder and pd.Timestamp(row[1]).tz_localize("UTC") > now:
+                return False
+            tx.execute(
+                "INSERT INTO monitor_leases (monitor, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (monitor) DO UPDATE SET holder = excluded.holder,"
+                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+                [monitor, holder, _naive(now), _naive(now + ttl)],
+            )
+    except Exception as exc:  # a concurrent writer won the row (DuckDB transaction conflict)
+        if "conflict" in str(exc).lower():
+            return False
+        raise
+    return True
+
+
+def release_lease(store: Store, *, monitor: str, holder: str) -> None:
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM monitor_leases WHERE monitor = ? AND holder = ?", [monitor, holder])
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+# -- state ------------------------------------------------------------------------------------------
+@dataclass
+class MonitorState:
+    monitor: str
+    last_run_at: pd.Timestamp | None = None
+    status: str = "never"
+    error: str | None = None
+    attempts: int = 0
+    next_retry_at: pd.Timestamp | None = None
+    last_attempt_at: pd.Timestamp | None = None
+    cursor: str = "{}"
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).tz_localize("UTC")
+
+
+def read_state(store: Store, monitor: str) -> MonitorState:
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT last_run_at, status, error, attempts, next_retry_at, last_attempt_at, cursor"
+            " FROM monitor_state WHERE monitor = ?",
+            [monitor],
+        )
+        .fetchone()
+    )
+    if row is None:
+        return MonitorState(monitor=monitor)
+    return MonitorState(
+        monitor=monitor,
+        last_run_at=_ts(row[0]),
+        status=str(row[1]),
+        error=row[2],
+        attempts=int(row[3]),
+        next_retry_at=_ts(row[4]),
+        last_attempt_at=_ts(row[5]),
+        cursor=str(row[6] or "{}"),
+    )
+
+
+def list_states(store: Store) -> list[MonitorState]:
+    names = [
+        r[0] for r in store.cursor().execute("SELECT monitor FROM monitor_state ORDER BY monitor").fetchall()
+    ]
+    return [read_state(store, n) for n in names]
+
+
+def _save_state(tx: Any, state: MonitorState, fingerprint: str | None) -> None:
+    tx.execute(
+        "INSERT INTO monitor_state (monitor, fingerprint, last_run_at, last_attempt_at, status, error, attempts,"
+        " next_retry_at, cursor, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (monitor) DO UPDATE SET fingerprint = excluded.fingerprint,"
+        " last_run_at = excluded.last_run_at, last_attempt_at = excluded.last_attempt_at,"
+        " status = excluded.status, error = excluded.error, attempts = excluded.attempts,"
+        " next_retry_at = excluded.next_retry_at, cursor = excluded.cursor, updated_at = excluded.updated_at",
+        [
+            state.monitor,
+            fingerprint,
+            _naive(state.last_run_at) if state.last_run_at is not None else None,
+            _naive(state.last_attempt_at) if state.last_attempt_at is not None else None,
+            state.status,
+            state.error,
+            state.attempts,
+            _naive(state.next_retry_at) if state.next_retry_at is not None else None,
+            state.cursor,
+            _naive(_wall()),
+        ],
+    )
+
+
+def backoff(spec: MonitorSpec, attempts: int) -> timedelta:
+    """Delay before retry number ``attempts`` (1-based): ``initial`` doubling up to ``max``.
+
+    >>> from telewatch.monitors.config import parse_monitors
+    >>> spec = parse_monitors({"monitors": [{"name": "m", "source": {"type": "logs", "path": "x",
+    ...                        "count_by": ["event"]}}]}).monitors[0]
+    >>> [backoff(spec, n).total_seconds() for n in (1, 2, 3, 10)]
+    [30.0, 60.0, 120.0, 900.0]
+    """
+    delay = spec.retry.initial * (2 ** max(0, attempts - 1))
+    return min(delay, spec.retry.max)
+
+
+# -- the tick -----------------------------------------------------------------------------------------
+def run_monitor(
+    spec: MonitorSpec,
+    *,
+    store: Store,
+    now: pd.Timestamp | str,
+    source: Source | None = None,
+    alerting: AlertingSetup | None = None,
+    holder: str | None = None,
+    alert_step: Callable[..., tuple[int, int]] | None = None,
+    attempted_at: pd.Timestamp | None = None,
+) -> MonitorRunReport:
+    """Run one tick of ``spec`` as of ``now``: fetch, store, score, record anomalies, alert.
+
+    Never raises for a failing source or detector: the report says ``status="error"`` and the store
+    records the failure streak and when to retry (:func:`backoff`). A tick of a monitor whose lease
+    another run holds returns ``status="busy"`` without doing anything. ``attempted_at`` is the
+    scheduler's clock when it runs an older tick (catch-up); the retry backoff counts from it.
+    """
+    tick = utc(now)
+    attempted = utc(attempted_at) if attempted_at is not None else tick
+    holder = holder or default_holder()
+    if not spec.enabled:
+        return MonitorRunReport(monitor=spec.name, tick=tick, status="disabled")
+    if not acquire_lease(store, monitor=spec.name, holder=holder, ttl=spec.timeout):
+        return MonitorRunReport(monitor=spec.name, tick=tick, status="busy")
+    state = read_state(store, spec.name)
+    report = MonitorRunReport(monitor=spec.name, tick=tick, status="ok", attempt=state.attempts + 1)
+    started = _wall()
+    own_source = source is None
+    src: Source | None = source
+    try:
+        src = src or spec.build_source()
+        _tick(spec, store=store, tick=tick, source=src, state=state, report=report)
+        step = alert_step or submit_and_deliver
+        if alerting is not None:
+            report.alerts_submitted, report.alerts_sent = step(
+                store, spec=spec, report=report, alerting=alerting, now=tick
+            )
+        state = read_state(store, spec.name)
+        state.last_run_at = max(tick, state.last_run_at) if state.last_run_at is not None else tick
+        state.status, state.error, state.attempts, state.next_retry_at = "ok", None, 0, None
+        state.last_attempt_at = attempted
+        with store.transaction() as tx:
+            _save_state(tx, state, spec.fingerprint())
+    except Exception as exc:
+        secrets = src.secrets() if src is not None else []
+        message = redact(
+            str(exc) if isinstance(exc, TelewatchError) else f"{type(exc).__name__}: {exc}", secrets
+        )
+        state = read_state(store, spec.name)
+        state.status, state.error = "error", message
+        state.attempts += 1
+        state.last_attempt_at = attempted
+        state.next_retry_at = max(attempted, tick) + backoff(spec, state.attempts)
+        with store.transaction() as tx:
+            _save_state(tx, state, spec.fingerprint())
+        report.status, report.error, report.next_retry_at = "error", message, state.next_retry_at
+        log.warning("monitor %s failed (attempt %d): %s", spec.name, state.attempts, message)
+    finally:
+        if own_source and src is not None:
+            src.close()
+        try:
+            _record_run(store, report, started)
+        finally:
+            release_lease(store, monitor=spec.name, holder=holder)
+    return report
+
+
+def _record_run(store: Store, report: MonitorRunReport, started: pd.Timestamp) -> None:
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO monitor_runs (monitor, tick_at, started_at, finished_at, status, attempt, points, scored,"
+            " anomalies, alerts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                report.monitor,
+                _naive(report.tick),
+                _naive(started),
+                _naive(_wall()),
+                report.status,
+                report.attempt,
+                report.points,
+                report.scored,
+                len(report.anomalies),
+                report.alerts_submitted,
+                report.error,
+            ],
+        )
+
+
+def _tick(
+    spec: MonitorSpec,
+    *,
+    store: Store,
+    tick: pd.Timestamp,
+    source: Source,
+    state: MonitorState,
+    report: MonitorRunReport,
+) -> None:
+    data_end = tick - pd.Timedelta(spec.lag)
+    history = pd.Timedelta(spec.history)
+    cursor = json.loads(state.cursor or "{}")
+    source_state = SourceState.from_json(json.dumps(cursor.get("source") or {}))
+    fetched, new_state = source.fetch_incremental(state=source_state, end=data_end, lookback=history)
+    if spec.metrics:
+        wanted = set(spec.metrics)
+        fetched = [f for f in fetched if f.name in wanted]
+    _store_points(spec, store=store, fetched=fetched, report=report)
+    cursor["source"] = json.loads(new_state.to_json())
+    with store.transaction() as tx:
+        state.cursor = json.dumps(cursor, sort_keys=True)
+        _save_state(tx, state, spec.fingerprint())
+    _score(spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor)
+    if report.anomalies or report.resolved:
+        _update_incidents(store, now=tick, since=data_end - pd.Timedelta(days=1), report=report)
+    with store.transaction() as tx:
+        state.cursor = json.dumps(cursor, sort_keys=True)
+        _save_state(tx, state, spec.fingerprint())
+
+
+def _store_points(
+    spec: MonitorSpec, *, store: Store, fetched: list[FetchedSeries], report: MonitorRunReport
+) -> None:
+    with store.transaction() as tx:
+        for item in fetched:
+            values = item.values.dropna() if item.values.isna().all() else item.values
+            if values.empty:
+                continue
+            labels = {**spec.labels, **item.labels}
+            metric_id = repo.upsert_metric(
+                tx, name=item.name, labels=labels, owner=spec.owner, group=spec.group
+            )
+            repo.write_points(tx, metric_id, values)
+            key = series_key(item.name, labels)
+            tx.execute(
+                "INSERT INTO monitor_series (monitor, series_key, metric_id, last_point) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (monitor, series_key) DO UPDATE SET metric_id = excluded.metric_id,"
+                " last_point = greatest(coalesce(monitor_series.last_point, excluded.last_point), excluded.last_point)",
+                [spec.name, key, metric_id, _naive(values.index[-1])],
+            )
+            report.points += len(values)
+            report.series += 1
+
+
+def _load_model(
+    store: Store, spec: MonitorSpec, metric_id: int, det: DetectorSpec
+) -> tuple[Detector, pd.Timestamp] | None:
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT model, trained_at, params FROM monitor_models WHERE monitor = ? AND metric_id = ? AND detector = ?",
+            [spec.name, metric_id, det.type],
+        )
+        .fetchone()
+    )
+    if row is None or json.loads(row[2]) != json.loads(json.dumps(det.params, sort_keys=True, default=str)):
+        return None
+    return Detector.loads(bytes(row[0])), pd.Timestamp(row[1]).tz_localize("UTC")
+
+
+def _train(
+    store: Store,
+    spec: MonitorSpec,
+    metric_id: int,
+    det: DetectorSpec,
+    *,
+    tick: pd.Timestamp,
+    data_end: pd.Timestamp,
+) -> Detector | None:
+    cur = store.cursor()
+    start = data_end - pd.Timedelta(spec.train.window)
+    series = repo.read_series(cur, metric_id, start=start, end=data_end)
+    if int(series.notna().sum()) < spec.train.min_points:
+        return None
+    model = create_detector(det.type, **det.params).fit(series)
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO monitor_models (monitor, metric_id, detector, params, trained_at, train_start, train_end,"
+            " points, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (monitor, metric_id, detector) DO UPDATE SET params = excluded.params,"
+            " trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,"
+            " points = excluded.points, model = excluded.model",
+            [
+                spec.name,
+                metric_id,
+                det.type,
+                json.dumps(det.params, sort_keys=True, default=str),
+                _naive(tick),
+                _naive(series.index[0]),
+                _naive(series.index[-1]),
+                int(series.notna().sum()),
+                model.dumps(),
+            ],
+        )
+    return model
+
+
+def _score(
+    spec: MonitorSpec,
+    *,
+    store: Store,
+    tick: pd.Timestamp,
+    data_end: pd.Timestamp,
+    report: MonitorRunReport,
+    cursor: dict[str, Any],
+) -> None:
+    cur = store.cursor()
+    rows = cur.execute(
+        "SELECT series_key, metric_id, last_point, last_scored FROM monitor_series WHERE monitor = ? ORDER BY series_key",
+        [spec.name],
+    ).fetchall()
+    firing_before: dict[str, dict[str, Any]] = dict(cursor.get("firing") or {})
+    firing_now: dict[str, dict[str, Any]] = {}
+    for key, metric_id, _last_point, last_scored in rows:
+        info = repo.get_metric(cur, int(metric_id))
+        scored_until = _ts(last_scored)
+        start = (
+            scored_until + pd.Timedelta(microseconds=1)
+            if scored_until is not None
+            else data_end - pd.Timedelta(spec.history)
+        )
+        new = repo.read_series(cur, int(metric_id), start=start, end=data_end + pd.Timedelta(microseconds=1))
+        if new.empty:
+            # nothing new: anomalies of this series keep their state
+            firing_now.update({k: v for k, v in firing_before.items() if v.get("series") == key})
+            continue
+        for det in spec.all_detectors:
+            loaded = _load_model(store, spec, int(metric_id), det)
+            model: Detector | None
+            if loaded is None or tick - loaded[1] >= pd.Timedelta(spec.train.every):
+                model = _train(
+                    store,
+                    spec,
+                    int(metric_id),
+                    det,
+                    tick=tick,
+                    data_end=data_end + pd.Timedelta(microseconds=1),
+                )
+                report.trained += model is not None
+            else:
+                model = loaded[0]
+            if model is None:
+                continue
+            context = repo.read_series(
+                cur, int(metric_id), start=new.index[0] - pd.Timedelta(days=1), end=new.index[0]
+            )
+            scores = model.score(new, context=context if len(context) else None)
+            _write_scores(store, int(metric_id), det.type, scores)
+            found = _anomalies(
+                store, spec, metric_id=int(metric_id), info=info, det=det, new=new, scores=scores
+            )
+            for anomaly in found:
+                report.anomalies.append(anomaly)
+                firing_now[anomaly.key] = {
+                    "series": key,
+                    "metric_id": anomaly.metric_id,
+                    "detector": anomaly.detector,
+                    "start": anomaly.start.isoformat(),
+                }
+            report.scored += int(new.notna().sum())
+            # anomalies that were firing and were not extended by these new points have ended, once
+            # more than merge_gap normal points followed them (fewer could still merge with the next)
+            for akey, item in firing_before.items():
+                if item.get("series") != key or item.get("detector") != det.type or akey in firing_now:
+                    continue
+                end_row = cur.execute(
+                    "SELECT end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts = ?",
+                    [int(metric_id), det.type, _naive(pd.Timestamp(item["start"]))],
+                ).fetchone()
+                after = 0 if end_row is None else int((new.index > _ts(end_row[0])).sum())
+                if end_row is not None and after <= det.merge_gap:
+                    firing_now[akey] = item
+                    continue
+                report.resolved.append(akey)
+                report.resolved_items.append({**item, "key": akey})
+        with store.transaction() as tx:
+            tx.execute(
+                "UPDATE monitor_series SET last_scored = ? WHERE monitor = ? AND series_key = ?",
+                [_naive(new.index[-1]), spec.name, key],
+            )
+    cursor["firing"] = firing_now
+    cursor["resolved"] = {k: firing_before[k] for k in report.resolved}
+
+
+def _write_scores(store: Store, metric_id: int, detector: str, scores: pd.Series) -> None:
+    index = pd.DatetimeIndex(scores.index).tz_convert("UTC").tz_localize(None)
+    frame = pd.DataFrame(
+        {
+            "metric_id": np.full(len(scores), metric_id, dtype="int32"),
+            "detector": detector,
+            "ts": index.astype("datetime64[us]"),
+            "score": scores.to_numpy(dtype="float64"),
+        }
+    )
+    with store.transaction() as tx:
+        tx.register("_tw_mon_scores", frame)
+        try:
+            tx.execute(
+                "INSERT INTO scores SELECT metric_id, detector, ts, CASE WHEN isnan(score) THEN NULL ELSE score END"
+                " FROM _tw_mon_scores ON CONFLICT (metric_id, detector, ts) DO UPDATE SET score = excluded.score"
+            )
+        finally:
+            tx.unregister("_tw_mon_scores")
+
+
+def _anomalies(
+    store: Store,
+    spec: MonitorSpec,
+    *,
+    metric_id: int,
+    info: repo.MetricInfo,
+    det: DetectorSpec,
+    new: pd.Series,
+    scores: pd.Series,
+) -> list[FoundAnomaly]:
+    """Anomaly windows over the stored scores just before the new ones and the new ones; a window that
+    continues one from the previous tick keeps its start (so its key and its alert stay the same)."""
+    cur = store.cursor()
+    lookback_points = det.merge_gap + det.min_points + 1
+    prior = cur.execute(
+        "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts < ? ORDER BY ts DESC LIMIT ?",
+        [metric_id, det.type, _naive(new.index[0]), lookback_points],
+    ).fetchall()
+    # extend back to the start of a still-open anomaly, if any
+    open_row = cur.execute(
+        "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND end_ts < ?"
+        " ORDER BY end_ts DESC LIMIT 1",
+        [metric_id, det.type, _naive(new.index[0])],
+    ).fetchone()
+    if open_row is not None and prior:
+        oldest_prior = pd.Timestamp(prior[-1][0])
+        # only an anomaly that still touches the look-back can continue into the new points
+        if pd.Timestamp(open_row[0]) < oldest_prior <= pd.Timestamp(open_row[1]):
+            prior = cur.execute(
+                "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts >= ? AND ts < ? ORDER BY ts DESC",
+                [metric_id, det.type, open_row[0], _naive(new.index[0])],
+            ).fetchall()
+    prior_series = pd.Series(
+        [float("nan") if r[1] is None else float(r[1]) for r in reversed(prior)],
+        index=pd.DatetimeIndex([pd.Timestamp(r[0]) for r in reversed(prior)]).tz_localize("UTC")
+        if prior
+        else pd.DatetimeIndex([], tz="UTC"),
+        dtype="float64",
+    )
+    combined = pd.concat([prior_series, scores]) if len(prior_series) else scores
+    flags = (combined.fillna(-np.inf) >= det.threshold).to_numpy()
+    windows = alarm_windows(flags, min_points=det.min_points, merge_gap=det.merge_gap)
+    n_prior = len(prior_series)
+    values = repo.read_series(
+        cur, metric_id, start=combined.index[0], end=combined.index[-1] + pd.Timedelta(microseconds=1)
+    )
+    out: list[FoundAnomaly] = []
+    last_index = len(combined) - 1
+    for start, end in windows:
+        if end - 1 < n_prior:
+            continue  # entirely before the new points: recorded by an earlier tick
+        segment = combined.iloc[start:end]
+        peak_pos = start + int(np.nanargmax(segment.to_numpy()))
+        peak = pd.Timestamp(combined.index[peak_pos])
+        start_ts, end_ts = pd.Timestamp(combined.index[start]), pd.Timestamp(combined.index[end - 1])
+        value = float(values.get(peak, np.nan))
+        history = repo.read_series(cur, metric_id, start=start_ts - pd.Timedelta(days=1), end=start_ts)
+        expected = float(history.median()) if history.notna().any() else None
+        with store.transaction() as tx:
+            # a window that grew backwards (merged with an earlier one) replaces it
+            tx.execute(
+                "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
+                [metric_id, det.type, _naive(start_ts), _naive(end_ts)],
+            )
+            tx.execute(
+                "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET"
+                " end_ts = excluded.end_ts, peak_ts = excluded.peak_ts, peak_score = excluded.peak_score,"
+                " value = excluded.value, expected = excluded.expected",
+                [
+                    metric_id,
+                    det.type,
+                    _naive(start_ts),
+                    _naive(end_ts),
+                    _naive(peak),
+                    float(segment.max()),
+                    value,
+                    expected,
+                ],
+            )
+        out.append(
+            FoundAnomaly(
+                metric_id=metric_id,
+                metric=info.name,
+                labels=dict(info.labels),
+                detector=det.type,
+                start=start_ts,
+                end=end_ts,
+                peak=peak,
+                peak_score=float(segment.max()),
+                value=value,
+                expected=expected,
+                ongoing=last_index - (end - 1) <= det.merge_gap,
+            )
+        )
+    return out
+
+
+# -- alerting glue ------------------------------------------------------------------------------------
+def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
+    """Alert candidates (``telewatch.alerts.model.AlertCandidate``) for the anomalies of this tick:
+    firing for new or extended ones, resolved for the ones that ended."""
+    from telewatch.alerts.model import AlertCandidate
+
+    out: list[Any] = []
+    cur = store.cursor()
+    for a in report.anomalies:
+        deviation = (
+            (a.value - a.expected) / abs(a.expected) * 100.0
+            if a.expected not in (None, 0) and not np.isnan(a.value)
+            else None
+        )
+        window = repo.read_series(
+            cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
+        )
+        out.append(
+            AlertCandidate(
+                key=f"{spec.name}:{a.key}",
+                monitor=spec.name,
+                metric=a.metric,
+                labels=a.labels,
+                group=spec.group,
+                value=a.value,
+                expected=a.expected,
+                lower=None,
+                upper=None,
+                deviation_pct=deviation,
+                score=a.peak_score,
+                severity=spec.alert.severity,
+                started_at=a.start,
+                last_seen=a.end,
+                owner=spec.owner,
+                status="firing",
+                series=window,
+            )
+        )
+    return out
+
+
+def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
+    from telewatch.alerts.model import AlertCandidate
+
+    out: list[Any] = []
+    cur = store.cursor()
+    for item in report.resolved_items:
+        start = pd.Timestamp(item["start"])
+        row = cur.execute(
+            "SELECT end_ts, peak_score, value, expected FROM anomalies WHERE metric_id = ? AND detector = ?"
+            " AND start_ts = ?",
+            [int(item["metric_id"]), item["detector"], _naive(start)],
+        ).fetchone()
+        if row is None:
+            continue
+        info = repo.get_metric(cur, int(item["metric_id"]))
+        out.append(
+            AlertCandidate(
+                key=f"{spec.name}:{item['key']}",
+                monitor=spec.name,
+                metric=info.name,
+                labels=dict(info.labels),
+                group=spec.group,
+                value=float(row[2]) if row[2] is not None else float("nan"),
+                expected=float(row[3]) if row[3] is not None else None,
+                lower=None,
+                upper=None,
+                deviation_pct=None,
+                score=float(row[1]),
+                severity=spec.alert.severity,
+                started_at=start,
+                last_seen=pd.Timestamp(row[0]).tz_localize("UTC"),
+                owner=spec.owner,
+                status="resolved",
+            )
+        )
+    return out
+
+
+def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
+    """One alert rule per monitor that names ``channels`` (matching only that monitor's alerts)."""
+    from telewatch.alerts.config import Match, Rule, SeverityLevel
+
+    rules = []
+    for spec in specs:
+        if not spec.channels:
+            continue
+        rules.append(
+            Rule(
+                name=f"monitor:{spec.name}",
+                match=Match(monitors=[spec.name]),
+                severity=[SeverityLevel(level=spec.alert.severity)],
+                min_duration=spec.alert.min_duration,
+                repeat_interval=spec.alert.repeat_interval,
+                channels=list(spec.channels),
+                owner=spec.owner if spec.owner and spec.owner.startswith("@") else None,
+                send_resolved=spec.alert.send_resolved,
+            )
+        )
+    return rules
+
+
+def submit_and_deliver(
+    store: Store, *, spec: MonitorSpec, report: MonitorRunReport, alerting: AlertingSetup, now: pd.Timestamp
+) -> tuple[int, int]:
+    """The alert step: hand this tick's candidates to ``telewatch.services.alerting`` and deliver the outbox.
+
+    Returns (candidates submitted, notifications sent).
+    """
+    from telewatch.services import alerting as alerting_service
+
+    candidates = build_candidates(spec, report, store=store) + _resolved_candidates(spec, report, store=store)
+    config = alerting.config
+    if candidates:
+        alerting_service.submit_alerts(
+            store,
+            candidates=candidates,
+            rules=[*config.rules, *monitor_rules([spec])],
+            config=config,
+            now=now,
+        )
+    sent = 0
+    if alerting.deliver:
+        delivery = alerting_service.deliver_outbox(store, channels=config, now=now)
+        sent = len(delivery.sent)
+    return len(candidates), sent
+
+
+def _update_incidents(
+    store: Store, *, now: pd.Timestamp, since: pd.Timestamp, report: MonitorRunReport
+) -> None:
+    """Group recent anomalies into incidents (``telewatch.services.incidents``); a failure there is
+    reported as a warning and does not fail the monitor's tick."""
+    try:
+        from telewatch.services.incidents import update_incidents
+
+        update_incidents(store, now=now, since=since)
+    except Exception as exc:
+        report.warnings.append(f"incidents not updated: {type(exc).__name__}: {exc}")
+        log.warning("monitor %s: incidents not updated: %s", report.monitor, exc)

@@ -1,0 +1,100 @@
+"""ClickHouse as a source, read over the native protocol with clickhouse-driver.
+
+Works with old servers (Debian's 18.16, used in the tests) and current ones: timestamps come back as
+``toUInt32`` epoch seconds, per-minute buckets use ``toStartOfMinute`` and other steps integer
+arithmetic (no ``DateTime64`` or ``toStartOfInterval``). Every query is sent with the settings
+``max_execution_time`` then ``readonly=1`` (the server refuses writes, DDL and settings changes),
+after :func:`~telewatch.sources.sql_guard.check_read_only` accepted it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from telewatch.sources.base import SqlSource
+
+
+class ClickHouseSource(SqlSource):
+    """Read metrics from ClickHouse.
+
+    >>> import pandas as pd
+    >>> src = ClickHouseSource(host="127.0.0.1", table="web.telemetry", value_columns=["rps"],
+    ...                        resample=pd.Timedelta("1min"))
+    >>> print(src.build_sql()[0])
+    SELECT toUInt32(toStartOfMinute(`ts`)) AS __ts, avg(`rps`) AS __v0 FROM `web`.`telemetry` WHERE `ts` >= %(start)s AND `ts` < %(end)s GROUP BY __ts ORDER BY __ts
+    """
+
+    kind: ClassVar[str] = "clickhouse"
+    dialect: ClassVar[str] = "clickhouse"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        user: str = "default",
+        password: str | None = None,
+        database: str = "default",
+        secure: bool = False,
+        connect_timeout: float = 10.0,
+        **query: Any,
+    ) -> None:
+        super().__init__(**query)
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+        self.secure = secure
+        self.connect_timeout = connect_timeout
+
+    def secrets(self) -> list[str]:
+        return [self.password] if self.password else []
+
+    def describe(self) -> str:
+        return f"clickhouse {self.host}:{self.port}/{self.database}"
+
+    def _epoch(self, column: str) -> str:
+        return f"toUInt32({column})"
+
+    def _bucket(self, column: str, seconds: int) -> str:
+        if seconds == 60:
+            return f"toUInt32(toStartOfMinute({column}))"
+        return f"intDiv(toUInt32({column}), {int(seconds)}) * {int(seconds)}"
+
+    def _in_list(self, column: str, param: str) -> str:
+        return f"{column} IN %({param})s"
+
+    def _list_param(self, values: list[str]) -> Any:
+        return tuple(values)
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        from clickhouse_driver import Client, errors
+
+        client = Client(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password or "",
+            database=self.database,
+            secure=self.secure,
+            connect_timeout=self.connect_timeout,
+            send_receive_timeout=self.timeout + 5,
+            # order matters: once readonly=1 is applied the server refuses further settings changes
+            settings={"max_execution_time": int(max(1, self.timeout)), "readonly": 1},
+        )
+        try:
+            rows, types = client.execute(sql, params, with_column_types=True)
+        except errors.NetworkError as exc:
+            raise self.error("cannot connect", exc) from None
+        except errors.SocketTimeoutError as exc:
+            raise self.error(f"no answer within the timeout ({self.timeout:g} s)", exc) from None
+        except errors.ServerException as exc:
+            if exc.code == 159:  # TIMEOUT_EXCEEDED
+                raise self.error(f"the query ran longer than the timeout ({self.timeout:g} s)", exc) from None
+            raise self.error("the query failed", exc) from None
+        except (errors.Error, OSError, EOFError) as exc:
+            raise self.error("the query failed", exc) from None
+        finally:
+            client.disconnect()
+        return [name for name, _ in types], [tuple(r) for r in rows]

@@ -1,0 +1,105 @@
+// Incident detail: timeline, metrics involved (with charts), type, alerts sent and their delivery,
+// feedback buttons and notes.
+"use strict";
+
+const root = document.getElementById("incident");
+const incidentId = Number(root.dataset.incidentId);
+window.__tw = { incidentId };
+
+async function metricChart(el, metricId, start, end) {
+  const width = Math.max(end - start, 10 * 60e3);
+  const lo = start - 3 * width, hi = end + width;
+  const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 500));
+  const s = await getJSON(`/api/series/${metricId}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
+  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scatter", mode: "lines", line: { width: 1 } }], {
+    margin: { l: 45, r: 8, t: 4, b: 24 }, height: 130, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6 },
+    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(start), x1: new Date(end), y0: 0, y1: 1,
+      fillcolor: "#d62728", opacity: 0.15, line: { width: 0 } }],
+  }, { displayModeBar: false, responsive: true, staticPlot: true });
+}
+
+async function alertsFor(id) {
+  // the alerting API's notification history, when installed
+  for (const url of [`/api/incident-alerts?incident=${id}`]) {
+    try {
+      const body = await optionalJSON(url);
+      if (body !== null) return items(body);
+    } catch (_) { /* try the next */ }
+  }
+  return null;
+}
+
+async function draw() {
+  let d;
+  try { d = await optionalJSON(`/api/incidents/${incidentId}`); } catch (err) { showError(root, err); return; }
+  if (d === null) { showUnavailable(root, "Incident tracking"); return; }
+  const inc = d.incident || d;
+  const metrics = Array.isArray(d.ranked_metrics) ? d.ranked_metrics : (Array.isArray(d.metrics) ? d.metrics : []);
+  const start = Date.parse(pick(inc, "start", "start_ts")), end = Date.parse(pick(inc, "end", "end_ts"));
+  const metricIds = metrics.map((m) => pick(m, "metric_id", "id")).filter((x) => x != null);
+  const [feedback, notes, alerts] = await Promise.all([
+    getJSON(`/api/feedback?incident=${incidentId}`).catch(() => ({ items: [] })),
+    getJSON(`/api/incident-notes?incident=${incidentId}`).catch(() => []),
+    alertsFor(incidentId),
+  ]);
+
+  const verdict = items(feedback)[0];  // newest first
+  const head = h("section", { class: "card" },
+    h("h2", { class: "page", id: "incident-title" }, `#${inc.id} ${inc.title || "incident"} `, stateBadge(pick(inc, "state", "status"))),
+    h("dl", { class: "kv" },
+      h("dt", {}, "Type"), h("dd", { id: "incident-type" }, pick(inc, "type_title", "type") || "unclassified"),
+      h("dt", {}, "Window (UTC)"), h("dd", {}, `${fmtTime(start)} – ${fmtTime(end)}`),
+      h("dt", {}, "Peak"), h("dd", {}, `${fmtTime(pick(inc, "peak", "peak_ts"))}, score ${fmtNum(inc.peak_score)}`),
+      h("dt", {}, "Metrics involved"), h("dd", {}, String(metrics.length))),
+    inc.state === "open" ? h("button", { type: "button", id: "resolve", style: "float:right", onclick: async () => {
+      try { await postJSON(`/api/incidents/${incidentId}/resolve`, {}); draw(); } catch (err) { showError(root, err); }
+    } }, "Resolve") : "",
+    h("div", { style: "margin-top:10px" }, h("b", {}, "Your verdict: "),
+      feedbackButtons({ incident_id: incidentId, metric_ids: metricIds, start: toISO(start), end: toISO(end) }, () => draw()),
+      verdict ? h("span", { id: "verdict", class: "tag", style: "margin-left:12px;font-size:13px" },
+        `current verdict: ${verdict.kind.replace("_", " ")} (${fmtTime(verdict.created_at)} UTC)`) : ""));
+
+  const events = [
+    [start, "started"], [Date.parse(pick(inc, "peak", "peak_ts")), `peak (score ${fmtNum(inc.peak_score)})`],
+    ...(alerts || []).map((a) => [Date.parse(pick(a, "created_at", "sent_at", "at")), `alert ${pick(a, "kind") || ""} to ${pick(a, "channel") || "?"}: ${pick(a, "status") || ""}`]),
+    ...items(feedback).map((f) => [Date.parse(f.created_at), `feedback: ${f.kind.replace("_", " ")}${f.note ? ` — ${f.note}` : ""}`]),
+    ...notes.map((n) => [Date.parse(n.created_at), `note${n.author ? ` by ${n.author}` : ""}: ${n.text}`]),
+  ];
+  if (pick(inc, "resolved_at")) events.push([Date.parse(inc.resolved_at), "resolved"]);
+  else if ((pick(inc, "state", "status")) === "resolved") events.push([end, "resolved"]);
+  events.sort((a, b) => a[0] - b[0]);
+  const timeline = h("section", { class: "card" }, h("h3", {}, "Timeline"),
+    h("ul", { class: "timeline", id: "timeline" }, events.filter(([t]) => !Number.isNaN(t)).map(([t, text]) => h("li", {}, h("b", {}, fmtTime(t)), " ", text))));
+
+  const involved = h("section", { class: "card" }, h("h3", {}, "Metrics involved"),
+    metrics.length ? h("div", { class: "ranked", id: "incident-metrics" }, metrics.map((m, i) => {
+      const chart = h("div", { class: "small-chart" });
+      const id = pick(m, "metric_id", "id");
+      if (id != null && !Number.isNaN(start)) metricChart(chart, id, start, end).catch((err) => showError(chart, err));
+      return h("div", { class: "item", "data-metric-id": id },
+        h("div", {}, h("span", { class: "rank" }, `#${pick(m, "rank") ?? i + 1}`), h("a", { href: `/explore/${id}` }, pick(m, "metric", "name") || `metric ${id}`),
+          " ", m.direction ? h("span", { class: "tag" }, m.direction) : "", m.anomalous ? h("span", { class: "tag" }, "anomalous") : ""),
+        h("div", { class: "reason" }, m.reason || ""), chart);
+    })) : h("p", { class: "muted" }, "No metrics recorded."));
+
+  const alertBox = h("section", { class: "card" }, h("h3", {}, "Alerts sent"));
+  if (alerts === null) alertBox.append(h("div", { class: "notice unavailable", "data-unavailable": "Alert history" }, "Alert history is not available on this server (its API is not installed)."));
+  else if (!alerts.length) alertBox.append(h("p", { class: "muted" }, "No alerts were sent for this incident."));
+  else alertBox.append(h("table", { class: "grid", id: "incident-alerts" },
+    h("thead", {}, h("tr", {}, ["When (UTC)", "Channel", "Kind", "Status", "Attempts", "Error"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, alerts.map((a) => h("tr", {}, h("td", {}, fmtTime(pick(a, "sent_at", "created_at"))), h("td", {}, pick(a, "channel") || ""),
+      h("td", {}, pick(a, "kind") || ""), h("td", {}, stateBadge(pick(a, "status"))), h("td", { class: "num" }, String(pick(a, "attempts") ?? "")),
+      h("td", {}, pick(a, "last_error", "error") || ""))))));
+
+  const noteText = h("textarea", { id: "note-text", rows: 2, cols: 60, placeholder: "What did you find?" });
+  const noteBox = h("section", { class: "card" }, h("h3", {}, "Notes"),
+    notes.length ? h("ul", { id: "notes" }, notes.map((n) => h("li", {}, h("b", {}, fmtTime(n.created_at)), ` ${n.author ? n.author + ": " : ""}${n.text}`)))
+      : h("p", { class: "muted" }, "No notes yet."),
+    h("div", { class: "row" }, noteText, h("button", { type: "button", id: "add-note", onclick: async () => {
+      try { await postJSON("/api/incident-notes", { incident_id: incidentId, text: noteText.value }); draw(); }
+      catch (err) { noteBox.append(h("div", { class: "error-box" }, err.message)); }
+    } }, "Add note")));
+
+  root.replaceChildren(head, timeline, involved, alertBox, noteBox);
+}
+draw();

@@ -1,0 +1,123 @@
+// Window scan: rank the metrics that changed in a window (the explain API when installed, else
+// telewatch's built-in ranking), each with a small chart over the same window and its reason.
+"use strict";
+
+const sc = { metrics: [], window: null };
+window.__tw = sc;
+const q = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+
+function readForm() {
+  const from = Date.parse($("scan-from").value), to = Date.parse($("scan-to").value);
+  return { from, to, group: $("scan-group").value || null, metric: $("scan-metric").value || null };
+}
+
+async function rank(form) {
+  // the explain service's ranking (baselines, seasonality, lead/lag) when it is installed …
+  const qs = new URLSearchParams({ from: toISO(form.from), to: toISO(form.to), limit: "30" });
+  if (form.group) qs.set("group", form.group);
+  if (form.metric) qs.set("metric", form.metric);
+  const explained = await optionalJSON(`/api/explain?${qs}`);
+  if (explained) {
+    sc.source = "explain";
+    return explained.ranked.map((r) => ({
+      metric: { id: r.metric_id, name: r.metric, labels: {} }, score: r.score,
+      reason: r.reason, direction: r.direction,
+    }));
+  }
+  // … else telewatch's simple built-in ranking
+  sc.source = "scan";
+  const body = { from: toISO(form.from), to: toISO(form.to), group: form.group, limit: 30 };
+  const res = await postJSON("/api/scan", body);
+  return res.items;
+}
+
+async function drawContext(form) {
+  const id = form.metric || (sc.metrics[0] && sc.metrics[0].id);
+  if (!id) return;
+  const width = form.to - form.from;
+  const lo = form.from - 6 * width, hi = form.to + 2 * width;
+  const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 1500));
+  const s = await getJSON(`/api/series/${id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
+  const el = $("context-chart");
+  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: metricLabel(s.metric) }], {
+    margin: { l: 60, r: 20, t: 10, b: 30 }, height: 220, dragmode: "select", showlegend: false,
+    xaxis: { type: "date" }, title: { text: "" },
+    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
+      fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
+  }, { displaylogo: false, responsive: true });
+  $("context-hint").textContent = `${metricLabel(s.metric)} — drag across the chart to choose another window.`;
+  el.removeAllListeners?.("plotly_selected");
+  el.on("plotly_selected", (ev) => {
+    if (!ev || !ev.range || !ev.range.x) return;
+    const [a, b] = ev.range.x.map((d) => new Date(d).getTime());
+    $("scan-from").value = toISO(Math.min(a, b));
+    $("scan-to").value = toISO(Math.max(a, b));
+    run();
+  });
+}
+
+async function smallChart(el, metric, form) {
+  const width = form.to - form.from;
+  const lo = form.from - 3 * width, hi = form.to + width;
+  const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 400));
+  const s = await getJSON(`/api/series/${metric.id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
+  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scatter", mode: "lines", line: { width: 1, color: "#1f77b4" } }], {
+    margin: { l: 45, r: 8, t: 4, b: 24 }, height: 130, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6 },
+    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
+      fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
+  }, { displayModeBar: false, responsive: true, staticPlot: true });
+  el.classList.add("drawn");
+}
+
+async function run(ev) {
+  if (ev) ev.preventDefault();
+  const form = readForm();
+  const st = $("scan-status"), box = $("ranked");
+  if (Number.isNaN(form.from) || Number.isNaN(form.to)) {
+    showError(st, new Error("Choose a window: drag across a chart, or type From and To (e.g. 2024-05-01T10:00Z).")); return;
+  }
+  const q2 = new URLSearchParams({ from: toISO(form.from), to: toISO(form.to) });
+  if (form.group) q2.set("group", form.group);
+  if (form.metric) q2.set("metric", form.metric);
+  history.replaceState(null, "", `/scan?${q2}`);
+  st.replaceChildren(h("span", { class: "muted" }, "ranking…"));
+  box.replaceChildren();
+  try {
+    drawContext(form).catch(() => {});
+    const ranked = await rank(form);
+    st.replaceChildren(h("div", { class: "ok-box", id: "scan-summary" },
+      `${ranked.length} metric(s) ranked for ${fmtTime(form.from)} – ${fmtTime(form.to)} UTC` + (form.group ? ` in group ${form.group}` : "")));
+    if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, "No metric has data in and before this window.")); return; }
+    const cards = ranked.map((r, i) => {
+      const chart = h("div", { class: "small-chart" });
+      const card = h("div", { class: "item", "data-metric-id": r.metric.id, "data-rank": i + 1 },
+        h("div", {}, h("span", { class: "rank" }, `#${i + 1}`),
+          h("a", { href: `/explore/${r.metric.id}` }, metricLabel(r.metric)),
+          h("span", { class: "tag", style: "float:right" }, `score ${fmtNum(r.score)}`)),
+        h("div", { class: "reason" }, r.reason), chart);
+      smallChart(chart, r.metric, form).catch((err) => showError(chart, err));
+      return card;
+    });
+    box.replaceChildren(...cards);
+  } catch (err) { showError(st, err); }
+}
+
+async function init() {
+  sc.metrics = await getJSON("/api/metrics");
+  if (q.get("group")) $("scan-group").value = q.get("group");
+  if (q.get("metric")) $("scan-metric").value = q.get("metric");
+  $("scan-form").addEventListener("submit", run);
+  if (q.get("from") && q.get("to")) {
+    $("scan-from").value = q.get("from");
+    $("scan-to").value = q.get("to");
+    run();
+  } else if (sc.metrics.length) {
+    const m = sc.metrics.find((x) => String(x.id) === q.get("metric")) || sc.metrics[0];
+    const last = Date.parse(m.last);
+    $("scan-from").value = toISO(last - 3600e3);
+    $("scan-to").value = toISO(last);
+    drawContext({ ...readForm(), metric: m.id }).catch(() => {});
+  }
+}
+init().catch((err) => showError($("scan-status"), err));

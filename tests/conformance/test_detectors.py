@@ -1,0 +1,241 @@
+"""One conformance suite run over every registered detector (univariate and multivariate).
+
+Each case is tiny so the whole suite stays fast; slow models are built with their class attribute
+``test_params`` (small networks, few trees) when they define one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from telewatch.core.errors import ValidationError
+from telewatch.detectors import Detector, available_detectors
+from telewatch.detectors.base import NotFittedError
+from telewatch.detectors.multivariate import (
+    MultivariateDetector,
+    available_multivariate_detectors,
+)
+
+UNIVARIATE = sorted(available_detectors())
+MULTIVARIATE = sorted(available_multivariate_detectors())
+N = 720
+SPIKES = (500, 560, 640)
+
+
+def make(name: str) -> Detector:
+    cls = available_detectors()[name]
+    params: dict[str, Any] = dict(getattr(cls, "test_params", {}) or {})
+    return cls(**params)
+
+
+def make_mv(name: str) -> MultivariateDetector:
+    cls = available_multivariate_detectors()[name]
+    return cls(**dict(cls.test_params))
+
+
+def series(n: int = N, seed: int = 0, start: str = "2024-01-01") -> pd.Series:
+    idx = pd.date_range(start, periods=n, freq="1min", tz="UTC")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return pd.Series(10 + 2 * np.sin(2 * np.pi * t / 120) + rng.normal(0, 0.2, n), index=idx, name="m")
+
+
+def frame(n: int = N, seed: int = 0) -> pd.DataFrame:
+    base = series(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    return pd.DataFrame(
+        {
+            "cpu": base.to_numpy(),
+            "load": 0.5 * base.to_numpy() + rng.normal(0, 0.1, n),
+            "net": rng.normal(100, 5, n),
+        },
+        index=base.index,
+    )
+
+
+def assert_finite_after_warmup(scores: pd.Series) -> None:
+    """Scores of present values are finite, except NaN during a leading warm-up (at most half)."""
+    values = scores.to_numpy()
+    assert not np.isinf(values).any()
+    finite = np.isfinite(values)
+    if values.size >= 10:
+        first = int(np.argmax(finite)) if finite.any() else values.size
+        assert first <= values.size // 2, f"no score for the first {first} of {values.size} points"
+        assert finite[first:].all()
+
+
+def assert_same(a: pd.Series, b: pd.Series) -> None:
+    pd.testing.assert_index_equal(a.index, b.index)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-6, atol=1e-9, equal_nan=True)
+
+
+# -- univariate ------------------------------------------------------------------------------------
+@pytest.fixture(params=UNIVARIATE)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_registry_is_not_empty() -> None:
+    assert {"isolation_forest", "ocsvm", "lstm_ae", "aer"} <= set(UNIVARIATE)
+    assert {"mv_robust_z", "mv_pca", "mv_ensemble"} <= set(MULTIVARIATE)
+
+
+def test_clone_is_unfitted_with_same_params(name: str) -> None:
+    det = make(name).fit(series())
+    twin = det.clone()
+    assert type(twin) is type(det)
+    assert twin is not det
+    assert twin.get_params() == det.get_params()
+    assert not getattr(twin, "fitted_", False)
+    with pytest.raises(NotFittedError):
+        twin.score(series())
+
+
+def test_save_load_round_trip(name: str) -> None:
+    s = series()
+    det = make(name).fit(s.iloc[:400])
+    back = Detector.loads(det.dumps())
+    assert type(back) is type(det)
+    assert_same(det.score(s.iloc[400:], context=s.iloc[:400]), back.score(s.iloc[400:], context=s.iloc[:400]))
+
+
+def test_missing_values_in_nan_out(name: str) -> None:
+    s = series()
+    s.iloc[[100, 101, 300, 650]] = np.nan
+    det = make(name).fit(s)
+    scores = det.score(s)
+    assert scores.index.equals(s.index)
+    assert scores.iloc[[100, 101, 300, 650]].isna().all()
+    rest = scores.drop(scores.index[[100, 101, 300, 650]])
+    assert_finite_after_warmup(rest)
+
+
+def test_very_short_series(name: str) -> None:
+    for n in (1, 3):
+        s = series(n)
+        scores = make(name).fit(s).score(s)
+        assert len(scores) == n
+        assert scores.index.equals(s.index)
+        assert not np.isinf(scores.to_numpy()).any()
+    empty = series(3).iloc[:0]
+    assert len(make(name).fit(series(50)).score(empty)) == 0
+
+
+def test_constant_series_scores_are_finite(name: str) -> None:
+    s = pd.Series(5.0, index=series().index)
+    scores = make(name).fit(s).score(s)
+    assert_finite_after_warmup(scores)
+
+
+def test_irregular_timestamps(name: str) -> None:
+    s = series()
+    keep = np.sort(np.random.default_rng(3).choice(N, 500, replace=False))
+    irregular = s.iloc[keep]
+    scores = make(name).fit(irregular).score(irregular)
+    assert scores.index.equals(irregular.index)
+    assert_finite_after_warmup(scores)
+
+
+def test_no_look_ahead(name: str) -> None:
+    s = series()
+    det = make(name).fit(s.iloc[:400])
+    full = det.score(s)
+    for k in (1, 150, 401, 650):
+        assert_same(full.iloc[:k], det.score(s.iloc[:k]))
+    test = s.iloc[400:]
+    with_ctx = det.score(test, context=s.iloc[:400])
+    assert_same(with_ctx, full.iloc[400:])
+    for k in (1, 60, 200):
+        assert_same(with_ctx.iloc[:k], det.score(test.iloc[:k], context=s.iloc[:400]))
+
+
+def test_planted_spikes_score_higher_than_elsewhere(name: str) -> None:
+    s = series()
+    s.iloc[list(SPIKES)] += 8.0
+    det = make(name).fit(s.iloc[:400])
+    scores = det.score(s.iloc[400:], context=s.iloc[:400])
+    at_spikes = scores.iloc[[i - 400 for i in SPIKES]]
+    elsewhere = scores.drop(at_spikes.index)
+    assert at_spikes.min() > elsewhere.quantile(0.95), (at_spikes.to_list(), elsewhere.quantile(0.95))
+
+
+def test_bad_input_is_a_clear_error(name: str) -> None:
+    with pytest.raises(ValidationError, match="timestamps"):
+        make(name).fit(pd.Series([1.0, 2.0]))
+
+
+# -- multivariate ----------------------------------------------------------------------------------
+@pytest.fixture(params=MULTIVARIATE)
+def mv_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_mv_clone_and_round_trip(mv_name: str) -> None:
+    f = frame()
+    det = make_mv(mv_name).fit(f.iloc[:400])
+    twin = det.clone()
+    assert twin.get_params() == det.get_params()
+    assert not getattr(twin, "fitted_", False)
+    with pytest.raises(NotFittedError):
+        twin.score(f)
+    back = MultivariateDetector.loads(det.dumps())
+    assert_same(det.score(f), back.score(f))
+    with pytest.raises(ValidationError):
+        MultivariateDetector.loads(make("robust_z").dumps())
+
+
+def test_mv_contributions_are_non_negative_and_sum_to_score(mv_name: str) -> None:
+    f = frame()
+    det = make_mv(mv_name).fit(f.iloc[:400])
+    score, contrib = det.score_with_contributions(f.iloc[400:], context=f.iloc[:400])
+    assert list(contrib.columns) == list(f.columns)
+    assert contrib.index.equals(score.index)
+    assert (contrib.to_numpy() >= -1e-12).all()
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), np.clip(score.to_numpy(), 0, None), atol=1e-9)
+
+
+def test_mv_missing_values_short_constant_irregular(mv_name: str) -> None:
+    f = frame()
+    f.iloc[100, 0] = np.nan
+    f.iloc[200, :] = np.nan
+    det = make_mv(mv_name).fit(f)
+    scores = det.score(f)
+    assert np.isnan(scores.iloc[200])
+    assert np.isfinite(scores.drop(scores.index[200]).to_numpy()).all()
+    short = frame(3)
+    assert len(make_mv(mv_name).fit(short).score(short)) == 3
+    const = pd.DataFrame(1.0, index=f.index, columns=["a", "b"])
+    assert np.isfinite(make_mv(mv_name).fit(const).score(const).to_numpy()).all()
+    keep = np.sort(np.random.default_rng(3).choice(N, 500, replace=False))
+    irregular = frame().iloc[keep]
+    assert np.isfinite(make_mv(mv_name).fit(irregular).score(irregular).to_numpy()).all()
+
+
+def test_mv_no_look_ahead(mv_name: str) -> None:
+    f = frame()
+    det = make_mv(mv_name).fit(f.iloc[:400])
+    full = det.score(f)
+    for k in (1, 150, 401, 650):
+        assert_same(full.iloc[:k], det.score(f.iloc[:k]))
+    with_ctx = det.score(f.iloc[400:], context=f.iloc[:400])
+    assert_same(with_ctx, full.iloc[400:])
+    assert_same(with_ctx.iloc[:50], det.score(f.iloc[400:450], context=f.iloc[:400]))
+
+
+def test_mv_planted_spikes_and_columns(mv_name: str) -> None:
+    f = frame()
+    f.iloc[list(SPIKES), 2] += 60.0  # "net" jumps 12 sigma
+    det = make_mv(mv_name).fit(f.iloc[:400])
+    score, contrib = det.score_with_contributions(f.iloc[400:], context=f.iloc[:400])
+    at = score.iloc[[i - 400 for i in SPIKES]]
+    assert at.min() > score.drop(at.index).quantile(0.95)
+    assert (contrib.iloc[[i - 400 for i in SPIKES]].idxmax(axis=1) == "net").all()
+    # columns are matched by name, whatever their order; a missing metric is a clear error
+    shuffled = f[["net", "cpu", "load"]]
+    assert_same(det.score(shuffled), det.score(f))
+    with pytest.raises(ValidationError, match="net"):
+        det.score(f[["cpu", "load"]])

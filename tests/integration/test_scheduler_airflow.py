@@ -1,0 +1,186 @@
+"""The Airflow DAG factory, for real: Airflow 3.3 in its own virtual environment (created once under
+``.cache/airflow-venv`` and reused), ``airflow db migrate`` on SQLite and ``airflow dags test``; a tick
+through Airflow raises the same alert as ``telewatch check``."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".cache" / "airflow-venv"
+AIRFLOW_SPEC = "apache-airflow==3.3.2"
+STAMP = VENV / ".telewatch-stamp"
+TELEWATCH = Path(sys.executable).with_name("telewatch")
+T0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
+
+
+def ensure_airflow_venv(timeout: float = 900) -> Path:
+    """Airflow in its own venv, installed once (about 2 minutes here) and reused while the spec is unchanged."""
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    with (VENV.parent / "airflow-venv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test sessions wait for one install
+        if STAMP.exists() and STAMP.read_text() == AIRFLOW_SPEC and (VENV / "bin" / "airflow").exists():
+            return VENV / "bin" / "airflow"
+        started = time.monotonic()
+        python = (
+            "python3.11"
+            if subprocess.run(["which", "python3.11"], capture_output=True).returncode == 0
+            else sys.executable
+        )
+        subprocess.run([python, "-m", "venv", "--clear", str(VENV)], check=True, timeout=120)
+        subprocess.run(
+            [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", AIRFLOW_SPEC],
+            check=True,
+            timeout=timeout,
+        )
+        STAMP.write_text(AIRFLOW_SPEC)
+        print(f"installed {AIRFLOW_SPEC} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return VENV / "bin" / "airflow"
+
+
+def _write_logins(path: Path) -> None:
+    rng = np.random.default_rng(11)
+    lines = []
+    for m in range(135):
+        n = 250 if m in (121, 122, 123) else int(rng.poisson(15))
+        for k in range(n):
+            ts = T0 + pd.Timedelta(minutes=m, seconds=59 * k / max(n, 1))
+            lines.append(json.dumps({"ts": ts.isoformat(), "event": "login", "result": "fail"}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Receiver:
+    """A local webhook endpoint recording the JSON bodies it receives."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, receiver: Receiver) -> dict[str, Path]:
+    _write_logins(tmp_path / "auth.jsonl")
+    hook_port = receiver.server.server_address[1]
+    config = tmp_path / "monitors.yaml"
+    config.write_text(
+        f"""
+alerting:
+  channels:
+    ops-hook: {{type: webhook, url: "http://127.0.0.1:{hook_port}/", format: json}}
+monitors:
+  - name: failed-logins
+    owner: "@secops"
+    source: {{type: logs, path: auth.jsonl, counts: [{{name: failed_logins, where: {{result: fail}}}}]}}
+    schedule: {{every: 15m}}
+    train: {{every: 1d, window: 1d, min_points: 60}}
+    alert: {{severity: critical}}
+    channels: [ops-hook]
+"""
+    )
+    return {"config": config, "dir": tmp_path}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TELEWATCH), *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def _alerts(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("metric", "labels", "monitor", "status", "severity", "value", "started_at", "key")
+    return [{k: a.get(k) for k in keep} for b in bodies for a in b.get("alerts", [])]
+
+
+@pytest.mark.slow
+def test_a_tick_through_airflow_raises_the_same_alert_as_check(
+    setup: dict[str, Path], receiver: Receiver
+) -> None:
+    airflow = ensure_airflow_venv()
+    config, work = setup["config"], setup["dir"]
+    first, second = T0 + pd.Timedelta(minutes=120), T0 + pd.Timedelta(minutes=135)
+
+    # the reference: two ticks with `telewatch check` (the first trains, the second sees the burst)
+    ref_db = work / "ref.duckdb"
+    for tick in (first, second):
+        result = _cli("check", "--config", str(config), "--db", str(ref_db), "--now", tick.isoformat())
+        assert result.returncode == 0, result.stdout + result.stderr
+    reference = _alerts(receiver.bodies)
+    assert [(a["status"], a["metric"], a["severity"]) for a in reference] == [
+        ("firing", "failed_logins", "critical")
+    ]
+    receiver.bodies.clear()
+
+    # the same first tick with `telewatch check`, the second one through Airflow
+    af_db = work / "airflow.duckdb"
+    result = _cli("check", "--config", str(config), "--db", str(af_db), "--now", first.isoformat())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert receiver.bodies == []
+    home = work / "airflow-home"
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    (dags / "telewatch_dags.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO / 'src')!r})\n"
+        "from telewatch.scheduler.airflow import build_dags\n"
+        f"globals().update(build_dags({str(config)!r}, telewatch_bin={str(TELEWATCH)!r}, db={str(af_db)!r}))\n"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "PATH": f"{airflow.parent}:{os.environ.get('PATH', '')}",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    migrate = subprocess.run(
+        [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    run = subprocess.run(
+        [str(airflow), "dags", "test", "telewatch_failed-logins", second.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    log = run.stdout + run.stderr
+    assert "DagRun Finished: dag_id=telewatch_failed-logins, logical_date=2026-03-01 02:15:00+00:00" in log
+    assert "state=success" in log
+    assert "failed-logins @ 2026-03-01 02:15 UTC: ok" in log
+    assert _alerts(receiver.bodies) == reference

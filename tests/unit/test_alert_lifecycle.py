@@ -1,0 +1,363 @@
+"""submit_alerts: rules, severity, dedup, repeat, escalation, grouping, resolve, silences, min duration,
+digests, quiet hours, idempotent re-runs and all-or-nothing writes (a real DuckDB store, no channel)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from telewatch.alerts.config import parse_alerting_config
+from telewatch.alerts.model import AlertCandidate
+from telewatch.alerts.rules import parse_matcher, sample_candidate
+from telewatch.core.errors import ValidationError
+from telewatch.services.alerting import add_silence, expire_silence, notification_history, submit_alerts
+from telewatch.store.db import Store
+
+T0 = pd.Timestamp("2026-11-23 12:00", tz="UTC")
+
+
+def config(**rule: Any) -> Any:
+    base = {"name": "web", "channels": ["hook"], "repeat_interval": "4h"}
+    base.update(rule)
+    return parse_alerting_config(
+        {
+            "channels": {
+                "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                "mail": {
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "from": "a@b.c",
+                    "to": ["x@y.z"],
+                    "language": "ru",
+                },
+            },
+            "rules": [base],
+        }
+    )
+
+
+def cand(metric: str = "web_latency", *, now: pd.Timestamp = T0, **kw: Any) -> AlertCandidate:
+    c = sample_candidate(metric=metric, now=now, key=kw.pop("key", f"web:{metric}"), with_series=False)
+    return replace(c, **kw)
+
+
+def rows(store: Store) -> list[dict[str, Any]]:
+    return list(reversed(notification_history(store, limit=1000)))
+
+
+def payload(store: Store, notification_id: int) -> dict[str, Any]:
+    row = (
+        store.cursor()
+        .execute("SELECT payload FROM alert_notifications WHERE id = ?", [notification_id])
+        .fetchall()[0]
+    )
+    assert row is not None
+    return dict(json.loads(row[0]))
+
+
+def test_one_alert_per_key_while_it_lasts_then_repeat(store: Store) -> None:
+    cfg = config()
+    first = submit_alerts(store, candidates=[cand()], rules=cfg, now=T0)
+    assert len(first.notifications) == 1
+    for minutes in (5, 10, 60, 239):
+        later = T0 + pd.Timedelta(minutes=minutes)
+        again = submit_alerts(store, candidates=[cand(now=later)], rules=cfg, now=later)
+        assert again.notifications == []
+        assert again.deduplicated == ["web:web_latency"]
+    after = T0 + pd.Timedelta(hours=4)
+    repeat = submit_alerts(store, candidates=[cand(now=after)], rules=cfg, now=after)
+    assert len(repeat.notifications) == 1
+    assert [r["kind"] for r in rows(store)] == ["firing", "repeat"]
+
+
+def test_rerun_with_the_same_now_writes_nothing(store: Store) -> None:
+    cfg = config()
+    submit_alerts(store, candidates=[cand()], rules=cfg, now=T0)
+    again = submit_alerts(store, candidates=[cand()], rules=cfg, now=T0)
+    assert again.notifications == []
+    assert len(rows(store)) == 1
+
+
+def test_escalation_is_an_update(store: Store) -> None:
+    cfg = config(severity=[{"level": "critical", "min_score": 8}, {"level": "warning", "min_score": 4}])
+    submit_alerts(store, candidates=[cand(score=5.0)], rules=cfg, now=T0)
+    t1 = T0 + pd.Timedelta(minutes=5)
+    report = submit_alerts(store, candidates=[cand(now=t1, score=9.0)], rules=cfg, now=t1)
+    assert len(report.notifications) == 1
+    got = rows(store)
+    assert [(r["kind"], r["severity"]) for r in got] == [("firing", "warning"), ("update", "critical")]
+    # back to warning: not news
+    t2 = T0 + pd.Timedelta(minutes=10)
+    assert submit_alerts(store, candidates=[cand(now=t2, score=5.0)], rules=cfg, now=t2).notifications == []
+
+
+def test_severity_from_score_and_deviation(store: Store) -> None:
+    cfg = config(
+        severity=[
+            {"level": "critical", "min_score": 8, "min_deviation_pct": 50},
+            {"level": "warning", "min_score": 4},
+        ]
+    )
+    report = submit_alerts(
+        store,
+        candidates=[
+            cand("a", score=9.0, deviation_pct=80.0, incident_id=None),  # critical
+            cand("b", score=9.0, deviation_pct=-20.0, incident_id=None),  # deviation too small -> warning
+            cand("c", score=2.0),  # below every level
+        ],
+        rules=cfg,
+        now=T0,
+    )
+    assert [s.key for s in report.skipped] == ["web:c"]
+    assert "below the severity levels" in report.skipped[0].reason
+    sev = {r["alert_keys"][0]: r["severity"] for r in rows(store)}
+    assert sev == {"web:a": "critical", "web:b": "warning"}
+
+
+def test_metrics_of_one_incident_share_one_message(store: Store) -> None:
+    cfg = config()
+    a = cand("web_latency", incident_id=7)
+    b = cand("web_errors", incident_id=7, severity="warning")
+    c = cand("db_cpu", incident_id=8)
+    report = submit_alerts(store, candidates=[a, b, c], rules=cfg, now=T0)
+    assert len(report.notifications) == 2
+    got = {r["group_key"]: r for r in rows(store)}
+    assert sorted(got["sample:incident:7"]["alert_keys"]) == ["web:web_errors", "web:web_latency"]
+    assert got["sample:incident:7"]["subject"].startswith("[CRITICAL] Incident #7")
+    # a metric joining the known incident is an update of it
+    t1 = T0 + pd.Timedelta(minutes=3)
+    d = cand("web_saturation", now=t1, incident_id=7)
+    submit_alerts(store, candidates=[a, b, d], rules=cfg, now=t1)
+    last = rows(store)[-1]
+    assert last["kind"] == "update"
+    assert last["alert_keys"] == ["web:web_saturation"]
+
+
+def test_grouping_can_be_switched_off(store: Store) -> None:
+    cfg = config(group_by_incident=False)
+    report = submit_alerts(
+        store, candidates=[cand("a", incident_id=7), cand("b", incident_id=7)], rules=cfg, now=T0
+    )
+    assert len(report.notifications) == 2
+
+
+def test_resolved_notice_once_then_quiet(store: Store) -> None:
+    cfg = config()
+    submit_alerts(store, candidates=[cand()], rules=cfg, now=T0)
+    t1 = T0 + pd.Timedelta(minutes=40)
+    done = cand(now=t1, status="resolved")
+    report = submit_alerts(store, candidates=[done], rules=cfg, now=t1)
+    assert report.resolved == ["web:web_latency"]
+    assert len(report.notifications) == 1
+    assert (
+        submit_alerts(store, candidates=[done], rules=cfg, now=t1 + pd.Timedelta(minutes=1)).notifications
+        == []
+    )
+    last = rows(store)[-1]
+    assert last["kind"] == "resolved"
+    assert last["subject"].startswith("[RESOLVED]")
+    assert payload(store, last["id"])["status"] == "resolved"
+    # it fires again later: a new alert
+    t2 = T0 + pd.Timedelta(hours=1)
+    assert len(submit_alerts(store, candidates=[cand(now=t2)], rules=cfg, now=t2).notifications) == 1
+
+
+def test_resolved_without_a_firing_notice_says_nothing(store: Store) -> None:
+    report = submit_alerts(store, candidates=[cand(status="resolved")], rules=config(), now=T0)
+    assert report.notifications == []
+    assert report.resolved == []
+
+
+def test_send_resolved_off(store: Store) -> None:
+    cfg = config(send_resolved=False)
+    submit_alerts(store, candidates=[cand()], rules=cfg, now=T0)
+    assert (
+        submit_alerts(
+            store, candidates=[cand(status="resolved")], rules=cfg, now=T0 + pd.Timedelta(minutes=1)
+        ).notifications
+        == []
+    )
+
+
+def test_silence_mutes_then_expiry_lets_it_fire(store: Store) -> None:
+    cfg = config()
+    silence = add_silence(
+        store,
+        matchers=[parse_matcher("metric=~web_.*"), parse_matcher("dc=eu-west")],
+        ends_at=T0 + pd.Timedelta(hours=2),
+        starts_at=T0 - pd.Timedelta(minutes=1),
+        now=T0,
+    )
+    report = submit_alerts(store, candidates=[cand(), cand("db_cpu")], rules=cfg, now=T0)
+    assert report.silenced == ["web:web_latency"]
+    assert [r["alert_keys"] for r in rows(store)] == [["web:db_cpu"]]
+    t1 = T0 + pd.Timedelta(minutes=30)
+    expire_silence(store, silence_id=silence.id, now=t1)
+    later = submit_alerts(store, candidates=[cand(now=t1)], rules=cfg, now=t1 + pd.Timedelta(seconds=1))
+    assert later.firing == ["web:web_latency"]
+    assert len(later.notifications) == 1
+
+
+def test_silence_time_range_and_negative_matchers(store: Store) -> None:
+    cfg = config()
+    add_silence(
+        store,
+        matchers=[parse_matcher("service!=checkout")],
+        starts_at=T0 - pd.Timedelta(hours=1),
+        ends_at=T0 + pd.Timedelta(hours=1),
+        now=T0,
+    )
+    add_silence(
+        store,
+        matchers=[parse_matcher("metric=web_latency")],
+        starts_at=T0 + pd.Timedelta(hours=5),
+        ends_at=T0 + pd.Timedelta(hours=6),
+        now=T0,
+    )
+    report = submit_alerts(
+        store, candidates=[cand(), cand("x", labels={"service": "search"})], rules=cfg, now=T0
+    )
+    assert report.silenced == ["web:x"]  # the second silence has not started
+
+
+def test_bad_silences_are_refused(store: Store) -> None:
+    with pytest.raises(ValidationError, match="must end after it starts"):
+        add_silence(store, matchers=[parse_matcher("a=b")], ends_at=T0 - pd.Timedelta(hours=1), now=T0)
+    with pytest.raises(ValidationError, match="not NAME=VALUE"):
+        parse_matcher("just-a-word")
+    with pytest.raises(ValidationError, match="bad regular expression"):
+        parse_matcher("host=~[")
+
+
+def test_min_duration_holds_short_blips(store: Store) -> None:
+    cfg = config(min_duration="30m")
+    c = cand()  # started 17 minutes before T0
+    report = submit_alerts(store, candidates=[c], rules=cfg, now=T0)
+    assert report.notifications == []
+    assert "min_duration" in report.skipped[0].reason
+    t1 = T0 + pd.Timedelta(minutes=15)
+    assert (
+        len(submit_alerts(store, candidates=[replace(c, last_seen=t1)], rules=cfg, now=t1).notifications) == 1
+    )
+
+
+def test_rule_order_routing_and_owners(store: Store) -> None:
+    cfg = parse_alerting_config(
+        {
+            "channels": {
+                "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                "dba": {"type": "webhook", "url": "http://127.0.0.1:9/dba"},
+            },
+            "rules": [
+                {
+                    "name": "ignore-test",
+                    "match": {"labels": {"env": "test"}},
+                    "channels": ["hook"],
+                    "severity": [{"level": "critical", "min_score": 1000}],
+                },
+                {
+                    "name": "main",
+                    "channels": ["hook"],
+                    "routes": [{"match": {"labels": {"team": "db"}}, "channels": ["dba"], "continue": True}],
+                    "owner": "@default",
+                    "owners": [{"match": {"metrics": ["db_*"]}, "owner": "@dba"}],
+                },
+            ],
+        }
+    )
+    report = submit_alerts(
+        store,
+        candidates=[
+            cand("web_latency", owner=None, incident_id=None),
+            cand("db_cpu", labels={"team": "db"}, owner=None, incident_id=None),
+            cand("web_x", labels={"env": "test"}, incident_id=None),
+        ],
+        rules=cfg,
+        now=T0,
+    )
+    assert [s.key for s in report.skipped] == ["web:web_x"]
+    by_channel = {(r["channel"], r["alert_keys"][0]): r for r in rows(store)}
+    assert set(by_channel) == {("hook", "web:web_latency"), ("dba", "web:db_cpu"), ("hook", "web:db_cpu")}
+    assert payload(store, by_channel[("dba", "web:db_cpu")]["id"])["owners"] == ["@dba"]
+    assert payload(store, by_channel[("hook", "web:web_latency")]["id"])["owners"] == ["@default"]
+
+
+def test_language_follows_the_channel(store: Store) -> None:
+    cfg = config(channels=["hook", "mail"])
+    submit_alerts(store, candidates=[cand()], rules=cfg, now=T0)
+    subjects = {r["channel"]: (r["language"], r["subject"]) for r in rows(store)}
+    assert subjects["hook"][0] == "en"
+    assert "deviation more than" in subjects["hook"][1]
+    assert subjects["mail"][0] == "ru"
+    assert "отклонение более" in subjects["mail"][1]
+
+
+def test_low_severity_waits_for_the_digest(store: Store) -> None:
+    cfg = config(digest={"severities": ["info"], "interval": "1h"})
+    report = submit_alerts(
+        store,
+        candidates=[cand("a", severity="info", incident_id=None), cand("b", incident_id=None)],
+        rules=cfg,
+        now=T0 + pd.Timedelta(minutes=10),
+    )
+    assert report.digested == ["web:a"]
+    statuses = {r["alert_keys"][0]: (r["status"], r["next_attempt_at"]) for r in rows(store)}
+    assert statuses["web:a"] == ("digest", pd.Timestamp("2026-11-23 13:00", tz="UTC"))
+    assert statuses["web:b"][0] == "pending"
+
+
+def test_quiet_hours_hold_all_but_critical_until_morning(store: Store) -> None:
+    cfg = config(quiet_hours={"start": "23:00", "end": "07:00", "timezone": "Europe/Moscow"})
+    night = pd.Timestamp("2026-11-23 22:30", tz="UTC")  # 01:30 in Moscow
+    report = submit_alerts(
+        store,
+        candidates=[
+            cand("w", now=night, severity="warning", incident_id=None),
+            cand("c", now=night, incident_id=None),
+        ],
+        rules=cfg,
+        now=night,
+    )
+    assert report.digested == ["web:w"]
+    got = {r["alert_keys"][0]: r for r in rows(store)}
+    assert got["web:w"]["status"] == "digest"
+    assert got["web:w"]["next_attempt_at"] == pd.Timestamp("2026-11-24 04:00", tz="UTC")  # 07:00 Moscow
+    assert got["web:c"]["status"] == "pending"
+
+
+def test_all_or_nothing(store: Store) -> None:
+    cfg = config()
+    good = cand("a", incident_id=None)
+    bad = cand("b", incident_id=None, value=float("nan"))
+    bad = replace(bad, labels={"dc": object()})  # type: ignore[dict-item]  # cannot be stored
+    with pytest.raises(TypeError):
+        submit_alerts(store, candidates=[good, bad], rules=cfg, now=T0)
+    assert rows(store) == []
+    assert store.cursor().execute("SELECT count(*) FROM alert_state").fetchall() == [(0,)]
+
+
+def test_invalid_candidates_are_refused(store: Store) -> None:
+    with pytest.raises(ValidationError, match="status must be"):
+        submit_alerts(store, candidates=[cand(status="burning")], rules=config(), now=T0)
+
+
+def test_chart_drawn_from_the_store_when_the_candidate_has_no_series(store: Store) -> None:
+    import numpy as np
+
+    from telewatch.store import repo
+
+    cur = store.cursor()
+    metric_id = repo.upsert_metric(cur, name="web_latency", labels={"dc": "eu-west", "service": "checkout"})
+    index = pd.date_range(end=T0, periods=300, freq="min", tz="UTC")
+    repo.write_points(cur, metric_id, pd.Series(np.linspace(100, 200, 300), index=index))
+    mail = config(channels=["mail"])  # e-mail carries charts (webhooks do not by default)
+    submit_alerts(store, candidates=[cand(incident_id=None)], rules=mail, now=T0)
+    (row,) = rows(store)
+    assert row["has_chart"]
+    other = submit_alerts(store, candidates=[cand("no_points", incident_id=None)], rules=mail, now=T0)
+    assert len(other.notifications) == 1
+    assert not rows(store)[-1]["has_chart"]  # nothing to draw: the message goes without a picture

@@ -1,0 +1,139 @@
+"""Messages and charts: the default templates carry what a person needs; overrides and limits hold."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from telewatch.alerts.chart import render_chart
+from telewatch.alerts.config import DashboardLink, Links
+from telewatch.alerts.render import TELEGRAM_TEXT_LIMIT, AlertEvent, Renderer, deviation_floor
+from telewatch.alerts.rules import sample_candidate
+
+NOW = pd.Timestamp("2026-11-23 12:00", tz="UTC")
+
+
+def event(**kw: object) -> AlertEvent:
+    c = replace(sample_candidate(now=NOW), **kw)  # type: ignore[arg-type]
+    return AlertEvent(candidate=c, event="firing", severity=c.severity, owner=c.owner, rule="web")
+
+
+def links() -> Links:
+    return Links(
+        base_url="https://tw.example.com",  # type: ignore[arg-type]
+        dashboards=[
+            DashboardLink(title="Grafana", url="https://grafana.example.com/d/x?var-dc={labels[dc]}")
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        (
+            "en",
+            [
+                "Metric <b>web_response_ms</b> in slice <code>dc=eu-west, service=checkout</code>",
+                "Deviation more than <b>130%</b> above expected",
+                "expected 220.0 (band 195.0 – 245.0)",
+                "Started: 2026-11-23 11:43 UTC",
+                "Related: web_error_rate, db_query_ms",
+                "Owner: @web-oncall",
+                "Incident #42: latency degradation",
+            ],
+        ),
+        (
+            "ru",
+            [
+                "Метрика <b>web_response_ms</b> в разрезе <code>dc=eu-west, service=checkout</code>",
+                "Отклонение более <b>130%</b> выше ожидаемого",
+                "ожидалось 220.0 (диапазон 195.0 – 245.0)",
+                "Началось: 2026-11-23 11:43 UTC",
+                "Связанные метрики: web_error_rate, db_query_ms",
+                "Ответственный: @web-oncall",
+                "Инцидент #42",
+            ],
+        ),
+    ],
+)
+def test_default_message_carries_everything(language: str, words: list[str]) -> None:
+    out = Renderer(links=links()).render(
+        [event()], kind="firing", language=language, now=NOW, chart_cid="chart"
+    )
+    for word in words:
+        assert word in out.body_html, word
+    assert '<a href="https://tw.example.com/incidents/42">' in out.body_html
+    assert (
+        'href="https://tw.example.com/?metric=web_response_ms&amp;labels=dc%3Deu-west%2Cservice%3Dcheckout'
+        in out.body_html
+    )
+    assert 'href="https://grafana.example.com/d/x?var-dc=eu-west"' in out.body_html
+    assert '<img src="cid:chart"' in out.body_email
+    assert "<b>web_response_ms</b>" in out.body_email
+    assert "<" not in out.body_text.replace("<-", "")  # plain text has no markup
+    assert "web_response_ms" in out.subject
+    assert "@web-oncall" in out.summary
+    assert out.payload["alerts"][0]["deviation_more_than"] == "130"
+
+
+def test_metric_names_are_escaped_in_html() -> None:
+    out = Renderer().render([event(metric="a<b>&c")], kind="firing", language="en", now=NOW)
+    assert "a&lt;b&gt;&amp;c" in out.body_html
+    assert "a<b>&c" in out.body_text
+
+
+def test_a_big_incident_stays_within_telegram_limits() -> None:
+    events = [event(metric=f"metric_{i:03d}_" + "x" * 80, key=f"k{i}") for i in range(60)]
+    out = Renderer().render(events, kind="firing", language="en", now=NOW)
+    assert len(out.body_html) <= TELEGRAM_TEXT_LIMIT
+    assert "more" in out.body_html
+    assert len(out.payload["alerts"]) == 60  # webhooks still get every alert
+
+
+def test_templates_can_be_overridden_one_file_at_a_time(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "subject.txt.j2").write_text(
+        "ALERT {{ first.metric }} owner={{ owners|join(',') }}", encoding="utf-8"
+    )
+    out = Renderer(templates_dir=tmp_path).render([event()], kind="firing", language="en", now=NOW)
+    assert out.subject == "ALERT web_response_ms owner=@web-oncall"
+    assert "Deviation more than" in out.body_html  # the other templates are still the defaults
+
+
+def test_resolved_message() -> None:
+    e = AlertEvent(
+        candidate=replace(sample_candidate(now=NOW), status="resolved"),
+        event="resolved",
+        severity="critical",
+        owner=None,
+    )
+    out = Renderer().render([e], kind="resolved", language="en", now=NOW + pd.Timedelta(minutes=20))
+    assert out.subject.startswith("[RESOLVED]")
+    assert "Back to normal after 37 min" in out.body_html
+    assert out.payload["status"] == "resolved"
+
+
+@pytest.mark.parametrize(
+    ("pct", "text"), [(143.7, "140"), (-37.2, "35"), (7.9, "7"), (2500.0, "2500"), (None, None)]
+)
+def test_deviation_floor(pct: float | None, text: str | None) -> None:
+    assert deviation_floor(pct) == text
+
+
+def test_chart_marks_the_anomaly_and_band() -> None:
+    from PIL import Image
+
+    png = render_chart(sample_candidate(now=NOW), hours=6)
+    assert png is not None
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.size == (900, 340)
+    colors = image.getcolors(maxcolors=1_000_000) or []
+    # the band (light blue) and the anomaly span (orange tint) are both drawn
+    assert any(abs(r - 0xC0) < 40 and abs(g - 0xDB) < 30 and b > 0xE0 for _, (r, g, b) in colors)
+    assert any(r > 0xF0 and 0xC0 < g < 0xE8 and b < 0xD5 for _, (r, g, b) in colors)
+    assert render_chart(replace(sample_candidate(now=NOW), series=None)) is None

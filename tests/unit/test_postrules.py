@@ -1,0 +1,133 @@
+"""Post-rules: calibration, threshold, alarm filter, and the detection service that chains them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from telewatch.core.errors import NotFoundError, ValidationError
+from telewatch.postrules.alarms import AlarmFilter
+from telewatch.postrules.calibrate import MAX_Z, Calibrator
+from telewatch.postrules.threshold import Threshold
+from telewatch.services.detection import detect_metrics, known_anomalous, read_anomalies
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+
+def test_calibrator_makes_different_scales_comparable() -> None:
+    rng = np.random.default_rng(0)
+    small = np.abs(rng.normal(0, 1, 50_000))
+    large = np.abs(rng.normal(0, 1000, 50_000))
+    z_small = Calibrator().train(small)(np.array([1.0, 3.0, 6.0]))
+    z_large = Calibrator().train(large)(np.array([1000.0, 3000.0, 6000.0]))
+    np.testing.assert_allclose(z_small, z_large, atol=0.1)
+    assert np.all(np.diff(z_small) > 0)  # monotone, and beyond the training max it keeps growing
+
+
+def test_calibrator_tail_extrapolates_and_is_bounded() -> None:
+    cal = Calibrator().train(np.arange(1000.0))
+    z = cal(np.array([-5.0, 900.0, 999.0, 2000.0, 1e9]))
+    assert z[0] == 0.0
+    assert 0.0 < z[1] < z[2] < z[3] < z[4] == MAX_Z
+    p = cal.tail_probability(np.array([500.0, np.nan]))
+    assert 0.45 < p[0] < 0.55
+    assert np.isnan(p[1])
+
+
+def test_calibrator_constant_training_and_errors() -> None:
+    cal = Calibrator().train(np.zeros(100))
+    z = cal(np.array([0.0, 1e-3, 1.0]))
+    assert z[0] == 0.0
+    assert np.isfinite(z).all()
+    assert z[2] >= z[1] > 0
+    with pytest.raises(NotFoundError, match="train"):
+        Calibrator()(np.zeros(3))
+    with pytest.raises(ValidationError, match="tail"):
+        Calibrator(tail=0.2)
+
+
+def test_threshold_fixed_quantile_and_labelled() -> None:
+    assert Threshold(value=2.0)(np.array([1.0, 2.0, np.nan])).tolist() == [False, True, False]
+    t = Threshold(quantile=0.99).train(np.arange(1000.0))
+    assert t.value_ == pytest.approx(989.01)
+    scores = np.array([0.1, 0.3, 0.2, 4.0, 3.5, 0.4, 3.0])
+    labels = np.array([0, 0, 0, 1, 1, 0, 0])
+    assert Threshold().train(scores, labels).value_ == 3.5
+    with pytest.raises(ValidationError, match="labels"):
+        Threshold().train(scores, labels[:3])
+    with pytest.raises(ValidationError, match="value"):
+        Threshold()(scores)
+
+
+def test_alarm_filter_min_duration_merge_and_cooldown() -> None:
+    flags = np.array([1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1], bool)
+    assert AlarmFilter(min_points=2)(flags) == [(3, 5), (6, 9), (15, 17)]
+    assert AlarmFilter(min_points=2, merge_gap=1)(flags) == [(3, 9), (15, 17)]
+    assert AlarmFilter(min_points=2, cooldown=5)(flags) == [(3, 5), (15, 17)]
+    assert AlarmFilter().flags(flags).tolist() == flags.tolist()
+    with pytest.raises(ValueError, match="min_points"):
+        AlarmFilter(min_points=0)
+
+
+def _store_metric(store: Store, values: np.ndarray) -> int:
+    idx = pd.date_range("2024-03-01", periods=values.size, freq="1min", tz="UTC")
+    with store.transaction() as tx:
+        metric_id = repo.upsert_metric(tx, name="m", labels={}, unit=None, owner=None, group=None)
+        repo.write_points(tx, metric_id, pd.Series(values, index=idx))
+    return metric_id
+
+
+def test_detection_service_stores_calibrated_scores_band_and_skips_known_incidents(store: Store) -> None:
+    rng = np.random.default_rng(3)
+    n = 2 * 1440
+    t = np.arange(n)
+    values = 100 + 20 * np.sin(2 * np.pi * t / 1440) + rng.normal(0, 1, n)
+    values[2000] += 60  # a spike
+    metric_id = _store_metric(store, values)
+    report = detect_metrics(store, detector="seasonal", metric_ids=[metric_id])
+    assert report.threshold == 5.0
+    peaks = [a.peak for a in report.anomalies]
+    idx = pd.date_range("2024-03-01", periods=n, freq="1min", tz="UTC")
+    assert idx[2000] in peaks
+    stored = read_anomalies(store, metric_id=metric_id, detector="seasonal")
+    row = stored[stored["peak_ts"] == idx[2000]].iloc[0]
+    assert row["lower"] < row["expected"] < row["upper"] < row["value"]
+    z = store.cursor().execute("SELECT max(score) FROM scores WHERE metric_id = ?", [metric_id]).fetchone()
+    assert z is not None
+    assert 5.0 <= z[0] <= 37.0
+    # a refit leaves the stored incident out of the baseline
+    mask = known_anomalous(store, metric_id=metric_id, index=idx)
+    assert mask[2000]
+    assert mask.sum() < 50
+    again = detect_metrics(store, detector="seasonal", metric_ids=[metric_id])
+    assert again.excluded_points == mask.sum()
+    assert idx[2000] in [a.peak for a in again.anomalies]
+
+
+def test_repeat_suppressor_keeps_first_and_larger_alarms() -> None:
+    from telewatch.postrules.alarms import RepeatSuppressor
+
+    z = np.zeros(3000)
+    z[[100, 110, 2000]] = [6.0, 6.0, 6.0]
+    z[120] = 9.0  # larger than anything before: counts in full
+    out = RepeatSuppressor(cooldown=1000)(z)
+    assert out[100] == 6.0
+    assert out[110] == pytest.approx(6.0 * 10 / 1000)
+    assert out[120] == 9.0
+    assert out[2000] == 6.0  # long after: a new alarm
+    with pytest.raises(ValueError, match="cooldown"):
+        RepeatSuppressor(cooldown=0)
+
+
+def test_nab_tail_calibration_is_causal_and_in_unit_range() -> None:
+    from telewatch.bench.nab import detect_file, make_nab_file
+
+    idx = pd.date_range("2024-01-01", periods=2000, freq="5min")
+    x = np.sin(np.arange(2000) / 20.0) + np.random.default_rng(8).normal(0, 0.05, 2000)
+    x[1500] = 4.0
+    f = make_nab_file("c/f.csv", idx, x, [(idx[1490], idx[1520])])
+    s = detect_file(f, "seasonal", {}, calibration="tail")
+    assert s.shape == (2000,)
+    assert ((s >= 0) & (s < 1)).all()
+    assert int(np.argmax(s[300:])) + 300 == 1500
