@@ -160,3 +160,11 @@ def test_served_process_answers_over_http(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_alert_chart_links_open_the_explorer_on_that_metric(client: TestClient) -> None:
+    """Alerts link to /explore?metric=NAME&labels=SLICE: the page must select that metric's slice."""
+    ids = {(m["name"], tuple(m["labels"].items())): m["id"] for m in client.get("/api/metrics").json()}
+    html = client.get("/explore", params={"metric": "cpu", "labels": "host=b"}).text
+    assert f'<option value="{ids[("cpu", (("host", "b"),))]}" selected' in html
+    assert client.get("/explore", params={"metric": "nope"}).status_code == 404

@@ -80,7 +80,7 @@ def test_demo_detect_and_bench_labels(tmp_path: Path) -> None:
     out = _run("bench", "labels", "--db", str(db), "--source", "demo", "--json", str(tmp_path / "r.json"))
     line = out.strip().splitlines()[-1]
     assert line.startswith("LABELS metrics=")
-    assert json.loads((tmp_path / "r.json").read_text())["detector"] == "robust_bands"
+    assert json.loads((tmp_path / "r.json").read_text())["detector"] == "novelty"
     plots = tmp_path / "plots"
     _run("detect", "--db", str(db), "--metric", "apdex", "--plot-dir", str(plots))
     assert len(list(plots.glob("*.png"))) == 1
@@ -122,3 +122,14 @@ def test_redlab_ingests_to_four_metrics(tmp_path: Path, shared_datasets: Path) -
     assert metrics["error"].missing == 14_530
     assert metrics["error"].points == 43_272 - 14_530
     assert all(metrics[n].points == 43_272 for n in ("web_response", "throughput", "apdex"))
+
+
+@pytest.mark.shared
+def test_bench_smd_prints_rca_then_the_smd_line_last(shared_datasets: Path) -> None:
+    out = _run("bench", "smd", "--data", str(shared_datasets / "smd"), "--machine", "machine-1-2")
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("SMD machines=1 f1_comp=")
+    rca = [line for line in lines if line.startswith("SMD-RCA machines=1 hitrate100=")]
+    assert len(rca) == 1
+    hit150 = float(rca[0].split("hitrate150=")[1].split()[0])
+    assert 0.5 < hit150 <= 1.0

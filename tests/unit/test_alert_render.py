@@ -68,7 +68,7 @@ def test_default_message_carries_everything(language: str, words: list[str]) -> 
         assert word in out.body_html, word
     assert '<a href="https://tw.example.com/incidents/42">' in out.body_html
     assert (
-        'href="https://tw.example.com/?metric=web_response_ms&amp;labels=dc%3Deu-west%2Cservice%3Dcheckout'
+        'href="https://tw.example.com/explore?metric=web_response_ms&amp;labels=dc%3Deu-west%2Cservice%3Dcheckout'
         in out.body_html
     )
     assert 'href="https://grafana.example.com/d/x?var-dc=eu-west"' in out.body_html

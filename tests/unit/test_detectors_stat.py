@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,3 +153,13 @@ def test_ensemble_combines_calibrated_members_and_validates() -> None:
 def test_seasonal_rejects_bad_periods() -> None:
     with pytest.raises(ValidationError, match="period"):
         create_detector("seasonal", periods=["soon"]).fit(weekly_series(weeks=1))
+
+
+@pytest.mark.shared
+def test_detect_periods_on_a_binary_smd_column_does_not_crash(shared_datasets: Path) -> None:
+    """Regression: SMD machine-1-2's column 29 is 0/1 and its ACF has only negative peaks."""
+    from telewatch.bench.smd import load_machine
+
+    train = load_machine(shared_datasets / "smd", "machine-1-2").train
+    idx = pd.date_range("2024-01-01", periods=len(train), freq="1min", tz="UTC")
+    assert detect_periods(pd.Series(train[:, 29], index=idx)) == []

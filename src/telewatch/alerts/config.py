@@ -288,7 +288,7 @@ class Links(_Model):
     """Links put in messages. ``chart`` and ``incident`` are templates over the fields of :func:`format_link`."""
 
     base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
-    chart: str = "{base_url}/?metric={metric_q}&labels={labels_q}&from={from_iso}&to={to_iso}"
+    chart: str = "{base_url}/explore?metric={metric_q}&labels={labels_q}&from={from_iso}&to={to_iso}"
     incident: str = "{base_url}/incidents/{incident_id}"
     dashboards: list[DashboardLink] = Field(default_factory=list)
 

@@ -43,7 +43,9 @@ PlotsOption = Annotated[Path | None, typer.Option("--plots", help="Write one PNG
 def bench_nab(
     data: Annotated[Path, typer.Option(help="NAB corpus folder (data/, labels/, config/).")] = _SHARED
     / "nab",
-    detector: Annotated[str, typer.Option(help="Detector type.")] = "robust_bands",
+    detector: Annotated[
+        str, typer.Option(help="Detector type (default: the service default, novelty).")
+    ] = "novelty",
     params: ParamsOption = None,
     export: Annotated[
         Path | None, typer.Option(help="Write DIR/<category>/<file>.csv (timestamp,value,anomaly_score).")
@@ -86,19 +88,30 @@ def bench_smd(
     data: Annotated[
         Path, typer.Option(help="SMD folder (train/, test/, test_label/, interpretation_label/).")
     ] = _SHARED / "smd",
-    detector: Annotated[str, typer.Option(help="Detector type.")] = "robust_bands",
+    detector: Annotated[
+        str, typer.Option(help="Detector type (univariate ones run per metric; mv_* see the whole machine).")
+    ] = "mv_ensemble",
     params: ParamsOption = None,
     threshold: Annotated[
         str, typer.Option(help="How the threshold is chosen from TRAIN scores: quantile or pot.")
     ] = "quantile",
     q: Annotated[float, typer.Option(help="Quantile of train scores used as the threshold.")] = 0.995,
     machine: Annotated[list[str] | None, typer.Option(help="Only these machines (repeatable).")] = None,
+    rca: Annotated[
+        bool,
+        typer.Option(
+            "--rca/--no-rca",
+            help="Also score the explain ranking (window scan) against interpretation_label (SMD-RCA line).",
+        ),
+    ] = True,
     json_path: JsonOption = None,
     plots: PlotsOption = None,
 ) -> None:
     """Score a detector on the Server Machine Dataset: composite F1 (headline), point-adjusted and
-    point-wise F1, and root-cause HitRate@100%/150%."""
+    point-wise F1, and root-cause HitRate@100%/150% of the detector's contributions; with --rca also
+    of the window-scan ranking (given the labelled window, and given the detected incident)."""
     from telewatch.bench.smd import run_smd_benchmark
+    from telewatch.bench.smd_rca import evaluate_rca
 
     started = time.perf_counter()
     try:
@@ -113,16 +126,21 @@ def bench_smd(
             plots_dir=plots,
             console=console,
         )
+        rca_result = evaluate_rca(data, machine or None, q=q, console=console) if rca else None
     except (TelewatchError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"{time.perf_counter() - started:.1f} s")
+    if rca_result is not None:
+        console.print(rca_result.summary_line(), highlight=False, soft_wrap=True)
     console.print(result.summary_line(), highlight=False, soft_wrap=True)
 
 
 @bench_app.command("labels")
 def bench_labels(
-    detector: Annotated[str, typer.Option(help="Detector type.")] = "robust_bands",
+    detector: Annotated[
+        str, typer.Option(help="Detector type (default: the service default, novelty).")
+    ] = "novelty",
     params: ParamsOption = None,
     source: Annotated[
         list[str] | None, typer.Option(help="Only labels of these sources, e.g. demo, user, nab.")

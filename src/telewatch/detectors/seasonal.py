@@ -97,6 +97,8 @@ def detect_periods(
     if peaks.size == 0:
         return []
     top = float(seg[peaks].max())
+    if not np.isfinite(top) or top < min_acf:  # no clear season (NaN ACF, or only weak or negative peaks)
+        return []
     best = int(peaks[np.flatnonzero(seg[peaks] >= 0.9 * top)[0]])  # the fundamental, not a multiple
     if seg[best] < min_acf:
         return []

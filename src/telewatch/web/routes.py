@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from telewatch import __version__
 from telewatch.core.errors import TelewatchError
 from telewatch.services import catalog, overview
+from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import parse_selector
 
@@ -84,9 +85,13 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
 
     @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
     @app.get("/explore/{metric_id}", response_class=HTMLResponse, include_in_schema=False)
-    def explore(request: Request, metric_id: int | None = None) -> HTMLResponse:
+    def explore(
+        request: Request, metric_id: int | None = None, metric: str | None = None, labels: str | None = None
+    ) -> HTMLResponse:
         store: Store = request.app.state.store
         metrics = catalog.list_metrics(store)
+        if metric_id is None and metric:  # links in alerts name the metric and its slice
+            metric_id = repo.get_metric(store.cursor(), metric, repo.parse_selector(labels)).id
         if metric_id is None and metrics:
             metric_id = metrics[0].id
         data = [

@@ -211,7 +211,7 @@ def test_webhook_shapes(store: Store, webhook: Any, cfg: Any, shape: str) -> Non
         assert att["title"] == "web_response_ms [dc=eu-west, service=checkout]"
         assert att["color"] == "#d62728"
         assert {"title": "Deviation", "value": "more than 130%", "short": True} in att["fields"]
-        assert att["title_link"].startswith("https://telewatch.example.com/?metric=web_response_ms")
+        assert att["title_link"].startswith("https://telewatch.example.com/explore?metric=web_response_ms")
     else:
         assert body["version"] == "4"
         assert body["status"] == "firing"
