@@ -71,11 +71,13 @@ def test_demo_detect_and_bench_labels(tmp_path: Path) -> None:
     out = _run("demo", "--days", "14", "--db", str(db), "--csv", str(tmp_path / "demo.csv"))
     assert "planted incidents" in out
     assert "anomalies on" in out
+    assert "grouped from the anomalies" in out
     assert (tmp_path / "demo.csv").stat().st_size > 100_000
     with Store(db) as s:
         cur = s.cursor()
         assert len(repo.list_metrics(cur, group="web")) == 4
         assert cur.execute("SELECT count(*) FROM anomalies").fetchone()[0] > 0  # type: ignore[index]
+        assert cur.execute("SELECT count(*) FROM incidents").fetchone()[0] > 0  # type: ignore[index]
         assert cur.execute("SELECT count(*) FROM label_windows WHERE source = 'demo'").fetchone()[0] > 0  # type: ignore[index]
     out = _run("bench", "labels", "--db", str(db), "--source", "demo", "--json", str(tmp_path / "r.json"))
     line = out.strip().splitlines()[-1]

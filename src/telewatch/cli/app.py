@@ -295,6 +295,12 @@ def demo(
                 console.print(
                     f"detection ({found.detector}): {len(found.anomalies)} anomalies on {found.metrics} metrics"
                 )
+                from telewatch.services.incidents import update_incidents
+
+                grouped = update_incidents(store, now=data.frame.index[-1])
+                console.print(
+                    f"incidents: {len(grouped.created) + len(grouped.updated)} grouped from the anomalies"
+                )
         if csv is not None:
             write_demo_csv(data, csv)
             console.print(f"wrote {csv}")
