@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from telewatch.alerts.config import parse_duration
+from telewatch.core.durations import parse_duration
 from telewatch.core.errors import ConfigError
 from telewatch.services.alerting import load_alerting_config
 

@@ -226,8 +226,8 @@ def silence_add(
     """Silence alerts whose labels match every matcher (labels plus metric, monitor, severity, group)."""
     import pandas as pd
 
-    from telewatch.alerts.config import parse_duration
     from telewatch.alerts.rules import parse_matcher
+    from telewatch.core.durations import parse_duration
     from telewatch.services.alerting import add_silence
     from telewatch.services.catalog import parse_time
 
