@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default=None,
         description="YAML file of monitors for `telewatch run` and `check` (see docs/monitors.md).",
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Dask scheduler address for fanning detection out over metrics (see docs/scale.md); "
+        "default: an embedded LocalCluster.",
+    )
 
     @property
     def store_path(self) -> Path:

@@ -1,0 +1,199 @@
+"""Fit and score many metrics at once, as one matrix (metrics × time).
+
+:func:`score_matrix` gives, for every row of ``values``, the same scores as
+``create_detector(detector, **params).fit(s).score(s)`` on that row as a series, but computes them
+over the whole matrix where the maths allows:
+
+* ``robust_z``: medians and MADs along the time axis, one vectorised expression;
+* ``novelty`` (the default): the rolling-median tie-breaker runs on all metrics in one pandas
+  call, and the novelty memory only visits each metric's first occurrence of every bin (a few
+  hundred points instead of every point);
+* any other registered detector: a per-metric loop over the registry (same results, no speed-up).
+
+>>> import numpy as np, pandas as pd
+>>> idx = pd.date_range("2024-01-01", periods=500, freq="1min", tz="UTC")
+>>> rng = np.random.default_rng(0)
+>>> values = rng.normal(10, 1, (3, 500))
+>>> values[1, 400] = 30.0
+>>> scores = score_matrix(values, idx, detector="robust_z")
+>>> scores.shape, int(np.argmax(scores[1]))
+((3, 500), 400)
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from telewatch.core.errors import ConfigError, ValidationError
+from telewatch.detectors import create_detector
+from telewatch.detectors.novelty import Novelty
+from telewatch.detectors.robust_z import RobustZ
+
+__all__ = ["batch_detectors", "score_matrix"]
+
+_MAD_TO_SIGMA = 1.4826
+
+
+def batch_detectors() -> list[str]:
+    """Detector types with a vectorised batch path (others fall back to a per-metric loop)."""
+    return sorted(_BATCH)
+
+
+def score_matrix(
+    values: np.ndarray,
+    index: pd.Index,
+    *,
+    detector: str = "novelty",
+    params: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    chunk_size: int = 32,
+) -> np.ndarray:
+    """Fit ``detector`` on each row of ``values`` (metrics × time) and score the row.
+
+    Returns a float64 array of the same shape; NaN in gives NaN out, as in
+    :meth:`telewatch.detectors.base.Detector.score`. ``index`` holds the timestamps of the columns
+    (sorted, unique). Rows are scored ``chunk_size`` at a time (bounded memory), on ``workers``
+    threads (the rolling medians release the GIL, so 2 threads use 2 cores); the scores do not
+    depend on either.
+    """
+    arr = _check(values, index)
+    if workers < 1:
+        raise ConfigError(f"score_matrix: workers must be at least 1, got {workers}")
+    if chunk_size < 1:
+        raise ConfigError(f"score_matrix: chunk_size must be at least 1, got {chunk_size}")
+    kwargs = dict(params or {})
+    # build once: unknown detectors and bad parameters fail here with a ConfigError
+    proto = create_detector(detector, **kwargs)
+    out = np.empty_like(arr)
+    if arr.shape[0] == 0:
+        return out
+    fast = _BATCH.get(detector)
+    dt_index = pd.DatetimeIndex(index)
+
+    def run(start: int) -> None:
+        block = arr[start : start + chunk_size]
+        if fast is not None and type(proto) is _BATCH_CLASS[detector]:
+            out[start : start + chunk_size] = fast(block, proto)
+        else:
+            out[start : start + chunk_size] = _loop(block, dt_index, detector, kwargs)
+
+    starts = range(0, arr.shape[0], chunk_size)
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            run(start)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, starts))
+    out[np.isnan(arr)] = np.nan
+    return out
+
+
+def _check(values: np.ndarray, index: pd.Index) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype="float64")
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"score_matrix: values must be numeric ({exc})") from exc
+    if arr.ndim != 2:
+        raise ValidationError(f"score_matrix: values must be 2-D (metrics × time), got {arr.ndim}-D")
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValidationError(f"score_matrix: index must be timestamps, got {type(index).__name__}")
+    if len(index) != arr.shape[1]:
+        raise ValidationError(
+            f"score_matrix: index has {len(index)} timestamps but values have {arr.shape[1]} columns"
+        )
+    if not index.is_monotonic_increasing or index.has_duplicates:
+        raise ValidationError("score_matrix: index must be sorted and unique")
+    if np.isinf(arr).any():
+        raise ValidationError("score_matrix: values hold infinities")
+    return arr
+
+
+def _loop(arr: np.ndarray, index: pd.DatetimeIndex, detector: str, params: dict[str, Any]) -> np.ndarray:
+    out = np.empty_like(arr)
+    for i, row in enumerate(arr):
+        s = pd.Series(row, index=index)
+        out[i] = create_detector(detector, **params).fit(s).score(s).to_numpy()
+    return out
+
+
+# -- robust_z ----------------------------------------------------------------------------------
+def _robust_z(arr: np.ndarray, proto: Any) -> np.ndarray:
+    det: RobustZ = proto
+    count = np.sum(~np.isnan(arr), axis=1)
+    has = count > 0
+    safe = np.where(has[:, None], arr, 0.0)  # all-NaN rows: avoid nanmedian warnings
+    median = np.where(has, np.nanmedian(safe, axis=1), 0.0)
+    mad = np.where(has, np.nanmedian(np.abs(safe - median[:, None]), axis=1) * _MAD_TO_SIGMA, 0.0)
+    std = np.where(has, np.nanstd(safe, axis=1), 0.0)
+    mad = np.where((mad == 0.0) & has, std, mad)
+    scale = np.maximum(np.maximum(mad, np.abs(median) * det.min_scale), 1e-9)
+    return np.abs(arr - median[:, None]) / scale[:, None]
+
+
+# -- novelty -----------------------------------------------------------------------------------
+def _novelty(arr: np.ndarray, proto: Any) -> np.ndarray:
+    det: Novelty = proto
+    n_metrics = arr.shape[0]
+    # fit: training range per metric, as Novelty._fit
+    finite = ~np.isnan(arr)
+    has = finite.any(axis=1)
+    lo = np.where(has, np.nanmin(np.where(has[:, None], arr, 0.0), axis=1), 0.0)
+    hi = np.where(has, np.nanmax(np.where(has[:, None], arr, 0.0), axis=1), 0.0)
+    span = hi - lo
+    fallback = np.where(hi != 0.0, np.abs(hi), 1.0)
+    span = np.where(span <= 0.0, fallback, span)
+    width = np.where(has, span / det.bins, 1.0)
+    low = np.where(has, lo, 0.0)
+    # novelty memory: only a metric's first visit to each bin can score
+    with np.errstate(invalid="ignore"):
+        q = np.floor((arr - low[:, None]) / width[:, None])
+    novelty = np.zeros_like(arr)
+    cooldown = max(det.cooldown, 1)
+    for i in range(n_metrics):
+        novelty[i] = _novelty_row(q[i], cooldown)
+    # tie-breaker: robust distance from the recent median, all metrics in one frame
+    frame = pd.DataFrame(arr.T)
+    prev = frame.shift(1)
+    median = prev.rolling(det.local_window, min_periods=2).median()
+    mad = (prev - median).abs().rolling(det.local_window, min_periods=2).median() * _MAD_TO_SIGMA
+    scale = np.maximum(np.nan_to_num(mad.to_numpy(), nan=0.0), width[None, :])
+    z = np.nan_to_num(np.abs(arr.T - median.to_numpy()) / scale, nan=0.0)
+    local = z / (z + 5.0)
+    return novelty + 0.01 * local.T
+
+
+def _novelty_row(q: np.ndarray, cooldown: int) -> np.ndarray:
+    """``Novelty._novelty`` on the first occurrences of each bin only (the others score 0)."""
+    out = np.zeros(q.size)
+    pos = np.flatnonzero(np.isfinite(q))
+    if pos.size == 0:
+        return out
+    _, first = np.unique(q[pos], return_index=True)
+    times = pos[np.sort(first)]
+    bins = q[times]
+    seen: list[float] = []
+    stack: list[tuple[int, float]] = []
+    big = 10**9
+    for t, b in zip(times.tolist(), bins.tolist(), strict=True):
+        if seen:
+            i = bisect.bisect_left(seen, b)
+            left = b - seen[i - 1] if i > 0 else big
+            right = seen[i] - b if i < len(seen) else big
+            dist = float(min(left, right))
+            while stack and stack[-1][1] < dist:
+                stack.pop()
+            gap = t - stack[-1][0] if stack else cooldown
+            out[t] = dist * min(1.0, gap / cooldown)
+            stack.append((t, dist))
+        bisect.insort(seen, b)
+    return out
+
+
+_BATCH = {"robust_z": _robust_z, "novelty": _novelty}
+_BATCH_CLASS: dict[str, type] = {"robust_z": RobustZ, "novelty": Novelty}
