@@ -34,6 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from telewatch.core.errors import ConfigError, ValidationError
+from telewatch.core.registry import Registry
 from telewatch.core.series import as_utc_index
 from telewatch.detectors.base import NotFittedError
 
@@ -179,40 +180,23 @@ class MultivariateDetector(ABC):
 
 
 # -- registry --------------------------------------------------------------------------------------
-_MV_REGISTRY: dict[str, type[MultivariateDetector]] = {}
+_MV_REGISTRY: Registry[MultivariateDetector] = Registry("multivariate detector", kind="type")
 M = TypeVar("M", bound=type[MultivariateDetector])
 
 
 def register_multivariate(name: str) -> Callable[[M], M]:
     """Class decorator: make a multivariate detector available under ``name``."""
-
-    def wrap(cls: M) -> M:
-        known = _MV_REGISTRY.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ConfigError(f"multivariate detector type {name!r} is registered twice")
-        cls.type_name = name
-        _MV_REGISTRY[name] = cls
-        return cls
-
-    return wrap
+    return _MV_REGISTRY.register(name)  # type: ignore[return-value]
 
 
 def available_multivariate_detectors() -> dict[str, type[MultivariateDetector]]:
     """Registered multivariate detector types, by name."""
-    return dict(sorted(_MV_REGISTRY.items()))
+    return _MV_REGISTRY.available()
 
 
 def create_multivariate_detector(name: str, **params: Any) -> MultivariateDetector:
     """Build a multivariate detector from its registered name and hyper-parameters."""
-    try:
-        cls = _MV_REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_MV_REGISTRY)) or "none"
-        raise ConfigError(f"unknown multivariate detector type {name!r}; known types: {known}") from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"multivariate detector {name!r}: {exc}") from exc
+    return _MV_REGISTRY.create(name, **params)
 
 
 # -- shared maths ----------------------------------------------------------------------------------
