@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,8 @@ console = Console()
 _SHARED = Path("..") / "shared" / "datasets"
 
 
-def _params(text: str | None) -> dict[str, object]:
+def parse_params(text: str | None) -> dict[str, Any]:
+    """``--params`` as given on the command line: a JSON object of parameters (empty → {})."""
     if not text:
         return {}
     try:
@@ -69,7 +70,7 @@ def bench_nab(
         result = run_nab_benchmark(
             data_dir=data,
             detector=detector,
-            detector_params=_params(params),
+            detector_params=parse_params(params),
             calibration=calibration,
             export_dir=export,
             plots_dir=plots,
@@ -118,7 +119,7 @@ def bench_smd(
         result = run_smd_benchmark(
             data_dir=data,
             detector=detector,
-            detector_params=_params(params),
+            detector_params=parse_params(params),
             threshold=threshold,  # type: ignore[arg-type]  # validated by the service
             q=q,
             machines=machine or None,
@@ -172,7 +173,7 @@ def bench_labels(
             result = run_labels_benchmark(
                 store,
                 detector=detector,
-                detector_params=_params(params),
+                detector_params=parse_params(params),
                 sources=source or None,
                 train_share=train_share,
                 q=q,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.cli.bench import parse_params
 from telewatch.core.errors import TelewatchError
 
 console = Console()
@@ -22,18 +23,6 @@ _SHARED = Path("..") / "shared" / "datasets"
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
     return typer.Exit(code=2)
-
-
-def _params(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--params must be a JSON object: {exc}") from exc
-    if not isinstance(value, dict):
-        raise typer.BadParameter("--params must be a JSON object, e.g. '{\"trend_window\": 90}'")
-    return value
 
 
 def forecast_cmd(
@@ -76,7 +65,7 @@ def forecast_cmd(
                 labels=parse_selector(labels),
                 horizon=horizon,
                 model=model or DEFAULT_MODEL,
-                params=_params(params),
+                params=parse_params(params),
                 fit_window=history,
                 limit_upper=limit_upper,
                 limit_lower=limit_lower,

@@ -16,7 +16,23 @@ router = APIRouter(prefix="/api", tags=["ingest"])
 _CHUNK = 1 << 20
 
 
-def _split(text: str | None) -> tuple[str, ...] | None:
+async def read_upload(file: UploadFile, *, max_bytes: int) -> bytes:
+    """The whole uploaded file, refused with 413 past ``max_bytes`` (read in chunks, never more)
+    and with a clear error when it is empty."""
+    chunks, size = [], 0
+    while chunk := await file.read(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(413, f"the file exceeds the upload limit of {max_bytes:,} bytes")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise ValidationError(f"{file.filename or 'upload'}: the file is empty")
+    return data
+
+
+def split_names(text: str | None) -> tuple[str, ...] | None:
+    """Comma-separated names from a form field; None when there are none."""
     parts = tuple(p.strip() for p in (text or "").split(",") if p.strip())
     return parts or None
 
@@ -42,23 +58,13 @@ async def upload(
     unit: Annotated[str | None, Form()] = None,
 ) -> IngestPublic:
     """Store an uploaded file: all of it, or nothing with an error naming the line and column."""
-    chunks, size = [], 0
-    while chunk := await file.read(_CHUNK):
-        size += len(chunk)
-        if size > settings.max_upload_bytes:
-            raise HTTPException(
-                413, f"the file exceeds the upload limit of {settings.max_upload_bytes:,} bytes"
-            )
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if not data:
-        raise ValidationError(f"{file.filename or 'upload'}: the file is empty")
+    data = await read_upload(file, max_bytes=settings.max_upload_bytes)
     options = IngestOptions(
         format=format,  # type: ignore[arg-type]
         shape=shape,  # type: ignore[arg-type]
-        columns=_split(columns),
+        columns=split_names(columns),
         timestamp_column=timestamp_column or None,
-        metrics=_split(metrics),
+        metrics=split_names(metrics),
         timezone=timezone,
         duplicates=duplicates,  # type: ignore[arg-type]
         max_bytes=settings.max_upload_bytes,

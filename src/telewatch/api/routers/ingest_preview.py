@@ -7,12 +7,12 @@ import io
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
 from telewatch.api.deps import SettingsDep
+from telewatch.api.routers.ingest import read_upload, split_names
 from telewatch.api.schemas import ErrorPublic
-from telewatch.core.errors import ValidationError
 from telewatch.sources import files
 from telewatch.sources.files import IngestOptions
 
@@ -44,11 +44,6 @@ class PreviewPublic(BaseModel):
     warnings: list[str]
 
 
-def _split_opt(text: str | None) -> tuple[str, ...] | None:
-    parts = tuple(p.strip() for p in (text or "").split(",") if p.strip())
-    return parts or None
-
-
 @router.post(
     "/ingest/preview",
     response_model=PreviewPublic,
@@ -69,24 +64,14 @@ async def preview(
     """Parse the first ``lines`` lines with the same rules as the upload and report what was found.
 
     A malformed head answers 400 with the line and column at fault, as the upload would."""
-    chunks, size = [], 0
-    while chunk := await file.read(_CHUNK):
-        size += len(chunk)
-        if size > settings.max_upload_bytes:
-            raise HTTPException(
-                413, f"the file exceeds the upload limit of {settings.max_upload_bytes:,} bytes"
-            )
-        chunks.append(chunk)
-    data = b"".join(chunks)
+    data = await read_upload(file, max_bytes=settings.max_upload_bytes)
     name = file.filename or "upload"
-    if not data:
-        raise ValidationError(f"{name}: the file is empty")
     options = IngestOptions(
         format=format,  # type: ignore[arg-type]
         shape=shape,  # type: ignore[arg-type]
-        columns=_split_opt(columns),
+        columns=split_names(columns),
         timestamp_column=timestamp_column or None,
-        metrics=_split_opt(metrics),
+        metrics=split_names(metrics),
         timezone=timezone,
         max_bytes=settings.max_upload_bytes,
     )
