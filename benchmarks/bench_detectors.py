@@ -98,13 +98,16 @@ def telewatch_multivariate(name: str) -> ScoreFn:
     return run
 
 
-def stl(frame: pd.DataFrame, n_train: int) -> np.ndarray:
+def stl(frame: pd.DataFrame, n_train: int, *, period: int = PERIOD) -> np.ndarray:
+    """Robust z of STL's residual (``period`` rows; LOESS jumps of ``period // 10``, 144 for a day
+    of minutes). Shared with ``bench_scale.py``, which passes each NAB file's rows per day."""
     from statsmodels.tsa.seasonal import STL
 
+    jump = max(period // 10, 1)
     out = []
     for col in frame.columns:
         res = STL(
-            frame[col].to_numpy(), period=PERIOD, seasonal_jump=144, trend_jump=144, low_pass_jump=144
+            frame[col].to_numpy(), period=period, seasonal_jump=jump, trend_jump=jump, low_pass_jump=jump
         ).fit()
         r = res.resid
         med = np.median(r[:n_train])
@@ -133,14 +136,17 @@ def pyod_ecod(frame: pd.DataFrame, n_train: int) -> np.ndarray:
     return np.vstack(out)
 
 
-def adtk_seasonal(frame: pd.DataFrame, n_train: int) -> np.ndarray:
+def adtk_seasonal(frame: pd.DataFrame, n_train: int, *, period: int = PERIOD) -> np.ndarray:
+    """ADTK's SeasonalAD with a season of ``period`` rows (0/1 anomaly flags as the score)."""
     from adtk.detector import SeasonalAD
 
     out = []
     for col in frame.columns:
-        s = frame[col].tz_localize(None)
-        s.index.freq = "min"
-        det = SeasonalAD(freq=PERIOD, c=3.0)
+        # ADTK wants a regular index: rows as consecutive minutes (the season is counted in rows)
+        s = pd.Series(
+            frame[col].to_numpy(), index=pd.date_range("2000-01-01", periods=len(frame), freq="min")
+        )
+        det = SeasonalAD(freq=period, c=3.0)
         det.fit(s.iloc[:n_train])
         out.append(det.detect(s).astype(float).fillna(0.0).to_numpy())
     return np.vstack(out)

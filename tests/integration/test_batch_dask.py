@@ -153,3 +153,60 @@ def test_dask_over_tcp_with_worker_processes() -> None:
     expected = score_matrix(values, idx, detector="novelty")
     for i, name in enumerate(frame.columns):
         np.testing.assert_array_equal(got[name].to_numpy(), expected[i])
+
+
+@pytest.mark.parametrize("n", [1, 2, 30, 500])
+def test_novelty_batch_on_gappy_and_short_matrices(n: int) -> None:
+    """Shorter than the 60-point window, mostly missing, a lone point: still the per-metric scores."""
+    rng = np.random.default_rng(n)
+    idx = pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC")
+    values = rng.normal(50, 5, (5, n))
+    values[0, rng.random(n) < 0.6] = np.nan
+    values[1, : n // 2] = np.nan
+    values[2] = np.round(values[2] / 10) * 10  # few distinct values
+    values[3, -1] = 1e6  # far outside the fitted range of the rest
+    batch = score_matrix(values, idx, detector="novelty", workers=2, chunk_size=2)
+    np.testing.assert_array_equal(batch, _per_metric(values, idx, "novelty"))
+
+
+def test_bench_scale_quick_prints_every_row() -> None:
+    """The speed benchmark's smoke run prints its table: every method at both sizes, NAB column."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_scale.py"), "--quick", "--metrics", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("│")]
+    names = [
+        "telewatch novelty (default), batch, 2 threads",
+        "telewatch novelty, batch, 1 thread",
+        "telewatch novelty, dask, 2 workers",
+        "telewatch novelty, per-metric loop",
+        "telewatch robust_z, batch, 1 thread",
+        "statsmodels STL",
+        "Prophet",
+        "scikit-learn IsolationForest",
+        "PyOD ECOD",
+        "ADTK SeasonalAD",
+    ]
+    for name in names:
+        rows = [line for line in table if line.startswith(f"│ {name} ")]
+        assert len(rows) == 2, (name, done.stdout[-4000:])  # 1 metric and 8 metrics
+    for line in table:
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if cells[0].startswith("telewatch"):
+            assert float(cells[2].rstrip("*")) > 0.0  # seconds
+            for nab in cells[8].split("/"):  # NAB scores (two calibrations) on the shipped samples
+                assert -100.0 <= float(nab) <= 100.0
+        else:  # a reference library: measured, or says why not (not installed, or its error)
+            measured = cells[2].rstrip("*").replace(".", "", 1).isdigit()
+            assert measured or cells[2] == "not installed" or "Error" in cells[2], line
+    assert "numba kernels" in done.stdout

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 import pandas as pd
 
 from telewatch.detectors.bands import ExpectedBand
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
-
-_MAD_TO_SIGMA = 1.4826
 
 
 @register("novelty")
@@ -60,51 +56,24 @@ class Novelty(ExpectedBand, Detector):
         self.width_ = span / self.bins
 
     def _score(self, series: pd.Series) -> pd.Series:
-        x = series.to_numpy(dtype="float64")
-        novelty = self._novelty(x)
-        return pd.Series(novelty + 0.01 * self._local(series), index=series.index)
+        # the compiled kernel that score_matrix runs on many metrics at once (same numbers)
+        from telewatch.detectors import _kernels
 
-    def _novelty(self, x: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            q = np.floor((x - self.low_) / self.width_)
-        out = np.zeros(x.size)
-        seen: list[int] = []
-        seen_set: set[int] = set()
-        cooldown = max(self.cooldown, 1)
-        # earlier novel values, magnitudes strictly decreasing: the top after popping the smaller
-        # ones is the latest novelty at least as large as the current one
-        stack: list[tuple[int, float]] = []
-        for t in np.flatnonzero(np.isfinite(q)).tolist():
-            b = int(q[t])
-            if b in seen_set:
-                continue
-            if seen:
-                i = bisect.bisect_left(seen, b)
-                left = b - seen[i - 1] if i > 0 else 10**9
-                right = seen[i] - b if i < len(seen) else 10**9
-                dist = float(min(left, right))
-                while stack and stack[-1][1] < dist:
-                    stack.pop()
-                gap = t - stack[-1][0] if stack else cooldown
-                out[t] = dist * min(1.0, gap / cooldown)
-                stack.append((t, dist))
-            bisect.insort(seen, b)
-            seen_set.add(b)
-        return out
-
-    def _local(self, series: pd.Series) -> np.ndarray:
-        """Robust distance from the recent median, squashed into [0, 1)."""
-        prev = series.shift(1)
-        roll = prev.rolling(self.local_window, min_periods=2)
-        median = roll.median()
-        mad = (prev - median).abs().rolling(self.local_window, min_periods=2).median() * _MAD_TO_SIGMA
-        scale = np.maximum(np.nan_to_num(mad.to_numpy(), nan=0.0), self.width_)
-        z = np.nan_to_num(np.abs(series.to_numpy() - median.to_numpy()) / scale, nan=0.0)
-        return z / (z + 5.0)
+        x = series.to_numpy(dtype="float64").reshape(1, -1)
+        scores = _kernels.novelty_scores(
+            x,
+            np.array([self.low_]),
+            np.array([self.width_]),
+            cooldown=self.cooldown,
+            window=self.local_window,
+        )
+        return pd.Series(scores[0], index=series.index)
 
     def _expected(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from telewatch.detectors import _kernels
+
         prev = series.shift(1)
-        centre = prev.rolling(self.local_window, min_periods=1).median().to_numpy()
+        centre = _kernels.rolling_median(prev.to_numpy()[None, :], window=self.local_window, min_periods=1)[0]
         low = prev.expanding(1).min().to_numpy()
         high = prev.expanding(1).max().to_numpy()
         return centre, low, high

@@ -5,9 +5,9 @@
 over the whole matrix where the maths allows:
 
 * ``robust_z``: medians and MADs along the time axis, one vectorised expression;
-* ``novelty`` (the default): the rolling-median tie-breaker runs on all metrics in one pandas
-  call, and the novelty memory only visits each metric's first occurrence of every bin (a few
-  hundred points instead of every point);
+* ``novelty`` (the default): fit and score in compiled kernels (numba, GIL released) over the
+  block of rows, the novelty memory and the two rolling medians of the tie-breaker fused in one
+  pass per metric (:mod:`telewatch.detectors._kernels`);
 * any other registered detector: a per-metric loop over the registry (same results, no speed-up).
 
 >>> import numpy as np, pandas as pd
@@ -22,7 +22,6 @@ over the whole matrix where the maths allows:
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -59,7 +58,7 @@ def score_matrix(
     Returns a float64 array of the same shape; NaN in gives NaN out, as in
     :meth:`telewatch.detectors.base.Detector.score`. ``index`` holds the timestamps of the columns
     (sorted, unique). Rows are scored ``chunk_size`` at a time (bounded memory), on ``workers``
-    threads (the rolling medians release the GIL, so 2 threads use 2 cores); the scores do not
+    threads (the compiled kernels release the GIL, so 2 threads use 2 cores); the scores do not
     depend on either.
     """
     arr = _check(values, index)
@@ -138,61 +137,12 @@ def _robust_z(arr: np.ndarray, proto: Any) -> np.ndarray:
 
 # -- novelty -----------------------------------------------------------------------------------
 def _novelty(arr: np.ndarray, proto: Any) -> np.ndarray:
+    # fit (each row's range) and score in compiled kernels, the same ones Novelty.score runs
+    from telewatch.detectors import _kernels
+
     det: Novelty = proto
-    n_metrics = arr.shape[0]
-    # fit: training range per metric, as Novelty._fit
-    finite = ~np.isnan(arr)
-    has = finite.any(axis=1)
-    lo = np.where(has, np.nanmin(np.where(has[:, None], arr, 0.0), axis=1), 0.0)
-    hi = np.where(has, np.nanmax(np.where(has[:, None], arr, 0.0), axis=1), 0.0)
-    span = hi - lo
-    fallback = np.where(hi != 0.0, np.abs(hi), 1.0)
-    span = np.where(span <= 0.0, fallback, span)
-    width = np.where(has, span / det.bins, 1.0)
-    low = np.where(has, lo, 0.0)
-    # novelty memory: only a metric's first visit to each bin can score
-    with np.errstate(invalid="ignore"):
-        q = np.floor((arr - low[:, None]) / width[:, None])
-    novelty = np.zeros_like(arr)
-    cooldown = max(det.cooldown, 1)
-    for i in range(n_metrics):
-        novelty[i] = _novelty_row(q[i], cooldown)
-    # tie-breaker: robust distance from the recent median, all metrics in one frame
-    frame = pd.DataFrame(arr.T)
-    prev = frame.shift(1)
-    median = prev.rolling(det.local_window, min_periods=2).median()
-    mad = (prev - median).abs().rolling(det.local_window, min_periods=2).median() * _MAD_TO_SIGMA
-    scale = np.maximum(np.nan_to_num(mad.to_numpy(), nan=0.0), width[None, :])
-    z = np.nan_to_num(np.abs(arr.T - median.to_numpy()) / scale, nan=0.0)
-    local = z / (z + 5.0)
-    return novelty + 0.01 * local.T
-
-
-def _novelty_row(q: np.ndarray, cooldown: int) -> np.ndarray:
-    """``Novelty._novelty`` on the first occurrences of each bin only (the others score 0)."""
-    out = np.zeros(q.size)
-    pos = np.flatnonzero(np.isfinite(q))
-    if pos.size == 0:
-        return out
-    _, first = np.unique(q[pos], return_index=True)
-    times = pos[np.sort(first)]
-    bins = q[times]
-    seen: list[float] = []
-    stack: list[tuple[int, float]] = []
-    big = 10**9
-    for t, b in zip(times.tolist(), bins.tolist(), strict=True):
-        if seen:
-            i = bisect.bisect_left(seen, b)
-            left = b - seen[i - 1] if i > 0 else big
-            right = seen[i] - b if i < len(seen) else big
-            dist = float(min(left, right))
-            while stack and stack[-1][1] < dist:
-                stack.pop()
-            gap = t - stack[-1][0] if stack else cooldown
-            out[t] = dist * min(1.0, gap / cooldown)
-            stack.append((t, dist))
-        bisect.insort(seen, b)
-    return out
+    low, width = _kernels.novelty_fit(arr, bins=det.bins)
+    return _kernels.novelty_scores(arr, low, width, cooldown=det.cooldown, window=det.local_window)
 
 
 _BATCH = {"robust_z": _robust_z, "novelty": _novelty}
