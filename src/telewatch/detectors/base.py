@@ -56,6 +56,25 @@ class Detector(ABC):
         scores[series.isna().to_numpy()] = np.nan
         return scores
 
+    def context_points(self) -> int | None:
+        """How many points just before a series :meth:`score` needs to score it as if it had the
+        whole past: ``score(s, context=past[-k:])`` equals the tail of ``score(past + s)``.
+
+        ``0`` for a detector that scores each point from its fitted state alone; a trailing-window
+        detector returns its reach (e.g. ``2 * window`` when a rolling spread is taken over rolling
+        medians). ``None``, the default, means unknown or unbounded (the score may depend on the
+        whole past): the scheduler then keeps the day before the new points as context, as it
+        always has. Streaming ticks (``telewatch.services.tick_state``) keep this many points per
+        metric in memory between ticks instead of re-reading history.
+
+        >>> class Static(Detector):
+        ...     def _fit(self, series): pass
+        ...     def _score(self, series): return series.abs()
+        >>> Static().context_points() is None
+        True
+        """
+        return None
+
     @abstractmethod
     def _fit(self, series: pd.Series) -> None: ...
 

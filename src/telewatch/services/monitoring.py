@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -28,6 +29,7 @@ from telewatch.detectors import create_detector
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
+from telewatch.services import tick_state
 from telewatch.sources.base import FetchedSeries, Source, SourceState, redact, series_key, utc
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -221,6 +223,7 @@ def run_monitor(
     holder: str | None = None,
     alert_step: Callable[..., tuple[int, int]] | None = None,
     attempted_at: pd.Timestamp | None = None,
+    streaming: bool = True,
 ) -> MonitorRunReport:
     """Run one tick of ``spec`` as of ``now``: fetch, store, score, record anomalies, alert.
 
@@ -228,6 +231,8 @@ def run_monitor(
     records the failure streak and when to retry (:func:`backoff`). A tick of a monitor whose lease
     another run holds returns ``status="busy"`` without doing anything. ``attempted_at`` is the
     scheduler's clock when it runs an older tick (catch-up); the retry backoff counts from it.
+    ``streaming`` (default) scores with the per-metric state kept between ticks
+    (:mod:`telewatch.services.tick_state`); ``False`` runs the per-metric reference path.
     """
     tick = utc(now)
     attempted = utc(attempted_at) if attempted_at is not None else tick
@@ -243,7 +248,7 @@ def run_monitor(
     src: Source | None = source
     try:
         src = src or spec.build_source()
-        _tick(spec, store=store, tick=tick, source=src, state=state, report=report)
+        _tick(spec, store=store, tick=tick, source=src, state=state, report=report, streaming=streaming)
         step = alert_step or submit_and_deliver
         if alerting is not None:
             report.alerts_submitted, report.alerts_sent = step(
@@ -308,6 +313,7 @@ def _tick(
     source: Source,
     state: MonitorState,
     report: MonitorRunReport,
+    streaming: bool = True,
 ) -> None:
     data_end = tick - pd.Timedelta(spec.lag)
     history = pd.Timedelta(spec.history)
@@ -317,12 +323,16 @@ def _tick(
     if spec.metrics:
         wanted = set(spec.metrics)
         fetched = [f for f in fetched if f.name in wanted]
-    _store_points(spec, store=store, fetched=fetched, report=report)
+    if streaming:
+        _store_points(spec, store=store, fetched=fetched, report=report)
+    else:
+        _store_points_per_series(spec, store=store, fetched=fetched, report=report)
     cursor["source"] = json.loads(new_state.to_json())
     with store.transaction() as tx:
         state.cursor = json.dumps(cursor, sort_keys=True)
         _save_state(tx, state, spec.fingerprint())
-    _score(spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor)
+    score = _score if streaming else _score_per_metric
+    score(spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor)
     if report.anomalies or report.resolved:
         _update_incidents(store, now=tick, since=data_end - pd.Timedelta(days=1), report=report)
     with store.transaction() as tx:
@@ -331,6 +341,111 @@ def _tick(
 
 
 def _store_points(
+    spec: MonitorSpec, *, store: Store, fetched: list[FetchedSeries], report: MonitorRunReport
+) -> None:
+    """Store the fetched points of all series in one transaction: metric ids looked up in one query
+    (new metrics created one by one, a rare event), the points and the monitor's series written
+    with one bulk statement each."""
+    items: list[tuple[FetchedSeries, np.ndarray, np.ndarray, dict[str, str]]] = []
+    canonical: dict[tuple[tuple[str, str], ...], str] = {}
+    for item in fetched:
+        values = item.values.to_numpy(dtype="float64")
+        if values.size and not np.isnan(values).all():  # an all-missing series stores nothing
+            items.append((item, tick_state.utc_ns(item.values.index), values, {**spec.labels, **item.labels}))
+    if not items:
+        return
+    names = pd.DataFrame(
+        {
+            "pos": np.arange(len(items), dtype="int64"),
+            "name": [i[0].name for i in items],
+            "labels": [_canonical_labels(i[3], canonical) for i in items],
+        }
+    )
+    try:
+        lengths = _store_items(spec, store=store, items=items, names=names, upsert=False)
+    except duckdb.ConstraintException:  # some points were stored before (a re-fetch): overwrite them
+        lengths = _store_items(spec, store=store, items=items, names=names, upsert=True)
+    report.points += int(sum(lengths))
+    report.series += len(items)
+
+
+def _canonical_labels(labels: dict[str, str], seen: dict[tuple[tuple[str, str], ...], str]) -> str:
+    """``repo.canonical_labels``, computed once per distinct label set of a tick."""
+    key = tuple(sorted(labels.items()))
+    if key not in seen:
+        seen[key] = repo.canonical_labels(labels)
+    return seen[key]
+
+
+def _store_items(
+    spec: MonitorSpec,
+    *,
+    store: Store,
+    items: list[tuple[FetchedSeries, np.ndarray, np.ndarray, dict[str, str]]],
+    names: pd.DataFrame,
+    upsert: bool,
+) -> list[int]:
+    # a plain INSERT is several times faster than an upsert in DuckDB; new points rarely conflict
+    conflict = " ON CONFLICT (metric_id, ts) DO UPDATE SET value = excluded.value" if upsert else ""
+    with store.transaction() as tx:
+        tx.register("_tw_mon_names", names)
+        try:
+            found = tx.execute(
+                "SELECT n.pos, m.id FROM _tw_mon_names n JOIN metrics m ON m.name = n.name AND m.labels = n.labels"
+            ).fetchall()
+        finally:
+            tx.unregister("_tw_mon_names")
+        ids: dict[int, int] = {int(pos): int(mid) for pos, mid in found}
+        if ids and (spec.owner is not None or spec.group is not None):
+            tx.execute(
+                "UPDATE metrics SET owner = coalesce(?, owner), grp = coalesce(?, grp)"
+                " WHERE id IN (SELECT unnest(?::INTEGER[]))",
+                [spec.owner, spec.group, sorted(set(ids.values()))],
+            )
+        for pos, (item, _ts, _values, labels) in enumerate(items):
+            if pos not in ids:
+                ids[pos] = repo.upsert_metric(
+                    tx, name=item.name, labels=labels, owner=spec.owner, group=spec.group
+                )
+        lengths = [i[1].size for i in items]
+        metric_ids = np.array([ids[p] for p in range(len(items))], dtype="int32")
+        points = pd.DataFrame(
+            {
+                "metric_id": np.repeat(metric_ids, lengths),
+                "ts": np.concatenate([i[1] for i in items]).view("datetime64[ns]").astype("datetime64[us]"),
+                "value": np.concatenate([i[2] for i in items]),
+            }
+        ).drop_duplicates(["metric_id", "ts"], keep="last")
+        latest = pd.DataFrame(
+            {
+                "series_key": [series_key(i[0].name, i[3]) for i in items],
+                "metric_id": metric_ids,
+                "last_point": np.array([i[1][-1] for i in items], dtype="int64")
+                .view("datetime64[ns]")
+                .astype("datetime64[us]"),
+            }
+        ).drop_duplicates("series_key", keep="last")
+        tx.register("_tw_mon_points", points)
+        tx.register("_tw_mon_latest", latest)
+        try:
+            tx.execute(
+                "INSERT INTO points SELECT metric_id, ts, CASE WHEN isnan(value) THEN NULL ELSE value END"
+                " FROM _tw_mon_points" + conflict
+            )
+            tx.execute(
+                "INSERT INTO monitor_series (monitor, series_key, metric_id, last_point)"
+                " SELECT ?, series_key, metric_id, last_point FROM _tw_mon_latest"
+                " ON CONFLICT (monitor, series_key) DO UPDATE SET metric_id = excluded.metric_id,"
+                " last_point = greatest(coalesce(monitor_series.last_point, excluded.last_point), excluded.last_point)",
+                [spec.name],
+            )
+        finally:
+            tx.unregister("_tw_mon_points")
+            tx.unregister("_tw_mon_latest")
+    return lengths
+
+
+def _store_points_per_series(
     spec: MonitorSpec, *, store: Store, fetched: list[FetchedSeries], report: MonitorRunReport
 ) -> None:
     with store.transaction() as tx:
@@ -407,6 +522,31 @@ def _train(
     return model
 
 
+def _load_models(store: Store, spec: MonitorSpec, memory: tick_state.MonitorMemory) -> None:
+    """Read every stored model of the monitor (one query) into ``memory`` (once per process)."""
+    wanted = {
+        det.type: json.loads(json.dumps(det.params, sort_keys=True, default=str))
+        for det in spec.all_detectors
+    }
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT metric_id, detector, model, trained_at, params FROM monitor_models WHERE monitor = ?",
+            [spec.name],
+        )
+        .fetchall()
+    )
+    for metric_id, detector, blob, trained_at, params in rows:
+        if detector not in wanted or json.loads(params) != wanted[detector]:
+            continue  # another configuration's model: retrained on first use
+        key = (int(metric_id), str(detector))
+        if key not in memory.models:
+            memory.models[key] = tick_state.ModelState(
+                model=Detector.loads(bytes(blob)), trained_at=pd.Timestamp(trained_at).tz_localize("UTC")
+            )
+    memory.loaded_models = True
+
+
 def _score(
     spec: MonitorSpec,
     *,
@@ -416,6 +556,364 @@ def _score(
     report: MonitorRunReport,
     cursor: dict[str, Any],
 ) -> None:
+    """The streaming tick: one query for the new points of every series, models and context tails
+    from memory (read from the store once after a restart), scoring grouped by detector type as a
+    matrix, one bulk write of scores, anomalies only where a new score crossed the threshold, and
+    one transaction for the watermarks and the persisted state."""
+    memory = tick_state.attach(store, monitor=spec.name, fingerprint=spec.fingerprint())
+    try:
+        _score_streaming(
+            spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor, memory=memory
+        )
+    except BaseException:
+        tick_state.forget(store, spec.name)  # half-updated: the next tick rebuilds from the store
+        raise
+
+
+def _score_streaming(
+    spec: MonitorSpec,
+    *,
+    store: Store,
+    tick: pd.Timestamp,
+    data_end: pd.Timestamp,
+    report: MonitorRunReport,
+    cursor: dict[str, Any],
+    memory: tick_state.MonitorMemory,
+) -> None:
+    cur = store.cursor()
+    listed = cur.execute(
+        "SELECT series_key, metric_id, last_scored FROM monitor_series WHERE monitor = ? ORDER BY series_key",
+        [spec.name],
+    ).df()
+    # watermarks as ns since the epoch (None: never scored)
+    marks = listed["last_scored"].to_numpy(dtype="datetime64[ns]").view("int64")
+    rows: list[tuple[str, int, int | None]] = [
+        (str(key), int(mid), None if mark == _NAT else int(mark))
+        for key, mid, mark in zip(
+            listed["series_key"].tolist(), listed["metric_id"].tolist(), marks.tolist(), strict=True
+        )
+    ]
+    firing_before: dict[str, dict[str, Any]] = dict(cursor.get("firing") or {})
+    firing_now: dict[str, dict[str, Any]] = {}
+    by_series: dict[tuple[str, str], list[str]] = {}
+    firing_of: dict[str, list[str]] = {}
+    for akey, item in firing_before.items():
+        by_series.setdefault((str(item.get("series")), str(item.get("detector"))), []).append(akey)
+        firing_of.setdefault(str(item.get("series")), []).append(akey)
+    first_start = int((data_end - pd.Timedelta(spec.history)).value) - 1000  # 1 µs before
+    after: dict[int, int] = {}
+    for _key, mid, last in rows:
+        since = last if last is not None else first_start
+        after[mid] = min(after.get(mid, since), since)
+    new_points = tick_state.read_new_points(cur, after=after, end=data_end)
+    series_new: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+    for key, mid, last in rows:
+        got = new_points.get(mid)
+        if got is not None and last is not None and got[0].size and got[0][0] <= last:
+            keep_from = int(np.searchsorted(got[0], last, side="right"))  # a metric two series share
+            got = (got[0][keep_from:], got[1][keep_from:])
+        if got is None or got[0].size == 0:
+            # nothing new: anomalies of this series keep their state
+            firing_now.update({k: firing_before[k] for k in firing_of.get(key, [])})
+            continue
+        series_new[key] = (mid, got[0], got[1])
+    if not series_new:
+        tick_state.keep(store, monitor=spec.name, memory=memory)
+        cursor["firing"] = firing_now
+        cursor["resolved"] = {}
+        return
+
+    # models: from memory, the store once, or (re)trained on the monitor's schedule
+    if not memory.loaded_models:
+        _load_models(store, spec, memory)
+    due = tick - pd.Timedelta(spec.train.every)  # a model trained at or before this is retrained
+    detectors = spec.all_detectors
+    per_metric: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for mid, ts, values in series_new.values():
+        per_metric.setdefault(mid, (ts, values))
+    metrics = list(per_metric)
+    for mid in metrics:
+        for det in detectors:
+            held = memory.models.get((mid, det.type))
+            if held is None or held.trained_at is None or held.trained_at <= due:
+                model = _train(
+                    store, spec, mid, det, tick=tick, data_end=data_end + pd.Timedelta(microseconds=1)
+                )
+                report.trained += model is not None
+                memory.models[(mid, det.type)] = tick_state.ModelState(
+                    model=model,
+                    trained_at=tick if model is not None else None,
+                    deviations=held.deviations if held is not None else None,
+                    windows=held.windows if held is not None else None,
+                )
+
+    # context tails: from memory, or one query for the series this process has not seen yet
+    first_new = {mid: int(ts[0]) for mid, ts, _v in series_new.values()}
+    needs: dict[int, tick_state.Need] = {}
+    nothing = tick_state.Need(0, False)
+    for mid in metrics:
+        need = nothing
+        for det in detectors:
+            held = memory.models[(mid, det.type)]
+            if held.model is not None:
+                need = held.need if need is nothing else need.merge(held.need)
+        needs[mid] = need
+    missing = {
+        mid: (first_new[mid], needs[mid])
+        for mid in metrics
+        if mid not in memory.tails or not memory.tails[mid].need.covers(needs[mid])
+    }
+    if missing:
+        lower = _tail_starts(cur, spec.name, list(missing), needs)
+        memory.tails.update(tick_state.read_tails(cur, wanted=missing, lower=lower))
+        for mid in missing:
+            for det in detectors:
+                memory.models[(mid, det.type)].deviations = None
+                memory.models[(mid, det.type)].windows = None
+
+    # score, grouped by detector type
+    jobs: dict[str, list[tick_state.Job]] = {}
+    for mid in metrics:
+        mid_ts, mid_values = per_metric[mid]
+        for det in detectors:
+            held = memory.models[(mid, det.type)]
+            if held.model is None:
+                continue
+            jobs.setdefault(det.type, []).append(
+                tick_state.Job(
+                    metric_id=mid,
+                    state=held,
+                    tail=memory.tails[mid],
+                    need=held.need,
+                    ts=mid_ts,
+                    values=mid_values,
+                )
+            )
+    scored: dict[tuple[int, str], np.ndarray] = {}
+    for det_type, group in jobs.items():
+        for job, scores in zip(group, tick_state.score_group(det_type, group), strict=True):
+            scored[(job.metric_id, det_type)] = scores
+    _write_score_batch(store, jobs, scored)
+
+    # anomalies where a new score crossed the threshold; firing anomalies that ended
+    infos: dict[int, repo.MetricInfo] = {}
+    for key, (mid, ts, values) in series_new.items():
+        index: pd.DatetimeIndex | None = None
+        valid = int(np.count_nonzero(values == values))  # not NaN
+        for det in detectors:
+            det_scores = scored.get((mid, det.type))
+            if det_scores is None:
+                continue  # no model yet
+            report.scored += valid
+            if (det_scores >= det.threshold).any():  # NaN never crosses
+                index = index if index is not None else tick_state.to_index(ts)
+                if mid not in infos:
+                    infos[mid] = _metric_info(cur, mid)
+                found = _anomalies(
+                    store,
+                    spec,
+                    metric_id=mid,
+                    info=infos[mid],
+                    det=det,
+                    new=pd.Series(values, index=index),
+                    scores=pd.Series(det_scores, index=index),
+                )
+                for anomaly in found:
+                    report.anomalies.append(anomaly)
+                    firing_now[anomaly.key] = {
+                        "series": key,
+                        "metric_id": anomaly.metric_id,
+                        "detector": anomaly.detector,
+                        "start": anomaly.start.isoformat(),
+                    }
+            for akey in by_series.get((key, det.type), []):
+                if akey in firing_now:
+                    continue
+                item = firing_before[akey]
+                end_row = cur.execute(
+                    "SELECT end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts = ?",
+                    [mid, det.type, _naive(pd.Timestamp(item["start"]))],
+                ).fetchone()
+                if end_row is not None:
+                    newest = pd.Timestamp(int(ts[-1]), tz="UTC")
+                    if _points_after(cur, mid, end=end_row[0], until=newest) <= det.merge_gap:
+                        firing_now[akey] = item
+                        continue
+                report.resolved.append(akey)
+                report.resolved_items.append({**item, "key": akey})
+
+    # the new state: tails in memory, watermarks and state rows in the store, one transaction
+    for mid in metrics:
+        ts, values = per_metric[mid]
+        memory.tails[mid] = memory.tails[mid].extend(ts, values, needs[mid])
+    generation = tick_state.new_generation()
+    _save_tick_state(store, spec, series_new, memory, metrics, tick=tick, generation=generation)
+    memory.generation = generation
+    tick_state.keep(store, monitor=spec.name, memory=memory)
+    cursor["firing"] = firing_now
+    cursor["resolved"] = {k: firing_before[k] for k in report.resolved}
+
+
+def _points_after(cur: Any, metric_id: int, *, end: Any, until: pd.Timestamp) -> int:
+    """Stored points of ``metric_id`` after an anomaly's ``end`` up to ``until`` (this tick's newest).
+
+    Counted in the store, not in this tick's new points only: with one-minute ticks a tick brings one
+    point, so an anomaly must resolve once enough quiet points have come over several ticks.
+    """
+    row = cur.execute(
+        "SELECT count(*) FROM points WHERE metric_id = ? AND ts > ? AND ts <= ?",
+        [metric_id, end, _naive(until)],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _tail_starts(
+    cur: Any, monitor: str, metric_ids: list[int], needs: dict[int, tick_state.Need]
+) -> dict[int, int]:
+    """Where each metric's kept context tail started (ns), from ``tick_state``, when it kept enough."""
+    rows = cur.execute(
+        "SELECT metric_id, min(tail_start), min(tail_points) FROM tick_state WHERE monitor = ?"
+        " AND metric_id IN (SELECT unnest(?::INTEGER[])) AND tail_start IS NOT NULL GROUP BY metric_id",
+        [monitor, metric_ids],
+    ).fetchall()
+    out: dict[int, int] = {}
+    for mid, start, points in rows:
+        need = needs[int(mid)]
+        if not need.day and int(points) >= need.points:
+            out[int(mid)] = int(pd.Timestamp(start).as_unit("ns").value)
+    return out
+
+
+_NAT = np.iinfo("int64").min  # NaT as datetime64[ns]
+
+
+def _metric_info(cur: Any, metric_id: int) -> repo.MetricInfo:
+    """Name and labels of a metric (without ``repo.get_metric``'s scan of its points)."""
+    row = cur.execute("SELECT name, labels FROM metrics WHERE id = ?", [metric_id]).fetchone()
+    if row is None:
+        return repo.get_metric(cur, metric_id)  # raises NotFoundError naming the id
+    return repo.MetricInfo(id=metric_id, name=str(row[0]), labels=json.loads(row[1] or "{}"))
+
+
+def _write_score_batch(
+    store: Store, jobs: dict[str, list[tick_state.Job]], scored: dict[tuple[int, str], np.ndarray]
+) -> None:
+    """All scores of the tick in one statement (a frame inserted by DuckDB, not row by row)."""
+    parts = [(job, det_type) for det_type, group in jobs.items() for job in group]
+    if not parts:
+        return
+    lengths = [job.ts.size for job, _d in parts]
+    frame = pd.DataFrame(
+        {
+            "metric_id": np.repeat(np.array([job.metric_id for job, _d in parts], dtype="int32"), lengths),
+            "detector": np.repeat(np.array([d for _j, d in parts], dtype=object), lengths),
+            "ts": np.concatenate([job.ts for job, _d in parts])
+            .astype("datetime64[ns]")
+            .astype("datetime64[us]"),
+            "score": np.concatenate([scored[(job.metric_id, d)] for job, d in parts]),
+        }
+    )
+    sql = (
+        "INSERT INTO scores SELECT metric_id, detector, ts, CASE WHEN isnan(score) THEN NULL ELSE score END"
+        " FROM _tw_tick_scores"
+    )
+    for conflict in ("", " ON CONFLICT (metric_id, detector, ts) DO UPDATE SET score = excluded.score"):
+        try:
+            with store.transaction() as tx:
+                tx.register("_tw_tick_scores", frame)
+                try:
+                    tx.execute(sql + conflict)
+                finally:
+                    tx.unregister("_tw_tick_scores")
+            return
+        except duckdb.ConstraintException:
+            # scored before (a tick that stopped before its watermark was saved): overwrite
+            if conflict:
+                raise
+
+
+def _save_tick_state(
+    store: Store,
+    spec: MonitorSpec,
+    series_new: dict[str, tuple[int, np.ndarray, np.ndarray]],
+    memory: tick_state.MonitorMemory,
+    metrics: list[int],
+    *,
+    tick: pd.Timestamp,
+    generation: str,
+) -> None:
+    """Watermarks (``monitor_series.last_scored``), the state rows and the generation: one transaction."""
+    marks = pd.DataFrame(
+        {
+            "series_key": list(series_new),
+            "last_scored": np.array([v[1][-1] for v in series_new.values()], dtype="int64")
+            .astype("datetime64[ns]")
+            .astype("datetime64[us]"),
+        }
+    )
+    last = {mid: int(ts[-1]) for mid, ts, _v in series_new.values()}
+    rows = [(mid, det.type) for mid in metrics for det in spec.all_detectors]
+    tails = [memory.tails[mid] for mid, _d in rows]
+    held = [memory.models[(mid, d)] for mid, d in rows]
+    state = pd.DataFrame(
+        {
+            "metric_id": np.array([mid for mid, _d in rows], dtype="int32"),
+            "detector": [d for _m, d in rows],
+            "last_scored": np.array([last[mid] for mid, _d in rows], dtype="int64")
+            .astype("datetime64[ns]")
+            .astype("datetime64[us]"),
+            "tail_start": np.array([int(t.ts[0]) if t.ts.size else _NAT for t in tails], dtype="int64")
+            .view("datetime64[ns]")
+            .astype("datetime64[us]"),
+            "tail_points": np.array([t.ts.size for t in tails], dtype="int32"),
+            "trained_at": np.array(
+                [h.trained_at.value if h.trained_at is not None else _NAT for h in held], dtype="int64"
+            )
+            .view("datetime64[ns]")
+            .astype("datetime64[us]"),
+        }
+    )
+    now = _naive(_wall())
+    with store.transaction() as tx:
+        tx.register("_tw_tick_marks", marks)
+        tx.register("_tw_tick_state", state)
+        try:
+            tx.execute(
+                "UPDATE monitor_series SET last_scored = m.last_scored FROM _tw_tick_marks m"
+                " WHERE monitor_series.monitor = ? AND monitor_series.series_key = m.series_key",
+                [spec.name],
+            )
+            tx.execute(
+                "INSERT INTO tick_state (monitor, metric_id, detector, last_scored, tail_start, tail_points,"
+                " trained_at, updated_at) SELECT ?, metric_id, detector, last_scored, tail_start, tail_points,"
+                " trained_at, ? FROM _tw_tick_state ON CONFLICT (monitor, metric_id, detector) DO UPDATE SET"
+                " last_scored = excluded.last_scored, tail_start = excluded.tail_start,"
+                " tail_points = excluded.tail_points, trained_at = excluded.trained_at,"
+                " updated_at = excluded.updated_at",
+                [spec.name, now],
+            )
+            tx.execute(
+                "INSERT INTO tick_generations (monitor, generation, tick_at, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (monitor) DO UPDATE SET generation = excluded.generation,"
+                " tick_at = excluded.tick_at, updated_at = excluded.updated_at",
+                [spec.name, generation, _naive(tick), now],
+            )
+        finally:
+            tx.unregister("_tw_tick_marks")
+            tx.unregister("_tw_tick_state")
+
+
+def _score_per_metric(
+    spec: MonitorSpec,
+    *,
+    store: Store,
+    tick: pd.Timestamp,
+    data_end: pd.Timestamp,
+    report: MonitorRunReport,
+    cursor: dict[str, Any],
+) -> None:
+    """The per-metric tick (the reference the streaming tick is measured against): several store
+    queries per series, the model read and a day of context re-read every tick."""
     cur = store.cursor()
     rows = cur.execute(
         "SELECT series_key, metric_id, last_point, last_scored FROM monitor_series WHERE monitor = ? ORDER BY series_key",
@@ -479,7 +977,11 @@ def _score(
                     "SELECT end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts = ?",
                     [int(metric_id), det.type, _naive(pd.Timestamp(item["start"]))],
                 ).fetchone()
-                after = 0 if end_row is None else int((new.index > _ts(end_row[0])).sum())
+                after = (
+                    0
+                    if end_row is None
+                    else _points_after(cur, int(metric_id), end=end_row[0], until=new.index[-1])
+                )
                 if end_row is not None and after <= det.merge_gap:
                     firing_now[akey] = item
                     continue

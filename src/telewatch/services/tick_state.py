@@ -1,0 +1,605 @@
+"""Streaming state of scheduled ticks: a tick touches only the new points.
+
+For every (monitor, metric, detector) the scheduler keeps, between ticks, in the memory of its
+long-lived process:
+
+* the fitted model (stored in ``monitor_models``; read once, not every tick);
+* the series' **context tail**: the last points the detector needs to score new points causally
+  (:func:`context_need`: ``Detector.context_points()``, e.g. ``2 × window`` for ``robust_bands``;
+  the day before the new points for a detector whose reach is unknown or unbounded, as the
+  per-metric tick always gave);
+* for ``robust_bands``, the deviations ``|x[t-1] - median_t|`` of the last ``window - 1`` points and
+  the sorted windows of values and deviations, so that scoring five new points slides two sorted
+  windows five times (a numba kernel) instead of computing rolling medians over 600 points;
+* the watermark (the newest point scored, ``monitor_series.last_scored``).
+
+The store holds what a restart needs to resume exactly (``tick_state``: watermark, where the context
+tail starts, model version; ``tick_generations``: a new generation every tick, so a process whose
+memory is older than the store — another process ran the monitor — rebuilds from the store).
+
+The scores are those of ``model.score(new, context=past)`` with the whole past: incremental ticks
+equal one full rescoring (``tests/integration/test_tick_streaming.py``).
+
+>>> from telewatch.detectors import create_detector
+>>> context_need(create_detector("robust_bands", window=60))
+Need(points=120, day=False)
+>>> context_need(create_detector("novelty"))
+Need(points=0, day=True)
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from telewatch.detectors.base import Detector
+from telewatch.detectors.robust_bands import RobustBands
+from telewatch.detectors.robust_z import RobustZ
+from telewatch.store.db import Store
+
+__all__ = [
+    "DAY",
+    "FAST_MAX_NEW",
+    "ModelState",
+    "MonitorMemory",
+    "Need",
+    "Tail",
+    "attach",
+    "context_need",
+    "forget",
+    "score_group",
+]
+
+#: Context kept for a detector whose reach is unknown or unbounded (the per-metric tick's choice).
+DAY = pd.Timedelta(days=1)
+#: Above this many new points per series (the first tick, a catch-up after downtime) a series is
+#: scored on its own with ``model.score(new, context=tail)``; below, series are scored as a matrix.
+FAST_MAX_NEW = 64
+_MAD_TO_SIGMA = 1.4826
+_DAY_NS = int(DAY.value)
+
+
+class Need(NamedTuple):
+    """Context a series needs: its last ``points`` points, and (``day``) every point of the day
+    before its first new point."""
+
+    points: int
+    day: bool
+
+    def covers(self, other: Need) -> bool:
+        return self.points >= other.points and (self.day or not other.day)
+
+    def merge(self, other: Need) -> Need:
+        return Need(max(self.points, other.points), self.day or other.day)
+
+
+# Built-in detectors whose reach is known, until their own modules override ``context_points``
+# (kept here so this change stays out of the detector files other work is editing).
+_KNOWN_REACH: dict[type, Callable[[Any], int]] = {
+    RobustZ: lambda d: 0,
+    RobustBands: lambda d: 2 * int(d.window),
+}
+
+
+def context_need(model: Detector) -> Need:
+    """How much past ``model`` needs to score new points as if it had the whole past."""
+    own = model.context_points()
+    if own is None and type(model).context_points is Detector.context_points:
+        reach = _KNOWN_REACH.get(type(model))
+        own = reach(model) if reach is not None else None
+    if own is None:
+        return Need(0, True)
+    return Need(max(0, int(own)), False)
+
+
+class Tail:
+    """The last points of a series before its next new points (ns since the epoch, UTC).
+
+    Kept in buffers with room to append a few ticks' points in place (compacted when full), so a
+    tick does not reallocate every series' context.
+
+    >>> t = Tail(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]), Need(3, False))
+    >>> t.extend(np.array([4, 5]), np.array([4.0, 5.0]), Need(3, False)).values.tolist()
+    [3.0, 4.0, 5.0]
+    """
+
+    __slots__ = ("_ts", "_values", "hi", "lo", "need")
+    _ROOM = 32  # points appended in place before a compaction
+
+    def __init__(self, ts: np.ndarray, values: np.ndarray, need: Need) -> None:
+        self._ts = np.empty(ts.size + self._ROOM, dtype="int64")
+        self._values = np.empty(ts.size + self._ROOM, dtype="float64")
+        self._ts[: ts.size] = ts
+        self._values[: ts.size] = values
+        self.lo, self.hi, self.need = 0, ts.size, need
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self._ts[self.lo : self.hi]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._values[self.lo : self.hi]
+
+    def extend(self, ts: np.ndarray, values: np.ndarray, need: Need) -> Tail:
+        """Append new points (in place) and trim to ``need``; returns this tail."""
+        n = ts.size
+        if self.hi + n > self._ts.size:  # full: keep what is live, with room again
+            live = self.hi - self.lo
+            size = live + n + self._ROOM
+            if size > self._ts.size:
+                new_ts, new_values = np.empty(size, dtype="int64"), np.empty(size, dtype="float64")
+            else:
+                new_ts, new_values = self._ts, self._values
+            new_ts[:live] = self._ts[self.lo : self.hi]
+            new_values[:live] = self._values[self.lo : self.hi]
+            self._ts, self._values, self.lo, self.hi = new_ts, new_values, 0, live
+        self._ts[self.hi : self.hi + n] = ts
+        self._values[self.hi : self.hi + n] = values
+        self.hi += n
+        keep = max(self.lo, self.hi - need.points)
+        if need.day and self.hi > self.lo:
+            cut = self.lo + int(np.searchsorted(self.ts, self._ts[self.hi - 1] - _DAY_NS, side="right"))
+            keep = min(keep, cut)
+        self.lo, self.need = keep, need
+        return self
+
+    def context_for(self, need: Need, first_new: int) -> tuple[np.ndarray, np.ndarray]:
+        """The context one detector gets before a new point at ``first_new``."""
+        start = max(0, self.ts.size - need.points)
+        if need.day:
+            start = min(start, int(np.searchsorted(self.ts, first_new - _DAY_NS, side="left")))
+        return self.ts[start:], self.values[start:]
+
+
+@dataclass
+class ModelState:
+    """A fitted model (``None``: not enough points yet) and what the fast path keeps beside it."""
+
+    model: Detector | None
+    trained_at: pd.Timestamp | None
+    deviations: np.ndarray | None = None  # robust_bands: the last window - 1 |x[t-1] - median_t|
+    # robust_bands: the sorted windows the next point's median and MAD slide from (2 × window,
+    # NaN-padded): the last window values, the last window - 1 deviations
+    windows: np.ndarray | None = None
+    need: Need = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.need = context_need(self.model) if self.model is not None else Need(0, False)
+
+
+@dataclass
+class MonitorMemory:
+    """One monitor's streaming state in this process."""
+
+    generation: str
+    fingerprint: str
+    tails: dict[int, Tail] = field(default_factory=dict)
+    models: dict[tuple[int, str], ModelState] = field(default_factory=dict)
+    loaded_models: bool = False  # the monitor's stored models were read into ``models``
+
+
+_MEMORY: weakref.WeakKeyDictionary[Store, dict[str, MonitorMemory]] = weakref.WeakKeyDictionary()
+
+
+def stored_generation(store: Store, monitor: str) -> str | None:
+    row = (
+        store.cursor()
+        .execute("SELECT generation FROM tick_generations WHERE monitor = ?", [monitor])
+        .fetchone()
+    )
+    return None if row is None else str(row[0])
+
+
+def attach(store: Store, *, monitor: str, fingerprint: str) -> MonitorMemory:
+    """This process's state of ``monitor`` if it is still the store's latest, else a fresh one."""
+    generation = stored_generation(store, monitor)
+    held = _MEMORY.get(store, {}).get(monitor)
+    if (
+        held is not None
+        and generation is not None
+        and held.generation == generation
+        and held.fingerprint == fingerprint
+    ):
+        return held
+    return MonitorMemory(generation=generation or "", fingerprint=fingerprint)
+
+
+def keep(store: Store, *, monitor: str, memory: MonitorMemory) -> None:
+    """Remember ``memory`` as the state of ``monitor`` (after the store committed its generation)."""
+    _MEMORY.setdefault(store, {})[monitor] = memory
+
+
+def forget(store: Store, monitor: str | None = None) -> None:
+    """Drop this process's state of ``monitor`` (all monitors when ``None``); the next tick rebuilds
+    it from the store, exactly as a restarted process does."""
+    if monitor is None:
+        _MEMORY.pop(store, None)
+    else:
+        _MEMORY.get(store, {}).pop(monitor, None)
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def split_by_metric(frame: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """A long frame (metric_id, ts, value), sorted by metric and time → per metric (ts ns, values)."""
+    if frame.empty:
+        return {}
+    ids = frame["metric_id"].to_numpy(dtype="int64")
+    ts = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
+    values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [ids.size]])
+    return {int(ids[s]): (ts[s:e], values[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)}
+
+
+def read_new_points(
+    cur: Any, *, after: dict[int, int], end: pd.Timestamp
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """ONE query: the points of every metric in ``after`` (ns since the epoch) with
+    ``after[m] < ts <= end``."""
+    if not after:
+        return {}
+    ids = np.fromiter(after.keys(), dtype="int32", count=len(after))
+    stamps = np.fromiter(after.values(), dtype="int64", count=len(after)).view("datetime64[ns]")
+    frame = pd.DataFrame({"metric_id": ids, "after": stamps.astype("datetime64[us]")})
+    cur.register("_tw_tick_after", frame)
+    try:
+        rows = cur.execute(
+            "SELECT p.metric_id, p.ts, p.value FROM points p JOIN _tw_tick_after a ON p.metric_id = a.metric_id"
+            " WHERE p.ts > a.after AND p.ts > ? AND p.ts <= ? ORDER BY p.metric_id, p.ts",
+            [pd.Timestamp(stamps.min()).to_pydatetime(), utc_naive(end)],
+        ).df()
+    finally:
+        cur.unregister("_tw_tick_after")
+    return split_by_metric(rows)
+
+
+def read_tails(
+    cur: Any, *, wanted: dict[int, tuple[int, Need]], lower: dict[int, int] | None = None
+) -> dict[int, Tail]:
+    """ONE query: for each metric, the points before its first new point (``wanted[m][0]``, ns) that
+    its :class:`Need` asks for. ``lower`` (ns, optional) bounds the scan: where the kept tail started."""
+    if not wanted:
+        return {}
+    lower = lower or {}
+    ids = list(wanted)
+    before = np.array([wanted[m][0] for m in ids], dtype="int64")
+    frame = pd.DataFrame(
+        {
+            "metric_id": np.array(ids, dtype="int32"),
+            "before": pd.to_datetime(before, unit="ns").astype("datetime64[us]"),
+            "since": pd.to_datetime(before - _DAY_NS, unit="ns").astype("datetime64[us]"),
+            "use_since": np.array([wanted[m][1].day for m in ids], dtype=bool),
+            "k": np.array([wanted[m][1].points for m in ids], dtype="int64"),
+            "lower": pd.to_datetime(
+                np.array([lower.get(m, 0) for m in ids], dtype="int64"), unit="ns"
+            ).astype("datetime64[us]"),
+        }
+    )
+    cur.register("_tw_tick_need", frame)
+    try:
+        rows = cur.execute(
+            "SELECT metric_id, ts, value FROM ("
+            " SELECT p.metric_id, p.ts, p.value, n.k, n.use_since, n.since,"
+            "  row_number() OVER (PARTITION BY p.metric_id ORDER BY p.ts DESC) AS rn"
+            " FROM points p JOIN _tw_tick_need n ON p.metric_id = n.metric_id"
+            " WHERE p.ts < n.before AND p.ts >= n.lower AND p.ts >= ?"
+            ") WHERE rn <= k OR (use_since AND ts >= since) ORDER BY metric_id, ts",
+            [frame["lower"].min().to_pydatetime()],
+        ).df()
+    finally:
+        cur.unregister("_tw_tick_need")
+    found = split_by_metric(rows)
+    empty = (np.empty(0, dtype="int64"), np.empty(0, dtype="float64"))
+    return {m: Tail(*found.get(m, empty), need=wanted[m][1]) for m in ids}
+
+
+def utc_naive(ts: pd.Timestamp) -> Any:
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+_NS_PER = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def utc_ns(index: pd.Index) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC) of a timestamp index (naive = UTC).
+
+    >>> utc_ns(pd.DatetimeIndex(["1970-01-01 01:00:01"], tz="Europe/Paris").as_unit("s")).tolist()
+    [1000000000]
+    """
+    idx = index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)
+    return np.asarray(idx.asi8, dtype="int64") * _NS_PER[str(idx.unit)]
+
+
+def to_index(ts: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(ts, unit="ns", utc=True))
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One series and detector to score this tick."""
+
+    metric_id: int
+    state: ModelState
+    tail: Tail
+    need: Need
+    ts: np.ndarray
+    values: np.ndarray
+
+
+def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
+    """Scores of the new points of every job (all with the same detector type), in order.
+
+    Series of the same fast-path class (``robust_z``, ``robust_bands``) with the same number of new
+    points (at most :data:`FAST_MAX_NEW`) are scored as one matrix; the others one by one with
+    ``model.score(new, context=tail)``. Updates each job's ``state.deviations``.
+    """
+    out: list[np.ndarray | None] = [None] * len(jobs)
+    batches: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
+    for i, job in enumerate(jobs):
+        model = job.state.model
+        assert model is not None
+        kind = type(model)
+        if kind in _FAST and 0 < job.ts.size <= FAST_MAX_NEW:
+            batches.setdefault((kind, job.ts.size, _FAST_KEY[kind](model)), []).append(i)
+        else:
+            out[i] = _score_one(job)
+    for (kind, _m, _w), members in batches.items():
+        for i, scores in zip(members, _FAST[kind]([jobs[i] for i in members]), strict=True):
+            out[i] = scores
+    return [np.asarray(s, dtype="float64") for s in out]
+
+
+def _score_one(job: Job) -> np.ndarray:
+    model = job.state.model
+    assert model is not None
+    new = pd.Series(job.values, index=to_index(job.ts))
+    ctx_ts, ctx_values = job.tail.context_for(job.need, int(job.ts[0]))
+    context = pd.Series(ctx_values, index=to_index(ctx_ts)) if ctx_ts.size else None
+    job.state.deviations = job.state.windows = None  # the fast path rebuilds them from the tail
+    return model.score(new, context=context).to_numpy(dtype="float64")
+
+
+def _robust_z(jobs: list[Job]) -> list[np.ndarray]:
+    x = np.stack([j.values for j in jobs])
+    median = np.array([j.state.model.median_ for j in jobs])  # type: ignore[union-attr]
+    scale = np.array([j.state.model.scale_ for j in jobs])  # type: ignore[union-attr]
+    return list(np.abs(x - median[:, None]) / scale[:, None])
+
+
+def _left_pad(arrays: Iterable[np.ndarray], width: int) -> np.ndarray:
+    """Rows of the last ``width`` values of each array, NaN in front where shorter (NaN = absent for
+    a rolling window with ``min_periods``)."""
+    rows = list(arrays)
+    out = np.full((len(rows), width), np.nan)
+    if width == 0:
+        return out
+    for i, a in enumerate(rows):
+        a = a[-width:]
+        if a.size:
+            out[i, width - a.size :] = a
+    return out
+
+
+def trailing_medians(raw: np.ndarray, *, count: int, window: int, min_periods: int) -> np.ndarray:
+    """Medians of ``raw[:, k : k + window]`` for ``k < count`` (metrics × count), as pandas' rolling
+    median: NaN and ±inf ignored, NaN where fewer than ``min_periods`` values (at least one); the
+    median of an even count is the mean of the two middle values. A compiled kernel (numba) sorts
+    each row's first window once and slides it by insertion: O(window) per new point.
+
+    >>> trailing_medians(np.array([[1.0, np.nan, 3.0, 10.0, 4.0]]), count=3, window=3, min_periods=2)
+    array([[2. , 6.5, 4. ]])
+    """
+    arr = np.ascontiguousarray(raw, dtype="float64")
+    out = np.empty((arr.shape[0], count))
+    if arr.shape[0] and count:
+        _kernel()(arr, count, window, max(min_periods, 1), out)
+    return out
+
+
+_COMPILED: list[Callable[..., None]] = []
+
+
+def _kernel() -> Callable[..., None]:
+    """The compiled sliding-median kernel (numba imported and compiled on first use, cached on disk)."""
+    if _COMPILED:
+        return _COMPILED[0]
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def slide(raw: np.ndarray, count: int, window: int, min_periods: int, out: np.ndarray) -> None:
+        buf = np.empty(window)
+        for i in range(raw.shape[0]):
+            c = 0
+            for j in range(window):
+                v = raw[i, j]
+                if np.isfinite(v):
+                    buf[c] = v
+                    c += 1
+            buf[:c].sort()
+            for k in range(count):
+                if k > 0:
+                    old = raw[i, k - 1]
+                    if np.isfinite(old):
+                        p = np.searchsorted(buf[:c], old)
+                        for t in range(p, c - 1):
+                            buf[t] = buf[t + 1]
+                        c -= 1
+                    new = raw[i, k + window - 1]
+                    if np.isfinite(new):
+                        q = np.searchsorted(buf[:c], new)
+                        for t in range(c, q, -1):
+                            buf[t] = buf[t - 1]
+                        buf[q] = new
+                        c += 1
+                if c >= min_periods:
+                    out[i, k] = (buf[(c - 1) // 2] + buf[c // 2]) / 2.0
+                else:
+                    out[i, k] = np.nan
+
+    _COMPILED.append(slide)
+    return slide
+
+
+def _deviations(tails: list[Tail], window: int, min_periods: int) -> np.ndarray:
+    """``|x[t-1] - median_t|`` at the last ``window - 1`` points of each tail (rows)."""
+    if window <= 1:
+        return np.empty((len(tails), 0))
+    frame = pd.DataFrame(_left_pad((t.values for t in tails), 2 * window).T)
+    prev = frame.shift(1)
+    median = prev.rolling(window, min_periods=min_periods).median()
+    dev = (prev - median).abs().to_numpy().T
+    return np.ascontiguousarray(dev[:, -(window - 1) :])
+
+
+def _robust_bands(jobs: list[Job]) -> list[np.ndarray]:
+    model: RobustBands = jobs[0].state.model  # type: ignore[assignment]
+    w, mp = int(model.window), int(model.min_periods)
+    m = jobs[0].ts.size
+    n = len(jobs)
+    raw = np.empty((n, w + m))
+    raw[:, :w] = _left_pad((j.tail.values for j in jobs), w)
+    raw[:, w:] = np.stack([j.values for j in jobs])
+    dev = np.empty((n, w - 1 + m))
+    windows = np.full((n, 2, w), np.nan)
+    have = np.zeros(n, dtype=bool)
+    missing = []
+    for i, j in enumerate(jobs):
+        st = j.state
+        if st.deviations is not None and st.deviations.size == w - 1:
+            dev[i, : w - 1] = st.deviations
+            if st.windows is not None and st.windows.shape == (2, w):
+                windows[i] = st.windows
+                have[i] = True
+        else:
+            missing.append(i)
+    if missing:
+        dev[missing, : w - 1] = _deviations([jobs[i].tail for i in missing], w, mp)
+    median = np.empty((n, m))
+    mad = np.empty((n, m))
+    _bands_kernel()(raw, dev, windows, have, m, w, max(mp, 1), median, mad)
+    floor = np.array([j.state.model.min_scale_ for j in jobs])  # type: ignore[union-attr]
+    scale = np.maximum(mad * _MAD_TO_SIGMA, floor[:, None])
+    new = raw[:, w:]
+    scores = np.abs(new - median) / scale
+    scores[np.isnan(new)] = np.nan
+    for i, j in enumerate(jobs):
+        j.state.deviations = dev[i, m:]
+        j.state.windows = windows[i]
+    return list(scores)
+
+
+_BANDS: list[Callable[..., None]] = []
+
+
+def _bands_kernel() -> Callable[..., None]:
+    """The compiled robust_bands step: per row, slide the sorted window of values (median) and of
+    deviations (MAD) over the new points — O(window) per point, no sorting when the windows are
+    kept from the previous tick (``have``); fills ``dev``'s new part, ``median``, ``mad`` and leaves
+    the windows ready for the next tick. Medians as pandas' rolling median (see
+    :func:`trailing_medians`)."""
+    if _BANDS:
+        return _BANDS[0]
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def median_of(buf: np.ndarray, c: int, min_periods: int) -> float:
+        if c < min_periods:
+            return np.nan
+        return (buf[(c - 1) // 2] + buf[c // 2]) / 2.0
+
+    @numba.njit(cache=True, nogil=True)
+    def remove(buf: np.ndarray, c: int, v: float) -> int:
+        if not np.isfinite(v):
+            return c
+        p = np.searchsorted(buf[:c], v)
+        for t in range(p, c - 1):
+            buf[t] = buf[t + 1]
+        buf[c - 1] = np.nan
+        return c - 1
+
+    @numba.njit(cache=True, nogil=True)
+    def insert(buf: np.ndarray, c: int, v: float) -> int:
+        if not np.isfinite(v):
+            return c
+        q = np.searchsorted(buf[:c], v)
+        for t in range(c, q, -1):
+            buf[t] = buf[t - 1]
+        buf[q] = v
+        return c + 1
+
+    @numba.njit(cache=True, nogil=True)
+    def fill(buf: np.ndarray, values: np.ndarray) -> int:
+        c = 0
+        for v in values:
+            if np.isfinite(v):
+                buf[c] = v
+                c += 1
+        buf[c:] = np.nan
+        buf[:c].sort()
+        return c
+
+    @numba.njit(cache=True, nogil=True)
+    def step(
+        raw: np.ndarray,
+        dev: np.ndarray,
+        windows: np.ndarray,
+        have: np.ndarray,
+        m: int,
+        w: int,
+        min_periods: int,
+        median: np.ndarray,
+        mad: np.ndarray,
+    ) -> None:
+        for i in range(raw.shape[0]):
+            vals = windows[i, 0]
+            devs = windows[i, 1]
+            if have[i]:
+                cv = 0
+                while cv < w and np.isfinite(vals[cv]):
+                    cv += 1
+                cd = 0
+                while cd < w and np.isfinite(devs[cd]):
+                    cd += 1
+            else:
+                cv = fill(vals, raw[i, :w])
+                cd = fill(devs, dev[i, : w - 1])
+            for k in range(m):
+                if k > 0:
+                    cv = remove(vals, cv, raw[i, k - 1])
+                    cv = insert(vals, cv, raw[i, k + w - 1])
+                med = median_of(vals, cv, min_periods)
+                median[i, k] = med
+                d = abs(raw[i, w - 1 + k] - med)
+                dev[i, w - 1 + k] = d
+                cd = insert(devs, cd, d)
+                mad[i, k] = median_of(devs, cd, min_periods)
+                cd = remove(devs, cd, dev[i, k])
+            cv = remove(vals, cv, raw[i, m - 1])
+            cv = insert(vals, cv, raw[i, m + w - 1])
+
+    _BANDS.append(step)
+    return step
+
+
+_FAST: dict[type, Callable[[list[Job]], list[np.ndarray]]] = {RobustZ: _robust_z, RobustBands: _robust_bands}
+# the hyper-parameters that must agree within one matrix
+_FAST_KEY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    RobustZ: lambda d: (),
+    RobustBands: lambda d: (int(d.window), int(d.min_periods)),
+}

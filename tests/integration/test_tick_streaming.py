@@ -1,0 +1,285 @@
+"""Streaming ticks (``telewatch.services.tick_state``): incremental ticks equal one full rescoring.
+
+A real PostgreSQL holds four minute-level metrics with planted spikes, a level shift, NULL values, a
+12-minute gap and a metric that starts late. The built-in scheduler runs a monitor on it every
+5 minutes on a simulated clock; then the scores and anomalies it stored are compared with scoring
+the whole span in one go with the same fitted models, with a run restarted half-way (a new store
+object and a new Runner: nothing in memory), and with the per-metric reference tick.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from support.postgres import PostgresServer, make_postgres
+from telewatch.detectors.base import Detector
+from telewatch.postrules.alarms import alarm_windows
+from telewatch.scheduler.jobs import LoadedConfig, load_config
+from telewatch.scheduler.runner import Runner
+from telewatch.services import tick_state
+from telewatch.services.monitoring import run_monitor
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+T0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
+FIRST = T0 + pd.Timedelta(hours=24)
+TICKS = [FIRST + pd.Timedelta(minutes=5 * i) for i in range(15)]  # 14 ticks after the first: 70 minutes
+END = TICKS[-1]
+THRESHOLDS = {"robust_bands": 6.0, "robust_z": 6.0, "novelty": 3.0}
+
+
+def make_rows() -> list[tuple[pd.Timestamp, str, float | None]]:
+    rng = np.random.default_rng(7)
+    minutes = np.arange(int((END - T0) / pd.Timedelta(minutes=1)))
+    daily = np.sin(2 * np.pi * minutes / 1440)
+    series = {
+        "cpu": 50 + 10 * daily + rng.normal(0, 1.0, minutes.size),
+        "rx": 1000 + 300 * daily + rng.normal(0, 20.0, minutes.size),
+        "errors": rng.poisson(5, minutes.size).astype(float),
+        "late": 20 + rng.normal(0, 0.5, minutes.size),
+    }
+    at = {m: 24 * 60 + m for m in range(0, 70)}  # minute offsets of the streamed span
+    series["cpu"][at[17] : at[19]] += 40  # a spike inside a tick
+    series["cpu"][at[33] : at[47]] += 25  # a level shift across several ticks
+    series["rx"][at[29]] -= 900  # a dip at a tick's last point
+    series["rx"][at[30]] -= 900  # ... continuing into the next tick
+    series["errors"][at[52] : at[56]] = 60  # a burst
+    series["late"][at[63] : at[65]] = 40
+    rows: list[tuple[pd.Timestamp, str, float | None]] = []
+    for name, values in series.items():
+        for m in minutes.tolist():
+            if name == "late" and m < 23 * 60 + 30:
+                continue  # appears 30 minutes before the first tick: trained later
+            if name == "rx" and at[36] <= m < at[48]:
+                continue  # a 12-minute gap (no rows)
+            ts = T0 + pd.Timedelta(minutes=m)
+            missing = (name == "cpu" and m in (at[8], at[9], at[40])) or (name == "errors" and m == at[53])
+            rows.append((ts, name, None if missing else float(values[m])))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    # not under pytest's tmp dir: user postgres must be able to reach it
+    directory = Path(tempfile.mkdtemp(prefix="telewatch-tick-pg-"))
+    server = make_postgres(directory)
+    server.start()
+    try:
+        import psycopg
+
+        with psycopg.connect(server.dsn, autocommit=True) as con, con.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE samples (ts timestamptz NOT NULL, metric text NOT NULL, value double precision)"
+            )
+            with cur.copy("COPY samples (ts, metric, value) FROM STDIN") as copy:
+                for row in make_rows():
+                    copy.write_row(row)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def config(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> LoadedConfig:
+    path = tmp_path_factory.mktemp("tick") / "monitors.yaml"
+    path.write_text(
+        f"""
+monitors:
+  - name: net
+    source: {{type: postgres, dsn: "{pg.dsn}", table: samples, metric_column: metric, value_column: value}}
+    schedule: {{every: 5m}}
+    history: 1d
+    train: {{every: 1d, window: 1d, min_points: 60}}
+    detectors:
+      - {{type: robust_bands, params: {{window: 60}}, threshold: {THRESHOLDS["robust_bands"]}}}
+      - {{type: robust_z, threshold: {THRESHOLDS["robust_z"]}}}
+      - {{type: novelty, threshold: {THRESHOLDS["novelty"]}}}
+"""
+    )
+    return load_config(path)
+
+
+def run_ticks(config: LoadedConfig, store: Store, ticks: list[pd.Timestamp]) -> list[int]:
+    runner = Runner(config, store=store, deliver=False)
+    scored = []
+    for now in ticks:
+        reports = runner.run_pending(now)
+        assert [(r.tick, r.status) for r in reports] == [(now, "ok")], [r.error for r in reports]
+        scored.append(reports[0].scored)
+    return scored
+
+
+def scores_of(store: Store) -> pd.DataFrame:
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT m.name, s.detector, s.ts, s.score FROM scores s JOIN metrics m ON m.id = s.metric_id"
+            " ORDER BY m.name, s.detector, s.ts"
+        )
+        .df()
+    )
+    return frame.set_index(["name", "detector", "ts"])["score"]
+
+
+def anomalies_of(store: Store) -> list[tuple[object, ...]]:
+    return (
+        store.cursor()
+        .execute(
+            "SELECT m.name, a.detector, a.start_ts, a.end_ts, a.peak_ts, a.peak_score, a.value, a.expected"
+            " FROM anomalies a JOIN metrics m ON m.id = a.metric_id ORDER BY ALL"
+        )
+        .fetchall()
+    )
+
+
+@pytest.fixture(scope="module")
+def streamed(config: LoadedConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    with Store(tmp_path_factory.mktemp("streamed") / "tw.duckdb") as store:
+        scored = run_ticks(config, store, TICKS)
+        assert scored[0] > 3 * 1400  # the first tick scores the day of history
+        assert all(0 <= s <= 3 * 4 * 5 for s in scored[1:])  # then only the newest 5 minutes
+        assert sum(scored[1:]) > 3 * 3 * 5 * (len(TICKS) - 1)
+        yield store
+
+
+def test_incremental_ticks_equal_one_full_rescoring(streamed: Store) -> None:
+    cur = streamed.cursor()
+    stored = scores_of(streamed)
+    compared = 0
+    for name in ("cpu", "rx", "errors", "late"):
+        info = repo.get_metric(cur, name)
+        series = repo.read_series(cur, info.id)
+        for detector in ("robust_bands", "robust_z"):
+            blob, trained_at = cur.execute(
+                "SELECT model, trained_at FROM monitor_models WHERE metric_id = ? AND detector = ?",
+                [info.id, detector],
+            ).fetchone()
+            model = Detector.loads(bytes(blob))
+            mine = stored.loc[(name, detector)]
+            index = pd.DatetimeIndex(mine.index).tz_localize("UTC")
+            # the same model scores the whole series in one go: the span the ticks scored must match
+            full = model.score(series).reindex(index)
+            assert len(mine) > 40
+            np.testing.assert_allclose(mine.to_numpy(dtype=float), full.to_numpy(), rtol=0, atol=1e-9)
+            assert np.array_equal(np.isnan(mine.to_numpy(dtype=float)), np.isnan(full.to_numpy()))
+            # and the anomalies are the alarm windows of the one-go scores
+            flags = (full.fillna(-np.inf) >= THRESHOLDS[detector]).to_numpy()
+            windows = alarm_windows(flags, min_points=2, merge_gap=5)
+            expected = [(index[s].tz_localize(None), index[e - 1].tz_localize(None)) for s, e in windows]
+            got = cur.execute(
+                "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector = ? ORDER BY start_ts",
+                [info.id, detector],
+            ).fetchall()
+            assert [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in got] == expected
+            compared += len(expected)
+        if name == "late":
+            # trained once it had 60 points, on a later tick: earlier points were not scored
+            assert pd.Timestamp(trained_at).tz_localize("UTC") > FIRST
+    assert compared >= 4  # the planted anomalies were found
+
+
+def test_restart_between_ticks_resumes_exactly(config: LoadedConfig, streamed: Store, tmp_path: Path) -> None:
+    path = tmp_path / "restarted.duckdb"
+    with Store(path) as store:
+        run_ticks(config, store, TICKS[:8])
+        rows = store.cursor().execute("SELECT count(*), min(tail_points) FROM tick_state").fetchone()
+        assert rows[0] == 4 * 3  # the state a restart resumes from
+        assert rows[1] > 0
+    with Store(path) as store:  # a new process: nothing in memory, a new Runner
+        assert tick_state._MEMORY.get(store) is None
+        run_ticks(config, store, TICKS[8:])
+        pd.testing.assert_series_equal(scores_of(store), scores_of(streamed), rtol=0, atol=1e-12)
+        assert anomalies_of(store) == anomalies_of(streamed)
+
+
+def test_streaming_equals_the_per_metric_tick(config: LoadedConfig, streamed: Store, tmp_path: Path) -> None:
+    spec = config.monitors.monitor("net")
+    with Store(tmp_path / "reference.duckdb") as store:
+        for now in TICKS:
+            assert run_monitor(spec, store=store, now=now, streaming=False).status == "ok"
+        pd.testing.assert_series_equal(scores_of(store), scores_of(streamed), rtol=0, atol=1e-9)
+        assert anomalies_of(store) == anomalies_of(streamed)
+        assert len(anomalies_of(store)) >= 6
+
+
+def test_a_tick_without_new_points_writes_nothing(config: LoadedConfig, streamed: Store) -> None:
+    spec = config.monitors.monitor("net")
+    cur = streamed.cursor()
+
+    def snapshot() -> tuple[object, ...]:
+        return (
+            cur.execute("SELECT count(*), sum(score) FROM scores").fetchone(),
+            cur.execute("SELECT count(*), max(end_ts) FROM anomalies").fetchone(),
+            cur.execute("SELECT max(updated_at), count(*) FROM tick_state").fetchone(),
+            cur.execute("SELECT generation FROM tick_generations").fetchall(),
+            cur.execute("SELECT series_key, last_scored FROM monitor_series ORDER BY 1").fetchall(),
+        )
+
+    before = snapshot()
+    for now in (END, END + pd.Timedelta(minutes=5)):  # the same tick again; a tick past the data
+        report = run_monitor(spec, store=streamed, now=now)
+        assert (report.status, report.points, report.scored, report.anomalies) == ("ok", 0, 0, [])
+    assert snapshot() == before
+
+
+def test_trailing_medians_equal_pandas_rolling_medians() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.normal(size=(40, 70))
+    raw[rng.random(raw.shape) < 0.2] = np.nan
+    raw[5, :50] = np.nan  # a series that starts late
+    raw[7, 10] = np.inf
+    raw[9] = np.round(raw[9])  # ties
+    for window, min_periods, count in ((20, 5, 50), (1, 1, 70), (64, 10, 7)):
+        mine = tick_state.trailing_medians(raw, count=count, window=window, min_periods=min_periods)
+        expected = pd.DataFrame(raw.T).rolling(window, min_periods=min_periods).median().to_numpy().T
+        np.testing.assert_array_equal(mine, expected[:, window - 1 : window - 1 + count])
+
+
+def test_an_anomaly_resolves_over_one_point_ticks(
+    pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # With one-minute ticks each tick brings one point: the spike on cpu (minutes 17–18 of the streamed
+    # span) must resolve once more than merge_gap quiet points have come, over several ticks.
+    path = tmp_path_factory.mktemp("tick1m") / "monitors.yaml"
+    path.write_text(
+        f"""
+monitors:
+  - name: cpu1m
+    source: {{type: postgres, dsn: "{pg.dsn}", table: samples, metric_column: metric, value_column: value}}
+    metrics: [cpu]
+    schedule: {{every: 1m}}
+    history: 1d
+    train: {{every: 1d, window: 1d, min_points: 60}}
+    detectors:
+      - {{type: robust_z, threshold: 3.0, min_points: 1, merge_gap: 3}}
+"""
+    )
+    config = load_config(path)
+    store = Store(tmp_path_factory.mktemp("tick1m-store") / "t.duckdb")
+    try:
+        runner = Runner(config, store=store, deliver=False)
+        opened: dict[str, pd.Timestamp] = {}
+        resolved: dict[str, pd.Timestamp] = {}
+        for minute in range(12, 32):
+            now = FIRST + pd.Timedelta(minutes=minute)
+            (report,) = runner.run_pending(now)
+            assert report.status == "ok", report.error
+            for anomaly in report.anomalies:
+                opened.setdefault(anomaly.key, now)
+            for key in report.resolved:
+                resolved.setdefault(key, now)
+        assert opened, "the spike was not detected"
+        assert set(resolved) == set(opened), (opened, resolved)
+        for key, at in resolved.items():
+            # resolved a few ticks after it opened: merge_gap (3) quiet points, plus the spike itself
+            assert pd.Timedelta(minutes=3) < at - opened[key] <= pd.Timedelta(minutes=8)
+    finally:
+        store.close()
