@@ -169,20 +169,15 @@ def ks_two_sample(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]
     >>> float(d[0])
     1.0
     """
+    from telewatch.incidents._kernels import ks_statistic  # numba, compiled on first use
+
     n = np.sum(np.isfinite(a), axis=1).astype(np.float64)
     m = np.sum(np.isfinite(b), axis=1).astype(np.float64)
-    both = np.concatenate([a, b], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wa = np.where(np.isfinite(a), 1.0 / n[:, None], 0.0)
-        wb = np.where(np.isfinite(b), -1.0 / m[:, None], 0.0)
-    weights = np.nan_to_num(np.concatenate([wa, wb], axis=1))
-    order = np.argsort(both, axis=1, kind="stable")  # NaN sorts last and weighs 0
-    sorted_vals = np.take_along_axis(both, order, axis=1)
-    cdf_diff = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
-    # evaluate only after the last of a run of ties
-    last_of_tie = np.ones_like(sorted_vals, dtype=bool)
-    last_of_tie[:, :-1] = sorted_vals[:, 1:] != sorted_vals[:, :-1]
-    d = np.max(np.where(last_of_tie, np.abs(cdf_diff), 0.0), axis=1)
+    # per row: both samples sorted, walked in merged order, |F_a - F_b| read after each run of ties
+    d = np.empty(a.shape[0])
+    ks_statistic(
+        np.sort(np.asarray(a, dtype=np.float64), axis=1), np.sort(np.asarray(b, dtype=np.float64), axis=1), d
+    )
     ok = (n > 0) & (m > 0)
     d = np.where(ok, d, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -191,12 +186,22 @@ def ks_two_sample(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]
     return d, np.clip(p, 0.0, 1.0)
 
 
-def _baseline_blocks(w0: int, w1: int, n_time: int, config: ScanConfig) -> tuple[slice, list[slice]]:
+def _baseline_blocks(
+    w0: int, w1: int, n_time: int, config: ScanConfig, seasonal_at: Sequence[slice] | None = None
+) -> tuple[slice, list[slice]]:
     length = w1 - w0
     start = max(0, w0 - max(round(config.baseline_factor * length), config.min_preceding))
     preceding = slice(start, w0)
     seasonal: list[slice] = []
-    if config.period and config.period > length:
+    if seasonal_at is not None:
+        for block in seasonal_at:
+            lo, hi, _ = block.indices(n_time)
+            if hi - lo != length:
+                raise ValidationError(
+                    f"a same-hours block {lo}..{hi} is not as long as the window ({length})"
+                )
+            seasonal.append(slice(lo, hi))
+    elif config.period and config.period > length:
         for d in range(1, config.seasonal_days + 1):
             s0 = w0 - d * config.period
             if s0 < 0:
@@ -221,6 +226,8 @@ def _one_baseline(win: FloatArray, base: FloatArray, shared_floor: bool) -> dict
     # sharp spike both count; on SMD this beats either alone)
     evidence = np.sqrt(zmean * np.maximum(zmax, 0.0))
     return {
+        "center": med,
+        "scale": scale,
         "evidence": evidence,
         "z": zmean,
         "shift": np.nan_to_num(shift),
@@ -268,15 +275,18 @@ def _lead_lag(
     tgt = zs[target]
     n = zs.shape[1]
     lags = np.arange(-max_lag, max_lag + 1)
-    corr = np.zeros((zs.shape[0], lags.size))
+    # every lag in one matrix product: column k of ``shifted`` is the target moved by lags[k] (zero
+    # outside the overlap), divided by the overlap's length — one BLAS call instead of one per lag
+    shifted = np.zeros((n, lags.size))
     for k, lag in enumerate(lags):
-        if lag >= 0:
-            x, y = zs[:, : n - lag], tgt[lag:]
-        else:
-            x, y = zs[:, -lag:], tgt[: n + lag]
-        if x.shape[1] < 3:
+        overlap = n - abs(int(lag))
+        if overlap < 3:
             continue
-        corr[:, k] = (x @ y) / x.shape[1]
+        if lag >= 0:
+            shifted[:overlap, k] = tgt[lag:] / overlap
+        else:
+            shifted[-lag:, k] = tgt[:overlap] / overlap
+    corr = zs @ shifted
     best_abs = np.max(np.abs(corr), axis=1, keepdims=True)
     near = np.abs(corr) >= 0.98 * best_abs
     penalty = np.where(near, np.abs(lags)[None, :], 10**9)
@@ -297,16 +307,22 @@ def window_evidence(
     target: int | None = None,
     scores: npt.ArrayLike | None = None,
     history: Sequence[slice] | None = None,
+    seasonal: Sequence[slice] | None = None,
 ) -> Evidence:
     """Evidence for every metric (rows of ``values``) in the window ``[w0, w1)``.
 
     ``history`` adds a third baseline (e.g. all history before the window, or a training period). ``scores`` (same shape as ``values``):
     stored anomaly scores, calibrated here against their own baseline rows.
+
+    ``seasonal``: where the same-hours blocks are, most recent day first, each as long as the window —
+    for a compact matrix that holds only the columns the scan reads (the window, the preceding period
+    and the same hours of earlier days side by side, as :func:`telewatch.services.explain.explain_window`
+    builds it). By default they are ``config.period`` steps apart before the window.
     """
     with warnings.catch_warnings():
         # all-NaN rows (a metric without data in a baseline) are expected: they give NaN, then 0
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _window_evidence(values, w0, w1, config, target, scores, history)
+        return _window_evidence(values, w0, w1, config, target, scores, history, seasonal)
 
 
 def _window_evidence(
@@ -317,6 +333,7 @@ def _window_evidence(
     target: int | None,
     scores: npt.ArrayLike | None,
     history: Sequence[slice] | None,
+    seasonal_at: Sequence[slice] | None = None,
 ) -> Evidence:
     cfg = config or ScanConfig()
     x = np.asarray(values, dtype=np.float64)
@@ -327,7 +344,7 @@ def _window_evidence(
         raise ValidationError(f"window [{w0}, {w1}) is not inside 0..{n_time}")
     if target is not None and not 0 <= target < n_metrics:
         raise ValidationError(f"target row {target} is not one of the {n_metrics} metrics")
-    preceding, seasonal = _baseline_blocks(w0, w1, n_time, cfg)
+    preceding, seasonal = _baseline_blocks(w0, w1, n_time, cfg, seasonal_at)
     steps = np.arange(n_time)
     blocks: list[tuple[str, npt.NDArray[np.intp]]] = [("preceding", steps[preceding])]
     if history is not None:
@@ -370,7 +387,8 @@ def _window_evidence(
     lead = np.zeros(n_metrics, dtype=np.int64)
     corr = np.full(n_metrics, np.nan)
     if target is not None and cfg.max_lag >= 0:
-        center, scale = _center_scale(x[:, blocks[0][1]], cfg.shared_scale_floor)
+        # the preceding baseline's center and scale, as computed for its evidence
+        center, scale = results[0]["center"], results[0]["scale"]
         lead, corr = _lead_lag(x, w0, w1, target, cfg.max_lag, center, scale)
         score = score * (1.0 + 0.5 * np.abs(np.nan_to_num(corr)))
     return Evidence(
@@ -422,13 +440,18 @@ def rank_window(
     scores: npt.ArrayLike | None = None,
     history: Sequence[slice] | None = None,
     limit: int | None = None,
+    seasonal: Sequence[slice] | None = None,
 ) -> list[RankedMetric]:
-    """Rank the metrics (rows of ``values``) by their combined evidence, with a one-line reason each."""
+    """Rank the metrics (rows of ``values``) by their combined evidence, with a one-line reason each.
+
+    ``seasonal``: explicit same-hours blocks, see :func:`window_evidence`."""
     cfg = config or ScanConfig()
     x = np.asarray(values, dtype=np.float64)
     if len(names) != x.shape[0]:
         raise ValidationError(f"{len(names)} names for {x.shape[0]} metrics")
-    ev = window_evidence(x, w0, w1, config=cfg, target=target, scores=scores, history=history)
+    ev = window_evidence(
+        x, w0, w1, config=cfg, target=target, scores=scores, history=history, seasonal=seasonal
+    )
     order = np.argsort(-ev.score, kind="stable")
     if limit is not None:
         order = order[:limit]

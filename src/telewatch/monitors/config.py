@@ -137,7 +137,7 @@ class _SqlQuery(_Model):
     label_columns: list[str] = Field(default_factory=list)
     filters: dict[str, str | int | float] = Field(default_factory=dict)
     resample: Duration | None = None
-    agg: Literal["avg", "sum", "min", "max", "count"] = "avg"
+    agg: str = "avg"  # avg sum min max count first last median p95 quantile(0.9): parse_aggregation
     timeout: Duration = timedelta(seconds=30)
 
     @model_validator(mode="after")
@@ -156,6 +156,9 @@ class _SqlQuery(_Model):
             raise ValueError("a wide table (no metric_column) with `resample` needs `value_columns`")
         if self.resample is not None and self.resample < timedelta(seconds=1):
             raise ValueError("resample: at least 1s")
+        from telewatch.sources.base import parse_aggregation
+
+        parse_aggregation(self.agg)  # a ConfigError (ValueError) names the bad value
         return self
 
     def _query_kwargs(self, metrics: list[str] | None) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import pandas as pd
 
 from telewatch.core.errors import NotFoundError, ValidationError
 from telewatch.incidents.ranking import RankedMetric, ScanConfig, rank_window
-from telewatch.store import repo
 from telewatch.store.db import Store
 
 __all__ = ["ExplainResult", "ExplainedMetric", "explain_window", "parse_window"]
@@ -47,6 +46,7 @@ class ExplainResult:
     ranked: list[ExplainedMetric] = field(default_factory=list)
     seconds: float = 0.0
     scan_seconds: float = 0.0
+    read_seconds: float = 0.0  # reading the metrics × time matrices (values, scores) from the store
 
 
 def _utc(ts: pd.Timestamp | str, what: str) -> pd.Timestamp:
@@ -96,6 +96,30 @@ def _select_metrics(
     return [(int(r[0]), str(r[1]), json.loads(str(r[2])), r[3]) for r in rows]
 
 
+def _find_metric(store: Store, ref: str | int) -> tuple[int, str, dict[str, str], str | None]:
+    """One metric by id or name, as :func:`telewatch.store.repo.get_metric` finds it, from the
+    ``metrics`` table alone (``get_metric`` also counts the metric's points: a scan of the store)."""
+    con = store.cursor()
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        row = con.execute("SELECT id, name, labels, grp FROM metrics WHERE id = ?", [int(ref)]).fetchone()
+        if row is not None:
+            return int(row[0]), str(row[1]), json.loads(str(row[2])), row[3]
+        if isinstance(ref, int):
+            raise NotFoundError(f"no metric with id {ref}")
+    rows = con.execute(
+        "SELECT id, name, labels, grp FROM metrics WHERE name = ? ORDER BY grp NULLS LAST, name, labels",
+        [str(ref)],
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(f"no metric named {ref!r}")
+    if len(rows) > 1:
+        slices = "; ".join(_display(str(r[1]), json.loads(str(r[2]))) for r in rows[:5])
+        raise ValidationError(
+            f"metric name {ref!r} has {len(rows)} slices ({slices}); name one by its labels or id"
+        )
+    return int(rows[0][0]), str(rows[0][1]), json.loads(str(rows[0][2])), rows[0][3]
+
+
 def _display(name: str, labels: dict[str, str]) -> str:
     return name if not labels else name + "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}"
 
@@ -108,7 +132,8 @@ def infer_step(
         store.cursor()
         .execute(
             "SELECT median(d) FROM (SELECT epoch(ts) - epoch(lag(ts) OVER (PARTITION BY metric_id ORDER BY ts))"
-            " AS d FROM points WHERE list_contains(?, metric_id) AND ts >= ? AND ts < ?) WHERE d > 0",
+            " AS d FROM points WHERE metric_id IN (SELECT unnest(?::INTEGER[])) AND ts >= ? AND ts < ?)"
+            " WHERE d > 0",
             [
                 [int(i) for i in metric_ids[:50]],
                 (start - 4 * (end - start)).tz_localize(None).to_pydatetime(),
@@ -119,6 +144,123 @@ def infer_step(
     )
     seconds = float(row[0]) if row and row[0] is not None else 60.0
     return pd.Timedelta(seconds=max(1, round(seconds)))
+
+
+def _layers(spans: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Split block indices into layers whose blocks do not overlap (usually one layer)."""
+    layers: list[list[int]] = []
+    for i in sorted(range(len(spans)), key=lambda j: spans[j]):
+        for layer in layers:
+            if spans[layer[-1]][1] <= spans[i][0]:
+                layer.append(i)
+                break
+        else:
+            layers.append([i])
+    return layers
+
+
+def read_blocks(
+    store: Store,
+    metric_ids: Sequence[int],
+    *,
+    origin: pd.Timestamp,
+    step: pd.Timedelta,
+    blocks: Sequence[tuple[int, int]],
+    table: str = "points",
+) -> npt.NDArray[np.float64]:
+    """Values of ``metric_ids`` (rows) on grid columns ``[a, b)`` of each block, blocks side by side.
+
+    Column ``k`` of the grid is the bucket ``[origin + k·step, origin + (k+1)·step)``; a bucket holds
+    the mean of its points (NULL/NaN skipped), NaN where it has none. ``table`` is ``points`` or
+    ``scores`` (scores averaged over detectors). One query reads every metric and block (one per
+    layer of overlapping blocks): DuckDB reads the blocks' time ranges only (its zone maps skip the
+    rest of a time-ordered store) and returns each value with its cell of the result
+    (``row × width + column``); numpy scatters them — no per-metric reads, no pandas.
+
+    >>> import tempfile, pathlib
+    >>> from telewatch.store import repo
+    >>> with tempfile.TemporaryDirectory() as d, Store(pathlib.Path(d) / "x.duckdb") as st:
+    ...     mid = repo.upsert_metric(st.cursor(), name="cpu")
+    ...     t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    ...     _ = repo.write_points(st.cursor(), mid, pd.Series([1.0, 3.0, 5.0, 7.0],
+    ...                           index=pd.date_range(t0, periods=4, freq="30s")))
+    ...     read_blocks(st, [mid], origin=t0, step=pd.Timedelta("1min"), blocks=[(1, 2), (0, 3)]).tolist()
+    [[6.0, 2.0, 6.0, nan]]
+    """
+    if table not in {"points", "scores"}:
+        raise ValidationError(f"unknown table {table!r}")
+    spans = [(int(a), int(b)) for a, b in blocks if b > a]
+    shift = min([0, *(a for a, _ in spans)])  # columns before the origin: move the origin back
+    origin = origin + shift * step
+    spans = [(a - shift, b - shift) for a, b in spans]
+    offsets = [0]
+    for a, b in spans:
+        offsets.append(offsets[-1] + b - a)
+    n_rows, n_cols = len(metric_ids), offsets[-1]
+    out = np.full((n_rows, n_cols), np.nan)
+    if not n_rows or not n_cols:
+        return out
+    step_us = int(step / pd.Timedelta(microseconds=1))
+    origin_naive = origin.tz_convert("UTC").tz_localize(None) if origin.tzinfo else origin
+    origin_us = int(origin_naive.as_unit("ns").value) // 1000  # .value is nanoseconds in any unit
+    column = "value" if table == "points" else "score"
+    ids = np.asarray(metric_ids, dtype=np.int64)
+    # Row of a metric: ``metric_id - first id`` when the ids are consecutive (a whole store, or a
+    # group created at once: no join at all), else a hash join with a small (id, row) relation.
+    consecutive = bool(np.array_equal(ids, np.arange(ids[0], ids[0] + n_rows)))
+    cell_type = "INTEGER" if n_rows * n_cols < 2**31 - 1 else "BIGINT"
+    flat_out = out.reshape(-1)
+    con = store.cursor()
+    for layer in _layers(spans):
+        # DuckDB computes each value's cell of the compact matrix (row × n_cols + column) and
+        # returns two columns; numpy only scatters them. Only the layer's time ranges are read (the
+        # store's zone maps skip the rest of a time-ordered table).
+        merged: list[list[int]] = []
+        for i in sorted(layer, key=lambda j: spans[j]):
+            a, b = spans[i]
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        where_ts = " OR ".join(["(ts >= ? AND ts < ?)"] * len(merged))
+        ts_params = [(origin_naive + k * step).to_pydatetime() for a, b in merged for k in (a, b)]
+        case = " ".join("WHEN k >= ? AND k < ? THEN k + ?" for _ in layer)
+        case_params: list[object] = []
+        for i in layer:
+            a, b = spans[i]
+            case_params += [a, b, offsets[i] - a]
+        if consecutive:
+            inner = (
+                f"SELECT metric_id - ? AS r, (epoch_us(ts) - ?) // ? AS k, {column} AS v FROM {table}"
+                f" WHERE metric_id >= ? AND metric_id < ? AND ({where_ts})"
+            )
+            inner_params: list[object] = [int(ids[0]), origin_us, step_us, int(ids[0]), int(ids[0]) + n_rows]
+        else:
+            inner = (
+                f"SELECT m.r, (epoch_us(t.ts) - ?) // ? AS k, t.{column} AS v FROM {table} t"
+                " JOIN (SELECT unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS r) m ON m.id = t.metric_id"
+                f" WHERE ({where_ts.replace('ts ', 't.ts ')})"
+            )
+            inner_params = [origin_us, step_us, ids.tolist(), list(range(n_rows))]
+        sql = (
+            f"SELECT cell, v FROM (SELECT CAST(r * ? + CASE {case} END AS {cell_type}) AS cell, v FROM ({inner}"
+            f" AND {column} IS NOT NULL AND NOT isnan({column})) AS q) AS c WHERE cell IS NOT NULL"
+        )
+        frame = con.execute(sql, [n_cols, *case_params, *inner_params, *ts_params]).fetchnumpy()
+        cell = np.asarray(frame["cell"], dtype=np.int64)
+        vals = np.asarray(frame["v"], dtype=np.float64)
+        if cell.size == 0:
+            continue
+        filled_before = np.count_nonzero(~np.isnan(flat_out))
+        flat_out[cell] = vals
+        if np.count_nonzero(~np.isnan(flat_out)) - filled_before != cell.size:
+            # several values in a cell (a step longer than the data's, or several detectors'
+            # scores): their mean, as avg() would give
+            sums = np.bincount(cell, weights=vals, minlength=flat_out.size)
+            counts = np.bincount(cell, minlength=flat_out.size)
+            hit = counts > 0
+            flat_out[hit] = sums[hit] / counts[hit]
+    return out
 
 
 def read_matrix(
@@ -134,46 +276,26 @@ def read_matrix(
     """Values of ``metric_ids`` (rows) on the grid ``start, start + step, ... < end`` (NaN where absent).
 
     ``table`` is ``points`` or ``scores`` (scores averaged over detectors). ``ranges``: only these
-    ``[from, to)`` grid columns are read (the rest stay NaN) — the scan needs the window, the
-    preceding period and a few same-hours slices, not whole days.
+    ``[from, to)`` grid columns are read (the rest stay NaN).
     """
-    if table not in {"points", "scores"}:
-        raise ValidationError(f"unknown table {table!r}")
-    seconds = int(step.total_seconds())
-    column = "value" if table == "points" else "score"
     n_time = int((end - start) / step)
-    out = np.full((len(metric_ids), n_time), np.nan)
-    if not metric_ids or n_time <= 0:
+    out = np.full((len(metric_ids), max(n_time, 0)), np.nan)
+    spans = [(max(0, a), min(n_time, b)) for a, b in (ranges or [(0, n_time)]) if min(n_time, b) > max(0, a)]
+    if not metric_ids or not spans:
         return out
-    s_naive = start.tz_localize(None)
-    spans = [(max(0, a), min(n_time, b)) for a, b in (ranges or [(0, n_time)]) if b > a]
-    where_ts = " OR ".join(["(ts >= ? AND ts < ?)"] * len(spans)) or "false"
-    span_params = [
-        (s_naive + a * step).to_pydatetime() if i == 0 else (s_naive + b * step).to_pydatetime()
-        for a, b in spans
-        for i in (0, 1)
-    ]
-    frame = (
-        store.cursor()
-        .execute(
-            f"SELECT metric_id, CAST(floor((epoch(ts) - epoch(?::TIMESTAMP)) / ?) AS BIGINT) AS k,"
-            f" avg({column}) AS v FROM {table} WHERE list_contains(?, metric_id) AND ({where_ts})"
-            " GROUP BY ALL",
-            [s_naive.to_pydatetime(), seconds, [int(i) for i in metric_ids], *span_params],
-        )
-        .fetchnumpy()
+    merged: list[list[int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    compact = read_blocks(
+        store, metric_ids, origin=start, step=step, blocks=[(a, b) for a, b in merged], table=table
     )
-    if len(frame["k"]) == 0:
-        return out
-    row_of = {int(m): i for i, m in enumerate(metric_ids)}
-    lookup = np.full(max(row_of) + 1, -1, dtype=np.int64)
-    for m, i in row_of.items():
-        lookup[m] = i
-    rows = lookup[np.asarray(frame["metric_id"], dtype=np.int64)]
-    cols = np.asarray(frame["k"], dtype=np.int64)
-    vals = np.asarray(frame["v"], dtype=np.float64)
-    ok = (rows >= 0) & (cols >= 0) & (cols < n_time)
-    out[rows[ok], cols[ok]] = vals[ok]
+    offset = 0
+    for a, b in merged:
+        out[:, a:b] = compact[:, offset : offset + b - a]
+        offset += b - a
     return out
 
 
@@ -207,10 +329,10 @@ def explain_window(
     target_id: int | None = None
     target_name: str | None = None
     if metric is not None:
-        info = repo.get_metric(store.cursor(), metric)
-        target_id, target_name = info.id, info.display_name
+        found = _find_metric(store, metric)
+        target_id, target_name = found[0], _display(found[1], found[2])
         if all(m[0] != target_id for m in chosen):
-            chosen.append((info.id, info.name, info.labels, info.group))
+            chosen.append(found)
     if not chosen:
         what = ", ".join(
             p
@@ -249,28 +371,49 @@ def explain_window(
         back = max(back, cfg.period * cfg.seasonal_days)
     back = min(back, max_steps)
     t0 = grid_start - back * step_td
-    t1 = grid_start + w_len * step_td
-    w0, w1 = back, back + w_len
+    # The scan reads only the window, the period before it and the same hours of earlier days: the
+    # matrix holds just those columns side by side (same hours, most recent day first, then the
+    # preceding period and the window), not the days in between — at 10,000 metrics and a 1-minute
+    # step a 3-day grid would be 350 MB of mostly NaN. Positions are grid columns from t0.
+    g0, g1 = back, back + w_len
     pre = max(int(np.ceil(cfg.baseline_factor * w_len)), cfg.min_preceding, 2 * cfg.max_lag) + 1
-    ranges = [(w0 - pre, w1)]
-    if cfg.period:
-        ranges += [(w0 - d * cfg.period, w1 - d * cfg.period) for d in range(1, cfg.seasonal_days + 1)]
-    values = read_matrix(store, ids, start=t0, end=t1, step=step_td, ranges=ranges)
+    same_hours = []
+    if cfg.period and cfg.period > w_len:
+        same_hours = [
+            (g0 - d * cfg.period, g1 - d * cfg.period)
+            for d in range(1, cfg.seasonal_days + 1)
+            if g0 - d * cfg.period >= 0
+        ]
+    blocks = [*same_hours, (max(0, g0 - pre), g1)]
+    seasonal = [slice(k * w_len, (k + 1) * w_len) for k in range(len(same_hours))]
+    w0 = len(same_hours) * w_len + g0 - max(0, g0 - pre)
+    w1 = w0 + w_len
+    t_read = time.perf_counter()
+    values = read_blocks(store, ids, origin=t0, step=step_td, blocks=blocks)
     if np.isnan(values[:, w0:w1]).all():
         raise ValidationError(f"no data in the window {t_start} .. {t_end} for the {len(ids)} chosen metrics")
-    first_data = np.flatnonzero(~np.isnan(values).all(axis=0))
-    if first_data.size and first_data[0] >= w0:
+    if np.isnan(values[:, :w0]).all():
         raise ValidationError(f"no data before the window starting {t_start}: nothing to compare it with")
     scores = None
     if use_scores:
-        s = read_matrix(store, ids, start=t0, end=t1, step=step_td, table="scores", ranges=ranges)
+        s = read_blocks(store, ids, origin=t0, step=step_td, blocks=blocks, table="scores")
         if not np.isnan(s).all():
             scores = s
+    read_seconds = time.perf_counter() - t_read
     target_row = ids.index(target_id) if target_id is not None else None
     names = [_display(m[1], m[2]) for m in chosen]
     t_scan = time.perf_counter()
     ranked = rank_window(
-        values, w0, w1, names=names, step=step_td, config=cfg, target=target_row, scores=scores, limit=limit
+        values,
+        w0,
+        w1,
+        names=names,
+        step=step_td,
+        config=cfg,
+        target=target_row,
+        scores=scores,
+        limit=limit,
+        seasonal=seasonal,
     )
     scan_seconds = time.perf_counter() - t_scan
     return ExplainResult(
@@ -283,4 +426,5 @@ def explain_window(
         ranked=[ExplainedMetric(chosen[r.index][0], names[r.index], chosen[r.index][3], r) for r in ranked],
         seconds=time.perf_counter() - started,
         scan_seconds=scan_seconds,
+        read_seconds=read_seconds,
     )

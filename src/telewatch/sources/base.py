@@ -280,7 +280,66 @@ def long_to_series(
     return out
 
 
-AGGREGATIONS = ("avg", "sum", "min", "max", "count")
+AGGREGATIONS = ("avg", "sum", "min", "max", "count", "first", "last", "median", "pNN", "quantile(p)")
+
+_QUANTILE = re.compile(r"(?:quantile\(\s*([0-9]*\.?[0-9]+)\s*\)|p([0-9]+(?:\.[0-9]+)?))")
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """A per-bucket aggregation pushed into SQL: ``kind`` and, for ``quantile``, the level ``q``."""
+
+    kind: str  # avg, sum, min, max, count, first, last, quantile
+    q: float | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.q is None else f"quantile({self.q:g})"
+
+
+def parse_aggregation(text: str) -> Aggregation:
+    """Read an ``agg`` setting: ``avg`` (or ``mean``), ``sum``, ``min``, ``max``, ``count``, ``first``,
+    ``last``, ``median``, ``p95`` / ``p99.9`` (percentiles) or ``quantile(0.95)`` (linear interpolation,
+    as pandas).
+
+    >>> parse_aggregation("p99.9")
+    Aggregation(kind='quantile', q=0.999)
+    >>> str(parse_aggregation("median")), str(parse_aggregation("Mean"))
+    ('quantile(0.5)', 'avg')
+    >>> parse_aggregation("p101")
+    Traceback (most recent call last):
+    ...
+    telewatch.core.errors.ConfigError: agg 'p101': a percentile must be between 0 and 100
+    """
+    word = str(text).strip().lower()
+    if word == "mean":
+        word = "avg"
+    if word in {"avg", "sum", "min", "max", "count", "first", "last"}:
+        return Aggregation(word)
+    if word == "median":
+        return Aggregation("quantile", 0.5)
+    match = _QUANTILE.fullmatch(word)
+    if match is None:
+        raise ConfigError(f"agg must be one of {', '.join(AGGREGATIONS)}, not {text!r}")
+    if match.group(2) is not None:
+        pct = float(match.group(2))
+        if not 0.0 <= pct <= 100.0:
+            raise ConfigError(f"agg {text!r}: a percentile must be between 0 and 100")
+        return Aggregation("quantile", round(pct / 100.0, 12))
+    q = float(match.group(1))
+    if not 0.0 <= q <= 1.0:
+        raise ConfigError(f"agg {text!r}: a quantile level must be between 0 and 1")
+    return Aggregation("quantile", q)
+
+
+def ceil_to_step(ts: pd.Timestamp, step: pd.Timedelta) -> pd.Timestamp:
+    """The first bucket boundary (multiple of ``step`` since the epoch) at or after ``ts``.
+
+    >>> ceil_to_step(pd.Timestamp("2026-03-01 00:01:30", tz="UTC"), pd.Timedelta("5min")).isoformat()
+    '2026-03-01T00:05:00+00:00'
+    """
+    ns = int(utc(ts).as_unit("ns").value)
+    width = int(step.as_unit("ns").value)
+    return pd.Timestamp(-(-ns // width) * width, unit="ns", tz="UTC")
 
 
 class SqlSource(Source):
@@ -315,8 +374,7 @@ class SqlSource(Source):
 
         if (query is None) == (table is None):
             raise ConfigError("a SQL source needs exactly one of `query` or `table`")
-        if agg not in AGGREGATIONS:
-            raise ConfigError(f"agg must be one of {', '.join(AGGREGATIONS)}, not {agg!r}")
+        aggregation = parse_aggregation(agg)
         if metric_column is None and resample is not None and not value_columns:
             raise ConfigError("a wide-shaped SQL source with `resample` needs `value_columns`")
         self.query = check_read_only(query, dialect=self.dialect) if query is not None else None
@@ -328,9 +386,16 @@ class SqlSource(Source):
         self.label_columns = list(label_columns or [])
         self.filters = dict(filters or {})
         self.metrics = list(metrics) if metrics else None
+        if resample is not None and (
+            resample < pd.Timedelta(seconds=1) or resample % pd.Timedelta(seconds=1) != pd.Timedelta(0)
+        ):
+            raise ConfigError(f"resample must be a whole number of seconds (at least 1 s), not {resample}")
         self.resample = resample
         self.agg = agg
+        self.aggregation = aggregation
         self.timeout = float(timeout)
+        #: rows the server returned for the last fetch (buckets when aggregating in the database)
+        self.last_rows: int | None = None
 
     # -- dialect hooks --------------------------------------------------------------------------
     def _q(self, name: str) -> str:
@@ -345,6 +410,17 @@ class SqlSource(Source):
     @abstractmethod
     def _bucket(self, column: str, seconds: int) -> str:
         """SQL for the start of a ``seconds``-long bucket, as epoch seconds."""
+
+    def _aggregate(self, value: str, ts: str) -> str:
+        """SQL aggregating ``value`` over a bucket (``ts``: the timestamp column, for first/last).
+
+        ``avg``, ``sum``, ``min``, ``max`` and ``count`` are standard SQL; the dialects add ``first``,
+        ``last`` and ``quantile`` (whose level is the bind parameter ``agg_q``).
+        """
+        kind = self.aggregation.kind
+        if kind in {"avg", "sum", "min", "max", "count"}:
+            return f"{kind}({value})"
+        raise ConfigError(f"{self.kind or 'this'} source cannot aggregate with {self.agg!r}")
 
     @abstractmethod
     def _in_list(self, column: str, param: str) -> str:
@@ -382,8 +458,10 @@ class SqlSource(Source):
         if self.resample is not None:
             seconds = int(self.resample.total_seconds())
             bucket = self._bucket(ts, seconds)
+            if self.aggregation.q is not None:
+                params["agg_q"] = self.aggregation.q
             # ClickHouse refuses an alias equal to the column it aggregates ("cyclic aliases")
-            aggs = [f"{self.agg}({v}) AS __v{i}" for i, v in enumerate(values)]
+            aggs = [f"{self._aggregate(v, ts)} AS __v{i}" for i, v in enumerate(values)]
             select = ", ".join([f"{bucket} AS __ts", *keys, *aggs])
             group = ", ".join(["__ts", *keys])
             sql = f"SELECT {select} FROM {source} WHERE {' AND '.join(where)} GROUP BY {group} ORDER BY __ts"
@@ -392,11 +470,32 @@ class SqlSource(Source):
             sql = f"SELECT {select} FROM {source} WHERE {' AND '.join(where)} ORDER BY __ts"
         return sql, params
 
+    def fetch_incremental(
+        self, *, state: SourceState, end: pd.Timestamp, lookback: pd.Timedelta | None = None
+    ) -> tuple[list[FetchedSeries], SourceState]:
+        """As :meth:`Source.fetch_incremental`; with ``resample`` only complete buckets are fetched
+        (``end`` is floored to a bucket boundary), so a bucket still filling is read whole on a later
+        run, and the next run starts at the bucket after the watermark."""
+        end = utc(end)
+        if self.resample is not None:
+            ceiled = ceil_to_step(end, self.resample)
+            end = ceiled if ceiled == end else ceiled - self.resample
+        return super().fetch_incremental(state=state, end=end, lookback=lookback)
+
     def fetch(self, *, start: pd.Timestamp, end: pd.Timestamp) -> list[FetchedSeries]:
+        """Points with ``start <= ts < end``; with ``resample``, the buckets starting in that range,
+        each aggregated over its whole width (the raw range sent is widened to bucket boundaries)."""
+        start, end = utc(start), utc(end)
+        if self.resample is not None:
+            start, end = ceil_to_step(start, self.resample), ceil_to_step(end, self.resample)
+            if start >= end:
+                self.last_rows = 0
+                return []
         sql, params = self.build_sql()
-        params["start"] = utc(start).to_pydatetime()
-        params["end"] = utc(end).to_pydatetime()
+        params["start"] = start.to_pydatetime()
+        params["end"] = end.to_pydatetime()
         columns, rows = self._execute(sql, params)
+        self.last_rows = len(rows)
         if self.resample is not None:
             names = [self.value_column] if self.metric_column else list(self.value_columns or [])
             columns = [names[int(c[3:])] if c.startswith("__v") and c[3:].isdigit() else c for c in columns]

@@ -37,9 +37,14 @@ class ClickHouseSource(SqlSource):
         database: str = "default",
         secure: bool = False,
         connect_timeout: float = 10.0,
+        log_queries: bool = False,
         **query: Any,
     ) -> None:
         super().__init__(**query)
+        #: send ``log_queries=1`` so each query lands in ``system.query_log`` (rows read and returned)
+        self.log_queries = log_queries
+        #: the ``query_id`` of the last query sent (find it in ``system.query_log``)
+        self.last_query_id: str | None = None
         self.host = host
         self.port = port
         self.user = user
@@ -62,6 +67,18 @@ class ClickHouseSource(SqlSource):
             return f"toUInt32(toStartOfMinute({column}))"
         return f"intDiv(toUInt32({column}), {int(seconds)}) * {int(seconds)}"
 
+    def _aggregate(self, value: str, ts: str) -> str:
+        kind = self.aggregation.kind
+        if kind == "first":
+            return f"argMin({value}, {ts})"
+        if kind == "last":
+            return f"argMax({value}, {ts})"
+        if kind == "quantile":
+            # reservoir sampling over 8192 values, interpolated linearly: exact (as pandas) for
+            # buckets of up to 8192 raw rows; the level is a bound parameter
+            return f"quantile(%(agg_q)s)({value})"
+        return super()._aggregate(value, ts)
+
     def _in_list(self, column: str, param: str) -> str:
         return f"{column} IN %({param})s"
 
@@ -69,8 +86,15 @@ class ClickHouseSource(SqlSource):
         return tuple(values)
 
     def _execute(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import uuid
+
         from clickhouse_driver import Client, errors
 
+        settings: dict[str, Any] = {"max_execution_time": int(max(1, self.timeout))}
+        if self.log_queries:
+            settings["log_queries"] = 1
+        # order matters: once readonly=1 is applied the server refuses further settings changes
+        settings["readonly"] = 1
         client = Client(
             host=self.host,
             port=self.port,
@@ -80,11 +104,11 @@ class ClickHouseSource(SqlSource):
             secure=self.secure,
             connect_timeout=self.connect_timeout,
             send_receive_timeout=self.timeout + 5,
-            # order matters: once readonly=1 is applied the server refuses further settings changes
-            settings={"max_execution_time": int(max(1, self.timeout)), "readonly": 1},
+            settings=settings,
         )
+        self.last_query_id = f"telewatch-{uuid.uuid4()}"
         try:
-            rows, types = client.execute(sql, params, with_column_types=True)
+            rows, types = client.execute(sql, params, with_column_types=True, query_id=self.last_query_id)
         except errors.NetworkError as exc:
             raise self.error("cannot connect", exc) from None
         except errors.SocketTimeoutError as exc:

@@ -59,6 +59,19 @@ class PostgresSource(SqlSource):
             return f"extract(epoch from date_trunc('minute', {column}))::float8"
         return f"(floor(extract(epoch from {column}) / {int(seconds)}) * {int(seconds)})::float8"
 
+    def _aggregate(self, value: str, ts: str) -> str:
+        kind = self.aggregation.kind
+        if kind in {"first", "last"}:
+            # the earliest / latest non-NULL value of the bucket (pandas' first/last skip NaN too):
+            # min/max of [epoch, value] pairs — arrays compare element by element — costs what avg()
+            # costs; array_agg(... ORDER BY ts) sorts every bucket on its own (3x slower on 15)
+            pick = "min" if kind == "first" else "max"
+            pair = f"ARRAY[extract(epoch from {ts})::float8, ({value})::float8]"
+            return f"({pick}({pair}) FILTER (WHERE {value} IS NOT NULL))[2]"
+        if kind == "quantile":
+            return f"percentile_cont(%(agg_q)s::float8) WITHIN GROUP (ORDER BY ({value})::float8)"
+        return super()._aggregate(value, ts)
+
     def _in_list(self, column: str, param: str) -> str:
         return f"{column} = ANY(%({param})s)"
 
@@ -93,7 +106,7 @@ class PostgresSource(SqlSource):
 
         try:
             con = self._connect()
-        except psycopg.OperationalError as exc:
+        except (psycopg.Error, ValueError) as exc:  # also a malformed DSN or connection parameter
             raise self.error("cannot connect", exc) from None
         try:
             con.read_only = True

@@ -44,10 +44,16 @@ FORBIDDEN_FUNCTIONS = frozenset(
         "lo_create", "lo_unlink", "lo_put", "lo_from_bytea", "dblink", "dblink_exec", "dblink_connect",
         "nextval", "setval", "pg_advisory_lock", "pg_advisory_xact_lock", "pg_sleep", "pg_sleep_for",
         "pg_sleep_until", "txid_current", "pg_switch_wal", "pg_create_restore_point", "query_to_xml",
+        "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml", "dblink_send_query",
+        "dblink_open", "pg_notify", "lo_open", "lowrite", "lo_truncate", "lo_import_with_oid", "pg_file_write",
+        "pg_logical_emit_message", "pg_create_logical_replication_slot", "pg_create_physical_replication_slot",
+        "pg_drop_replication_slot", "pg_promote", "pg_stat_reset", "pg_backup_start", "pg_start_backup",
+        "pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir", "pg_current_logfile",
         # ClickHouse table functions that read files or other servers
         "file", "url", "remote", "remotesecure", "cluster", "clusterallreplicas", "mysql", "postgresql",
         "jdbc", "odbc", "hdfs", "s3", "s3cluster", "input", "executable", "azureblobstorage", "sqlite",
-        "mongodb", "redis", "dictionary", "sleep", "sleepeachrow",
+        "mongodb", "redis", "dictionary", "sleep", "sleepeachrow", "urlcluster", "gcs", "hdfscluster",
+        "azureblobstoragecluster", "deltalake", "iceberg", "hudi", "mariadb",
     }
 )  # fmt: skip
 
@@ -168,22 +174,51 @@ def check_read_only(sql: str, *, dialect: str = "postgres") -> str:
     first = body[0].text.lower()
     if body[0].kind != "word" or first not in {"select", "with"}:
         raise QueryRefusedError(f"only SELECT queries are allowed, this one starts with {body[0].text!r}")
+    _check_parentheses(body)
     for k, tok in enumerate(body):
+        following = body[k + 1].text if k + 1 < len(body) else ""
+        if tok.kind == "ident" and following == "(":
+            # a quoted name called as a function ("pg_sleep"(5), `file`(...)) is still that function
+            name = tok.text[1:-1].lower()
+            if name in FORBIDDEN_FUNCTIONS:
+                raise QueryRefusedError(f"function {tok.text}() is not allowed (character {tok.pos + 1})")
+            continue
         if tok.kind != "word":
             continue
         word = tok.text.lower()
+        if word == "u" and following == "&":  # U&"p\0067_sleep": escapes would hide any name
+            raise QueryRefusedError(
+                f"U& (Unicode-escaped) names and strings are not allowed (character {tok.pos + 1})"
+            )
+        if word in FORBIDDEN_FUNCTIONS and following == "(":
+            # checked for qualified names too: pg_catalog.pg_sleep(5) is pg_sleep(5)
+            raise QueryRefusedError(f"function {tok.text}() is not allowed (character {tok.pos + 1})")
         prev = body[k - 1].text if k else ""
-        if prev == ".":  # a column or function qualified by a table/schema: t.set, s.comment
+        if prev == ".":  # a column qualified by a table/schema: t.set, s.comment
             continue
-        following = body[k + 1].text if k + 1 < len(body) else ""
         if word in FORBIDDEN_KEYWORDS and following != "(" and not _is_alias_position(body, k):
             raise QueryRefusedError(
                 f"{tok.text.upper()} is not allowed in a read-only query (character {tok.pos + 1}); "
                 "quote the identifier if it is a column name"
             )
-        if word in FORBIDDEN_FUNCTIONS and following == "(":
-            raise QueryRefusedError(f"function {tok.text}() is not allowed (character {tok.pos + 1})")
     return sql[: body[-1].pos + len(body[-1].text)].strip()
+
+
+def _check_parentheses(tokens: list[Token]) -> None:
+    """Refuse unbalanced parentheses: the query is wrapped as ``(query) AS __q``, and ``SELECT 1) UNION
+    (SELECT 2`` would step out of that wrapper (and out of its time-range filter)."""
+    depth = 0
+    for tok in tokens:
+        if tok.kind != "punct":
+            continue
+        if tok.text == "(":
+            depth += 1
+        elif tok.text == ")":
+            depth -= 1
+            if depth < 0:
+                raise QueryRefusedError(f"unbalanced ')' at character {tok.pos + 1}")
+    if depth:
+        raise QueryRefusedError(f"{depth} unclosed '(' in the query")
 
 
 def _is_alias_position(tokens: list[Token], k: int) -> bool:
@@ -212,6 +247,9 @@ def quote_identifier(name: str, *, dialect: str = "postgres") -> str:
     """
     if not name or not name.strip():
         raise QueryRefusedError("an identifier cannot be empty")
+    if "\x00" in name or "%" in name:
+        # % would be read as a bind parameter marker by the drivers; NUL ends strings in the servers
+        raise QueryRefusedError(f"the identifier {name[:80]!r} contains '%' or a NUL character")
     parts = name.split(".") if re.fullmatch(r"[\w.]+", name) else [name]
     if dialect == "clickhouse":
         return ".".join("`" + p.replace("\\", "\\\\").replace("`", "\\`") + "`" for p in parts)
