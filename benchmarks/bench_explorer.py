@@ -18,6 +18,7 @@ drawing them (``raw_month_ms``), which the server-side resampling avoids.
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import tempfile
 import threading
@@ -55,13 +56,17 @@ def main() -> None:
                 daily = 10 * np.sin(np.arange(len(idx)) * 2 * np.pi / 1440)
                 repo.write_points(tx, mid, pd.Series(100 + daily + rng.normal(0, 1, len(idx)), index=idx))
         port = 18000 + int(time.time()) % 1000
-        app = create_app(Settings(db_path=Path(tmp) / "unused.duckdb"), store=store)
+        token = secrets.token_urlsafe(24)  # the API needs a token (docs/security.md)
+        auth = {"Authorization": f"Bearer {token}"}
+        app = create_app(
+            Settings(db_path=Path(tmp) / "unused.duckdb", api_tokens=f"admin:{token}"), store=store
+        )
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, headers=auth) as http:
             server_ms = {}
             for name, path in (
                 ("series_month_resampled_ms", "/api/series/1?step=18min"),
@@ -74,7 +79,9 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for i in range(args.repeat):
-                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                context = browser.new_context(
+                    viewport={"width": 1400, "height": 900}, extra_http_headers=auth
+                )
                 page = context.new_page()
                 page.goto(f"{url}/explore/{i % args.metrics + 1}")
                 page.wait_for_selector("#main-chart.drawn", timeout=120_000)

@@ -12,11 +12,14 @@ import pytest
 import uvicorn
 
 from support import free_port, wait_until
+from support.auth import ADMIN_TOKEN, auth_settings
 from telewatch.api.app import create_app
-from telewatch.settings import Settings
+from telewatch.api.auth import SESSION_COOKIE
+from telewatch.services.tokens import hash_token
 from telewatch.store.db import Store
 
 REPO = Path(__file__).resolve().parents[2]
+E2E_SESSION = "e2e-admin-session-0123456789abcdef"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 DATA = Path(__file__).parent / "data"
 CHROMIUM = "/usr/bin/chromium"
@@ -46,8 +49,10 @@ class Served:
 
 def serve(store: Store, tmp: Path) -> Iterator[Served]:
     port = free_port()
-    settings = Settings(db_path=tmp / "unused.duckdb", host="127.0.0.1", port=port)
+    settings = auth_settings(db_path=tmp / "unused.duckdb", host="127.0.0.1", port=port)
     app = create_app(settings, store=store)
+    # the browser fixture `page` carries this session cookie: pages open signed in as admin
+    app.state.authenticator.sessions.create(hash_token(ADMIN_TOKEN), session_id=E2E_SESSION)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -94,6 +99,19 @@ _FAILED = pytest.StashKey[bool]()
 @pytest.fixture
 def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    # signed in: cookies are not port-specific, so this one reaches every `serve()`d app on 127.0.0.1
+    context.add_cookies(
+        [
+            {
+                "name": SESSION_COOKIE,
+                "value": E2E_SESSION,
+                "domain": "127.0.0.1",
+                "path": "/",
+                "httpOnly": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from support.auth import ADMIN_HEADERS
 from telewatch.store import repo
 
 from .conftest import DATA, REPO, SCREENSHOTS, Served
@@ -70,6 +71,7 @@ def new_user_journey(served: Served, page: Any, tsv: Path, tag: str) -> dict[str
     r = page.request.post(
         f"{url}/api/detect/run",
         data={"metric_ids": ids, "detector": {"name": "robust_bands"}, "threshold": 3},
+        headers=ADMIN_HEADERS,
     )
     assert r.ok, r.text()
     assert r.json()["anomalies"] >= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -16,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from support import free_port
+from support.auth import ADMIN_HEADERS, AUTH_ENV, READ_HEADERS, auth_settings
 from telewatch.api.app import create_app
-from telewatch.settings import Settings
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -33,8 +34,8 @@ def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
         values = pd.Series(np.linspace(0, 1, 600), index=idx)
         values.iloc[10] = np.nan
         repo.write_points(cur, mid, values)
-    settings = Settings(db_path=tmp_path / "unused.duckdb", max_points_per_response=500)
-    with TestClient(create_app(settings, store=store)) as c:
+    settings = auth_settings(db_path=tmp_path / "unused.duckdb", max_points_per_response=500)
+    with TestClient(create_app(settings, store=store), headers=ADMIN_HEADERS) as c:
         yield c
 
 
@@ -144,6 +145,7 @@ def test_served_process_answers_over_http(tmp_path: Path) -> None:
         [str(exe), "serve", "--db", str(db), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **AUTH_ENV},
     )
     try:
         deadline = time.monotonic() + 60
@@ -156,7 +158,7 @@ def test_served_process_answers_over_http(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
         assert r.json()["metrics"] == 1
-        assert "telewatch" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        assert "telewatch" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5, headers=READ_HEADERS).text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

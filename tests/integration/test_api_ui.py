@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from support.auth import ADMIN_HEADERS, auth_settings
 from telewatch.api.app import create_app
-from telewatch.settings import Settings
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -37,8 +37,10 @@ def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
         if name != "cpu":
             values[2 * 1440 + 600 : 2 * 1440 + 620] += 80  # a shared incident on day 3, 10:00
         repo.write_points(cur, mid, pd.Series(values, index=idx))
-    settings = Settings(db_path=tmp_path / "unused.duckdb")
-    with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as c:
+    settings = auth_settings(db_path=tmp_path / "unused.duckdb")
+    with TestClient(
+        create_app(settings, store=store), raise_server_exceptions=False, headers=ADMIN_HEADERS
+    ) as c:
         yield c
 
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from support.auth import ADMIN_HEADERS, auth_settings
 from telewatch.api.app import create_app
 from telewatch.cli.app import app as cli_app
 from telewatch.core.errors import NotFoundError, ValidationError
@@ -19,7 +20,6 @@ from telewatch.demo import DemoData, generate_demo
 from telewatch.services.demo_data import load_demo
 from telewatch.services.explain import explain_window
 from telewatch.services.incidents import get_incident, list_incidents, resolve_incident, update_incidents
-from telewatch.settings import Settings
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -180,8 +180,8 @@ def test_api_explain_and_incidents(demo_store: tuple[Store, DemoData], tmp_path:
     store, data = demo_store
     _plant_anomalies(store, data)
     outage = next(i for i in data.incidents if i.kind == "backend_outage")
-    settings = Settings(db_path=tmp_path / "unused.duckdb")
-    with TestClient(create_app(settings, store=store)) as client:
+    settings = auth_settings(db_path=tmp_path / "unused.duckdb")
+    with TestClient(create_app(settings, store=store), headers=ADMIN_HEADERS) as client:
         params = {
             "from": outage.start.isoformat(),
             "to": (outage.end + MIN).isoformat(),

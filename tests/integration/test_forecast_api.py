@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from support.auth import ADMIN_HEADERS, auth_settings
 from telewatch.api.app import create_app
 from telewatch.cli.app import app as cli_app
 from telewatch.demo import generate_demo
 from telewatch.services.demo_data import load_demo
-from telewatch.settings import Settings
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -49,8 +49,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tmp = tmp_path_factory.mktemp("forecast_api")
     with Store(tmp / "telewatch.duckdb") as store:
         _load(store)
-        settings = Settings(db_path=tmp / "unused.duckdb")
-        with TestClient(create_app(settings, store=store)) as c:
+        settings = auth_settings(db_path=tmp / "unused.duckdb")
+        with TestClient(create_app(settings, store=store), headers=ADMIN_HEADERS) as c:
             yield c
 
 

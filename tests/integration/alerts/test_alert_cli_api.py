@@ -12,11 +12,11 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from support.auth import ADMIN_HEADERS, auth_settings
 from telewatch.alerts.rules import sample_candidate
 from telewatch.api.app import create_app
 from telewatch.cli import app
 from telewatch.services.alerting import submit_alerts
-from telewatch.settings import Settings
 from telewatch.store.db import Store
 
 runner = CliRunner(env={"COLUMNS": "240"})
@@ -142,7 +142,9 @@ def client(
     store: Store, tmp_path: Path, cfg: Any, telegram: Any, webhook: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     monkeypatch.setenv("TELEWATCH_ALERTING_CONFIG", str(write_config(tmp_path, cfg, telegram, webhook)))
-    with TestClient(create_app(Settings(db_path=tmp_path / "unused.duckdb"), store=store)) as c:
+    with TestClient(
+        create_app(auth_settings(db_path=tmp_path / "unused.duckdb"), store=store), headers=ADMIN_HEADERS
+    ) as c:
         yield c
 
 

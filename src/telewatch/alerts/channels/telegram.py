@@ -27,13 +27,21 @@ class TelegramSender(Channel):
         super().__init__(name, config)
         self.config = config
         self._token = config.bot_token.get_secret_value()
-        self._client = httpx.Client(timeout=config.timeout.total_seconds())
+        self._http: httpx.Client | None = None  # made on first send: building one costs an SSL context
 
     def secrets(self) -> list[str]:
         return [self._token]
 
+    @property
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.config.timeout.total_seconds())
+        return self._http
+
     def close(self) -> None:
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def describe(self) -> dict[str, Any]:
         return {

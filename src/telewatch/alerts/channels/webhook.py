@@ -114,7 +114,7 @@ class WebhookSender(Channel):
         super().__init__(name, config)
         self.config = config
         self.external_url = external_url
-        self._client = httpx.Client(timeout=config.timeout.total_seconds())
+        self._http: httpx.Client | None = None  # made on first send: building one costs an SSL context
 
     def secrets(self) -> list[str]:
         found = [v.get_secret_value() for v in self.config.headers.values()]
@@ -127,8 +127,16 @@ class WebhookSender(Channel):
         found.extend(part for part in url.path.split("/") if len(part) >= 16)
         return found
 
+    @property
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.config.timeout.total_seconds())
+        return self._http
+
     def close(self) -> None:
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,326 @@
+"""API authentication and authorisation: a pure-ASGI middleware in front of every route.
+
+Being middleware (not a per-router dependency), a router added later cannot forget it.
+
+* Open: ``/api/health``, ``/docs``, ``/openapi.json``, ``/static/…``, ``/login``, ``/logout``.
+* ``GET``/``HEAD`` anywhere else needs a ``read`` or ``admin`` token; every other method needs ``admin``.
+* Credentials: ``Authorization: Bearer <token>``, or the UI's session cookie (``telewatch_session``, a random
+  id mapped server-side to the token's hash; see :class:`SessionStore`). A cookie-authenticated write must
+  come from the same origin (``Origin``, else ``Referer``, matching the request's host or ``base_url``).
+* Refusals: ``401`` + ``WWW-Authenticate: Bearer`` when the credential is missing or invalid (UI pages
+  redirect to ``/login`` instead), ``403`` when the scope is too low or a cookie write is cross-origin —
+  both with the same ``{"detail", "error"}`` body as every other error.
+
+The principal (:class:`telewatch.services.tokens.Principal`) is left in ``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from telewatch.services.tokens import (
+    Principal,
+    TokenScope,
+    TokenVerifier,
+    hash_token,
+    parse_token_config,
+    scope_allows,
+)
+from telewatch.settings import Settings
+from telewatch.store.db import Store
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SESSION_COOKIE = "telewatch_session"
+OPEN_PATHS = frozenset({"/api/health", "/docs", "/openapi.json", "/login", "/logout", "/favicon.ico"})
+OPEN_PREFIXES = ("/static/",)
+READ_METHODS = frozenset({"GET", "HEAD"})
+# paths whose clients are programs, not people: they get 401, never a redirect to the sign-in page
+_API_PREFIXES = ("/api/", "/metrics")
+SECURITY_SCHEME = "bearerAuth"
+
+
+def is_open_path(path: str) -> bool:
+    """Whether a path is served without credentials.
+
+    >>> is_open_path("/api/health"), is_open_path("/static/ui/style.css"), is_open_path("/api/metrics")
+    (True, True, False)
+    """
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def safe_next(target: str | None) -> str:
+    """A post-sign-in redirect target: a local path only (no open redirect to another site).
+
+    >>> safe_next("/explore?x=1"), safe_next("//evil.example/"), safe_next("https://evil.example/")
+    ('/explore?x=1', '/', '/')
+    """
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+class SessionStore:
+    """UI sessions: random id → (token hash, expiry). Kept in memory: a restart signs everyone out.
+
+    The cookie carries only the random id, never the token or its hash; each request re-checks the token
+    behind the session, so revoking a token ends its sessions too.
+    """
+
+    def __init__(self, *, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._sessions: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, token_hash: str, *, session_id: str | None = None) -> str:
+        """A new session for a verified token's hash; returns its id (random unless given, e.g. by tests)."""
+        session_id = session_id or secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.monotonic()
+            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}  # drop expired ones
+            self._sessions[session_id] = (token_hash, now + self.ttl_s)
+        return session_id
+
+    def token_hash(self, session_id: str) -> str | None:
+        with self._lock:
+            entry = self._sessions.get(session_id)
+            if entry is None:
+                return None
+            if entry[1] <= time.monotonic():
+                del self._sessions[session_id]
+                return None
+            return entry[0]
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+
+class Authenticator:
+    """Resolves a request's credentials to a principal; shared by the middleware and the sign-in page."""
+
+    def __init__(self, *, settings: Settings, store: Store | None) -> None:
+        raw = settings.api_tokens.get_secret_value() if settings.api_tokens is not None else None
+        self.verifier = TokenVerifier(config_tokens=parse_token_config(raw), store=store)
+        self.sessions = SessionStore(ttl_s=float(settings.session_ttl_s))
+        self.base_url = settings.base_url
+
+    async def verify_hash(self, token_hash: str) -> Principal | None:
+        principal = self.verifier.verify_config_hash(token_hash)
+        if principal is not None or self.verifier.store is None:
+            return principal
+        # the store lookup is a DuckDB query: keep it off the event loop
+        return await anyio.to_thread.run_sync(self.verifier.verify_store_hash, token_hash)
+
+    async def verify_token(self, token: str) -> Principal | None:
+        return await self.verify_hash(hash_token(token))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in scope.get("headers") or []:
+        name = key.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        out[name] = f"{out[name]}; {text}" if name == "cookie" and name in out else text
+    return out
+
+
+def session_id_from(headers: dict[str, str]) -> str | None:
+    raw = headers.get("cookie")
+    if not raw:
+        return None
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(raw)
+    except Exception:  # a malformed Cookie header: treat as no session
+        return None
+    morsel = cookie.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def same_origin(headers: dict[str, str], base_url: str) -> bool:
+    """Whether ``Origin`` (else ``Referer``) names this server: the request's ``Host`` or ``base_url``'s host."""
+    origin = headers.get("origin") or headers.get("referer")
+    if not origin or origin == "null":
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    allowed = {headers.get("host", "").lower(), urlsplit(base_url).netloc.lower()} - {""}
+    return parts.netloc.lower() in allowed
+
+
+class AuthMiddleware:
+    """The pure-ASGI gate in front of the whole application (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+        self.app = app
+        self.auth = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not is_open_path(scope.get("path", "")):
+            # a WebSocket route added later is gated too: read scope, bearer header or session cookie
+            ws_principal, _ = await self._principal(_headers(scope))
+            if ws_principal is None:
+                await send({"type": "websocket.close", "code": 1008})  # before accept: an HTTP 403
+                return
+            scope.setdefault("state", {})["principal"] = ws_principal
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if is_open_path(path):
+            await self.app(scope, receive, send)
+            return
+        method: str = scope.get("method", "GET").upper()
+        headers = _headers(scope)
+        principal: Principal | None = None
+        via_cookie = False
+        authorization = headers.get("authorization", "")
+        if authorization:
+            kind, _, token = authorization.partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                await self._refuse(send, 401, "the Authorization header must be 'Bearer <token>'")
+                return
+            principal = await self.auth.verify_token(token.strip())
+            if principal is None:
+                await self._refuse(send, 401, "the token is not valid (unknown, revoked or expired)")
+                return
+        else:
+            session_id = session_id_from(headers)
+            token_hash = self.auth.sessions.token_hash(session_id) if session_id else None
+            if token_hash is not None:
+                principal = await self.auth.verify_hash(token_hash)
+                if principal is None and session_id:
+                    self.auth.sessions.delete(session_id)  # the token behind it was revoked or expired
+                via_cookie = principal is not None
+        if principal is None:
+            if method in READ_METHODS and not path.startswith(_API_PREFIXES):
+                await self._redirect_to_login(scope, send)
+                return
+            await self._refuse(send, 401, "authentication required: send 'Authorization: Bearer <token>'")
+            return
+        needed: TokenScope = "read" if method in READ_METHODS else "admin"
+        if not scope_allows(principal.scope, needed):
+            await self._refuse(
+                send, 403, f"{method} {path} needs an admin token; this token's scope is {principal.scope!r}"
+            )
+            return
+        if via_cookie and method not in READ_METHODS and not same_origin(headers, self.auth.base_url):
+            await self._refuse(
+                send,
+                403,
+                "cross-origin request refused: a signed-in write must come from telewatch's own pages",
+            )
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    async def _principal(self, headers: dict[str, str]) -> tuple[Principal | None, bool]:
+        """The principal of a bearer header or a session cookie, and whether it came from the cookie."""
+        authorization = headers.get("authorization", "")
+        if authorization:
+            kind, _, token = authorization.partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                return None, False
+            return await self.auth.verify_token(token.strip()), False
+        session_id = session_id_from(headers)
+        token_hash = self.auth.sessions.token_hash(session_id) if session_id else None
+        if token_hash is None:
+            return None, False
+        principal = await self.auth.verify_hash(token_hash)
+        return principal, principal is not None
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        body = json.dumps(
+            {"detail": detail, "error": "Unauthorized" if status == 401 else "Forbidden"}
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="telewatch"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _redirect_to_login(scope: Scope, send: Send) -> None:
+        target = scope.get("path", "/")
+        query = scope.get("query_string", b"").decode("latin-1")
+        if query:
+            target += "?" + query
+        location = "/login" if target == "/" else "/login?next=" + quote(target, safe="")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _declare_bearer_scheme(app: FastAPI) -> None:
+    """OpenAPI: a bearer scheme (so ``/docs`` has "Authorize"), required everywhere but the open paths."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (scope read or admin); see docs/security.md.",
+        }
+        has_error_schema = "ErrorPublic" in components.get("schemas", {})
+        error_content = (
+            {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
+            if has_error_schema
+            else {"application/json": {"schema": {"type": "object"}}}
+        )
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if not isinstance(operation, dict) or method.startswith("x-"):
+                    continue
+                if is_open_path(path):
+                    operation["security"] = []
+                    continue
+                operation["security"] = [{SECURITY_SCHEME: []}]
+                responses = operation.setdefault("responses", {})
+                responses.setdefault(
+                    "401", {"description": "Missing or invalid token", "content": error_content}
+                )
+                responses.setdefault(
+                    "403", {"description": "The token's scope is too low", "content": error_content}
+                )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_auth(app: FastAPI, *, settings: Settings, store: Store | None) -> Authenticator:
+    """Put the auth middleware in front of ``app`` and declare the bearer scheme in its OpenAPI schema.
+
+    Raises :class:`telewatch.core.errors.ConfigError` when ``settings.api_tokens`` is malformed.
+    """
+    authenticator = Authenticator(settings=settings, store=store)
+    app.state.authenticator = authenticator
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    _declare_bearer_scheme(app)
+    return authenticator

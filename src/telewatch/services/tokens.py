@@ -1,0 +1,265 @@
+"""API tokens: scopes, the configured tokens (``TELEWATCH_API_TOKENS``) and the tokens kept in the store.
+
+A token is a random string shown once; only its SHA-256 hash is kept. Two scopes: ``read`` (GET requests)
+and ``admin`` (everything). Tokens are compared as hashes with :func:`hmac.compare_digest`.
+
+>>> tokens = parse_token_config("admin:an-admin-token-1234,read:a-read-token-5678")
+>>> [t.scope for t in tokens]
+['admin', 'read']
+>>> parse_token_config("admin:an-admin-token-1234,oops")
+Traceback (most recent call last):
+...
+telewatch.core.errors.ConfigError: TELEWATCH_API_TOKENS entry 2 is not scope:token (scopes: read, admin)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import duckdb
+
+from telewatch.core.errors import ConfigError, NotFoundError, ValidationError
+from telewatch.store.db import Store
+
+Scope = Literal["read", "admin"]
+TokenScope = Scope
+SCOPES: tuple[Scope, ...] = ("read", "admin")
+MIN_TOKEN_LENGTH = 8
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# last_used_at is written at most this often per token (a write per request would be wasteful)
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+def hash_token(token: str) -> str:
+    """Hex SHA-256 of a token: what the store keeps and what comparisons use.
+
+    >>> hash_token("abc")[:16]
+    'ba7816bf8f01cfea'
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits, URL-safe), prefixed ``tw_`` so it is recognisable in a leak scan."""
+    return "tw_" + secrets.token_urlsafe(32)
+
+
+def scope_allows(scope: str, needed: Scope) -> bool:
+    """Whether a token of ``scope`` may do what needs ``needed``.
+
+    >>> scope_allows("admin", "read"), scope_allows("read", "admin")
+    (True, False)
+    """
+    return scope == "admin" or scope == needed
+
+
+@dataclass(frozen=True)
+class ConfigToken:
+    """A token from configuration; ``token_hash`` only (the plain token is not kept)."""
+
+    scope: Scope
+    token_hash: str
+    position: int
+
+    @property
+    def name(self) -> str:
+        return f"config#{self.position}"
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token row of the store (never the token itself)."""
+
+    id: int
+    name: str
+    scope: Scope
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= _now():
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: the token's name, its scope and where it came from."""
+
+    name: str
+    scope: Scope
+    source: Literal["config", "store"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_token_config(text: str | None, *, variable: str = "TELEWATCH_API_TOKENS") -> list[ConfigToken]:
+    """Parse ``scope:token[,scope:token…]``. Errors name the entry position, never the token."""
+    if text is None or not text.strip():
+        return []
+    out: list[ConfigToken] = []
+    for position, raw in enumerate(text.split(","), start=1):
+        entry = raw.strip()
+        scope, sep, token = entry.partition(":")
+        scope, token = scope.strip(), token.strip()
+        if not entry:
+            raise ConfigError(f"{variable} entry {position} is empty (a stray comma?)")
+        if not sep or scope not in SCOPES:
+            raise ConfigError(f"{variable} entry {position} is not scope:token (scopes: read, admin)")
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise ConfigError(
+                f"{variable} entry {position}: the token must be at least {MIN_TOKEN_LENGTH} characters"
+                " without spaces"
+            )
+        out.append(ConfigToken(scope=scope, token_hash=hash_token(token), position=position))
+    return out
+
+
+def _row(row: tuple[Any, ...]) -> StoredToken:
+    return StoredToken(
+        id=int(row[0]),
+        name=str(row[1]),
+        scope=row[2],
+        created_at=row[3],
+        last_used_at=row[4],
+        expires_at=row[5],
+        revoked_at=row[6],
+    )
+
+
+_COLUMNS = "id, name, scope, created_at, last_used_at, expires_at, revoked_at"
+
+
+def create_token(
+    store: Store, *, name: str, scope: str, expires_in: timedelta | None = None
+) -> tuple[StoredToken, str]:
+    """Create a token; returns its row and the plain token (shown once, never stored)."""
+    if not _NAME.match(name or ""):
+        raise ValidationError(
+            f"token name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if scope not in SCOPES:
+        raise ValidationError(f"token scope {scope!r} must be one of: read, admin")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise ValidationError("token expiry must be a positive duration")
+    token = new_token()
+    expires_at = _now() + expires_in if expires_in is not None else None
+    with store.transaction() as cur:
+        if cur.execute("SELECT 1 FROM api_tokens WHERE name = ?", [name]).fetchone():
+            raise ValidationError(f"a token named {name!r} already exists (names stay taken after revoke)")
+        row = cur.execute(
+            f"INSERT INTO api_tokens (name, scope, token_sha256, created_at, expires_at)"
+            f" VALUES (?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            [name, scope, hash_token(token), _now(), expires_at],
+        ).fetchone()
+    assert row is not None
+    return _row(row), token
+
+
+def list_tokens(store: Store) -> list[StoredToken]:
+    """Every stored token, oldest first (revoked and expired ones included)."""
+    rows = store.cursor().execute(f"SELECT {_COLUMNS} FROM api_tokens ORDER BY id").fetchall()
+    return [_row(r) for r in rows]
+
+
+def revoke_token(store: Store, *, name: str) -> StoredToken:
+    """Revoke a token by name; it is refused from then on. Revoking twice is an error."""
+    with store.transaction() as cur:
+        row = cur.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE name = ?", [name]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no token named {name!r}")
+        if row[6] is not None:
+            raise ValidationError(f"the token {name!r} was already revoked at {row[6]:%Y-%m-%d %H:%M:%S} UTC")
+        row = cur.execute(
+            f"UPDATE api_tokens SET revoked_at = ? WHERE id = ? RETURNING {_COLUMNS}", [_now(), row[0]]
+        ).fetchone()
+    assert row is not None
+    return _row(row)
+
+
+def has_active_token(store: Store) -> bool:
+    """Whether the store holds at least one token that is neither revoked nor expired."""
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            [_now()],
+        )
+        .fetchone()
+    )
+    return bool(row and row[0])
+
+
+class TokenVerifier:
+    """Resolves a presented token (or its hash) to a :class:`Principal`, or ``None`` when it is refused.
+
+    Configured tokens are checked first, against every one of them in constant time; then the store.
+    """
+
+    def __init__(self, *, config_tokens: list[ConfigToken], store: Store | None) -> None:
+        self.config_tokens = config_tokens
+        self.store = store
+        self._touched: dict[int, datetime] = {}
+
+    def verify(self, token: str) -> Principal | None:
+        return self.verify_hash(hash_token(token))
+
+    def verify_hash(self, token_hash: str) -> Principal | None:
+        return self.verify_config_hash(token_hash) or self.verify_store_hash(token_hash)
+
+    def verify_config_hash(self, token_hash: str) -> Principal | None:
+        """A configured token (no I/O)."""
+        found: ConfigToken | None = None
+        for candidate in self.config_tokens:  # no early exit: time does not depend on which matched
+            if hmac.compare_digest(candidate.token_hash, token_hash):
+                found = candidate
+        if found is None:
+            return None
+        return Principal(name=found.name, scope=found.scope, source="config")
+
+    def verify_store_hash(self, token_hash: str) -> Principal | None:
+        """A token of the store that is neither revoked nor expired (a DuckDB query)."""
+        if self.store is None:
+            return None
+        row = (
+            self.store.cursor()
+            .execute(
+                "SELECT id, name, scope, token_sha256, expires_at, revoked_at, last_used_at"
+                " FROM api_tokens WHERE token_sha256 = ?",
+                [token_hash],
+            )
+            .fetchone()
+        )
+        if row is None or not hmac.compare_digest(str(row[3]), token_hash):
+            return None
+        now = _now()
+        if row[5] is not None or (row[4] is not None and row[4] <= now):
+            return None
+        self._touch(int(row[0]), row[6], now)
+        return Principal(name=str(row[1]), scope=row[2], source="store")
+
+    def _touch(self, token_id: int, last_used: datetime | None, now: datetime) -> None:
+        seen = self._touched.get(token_id) or last_used
+        if seen is not None and now - seen < _TOUCH_EVERY:
+            return
+        self._touched[token_id] = now
+        assert self.store is not None
+        try:
+            self.store.cursor().execute(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", [now, token_id]
+            )
+        except duckdb.Error:  # best effort: a write conflict must not refuse a valid token
+            self._touched.pop(token_id, None)

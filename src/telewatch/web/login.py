@@ -1,0 +1,83 @@
+"""The sign-in page (``/login``) and sign-out (``/logout``) of the web UI.
+
+Signing in with a token sets an HttpOnly, SameSite=Strict cookie holding a random session id (mapped
+server-side to the token's hash, see :mod:`telewatch.api.auth`); the token itself never goes to the cookie.
+``GET /login?token=…`` signs in straight away (the link ``telewatch serve`` prints on a first start).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from telewatch import __version__
+from telewatch.api.auth import SESSION_COOKIE, Authenticator, safe_next, same_origin, session_id_from
+from telewatch.services.tokens import hash_token
+
+_HERE = Path(__file__).parent
+_WRONG = "That token is not valid (unknown, revoked or expired)."
+
+
+def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
+    templates = Jinja2Templates(directory=str(_HERE / "templates"))
+
+    def form(
+        request: Request, *, next_url: str, error: str | None = None, status: int = 200, **kw: object
+    ) -> Response:
+        response = templates.TemplateResponse(
+            request,
+            "login.html",
+            {"version": __version__, "next": next_url, "error": error, **kw},
+            status_code=status,
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def sign_in(request: Request, token: str, next_url: str) -> Response:
+        token = token.strip()
+        principal = await authenticator.verify_token(token) if token else None
+        if principal is None:
+            return form(request, next_url=next_url, error=_WRONG if token else "Enter a token.", status=401)
+        session_id = authenticator.sessions.create(hash_token(token))
+        response = RedirectResponse(next_url, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_id,
+            max_age=int(authenticator.sessions.ttl_s),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/login", include_in_schema=False, response_model=None)
+    async def login_page(request: Request, next: str | None = None, token: str | None = None) -> Response:
+        next_url = safe_next(next)
+        if token is not None:
+            return await sign_in(request, token, next_url)
+        return form(request, next_url=next_url, signed_out=request.query_params.get("signed_out") == "1")
+
+    @app.post("/login", include_in_schema=False, response_model=None)
+    async def login_submit(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin and not same_origin(dict(request.headers), authenticator.base_url):
+            # another site posting a token into this form (login CSRF): refuse
+            return form(request, next_url="/", error="Sign in from telewatch's own page.", status=403)
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        next_url = safe_next((fields.get("next") or ["/"])[0])
+        return await sign_in(request, (fields.get("token") or [""])[0], next_url)
+
+    @app.get("/logout", include_in_schema=False, response_model=None)
+    def logout(request: Request) -> Response:
+        session_id = session_id_from({"cookie": request.headers.get("cookie", "")})
+        if session_id:
+            authenticator.sessions.delete(session_id)
+        response = RedirectResponse("/login?signed_out=1", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
