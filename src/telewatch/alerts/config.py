@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from datetime import time as dtime
 from datetime import timedelta
 from pathlib import Path
@@ -248,7 +249,29 @@ def format_link(template: str, fields: dict[str, Any]) -> str:
     """
     values = dict(fields)
     values["labels"] = _AnyLabel(fields.get("labels") or {})
-    return template.format_map(values)
+    return _LINK_FORMATTER.vformat(template, (), values)
+
+
+class _LinkFormatter(string.Formatter):
+    """``str.format`` without attribute access (``{metric.__class__}``) or giant widths: link templates
+    come from the configuration file, and ``{labels.__missing__.__globals__}`` would reach our modules."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        match = re.fullmatch(r"(\w+)((?:\[[^\]]*\])*)", field_name)
+        if match is None or field_name.startswith("_"):
+            raise ValueError(f"{{{field_name}}}: only plain fields and [keys] are allowed in a link template")
+        obj = self.get_value(match.group(1), args, kwargs)
+        for key in re.findall(r"\[([^\]]*)\]", match.group(2)):
+            obj = obj[key]
+        return obj, match.group(1)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if any(int(n) > 1000 for n in re.findall(r"\d+", format_spec)):
+            raise ValueError(f"format spec {format_spec!r} is too wide for a link template")
+        return super().format_field(value, format_spec)
+
+
+_LINK_FORMATTER = _LinkFormatter()
 
 
 class Links(_Model):
@@ -304,6 +327,13 @@ class AlertingConfig(_Model):
                 problems.append(f"rules.{i}: a rule needs channels or routes")
         if self.templates_dir is not None and not self.templates_dir.is_dir():
             problems.append(f"templates_dir: {self.templates_dir} is not a directory")
+        elif self.templates_dir is not None:
+            from telewatch.alerts.render import check_templates  # sandboxed trial render of every override
+
+            try:
+                check_templates(self.templates_dir)
+            except ConfigError as exc:
+                problems.append(f"templates_dir: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

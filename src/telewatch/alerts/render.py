@@ -2,13 +2,25 @@
 
 Templates live in ``alerts/templates/<lang>/``; a ``templates_dir`` in the configuration with the same
 layout overrides any of them file by file (``templates_dir/ru/telegram.html.j2`` replaces only that one).
+
+Override files are user input: they render in a hardened Jinja ``SandboxedEnvironment`` (HTML templates
+autoescaped). Attributes starting with ``_`` are refused (no ``''.__class__.__mro__``, no
+``cycler.__init__.__globals__``), ``lipsum`` is gone, and a render is bounded: loop steps and calls, the
+size of strings, numbers and the output, format widths and wall time. Past a bound the render stops with
+:class:`jinja2.exceptions.SecurityError`; :func:`check_templates` (run when the alerting configuration
+is loaded) turns any such problem, and any syntax error, into a :class:`~telewatch.core.errors.ConfigError`
+naming the file.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+import re
+import string
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +28,25 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    nodes,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, safe_range
+from jinja2.utils import pass_eval_context
 
 from telewatch.alerts.config import Links, format_link
 from telewatch.alerts.model import AlertCandidate, severity_rank
+from telewatch.core.errors import ConfigError
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
@@ -166,6 +192,261 @@ def alert_fields(
     }
 
 
+# -- the hardened sandbox ---------------------------------------------------------------------------
+#: Loop iterations, calls and (per 64 characters) produced text one render may spend.
+MAX_TEMPLATE_STEPS = 200_000
+#: Wall time of one render.
+MAX_RENDER_SECONDS = 2.0
+#: Longest string (or list) an expression may build, and the longest rendered message.
+MAX_TEMPLATE_STRING = 1_000_000
+#: Largest integer (in bits) arithmetic may produce, and widest format field.
+MAX_TEMPLATE_INT_BITS = 4096
+MAX_FORMAT_WIDTH = 1000
+TEMPLATE_NAMES = (
+    "telegram.html.j2",
+    "email.html.j2",
+    "text.txt.j2",
+    "subject.txt.j2",
+    "summary.txt.j2",
+    "digest.html.j2",
+    "digest.txt.j2",
+)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.steps = 0
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+    def spend(self, steps: int) -> None:
+        self.steps += steps
+        if self.steps > MAX_TEMPLATE_STEPS:
+            raise SecurityError(
+                f"the template does too much work (more than {MAX_TEMPLATE_STEPS:,} loop steps and calls)"
+            )
+        if time.monotonic() > self.deadline:
+            raise SecurityError(f"the template took longer than {MAX_RENDER_SECONDS:g} s to render")
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("telewatch_template_budget", default=None)
+
+
+def _spend(steps: int = 1) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend(steps)
+
+
+class _BudgetedTemplate(Template):
+    """A template whose every top-level render gets a fresh budget (includes and macros share it)."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        if _BUDGET.get() is not None:
+            return super().render(*args, **kwargs)
+        token = _BUDGET.set(_Budget())
+        try:
+            return super().render(*args, **kwargs)
+        finally:
+            _BUDGET.reset(token)
+
+
+def _check_size(size: int, what: str = "string") -> None:
+    if size > MAX_TEMPLATE_STRING:
+        raise SecurityError(f"the template builds a {what} longer than {MAX_TEMPLATE_STRING:,}")
+    _spend(1 + size // 64)
+
+
+def _check_int(value: int) -> None:
+    if abs(value).bit_length() > MAX_TEMPLATE_INT_BITS:
+        raise SecurityError(f"the template builds a number larger than 2**{MAX_TEMPLATE_INT_BITS}")
+
+
+def _check_width(width: Any, what: str) -> None:
+    if isinstance(width, bool):
+        return
+    if isinstance(width, int | float) and abs(width) > MAX_FORMAT_WIDTH:
+        raise SecurityError(f"{what} {width} is wider than {MAX_FORMAT_WIDTH}")
+    if isinstance(width, str) and len(width) > MAX_FORMAT_WIDTH:
+        raise SecurityError(f"{what} is longer than {MAX_FORMAT_WIDTH} characters")
+
+
+_PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_printf(fmt: str) -> None:
+    for match in _PRINTF_FIELD.finditer(fmt):
+        for part in match.groups():
+            if part == "*":
+                raise SecurityError("a '*' width in a format string is not allowed in templates")
+            if part:
+                _check_width(int(part), "format width")
+
+
+def _check_str_format(fmt: str) -> None:
+    for _, _, spec, _ in string.Formatter().parse(fmt):
+        if spec and "{" in spec:
+            raise SecurityError("nested replacement fields in a format spec are not allowed in templates")
+        for number in re.findall(r"\d+", spec or ""):
+            _check_width(int(number), "format width")
+
+
+def _sized_len(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | bytes | list | tuple) else None
+
+
+class _HardenedSandbox(SandboxedEnvironment):
+    """SandboxedEnvironment plus bounds on work, sizes and format widths (see the module docstring)."""
+
+    template_class = _BudgetedTemplate
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _spend(1)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(left, int | float) and isinstance(right, int | float):
+            if abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > MAX_TEMPLATE_INT_BITS:
+                raise SecurityError(f"the template builds a number larger than 2**{MAX_TEMPLATE_INT_BITS}")
+        elif operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                n = _sized_len(seq)
+                if n is not None and isinstance(times, int):
+                    _check_size(n * max(times, 0), "sequence")
+            bits = (
+                abs(left).bit_length() + abs(right).bit_length()
+                if isinstance(left, int) and isinstance(right, int)
+                else 0
+            )
+            if bits > MAX_TEMPLATE_INT_BITS:
+                raise SecurityError(f"the template builds a number larger than 2**{MAX_TEMPLATE_INT_BITS}")
+        elif operator == "+":
+            a, b = _sized_len(left), _sized_len(right)
+            if a is not None and b is not None:
+                _check_size(a + b, "sequence")
+        elif operator == "%" and isinstance(left, str):
+            _check_printf(left)
+        result = super().call_binop(context, operator, left, right)
+        if isinstance(result, int) and not isinstance(result, bool):
+            _check_int(result)
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        _check_str_format(value.__self__)
+        return wrapped
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        # every loop counts its steps; every ~ concatenation is size-checked
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "tw_steps", [], [], None, None, lineno=loop.lineno)
+        for concat in list(tree.find_all(nodes.Concat)):
+            inner = nodes.Concat(concat.nodes, lineno=concat.lineno)
+            concat.nodes = [nodes.Filter(inner, "tw_sized", [], [], None, None, lineno=concat.lineno)]
+        return tree
+
+
+def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+    for item in iterable:
+        _spend(1)
+        yield item
+
+
+def _sized(value: Any) -> Any:
+    n = _sized_len(value)
+    if n is not None:
+        _check_size(n)
+    return value
+
+
+def _bounded_concat(chunks: Iterable[str]) -> str:
+    parts, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_TEMPLATE_STRING:
+            raise SecurityError(f"the rendered message is longer than {MAX_TEMPLATE_STRING:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _harden_filters(env: SandboxedEnvironment) -> None:
+    f = dict(env.filters)
+
+    def center(value: Any, width: int = 80) -> str:
+        _check_width(width, "center width")
+        return str(f["center"](value, width))
+
+    def indent(value: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+        _check_width(width, "indent width")
+        _check_size(len(str(value)) * (len(width) if isinstance(width, str) else max(int(width), 1)))
+        return str(f["indent"](value, width, first, blank))
+
+    def wordwrap(value: Any, width: int = 79, *args: Any, **kwargs: Any) -> str:
+        wrapstring = kwargs.get("wrapstring", args[1] if len(args) > 1 else None)
+        if wrapstring is not None:
+            _check_width(wrapstring, "wrapstring")
+        _check_size(len(str(value)) * 2)
+        return str(f["wordwrap"](env, value, width, *args, **kwargs))
+
+    @pass_eval_context
+    def replace(eval_ctx: EvalContext, value: Any, old: str, new: str, count: int | None = None) -> Any:
+        text, old, new = str(value), str(old), str(new)
+        hits = text.count(old) if old else len(text) + 1
+        if count is not None and count >= 0:
+            hits = min(hits, count)
+        _check_size(len(text) + hits * max(0, len(new) - len(old)))
+        return f["replace"](eval_ctx, value, old, new, count)
+
+    def format_(value: Any, *args: Any, **kwargs: Any) -> str:
+        _check_printf(str(value))
+        return str(f["format"](value, *args, **kwargs))
+
+    @pass_eval_context
+    def join(eval_ctx: EvalContext, value: Any, d: str = "", attribute: Any = None) -> str:
+        items = list(_counted(value))
+        _check_size(len(str(d)) * len(items) + sum(len(str(i)) for i in items))
+        return str(f["join"](eval_ctx, items, d, attribute))
+
+    def slice_(value: Any, slices: int, fill_with: Any = None) -> Any:
+        _check_width(slices, "slices")
+        return f["slice"](value, slices, fill_with)
+
+    def batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
+        _check_width(linecount, "batch size")
+        return f["batch"](value, linecount, fill_with)
+
+    @pass_eval_context
+    def tojson(eval_ctx: EvalContext, value: Any, indent: int | None = None) -> Any:
+        _check_width(indent, "tojson indent")
+        return f["tojson"](eval_ctx, value, indent)
+
+    env.filters.update(
+        center=center,
+        indent=indent,
+        wordwrap=wordwrap,
+        format=format_,
+        slice=slice_,
+        batch=batch,
+        replace=replace,
+        join=join,
+        tojson=tojson,
+        tw_steps=_counted,
+        tw_sized=_sized,
+    )
+    env.globals.pop("lipsum", None)  # lipsum(n=10**9) would run for ever
+
+    def bounded_range(*args: Any) -> range:
+        result = safe_range(*args)  # the sandbox's range: at most 100,000 items
+        _spend(len(result))
+        return result
+
+    env.globals["range"] = bounded_range
+    env.concat = _bounded_concat  # type: ignore[method-assign]
+
+
 @lru_cache(maxsize=16)
 def _environment(templates_dir: str | None) -> SandboxedEnvironment:
     """One Jinja environment per templates directory: compiled templates are reused across renders.
@@ -175,7 +456,7 @@ def _environment(templates_dir: str | None) -> SandboxedEnvironment:
         loaders.append(FileSystemLoader(templates_dir))
     loaders.append(PackageLoader("telewatch.alerts", "templates"))
     # Sandboxed: templates are user-editable files; they get data, not our objects' internals.
-    env = SandboxedEnvironment(
+    env = _HardenedSandbox(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=StrictUndefined,
@@ -184,6 +465,7 @@ def _environment(templates_dir: str | None) -> SandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.filters["num"] = format_number
+    _harden_filters(env)
     return env
 
 
@@ -198,7 +480,11 @@ class Renderer:
         self.chart_hours = chart_hours
 
     def _render(self, language: str, name: str, context: dict[str, Any]) -> str:
-        return self.env.get_template(f"{language}/{name}").render(**context).strip()
+        try:
+            return self.env.get_template(f"{language}/{name}").render(**context).strip()
+        except (TemplateError, RecursionError, OverflowError) as exc:  # OverflowError: range() too big
+            # an override file is user input: its faults are configuration errors, named by file and line
+            raise ConfigError(f"alert template {language}/{name}: {_describe_template_error(exc)}") from exc
 
     def render(
         self,
@@ -299,3 +585,48 @@ def caption(summary: str) -> str:
     """A photo caption (HTML-escaped, within Telegram's 1024 characters)."""
     text = html.escape(summary)
     return text if len(text) <= TELEGRAM_CAPTION_LIMIT else text[: TELEGRAM_CAPTION_LIMIT - 1] + "…"
+
+
+def _describe_template_error(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "not allowed: the template recurses too deeply"
+    if isinstance(exc, OverflowError):
+        return f"not allowed: {exc}"
+    kind = "not allowed" if isinstance(exc, SecurityError) else type(exc).__name__
+    line = getattr(exc, "lineno", None)
+    return f"{kind}{f' (line {line})' if line else ''}: {exc}"
+
+
+def check_templates(templates_dir: Path | None, *, languages: Sequence[str] = ("en", "ru")) -> None:
+    """Compile and trial-render every message template with sample data; raise
+    :class:`~telewatch.core.errors.ConfigError` naming the file for a syntax error, a refused
+    construct (``__class__``, ``range(10**9)``, ...) or a render that runs past its bounds.
+
+    >>> check_templates(None)  # the packaged templates are fine
+    """
+    from telewatch.alerts.rules import sample_candidate
+
+    where = f" (overrides in {templates_dir})" if templates_dir is not None else ""
+    renderer = Renderer(templates_dir=templates_dir)
+    now = pd.Timestamp("2026-01-01 12:00", tz="UTC")
+    candidate = sample_candidate(now=now)
+    event = AlertEvent(
+        candidate=candidate, event="firing", severity=candidate.severity, owner=candidate.owner, rule="r"
+    )
+    for language in languages:
+        for name in TEMPLATE_NAMES:  # compile first: a syntax error names its line
+            try:
+                renderer.env.get_template(f"{language}/{name}")
+            except TemplateError as exc:
+                raise ConfigError(
+                    f"alert template {language}/{name}{where}: {_describe_template_error(exc)}"
+                ) from exc
+        try:
+            rendered = renderer.render([event], kind="firing", language=language, now=now)
+            renderer.render_digest(
+                [{"summary": rendered.summary, "severity": "warning", "created_at": now, "payload": {}}],
+                language=language,
+                now=now,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}{where}") from exc

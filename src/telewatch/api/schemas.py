@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -12,6 +13,17 @@ class ErrorPublic(BaseModel):
     error: str = Field(description="The kind of error, e.g. NotFoundError, IngestError.")
     line: int | None = Field(default=None, description="For file errors: the 1-based line at fault.")
     column: str | None = Field(default=None, description="For file errors: the column at fault.")
+
+
+#: Answers any operation may give (the error handlers of api/app.py and the upload limit), declared on
+#: every operation so that clients, and the schema fuzzer, know them; 422 replaces FastAPI's default
+#: (our validation errors carry one ``detail`` string, not a list).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "Bad input: what was wrong, and where."},
+    404: {"model": ErrorPublic, "description": "No such metric, incident or other object."},
+    413: {"model": ErrorPublic, "description": "The request body is over the upload limit."},
+    422: {"model": ErrorPublic, "description": "A parameter or body field failed validation."},
+}
 
 
 class HealthPublic(BaseModel):

@@ -55,7 +55,9 @@ Anything malformed raises :class:`~telewatch.core.errors.IngestError` with ``lin
 header included), ``column`` (name, or ``col<k>``) and ``source`` (the file name): text in a numeric
 column, a row with the wrong number of fields, an unparseable or non-existent local time, a duplicate under
 ``duplicates="error"``, an empty or header-only file, no timestamp or numeric column, undecodable or binary
-content, input over ``max_bytes`` or with more than ``max_rows`` data rows.
+content, input over ``max_bytes`` or with more than ``max_rows`` data rows, a line longer than
+``max_line_bytes``, more than ``max_columns`` fields, or parsing that runs past ``max_parse_seconds``
+(the error says how far it got). Hostile input costs bounded time and memory: see docs/security.md.
 
 >>> data = b"time,cpu,mem\\n2024-01-01 00:00,1.5,10\\n2024-01-01 00:01,,11\\n"
 >>> parsed = parse_file(data, name="upload.csv")
@@ -76,6 +78,8 @@ import gzip
 import io
 import lzma
 import re
+import time
+import zlib
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -145,6 +149,9 @@ class IngestOptions:
     duplicates: Literal["last", "first", "mean", "max", "min", "sum", "error"] = "last"
     max_bytes: int = 200 * 1024 * 1024
     max_rows: int = 20_000_000
+    max_columns: int = 2000
+    max_line_bytes: int = 1024 * 1024
+    max_parse_seconds: float | None = 120.0
 
 
 @dataclass(frozen=True)
@@ -169,10 +176,71 @@ class ParsedFile:
     warnings: list[str] = field(default_factory=list)
 
 
+# ------------------------------------------------------------------------------------------- limits
+
+
+class _Deadline:
+    """The parse time limit, checked between stages, chunks and rows (never inside one C call)."""
+
+    def __init__(self, seconds: float | None, label: str | None) -> None:
+        self.seconds = seconds
+        self.label = label
+        self.expires = None if seconds is None else time.monotonic() + seconds
+
+    def check(self, stage: str, *, line: int | None = None, of: int | None = None) -> None:
+        if self.expires is None or time.monotonic() < self.expires:
+            return
+        where = f" at line {line:,}" + (f" of {of:,}" if of else "") if line is not None else ""
+        raise IngestError(
+            f"parsing took longer than the limit of {self.seconds:g} s (max_parse_seconds); "
+            f"stopped while {stage}{where}; nothing was stored",
+            line=line,
+            source=self.label,
+        )
+
+
+def _check_lines(raw: bytes, options: IngestOptions, label: str | None, deadline: _Deadline) -> None:
+    """Refuse a line longer than ``max_line_bytes``, scanning in chunks (bounded extra memory)."""
+    limit = options.max_line_bytes
+    if len(raw) <= limit:
+        return
+    step = 8 * 1024 * 1024
+    line_start, line_no = 0, 1
+    for offset in range(0, len(raw), step):
+        chunk = np.frombuffer(raw, dtype=np.uint8, count=min(step, len(raw) - offset), offset=offset)
+        ends = np.flatnonzero(chunk == 10) + offset
+        starts = np.concatenate(([line_start], ends[:-1] + 1)) if ends.size else np.asarray([line_start])
+        if ends.size:
+            lengths = ends - starts
+            long = np.flatnonzero(lengths > limit)
+            if long.size:
+                _too_long(int(lengths[long[0]]), line_no + int(long[0]), limit, label)
+            line_no += int(ends.size)
+            line_start = int(ends[-1]) + 1
+        if offset + chunk.size - line_start > limit:
+            _too_long(offset + chunk.size - line_start, line_no, limit, label, more=True)
+        deadline.check("checking line lengths", line=line_no)
+
+
+def _too_long(length: int, line: int, limit: int, label: str | None, *, more: bool = False) -> NoReturn:
+    size = f"at least {length:,}" if more else f"{length:,}"
+    raise IngestError(
+        f"the line is {size} bytes long, more than the limit of {limit:,} (max_line_bytes); "
+        "is this really a CSV/TSV file?",
+        line=line,
+        source=label,
+    )
+
+
 # --------------------------------------------------------------------------------------------- input
 
 
-def _load_bytes(source: str | Path | bytes, options: IngestOptions, label: str | None) -> bytes:
+def _load_bytes(
+    source: str | Path | bytes,
+    options: IngestOptions,
+    label: str | None,
+    deadline: _Deadline | None = None,
+) -> bytes:
     limit = options.max_bytes
     if isinstance(source, bytes | bytearray | memoryview):
         raw = bytes(source)
@@ -189,27 +257,27 @@ def _load_bytes(source: str | Path | bytes, options: IngestOptions, label: str |
         raise IngestError(f"the input is {len(raw)} bytes, more than the limit of {limit}", source=label)
     for magic, kind in _COMPRESSION_MAGIC:
         if raw.startswith(magic):
-            return _decompress(raw, kind, limit, label)
+            return _decompress(raw, kind, limit, label, deadline or _Deadline(None, label))
     return raw
 
 
-def _decompress(raw: bytes, kind: str, limit: int, label: str | None) -> bytes:
+def _decompress(raw: bytes, kind: str, limit: int, label: str | None, deadline: _Deadline) -> bytes:
     buffer = io.BytesIO(raw)
+    parts: list[bytes] = []
+    size = 0
     try:
-        if kind == "gzip":
-            with gzip.GzipFile(fileobj=buffer) as gz:
-                data = gz.read(limit + 1)
-        elif kind == "xz":
-            with lzma.LZMAFile(buffer) as xz:
-                data = xz.read(limit + 1)
-        else:
-            with bz2.BZ2File(buffer) as bz:
-                data = bz.read(limit + 1)
-    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        opener: Any = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[kind]
+        with opener(buffer) as stream:
+            # in chunks: a bomb stops at the limit, a slow stream at the deadline
+            while size <= limit and (part := stream.read(min(8 * 1024 * 1024, limit + 1 - size))):
+                parts.append(part)
+                size += len(part)
+                deadline.check(f"unpacking {kind} data ({size:,} bytes so far)")
+    except (OSError, EOFError, lzma.LZMAError, ValueError, zlib.error) as exc:
         raise IngestError(f"corrupt {kind} data: {exc}", source=label) from exc
-    if len(data) > limit:
+    if size > limit:
         raise IngestError(f"the {kind} data unpacks to more than the limit of {limit} bytes", source=label)
-    return data
+    return b"".join(parts)
 
 
 def _decode(data: bytes, label: str | None) -> str:
@@ -287,15 +355,28 @@ def _scan_unquoted(text: str, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(keep) + 1, counts[keep] + 1
 
 
-def _read_records(text: str, delimiter: str, label: str | None) -> tuple[pd.DataFrame, np.ndarray]:
+_RECORDS_CHUNK = 200_000
+
+
+def _read_records(
+    text: str,
+    delimiter: str,
+    label: str | None,
+    options: IngestOptions | None = None,
+    deadline: _Deadline | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
     """All records as a frame of strings (no header handling) and the physical line of each."""
+    options = options or IngestOptions()
+    deadline = deadline or _Deadline(None, label)
     if delimiter == "\t" or '"' not in text:
         lines, counts = _scan_unquoted(text, delimiter)
+        _check_columns(lines, counts, options.max_columns, label)
         _check_ragged(lines, counts, label)
         if lines.size == 0:
             return pd.DataFrame(), lines
+        deadline.check(f"splitting the file into {lines.size:,} lines")
         try:
-            frame = pd.read_csv(
+            chunked = pd.read_csv(
                 io.StringIO(text),
                 sep=delimiter,
                 header=None,
@@ -303,7 +384,15 @@ def _read_records(text: str, delimiter: str, label: str | None) -> tuple[pd.Data
                 na_filter=False,
                 quoting=csv.QUOTE_NONE,
                 engine="c",
+                chunksize=_RECORDS_CHUNK,
             )
+            chunks = []
+            with chunked:
+                for chunk in chunked:
+                    chunks.append(chunk)
+                    done = min(len(chunks) * _RECORDS_CHUNK, lines.size) - 1
+                    deadline.check("reading records", line=int(lines[done]), of=int(lines[-1]))
+            frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
         except (pd.errors.ParserError, ValueError) as exc:  # not expected after the scan
             raise IngestError(f"malformed file: {exc}", source=label) from exc
         if len(frame) != lines.size:
@@ -319,14 +408,29 @@ def _read_records(text: str, delimiter: str, label: str | None) -> tuple[pd.Data
             start, previous = previous + 1, reader.line_num
             if not record or (len(record) == 1 and not record[0].strip(" \t")):
                 continue
+            if len(record) > options.max_columns:
+                _check_columns(np.asarray([start]), np.asarray([len(record)]), options.max_columns, label)
             records.append(record)
             starts.append(start)
+            if len(records) % 20_000 == 0:
+                deadline.check("reading quoted records", line=start)
     except csv.Error as exc:
         raise IngestError(f"malformed CSV: {exc}", line=reader.line_num or None, source=label) from exc
     lines = np.asarray(starts, dtype=np.int64)
     _check_ragged(lines, np.asarray([len(r) for r in records], dtype=np.int64), label)
     frame = pd.DataFrame(records, dtype=str) if records else pd.DataFrame()
     return frame, lines
+
+
+def _check_columns(lines: np.ndarray, counts: np.ndarray, limit: int, label: str | None) -> None:
+    wide = np.flatnonzero(counts > limit)
+    if wide.size:
+        i = int(wide[0])
+        raise IngestError(
+            f"{int(counts[i]):,} fields, more than the limit of {limit:,} (max_columns)",
+            line=int(lines[i]),
+            source=label,
+        )
 
 
 def _check_ragged(lines: np.ndarray, counts: np.ndarray, label: str | None) -> None:
@@ -424,6 +528,11 @@ class _Context:
     label: str | None
     lines: np.ndarray  # physical line of each data row
     header_line: int | None
+    deadline: _Deadline | None = None
+
+    def check_time(self, stage: str) -> None:
+        if self.deadline is not None:
+            self.deadline.check(f"{stage}, after reading all {self.lines.size:,} data rows")
 
     def fail(self, message: str, *, row: int | None = None, column: str | None = None) -> NoReturn:
         line = int(self.lines[row]) if row is not None else self.header_line
@@ -533,13 +642,13 @@ def _parse_timestamps(
         index = pd.DatetimeIndex(parsed)
         return _to_ns_utc(index if aware_format else _localize(index, zone, ctx, column, stripped, warnings))
     if _DOTTED_RE.fullmatch(first):
-        parsed = pd.Series(pd.NaT, index=stripped.index, dtype="datetime64[ns]")
+        parsed = pd.Series(pd.NaT, index=stripped.index, dtype="datetime64[us]")  # us: years up to 9999
         for fmt in _DOTTED_FORMATS:
             todo = parsed.isna().to_numpy()
             if not todo.any():
                 break
             parsed[todo] = pd.to_datetime(stripped[todo], format=fmt, errors="coerce").astype(
-                "datetime64[ns]"
+                "datetime64[us]"
             )
         _fail_unparsed(parsed, ctx, column, stripped, " (expected DD.MM.YYYY HH:MM[:SS])")
         return _to_ns_utc(_localize(pd.DatetimeIndex(parsed), zone, ctx, column, stripped, warnings))
@@ -558,6 +667,10 @@ def _parse_timestamps(
     return pd.DatetimeIndex(result.view("datetime64[ns]")).tz_localize("UTC")
 
 
+_EARLIEST = pd.Timestamp("1677-09-22")  # the range of nanosecond timestamps, with a day of margin
+_LATEST = pd.Timestamp("2262-04-10")
+
+
 def _fail_unparsed(
     parsed: pd.Series | pd.DatetimeIndex,
     ctx: _Context,
@@ -572,6 +685,19 @@ def _fail_unparsed(
         if not hint:
             hint = " (expected ISO 8601 like 2024-01-31 23:59:00, DD.MM.YYYY HH:MM or unix seconds)"
         ctx.fail(f"cannot parse timestamp {str(cells.iloc[row])[:80]!r}{hint}", row=row, column=column)
+    # pandas parses years up to 9999 (at a coarser unit); the store and the zone rules take 1678-2261
+    index = pd.DatetimeIndex(parsed)
+    bounds = (
+        (_EARLIEST, _LATEST)
+        if index.tz is None
+        else (_EARLIEST.tz_localize("UTC"), _LATEST.tz_localize("UTC"))
+    )
+    outside = np.flatnonzero(np.asarray((index < bounds[0]) | (index > bounds[1])))
+    if outside.size:
+        row = int(outside[0] if positions is None else positions[outside[0]])
+        ctx.fail(
+            f"timestamp {str(cells.iloc[row])[:80]!r} is out of range (1678-2261)", row=row, column=column
+        )
 
 
 def _to_ns_utc(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -592,17 +718,23 @@ def parse_file(
     """
     options = options or IngestOptions()
     label = name if name is not None else (None if isinstance(source, bytes | bytearray) else str(source))
-    text = _decode(_load_bytes(source, options, label), label)
+    deadline = _Deadline(options.max_parse_seconds, label)
+    raw = _load_bytes(source, options, label, deadline)
+    _check_lines(raw, options, label, deadline)
+    text = _decode(raw, label)
+    del raw
+    deadline.check("decoding text")
     if not text.strip():
         raise IngestError("the file is empty", source=label)
     delimiter = _sniff_delimiter(text, options.format)
-    records, lines = _read_records(text, delimiter, label)
+    records, lines = _read_records(text, delimiter, label, options, deadline)
+    del text
     if records.empty:
         raise IngestError("the file is empty", source=label)
     warnings: list[str] = []
     try:
-        return _interpret(records, lines, delimiter, options, label, warnings)
-    except (pd.errors.OutOfBoundsDatetime, OverflowError) as exc:
+        return _interpret(records, lines, delimiter, options, label, warnings, deadline)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, NotImplementedError) as exc:
         raise IngestError(f"a timestamp is out of range (1678-2261): {exc}", source=label) from exc
 
 
@@ -613,7 +745,9 @@ def _interpret(
     options: IngestOptions,
     label: str | None,
     warnings: list[str],
+    deadline: _Deadline | None = None,
 ) -> ParsedFile:
+    deadline = deadline or _Deadline(None, label)
     n_fields = records.shape[1]
     head = [[str(c) for c in records.iloc[i].tolist()] for i in range(min(2, len(records)))]
     has_header = (
@@ -660,7 +794,7 @@ def _interpret(
 
     data = records.iloc[n_skip:].set_axis(names, axis=1).reset_index(drop=True)
     data_lines = lines[n_skip:]
-    ctx = _Context(label=label, lines=data_lines, header_line=header_line)
+    ctx = _Context(label=label, lines=data_lines, header_line=header_line, deadline=deadline)
     n_rows = len(data)
     if n_rows == 0:
         ctx.fail("the file has a header but no data rows")
@@ -676,6 +810,7 @@ def _interpret(
         zone = tz_match.group(1)
     if zone != "UTC":
         _check_zone(zone, ctx)
+    ctx.check_time("finding the timestamp column")
     index = _parse_timestamps(
         data[ts_col],
         column=ts_col,
@@ -684,6 +819,9 @@ def _interpret(
         ctx=ctx,
         warnings=warnings,
     )
+    ns = index.as_unit("ns").asi8
+    if (ns % 1000).any():  # the store keeps microseconds: merge what it could not tell apart here
+        index = pd.DatetimeIndex((ns - ns % 1000).view("datetime64[ns]")).tz_localize("UTC")
 
     # Classify the other columns: numeric (mostly numbers) or text
     decimal_comma = delimiter == ";"
@@ -695,6 +833,7 @@ def _interpret(
     for k, col in enumerate(names):
         if col == ts_col:
             continue
+        ctx.check_time(f"reading column {col!r}")
         kind = _type_kind(type_of[col]) if col in type_of else None
         if col in forced_text or kind in ("str", "ts"):
             text_cols.append(col)
@@ -709,6 +848,7 @@ def _interpret(
         else:
             text_cols.append(col)
 
+    ctx.check_time("building series")
     shape = _choose_shape(options, text_cols)
     if shape == "wide":
         series, duplicates = _build_wide(data, index, ts_col, numeric, text_cols, options, ctx)
@@ -958,7 +1098,9 @@ def _build_long(
         grouped = frame.groupby(keys, sort=False)[["__v"]]
         frame = _aggregate(grouped, options.duplicates).reset_index()
     series = []
-    for key, group in frame.groupby(series_keys, sort=False):
+    for n_series, (key, group) in enumerate(frame.groupby(series_keys, sort=False)):
+        if n_series % 500 == 0:
+            ctx.check_time(f"building series ({n_series:,} so far)")
         key_tuple = key if isinstance(key, tuple) else (key,)
         order = np.argsort(group["__ts"].to_numpy(), kind="stable")
         ts_index = pd.DatetimeIndex(group["__ts"].to_numpy()[order].view("datetime64[ns]")).tz_localize("UTC")

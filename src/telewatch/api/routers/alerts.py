@@ -38,7 +38,9 @@ class SilenceCreate(BaseModel):
     matchers: list[MatcherIn] = Field(min_length=1)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    duration_minutes: float | None = Field(default=None, gt=0, description="Instead of ends_at.")
+    duration_minutes: float | None = Field(
+        default=None, gt=0, le=10 * 366 * 1440, description="Instead of ends_at (at most ten years)."
+    )
     created_by: str = "api"
     comment: str = ""
 
@@ -145,6 +147,9 @@ def create_silence(store: StoreDep, body: SilenceCreate) -> SilencePublic:
     """Silence alerts matching every matcher, from ``starts_at`` (default now) until ``ends_at``
     (or for ``duration_minutes``)."""
     now = pd.Timestamp.now(tz="UTC")
+    for name, given in (("starts_at", body.starts_at), ("ends_at", body.ends_at)):
+        if given is not None and not 1970 <= given.year <= 2200:  # times are kept in ns (1678-2261)
+            raise ValidationError(f"{name}: {given.isoformat()} is out of the supported range (1970-2200)")
     start = pd.Timestamp(body.starts_at) if body.starts_at else now
     if body.ends_at is not None:
         end = pd.Timestamp(body.ends_at)
@@ -185,7 +190,7 @@ def list_notifications(
     ] = None,
     key: Annotated[str | None, Query(description="Only notifications carrying this alert key.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[NotificationPublic]:
     """The stored history of notifications, newest first."""
     rows = alerting.notification_history(

@@ -30,7 +30,7 @@ def list_anomalies(
     metric: Annotated[int | None, Query(description="Only this metric id.")] = None,
     detector: Annotated[str | None, Query(description="Only this detector.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[AnomalyPublic]:
     """Stored anomalies, newest first."""
     frame = read_anomalies(store, metric_id=metric, detector=detector).iloc[offset : offset + limit]

@@ -323,7 +323,7 @@ def metrics_overview(
     group: Annotated[str | None, Query(description="Only metrics of this group.")] = None,
     selector: Annotated[str | None, Query(description="Label selector key=value,...")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> OverviewPage:
     """Every metric with a 24-hour sparkline, its anomaly rate and state (anomalous first)."""
     rows = overview.summarize_metrics(store, group=group, selector=parse_selector(selector))

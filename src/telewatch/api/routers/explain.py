@@ -69,21 +69,31 @@ def explain(
         step_td = pd.Timedelta(step) if step else None
     except ValueError as exc:
         raise ValidationError(f"step: not a duration: {step!r}") from exc
-    result = explain_window(
-        store,
-        start=pd.Timestamp(start),
-        end=pd.Timestamp(end),
-        group=group,
-        selector=parse_selector(selector),
-        metric=metric,
-        step=step_td,
-        config=ScanConfig(
-            baseline_factor=baseline_factor,
-            seasonal_days=seasonal_days,
-            period=1440 if seasonal_days else None,
-        ),
-        limit=limit,
-    )
+    for name, value in (("from", start), ("to", end)):
+        if not 1970 <= value.year <= 2200:
+            raise ValidationError(f"{name}: {value.isoformat()} is out of the supported range (1970-2200)")
+    try:
+        result = explain_window(
+            store,
+            start=pd.Timestamp(start),
+            end=pd.Timestamp(end),
+            group=group,
+            selector=parse_selector(selector),
+            metric=metric,
+            step=step_td,
+            config=ScanConfig(
+                baseline_factor=baseline_factor,
+                seasonal_days=seasonal_days,
+                period=1440 if seasonal_days else None,
+            ),
+            limit=limit,
+        )
+    except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta) as exc:
+        # the baseline reaches baseline_factor windows back: it too must stay within 1678-2261
+        raise ValidationError(
+            f"from/to: the window with its baseline ({baseline_factor:g} windows back) leaves the supported "
+            f"time range: {exc}"
+        ) from exc
     return ExplainPublic(
         start=result.start.to_pydatetime(),
         end=result.end.to_pydatetime(),

@@ -55,7 +55,7 @@ class FeedbackPage(BaseModel):
 
 
 class NoteCreate(BaseModel):
-    incident_id: int = Field(ge=1)
+    incident_id: int = Field(ge=1, le=2_147_483_647)  # the store's INTEGER ids
     text: str = Field(min_length=1, max_length=5000)
     author: str | None = Field(default=None, max_length=200)
 
@@ -109,7 +109,7 @@ def list_feedback(
     incident: Annotated[int | None, Query(description="Only feedback on this incident.")] = None,
     anomaly: Annotated[int | None, Query(description="Only feedback on this anomaly.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> FeedbackPage:
     """Feedback given, newest first."""
     items, total = service.list_feedback(

@@ -86,7 +86,7 @@ def incidents(
     store: StoreDep,
     state: Annotated[Literal["open", "resolved"] | None, Query(description="Only this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[IncidentPublic]:
     """Incidents, newest first."""
     return [_public(s) for s in list_incidents(store, state=state, limit=limit, offset=offset)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telewatch.api.deps import SettingsDep, StoreDep
 from telewatch.api.schemas import ErrorPublic, IngestPublic, SeriesIngestPublic
@@ -29,6 +31,77 @@ async def read_upload(file: UploadFile, *, max_bytes: int) -> bytes:
     if not data:
         raise ValidationError(f"{file.filename or 'upload'}: the file is empty")
     return data
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class UploadLimit:
+    """ASGI middleware: refuse a request body past ``max_upload_bytes`` (plus ``slack`` for the form's
+    other fields) with 413 while it streams in, before the multipart parser spools all of it to disk.
+
+    A declared ``Content-Length`` over the limit is refused before a byte of the body is read; a
+    chunked body is counted as it arrives and cut off at the limit."""
+
+    def __init__(self, app: ASGIApp, *, slack: int = 1 << 20) -> None:
+        self.app = app
+        self.slack = slack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        if settings is None:
+            await self.app(scope, receive, send)
+            return
+        limit = int(settings.max_upload_bytes) + self.slack
+        message = f"the request body exceeds the upload limit of {int(settings.max_upload_bytes):,} bytes"
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, message)
+            return
+        state = {"size": 0, "over": False, "started": False}
+
+        async def counted_receive() -> Message:
+            event = await receive()
+            if event["type"] == "http.request":
+                state["size"] += len(event.get("body", b""))
+                if state["size"] > limit:
+                    state["over"] = True
+                    raise _BodyTooLarge
+            return event
+
+        async def guarded_send(event: Message) -> None:
+            if state["over"]:
+                return  # the app answered the cut-off body (often 400); the answer is 413
+            state["started"] = True
+            await send(event)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not state["over"]:  # whatever the cut-off body made the app raise, the answer is 413
+                raise
+        if state["over"] and not state["started"]:
+            await self._refuse(send, message)
+
+    @staticmethod
+    async def _refuse(send: Send, message: str) -> None:
+        body = json.dumps({"detail": message, "error": "TooLarge"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def split_names(text: str | None) -> tuple[str, ...] | None:
@@ -69,6 +142,9 @@ async def upload(
         duplicates=duplicates,  # type: ignore[arg-type]
         max_bytes=settings.max_upload_bytes,
         max_rows=settings.max_upload_rows,
+        max_columns=settings.max_upload_columns,
+        max_line_bytes=settings.max_line_bytes,
+        max_parse_seconds=settings.max_parse_seconds,
     )
     report = ingest_file(
         store, data, options=options, name=file.filename or "upload", group=group, owner=owner, unit=unit

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from telewatch.api.deps import SettingsDep
 from telewatch.api.routers.ingest import read_upload, split_names
 from telewatch.api.schemas import ErrorPublic
+from telewatch.core.errors import IngestError
 from telewatch.sources import files
 from telewatch.sources.files import IngestOptions
 
@@ -74,8 +75,13 @@ async def preview(
         metrics=split_names(metrics),
         timezone=timezone,
         max_bytes=settings.max_upload_bytes,
+        max_columns=settings.max_upload_columns,
+        max_line_bytes=settings.max_line_bytes,
+        max_parse_seconds=settings.max_parse_seconds,
     )
-    raw = files._load_bytes(data, options, name)
+    deadline = files._Deadline(options.max_parse_seconds, name)
+    raw = files._load_bytes(data, options, name, deadline)
+    files._check_lines(raw, options, name, deadline)  # before the head is cut, which would hide a long line
     head_bytes = raw[: 4 * _CHUNK]
     if len(raw) > len(head_bytes):
         # cut at a line end (and a whole UTF-8 character) so the head stays well formed
@@ -86,11 +92,14 @@ async def preview(
     total_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     parsed = files.parse_file(head.encode("utf-8"), options, name=name)
     delimiter = files._sniff_delimiter(head, format)
-    cells = [
-        row
-        for row in csv.reader(io.StringIO("\n".join(all_lines[: show + 1])), delimiter=delimiter)
-        if row and any(c.strip() for c in row)
-    ][:show]
+    try:
+        cells = [
+            row
+            for row in csv.reader(io.StringIO("\n".join(all_lines[: show + 1])), delimiter=delimiter)
+            if row and any(c.strip() for c in row)
+        ][:show]
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise IngestError(f"malformed CSV: {exc}", source=name) from exc
     header = bool(cells) and parsed.timestamp_column in cells[0]
     names = cells[0] if header else (list(options.columns) if options.columns else [])
     if not names and cells:
