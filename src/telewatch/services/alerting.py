@@ -50,6 +50,7 @@ from telewatch.alerts.rules import (
     silence_for,
 )
 from telewatch.core.errors import ConfigError, ValidationError
+from telewatch.core.faults import crash_point
 from telewatch.store.db import Store
 
 __all__ = [
@@ -368,6 +369,7 @@ def deliver_outbox(
     )
     now = _utc(now)
     report = DeliveryReport()
+    crash_point("deliver.begin")
     try:
         for name in sorted(senders):
             if only is not None and name not in only:
@@ -467,6 +469,7 @@ def _deliver_one(
         attempt = outbox.claim(con, notification_id, now=now, lease=lease)
     if attempt is None:
         return False
+    crash_point("deliver.after_claim")
     message = outbox.load_message(store.cursor(), notification_id)
 
     def checkpoint(done: dict[str, Any]) -> None:
@@ -494,8 +497,10 @@ def _deliver_one(
         report.failed.append(notification_id)
         report.errors[notification_id] = error
         return False
+    crash_point("deliver.after_send")  # the channel has it; the store does not know yet
     with store.transaction() as con:
         outbox.finish_attempt(con, notification_id, attempt, ok=True, now=now, remote_id=result.remote_id)
+    crash_point("deliver.after_mark")
     report.sent.append(notification_id)
     return True
 

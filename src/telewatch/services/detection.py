@@ -11,6 +11,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
+from telewatch.core.faults import crash_point
 from telewatch.detectors import create_detector
 from telewatch.detectors.bands import ExpectedBand
 from telewatch.postrules.alarms import AlarmFilter
@@ -63,10 +64,12 @@ def detect_metrics(
 ) -> DetectionReport:
     """Fit ``detector`` on each metric, score it, and replace that detector's scores and anomalies.
 
-    Points inside anomalies already stored for the metric (by any detector) or inside labelled
+    Points inside anomalies already stored for the metric (by any other detector) or inside labelled
     anomaly windows are left out of the fit and of the calibration: past incidents do not poison
-    the baseline. Raw scores are calibrated to a z (:class:`~telewatch.postrules.calibrate.Calibrator`
-    trained on the metric's own non-anomalous scores), so ``threshold`` (default
+    the baseline. The detector's own previous anomalies are not (they are what this run replaces),
+    so a rerun over the same data gives the same result. Raw scores are calibrated to a z
+    (:class:`~telewatch.postrules.calibrate.Calibrator` trained on the metric's own non-anomalous
+    scores), so ``threshold`` (default
     :data:`DEFAULT_THRESHOLD`) means the same for every metric and detector; the stored scores are
     these z's. An anomaly is a run of at least ``min_points`` flagged points (runs at most
     ``merge_gap`` points apart are one anomaly; none starts within ``cooldown`` points of the last).
@@ -80,6 +83,7 @@ def detect_metrics(
     cut = Threshold(value=DEFAULT_THRESHOLD if threshold is None else threshold)
     alarm = AlarmFilter(min_points=min_points, merge_gap=merge_gap, cooldown=cooldown)
     report = DetectionReport(detector=detector, threshold=float(cut.value_))
+    crash_point("detect.begin")
     with Progress(console=console or Console(stderr=True), transient=True) as progress:
         task = progress.add_task(f"detecting with {detector}", total=len(metrics))
         for metric in metrics:
@@ -87,7 +91,9 @@ def detect_metrics(
             progress.advance(task)
             if series.dropna().empty:
                 continue
-            known = known_anomalous(store, metric_id=metric.id, index=pd.DatetimeIndex(series.index))
+            known = known_anomalous(
+                store, metric_id=metric.id, index=pd.DatetimeIndex(series.index), except_detector=detector
+            )
             train = series.where(~known)
             if train.dropna().empty:
                 train = series
@@ -113,6 +119,7 @@ def detect_metrics(
                     )
                 )
             _replace_results(store, metric.id, detector, scores, found)
+            crash_point("detect.after_commit")
             report.metrics += 1
             report.points += int(series.notna().sum())
             report.excluded_points += int(known.sum())
@@ -120,15 +127,21 @@ def detect_metrics(
     return report
 
 
-def known_anomalous(store: Store, *, metric_id: int, index: pd.DatetimeIndex) -> np.ndarray:
-    """Which points of ``index`` lie inside a stored anomaly (any detector) or a labelled anomaly
-    window of the metric: the points to keep out of a refit."""
+def known_anomalous(
+    store: Store, *, metric_id: int, index: pd.DatetimeIndex, except_detector: str | None = None
+) -> np.ndarray:
+    """Which points of ``index`` lie inside a stored anomaly (any detector but ``except_detector``) or a
+    labelled anomaly window of the metric: the points to keep out of a refit.
+
+    :func:`detect_metrics` passes its own detector as ``except_detector``: the anomalies it is about to
+    replace must not shape the fit that replaces them, or every rerun would find more (a ratchet) and a
+    rerun after a crash would differ from a run that was never interrupted."""
     rows = (
         store.cursor()
         .execute(
-            "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ?"
+            "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector IS DISTINCT FROM ?"
             " UNION ALL SELECT start_ts, end_ts FROM label_windows WHERE metric_id = ? AND kind = 'anomaly'",
-            [metric_id, metric_id],
+            [metric_id, except_detector, metric_id],
         )
         .fetchall()
     )
@@ -165,6 +178,7 @@ def _replace_results(
     with store.transaction() as tx:
         tx.execute("DELETE FROM scores WHERE metric_id = ? AND detector = ?", [metric_id, detector])
         tx.execute("DELETE FROM anomalies WHERE metric_id = ? AND detector = ?", [metric_id, detector])
+        crash_point("detect.after_delete")
         tx.register("_tw_scores", frame)
         try:
             tx.execute(
@@ -190,6 +204,7 @@ def _replace_results(
                     a.upper,
                 ],
             )
+        crash_point("detect.before_commit")
 
 
 def read_anomalies(

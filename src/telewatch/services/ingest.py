@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from telewatch.core.faults import crash_point
 from telewatch.core.series import infer_step
 from telewatch.sources.files import IngestOptions, ParsedFile, parse_file
 from telewatch.store import repo
@@ -84,6 +85,7 @@ def store_parsed(
     """Write a parsed file in one transaction: every series of it, or nothing."""
     reports: list[SeriesReport] = []
     stamps: list[np.ndarray] = []
+    crash_point("ingest.begin")
     with store.transaction() as tx:
         for item in parsed.series:
             name = prefix + (rename or {}).get(item.name, item.name)
@@ -109,11 +111,14 @@ def store_parsed(
                     largest_gap=largest,
                 )
             )
+        crash_point("ingest.after_points")
         total = sum(r.points for r in reports)
         tx.execute(
             "INSERT INTO ingests (source, sha256, metrics, points) VALUES (?, ?, ?, ?)",
             [source, sha256, len(reports), total],
         )
+        crash_point("ingest.before_commit")
+    crash_point("ingest.after_commit")
     distinct = int(np.unique(np.concatenate(stamps)).size) if stamps else 0
     return IngestReport(
         source=source,

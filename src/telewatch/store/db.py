@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,10 +32,14 @@ class Store:
         try:
             self._con = duckdb.connect(self.path)
         except duckdb.IOException as exc:
+            # DuckDB's lock is an OS file lock (fcntl): it dies with its process, so a killed
+            # telewatch leaves no stale lock behind and this error always means a live holder.
             if "lock" in str(exc).lower():
+                holder = re.search(r"\(PID (\d+)\)", str(exc))
                 raise StoreError(
-                    f"the store {self.path} is in use by another telewatch process "
-                    "(is `telewatch serve` running?). Stop it, or send the data through its API."
+                    f"the store {self.path} is in use by another telewatch process"
+                    + (f" (PID {holder.group(1)})" if holder else "")
+                    + " (is `telewatch serve` running?). Stop it, or send the data through its API."
                 ) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._con.execute("SET TimeZone = 'UTC'")
