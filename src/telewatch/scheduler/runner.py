@@ -5,6 +5,8 @@ successful run, up to now, are run in order (catch-up after downtime, at most ``
 missed ticks are folded into the first one, as the fetch is by data range nothing is lost). A failing
 monitor stops its own catch-up, is retried after its backoff and does not hold up the others. Runs of
 one monitor never overlap (one pass at a time here, and a lease in the store across processes).
+At the end of a pass, at most once per ``retention.every`` of the runner's clock, old records are
+deleted (:mod:`telewatch.services.retention`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 
 from telewatch.scheduler.jobs import LoadedConfig
 from telewatch.services.monitoring import MonitorRunReport, read_state, run_monitor
+from telewatch.services.retention import RetentionPolicy, RetentionSchedule, retention_warnings
 from telewatch.store.db import Store
 
 log = logging.getLogger("telewatch.scheduler")
@@ -39,7 +42,10 @@ class Runner:
         max_catchup: int = 96,
         on_report: Callable[[MonitorRunReport], None] | None = None,
         deliver: bool = True,
+        retention: RetentionPolicy | None = None,
     ) -> None:
+        """``retention``: what to delete and how often (default: the ``TELEWATCH_RETENTION_*`` settings;
+        ``RetentionPolicy()`` keeps everything)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -47,6 +53,13 @@ class Runner:
         self.on_report = on_report
         self.deliver = deliver
         self._pass_lock = threading.Lock()
+        if retention is None:
+            from telewatch.settings import Settings
+
+            retention = RetentionPolicy.from_settings(Settings())
+        self.retention = RetentionSchedule(retention)
+        for warning in retention_warnings(retention, config.monitors.monitors):
+            log.warning("%s", warning)
 
     def due_ticks(self, name: str, now: pd.Timestamp) -> list[pd.Timestamp]:
         """Ticks of monitor ``name`` to run at ``now``, oldest first (empty while a retry waits)."""
@@ -77,6 +90,7 @@ class Runner:
                         self.on_report(report)
                     if report.status != "ok":
                         break  # retried after its backoff; later ticks wait for it
+            self.retention.maybe_apply(self.store, now=now)
         return reports
 
     def next_wakeup(self, now: pd.Timestamp) -> pd.Timestamp:
