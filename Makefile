@@ -13,7 +13,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@bash scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,deep]'
+	@bash scripts/install-python-deps.sh $(BIN)/python
 	@touch $(STAMP)
 
 ## system-deps: Debian packages the test suite needs (servers, browser); installs only what is missing
@@ -21,6 +21,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 ## run: load the demo month, detect, and serve the UI and API on http://127.0.0.1:8000
+##      (the first start prints a one-time sign-in link; see docs/security.md)
 run: setup
 	$(BIN)/telewatch demo
 	$(BIN)/telewatch serve

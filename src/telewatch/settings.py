@@ -6,10 +6,25 @@ Nothing is read at import time: call :func:`get_settings` (or build :class:`Sett
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from telewatch.core.durations import Duration, parse_duration
+
+
+def _keep_for(value: Any) -> timedelta | None:
+    """A retention horizon: a duration (``90d``), or ``0``/empty/``forever`` to keep forever."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"", "0", "forever", "off"}):
+        return None
+    horizon = parse_duration(value)
+    return horizon if horizon > timedelta(0) else None
+
+
+KeepFor = Annotated[timedelta | None, BeforeValidator(_keep_for)]
 
 
 def _default_data_dir() -> Path:
@@ -35,6 +50,13 @@ class Settings(BaseSettings):
         default=200 * 1024 * 1024, ge=1024, description="Largest file accepted by upload/ingest."
     )
     max_upload_rows: int = Field(default=20_000_000, ge=1, description="Most data rows accepted in one file.")
+    max_parse_seconds: float = Field(
+        default=120.0, gt=0, description="Longest time one file may take to parse before it is refused."
+    )
+    max_upload_columns: int = Field(default=2000, ge=2, description="Most fields in one line of a file.")
+    max_line_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Longest line (in bytes) accepted in a file."
+    )
     max_points_per_response: int = Field(
         default=200_000, ge=100, description="Most points one /api/series response may carry."
     )
@@ -56,6 +78,40 @@ class Settings(BaseSettings):
         default=None,
         description="Dask scheduler address for fanning detection out over metrics (see docs/scale.md); "
         "default: an embedded LocalCluster.",
+    )
+    retention_points: KeepFor = Field(
+        default=timedelta(days=90), description="Keep stored points this long (90d; 0 or empty: forever)."
+    )
+    retention_scores: KeepFor = Field(
+        default=timedelta(days=30), description="Keep detector scores this long (0 or empty: forever)."
+    )
+    retention_anomalies: KeepFor = Field(
+        default=timedelta(days=365),
+        description="Keep ended anomalies and resolved incidents this long (0 or empty: forever).",
+    )
+    retention_alert_history: KeepFor = Field(
+        default=timedelta(days=90),
+        description="Keep delivered notifications, their attempts, resolved alert states and ended "
+        "silences this long (0 or empty: forever).",
+    )
+    retention_runs: KeepFor = Field(
+        default=timedelta(days=14), description="Keep monitor run records this long (0 or empty: forever)."
+    )
+    retention_every: Duration = Field(
+        default=timedelta(hours=1), description="How often the scheduler applies retention."
+    )
+    retention_scope: Literal["monitored", "all"] = Field(
+        default="monitored",
+        description="monitored: points, scores and anomalies are deleted only for series monitors collect "
+        "(uploads stay); all: for every series.",
+    )
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        description="API tokens from configuration, `scope:token[,scope:token…]` with scope read or admin "
+        "(see docs/security.md); tokens can also be kept in the store (`telewatch tokens`).",
+    )
+    session_ttl_s: int = Field(
+        default=12 * 3600, ge=60, description="How long a UI sign-in (session cookie) lasts, in seconds."
     )
 
     @property

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from telewatch import __version__
 from telewatch.api.deps import StoreDep
 from telewatch.api.routers import anomalies, ingest, metrics
-from telewatch.api.schemas import HealthPublic
+from telewatch.api.schemas import ERROR_RESPONSES, HealthPublic
 from telewatch.core.errors import IngestError, NotFoundError, TelewatchError
 from telewatch.settings import Settings
 from telewatch.store.db import Store
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,  # every operation may answer these (see api/schemas.py)
     )
     app.state.store = the_store
     app.state.settings = settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(metrics.router)
     app.include_router(anomalies.router)
     app.include_router(ingest.router)
+    app.add_middleware(ingest.UploadLimit)  # 413 while a too-large body streams in, before it is spooled
     from telewatch.api.routers import configuration, detect, feedback, ingest_preview, prom_metrics
 
     app.include_router(ingest_preview.router)
@@ -107,6 +109,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     from telewatch.web.routes import install_web
 
     install_web(app, plotly_js=_plotly_js())
+    # Authentication: a pure-ASGI gate in front of every route, so no router can forget it (api/auth.py).
+    # Added last, so it is the outermost middleware: nothing runs for a request it refuses.
+    from telewatch.api.auth import install_auth
+    from telewatch.web.login import install_login
+
+    try:
+        authenticator = install_auth(app, settings=settings, store=the_store)
+    except Exception:
+        if owned:
+            the_store.close()
+        raise
+    install_login(app, authenticator=authenticator)
     return app
 
 

@@ -163,6 +163,9 @@ def ingest(
             duplicates=duplicates,  # type: ignore[arg-type]
             max_bytes=settings.max_upload_bytes,
             max_rows=settings.max_upload_rows,
+            max_columns=settings.max_upload_columns,
+            max_line_bytes=settings.max_line_bytes,
+            max_parse_seconds=settings.max_parse_seconds,
         )
         started = time.perf_counter()
         with _open_store(db) as store, console.status(f"ingesting {file.name}"):
@@ -423,12 +426,38 @@ def serve(
     if port:
         updates["port"] = port
     settings = settings.model_copy(update=updates)
+    from telewatch.cli.tokens import ensure_bootstrap_token, install_log_redaction
+    from telewatch.store.db import Store
+
+    url_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     try:
-        application = create_app(settings)
+        store = Store(settings.store_path)
+        try:
+            sign_in_url = ensure_bootstrap_token(
+                settings=settings, store=store, url_host=url_host, port=settings.port
+            )
+            application = create_app(settings, store=store)
+        except BaseException:
+            store.close()
+            raise
     except TelewatchError as exc:
         raise _fail(exc) from exc
-    console.print(f"telewatch UI on http://{settings.host}:{settings.port}/  (API docs: /docs)")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    console.print(f"telewatch UI on http://{url_host}:{settings.port}/  (API docs: /docs)")
+    if sign_in_url:
+        console.print("No API token was configured: created an admin token (kept hashed in the store).")
+        console.print("Sign in once with this link (it is not shown again):")
+        print(sign_in_url, flush=True)
+    elif settings.api_tokens is None:
+        console.print(
+            "Sign in at /login with an API token from the store (`telewatch tokens list`); lost it? Stop the"
+            " server, run `telewatch tokens create --name me --scope admin`, and start it again."
+        )
+    config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info")
+    install_log_redaction(settings)  # after uvicorn configured its loggers: mask secrets in every log line
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
 
 
 # Feature command groups: one module each under telewatch/cli/, added here (one line each).
@@ -449,8 +478,17 @@ register_explain(app)
 from telewatch.cli.monitors import register as register_monitors  # noqa: E402
 
 register_monitors(app)
+from telewatch.cli.tokens import tokens_app  # noqa: E402
+
+app.add_typer(tokens_app, name="tokens")
+from telewatch.cli.retention import register as register_retention  # noqa: E402
+
+register_retention(app)
 # -- end of feature command groups
 
 
 def main() -> None:
+    from telewatch.core.secrets import install_redacting_record_factory
+
+    install_redacting_record_factory()  # no password or token in any log line (docs/security.md)
     app()
