@@ -13,6 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.cli.common import DbOption
+from telewatch.cli.common import fail as _fail
+from telewatch.cli.common import open_store as _store
 from telewatch.core.errors import TelewatchError
 
 monitors_app = typer.Typer(
@@ -27,7 +30,6 @@ ConfigOption = Annotated[
         "--config", "-c", help="Monitors YAML (default: $TELEWATCH_MONITORS_FILE or ./monitors.yaml)."
     ),
 ]
-DbOption = Annotated[Path | None, typer.Option("--db", help="Store file (default: $TELEWATCH_DB_PATH).")]
 
 
 def _config_path(config: Path | None) -> Path:
@@ -36,19 +38,6 @@ def _config_path(config: Path | None) -> Path:
         err_console.print(f"[bold red]error:[/] monitors file {path} does not exist")
         raise typer.Exit(code=2)
     return path
-
-
-def _store(db: Path | None) -> Any:
-    from telewatch.settings import Settings
-    from telewatch.store.db import Store
-
-    settings = Settings()
-    return Store(db if db is not None else settings.store_path)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code=2)
 
 
 @monitors_app.command("validate")

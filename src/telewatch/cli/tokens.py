@@ -5,13 +5,15 @@ The store keeps only a token's SHA-256 hash: ``create`` prints the token once, `
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.cli.common import DbOption
+from telewatch.cli.common import fail as _fail
+from telewatch.cli.common import open_store as _store
 from telewatch.core.durations import parse_duration
 from telewatch.core.errors import TelewatchError
 
@@ -20,26 +22,6 @@ tokens_app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--db", help="Store file (default: $TELEWATCH_DB_PATH or ~/.local/share/telewatch/telewatch.duckdb)."
-    ),
-]
-
-
-def _store(db: Path | None) -> Any:
-    from telewatch.settings import Settings
-    from telewatch.store.db import Store
-
-    settings = Settings()
-    return Store(db if db is not None else settings.store_path)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code=2)
 
 
 def _ts(value: Any) -> str:
