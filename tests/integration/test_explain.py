@@ -175,6 +175,54 @@ def test_open_until_quiet_then_resolved_and_manual_resolve(demo_store: tuple[Sto
         list_incidents(store, state="closed")
 
 
+def test_unchanged_incidents_keep_their_ranking_without_a_new_scan(
+    demo_store: tuple[Store, DemoData], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the scheduler's ticks pass rerank_unchanged=False: an incident whose anomalies did not change is
+    # not ranked again (a scan over every metric), only its state is brought up to date
+    import telewatch.services.incidents as incidents_service
+
+    store, data = demo_store
+    _plant_anomalies(store, data)
+    last = data.incidents[-1]
+    first = update_incidents(store, now=last.end + 5 * MIN, quiet="30min")
+    newest = list_incidents(store, limit=1)[0]
+    assert newest.state == "open"
+    ranking = [(m.metric, m.rank, m.score) for m in get_incident(store, incident_id=newest.id).metrics]
+
+    scans: list[int] = []
+    real = incidents_service._rank_and_type
+
+    def counted(*args: object, **kwargs: object) -> object:
+        scans.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(incidents_service, "_rank_and_type", counted)
+    again = update_incidents(store, now=last.end + 6 * MIN, quiet="30min", rerank_unchanged=False)
+    assert scans == []
+    assert sorted(again.unchanged) == sorted(first.created)
+    quiet = update_incidents(store, now=last.end + 40 * MIN, quiet="30min", rerank_unchanged=False)
+    assert scans == []
+    assert newest.id in quiet.updated
+    detail = get_incident(store, incident_id=newest.id)
+    assert detail.incident.state == "resolved"
+    assert [(m.metric, m.rank, m.score) for m in detail.metrics] == ranking
+
+    # a new anomaly inside the newest incident changes it: it is ranked again
+    store.cursor().execute(
+        "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score) VALUES (?, 'test', ?, ?, ?, 1)",
+        [
+            repo.get_metric(store.cursor(), "memory_percent").id,
+            newest.start.tz_localize(None),
+            newest.end.tz_localize(None),
+            newest.start.tz_localize(None),
+        ],
+    )
+    update_incidents(store, now=last.end + 41 * MIN, quiet="30min", rerank_unchanged=False)
+    assert scans == [1]
+    assert len(get_incident(store, incident_id=newest.id).anomaly_ids) == len(detail.anomaly_ids) + 1
+
+
 # -- API --------------------------------------------------------------------------------------------
 def test_api_explain_and_incidents(demo_store: tuple[Store, DemoData], tmp_path: Path) -> None:
     store, data = demo_store

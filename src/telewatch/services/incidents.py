@@ -138,6 +138,7 @@ def update_incidents(
     rules: RuleSet | None = None,
     rules_path: Path | str | None = None,
     rank_limit: int = 10,
+    rerank_unchanged: bool = True,
 ) -> IncidentUpdate:
     """Group the stored anomalies (ending at or after ``since``, default all) into incidents.
 
@@ -146,6 +147,10 @@ def update_incidents(
     this long before ``now`` is resolved. Each incident's metrics are ranked by the window scan (the
     peak metric is the target) and the incident is typed by the rule set (``rules``, else the file
     ``rules_path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped rules).
+
+    ``rerank_unchanged=False`` (the scheduler's ticks): an incident whose window, peak and anomalies
+    are as stored keeps its ranking and type, and only its state is brought up to date — ranking
+    scans every metric, and a tick would otherwise re-rank every incident of the last day.
     """
     now_ts = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
     gap, quiet_td = pd.Timedelta(merge_gap), pd.Timedelta(quiet)
@@ -173,6 +178,16 @@ def update_incidents(
             and draft.start <= _utc(row[2]) + gap
         ]
         keep = matches[0] if matches else None
+        if keep is not None and len(matches) == 1 and not rerank_unchanged:
+            same = _unchanged_state(store, int(keep[0]), draft, now=now_ts, quiet=quiet_td)
+            if same is not None:
+                claimed.add(int(keep[0]))
+                (report.updated if same[1] else report.unchanged).append(int(keep[0]))
+                if same[0] == "open":
+                    report.open += 1
+                else:
+                    report.resolved += 1
+                continue
         ranked, typed = _rank_and_type(store, draft, rule_set, rank_limit)
         resolved_at = _utc(keep[4]) if keep is not None and keep[4] is not None else None
         state = (
@@ -264,6 +279,50 @@ def update_incidents(
         else:
             report.resolved += 1
     return report
+
+
+def _unchanged_state(
+    store: Store, incident_id: int, draft: IncidentDraft, *, now: pd.Timestamp, quiet: pd.Timedelta
+) -> tuple[str, bool] | None:
+    """When incident ``incident_id`` is stored with ``draft``'s window, peak and anomalies: bring its
+    state up to date and return (state, whether it changed); else None (it needs ranking again)."""
+    cur = store.cursor()
+    row = cur.execute(
+        "SELECT start_ts, end_ts, peak_ts, peak_score, peak_metric_id, slice_key, resolved_at, state"
+        " FROM incidents WHERE id = ?",
+        [incident_id],
+    ).fetchone()
+    if row is None:
+        return None
+    stored = (_utc(row[0]), _utc(row[1]), _utc(row[2]), float(row[3]), int(row[4]), row[5])
+    if stored != (
+        draft.start,
+        draft.end,
+        draft.peak,
+        float(draft.peak_score),
+        draft.peak_metric_id,
+        draft.key,
+    ):
+        return None
+    ids = cur.execute(
+        "SELECT anomaly_id FROM incident_anomalies WHERE incident_id = ? ORDER BY anomaly_id", [incident_id]
+    ).fetchall()
+    if [int(r[0]) for r in ids] != sorted(draft.anomaly_ids):
+        return None
+    resolved_at = _utc(row[6]) if row[6] is not None else None
+    state = (
+        "resolved"
+        if now - draft.end >= quiet or (resolved_at is not None and resolved_at >= draft.end)
+        else "open"
+    )
+    if state == row[7]:
+        return state, False
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE incidents SET state = ?, updated_at = current_timestamp WHERE id = ?",
+            [state, incident_id],
+        )
+    return state, True
 
 
 def _rank_and_type(

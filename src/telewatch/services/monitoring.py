@@ -1251,7 +1251,7 @@ def _update_incidents(
     try:
         from telewatch.services.incidents import update_incidents
 
-        update_incidents(store, now=now, since=since)
+        update_incidents(store, now=now, since=since, rerank_unchanged=False)
     except Exception as exc:
         report.warnings.append(f"incidents not updated: {type(exc).__name__}: {exc}")
         log.warning("monitor %s: incidents not updated: %s", report.monitor, exc)
