@@ -77,7 +77,14 @@ def test_soak_store_and_memory_stay_flat(tmp_path: Path) -> None:
     # the store file stops growing: the second half never goes past the first half's peak by more than
     # a few DuckDB blocks (256 KiB each), and its trend is flat
     assert max(s.file_size for s in half) <= max(s.file_size for s in first_half) + 8 * 256 * 1024
-    assert result.slope("file_size") < 1.5 * 2**20  # bytes per 1,000 ticks
+    # and its level does not creep: the median of the last third stays within 1 MiB of the middle
+    # third's. (A least-squares slope is what benchmarks/soak.py prints over thousands of ticks; over
+    # these 168 it would mostly measure when DuckDB's checkpoints happen to fall: the file swings by
+    # ~3 MiB between samples with identical row counts.)
+    third = len(samples) // 3
+    middle = sorted(s.file_size for s in samples[third : 2 * third])
+    last = sorted(s.file_size for s in samples[2 * third :])
+    assert last[len(last) // 2] <= middle[len(middle) // 2] + 2**20, [s.file_size >> 10 for s in samples]
     # memory: RSS over the second half grows by less than a few MiB
     rss_growth = max(s.rss for s in half) - half[0].rss
     assert rss_growth < 24 * 2**20, [s.rss >> 20 for s in samples]
