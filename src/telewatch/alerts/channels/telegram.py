@@ -14,34 +14,22 @@ from typing import Any
 
 import httpx
 
-from telewatch.alerts.channels.base import Channel, Checkpoint, DeliveryError, SendResult, redact
+from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult, redact
 from telewatch.alerts.config import TelegramChannel
 from telewatch.alerts.model import OutboundMessage, severity_rank
 from telewatch.alerts.render import caption
 
 
-class TelegramSender(Channel):
+class TelegramSender(HttpChannel):
     kind = "telegram"
 
     def __init__(self, name: str, config: TelegramChannel) -> None:
         super().__init__(name, config)
         self.config = config
         self._token = config.bot_token.get_secret_value()
-        self._http: httpx.Client | None = None  # made on first send: building one costs an SSL context
 
     def secrets(self) -> list[str]:
         return [self._token]
-
-    @property
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(timeout=self.config.timeout.total_seconds())
-        return self._http
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
     def describe(self) -> dict[str, Any]:
         return {

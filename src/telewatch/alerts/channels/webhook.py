@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from telewatch.alerts.channels.base import Channel, Checkpoint, DeliveryError, SendResult, redact
+from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult, redact
 from telewatch.alerts.config import WebhookChannel
 from telewatch.alerts.model import OutboundMessage
 
@@ -107,14 +107,13 @@ def alertmanager_body(message: OutboundMessage, *, receiver: str, external_url: 
     }
 
 
-class WebhookSender(Channel):
+class WebhookSender(HttpChannel):
     kind = "webhook"
 
     def __init__(self, name: str, config: WebhookChannel, *, external_url: str = "") -> None:
         super().__init__(name, config)
         self.config = config
         self.external_url = external_url
-        self._http: httpx.Client | None = None  # made on first send: building one costs an SSL context
 
     def secrets(self) -> list[str]:
         found = [v.get_secret_value() for v in self.config.headers.values()]
@@ -126,17 +125,6 @@ class WebhookSender(Channel):
         # Slack/Mattermost hook URLs carry their secret in the path
         found.extend(part for part in url.path.split("/") if len(part) >= 16)
         return found
-
-    @property
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(timeout=self.config.timeout.total_seconds())
-        return self._http
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
     def describe(self) -> dict[str, Any]:
         return {
