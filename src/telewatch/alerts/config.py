@@ -33,6 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from telewatch.core.durations import Duration
 from telewatch.core.errors import ConfigError
+from telewatch.core.yamlfile import error_position, parse_with_lines
 
 Language = Literal["en", "ru"]
 
@@ -370,16 +371,6 @@ def _expand(value: Any, path: tuple[str | int, ...], problems: list[str]) -> Any
     return value
 
 
-def _line_map(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, child in node.value:
-            _line_map(child, (*path, str(key.value)), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _line_map(child, (*path, i), out)
-
-
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
     if isinstance(data.get("templates_dir"), str):
         data["templates_dir"] = str((base / data["templates_dir"]).resolve())
@@ -445,13 +436,8 @@ def load_alerting_config(path: Path | str) -> AlertingConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read the alerting configuration {file}: {exc.strerror}") from exc
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data, lines = parse_with_lines(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        where = error_position(exc)[1]
         raise ConfigError(f"{file}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _line_map(node, (), lines)
     return parse_alerting_config(data, source=str(file), lines=lines)

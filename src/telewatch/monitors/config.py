@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from telewatch.core.errors import ConfigError
+from telewatch.core.yamlfile import error_position, parse_with_lines
 
 if TYPE_CHECKING:
     from telewatch.sources.base import Source
@@ -520,16 +521,6 @@ def _expand(value: Any, path: Loc, problems: list[tuple[Loc, str]], environ: dic
     return value
 
 
-def _line_map(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, child in node.value:
-            _line_map(child, (*path, str(key.value)), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _line_map(child, (*path, i), out)
-
-
 def _merge_connections(data: dict[str, Any], problems: list[tuple[Loc, str]]) -> None:
     connections = data.get("connections") or {}
     if not isinstance(connections, dict) or not all(isinstance(v, dict) for v in connections.values()):
@@ -634,25 +625,12 @@ def read_yaml(path: Path | str) -> tuple[Any, dict[Loc, int]]:
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror}") from exc
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        return parse_with_lines(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        line, where = error_position(exc)
         raise MonitorConfigError(
-            str(file),
-            [
-                (
-                    "(file)",
-                    mark.line + 1 if mark else None,
-                    f"not valid YAML{where}: {getattr(exc, 'problem', exc)}",
-                )
-            ],
+            str(file), [("(file)", line, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")]
         ) from exc
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _line_map(node, (), lines)
-    return data, lines
 
 
 def load_monitors(path: Path | str, *, environ: dict[str, str] | None = None) -> MonitorsFile:
