@@ -6,8 +6,9 @@ Setup (not timed): a temporary store holding ``--history-hours`` of 1-minute poi
 ``--metrics`` metrics (daily cycle, noise, a few planted spikes in the ticks), a fitted model per
 metric (written in bulk, as the daily retraining leaves them) and the watermarks of a monitor that
 has scored everything so far. The monitor reads an in-process source that serves the newest
-5 minutes of every metric at each tick (a real :class:`telewatch.sources.base.Source`: its default
-incremental fetch, with the per-series cursor, runs as for any source).
+5 minutes of every metric at each tick, in columns (a real
+:class:`telewatch.sources.base.ColumnarSource`, like the SQL sources: its default incremental fetch,
+with the per-series watermarks, runs as for any source).
 
 Rows:
 
@@ -47,7 +48,7 @@ from rich.table import Table
 from telewatch.detectors import create_detector
 from telewatch.monitors.config import MonitorSpec, parse_monitors
 from telewatch.services import monitoring
-from telewatch.sources.base import FetchedSeries, Source, SourceState
+from telewatch.sources.base import ColumnarSource, FetchedBatch, Source
 from telewatch.store.db import Store
 
 T = pd.Timestamp("2026-03-02 00:00", tz="UTC")  # the first timed tick is T + 5 min
@@ -69,8 +70,10 @@ def values_at(minutes: np.ndarray, metrics: np.ndarray) -> np.ndarray:
     return np.where(spikes, x * 1.8, x)
 
 
-class MinuteSource(Source):
-    """Serves every metric's 1-minute points in ``[start, end)`` (computed, so any range exists)."""
+class MinuteSource(ColumnarSource):
+    """Serves every metric's 1-minute points in ``[start, end)`` (computed, so any range exists), in
+    columns as the SQL sources do; the incremental fetch with its per-series watermarks is the
+    library's own (:meth:`ColumnarSource.fetch_incremental_batch`)."""
 
     kind = "bench"
 
@@ -78,32 +81,19 @@ class MinuteSource(Source):
         self.n_metrics = n_metrics
         self.names = [f"m{i:05d}" for i in range(n_metrics)]
 
-    def fetch_incremental(
-        self, *, state: SourceState, end: pd.Timestamp, lookback: pd.Timedelta | None = None
-    ) -> tuple[list[FetchedSeries], SourceState]:
-        """As the default, but every series advances together (all points are new by construction),
-        so the per-series filtering of :func:`~telewatch.sources.base.filter_new` is skipped."""
-        start = (
-            min(state.last_seen.values()) + pd.Timedelta(microseconds=1)
-            if state.last_seen
-            else end - STEP * 5
-        )
-        fetched = self.fetch(start=start, end=end)
-        if not fetched:
-            return [], state
-        last = fetched[0].values.index[-1]
-        return fetched, SourceState(last_seen=dict.fromkeys(self.names, last), cursor=state.cursor)
-
-    def fetch(self, *, start: pd.Timestamp, end: pd.Timestamp) -> list[FetchedSeries]:
+    def fetch_batch(self, *, start: pd.Timestamp, end: pd.Timestamp) -> FetchedBatch:
         first = int(np.ceil((start - T) / STEP))
         last = int(np.ceil((end - T) / STEP))
-        minutes = np.arange(first, last)
-        index = pd.DatetimeIndex(T + minutes * STEP)
+        minutes = np.arange(first, max(first, last))
+        stamps = np.asarray(pd.DatetimeIndex(T + minutes * STEP).as_unit("ns").asi8, dtype="int64")
         x = values_at(minutes, np.arange(self.n_metrics))
-        return [
-            FetchedSeries(name=name, labels={}, values=pd.Series(x[i], index=index))
-            for i, name in enumerate(self.names)
-        ]
+        return FetchedBatch(
+            names=list(self.names),
+            labels=[{} for _ in self.names],
+            ts=np.tile(stamps, self.n_metrics),
+            values=x.ravel(),
+            offsets=np.arange(self.n_metrics + 1, dtype="int64") * minutes.size,
+        )
 
 
 def monitor_spec() -> MonitorSpec:
@@ -217,7 +207,7 @@ class Phases:
     """Times the phases of a tick: the source's fetch, storing the points, scoring (with the state)."""
 
     PARTS: ClassVar[dict[str, tuple[Any, tuple[str, ...]]]] = {
-        "fetch": (None, ("fetch_incremental",)),
+        "fetch": (None, ("fetch_incremental_batch",)),
         "store": (monitoring, ("_store_points", "_store_points_per_series")),
         "score": (monitoring, ("_score", "_score_per_metric")),
     }
