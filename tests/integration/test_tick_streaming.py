@@ -20,11 +20,13 @@ import pytest
 
 from support.postgres import PostgresServer, make_postgres
 from telewatch.detectors.base import Detector
+from telewatch.monitors.config import parse_monitors
 from telewatch.postrules.alarms import alarm_windows
 from telewatch.scheduler.jobs import LoadedConfig, load_config
 from telewatch.scheduler.runner import Runner
 from telewatch.services import tick_state
 from telewatch.services.monitoring import run_monitor
+from telewatch.sources.base import ColumnarSource, FetchedBatch
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -283,3 +285,63 @@ monitors:
             assert pd.Timedelta(minutes=3) < at - opened[key] <= pd.Timedelta(minutes=8)
     finally:
         store.close()
+
+
+class _Silent(ColumnarSource):
+    """One metric, 1-minute points with a daily cycle; spikes at ``spikes`` (minute offsets from T0),
+    nothing at all in ``[silent_from, silent_to)``."""
+
+    kind = "test"
+
+    def __init__(self, spikes: list[int], silent_from: int, silent_to: int) -> None:
+        self.spikes, self.silent = spikes, (silent_from, silent_to)
+
+    def fetch_batch(self, *, start: pd.Timestamp, end: pd.Timestamp) -> FetchedBatch:
+        first = max(0, int(np.ceil((start - T0) / pd.Timedelta(minutes=1))))
+        last = int(np.ceil((end - T0) / pd.Timedelta(minutes=1)))
+        minutes = np.arange(first, max(first, last))
+        minutes = minutes[(minutes < self.silent[0]) | (minutes >= self.silent[1])]
+        values = 50 + 10 * np.sin(2 * np.pi * minutes / 1440) + np.sin(minutes * 12.9898) % 1.0
+        values = np.where(np.isin(minutes, self.spikes), values + 60, values)
+        stamps = T0.value + minutes.astype("int64") * pd.Timedelta(minutes=1).value
+        return FetchedBatch(["cpu"], [{}], stamps, values, np.array([0, minutes.size]))
+
+
+def test_an_anomaly_across_two_silent_days_matches_the_per_metric_tick(tmp_path: Path) -> None:
+    # The spike at the end of day 1 is followed by two days without data; when the metric comes back
+    # spiking, the look-back for earlier scores (searched within a day first) must still reach the
+    # scores before the silence and merge exactly as the per-metric reference does.
+    spec = parse_monitors(
+        {
+            "monitors": [
+                {
+                    "name": "silent",
+                    "source": {"type": "logs", "path": "unused", "count_by": ["event"]},
+                    "schedule": {"every": "5m"},
+                    "history": "1d",
+                    "train": {"every": "7d", "window": "1d", "min_points": 60},
+                    "detectors": [{"type": "robust_z", "threshold": 3.0, "min_points": 1, "merge_gap": 3}],
+                }
+            ]
+        }
+    ).monitors[0]
+    day = 1440
+    source = _Silent(
+        spikes=[day + 8, day + 9, 3 * day + 10, 3 * day + 11], silent_from=day + 10, silent_to=3 * day + 10
+    )
+    ticks = [T0 + pd.Timedelta(minutes=day + 5 * k) for k in range(1, 4)]
+    ticks += [T0 + pd.Timedelta(minutes=3 * day + 5 * k) for k in range(2, 5)]
+    results = {}
+    for streaming in (True, False):
+        with Store(tmp_path / f"{streaming}.duckdb") as store:
+            keys = []
+            for now in ticks:
+                report = run_monitor(spec, store=store, now=now, source=source, streaming=streaming)
+                assert report.status == "ok", report.error
+                keys.append(([a.key for a in report.anomalies], list(report.resolved)))
+            results[streaming] = (keys, anomalies_of(store))
+    assert results[True] == results[False]
+    rows = results[True][1]
+    assert len(rows) == 1, rows  # one anomaly: the second spike continues the first across the silence
+    assert pd.Timestamp(rows[0][2]) == (T0 + pd.Timedelta(minutes=day + 8)).tz_localize(None)
+    assert pd.Timestamp(rows[0][3]) == (T0 + pd.Timedelta(minutes=3 * day + 11)).tz_localize(None)

@@ -30,7 +30,7 @@ from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
 from telewatch.services import tick_state
-from telewatch.sources.base import FetchedSeries, Source, SourceState, redact, series_key, utc
+from telewatch.sources.base import FetchedBatch, FetchedSeries, Source, SourceState, redact, series_key, utc
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -318,16 +318,16 @@ def _tick(
     data_end = tick - pd.Timedelta(spec.lag)
     history = pd.Timedelta(spec.history)
     cursor = json.loads(state.cursor or "{}")
-    source_state = SourceState.from_json(json.dumps(cursor.get("source") or {}))
-    fetched, new_state = source.fetch_incremental(state=source_state, end=data_end, lookback=history)
+    source_state = SourceState.from_dict(cursor.get("source"))
+    batch, new_state = source.fetch_incremental_batch(state=source_state, end=data_end, lookback=history)
     if spec.metrics:
         wanted = set(spec.metrics)
-        fetched = [f for f in fetched if f.name in wanted]
+        batch = batch.select(np.array([name in wanted for name in batch.names], dtype=bool))
     if streaming:
-        _store_points(spec, store=store, fetched=fetched, report=report)
+        _store_points(spec, store=store, batch=batch, report=report)
     else:
-        _store_points_per_series(spec, store=store, fetched=fetched, report=report)
-    cursor["source"] = json.loads(new_state.to_json())
+        _store_points_per_series(spec, store=store, fetched=batch.series(), report=report)
+    cursor["source"] = new_state.to_dict()
     with store.transaction() as tx:
         state.cursor = json.dumps(cursor, sort_keys=True)
         _save_state(tx, state, spec.fingerprint())
@@ -340,33 +340,30 @@ def _tick(
         _save_state(tx, state, spec.fingerprint())
 
 
-def _store_points(
-    spec: MonitorSpec, *, store: Store, fetched: list[FetchedSeries], report: MonitorRunReport
-) -> None:
+def _store_points(spec: MonitorSpec, *, store: Store, batch: FetchedBatch, report: MonitorRunReport) -> None:
     """Store the fetched points of all series in one transaction: metric ids looked up in one query
     (new metrics created one by one, a rare event), the points and the monitor's series written
     with one bulk statement each."""
-    items: list[tuple[FetchedSeries, np.ndarray, np.ndarray, dict[str, str]]] = []
-    canonical: dict[tuple[tuple[str, str], ...], str] = {}
-    for item in fetched:
-        values = item.values.to_numpy(dtype="float64")
-        if values.size and not np.isnan(values).all():  # an all-missing series stores nothing
-            items.append((item, tick_state.utc_ns(item.values.index), values, {**spec.labels, **item.labels}))
-    if not items:
+    valid = np.concatenate([[0], np.cumsum(~np.isnan(batch.values))])
+    # an all-missing series stores nothing
+    batch = batch.select(valid[batch.offsets[1:]] - valid[batch.offsets[:-1]] > 0)
+    if not len(batch):
         return
+    canonical: dict[tuple[tuple[str, str], ...], str] = {}
+    labels = [{**spec.labels, **lab} for lab in batch.labels]
     names = pd.DataFrame(
         {
-            "pos": np.arange(len(items), dtype="int64"),
-            "name": [i[0].name for i in items],
-            "labels": [_canonical_labels(i[3], canonical) for i in items],
+            "pos": np.arange(len(batch), dtype="int64"),
+            "name": batch.names,
+            "labels": [_canonical_labels(lab, canonical) for lab in labels],
         }
     )
     try:
-        lengths = _store_items(spec, store=store, items=items, names=names, upsert=False)
+        _store_batch(spec, store=store, batch=batch, labels=labels, names=names, upsert=False)
     except duckdb.ConstraintException:  # some points were stored before (a re-fetch): overwrite them
-        lengths = _store_items(spec, store=store, items=items, names=names, upsert=True)
-    report.points += int(sum(lengths))
-    report.series += len(items)
+        _store_batch(spec, store=store, batch=batch, labels=labels, names=names, upsert=True)
+    report.points += int(batch.ts.size)
+    report.series += len(batch)
 
 
 def _canonical_labels(labels: dict[str, str], seen: dict[tuple[tuple[str, str], ...], str]) -> str:
@@ -377,14 +374,15 @@ def _canonical_labels(labels: dict[str, str], seen: dict[tuple[tuple[str, str], 
     return seen[key]
 
 
-def _store_items(
+def _store_batch(
     spec: MonitorSpec,
     *,
     store: Store,
-    items: list[tuple[FetchedSeries, np.ndarray, np.ndarray, dict[str, str]]],
+    batch: FetchedBatch,
+    labels: list[dict[str, str]],
     names: pd.DataFrame,
     upsert: bool,
-) -> list[int]:
+) -> None:
     # a plain INSERT is several times faster than an upsert in DuckDB; new points rarely conflict
     conflict = " ON CONFLICT (metric_id, ts) DO UPDATE SET value = excluded.value" if upsert else ""
     with store.transaction() as tx:
@@ -402,27 +400,24 @@ def _store_items(
                 " WHERE id IN (SELECT unnest(?::INTEGER[]))",
                 [spec.owner, spec.group, sorted(set(ids.values()))],
             )
-        for pos, (item, _ts, _values, labels) in enumerate(items):
+        for pos, name in enumerate(batch.names):
             if pos not in ids:
                 ids[pos] = repo.upsert_metric(
-                    tx, name=item.name, labels=labels, owner=spec.owner, group=spec.group
+                    tx, name=name, labels=labels[pos], owner=spec.owner, group=spec.group
                 )
-        lengths = [i[1].size for i in items]
-        metric_ids = np.array([ids[p] for p in range(len(items))], dtype="int32")
+        metric_ids = np.array([ids[p] for p in range(len(batch))], dtype="int32")
         points = pd.DataFrame(
             {
-                "metric_id": np.repeat(metric_ids, lengths),
-                "ts": np.concatenate([i[1] for i in items]).view("datetime64[ns]").astype("datetime64[us]"),
-                "value": np.concatenate([i[2] for i in items]),
+                "metric_id": np.repeat(metric_ids, batch.counts),
+                "ts": batch.ts.view("datetime64[ns]").astype("datetime64[us]"),
+                "value": batch.values,
             }
-        ).drop_duplicates(["metric_id", "ts"], keep="last")
+        ).drop_duplicates(["metric_id", "ts"], keep="last")  # two series of one metric: the last wins
         latest = pd.DataFrame(
             {
-                "series_key": [series_key(i[0].name, i[3]) for i in items],
+                "series_key": [series_key(n, lab) for n, lab in zip(batch.names, labels, strict=True)],
                 "metric_id": metric_ids,
-                "last_point": np.array([i[1][-1] for i in items], dtype="int64")
-                .view("datetime64[ns]")
-                .astype("datetime64[us]"),
+                "last_point": batch.ts[batch.offsets[1:] - 1].view("datetime64[ns]").astype("datetime64[us]"),
             }
         ).drop_duplicates("series_key", keep="last")
         tx.register("_tw_mon_points", points)
@@ -442,7 +437,6 @@ def _store_items(
         finally:
             tx.unregister("_tw_mon_points")
             tx.unregister("_tw_mon_latest")
-    return lengths
 
 
 def _store_points_per_series(
@@ -695,52 +689,23 @@ def _score_streaming(
             scored[(job.metric_id, det_type)] = scores
     _write_score_batch(store, jobs, scored)
 
-    # anomalies where a new score crossed the threshold; firing anomalies that ended
-    infos: dict[int, repo.MetricInfo] = {}
-    for key, (mid, ts, values) in series_new.items():
-        index: pd.DatetimeIndex | None = None
-        valid = int(np.count_nonzero(values == values))  # not NaN
-        for det in detectors:
-            det_scores = scored.get((mid, det.type))
-            if det_scores is None:
-                continue  # no model yet
-            report.scored += valid
-            if (det_scores >= det.threshold).any():  # NaN never crosses
-                index = index if index is not None else tick_state.to_index(ts)
-                if mid not in infos:
-                    infos[mid] = _metric_info(cur, mid)
-                found = _anomalies(
-                    store,
-                    spec,
-                    metric_id=mid,
-                    info=infos[mid],
-                    det=det,
-                    new=pd.Series(values, index=index),
-                    scores=pd.Series(det_scores, index=index),
-                )
-                for anomaly in found:
-                    report.anomalies.append(anomaly)
-                    firing_now[anomaly.key] = {
-                        "series": key,
-                        "metric_id": anomaly.metric_id,
-                        "detector": anomaly.detector,
-                        "start": anomaly.start.isoformat(),
-                    }
-            for akey in by_series.get((key, det.type), []):
-                if akey in firing_now:
-                    continue
-                item = firing_before[akey]
-                end_row = cur.execute(
-                    "SELECT end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts = ?",
-                    [mid, det.type, _naive(pd.Timestamp(item["start"]))],
-                ).fetchone()
-                if end_row is not None:
-                    newest = pd.Timestamp(int(ts[-1]), tz="UTC")
-                    if _points_after(cur, mid, end=end_row[0], until=newest) <= det.merge_gap:
-                        firing_now[akey] = item
-                        continue
-                report.resolved.append(akey)
-                report.resolved_items.append({**item, "key": akey})
+    # anomalies where a new score crossed the threshold; firing anomalies that ended. The series to
+    # look at are found on the concatenated scores; all anomaly writes are one transaction.
+    items = list(series_new.items())
+    visit = _series_to_visit(items, detectors, scored, report)
+    position = {key: i for i, (key, _v) in enumerate(items)}
+    visit.update(position[key] for key in firing_of if key in position)
+    with store.transaction():
+        _record_tick_anomalies(
+            store,
+            spec,
+            [items[pos] for pos in sorted(visit)],
+            scored=scored,
+            report=report,
+            firing_before=firing_before,
+            firing_now=firing_now,
+            by_series=by_series,
+        )
 
     # the new state: tails in memory, watermarks and state rows in the store, one transaction
     for mid in metrics:
@@ -752,6 +717,334 @@ def _score_streaming(
     tick_state.keep(store, monitor=spec.name, memory=memory)
     cursor["firing"] = firing_now
     cursor["resolved"] = {k: firing_before[k] for k in report.resolved}
+
+
+def _series_to_visit(
+    items: list[tuple[str, tuple[int, np.ndarray, np.ndarray]]],
+    detectors: Sequence[DetectorSpec],
+    scored: dict[tuple[int, str], np.ndarray],
+    report: MonitorRunReport,
+) -> set[int]:
+    """Positions in ``items`` of the series with a new score at or over a detector's threshold (NaN
+    never crosses), found on the scores of all series at once; counts the scored points."""
+    sizes = np.array([v[1].size for _k, v in items], dtype="int64")
+    values = np.concatenate([v[2] for _k, v in items])
+    valid_upto = np.concatenate([[0], np.cumsum(values == values)])  # not NaN
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    valid = valid_upto[bounds[1:]] - valid_upto[bounds[:-1]]
+    out: set[int] = set()
+    for det in detectors:
+        got = [scored.get((v[0], det.type)) for _k, v in items]  # None: no model yet
+        have = np.array([g is not None for g in got], dtype=bool)
+        if not have.any():
+            continue
+        report.scored += int(valid[have].sum())
+        crossed = np.concatenate(
+            [[0], np.cumsum(np.concatenate([g for g in got if g is not None]) >= det.threshold)]
+        )
+        ends = np.concatenate([[0], np.cumsum(sizes[have])])
+        hits = crossed[ends[1:]] - crossed[ends[:-1]] > 0
+        out.update(np.flatnonzero(have)[hits].tolist())
+    return out
+
+
+@dataclass
+class _Candidate:
+    """A series' new scores of one detector, at least one over the threshold."""
+
+    key: str
+    mid: int
+    det: DetectorSpec
+    ts: np.ndarray  # ns since the epoch
+    scores: np.ndarray
+
+
+_PRIOR_REACH = pd.Timedelta(days=1)  # where the look-back for earlier scores is searched first
+
+
+def _record_tick_anomalies(
+    store: Store,
+    spec: MonitorSpec,
+    visit: list[tuple[str, tuple[int, np.ndarray, np.ndarray]]],
+    *,
+    scored: dict[tuple[int, str], np.ndarray],
+    report: MonitorRunReport,
+    firing_before: dict[str, dict[str, Any]],
+    firing_now: dict[str, dict[str, Any]],
+    by_series: dict[tuple[str, str], list[str]],
+) -> None:
+    """:func:`_anomalies` for every visited series of a streaming tick with a few set-based queries
+    (instead of several per series), then the resolution of the firing anomalies that ended. The
+    caller holds the transaction. Same windows, values and order as the per-series path."""
+    cur = store.cursor()
+    cands: list[_Candidate] = []
+    for key, (mid, ts, _values) in visit:
+        for det in spec.all_detectors:
+            det_scores = scored.get((mid, det.type))
+            if det_scores is not None and (det_scores >= det.threshold).any():  # NaN never crosses
+                cands.append(_Candidate(key, mid, det, ts, det_scores))
+    if cands:
+        _record_windows(cur, cands, report=report, firing_now=firing_now)
+    checks: list[tuple[str, dict[str, Any], int, DetectorSpec, int]] = []
+    for key, (mid, ts, _values) in visit:
+        for det in spec.all_detectors:
+            if (mid, det.type) not in scored:
+                continue  # no model yet: its anomalies keep their state
+            for akey in by_series.get((key, det.type), []):
+                if akey not in firing_now:
+                    checks.append((akey, firing_before[akey], mid, det, int(ts[-1])))
+    if not checks:
+        return
+    frame = pd.DataFrame(
+        {
+            "pos": np.arange(len(checks)),
+            "metric_id": np.array([c[2] for c in checks], dtype="int32"),
+            "detector": [c[3].type for c in checks],
+            "start_ts": pd.DatetimeIndex([pd.Timestamp(c[1]["start"]) for c in checks])
+            .tz_convert("UTC")
+            .tz_localize(None)
+            .as_unit("us"),
+            "until": pd.DatetimeIndex(
+                np.array([c[4] for c in checks], dtype="int64").view("datetime64[ns]")
+            ).as_unit("us"),
+        }
+    )
+    ends = {
+        int(pos): pd.Timestamp(end).as_unit("ns").value
+        for pos, end in _joined(
+            cur,
+            frame,
+            "SELECT c.pos, a.end_ts FROM _tw_tick_frame c JOIN anomalies a ON a.metric_id = c.metric_id"
+            " AND a.detector = c.detector AND a.start_ts = c.start_ts",
+        )
+    }
+    after: dict[int, int] = {}
+    if ends:
+        # stored points after each anomaly's end, up to the series' newest (one read for all)
+        points = _points_of(
+            cur,
+            sorted({checks[p][2] for p in ends}),
+            lo=min(ends.values()),
+            hi=max(checks[p][4] for p in ends),
+            include_hi=True,
+        )
+        for pos, end_ns in ends.items():
+            ts = points.get(checks[pos][2], (np.empty(0, "int64"), np.empty(0)))[0]
+            after[pos] = int(
+                np.searchsorted(ts, checks[pos][4], side="right") - np.searchsorted(ts, end_ns, side="right")
+            )
+    for pos, (akey, item, _mid, det, _until) in enumerate(checks):
+        if pos in after and after[pos] <= det.merge_gap:
+            firing_now[akey] = item
+            continue
+        report.resolved.append(akey)
+        report.resolved_items.append({**item, "key": akey})
+
+
+def _points_of(
+    cur: Any, metric_ids: list[int], *, lo: int, hi: int, include_hi: bool = False
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Stored points of a few metrics with ``lo <= ts < hi`` (``<= hi`` with ``include_hi``; ns since
+    the epoch), per metric. The ids go in as a literal list so that the scan is pruned by metric and
+    by time alike, whichever way the store's row groups are ordered."""
+    marks = ",".join("?" * len(metric_ids))
+    frame = cur.execute(
+        f"SELECT metric_id, ts, value FROM points WHERE metric_id IN ({marks}) AND ts >= ?"
+        f" AND ts {'<=' if include_hi else '<'} ? ORDER BY metric_id, ts",
+        [*metric_ids, _us([lo])[0].to_pydatetime(), _us([hi])[0].to_pydatetime()],
+    ).df()
+    return tick_state.split_by_metric(frame)
+
+
+def _joined(
+    cur: Any, frame: pd.DataFrame, sql: str, params: list[Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` that joins the registered ``frame`` as ``_tw_tick_frame``."""
+    cur.register("_tw_tick_frame", frame)
+    try:
+        return list(cur.execute(sql, params or []).fetchall())
+    finally:
+        cur.unregister("_tw_tick_frame")
+
+
+def _us(ns: np.ndarray | list[int]) -> pd.DatetimeIndex:
+    """Naive UTC timestamps (the store's) from ns since the epoch."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).as_unit("us")
+
+
+def _record_windows(
+    cur: Any, cands: list[_Candidate], *, report: MonitorRunReport, firing_now: dict[str, dict[str, Any]]
+) -> None:
+    first = [int(c.ts[0]) for c in cands]
+    lookback = [c.det.merge_gap + c.det.min_points + 1 for c in cands]
+    frame = pd.DataFrame(
+        {
+            "pos": np.arange(len(cands)),
+            "metric_id": np.array([c.mid for c in cands], dtype="int32"),
+            "detector": [c.det.type for c in cands],
+            "first_ts": _us(first),
+            "lo": _us(first) - _PRIOR_REACH,
+            "n": np.array(lookback, dtype="int64"),
+        }
+    )
+    # the still-open anomaly of each candidate (the newest ending before its new points)
+    opens = {
+        int(pos): (start, end)
+        for pos, start, end in _joined(
+            cur,
+            frame,
+            "SELECT c.pos, arg_max(a.start_ts, a.end_ts), max(a.end_ts) FROM _tw_tick_frame c JOIN anomalies a"
+            " ON a.metric_id = c.metric_id AND a.detector = c.detector AND a.end_ts < c.first_ts GROUP BY c.pos",
+        )
+    }
+    # the last scores before the new ones: searched within a day first (the store's time order
+    # prunes the scan), the rare candidate with fewer there asks for its whole past
+    rows = _joined(
+        cur,
+        frame,
+        "SELECT c.pos, s.ts, s.score FROM _tw_tick_frame c JOIN scores s ON s.metric_id = c.metric_id"
+        " AND s.detector = c.detector AND s.ts < c.first_ts AND s.ts >= c.lo WHERE s.ts >= ?"
+        " QUALIFY row_number() OVER (PARTITION BY c.pos ORDER BY s.ts DESC) <= c.n",
+        [frame["lo"].min().to_pydatetime()],
+    )
+    prior: dict[int, list[tuple[Any, Any]]] = {}
+    for pos, ts, score in rows:
+        prior.setdefault(int(pos), []).append((ts, score))
+    for pos, cand in enumerate(cands):
+        got = sorted(prior.get(pos, []), key=lambda r: r[0], reverse=True)
+        if len(got) < lookback[pos]:
+            got = cur.execute(
+                "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts < ? ORDER BY ts DESC LIMIT ?",
+                [cand.mid, cand.det.type, frame["first_ts"].iloc[pos].to_pydatetime(), lookback[pos]],
+            ).fetchall()
+        if pos in opens and got:
+            start, end = opens[pos]
+            # only an anomaly that still touches the look-back can continue into the new points
+            if pd.Timestamp(start) < pd.Timestamp(got[-1][0]) <= pd.Timestamp(end):
+                got = cur.execute(
+                    "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts >= ? AND ts < ?"
+                    " ORDER BY ts DESC",
+                    [cand.mid, cand.det.type, start, frame["first_ts"].iloc[pos].to_pydatetime()],
+                ).fetchall()
+        prior[pos] = got[::-1]
+    # windows over the prior and the new scores
+    found: list[
+        tuple[int, int, int, int, float, bool]
+    ] = []  # cand, start, end, peak (ns), peak score, ongoing
+    for pos, cand in enumerate(cands):
+        old = prior[pos]
+        old_ts = pd.DatetimeIndex([r[0] for r in old]).as_unit("ns").asi8 if old else np.empty(0, "int64")
+        stamps = np.concatenate([np.asarray(old_ts, dtype="int64"), cand.ts])
+        combined = np.concatenate(
+            [np.array([np.nan if r[1] is None else float(r[1]) for r in old], dtype="float64"), cand.scores]
+        )
+        flags = np.where(np.isnan(combined), -np.inf, combined) >= cand.det.threshold
+        last_index = combined.size - 1
+        for start, end in alarm_windows(flags, min_points=cand.det.min_points, merge_gap=cand.det.merge_gap):
+            if end - 1 < len(old):
+                continue  # entirely before the new points: recorded by an earlier tick
+            segment = combined[start:end]
+            peak_pos = start + int(np.nanargmax(segment))
+            found.append(
+                (
+                    pos,
+                    int(stamps[start]),
+                    int(stamps[end - 1]),
+                    int(stamps[peak_pos]),
+                    float(np.nanmax(segment)),
+                    last_index - (end - 1) <= cand.det.merge_gap,
+                )
+            )
+    if not found:
+        return
+    windows = pd.DataFrame(
+        {
+            "pos": np.arange(len(found)),
+            "metric_id": np.array([cands[f[0]].mid for f in found], dtype="int32"),
+            "detector": [cands[f[0]].det.type for f in found],
+            "start_ts": _us([f[1] for f in found]),
+            "end_ts": _us([f[2] for f in found]),
+            "peak_ts": _us([f[3] for f in found]),
+            "peak_score": np.array([f[4] for f in found], dtype="float64"),
+        }
+    )
+    # the value at the peak and the median of the day before the start (the expected value), from
+    # one read of the candidates' points
+    day = pd.Timedelta(days=1).value
+    points = _points_of(
+        cur,
+        sorted({cands[f[0]].mid for f in found}),
+        lo=min(f[1] for f in found) - day,
+        hi=max(max(f[1], f[3]) for f in found),
+        include_hi=True,
+    )
+    values, expecteds = [], []
+    for pos, start_ns, _end, peak_ns, _score, _ongoing in found:
+        ts, vals = points.get(cands[pos].mid, (np.empty(0, "int64"), np.empty(0)))
+        at = int(np.searchsorted(ts, peak_ns))
+        values.append(float(vals[at]) if at < ts.size and ts[at] == peak_ns else np.nan)
+        day_before = vals[np.searchsorted(ts, start_ns - day) : np.searchsorted(ts, start_ns)]
+        day_before = day_before[~np.isnan(day_before)]
+        expecteds.append(float(np.median(day_before)) if day_before.size else None)
+    windows["value"] = np.array(values, dtype="float64")
+    windows["expected"] = pd.array(expecteds, dtype="Float64")
+    # a window that grew backwards (merged with an earlier one) replaces it
+    cur.register("_tw_tick_windows", windows)
+    try:
+        cur.execute(
+            "DELETE FROM anomalies a USING _tw_tick_windows w WHERE a.metric_id = w.metric_id"
+            " AND a.detector = w.detector AND a.start_ts > w.start_ts AND a.start_ts <= w.end_ts"
+        )
+        cur.execute(
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected)"
+            " SELECT metric_id, detector, start_ts, end_ts, peak_ts, peak_score,"
+            " CASE WHEN isnan(value) THEN NULL ELSE value END, expected FROM _tw_tick_windows"
+            " ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET end_ts = excluded.end_ts,"
+            " peak_ts = excluded.peak_ts, peak_score = excluded.peak_score, value = excluded.value,"
+            " expected = excluded.expected"
+        )
+    finally:
+        cur.unregister("_tw_tick_windows")
+    infos = _metric_infos(cur, sorted({c.mid for c in cands}))
+    for k, (pos, start_ns, end_ns, peak_ns, peak_score, ongoing) in enumerate(found):
+        cand = cands[pos]
+        info = infos[cand.mid]
+        expected = expecteds[k]
+        anomaly = FoundAnomaly(
+            metric_id=cand.mid,
+            metric=info.name,
+            labels=dict(info.labels),
+            detector=cand.det.type,
+            start=pd.Timestamp(start_ns, unit="ns", tz="UTC"),
+            end=pd.Timestamp(end_ns, unit="ns", tz="UTC"),
+            peak=pd.Timestamp(peak_ns, unit="ns", tz="UTC"),
+            peak_score=peak_score,
+            value=values[k],
+            expected=expected,
+            ongoing=ongoing,
+        )
+        report.anomalies.append(anomaly)
+        firing_now[anomaly.key] = {
+            "series": cand.key,
+            "metric_id": anomaly.metric_id,
+            "detector": anomaly.detector,
+            "start": anomaly.start.isoformat(),
+        }
+
+
+def _metric_infos(cur: Any, metric_ids: list[int]) -> dict[int, repo.MetricInfo]:
+    """Name and labels of metrics, in one query (an id not in the store raises NotFoundError)."""
+    rows = cur.execute(
+        "SELECT id, name, labels FROM metrics WHERE id IN (SELECT unnest(?::INTEGER[]))", [metric_ids]
+    ).fetchall()
+    out = {
+        int(r[0]): repo.MetricInfo(id=int(r[0]), name=str(r[1]), labels=json.loads(r[2] or "{}"))
+        for r in rows
+    }
+    for mid in metric_ids:
+        if mid not in out:
+            out[mid] = repo.get_metric(cur, mid)  # raises NotFoundError naming the id
+    return out
 
 
 def _points_after(cur: Any, metric_id: int, *, end: Any, until: pd.Timestamp) -> int:
@@ -956,9 +1249,10 @@ def _score_per_metric(
             )
             scores = model.score(new, context=context if len(context) else None)
             _write_scores(store, int(metric_id), det.type, scores)
-            found = _anomalies(
-                store, spec, metric_id=int(metric_id), info=info, det=det, new=new, scores=scores
-            )
+            with store.transaction():
+                found = _anomalies(
+                    store, spec, metric_id=int(metric_id), info=info, det=det, new=new, scores=scores
+                )
             for anomaly in found:
                 report.anomalies.append(anomaly)
                 firing_now[anomaly.key] = {
@@ -1028,7 +1322,10 @@ def _anomalies(
     scores: pd.Series,
 ) -> list[FoundAnomaly]:
     """Anomaly windows over the stored scores just before the new ones and the new ones; a window that
-    continues one from the previous tick keeps its start (so its key and its alert stay the same)."""
+    continues one from the previous tick keeps its start (so its key and its alert stay the same).
+
+    Writes the windows with the calling thread's cursor: the caller holds the transaction (a tick
+    records all its anomalies and resolutions in one)."""
     cur = store.cursor()
     lookback_points = det.merge_gap + det.min_points + 1
     prior = cur.execute(
@@ -1075,28 +1372,27 @@ def _anomalies(
         value = float(values.get(peak, np.nan))
         history = repo.read_series(cur, metric_id, start=start_ts - pd.Timedelta(days=1), end=start_ts)
         expected = float(history.median()) if history.notna().any() else None
-        with store.transaction() as tx:
-            # a window that grew backwards (merged with an earlier one) replaces it
-            tx.execute(
-                "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
-                [metric_id, det.type, _naive(start_ts), _naive(end_ts)],
-            )
-            tx.execute(
-                "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET"
-                " end_ts = excluded.end_ts, peak_ts = excluded.peak_ts, peak_score = excluded.peak_score,"
-                " value = excluded.value, expected = excluded.expected",
-                [
-                    metric_id,
-                    det.type,
-                    _naive(start_ts),
-                    _naive(end_ts),
-                    _naive(peak),
-                    float(segment.max()),
-                    value,
-                    expected,
-                ],
-            )
+        # a window that grew backwards (merged with an earlier one) replaces it
+        cur.execute(
+            "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
+            [metric_id, det.type, _naive(start_ts), _naive(end_ts)],
+        )
+        cur.execute(
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET"
+            " end_ts = excluded.end_ts, peak_ts = excluded.peak_ts, peak_score = excluded.peak_score,"
+            " value = excluded.value, expected = excluded.expected",
+            [
+                metric_id,
+                det.type,
+                _naive(start_ts),
+                _naive(end_ts),
+                _naive(peak),
+                float(segment.max()),
+                value,
+                expected,
+            ],
+        )
         out.append(
             FoundAnomaly(
                 metric_id=metric_id,
