@@ -245,6 +245,28 @@ def test_trailing_medians_equal_pandas_rolling_medians() -> None:
         np.testing.assert_array_equal(mine, expected[:, window - 1 : window - 1 + count])
 
 
+def test_robust_bands_deviations_equal_pandas() -> None:
+    # the |x[t-1] - median| that robust_bands' streaming state starts from after a restart
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        window = int(rng.integers(2, 40))
+        min_periods = int(rng.integers(1, window + 1))
+        tails = []
+        for _ in range(6):
+            n = int(rng.integers(0, 3 * window))
+            values = rng.normal(size=n).round(1)  # ties
+            values[rng.random(n) < 0.2] = np.nan
+            values[rng.random(n) < 0.05] = np.inf
+            tails.append(
+                tick_state.Tail(np.arange(n, dtype="int64"), values, need=tick_state.Need(window, False))
+            )
+        padded = tick_state._left_pad((t.values for t in tails), 2 * window)
+        prev = pd.DataFrame(padded.T).shift(1)
+        expected = (prev - prev.rolling(window, min_periods=min_periods).median()).abs().to_numpy().T
+        mine = tick_state._deviations(tails, window, min_periods)
+        np.testing.assert_array_equal(mine, expected[:, -(window - 1) :])
+
+
 def test_an_anomaly_resolves_over_one_point_ticks(
     pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

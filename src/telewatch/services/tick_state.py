@@ -460,11 +460,13 @@ def _deviations(tails: list[Tail], window: int, min_periods: int) -> np.ndarray:
     """``|x[t-1] - median_t|`` at the last ``window - 1`` points of each tail (rows)."""
     if window <= 1:
         return np.empty((len(tails), 0))
-    frame = pd.DataFrame(_left_pad((t.values for t in tails), 2 * window).T)
-    prev = frame.shift(1)
-    median = prev.rolling(window, min_periods=min_periods).median()
-    dev = (prev - median).abs().to_numpy().T
-    return np.ascontiguousarray(dev[:, -(window - 1) :])
+    x = _left_pad((t.values for t in tails), 2 * window)
+    prev = np.full_like(x, np.nan)
+    prev[:, 1:] = x[:, :-1]  # the value before each point
+    # the rolling median (pandas' semantics, compiled) of prev at its last window - 1 columns
+    median = trailing_medians(prev[:, 2:], count=window - 1, window=window, min_periods=min_periods)
+    with np.errstate(invalid="ignore"):
+        return np.ascontiguousarray(np.abs(prev[:, window + 1 :] - median))
 
 
 def _robust_bands(jobs: list[Job]) -> list[np.ndarray]:
