@@ -35,12 +35,23 @@ def _score_chunk(
 def _groups(
     series: Mapping[str, pd.Series] | pd.DataFrame,
 ) -> list[tuple[list[str], pd.DatetimeIndex, np.ndarray]]:
-    """Metrics grouped by identical timestamps: (names, index, values as metrics × time)."""
+    """Metrics grouped by identical timestamps: (names, index, values as metrics × time). A frame's
+    columns share its index: one group, taken as one matrix (no per-column work)."""
     if isinstance(series, pd.DataFrame):
-        items = {str(c): series[c] for c in series.columns}
         if series.columns.has_duplicates:
             raise ValidationError("score_many: duplicate metric names")
-    elif isinstance(series, Mapping):
+        if not isinstance(series.index, pd.DatetimeIndex):
+            raise ValidationError("score_many: the frame's index must be timestamps")
+        if series.empty and not len(series.columns):
+            return []
+        frame = series if series.index.is_monotonic_increasing else series.sort_index(kind="stable")
+        try:
+            values = np.ascontiguousarray(frame.to_numpy(dtype="float64").T)
+        except (TypeError, ValueError) as exc:
+            bad = next((str(c) for c in frame.columns if frame[c].dtype.kind not in "biuf"), "?")
+            raise ValidationError(f"score_many: metric {bad!r}: values must be numeric ({exc})") from exc
+        return [([str(c) for c in frame.columns], pd.DatetimeIndex(frame.index), values)]
+    if isinstance(series, Mapping):
         items = {}
         for name, s in series.items():
             if not isinstance(s, pd.Series):
@@ -110,10 +121,11 @@ def score_many(
         tasks = []
         for names, index, values in groups:
             index_f = client.scatter(index, broadcast=True)
-            for start in range(0, len(names), chunk_size):
-                future = client.submit(
-                    _score_chunk, values[start : start + chunk_size], index_f, detector, kwargs, pure=False
-                )
+            starts = list(range(0, len(names), chunk_size))
+            # the chunks go to the cluster as data (scattered), not inside the task graph
+            chunks_f = client.scatter([values[a : a + chunk_size] for a in starts])
+            for start, chunk_f in zip(starts, chunks_f, strict=True):
+                future = client.submit(_score_chunk, chunk_f, index_f, detector, kwargs, pure=False)
                 tasks.append((names[start : start + chunk_size], index, future))
         chunks = client.gather([f for _, _, f in tasks])
     finally:
