@@ -223,6 +223,47 @@ def test_unchanged_incidents_keep_their_ranking_without_a_new_scan(
     assert len(get_incident(store, incident_id=newest.id).anomaly_ids) == len(detail.anomaly_ids) + 1
 
 
+def test_incident_ranking_formats_only_kept_rows_and_types_as_the_full_ranking(
+    demo_store: tuple[Store, DemoData],
+) -> None:
+    # the incident path asks the scan for the first ``rank_limit`` rows and the anomalous metrics
+    # only, and types from the evidence of all metrics: the same rows and type as ranking them all
+    from dataclasses import astuple
+
+    from telewatch.incidents.grouping import group_anomalies
+    from telewatch.incidents.types import MetricChange, involvement_cut, load_rules
+    from telewatch.services import incidents as incidents_service
+
+    store, data = demo_store
+    _plant_anomalies(store, data)
+    rules = load_rules()
+    anomalies = incidents_service._read_anomalies(store, since=None, split_label=None)
+    drafts = group_anomalies(anomalies, merge_gap=pd.Timedelta("5min"))
+    assert len(drafts) == len(data.incidents)
+    typed = 0
+    for draft in drafts:
+        end = max(draft.end + MIN, draft.start + incidents_service.MIN_WINDOW)
+        full = explain_window(store, start=draft.start, end=end, metric=draft.peak_metric_id, limit=None)
+        top = max(r.ranked.score for r in full.ranked)
+        involved = [
+            MetricChange(r.ranked.name.split("{")[0], r.ranked.direction, r.group)
+            for r in full.ranked
+            if r.ranked.score >= involvement_cut(top)
+        ]
+        assert incidents_service._involved(full.scanned) == involved
+        for rank_limit in (0, 2, 10):
+            kept, kind = incidents_service._rank_and_type(store, draft, rules, rank_limit)
+            expected = [
+                r for r in full.ranked if r.ranked.rank <= rank_limit or r.metric_id in set(draft.metric_ids)
+            ]
+            assert [(r.metric_id, r.metric, r.group, repr(astuple(r.ranked))) for r in kept] == [
+                (r.metric_id, r.metric, r.group, repr(astuple(r.ranked))) for r in expected
+            ]
+            assert kind == incidents_service.classify(rules, involved)
+        typed += kind is not None
+    assert typed >= len(drafts) - 1
+
+
 # -- API --------------------------------------------------------------------------------------------
 def test_api_explain_and_incidents(demo_store: tuple[Store, DemoData], tmp_path: Path) -> None:
     store, data = demo_store

@@ -28,9 +28,11 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -97,16 +99,17 @@ class IncidentType(BaseModel):
             raise ValueError(f"type {self.name!r} needs 'all' or 'any' conditions")
         return self
 
-    def match_count(self, changes: Sequence[MetricChange]) -> int | None:
+    def match_count(self, changes: Sequence[MetricChange] | _ChangeIndex) -> int | None:
         """How many conditions matched, or None when the rule does not apply."""
+        index = changes if isinstance(changes, _ChangeIndex) else _ChangeIndex(changes)
         for cond in self.all:
-            if not any(cond.matches(c) for c in changes):
+            if not index.matches(cond):
                 return None
-        hits_any = sum(1 for cond in self.any if any(cond.matches(c) for c in changes))
+        hits_any = sum(1 for cond in self.any if index.matches(cond))
         if self.any and hits_any < min(self.min_any, len(self.any)):
             return None
         for cond in self.none:
-            if any(cond.matches(c) for c in changes):
+            if index.matches(cond):
                 return None
         return len(self.all) + hits_any
 
@@ -129,7 +132,7 @@ class RuleSet(BaseModel):
         return next((t for t in self.types if t.name == name), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetricChange:
     """A metric involved in an incident and the way it moved."""
 
@@ -138,8 +141,77 @@ class MetricChange:
     group: str | None = None
 
 
+class _ChangeIndex:
+    """The changes of an incident, indexed for :meth:`Condition.matches` over all of them at once.
+
+    An incident can involve thousands of metrics and a rule set has dozens of conditions: the changes
+    are deduplicated per direction into metric names, groups and (metric, group) pairs, each
+    condition's globs are compiled once, and the answer per (metric glob, group glob, direction) is
+    remembered — the same as ``any(cond.matches(c) for c in changes)``.
+
+    >>> index = _ChangeIndex([MetricChange("error_rate", "up", "web"), MetricChange("cpu", "flat")])
+    >>> index.matches(Condition(metric="error*", group="w*")), index.matches(Condition(metric="cpu"))
+    (True, False)
+    """
+
+    def __init__(self, changes: Sequence[MetricChange]) -> None:
+        self._by_direction: dict[str, list[MetricChange]] = {}
+        for c in changes:
+            if c.direction != "flat":  # a flat metric matches no condition
+                self._by_direction.setdefault(c.direction, []).append(c)
+        # per direction, built when a condition needs them (few new objects: a tick's typing can
+        # see 10,000 changes, and every object counts towards the next garbage collection)
+        self._names: dict[str, set[str]] = {}
+        self._groups: dict[str, set[str]] = {}
+        self._pairs: dict[str, set[tuple[str, str]]] = {}
+        self._seen: dict[tuple[str | None, str | None, str], bool] = {}
+
+    def matches(self, cond: Condition) -> bool:
+        """Whether ``cond`` matches at least one of the changes."""
+        key = (cond.metric, cond.group, cond.direction)
+        hit = self._seen.get(key)
+        if hit is None:
+            hit = self._seen[key] = self._match(cond)
+        return hit
+
+    def _match(self, cond: Condition) -> bool:
+        dirs = list(self._by_direction) if cond.direction == "any" else [cond.direction]
+        metric_rx = _glob(cond.metric) if cond.metric is not None else None
+        group_rx = _glob(cond.group) if cond.group is not None else None
+        for d in dirs:
+            seen = self._by_direction.get(d)
+            if not seen:
+                continue
+            if metric_rx is not None and group_rx is not None:
+                if d not in self._pairs:
+                    self._pairs[d] = {(c.metric, c.group or "") for c in seen}
+                if any(metric_rx(m) and group_rx(g) for m, g in self._pairs[d]):
+                    return True
+            elif metric_rx is not None:
+                if d not in self._names:
+                    self._names[d] = {c.metric for c in seen}
+                if any(map(metric_rx, self._names[d])):
+                    return True
+            elif group_rx is not None:
+                if d not in self._groups:
+                    self._groups[d] = {c.group or "" for c in seen}
+                if any(map(group_rx, self._groups[d])):
+                    return True
+        return False
+
+
+def _glob(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """The matcher :func:`fnmatch.fnmatchcase` uses for ``pattern`` (case-sensitive, whole string)."""
+    return re.compile(translate(pattern)).match
+
+
 def load_rules(path: Path | str | None = None) -> RuleSet:
-    """Load a rule set: ``path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped default."""
+    """Load a rule set: ``path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped default.
+
+    The file is read on every call, and parsed only when its text is new: a scheduler tick that
+    types incidents loads the rules each time (the parse costs ~10 ms). The rule set returned for
+    a text already seen is the same object: treat it as read-only.
+    """
     chosen = path if path is not None else os.environ.get(DEFAULT_RULES_ENV) or None
     if chosen is None:
         text = resources.files("telewatch.data").joinpath("incident_types.yaml").read_text(encoding="utf-8")
@@ -150,6 +222,11 @@ def load_rules(path: Path | str | None = None) -> RuleSet:
             raise ConfigError(f"incident types: no rule file at {p}")
         text = p.read_text(encoding="utf-8")
         source = str(p)
+    return _parse_rules(text, source)
+
+
+@lru_cache(maxsize=16)
+def _parse_rules(text: str, source: str) -> RuleSet:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -181,8 +258,9 @@ def classify(rules: RuleSet, changes: Sequence[MetricChange]) -> IncidentType | 
     """The best-matching type for the changes, or None when no rule applies."""
     best: tuple[int, int, int] | None = None
     chosen: IncidentType | None = None
+    index = _ChangeIndex(changes)
     for pos, rule in enumerate(rules.types):
-        count = rule.match_count(changes)
+        count = rule.match_count(index)
         if count is None:
             continue
         key = (count, rule.priority, -pos)

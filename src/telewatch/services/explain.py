@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,10 +17,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from telewatch.core.errors import NotFoundError, ValidationError
-from telewatch.incidents.ranking import RankedMetric, ScanConfig, rank_window
+from telewatch.incidents.ranking import Evidence, RankedMetric, ScanConfig, rank_evidence, window_evidence
 from telewatch.store.db import Store
 
-__all__ = ["ExplainResult", "ExplainedMetric", "explain_window", "parse_window"]
+__all__ = ["ExplainResult", "ExplainedMetric", "ScannedRows", "explain_window", "parse_window"]
 
 DAY = pd.Timedelta("1D")
 
@@ -35,6 +35,18 @@ class ExplainedMetric:
     ranked: RankedMetric
 
 
+@dataclass(frozen=True)
+class ScannedRows:
+    """Every scanned metric in the scan's row order, with the scan's evidence (one entry per row):
+    for callers that need a property of all metrics (e.g. :func:`telewatch.incidents.ranking.directions`)
+    without a formatted row each."""
+
+    metric_ids: list[int]
+    names: list[str]
+    groups: list[str | None]
+    evidence: Evidence
+
+
 @dataclass
 class ExplainResult:
     start: pd.Timestamp
@@ -47,6 +59,7 @@ class ExplainResult:
     seconds: float = 0.0
     scan_seconds: float = 0.0
     read_seconds: float = 0.0  # reading the metrics × time matrices (values, scores) from the store
+    scanned: ScannedRows | None = None  # all scanned metrics and their evidence (set by explain_window)
 
 
 def _utc(ts: pd.Timestamp | str, what: str) -> pd.Timestamp:
@@ -77,7 +90,9 @@ def _select_metrics(
     group: str | None,
     selector: Mapping[str, str] | None,
     metric_ids: Sequence[int] | None,
-) -> list[tuple[int, str, dict[str, str], str | None]]:
+) -> tuple[list[int], list[str], list[dict[str, str]], list[str | None]]:
+    """Ids, names, labels and groups of the chosen metrics (by id), as columns: at 10,000 metrics
+    no tuple per metric (each would count towards the next garbage collection)."""
     where: list[str] = []
     params: list[object] = []
     if group is not None:
@@ -92,8 +107,32 @@ def _select_metrics(
     sql = "SELECT id, name, labels, grp FROM metrics"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    rows = store.cursor().execute(sql + " ORDER BY id", params).fetchall()
-    return [(int(r[0]), str(r[1]), json.loads(str(r[2])), r[3]) for r in rows]
+    cols = store.cursor().execute(sql + " ORDER BY id", params).fetchnumpy()
+    # one JSON document for all the label sets: at 10,000 metrics one parse instead of 10,000
+    groups = [None if g is None else str(g) for g in cols["grp"].tolist()]  # NULL (masked): None
+    return (
+        np.asarray(cols["id"], dtype=np.int64).tolist(),
+        [str(n) for n in np.asarray(cols["name"]).tolist()],
+        _parse_labels([str(t) for t in np.asarray(cols["labels"]).tolist()]),
+        groups,
+    )
+
+
+def _parse_labels(texts: Sequence[str]) -> list[dict[str, str]]:
+    """The label dicts of the ``labels`` JSON texts, parsed as one JSON array (each its own dict).
+
+    >>> _parse_labels(['{}', '{"host": "a"}'])
+    [{}, {'host': 'a'}]
+    """
+    if not texts:
+        return []
+    try:
+        parsed: list[dict[str, str]] = json.loads("[" + ",".join(texts) + "]")
+    except json.JSONDecodeError:
+        parsed = []
+    if len(parsed) != len(texts):  # a text that is not one JSON value: parse them one by one
+        parsed = [json.loads(t) for t in texts]
+    return parsed
 
 
 def _find_metric(store: Store, ref: str | int) -> tuple[int, str, dict[str, str], str | None]:
@@ -208,13 +247,13 @@ def read_blocks(
     # Row of a metric: ``metric_id - first id`` when the ids are consecutive (a whole store, or a
     # group created at once: no join at all), else a hash join with a small (id, row) relation.
     consecutive = bool(np.array_equal(ids, np.arange(ids[0], ids[0] + n_rows)))
-    cell_type = "INTEGER" if n_rows * n_cols < 2**31 - 1 else "BIGINT"
     flat_out = out.reshape(-1)
     con = store.cursor()
     for layer in _layers(spans):
-        # DuckDB computes each value's cell of the compact matrix (row × n_cols + column) and
-        # returns two columns; numpy only scatters them. Only the layer's time ranges are read (the
-        # store's zone maps skip the rest of a time-ordered table).
+        # DuckDB returns each value with its row and grid step; numpy looks the step's column of
+        # the compact matrix up (a table over the layer's span: cheaper than a CASE per value in
+        # SQL) and scatters. Only the layer's time ranges are read (the store's zone maps skip
+        # the rest of a time-ordered table).
         merged: list[list[int]] = []
         for i in sorted(layer, key=lambda j: spans[j]):
             a, b = spans[i]
@@ -224,11 +263,11 @@ def read_blocks(
                 merged.append([a, b])
         where_ts = " OR ".join(["(ts >= ? AND ts < ?)"] * len(merged))
         ts_params = [(origin_naive + k * step).to_pydatetime() for a, b in merged for k in (a, b)]
-        case = " ".join("WHEN k >= ? AND k < ? THEN k + ?" for _ in layer)
-        case_params: list[object] = []
+        first_k = merged[0][0]
+        column_of = np.full(merged[-1][1] - first_k, -1, dtype=np.int64)  # grid step -> column
         for i in layer:
             a, b = spans[i]
-            case_params += [a, b, offsets[i] - a]
+            column_of[a - first_k : b - first_k] = np.arange(offsets[i], offsets[i] + b - a)
         if consecutive:
             inner = (
                 f"SELECT metric_id - ? AS r, (epoch_us(ts) - ?) // ? AS k, {column} AS v FROM {table}"
@@ -242,13 +281,13 @@ def read_blocks(
                 f" WHERE ({where_ts.replace('ts ', 't.ts ')})"
             )
             inner_params = [origin_us, step_us, ids.tolist(), list(range(n_rows))]
-        sql = (
-            f"SELECT cell, v FROM (SELECT CAST(r * ? + CASE {case} END AS {cell_type}) AS cell, v FROM ({inner}"
-            f" AND {column} IS NOT NULL AND NOT isnan({column})) AS q) AS c WHERE cell IS NOT NULL"
-        )
-        frame = con.execute(sql, [n_cols, *case_params, *inner_params, *ts_params]).fetchnumpy()
-        cell = np.asarray(frame["cell"], dtype=np.int64)
-        vals = np.asarray(frame["v"], dtype=np.float64)
+        sql = f"{inner} AND {column} IS NOT NULL AND NOT isnan({column})"
+        frame = con.execute(sql, [*inner_params, *ts_params]).fetchnumpy()
+        k = np.asarray(frame["k"], dtype=np.int64) - first_k
+        col = column_of[np.clip(k, 0, column_of.size - 1)]
+        inside = (k >= 0) & (k < column_of.size) & (col >= 0)
+        cell = (np.asarray(frame["r"], dtype=np.int64) * n_cols + col)[inside]
+        vals = np.asarray(frame["v"], dtype=np.float64)[inside]
         if cell.size == 0:
             continue
         filled_before = np.count_nonzero(~np.isnan(flat_out))
@@ -312,12 +351,15 @@ def explain_window(
     config: ScanConfig | None = None,
     use_scores: bool = True,
     limit: int | None = 20,
+    keep: Callable[[Evidence, npt.NDArray[np.int64]], npt.ArrayLike] | None = None,
 ) -> ExplainResult:
     """Rank the metrics (``group``, ``selector``, ``metric_ids`` or all) by how they changed in
     ``[start, end)`` against the preceding period and the same hours of earlier days.
 
     ``metric`` names the anomalous metric (name or id): lead/lag is measured against it and it is
-    scanned even outside the chosen group.
+    scanned even outside the chosen group. ``keep``: given the scan's evidence and the metric ids of
+    its rows, a boolean mask of metrics to return beyond the first ``limit`` (ranks stay their
+    positions among all scanned metrics; see :func:`telewatch.incidents.ranking.rank_window`).
     """
     started = time.perf_counter()
     t_start, t_end = _utc(start, "start"), _utc(end, "end")
@@ -325,15 +367,20 @@ def explain_window(
         raise ValidationError(f"the window's end {t_end} is not after its start {t_start}")
     if limit is not None and limit < 1:
         raise ValidationError(f"limit must be at least 1, got {limit}")
-    chosen = _select_metrics(store, group=group, selector=selector, metric_ids=metric_ids)
+    ids, metric_names, labels, groups = _select_metrics(
+        store, group=group, selector=selector, metric_ids=metric_ids
+    )
     target_id: int | None = None
     target_name: str | None = None
     if metric is not None:
         found = _find_metric(store, metric)
         target_id, target_name = found[0], _display(found[1], found[2])
-        if all(m[0] != target_id for m in chosen):
-            chosen.append(found)
-    if not chosen:
+        if target_id not in ids:
+            ids.append(found[0])
+            metric_names.append(found[1])
+            labels.append(found[2])
+            groups.append(found[3])
+    if not ids:
         what = ", ".join(
             p
             for p in (
@@ -344,7 +391,6 @@ def explain_window(
             if p
         )
         raise NotFoundError(f"no metrics match {what or 'the store (it is empty)'}")
-    ids = [m[0] for m in chosen]
     step_td = pd.Timedelta(step) if step is not None else infer_step(store, ids, t_start, t_end)
     if step_td < pd.Timedelta(seconds=1):
         raise ValidationError(f"step must be at least one second, got {step_td}")
@@ -401,19 +447,19 @@ def explain_window(
             scores = s
     read_seconds = time.perf_counter() - t_read
     target_row = ids.index(target_id) if target_id is not None else None
-    names = [_display(m[1], m[2]) for m in chosen]
+    names = [_display(n, lab) for n, lab in zip(metric_names, labels, strict=True)]
+    row_ids = np.asarray(ids, dtype=np.int64)
     t_scan = time.perf_counter()
-    ranked = rank_window(
-        values,
-        w0,
-        w1,
+    evidence = window_evidence(
+        values, w0, w1, config=cfg, target=target_row, scores=scores, seasonal=seasonal
+    )
+    ranked = rank_evidence(
+        evidence,
         names=names,
         step=step_td,
-        config=cfg,
         target=target_row,
-        scores=scores,
         limit=limit,
-        seasonal=seasonal,
+        keep=None if keep is None else (lambda ev: keep(ev, row_ids)),
     )
     scan_seconds = time.perf_counter() - t_scan
     return ExplainResult(
@@ -423,8 +469,9 @@ def explain_window(
         baseline_start=t0,
         target=target_name,
         metrics_scanned=len(ids),
-        ranked=[ExplainedMetric(chosen[r.index][0], names[r.index], chosen[r.index][3], r) for r in ranked],
+        ranked=[ExplainedMetric(ids[r.index], names[r.index], groups[r.index], r) for r in ranked],
         seconds=time.perf_counter() - started,
         scan_seconds=scan_seconds,
         read_seconds=read_seconds,
+        scanned=ScannedRows(ids, names, groups, evidence),
     )

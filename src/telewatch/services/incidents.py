@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import NotFoundError, ValidationError
 from telewatch.incidents.grouping import AnomalyRecord, IncidentDraft, group_anomalies
+from telewatch.incidents.ranking import directions
 from telewatch.incidents.types import MetricChange, RuleSet, classify, involvement_cut, load_rules
-from telewatch.services.explain import explain_window
+from telewatch.services.explain import ScannedRows, explain_window
 from telewatch.store.db import Store
 
 MIN_WINDOW = pd.Timedelta("10min")
@@ -111,19 +113,22 @@ def _read_anomalies(
     return out
 
 
-def _involved(ranked: list[Any], anomalous: set[int]) -> list[MetricChange]:
-    """Metrics that type the incident: those the scan says clearly moved in its window.
+def _involved(scanned: ScannedRows | None) -> list[MetricChange]:
+    """Metrics that type the incident: those the scan says clearly moved in its window (score at
+    least :func:`involvement_cut` of the top score), most suspicious first.
 
     Detection flags alone do not count: a noisy metric's false alarm inside a real incident would
-    otherwise change its type."""
-    if not ranked:
+    otherwise change its type. Read from the scan's evidence of all metrics: no ranked row is
+    formatted for them (an incident can involve thousands)."""
+    if scanned is None or not scanned.evidence.score.size:
         return []
-    top = max(r.ranked.score for r in ranked)
-    cut = involvement_cut(top)
+    score = scanned.evidence.score
+    order = np.argsort(-score, kind="stable")  # the ranking's order
+    rows = order[score[order] >= involvement_cut(float(score.max()))]
+    moves = directions(scanned.evidence)[rows].tolist()
     return [
-        MetricChange(r.ranked.name.split("{")[0], r.ranked.direction, r.group)
-        for r in ranked
-        if r.ranked.score >= cut
+        MetricChange(scanned.names[i].split("{")[0], move, scanned.groups[i])
+        for i, move in zip(rows.tolist(), moves, strict=True)
     ]
 
 
@@ -251,28 +256,29 @@ def update_incidents(
             tx.execute("DELETE FROM incident_metrics WHERE incident_id = ?", [incident_id])
             tx.execute("DELETE FROM incident_anomalies WHERE incident_id = ?", [incident_id])
             anomalous = set(draft.metric_ids)
-            for r in ranked:
-                rm = r.ranked
+            if ranked:  # one statement for all rows (columns as lists, zipped by unnest)
                 tx.execute(
                     "INSERT INTO incident_metrics (incident_id, metric_id, rank, score, direction, magnitude,"
-                    " magnitude_kind, lead_lag, anomalous, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " magnitude_kind, lead_lag, anomalous, reason) SELECT ?, unnest(?::INTEGER[]),"
+                    " unnest(?::INTEGER[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]),"
+                    " unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::BOOLEAN[]), unnest(?::VARCHAR[])",
                     [
                         incident_id,
-                        r.metric_id,
-                        rm.rank,
-                        rm.score,
-                        rm.direction,
-                        rm.magnitude,
-                        rm.magnitude_kind,
-                        rm.lead_lag,
-                        r.metric_id in anomalous,
-                        rm.reason,
+                        [r.metric_id for r in ranked],
+                        [r.ranked.rank for r in ranked],
+                        [r.ranked.score for r in ranked],
+                        [r.ranked.direction for r in ranked],
+                        [r.ranked.magnitude for r in ranked],
+                        [r.ranked.magnitude_kind for r in ranked],
+                        [r.ranked.lead_lag for r in ranked],
+                        [r.metric_id in anomalous for r in ranked],
+                        [r.ranked.reason for r in ranked],
                     ],
                 )
-            for anomaly_id in draft.anomaly_ids:
+            if draft.anomaly_ids:
                 tx.execute(
-                    "INSERT INTO incident_anomalies (incident_id, anomaly_id) VALUES (?, ?)",
-                    [incident_id, anomaly_id],
+                    "INSERT INTO incident_anomalies (incident_id, anomaly_id) SELECT ?, unnest(?::INTEGER[])",
+                    [incident_id, list(draft.anomaly_ids)],
                 )
         if state == "open":
             report.open += 1
@@ -331,19 +337,23 @@ def _rank_and_type(
     step = pd.Timedelta("1min")
     # a one-point anomaly is usually the onset of a longer change: scan at least ``MIN_WINDOW``
     end = max(draft.end + step, draft.start + MIN_WINDOW)
+    anomalous = set(draft.metric_ids)
+    anomalous_ids = np.fromiter(anomalous, dtype=np.int64, count=len(anomalous))
     try:
         result = explain_window(
             store,
             start=draft.start,
             end=end,
             metric=draft.peak_metric_id,
-            limit=None,
+            # only the rows stored with the incident are formatted: the first ``rank_limit`` and
+            # the anomalous metrics, at their ranks among all (``_involved`` reads the evidence)
+            limit=max(1, rank_limit),
+            keep=lambda _ev, row_ids: np.isin(row_ids, anomalous_ids),
         )
     except (ValidationError, NotFoundError):
         return [], None  # no baseline (the very start of the data) or no data: untyped
-    anomalous = set(draft.metric_ids)
     kept = [r for r in result.ranked if r.ranked.rank <= rank_limit or r.metric_id in anomalous]
-    return kept, classify(rules, _involved(result.ranked, anomalous))
+    return kept, classify(rules, _involved(result.scanned))
 
 
 _SUMMARY_SQL = (
