@@ -94,6 +94,26 @@ def test_stored_scores_add_evidence() -> None:
     assert scored.score[0] == pytest.approx(plain.score[0])
 
 
+def test_scores_without_a_baseline_add_no_evidence() -> None:
+    # a monitor that has just started: scores exist in the window but not before it. They cannot be
+    # calibrated (the empty baseline's scale is the 1e-9 floor): no evidence, not +10 for every metric
+    x = _days(2, 4, seed=5)
+    w0, w1 = DAY + 100, DAY + 130
+    x[3, w0:w1] += 10.0  # the one metric that really moved
+    scores = np.full_like(x, np.nan)
+    scores[:, w0 - 3 : w1] = 1.0  # three scored steps before the window: too few to calibrate
+    scores[1, : w0 - 3] = 0.5  # metric 1 has a baseline of scores
+    scores[1, w0:w1] = 3.0
+    plain = window_evidence(x, w0, w1)
+    scored = window_evidence(x, w0, w1, scores=scores)
+    for row in (0, 2, 3):
+        assert np.isnan(scored.score_excess[row])
+        assert scored.score[row] == pytest.approx(plain.score[row])
+    assert np.isfinite(scored.score_excess[1])
+    assert scored.score[1] > plain.score[1]
+    assert int(np.argmax(scored.score)) == 3
+
+
 def test_missing_values_and_constant_metrics_are_handled() -> None:
     x = _days(2, 3, seed=5)
     x[0] = 7.0  # constant

@@ -32,7 +32,7 @@ Evidence per metric and baseline, combined into one score:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,7 +46,15 @@ from telewatch.core.errors import ValidationError
 FloatArray = npt.NDArray[np.float64]
 Direction = Literal["up", "down", "flat"]
 
-__all__ = ["Evidence", "RankedMetric", "ScanConfig", "rank_window", "window_evidence"]
+__all__ = [
+    "Evidence",
+    "RankedMetric",
+    "ScanConfig",
+    "directions",
+    "rank_evidence",
+    "rank_window",
+    "window_evidence",
+]
 
 
 @dataclass(frozen=True)
@@ -115,15 +123,17 @@ class RankedMetric:
 
 
 # -- building blocks --------------------------------------------------------------------------------
-def _row_quantiles(x: FloatArray, qs: Sequence[float]) -> FloatArray:
+def _row_quantiles(x: FloatArray, qs: Sequence[float], srt: FloatArray | None = None) -> FloatArray:
     """Quantiles per row ignoring NaN (linear interpolation, as numpy's default), one sort for all.
 
-    ``np.nanquantile`` loops over rows in Python; this is one vectorised sort.
+    ``np.nanquantile`` loops over rows in Python; this is one vectorised sort (``srt``: ``x``
+    already sorted along its rows, when the caller has it).
 
     >>> _row_quantiles(np.array([[1.0, np.nan, 3.0, 2.0]]), [0.5, 1.0]).tolist()
     [[2.0], [3.0]]
     """
-    srt = np.sort(x, axis=1)  # NaN last
+    if srt is None:
+        srt = np.sort(x, axis=1)  # NaN last
     n = np.sum(~np.isnan(x), axis=1)
     out = np.full((len(qs), x.shape[0]), np.nan)
     rows = np.arange(x.shape[0])
@@ -138,7 +148,9 @@ def _row_quantiles(x: FloatArray, qs: Sequence[float]) -> FloatArray:
     return out
 
 
-def _center_scale(base: FloatArray, shared_floor: bool = False) -> tuple[FloatArray, FloatArray]:
+def _center_scale(
+    base: FloatArray, shared_floor: bool = False, srt: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
     """Median and scale per row: max(standard deviation, (q95 - q5) / 3.29), floored.
 
     The standard deviation keeps a spiky-but-normal series from looking anomalous at its usual
@@ -148,7 +160,7 @@ def _center_scale(base: FloatArray, shared_floor: bool = False) -> tuple[FloatAr
     series constant in the baseline finite.
     """
     with np.errstate(all="ignore"):
-        q = _row_quantiles(base, [0.05, 0.5, 0.95])
+        q = _row_quantiles(base, [0.05, 0.5, 0.95], srt)
         med = q[1]
         std = np.nanstd(base, axis=1)
         spread = (q[2] - q[0]) / 3.29
@@ -169,15 +181,22 @@ def ks_two_sample(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]
     >>> float(d[0])
     1.0
     """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return _ks_sorted(a, b, np.sort(a, axis=1), np.sort(b, axis=1))
+
+
+def _ks_sorted(
+    a: FloatArray, b: FloatArray, a_sorted: FloatArray, b_sorted: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`ks_two_sample` with both samples already sorted along their rows (NaN last)."""
     from telewatch.incidents._kernels import ks_statistic  # numba, compiled on first use
 
     n = np.sum(np.isfinite(a), axis=1).astype(np.float64)
     m = np.sum(np.isfinite(b), axis=1).astype(np.float64)
     # per row: both samples sorted, walked in merged order, |F_a - F_b| read after each run of ties
     d = np.empty(a.shape[0])
-    ks_statistic(
-        np.sort(np.asarray(a, dtype=np.float64), axis=1), np.sort(np.asarray(b, dtype=np.float64), axis=1), d
-    )
+    ks_statistic(a_sorted, b_sorted, d)
     ok = (n > 0) & (m > 0)
     d = np.where(ok, d, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -210,18 +229,23 @@ def _baseline_blocks(
     return preceding, seasonal
 
 
-def _one_baseline(win: FloatArray, base: FloatArray, shared_floor: bool) -> dict[str, FloatArray]:
-    med, scale = _center_scale(base, shared_floor)
+def _one_baseline(
+    win: FloatArray, base: FloatArray, shared_floor: bool, window: dict[str, FloatArray]
+) -> dict[str, FloatArray]:
+    """Evidence of the window ``win`` against one baseline ``base``; ``window``: what every
+    baseline shares (the window sorted along its rows, its median and mean)."""
+    base_sorted = np.sort(base, axis=1)  # NaN last; for the quantiles and the KS test alike
+    med, scale = _center_scale(base, shared_floor, base_sorted)
     z = (win - med[:, None]) / scale[:, None]
     with np.errstate(all="ignore"):
         absz = np.abs(z)
         zmean = np.nan_to_num(np.nanmean(absz, axis=1))
         zmax = np.nan_to_num(np.nanmax(np.where(np.isnan(absz), -np.inf, absz), axis=1), neginf=0.0)
-        shift = (_row_quantiles(win, [0.5])[0] - med) / scale
+        shift = (window["median"] - med) / scale
         mean_b = np.nanmean(base, axis=1)
-        mean_w = np.nanmean(win, axis=1)
+        mean_w = window["mean"]
         rel = np.where(np.abs(mean_b) > 1e-9 + 1e-3 * scale, (mean_w - mean_b) / np.abs(mean_b), np.nan)
-    d, p = ks_two_sample(win, base)
+    d, p = _ks_sorted(win, base, window["sorted"], base_sorted)
     # strength of the change: geometric mean of the mean and the peak |z| (a sustained shift and a
     # sharp spike both count; on SMD this beats either alone)
     evidence = np.sqrt(zmean * np.maximum(zmax, 0.0))
@@ -356,7 +380,14 @@ def _window_evidence(
             f"the baseline before the window has {blocks[0][1].size} steps; at least {cfg.min_baseline} are needed"
         )
     win = x[:, w0:w1]
-    results = [_one_baseline(win, x[:, idx], cfg.shared_scale_floor) for _, idx in blocks]
+    win_sorted = np.sort(win, axis=1)
+    with np.errstate(all="ignore"):
+        shared = {
+            "sorted": win_sorted,
+            "median": _row_quantiles(win, [0.5], win_sorted)[0],
+            "mean": np.nanmean(win, axis=1),
+        }
+    results = [_one_baseline(win, x[:, idx], cfg.shared_scale_floor, shared) for _, idx in blocks]
     ev_stack = np.stack([r["evidence"] for r in results])
     # A metric must have changed against every baseline. Preceding period and history: geometric
     # mean (a soft minimum; on SMD it ranks better than the hard one). The same hours of earlier
@@ -378,9 +409,14 @@ def _window_evidence(
         sc = np.asarray(scores, dtype=np.float64)
         if sc.shape != x.shape:
             raise ValidationError(f"scores shape {sc.shape} differs from values shape {x.shape}")
-        med, scale = _center_scale(sc[:, blocks[0][1]])
+        base = sc[:, blocks[0][1]]
+        med, scale = _center_scale(base)
         with np.errstate(all="ignore"):
             excess = np.nanmean((sc[:, w0:w1] - med[:, None]) / scale[:, None], axis=1)
+        # a metric with fewer than min_baseline stored scores before the window (a monitor that
+        # started scoring it just now) has nothing to calibrate them against: no evidence from them,
+        # rather than its scores divided by the 1e-9 floor of an empty baseline
+        excess[np.count_nonzero(base == base, axis=1) < cfg.min_baseline] = np.nan
         # stored scores add evidence, never remove it, and never more than +10 (a detector whose
         # scores are flat in the baseline would otherwise swamp the scan)
         score = score + 0.5 * np.sqrt(np.clip(np.nan_to_num(excess), 0.0, 400.0))
@@ -441,10 +477,23 @@ def rank_window(
     history: Sequence[slice] | None = None,
     limit: int | None = None,
     seasonal: Sequence[slice] | None = None,
+    keep: Callable[[Evidence], npt.ArrayLike] | None = None,
 ) -> list[RankedMetric]:
     """Rank the metrics (rows of ``values``) by their combined evidence, with a one-line reason each.
 
-    ``seasonal``: explicit same-hours blocks, see :func:`window_evidence`."""
+    ``seasonal``: explicit same-hours blocks, see :func:`window_evidence`. ``limit``: return the first
+    ``limit`` metrics (all when None). ``keep``: given the evidence, a boolean mask over the metrics
+    to return as well, beyond the first ``limit`` — their ``rank`` is still their position in the
+    whole order, and only the returned rows are formatted (a caller that needs the top ten and a few
+    more of 10,000 metrics pays for those only).
+
+    >>> x = np.random.default_rng(1).normal(10.0, 1.0, size=(5, 300))
+    >>> x[3, 280:] += 9.0
+    >>> x[0, 280:] -= 4.0
+    >>> [(r.rank, r.name) for r in rank_window(x, 280, 300, names=list("abcde"), limit=1,
+    ...                                        keep=lambda ev: ev.score > 2.0)]
+    [(1, 'd'), (2, 'a')]
+    """
     cfg = config or ScanConfig()
     x = np.asarray(values, dtype=np.float64)
     if len(names) != x.shape[0]:
@@ -452,69 +501,178 @@ def rank_window(
     ev = window_evidence(
         x, w0, w1, config=cfg, target=target, scores=scores, history=history, seasonal=seasonal
     )
+    return rank_evidence(ev, names=names, step=step, target=target, limit=limit, keep=keep)
+
+
+def rank_evidence(
+    ev: Evidence,
+    *,
+    names: Sequence[str],
+    step: pd.Timedelta | None = None,
+    target: int | None = None,
+    limit: int | None = None,
+    keep: Callable[[Evidence], npt.ArrayLike] | None = None,
+) -> list[RankedMetric]:
+    """The ranking of :func:`rank_window` from evidence already computed (``target``: the row the
+    evidence's lead/lag was measured against)."""
+    if len(names) != ev.score.size:
+        raise ValidationError(f"{len(names)} names for {ev.score.size} metrics")
     order = np.argsort(-ev.score, kind="stable")
+    ranks = np.arange(1, order.size + 1)
     if limit is not None:
-        order = order[:limit]
-    out: list[RankedMetric] = []
-    target_name = names[target] if target is not None else None
-    for rank, i in enumerate(order, start=1):
-        i = int(i)
-        shift = float(ev.shift[i])
-        rel = float(ev.rel_change[i])
-        mean_dir = rel if np.isfinite(rel) else shift
-        sign = shift if abs(shift) >= 0.5 else mean_dir
-        direction: Direction = (
-            "flat" if ev.z[i] < 0.5 and abs(shift) < 0.5 else ("up" if sign > 0 else "down")
+        chosen = np.zeros(order.size, dtype=bool)
+        if keep is not None:
+            mask = np.asarray(keep(ev), dtype=bool)
+            if mask.shape != ev.score.shape:
+                raise ValidationError(f"keep gave a mask of shape {mask.shape} for {ev.score.size} metrics")
+            chosen = mask[order]
+        chosen[:limit] = True
+        order, ranks = order[chosen], ranks[chosen]
+    return _ranked_rows(ev, order, ranks, names=names, step=step, target=target)
+
+
+def _direction_parts(
+    shift: FloatArray, rel: FloatArray, z: FloatArray
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """(relative change known, flat, up) per row: a metric is flat when its mean |z| and its median
+    shift are both under 0.5; otherwise the median shift gives the direction when it is clear
+    (|shift| >= 0.5), else the change of the mean level (the shift where that is unknown)."""
+    rel_ok = np.isfinite(rel)
+    with np.errstate(invalid="ignore"):
+        sign = np.where(np.abs(shift) >= 0.5, shift, np.where(rel_ok, rel, shift))
+        flat = (z < 0.5) & (np.abs(shift) < 0.5)
+        up = sign > 0
+    return rel_ok, flat, up
+
+
+def directions(ev: Evidence) -> npt.NDArray[np.str_]:
+    """Every metric's direction (``up``, ``down``, ``flat``) as :func:`rank_window` reports it,
+    without formatting its row.
+
+    >>> x = np.random.default_rng(2).normal(10.0, 1.0, size=(3, 300))
+    >>> x[0] = 10.0  # constant
+    >>> x[1, 280:] += 9.0
+    >>> x[2, 280:] -= 9.0
+    >>> directions(window_evidence(x, 280, 300)).tolist()
+    ['flat', 'up', 'down']
+    """
+    _, flat, up = _direction_parts(ev.shift, ev.rel_change, ev.z)
+    return np.where(flat, "flat", np.where(up, "up", "down"))
+
+
+def _ranked_rows(
+    ev: Evidence,
+    rows: npt.NDArray[np.intp],
+    ranks: npt.NDArray[np.int64],
+    *,
+    names: Sequence[str],
+    step: pd.Timedelta | None,
+    target: int | None,
+) -> list[RankedMetric]:
+    """:class:`RankedMetric` of ``rows`` (metric positions, in rank order) with their ``ranks``.
+
+    Direction and magnitude are computed for the rows at once; the loop only formats the reason
+    from plain Python numbers (``tolist``), which is what a row costs."""
+    shift_a, rel_a, z_a = ev.shift[rows], ev.rel_change[rows], ev.z[rows]
+    rel_ok_a, flat_a, up_a = _direction_parts(shift_a, rel_a, z_a)
+    magnitude_a = np.nan_to_num(np.where(rel_ok_a, rel_a, shift_a))
+    excess_a = ev.score_excess[rows]
+    excess_ok_a = np.isfinite(excess_a)
+    days = ev.seasonal_days
+    against_by_baseline = [
+        "vs its history"
+        if b == "history"
+        else (
+            f"vs the same hours of the previous {days} day{'s' if days != 1 else ''}"
+            if b == "same_hours"
+            else "vs the preceding period"
         )
-        if np.isfinite(rel):
-            magnitude, kind = rel, "relative"
+        for b in ev.baselines
+    ]
+    target_name = names[target] if target is not None else None
+    if target is not None:
+        corr_a = ev.corr[rows]
+        lead_l: list[int | None] = ev.lead_lag[rows].tolist()
+        corr_l: list[float | None] = corr_a.tolist()
+        moved_l = (np.isfinite(corr_a) & (np.abs(corr_a) >= 0.3) & (rows != target)).tolist()
+    else:
+        lead_l, corr_l = [None] * rows.size, [None] * rows.size
+        moved_l = [False] * rows.size
+    out: list[RankedMetric] = []
+    for (
+        rank,
+        i,
+        shift,
+        rel,
+        rel_ok,
+        z,
+        flat,
+        up,
+        magnitude,
+        binding,
+        score,
+        ks_d,
+        ks_p,
+        lead,
+        corr,
+        moved,
+        excess,
+        excess_ok,
+    ) in zip(
+        ranks.tolist(),
+        rows.tolist(),
+        shift_a.tolist(),
+        rel_a.tolist(),
+        rel_ok_a.tolist(),
+        z_a.tolist(),
+        flat_a.tolist(),
+        up_a.tolist(),
+        magnitude_a.tolist(),
+        ev.binding[rows].tolist(),
+        ev.score[rows].tolist(),
+        ev.ks_d[rows].tolist(),
+        ev.ks_p[rows].tolist(),
+        lead_l,
+        corr_l,
+        moved_l,
+        excess_a.tolist(),
+        excess_ok_a.tolist(),
+        strict=True,
+    ):
+        direction: Direction = "flat" if flat else ("up" if up else "down")
+        if flat:
+            change = "barely changed"
+        elif rel_ok:
             change = f"{'rose' if rel > 0 else 'fell'} {abs(rel) * 100:.0f}%"
         else:
-            magnitude, kind = shift, "z"
             change = f"{'rose' if shift > 0 else 'fell'} by {abs(shift):.1f} sd"
-        if direction == "flat":
-            change = "barely changed"
-        bname = ev.baselines[int(ev.binding[i])]
-        if bname == "history":
-            against = "vs its history"
-        elif bname == "same_hours":
-            days = ev.seasonal_days
-            against = f"vs the same hours of the previous {days} day{'s' if days != 1 else ''}"
-        else:
-            against = "vs the preceding period"
-        reason = f"{names[i]} {change} {against} (KS {_fmt_p(float(ev.ks_p[i]))}, mean |z| {ev.z[i]:.1f})"
-        lead: int | None = None
-        corr: float | None = None
-        if target is not None:
-            corr = float(ev.corr[i])
-            lead = int(ev.lead_lag[i])
-            if i != target and np.isfinite(corr) and abs(corr) >= 0.3:
-                if lead > 0:
-                    reason += f", moved {_fmt_duration(lead, step)} before {target_name}"
-                elif lead < 0:
-                    reason += f", moved {_fmt_duration(-lead, step)} after {target_name}"
-                else:
-                    reason += f", moved with {target_name}"
-        extra: dict[str, float] = {}
-        if np.isfinite(ev.score_excess[i]):
-            extra["score_excess"] = float(ev.score_excess[i])
+        name = names[i]
+        reason = f"{name} {change} {against_by_baseline[binding]} (KS {_fmt_p(ks_p)}, mean |z| {z:.1f})"
+        if moved:
+            assert lead is not None
+            if lead > 0:
+                reason += f", moved {_fmt_duration(lead, step)} before {target_name}"
+            elif lead < 0:
+                reason += f", moved {_fmt_duration(-lead, step)} after {target_name}"
+            else:
+                reason += f", moved with {target_name}"
         out.append(
             RankedMetric(
                 rank=rank,
                 index=i,
-                name=names[i],
-                score=float(ev.score[i]),
+                name=name,
+                score=score,
                 direction=direction,
-                magnitude=float(np.nan_to_num(magnitude)),
-                magnitude_kind=kind,  # type: ignore[arg-type]
-                z=float(ev.z[i]),
-                ks_d=float(ev.ks_d[i]),
-                ks_p=float(ev.ks_p[i]),
+                magnitude=magnitude,
+                magnitude_kind="relative" if rel_ok else "z",
+                z=z,
+                ks_d=ks_d,
+                ks_p=ks_p,
                 lead_lag=lead,
                 corr=corr,
-                baseline=bname,
+                baseline=ev.baselines[binding],
                 reason=reason,
-                extra=extra,
+                extra={"score_excess": excess} if excess_ok else {},
             )
         )
     return out
