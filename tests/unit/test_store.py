@@ -78,6 +78,64 @@ def test_points_upsert_is_idempotent_and_keeps_missing(store: Store) -> None:
     assert repo.read_series(cur, mid).iloc[0] == 42.0
 
 
+def test_points_and_scores_stay_unique_without_an_index(store: Store) -> None:
+    cur = store.cursor()
+    a = repo.upsert_metric(cur, name="cpu", labels={})
+    b = repo.upsert_metric(cur, name="mem", labels={})
+    repo.write_points(cur, a, _series(10))
+    repo.write_points(cur, b, _series(10))
+    # overlapping writes: half old, half new; a duplicated stamp in the input keeps its last value
+    idx = _series(10).index[5:].append(pd.date_range("2024-01-01 00:10", periods=5, freq="1min", tz="UTC"))
+    twice = pd.Series(np.r_[np.full(10, 7.0), 8.0], index=idx.append(idx[-1:]))
+    repo.write_points(cur, a, twice)
+    rows = cur.execute(
+        "SELECT metric_id, count(*), count(DISTINCT ts), max(value) FROM points GROUP BY ALL ORDER BY 1"
+    )
+    assert rows.fetchall() == [(a, 15, 15, 8.0), (b, 10, 10, 9.0)]
+    assert repo.read_series(cur, a).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, *[7.0] * 9, 8.0]
+    frame = pd.DataFrame(
+        {
+            "metric_id": [a, a, b],
+            "detector": ["z", "z", "z"],
+            "ts": idx[:3].tz_localize(None),
+            "score": [1.0, np.nan, 3.0],
+        }
+    )
+    repo.replace_scores(cur, frame)
+    repo.replace_scores(cur, frame.assign(score=[5.0, 6.0, 7.0], detector=["z", "bands", "z"]))
+    got = cur.execute("SELECT metric_id, detector, score FROM scores ORDER BY ALL").fetchall()
+    assert got == [(a, "bands", 6.0), (a, "z", 5.0), (a, "z", None), (b, "z", 7.0)]
+    # no index is kept over the points or the scores (migration 0010)
+    assert cur.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name IN ('points', 'scores')"
+        " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+    ).fetchone() == (0,)
+
+
+def test_migration_0010_keeps_every_point_and_score(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    before = [m for m in MIGRATIONS if m.version < 10]
+    with Store(path, migrations=before) as old:
+        cur = old.cursor()
+        mid = repo.upsert_metric(cur, name="cpu", labels={})
+        cur.execute(
+            "INSERT INTO points SELECT ?, TIMESTAMP '2024-01-01' + to_minutes(k), CASE WHEN k % 7 = 0 THEN NULL"
+            " ELSE k END FROM range(500) t(k)",
+            [mid],
+        )
+        cur.execute(
+            "INSERT INTO scores SELECT ?, 'z', TIMESTAMP '2024-01-01' + to_minutes(k), k / 2 FROM range(300) t(k)",
+            [mid],
+        )
+        points = cur.execute("SELECT * FROM points ORDER BY ts").fetchall()
+        scores = cur.execute("SELECT * FROM scores ORDER BY ts").fetchall()
+    with Store(path) as new:
+        cur = new.cursor()
+        assert new.schema_version() >= 10
+        assert cur.execute("SELECT * FROM points ORDER BY ts").fetchall() == points
+        assert cur.execute("SELECT * FROM scores ORDER BY ts").fetchall() == scores
+
+
 def test_metric_identity_is_name_plus_labels(store: Store) -> None:
     cur = store.cursor()
     a = repo.upsert_metric(cur, name="cpu", labels={"host": "a"})

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -358,10 +357,7 @@ def _store_points(spec: MonitorSpec, *, store: Store, batch: FetchedBatch, repor
             "labels": [_canonical_labels(lab, canonical) for lab in labels],
         }
     )
-    try:
-        _store_batch(spec, store=store, batch=batch, labels=labels, names=names, upsert=False)
-    except duckdb.ConstraintException:  # some points were stored before (a re-fetch): overwrite them
-        _store_batch(spec, store=store, batch=batch, labels=labels, names=names, upsert=True)
+    _store_batch(spec, store=store, batch=batch, labels=labels, names=names)
     report.points += int(batch.ts.size)
     report.series += len(batch)
 
@@ -381,10 +377,7 @@ def _store_batch(
     batch: FetchedBatch,
     labels: list[dict[str, str]],
     names: pd.DataFrame,
-    upsert: bool,
 ) -> None:
-    # a plain INSERT is several times faster than an upsert in DuckDB; new points rarely conflict
-    conflict = " ON CONFLICT (metric_id, ts) DO UPDATE SET value = excluded.value" if upsert else ""
     with store.transaction() as tx:
         tx.register("_tw_mon_names", names)
         try:
@@ -420,13 +413,9 @@ def _store_batch(
                 "last_point": batch.ts[batch.offsets[1:] - 1].view("datetime64[ns]").astype("datetime64[us]"),
             }
         ).drop_duplicates("series_key", keep="last")
-        tx.register("_tw_mon_points", points)
+        repo.replace_points(tx, points)  # points fetched again (a re-fetch) overwrite the stored ones
         tx.register("_tw_mon_latest", latest)
         try:
-            tx.execute(
-                "INSERT INTO points SELECT metric_id, ts, CASE WHEN isnan(value) THEN NULL ELSE value END"
-                " FROM _tw_mon_points" + conflict
-            )
             tx.execute(
                 "INSERT INTO monitor_series (monitor, series_key, metric_id, last_point)"
                 " SELECT ?, series_key, metric_id, last_point FROM _tw_mon_latest"
@@ -435,7 +424,6 @@ def _store_batch(
                 [spec.name],
             )
         finally:
-            tx.unregister("_tw_mon_points")
             tx.unregister("_tw_mon_latest")
 
 
@@ -1106,23 +1094,8 @@ def _write_score_batch(
             "score": np.concatenate([scored[(job.metric_id, d)] for job, d in parts]),
         }
     )
-    sql = (
-        "INSERT INTO scores SELECT metric_id, detector, ts, CASE WHEN isnan(score) THEN NULL ELSE score END"
-        " FROM _tw_tick_scores"
-    )
-    for conflict in ("", " ON CONFLICT (metric_id, detector, ts) DO UPDATE SET score = excluded.score"):
-        try:
-            with store.transaction() as tx:
-                tx.register("_tw_tick_scores", frame)
-                try:
-                    tx.execute(sql + conflict)
-                finally:
-                    tx.unregister("_tw_tick_scores")
-            return
-        except duckdb.ConstraintException:
-            # scored before (a tick that stopped before its watermark was saved): overwrite
-            if conflict:
-                raise
+    with store.transaction() as tx:
+        repo.replace_scores(tx, frame)  # scored before (a tick stopped before its watermark was saved)
 
 
 def _save_tick_state(
@@ -1301,14 +1274,7 @@ def _write_scores(store: Store, metric_id: int, detector: str, scores: pd.Series
         }
     )
     with store.transaction() as tx:
-        tx.register("_tw_mon_scores", frame)
-        try:
-            tx.execute(
-                "INSERT INTO scores SELECT metric_id, detector, ts, CASE WHEN isnan(score) THEN NULL ELSE score END"
-                " FROM _tw_mon_scores ON CONFLICT (metric_id, detector, ts) DO UPDATE SET score = excluded.score"
-            )
-        finally:
-            tx.unregister("_tw_mon_scores")
+        repo.replace_scores(tx, frame)
 
 
 def _anomalies(

@@ -123,15 +123,46 @@ def write_points(con: duckdb.DuckDBPyConnection, metric_id: int, series: pd.Seri
             "value": series.to_numpy(dtype="float64"),
         }
     )
-    con.register("_tw_points", frame)
+    if not index.is_unique:
+        frame = frame.drop_duplicates("ts", keep="last")
+    replace_points(con, frame)
+    return len(frame)
+
+
+def replace_points(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    """Store rows ``metric_id, ts, value`` (``ts`` naive UTC, unique per metric; NaN = missing),
+    overwriting the points already stored at the same ``(metric_id, ts)``.
+
+    The ``points`` table has no index (migration 0010): the stored rows in the frame's time range
+    that the frame replaces are deleted first — a scan the zone maps prune to the row groups of that
+    range — then the frame is appended. Call inside a transaction.
+    """
+    _replace(con, frame, table="points", keys=("metric_id", "ts"), value="value")
+
+
+def replace_scores(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    """As :func:`replace_points` for rows ``metric_id, detector, ts, score`` of the ``scores`` table."""
+    _replace(con, frame, table="scores", keys=("metric_id", "detector", "ts"), value="score")
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, *, table: str, keys: tuple[str, ...], value: str
+) -> None:
+    if frame.empty:
+        return
+    name = f"_tw_replace_{table}"
+    stamps = pd.DatetimeIndex(frame["ts"])
+    bounds = [stamps.min().to_pydatetime(), stamps.max().to_pydatetime()]
+    on = " AND ".join(f"t.{k} = n.{k}" for k in keys)
+    con.register(name, frame)
     try:
+        con.execute(f"DELETE FROM {table} t USING {name} n WHERE {on} AND t.ts >= ? AND t.ts <= ?", bounds)
         con.execute(
-            "INSERT INTO points SELECT metric_id, ts, CASE WHEN isnan(value) THEN NULL ELSE value END"
-            " FROM _tw_points ON CONFLICT (metric_id, ts) DO UPDATE SET value = excluded.value"
+            f"INSERT INTO {table} SELECT {', '.join(keys)}, CASE WHEN isnan({value}) THEN NULL ELSE {value} END"
+            f" FROM {name}"
         )
     finally:
-        con.unregister("_tw_points")
-    return len(frame)
+        con.unregister(name)
 
 
 _METRIC_COLUMNS = (
