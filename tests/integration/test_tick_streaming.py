@@ -367,3 +367,31 @@ def test_an_anomaly_across_two_silent_days_matches_the_per_metric_tick(tmp_path:
     assert len(rows) == 1, rows  # one anomaly: the second spike continues the first across the silence
     assert pd.Timestamp(rows[0][2]) == (T0 + pd.Timedelta(minutes=day + 8)).tz_localize(None)
     assert pd.Timestamp(rows[0][3]) == (T0 + pd.Timedelta(minutes=3 * day + 11)).tz_localize(None)
+
+
+def test_context_tails_reach_past_a_day_only_when_a_series_needs_it(tmp_path: Path) -> None:
+    # hourly points need more than the day the first read covers; minute points do not
+    with Store(tmp_path / "tails.duckdb") as store:
+        cur = store.cursor()
+        hourly = repo.upsert_metric(cur, name="hourly")
+        minutely = repo.upsert_metric(cur, name="minutely")
+        end = pd.Timestamp("2026-03-10", tz="UTC")
+        repo.write_points(
+            cur, hourly, pd.Series(np.arange(240.0), index=pd.date_range(end=end, periods=240, freq="1h"))
+        )
+        repo.write_points(
+            cur,
+            minutely,
+            pd.Series(np.arange(3000.0), index=pd.date_range(end=end, periods=3000, freq="1min")),
+        )
+        before = int((end + pd.Timedelta(minutes=1)).value)
+        need = tick_state.Need(100, False)
+        tails = tick_state.read_tails(cur, wanted={hourly: (before, need), minutely: (before, need)})
+        assert tails[hourly].values.tolist() == list(np.arange(140.0, 240.0))
+        assert tails[minutely].values.tolist() == list(np.arange(2900.0, 3000.0))
+        day = tick_state.read_tails(cur, wanted={minutely: (before, tick_state.Need(0, True))})
+        assert day[minutely].values.size == 1440  # the day before the new point, no more
+        known = tick_state.read_tails(
+            cur, wanted={hourly: (before, need)}, lower={hourly: int((end - pd.Timedelta(hours=9)).value)}
+        )
+        assert known[hourly].values.tolist() == list(np.arange(230.0, 240.0))  # a known start bounds the read

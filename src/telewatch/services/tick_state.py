@@ -268,11 +268,30 @@ def read_new_points(
 def read_tails(
     cur: Any, *, wanted: dict[int, tuple[int, Need]], lower: dict[int, int] | None = None
 ) -> dict[int, Tail]:
-    """ONE query: for each metric, the points before its first new point (``wanted[m][0]``, ns) that
-    its :class:`Need` asks for. ``lower`` (ns, optional) bounds the scan: where the kept tail started."""
+    """For each metric, the points before its first new point (``wanted[m][0]``, ns) that its
+    :class:`Need` asks for. ``lower`` (ns, optional) bounds the scan: where the kept tail started.
+
+    A metric without a known start is read from the day before its new points first (what a
+    1-minute series needs; a day is the reach of the store's time-ordered row groups that the scan
+    touches), and only a metric that found fewer points there than it needs is read again without
+    a bound: a store with months of history is not scanned whole on the first tick.
+    """
     if not wanted:
         return {}
     lower = lower or {}
+    guessed = {m: wanted[m][0] - _DAY_NS for m in wanted if m not in lower}
+    found = _read_tails(cur, wanted, {**lower, **guessed})
+    short = [m for m in guessed if found.get(m, (np.empty(0),))[0].size < wanted[m][1].points]
+    if short:
+        found.update(_read_tails(cur, {m: wanted[m] for m in short}, {}))
+    empty = (np.empty(0, dtype="int64"), np.empty(0, dtype="float64"))
+    return {m: Tail(*found.get(m, empty), need=wanted[m][1]) for m in wanted}
+
+
+def _read_tails(
+    cur: Any, wanted: dict[int, tuple[int, Need]], lower: dict[int, int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """ONE query: the tails of ``wanted``, each read from ``lower[m]`` (ns; none: the whole past)."""
     ids = list(wanted)
     before = np.array([wanted[m][0] for m in ids], dtype="int64")
     frame = pd.DataFrame(
@@ -300,9 +319,7 @@ def read_tails(
         ).df()
     finally:
         cur.unregister("_tw_tick_need")
-    found = split_by_metric(rows)
-    empty = (np.empty(0, dtype="int64"), np.empty(0, dtype="float64"))
-    return {m: Tail(*found.get(m, empty), need=wanted[m][1]) for m in ids}
+    return split_by_metric(rows)
 
 
 def utc_naive(ts: pd.Timestamp) -> Any:
