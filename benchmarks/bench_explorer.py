@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.duckdb") as store:
         idx = pd.date_range("2024-05-01", periods=args.days * 1440, freq="1min", tz="UTC")
         rng = np.random.default_rng(0)
-        with store.transaction() as tx:
+        with store.transaction(series=True) as tx:
             for k in range(args.metrics):
                 mid = repo.upsert_metric(tx, name=f"m{k}", group="bench")
                 daily = 10 * np.sin(np.arange(len(idx)) * 2 * np.pi / 1440)

@@ -70,7 +70,7 @@ def build_store(path: Path, *, metrics: int, days: int) -> list[int]:
     idx = pd.date_range(START, periods=days * 1440, freq="1min")
     rng = np.random.default_rng(0)
     ids = []
-    with Store(path) as store, store.transaction() as tx:
+    with Store(path) as store, store.transaction(series=True) as tx:
         for k in range(metrics):
             mid = repo.upsert_metric(tx, name=f"load_{k}", labels={"host": f"h{k % 4}"}, group="load")
             daily = 10 * np.sin(np.arange(len(idx)) * 2 * np.pi / 1440)

@@ -162,7 +162,7 @@ def test_explorer_first_paint_with_a_month_of_ten_metrics(served: Served, page: 
     """Time to first paint of the explorer over 10 metrics x 30 days of 1-minute points (432,000 values)."""
     idx = pd.date_range("2024-05-01", periods=30 * 1440, freq="1min", tz="UTC")
     rng = np.random.default_rng(1)
-    with served.store.transaction() as tx:
+    with served.store.transaction(series=True) as tx:
         for k in range(10):
             mid = repo.upsert_metric(tx, name=f"m{k}", group="load")
             values = 100 + 10 * np.sin(np.arange(len(idx)) * 2 * np.pi / 1440) + rng.normal(0, 1, len(idx))

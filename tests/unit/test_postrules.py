@@ -72,7 +72,7 @@ def test_alarm_filter_min_duration_merge_and_cooldown() -> None:
 
 def _store_metric(store: Store, values: np.ndarray) -> int:
     idx = pd.date_range("2024-03-01", periods=values.size, freq="1min", tz="UTC")
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         metric_id = repo.upsert_metric(tx, name="m", labels={}, unit=None, owner=None, group=None)
         repo.write_points(tx, metric_id, pd.Series(values, index=idx))
     return metric_id

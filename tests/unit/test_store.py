@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,95 @@ def test_points_and_scores_stay_unique_without_an_index(store: Store) -> None:
     ).fetchone() == (0,)
 
 
+def test_concurrent_writers_of_one_minute_leave_it_once(store: Store) -> None:
+    mid = repo.upsert_metric(store.cursor(), name="cpu", labels={})
+    minute = pd.Series([1.0], index=pd.DatetimeIndex(["2024-01-01 00:00"], tz="UTC"))
+
+    def count() -> int:
+        row = store.cursor().execute("SELECT count(*) FROM points WHERE metric_id = ?", [mid]).fetchone()
+        return int(row[0]) if row else -1
+
+    # why the lock exists: two open transactions replacing the same new minute both find nothing
+    # to delete and both append (no unique index since migration 0010)
+    one, two = store._con.cursor(), store._con.cursor()
+    for cur in (one, two):
+        cur.execute("BEGIN TRANSACTION")
+        repo.write_points(cur, mid, minute)
+    one.execute("COMMIT")
+    two.execute("COMMIT")
+    assert count() == 2
+    store.cursor().execute("DELETE FROM points")
+
+    # in store.transaction(series=True), the second writer begins after the first has committed
+    first_wrote, release = threading.Event(), threading.Event()
+    second_began, second_wrote = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with store.transaction(series=True) as tx:
+                repo.write_points(tx, mid, minute)
+                first_wrote.set()
+                assert release.wait(10)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def second() -> None:
+        try:
+            with store.transaction(series=True) as tx:
+                second_began.set()
+                repo.write_points(tx, mid, minute * 2)
+                second_wrote.set()
+        except BaseException as exc:
+            errors.append(exc)
+
+    a, b = threading.Thread(target=first), threading.Thread(target=second)
+    a.start()
+    assert first_wrote.wait(10)
+    b.start()
+    assert not second_began.wait(0.5), "the second writer began before the first transaction ended"
+    with store.transaction() as tx:  # other transactions do not wait
+        tx.execute("UPDATE metrics SET unit = 'ms' WHERE id = ?", [mid])
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert not errors
+    assert second_wrote.is_set()
+    assert count() == 1
+    assert repo.read_series(store.cursor(), mid).tolist() == [2.0]
+
+    # a rolled-back writer lets the next one in
+    def write_then_fail() -> None:
+        with store.transaction(series=True) as tx:
+            repo.write_points(tx, mid, minute * 3)
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    third = threading.Thread(target=lambda: _write_in_series_transaction(store, mid, minute * 4))
+    third.start()
+    third.join(10)
+    assert not third.is_alive()
+    assert repo.read_series(store.cursor(), mid).tolist() == [4.0]
+
+    # a writer that forgot series=True is refused, and nothing of its transaction is kept
+    def forget_series() -> None:
+        with store.transaction() as tx:
+            repo.upsert_metric(tx, name="mem", labels={})
+            repo.write_points(tx, mid, minute * 5)
+
+    with pytest.raises(StoreError, match="series=True"):
+        forget_series()
+    assert [m.name for m in repo.list_metrics(store.cursor())] == ["cpu"]
+    with store.transaction(), pytest.raises(StoreError, match="already open"), store.transaction():
+        pass
+
+
+def _write_in_series_transaction(store: Store, metric_id: int, values: pd.Series) -> None:
+    with store.transaction(series=True) as tx:
+        repo.write_points(tx, metric_id, values)
+
+
 def test_migration_0010_keeps_every_point_and_score(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     before = [m for m in MIGRATIONS if m.version < 10]
@@ -171,7 +261,7 @@ def test_hostile_label_selector_is_bound_not_executed(store: Store) -> None:
 
 def test_transaction_rolls_back_everything(store: Store) -> None:
     def write_then_fail() -> None:
-        with store.transaction() as tx:
+        with store.transaction(series=True) as tx:
             mid = repo.upsert_metric(tx, name="x")
             repo.write_points(tx, mid, _series())
             raise RuntimeError("boom")

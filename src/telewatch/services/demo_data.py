@@ -42,7 +42,7 @@ def load_demo(
         data = generate_demo(seed=seed, days=days, end=end)
     points = 0
     samples = nab_samples() if with_nab else []
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         ids: dict[str, int] = {}
         for metric in data.metrics:
             ids[metric.name] = repo.upsert_metric(

@@ -175,7 +175,7 @@ def _replace_results(
             "score": scores.to_numpy(dtype="float64"),
         }
     )
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         tx.execute("DELETE FROM scores WHERE metric_id = ? AND detector = ?", [metric_id, detector])
         tx.execute("DELETE FROM anomalies WHERE metric_id = ? AND detector = ?", [metric_id, detector])
         crash_point("detect.after_delete")

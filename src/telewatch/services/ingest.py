@@ -86,7 +86,7 @@ def store_parsed(
     reports: list[SeriesReport] = []
     stamps: list[np.ndarray] = []
     crash_point("ingest.begin")
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         for item in parsed.series:
             name = prefix + (rename or {}).get(item.name, item.name)
             series_labels = {**item.labels, **(labels or {})}

@@ -378,7 +378,7 @@ def _store_batch(
     labels: list[dict[str, str]],
     names: pd.DataFrame,
 ) -> None:
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         tx.register("_tw_mon_names", names)
         try:
             found = tx.execute(
@@ -430,7 +430,7 @@ def _store_batch(
 def _store_points_per_series(
     spec: MonitorSpec, *, store: Store, fetched: list[FetchedSeries], report: MonitorRunReport
 ) -> None:
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         for item in fetched:
             values = item.values.dropna() if item.values.isna().all() else item.values
             if values.empty:
@@ -1094,7 +1094,7 @@ def _write_score_batch(
             "score": np.concatenate([scored[(job.metric_id, d)] for job, d in parts]),
         }
     )
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         repo.replace_scores(tx, frame)  # scored before (a tick stopped before its watermark was saved)
 
 
@@ -1273,7 +1273,7 @@ def _write_scores(store: Store, metric_id: int, detector: str, scores: pd.Series
             "score": scores.to_numpy(dtype="float64"),
         }
     )
-    with store.transaction() as tx:
+    with store.transaction(series=True) as tx:
         repo.replace_scores(tx, frame)
 
 

@@ -18,6 +18,41 @@ class StoreError(TelewatchError):
     """The store cannot be opened or used."""
 
 
+class _Transaction:
+    """An open :meth:`Store.transaction`, and whether it holds the store's series-write lock."""
+
+    __slots__ = ("series",)
+
+    def __init__(self, series: bool) -> None:
+        self.series = series
+
+
+# id(cursor) -> its open transaction. A cursor belongs to one thread and lives as long as the
+# thread's Store, so its id is stable while the transaction is open.
+_OPEN: dict[int, _Transaction] = {}
+
+
+def hold_series_writes(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a write of ``points`` or ``scores`` in a transaction opened without ``series=True``.
+
+    Those tables have no unique index (migration 0010): a writer deletes the stored rows it replaces,
+    then appends. Two transactions of one process writing the same new ``(metric, minute)`` side by
+    side would both find nothing to delete (each sees the store as it was when it began) and both
+    append, leaving the minute twice. So such writers run in ``store.transaction(series=True)``,
+    which takes the store's series-write lock *before* the transaction begins and keeps it until it
+    ends: the next writer begins after the previous one committed and replaces its rows. Other
+    transactions (reads, alerts, incidents) never wait for it; another process cannot open the
+    store at all (DuckDB's file lock). A cursor outside :meth:`Store.transaction` (each statement
+    its own transaction, for single-threaded tools and tests) is not checked.
+    """
+    tx = _OPEN.get(id(con))
+    if tx is not None and not tx.series:
+        raise StoreError(
+            "points and scores are written in store.transaction(series=True), which serialises their"
+            " writers (they have no unique index)"
+        )
+
+
 class Store:
     """One DuckDB database file (or ``:memory:``).
 
@@ -43,7 +78,7 @@ class Store:
                 ) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._con.execute("SET TimeZone = 'UTC'")
-        self._lock = threading.RLock()
+        self._series_lock = threading.Lock()
         self._local = threading.local()
         self.migrate(MIGRATIONS if migrations is None else migrations)
 
@@ -67,16 +102,31 @@ class Store:
         return cur
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing: commits on success, rolls back on any exception."""
+    def transaction(self, *, series: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: commits on success, rolls back on any exception.
+
+        ``series=True`` for a transaction that writes ``points`` or ``scores``: it waits for the
+        previous such transaction of this process to end before it begins (see
+        :func:`hold_series_writes`).
+        """
         cur = self.cursor()
-        cur.execute("BEGIN TRANSACTION")
+        if id(cur) in _OPEN:
+            raise StoreError("a transaction is already open on this thread's connection")
+        if series:
+            self._series_lock.acquire()
+        _OPEN[id(cur)] = _Transaction(series)
         try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+        finally:
+            del _OPEN[id(cur)]
+            if series:
+                self._series_lock.release()
 
     # -- schema -------------------------------------------------------------------------------
     def schema_version(self) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import NotFoundError, ValidationError
+from telewatch.store.db import hold_series_writes
 
 
 def canonical_labels(labels: Mapping[str, str] | None) -> str:
@@ -150,6 +151,7 @@ def _replace(
 ) -> None:
     if frame.empty:
         return
+    hold_series_writes(con)
     name = f"_tw_replace_{table}"
     stamps = pd.DatetimeIndex(frame["ts"])
     bounds = [stamps.min().to_pydatetime(), stamps.max().to_pydatetime()]
