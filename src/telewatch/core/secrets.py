@@ -30,6 +30,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 __all__ = [
     "MASK",
@@ -100,11 +101,19 @@ def redact(text: str, secrets: Iterable[Any] = ()) -> str:
     """Return ``text`` with every secret it contains replaced by ``***``.
 
     ``secrets`` may hold plain strings or pydantic ``SecretStr`` values; ``None``/empty entries are ignored.
+    A secret is also masked in its URL-encoded form, and whatever its value, so are URL passwords,
+    Telegram bot tokens, ``password=``/``token=``-style values and ``Bearer`` tokens.
+
+    >>> redact("connect failed: postgresql://bob:hunter2@db/x password=hunter2", ["hunter2"])
+    'connect failed: postgresql://bob:***@db/x password=***'
+    >>> redact("GET https://hook/x?key=a%2Fb%3Dc failed", ["a/b=c"])
+    'GET https://hook/x?key=*** failed'
     """
     if not text:
         return text
     literal = {s for s in (_unwrap(v) for v in secrets) if s and len(s) >= _MIN_SECRET_LEN}
     literal |= registered_secrets()
+    literal |= {quote(s, safe="") for s in literal}  # as it appears inside a URL
     # longest first, so a secret containing another is masked whole
     for secret in sorted(literal, key=len, reverse=True):
         if secret in text:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from telewatch.alerts import outbox
-from telewatch.alerts.channels import Channel, DeliveryError, build_channel, redact
+from telewatch.alerts.channels import Channel, DeliveryError, build_channel
 from telewatch.alerts.chart import render_chart
 from telewatch.alerts.config import AlertingConfig, Rule
 from telewatch.alerts.config import load_alerting_config as _load_config
@@ -51,6 +51,7 @@ from telewatch.alerts.rules import (
 )
 from telewatch.core.errors import ConfigError, ValidationError
 from telewatch.core.faults import crash_point
+from telewatch.core.secrets import redact
 from telewatch.store.db import Store
 
 __all__ = [

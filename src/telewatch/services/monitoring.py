@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import TelewatchError
+from telewatch.core.secrets import redact
 from telewatch.detectors import create_detector
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
 from telewatch.services import tick_state
-from telewatch.sources.base import FetchedBatch, FetchedSeries, Source, SourceState, redact, series_key, utc
+from telewatch.sources.base import FetchedBatch, FetchedSeries, Source, SourceState, series_key, utc
 from telewatch.store import repo
 from telewatch.store.db import Store
 

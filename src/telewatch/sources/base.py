@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ConfigError
+from telewatch.core.secrets import redact
 from telewatch.sources.sql_guard import QueryRefusedError, SourceError
 
 __all__ = [
@@ -135,21 +136,6 @@ def make_series(stamps: Iterable[Any], values: Iterable[Any], *, unit: str | Non
     series = pd.Series(vals.to_numpy(), index=index.as_unit("ns"))
     series = series[~series.index.duplicated(keep="last")].sort_index()
     return series
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (and URL passwords) in ``text`` with ``***``.
-
-    >>> redact("connect failed: postgresql://bob:hunter2@db/x password=hunter2", ["hunter2"])
-    'connect failed: postgresql://bob:***@db/x password=***'
-    """
-    out = text
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            out = out.replace(secret, "***")
-    out = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", out)
-    out = re.sub(r"(?i)\b(password|passwd|pwd|token|secret)=([^\s'\"&]+)", r"\1=***", out)
-    return out
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

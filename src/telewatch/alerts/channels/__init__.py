@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telewatch.alerts.channels.base import Channel, DeliveryError, SendResult, redact
+from telewatch.alerts.channels.base import Channel, DeliveryError, SendResult
 from telewatch.alerts.config import EmailChannel, TelegramChannel, WebhookChannel
 
 
@@ -23,4 +23,4 @@ def build_channel(
     return WebhookSender(name, config, external_url=external_url)
 
 
-__all__ = ["Channel", "DeliveryError", "SendResult", "build_channel", "redact"]
+__all__ = ["Channel", "DeliveryError", "SendResult", "build_channel"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,20 +30,6 @@ class DeliveryError(TelewatchError):
 @dataclass(frozen=True)
 class SendResult:
     remote_id: str | None = None
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (and its URL-encoded form) in ``text`` by ``***``.
-
-    >>> redact("POST https://api/bot123:SECRET/sendMessage failed", ["123:SECRET"])
-    'POST https://api/bot***/sendMessage failed'
-    """
-    from urllib.parse import quote
-
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
-    return text
 
 
 class Channel(ABC):

@@ -11,9 +11,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from telewatch.alerts.channels.base import Channel, Checkpoint, DeliveryError, SendResult, redact
+from telewatch.alerts.channels.base import Channel, Checkpoint, DeliveryError, SendResult
 from telewatch.alerts.config import EmailChannel
 from telewatch.alerts.model import OutboundMessage
+from telewatch.core.secrets import redact
 
 CHART_CID = "chart"
 

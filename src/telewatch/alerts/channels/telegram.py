@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 
-from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult, redact
+from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult
 from telewatch.alerts.config import TelegramChannel
 from telewatch.alerts.model import OutboundMessage, severity_rank
 from telewatch.alerts.render import caption
+from telewatch.core.secrets import redact
 
 
 class TelegramSender(HttpChannel):

@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 
-from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult, redact
+from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult
 from telewatch.alerts.config import WebhookChannel
 from telewatch.alerts.model import OutboundMessage
+from telewatch.core.secrets import redact
 
 _COLORS = {"critical": "#d62728", "warning": "#fd8d3c", "info": "#3182bd", "resolved": "#31a354"}
 
