@@ -309,16 +309,29 @@ def test_feedback_rejects_bad_input(
     assert needle in str(body["detail"]), body
 
 
-def test_incident_notes_and_alerts(client: TestClient) -> None:
+def test_incident_notes_and_alerts(client: TestClient, store: Store) -> None:
+    row = (
+        store.cursor()
+        .execute(
+            "INSERT INTO incidents (start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, title)"
+            " VALUES (TIMESTAMP '2024-05-03 10:00', TIMESTAMP '2024-05-03 10:20', TIMESTAMP '2024-05-03 10:05',"
+            " 9.0, 1, 'open', 't') RETURNING id"
+        )
+        .fetchall()
+    )
+    incident = int(row[0][0])
     r = client.post(
-        "/api/incident-notes", json={"incident_id": 3, "text": "  looked at it  ", "author": "ana"}
+        "/api/incident-notes", json={"incident_id": incident, "text": "  looked at it  ", "author": "ana"}
     )
     assert r.status_code == 201, r.text
-    notes = client.get("/api/incident-notes", params={"incident": 3}).json()
+    notes = client.get("/api/incident-notes", params={"incident": incident}).json()
     assert [(n["text"], n["author"]) for n in notes] == [("looked at it", "ana")]
-    _err(client.post("/api/incident-notes", json={"incident_id": 3, "text": ""}), 422)
+    _err(client.post("/api/incident-notes", json={"incident_id": incident, "text": ""}), 422)
+    missing = _err(client.post("/api/incident-notes", json={"incident_id": incident + 1, "text": "x"}), 404)
+    assert f"no incident with id {incident + 1}" in str(missing["detail"])
+    assert client.get("/api/incident-notes", params={"incident": incident + 1}).json() == []
     _err(client.get("/api/incident-notes"), 422)
-    assert client.get("/api/incident-alerts", params={"incident": 3}).json() == []
+    assert client.get("/api/incident-alerts", params={"incident": incident}).json() == []
 
 
 def test_ingest_preview_reports_shape_columns_and_rows(client: TestClient) -> None:

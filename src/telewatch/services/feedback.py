@@ -173,12 +173,14 @@ def list_feedback(
 def add_incident_note(
     store: Store, *, incident_id: int, text: str, author: str | None = None
 ) -> IncidentNote:
-    """Attach a free-text note to an incident."""
+    """Attach a free-text note to an incident (:class:`NotFoundError` if there is no such incident)."""
     if not text or not text.strip():
         raise ValidationError("text: a note cannot be empty")
     if incident_id < 1:
         raise ValidationError(f"incident_id: {incident_id} is not a valid id")
     with store.transaction() as tx:
+        if tx.execute("SELECT 1 FROM incidents WHERE id = ?", [incident_id]).fetchall() == []:
+            raise NotFoundError(f"no incident with id {incident_id}")
         row = tx.execute(
             "INSERT INTO incident_notes (incident_id, text, author) VALUES (?, ?, ?) RETURNING id, created_at",
             [incident_id, text.strip(), author],
