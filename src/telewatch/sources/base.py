@@ -545,11 +545,25 @@ def ceil_to_step(ts: pd.Timestamp, step: pd.Timedelta) -> pd.Timestamp:
     return pd.Timestamp(-(-ns // width) * width, unit="ns", tz="UTC")
 
 
+_PERCENT = re.compile(r"%\((?:start|end)\)s|%%|%")
+
+
+def bindable_query(query: str) -> str:
+    """The user's query as the drivers' ``%(name)s`` binding needs it: a ``%`` is SQL text
+    (``LIKE 'web%'``, ``x % 60``) and is doubled, except in the two bind parameters ``%(start)s`` and
+    ``%(end)s`` and in a ``%%`` already written the drivers' way (which stays one ``%``).
+
+    >>> bindable_query("SELECT * FROM t WHERE m LIKE 'web%' AND ts >= %(start)s AND k % 2 = 0 AND n LIKE 'a%%'")
+    "SELECT * FROM t WHERE m LIKE 'web%%' AND ts >= %(start)s AND k %% 2 = 0 AND n LIKE 'a%%'"
+    """
+    return _PERCENT.sub(lambda m: "%%" if m.group(0) == "%" else m.group(0), query)
+
+
 class SqlSource(ColumnarSource):
     """Shared query building for the SQL sources (PostgreSQL, ClickHouse).
 
     Either ``query`` (the user's SELECT, with ``%(start)s`` and ``%(end)s`` bind parameters for the time
-    range) or ``table`` (with a column mapping) says what to read. The shape is *long* when
+    range; any other ``%`` is SQL text, see :func:`bindable_query`) or ``table`` (with a column mapping) says what to read. The shape is *long* when
     ``metric_column`` is set (one row per timestamp and metric) and *wide* otherwise (one column per
     metric, ``value_columns``). The query is wrapped so that timestamps come back as epoch seconds,
     the range ``start <= ts < end`` holds exactly, and per-``resample`` aggregation runs in the server.
@@ -648,7 +662,7 @@ class SqlSource(ColumnarSource):
         if self.metrics and self.metric_column:
             where.append(self._in_list(self._q(self.metric_column), "metrics"))
             params["metrics"] = self._list_param(self.metrics)
-        source = self._q(self.table) if self.table else f"({self.query}) AS __q"
+        source = self._q(self.table) if self.table else f"({bindable_query(self.query or '')}) AS __q"
         keys = ([self._q(self.metric_column)] if self.metric_column else []) + [
             self._q(c) for c in self.label_columns
         ]

@@ -147,3 +147,19 @@ def test_dead_server_gives_a_clear_redacted_error_and_recovers(seeded: ClickHous
         seeded.start()
     ok = _source(seeded, table="web.telemetry", value_columns=["rps"], filters={"host": "a"})
     assert ok.fetch(start=T0, end=T0 + pd.Timedelta(minutes=1))[0].values.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_percent_in_the_query_is_sql_not_a_placeholder(seeded: ClickHouseServer) -> None:
+    src = _source(
+        seeded,
+        query=(
+            "SELECT ts, host, rps FROM web.telemetry WHERE host LIKE 'a%' AND host NOT LIKE '%s'"
+            " AND (toSecond(ts) % 40) = 0 AND ts >= %(start)s AND ts < %(end)s"
+        ),
+        value_columns=["rps"],
+        label_columns=["host"],
+    )
+    got = {s.key: s.values for s in src.fetch(start=T0, end=T0 + pd.Timedelta(minutes=2))}
+    assert list(got) == ["rps{host=a}"]
+    # rows every 20 s; seconds 0 and 40 of each minute are kept (i = 0, 2, 3, 5)
+    assert got["rps{host=a}"].tolist() == [0.0, 2.0, 3.0, 5.0]

@@ -171,3 +171,20 @@ def test_dead_server_gives_a_clear_redacted_error(seeded: PostgresServer) -> Non
         seeded.start()
     ok = _source(seeded, table="web_long", metric_column="metric", label_columns=["dc"], metrics=["rps"])
     assert len(ok.fetch(start=T0, end=T0 + pd.Timedelta(minutes=1))) == 2
+
+
+def test_a_percent_in_the_query_is_sql_not_a_placeholder(seeded: PostgresServer) -> None:
+    # LIKE patterns, a modulo and a '%s' inside a string literal are SQL, not the driver's placeholders;
+    # '%%' (the drivers' own escape, documented before) still means one '%'
+    src = _source(
+        seeded,
+        query=(
+            "SELECT ts, metric, dc, value FROM web_long WHERE metric LIKE 'rp%' AND metric LIKE '%%s' AND dc NOT LIKE '%s'"
+            " AND (extract(minute from ts)::int % 2) = 0 AND ts >= %(start)s AND ts < %(end)s"
+        ),
+        metric_column="metric",
+        label_columns=["dc"],
+    )
+    got = {s.key: s.values for s in src.fetch(start=T0, end=T0 + pd.Timedelta(minutes=20))}
+    assert list(got) == ["rps{dc=eu}"]
+    assert got["rps{dc=eu}"].tolist() == [float(i) for i in range(0, 20, 2)]
