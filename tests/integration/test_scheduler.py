@@ -4,6 +4,8 @@ retries with backoff that do not stop other monitors, no overlapping runs, retra
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +18,13 @@ import pytest
 
 from telewatch.scheduler.jobs import load_config
 from telewatch.scheduler.runner import Runner
-from telewatch.services.monitoring import acquire_lease, read_state, release_lease, run_monitor
+from telewatch.services.monitoring import (
+    acquire_lease,
+    default_holder,
+    read_state,
+    release_lease,
+    run_monitor,
+)
 from telewatch.store.db import Store
 
 T0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
@@ -155,16 +163,44 @@ def test_catch_up_in_order_without_duplicate_alerts_and_retries(
         assert state.last_run_at == T0 + minutes(180)
 
 
+def test_a_lease_left_by_a_killed_process_is_taken_over_at_once(config_file: Path, tmp_path: Path) -> None:
+    """A process killed mid-tick leaves its lease; the next process to open the store ticks at once."""
+    config = load_config(config_file)
+    spec = config.monitors.monitor("failed-logins")
+    path = tmp_path / "tw.duckdb"
+    script = (
+        "import os, sys, pandas as pd\n"
+        "from telewatch.services.monitoring import acquire_lease, default_holder\n"
+        "from telewatch.store.db import Store\n"
+        "store = Store(sys.argv[1])\n"
+        "assert acquire_lease(store, monitor=sys.argv[2], holder=default_holder(), ttl=pd.Timedelta(hours=1))\n"
+        "store.cursor().execute('CHECKPOINT')\n"
+        "os.kill(os.getpid(), 9)\n"  # killed holding the lease, as in the middle of a tick
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path), spec.name], timeout=120, check=False)
+    assert done.returncode == -9
+    with Store(path) as store:
+        (left,) = store.cursor().execute("SELECT holder, expires_at FROM monitor_leases").fetchall()
+        assert pd.Timestamp(left[1]).tz_localize("UTC") > pd.Timestamp.now(tz="UTC") + pd.Timedelta(
+            minutes=50
+        )
+        report = run_monitor(spec, store=store, now=T0 + minutes(90))
+        assert report.status == "ok", report.error
+        assert report.points > 0
+        assert store.cursor().execute("SELECT count(*) FROM monitor_leases").fetchall() == [(0,)]
+
+
 def test_runs_never_overlap(config_file: Path, tmp_path: Path) -> None:
     config = load_config(config_file)
     spec = config.monitors.monitor("failed-logins")
     with Store(tmp_path / "tw.duckdb") as store:
-        assert acquire_lease(store, monitor=spec.name, holder="other-process", ttl=pd.Timedelta(minutes=5))
+        other_run = default_holder()  # another run of this process (e.g. `telewatch serve`'s API)
+        assert acquire_lease(store, monitor=spec.name, holder=other_run, ttl=pd.Timedelta(minutes=5))
         busy = run_monitor(spec, store=store, now=T0 + minutes(90))
         assert busy.status == "busy"
         assert busy.points == 0
         assert read_state(store, spec.name).status == "never"
-        release_lease(store, monitor=spec.name, holder="other-process")
+        release_lease(store, monitor=spec.name, holder=other_run)
         assert run_monitor(spec, store=store, now=T0 + minutes(90)).status == "ok"
         # the tick is idempotent: the same now again stores and scores nothing
         again = run_monitor(spec, store=store, now=T0 + minutes(90))

@@ -4,7 +4,7 @@
 Airflow task). For a given ``now`` it is idempotent: the source's cursor and the last point scored
 per series live in the store, anomalies are upserted by their start, and alert candidates carry a
 stable key, so running the same tick twice stores, scores and alerts nothing new. It reads no clock
-except for the lease's expiry (real time, so a crashed run frees its monitor): tests drive it with a
+except for the lease's expiry (real time, so a run that hung frees its monitor): tests drive it with a
 simulated ``now``.
 """
 
@@ -96,16 +96,33 @@ def _wall() -> pd.Timestamp:
 
 
 # -- lease ------------------------------------------------------------------------------------------
+# Set once per process: a lease whose holder does not carry it was taken by another process.
+_PROCESS = uuid.uuid4().hex[:12]
+
+
 def acquire_lease(store: Store, *, monitor: str, holder: str, ttl: timedelta) -> bool:
-    """Take the monitor's lease unless another holder has an unexpired one (real clock)."""
+    """Take the monitor's lease unless another run of this process holds an unexpired one (real clock).
+
+    A lease held by *another process* is taken over at once, expired or not: DuckDB lets one process
+    open a store file at a time, so while this process has the store open no other can be running a
+    tick on it — that holder was killed (or stopped) in the middle of a tick, and a scheduler restarted
+    after it does not wait for the lease to run out.
+    """
     now = _wall()
     try:
         with store.transaction() as tx:
             row = tx.execute(
                 "SELECT holder, expires_at FROM monitor_leases WHERE monitor = ?", [monitor]
             ).fetchone()
-            if row is not None and row[0] != holder and pd.Timestamp(row[1]).tz_localize("UTC") > now:
+            if (
+                row is not None
+                and row[0] != holder
+                and _of_this_process(str(row[0]))
+                and pd.Timestamp(row[1]).tz_localize("UTC") > now
+            ):
                 return False
+            if row is not None and row[0] != holder and not _of_this_process(str(row[0])):
+                log.info("monitor %s: taking over the lease of %s (no longer running)", monitor, row[0])
             tx.execute(
                 "INSERT INTO monitor_leases (monitor, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (monitor) DO UPDATE SET holder = excluded.holder,"
@@ -119,13 +136,18 @@ def acquire_lease(store: Store, *, monitor: str, holder: str, ttl: timedelta) ->
     return True
 
 
+def _of_this_process(holder: str) -> bool:
+    return f":{_PROCESS}:" in holder
+
+
 def release_lease(store: Store, *, monitor: str, holder: str) -> None:
     with store.transaction() as tx:
         tx.execute("DELETE FROM monitor_leases WHERE monitor = ? AND holder = ?", [monitor, holder])
 
 
 def default_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A lease holder for one run: host, PID, this process's token and a token of its own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS}:{uuid.uuid4().hex[:8]}"
 
 
 # -- state ------------------------------------------------------------------------------------------
