@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import TelewatchError
+from telewatch.core.faults import crash_point
 from telewatch.core.secrets import redact
 from telewatch.detectors import create_detector
 from telewatch.detectors.base import Detector
@@ -56,6 +57,38 @@ class FoundAnomaly:
     @property
     def key(self) -> str:
         return f"{series_key(self.metric, self.labels)}:{self.detector}:{self.start.isoformat()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the alerts a tick owes (kept in the monitor's state until they are queued)."""
+        return {
+            "metric_id": self.metric_id,
+            "metric": self.metric,
+            "labels": dict(self.labels),
+            "detector": self.detector,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "peak": self.peak.isoformat(),
+            "peak_score": self.peak_score,
+            "value": None if np.isnan(self.value) else self.value,
+            "expected": self.expected,
+            "ongoing": self.ongoing,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FoundAnomaly:
+        return cls(
+            metric_id=int(data["metric_id"]),
+            metric=str(data["metric"]),
+            labels={str(k): str(v) for k, v in dict(data["labels"]).items()},
+            detector=str(data["detector"]),
+            start=pd.Timestamp(data["start"]),
+            end=pd.Timestamp(data["end"]),
+            peak=pd.Timestamp(data["peak"]),
+            peak_score=float(data["peak_score"]),
+            value=float("nan") if data["value"] is None else float(data["value"]),
+            expected=None if data["expected"] is None else float(data["expected"]),
+            ongoing=bool(data["ongoing"]),
+        )
 
 
 @dataclass
@@ -263,20 +296,27 @@ def run_monitor(
         return MonitorRunReport(monitor=spec.name, tick=tick, status="disabled")
     if not acquire_lease(store, monitor=spec.name, holder=holder, ttl=spec.timeout):
         return MonitorRunReport(monitor=spec.name, tick=tick, status="busy")
+    crash_point("tick.begin")
     state = read_state(store, spec.name)
     report = MonitorRunReport(monitor=spec.name, tick=tick, status="ok", attempt=state.attempts + 1)
+    _take_owed(report, json.loads(state.cursor or "{}").get(OWED))
     started = _wall()
     own_source = source is None
     src: Source | None = source
     try:
         src = src or spec.build_source()
         _tick(spec, store=store, tick=tick, source=src, state=state, report=report, streaming=streaming)
+        crash_point("tick.before_alerts")
         step = alert_step or submit_and_deliver
         if alerting is not None:
             report.alerts_submitted, report.alerts_sent = step(
                 store, spec=spec, report=report, alerting=alerting, now=tick
             )
+        crash_point("tick.after_alerts")
         state = read_state(store, spec.name)
+        done = json.loads(state.cursor or "{}")
+        if done.pop(OWED, None) is not None:  # queued (or no alerting): owed no more
+            state.cursor = json.dumps(done, sort_keys=True)
         state.last_run_at = max(tick, state.last_run_at) if state.last_run_at is not None else tick
         state.status, state.error, state.attempts, state.next_retry_at = "ok", None, 0, None
         state.last_attempt_at = attempted
@@ -304,6 +344,43 @@ def run_monitor(
         finally:
             release_lease(store, monitor=spec.name, holder=holder)
     return report
+
+
+#: The monitor cursor's entry for the alerts a tick found but has not queued yet.
+OWED = "owed"
+
+
+def _owed(report: MonitorRunReport) -> dict[str, Any]:
+    return {
+        "anomalies": [a.to_dict() for a in report.anomalies],
+        "resolved": list(report.resolved),
+        "resolved_items": list(report.resolved_items),
+    }
+
+
+def _take_owed(report: MonitorRunReport, owed: Mapping[str, Any] | None) -> None:
+    """Start ``report`` with the alerts a run killed after storing its findings (and before queueing
+    them) still owes; this run's own findings for the same anomaly replace them (see :func:`_tick`)."""
+    if not owed:
+        return
+    report.anomalies.extend(FoundAnomaly.from_dict(a) for a in owed.get("anomalies", []))
+    report.resolved.extend(str(k) for k in owed.get("resolved", []))
+    report.resolved_items.extend(dict(i) for i in owed.get("resolved_items", []))
+    log.info(
+        "monitor %s: %d anomalies and %d resolutions of an interrupted run are alerted now",
+        report.monitor,
+        len(report.anomalies),
+        len(report.resolved),
+    )
+
+
+def _latest_only(report: MonitorRunReport) -> None:
+    """One entry per anomaly and per resolution: the latest (taken-over ones come first)."""
+    latest = {a.key: a for a in report.anomalies}
+    report.anomalies[:] = list(latest.values())
+    items = {str(i["key"]): i for i in report.resolved_items}
+    report.resolved[:] = list(dict.fromkeys(report.resolved))
+    report.resolved_items[:] = [items[k] for k in report.resolved if k in items]
 
 
 def _record_run(store: Store, report: MonitorRunReport, started: pd.Timestamp) -> None:
@@ -349,14 +426,18 @@ def _tick(
         _store_points(spec, store=store, batch=batch, report=report)
     else:
         _store_points_per_series(spec, store=store, fetched=batch.series(), report=report)
+    crash_point("tick.after_points")
     cursor["source"] = new_state.to_dict()
     with store.transaction() as tx:
         state.cursor = json.dumps(cursor, sort_keys=True)
         _save_state(tx, state, spec.fingerprint())
+    crash_point("tick.after_cursor")
     score = _score if streaming else _score_per_metric
     score(spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor)
+    _latest_only(report)
     if report.anomalies or report.resolved:
         _update_incidents(store, now=tick, since=data_end - pd.Timedelta(days=1), report=report)
+        crash_point("tick.after_incidents")
     with store.transaction() as tx:
         state.cursor = json.dumps(cursor, sort_keys=True)
         _save_state(tx, state, spec.fingerprint())
@@ -699,6 +780,7 @@ def _score_streaming(
         for job, scores in zip(group, tick_state.score_group(det_type, group), strict=True):
             scored[(job.metric_id, det_type)] = scores
     _write_score_batch(store, jobs, scored)
+    crash_point("tick.after_scores")
 
     # anomalies where a new score crossed the threshold; firing anomalies that ended. The series to
     # look at are found on the concatenated scores; all anomaly writes are one transaction.
@@ -717,17 +799,22 @@ def _score_streaming(
             firing_now=firing_now,
             by_series=by_series,
         )
+    crash_point("tick.after_anomalies")
 
     # the new state: tails in memory, watermarks and state rows in the store, one transaction
     for mid in metrics:
         ts, values = per_metric[mid]
         memory.tails[mid] = memory.tails[mid].extend(ts, values, needs[mid])
     generation = tick_state.new_generation()
-    _save_tick_state(store, spec, series_new, memory, metrics, tick=tick, generation=generation)
+    cursor["firing"] = firing_now
+    cursor["resolved"] = {k: firing_before[k] for k in report.resolved if k in firing_before}
+    cursor[OWED] = _owed(report)
+    _save_tick_state(
+        store, spec, series_new, memory, metrics, tick=tick, generation=generation, cursor=cursor
+    )
+    crash_point("tick.after_state")
     memory.generation = generation
     tick_state.keep(store, monitor=spec.name, memory=memory)
-    cursor["firing"] = firing_now
-    cursor["resolved"] = {k: firing_before[k] for k in report.resolved}
 
 
 def _series_to_visit(
@@ -1130,8 +1217,11 @@ def _save_tick_state(
     *,
     tick: pd.Timestamp,
     generation: str,
+    cursor: dict[str, Any],
 ) -> None:
-    """Watermarks (``monitor_series.last_scored``), the state rows and the generation: one transaction."""
+    """Watermarks (``monitor_series.last_scored``), the state rows, the generation and the monitor's
+    cursor (what is firing, the alerts this tick owes): one transaction. Once the watermarks moved, a
+    rerun of the tick finds nothing new, so what it found must be stored with them."""
     marks = pd.DataFrame(
         {
             "series_key": list(series_new),
@@ -1186,6 +1276,10 @@ def _save_tick_state(
                 " ON CONFLICT (monitor) DO UPDATE SET generation = excluded.generation,"
                 " tick_at = excluded.tick_at, updated_at = excluded.updated_at",
                 [spec.name, generation, _naive(tick), now],
+            )
+            tx.execute(
+                "UPDATE monitor_state SET cursor = ? WHERE monitor = ?",
+                [json.dumps(cursor, sort_keys=True), spec.name],
             )
         finally:
             tx.unregister("_tw_tick_marks")
@@ -1283,7 +1377,7 @@ def _score_per_metric(
                 [_naive(new.index[-1]), spec.name, key],
             )
     cursor["firing"] = firing_now
-    cursor["resolved"] = {k: firing_before[k] for k in report.resolved}
+    cursor["resolved"] = {k: firing_before[k] for k in report.resolved if k in firing_before}
 
 
 def _write_scores(store: Store, metric_id: int, detector: str, scores: pd.Series) -> None:
