@@ -299,7 +299,8 @@ def run_monitor(
     crash_point("tick.begin")
     state = read_state(store, spec.name)
     report = MonitorRunReport(monitor=spec.name, tick=tick, status="ok", attempt=state.attempts + 1)
-    _take_owed(report, json.loads(state.cursor or "{}").get(OWED))
+    if state.cursor and f'"{OWED}"' in state.cursor:  # parse a large cursor only when it may owe
+        _take_owed(report, json.loads(state.cursor).get(OWED))
     started = _wall()
     own_source = source is None
     src: Source | None = source
@@ -314,9 +315,10 @@ def run_monitor(
             )
         crash_point("tick.after_alerts")
         state = read_state(store, spec.name)
-        done = json.loads(state.cursor or "{}")
-        if done.pop(OWED, None) is not None:  # queued (or no alerting): owed no more
-            state.cursor = json.dumps(done, sort_keys=True)
+        if state.cursor and f'"{OWED}"' in state.cursor:
+            done = json.loads(state.cursor)
+            if done.pop(OWED, None) is not None:  # queued (or no alerting): owed no more
+                state.cursor = json.dumps(done, sort_keys=True)
         state.last_run_at = max(tick, state.last_run_at) if state.last_run_at is not None else tick
         state.status, state.error, state.attempts, state.next_retry_at = "ok", None, 0, None
         state.last_attempt_at = attempted
@@ -433,14 +435,15 @@ def _tick(
         _save_state(tx, state, spec.fingerprint())
     crash_point("tick.after_cursor")
     score = _score if streaming else _score_per_metric
-    score(spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor)
+    saved = score(spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor)
     _latest_only(report)
     if report.anomalies or report.resolved:
         _update_incidents(store, now=tick, since=data_end - pd.Timedelta(days=1), report=report)
         crash_point("tick.after_incidents")
-    with store.transaction() as tx:
-        state.cursor = json.dumps(cursor, sort_keys=True)
-        _save_state(tx, state, spec.fingerprint())
+    if not saved:  # the streaming path stored the cursor with the watermarks
+        with store.transaction() as tx:
+            state.cursor = json.dumps(cursor, sort_keys=True)
+            _save_state(tx, state, spec.fingerprint())
 
 
 def _store_points(spec: MonitorSpec, *, store: Store, batch: FetchedBatch, report: MonitorRunReport) -> None:
@@ -641,14 +644,15 @@ def _score(
     data_end: pd.Timestamp,
     report: MonitorRunReport,
     cursor: dict[str, Any],
-) -> None:
+) -> bool:
     """The streaming tick: one query for the new points of every series, models and context tails
     from memory (read from the store once after a restart), scoring grouped by detector type as a
     matrix, one bulk write of scores, anomalies only where a new score crossed the threshold, and
-    one transaction for the watermarks and the persisted state."""
+    one transaction for the watermarks and the persisted state (with the monitor's cursor: returns
+    whether it stored it)."""
     memory = tick_state.attach(store, monitor=spec.name, fingerprint=spec.fingerprint())
     try:
-        _score_streaming(
+        return _score_streaming(
             spec, store=store, tick=tick, data_end=data_end, report=report, cursor=cursor, memory=memory
         )
     except BaseException:
@@ -665,7 +669,7 @@ def _score_streaming(
     report: MonitorRunReport,
     cursor: dict[str, Any],
     memory: tick_state.MonitorMemory,
-) -> None:
+) -> bool:
     cur = store.cursor()
     listed = cur.execute(
         "SELECT series_key, metric_id, last_scored FROM monitor_series WHERE monitor = ? ORDER BY series_key",
@@ -707,7 +711,7 @@ def _score_streaming(
         tick_state.keep(store, monitor=spec.name, memory=memory)
         cursor["firing"] = firing_now
         cursor["resolved"] = {}
-        return
+        return False
 
     # models: from memory, the store once, or (re)trained on the monitor's schedule
     if not memory.loaded_models:
@@ -815,6 +819,7 @@ def _score_streaming(
     crash_point("tick.after_state")
     memory.generation = generation
     tick_state.keep(store, monitor=spec.name, memory=memory)
+    return True
 
 
 def _series_to_visit(
@@ -1294,7 +1299,7 @@ def _score_per_metric(
     data_end: pd.Timestamp,
     report: MonitorRunReport,
     cursor: dict[str, Any],
-) -> None:
+) -> bool:
     """The per-metric tick (the reference the streaming tick is measured against): several store
     queries per series, the model read and a day of context re-read every tick."""
     cur = store.cursor()
@@ -1378,6 +1383,7 @@ def _score_per_metric(
             )
     cursor["firing"] = firing_now
     cursor["resolved"] = {k: firing_before[k] for k in report.resolved if k in firing_before}
+    return False  # the caller stores the cursor (this reference path is not crash-atomic)
 
 
 def _write_scores(store: Store, metric_id: int, detector: str, scores: pd.Series) -> None:
