@@ -299,14 +299,23 @@ def run_monitor(
     crash_point("tick.begin")
     state = read_state(store, spec.name)
     report = MonitorRunReport(monitor=spec.name, tick=tick, status="ok", attempt=state.attempts + 1)
-    if state.cursor and f'"{OWED}"' in state.cursor:  # parse a large cursor only when it may owe
-        _take_owed(report, json.loads(state.cursor).get(OWED))
+    cursor: dict[str, Any] = json.loads(state.cursor or "{}")
+    _take_owed(report, cursor.get(OWED))
     started = _wall()
     own_source = source is None
     src: Source | None = source
     try:
         src = src or spec.build_source()
-        _tick(spec, store=store, tick=tick, source=src, state=state, report=report, streaming=streaming)
+        _tick(
+            spec,
+            store=store,
+            tick=tick,
+            source=src,
+            state=state,
+            cursor=cursor,
+            report=report,
+            streaming=streaming,
+        )
         crash_point("tick.before_alerts")
         step = alert_step or submit_and_deliver
         if alerting is not None:
@@ -315,10 +324,8 @@ def run_monitor(
             )
         crash_point("tick.after_alerts")
         state = read_state(store, spec.name)
-        if state.cursor and f'"{OWED}"' in state.cursor:
-            done = json.loads(state.cursor)
-            if done.pop(OWED, None) is not None:  # queued (or no alerting): owed no more
-                state.cursor = json.dumps(done, sort_keys=True)
+        if cursor.pop(OWED, None) is not None:  # queued (or no alerting): owed no more
+            state.cursor = json.dumps(cursor, sort_keys=True)  # the cursor _tick stored, less that
         state.last_run_at = max(tick, state.last_run_at) if state.last_run_at is not None else tick
         state.status, state.error, state.attempts, state.next_retry_at = "ok", None, 0, None
         state.last_attempt_at = attempted
@@ -413,12 +420,14 @@ def _tick(
     tick: pd.Timestamp,
     source: Source,
     state: MonitorState,
+    cursor: dict[str, Any],
     report: MonitorRunReport,
     streaming: bool = True,
 ) -> None:
+    """Fetch, store, score, record; ``cursor`` (the monitor's, parsed from ``state``) is updated in
+    place and stored."""
     data_end = tick - pd.Timedelta(spec.lag)
     history = pd.Timedelta(spec.history)
-    cursor = json.loads(state.cursor or "{}")
     source_state = SourceState.from_dict(cursor.get("source"))
     batch, new_state = source.fetch_incremental_batch(state=source_state, end=data_end, lookback=history)
     if spec.metrics:
@@ -812,7 +821,10 @@ def _score_streaming(
     generation = tick_state.new_generation()
     cursor["firing"] = firing_now
     cursor["resolved"] = {k: firing_before[k] for k in report.resolved if k in firing_before}
-    cursor[OWED] = _owed(report)
+    if report.anomalies or report.resolved:
+        cursor[OWED] = _owed(report)
+    else:
+        cursor.pop(OWED, None)
     _save_tick_state(
         store, spec, series_new, memory, metrics, tick=tick, generation=generation, cursor=cursor
     )
