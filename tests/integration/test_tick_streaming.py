@@ -245,6 +245,19 @@ def test_trailing_medians_equal_pandas_rolling_medians() -> None:
         np.testing.assert_array_equal(mine, expected[:, window - 1 : window - 1 + count])
 
 
+def test_trailing_medians_split_over_threads_equal_one_pass() -> None:
+    # a first tick over thousands of metrics splits the rows over threads: same medians as one pass
+    rng = np.random.default_rng(4)
+    raw = rng.normal(size=(1300, 300 + 287)).round(1)
+    raw[rng.random(raw.shape) < 0.1] = np.nan
+    whole = np.empty((raw.shape[0], 287))
+    tick_state._kernel()(raw, 287, 300, 10, whole)
+    split = tick_state.trailing_medians(raw, count=287, window=300, min_periods=10)
+    np.testing.assert_array_equal(split, whole)
+    expected = pd.DataFrame(raw[:50].T).rolling(300, min_periods=10).median().to_numpy().T
+    np.testing.assert_array_equal(split[:50], expected[:, 299 : 299 + 287])
+
+
 def test_robust_bands_deviations_equal_pandas() -> None:
     # the |x[t-1] - median| that robust_bands' streaming state starts from after a restart
     rng = np.random.default_rng(5)

@@ -29,10 +29,13 @@ Need(points=0, day=True)
 
 from __future__ import annotations
 
+import os
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -424,8 +427,23 @@ def trailing_medians(raw: np.ndarray, *, count: int, window: int, min_periods: i
     """
     arr = np.ascontiguousarray(raw, dtype="float64")
     out = np.empty((arr.shape[0], count))
-    if arr.shape[0] and count:
-        _kernel()(arr, count, window, max(min_periods, 1), out)
+    if not (arr.shape[0] and count):
+        return out
+    kernel, least = _kernel(), max(min_periods, 1)
+    # rows are independent and the kernel releases the GIL: large matrices (the first tick of a
+    # process, thousands of metrics) are split over the cores in row blocks
+    workers = min(os.cpu_count() or 1, 4, max(1, arr.shape[0] * count * window // 50_000_000))
+    if workers == 1:
+        kernel(arr, count, window, least, out)
+        return out
+    bounds = np.linspace(0, arr.shape[0], workers + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = [
+            pool.submit(kernel, arr[lo:hi], count, window, least, out[lo:hi])
+            for lo, hi in pairwise(bounds.tolist())
+        ]
+        for job in done:
+            job.result()
     return out
 
 
