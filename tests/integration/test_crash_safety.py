@@ -663,8 +663,8 @@ def test_monitor_ticks_survive_kills_and_resume_exactly(tmp_path: Path) -> None:
             encoding="utf-8",
         )
 
-        def check(db: Path, now: pd.Timestamp) -> None:
-            args = [
+        def tick_args(db: Path, now: pd.Timestamp) -> list[str]:
+            return [
                 "check",
                 "--config",
                 str(config),
@@ -674,7 +674,9 @@ def test_monitor_ticks_survive_kills_and_resume_exactly(tmp_path: Path) -> None:
                 "--now",
                 now.isoformat(),
             ]
-            result = CliRunner().invoke(app, args)
+
+        def check(db: Path, now: pd.Timestamp) -> None:
+            result = CliRunner().invoke(app, tick_args(db, now))
             assert result.exit_code == 0, result.output
 
         template = tmp_path / "template.duckdb"
@@ -711,17 +713,7 @@ def test_monitor_ticks_survive_kills_and_resume_exactly(tmp_path: Path) -> None:
         outcomes: list[Outcome] = []
         for n, crash_at in enumerate(kills):
             db = copy_store(template, tmp_path / f"tick-{n}.duckdb")
-            args = [
-                "check",
-                "--config",
-                str(config),
-                "--db",
-                str(db),
-                "--no-deliver",
-                "--now",
-                TICK_ONE.isoformat(),
-            ]
-            outcome = run_telewatch(args, crash_at=crash_at)
+            outcome = run_telewatch(tick_args(db, TICK_ONE), crash_at=crash_at)
             if "+" not in crash_at:
                 assert outcome.killed, f"{crash_at}: the process was not killed:\n{outcome.output}"
             outcomes.append(outcome)
