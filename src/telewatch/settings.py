@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     retention_every: Duration = Field(
         default=timedelta(hours=1), description="How often the scheduler applies retention."
     )
+    retention_compact_after: KeepFor = Field(
+        default=timedelta(days=4),
+        description="Rewrite each day of points and scores in (metric, time) order once it ended this long "
+        "ago, so one metric's history reads fast (docs/operations.md; 0 or empty: never).",
+    )
     retention_scope: Literal["monitored", "all"] = Field(
         default="monitored",
         description="monitored: points, scores and anomalies are deleted only for series monitors collect "

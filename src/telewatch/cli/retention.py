@@ -88,5 +88,12 @@ def run_cmd(
         + ("; store checkpointed" if report.checkpointed else ""),
         highlight=False,
     )
+    if report.compacted_days:
+        console.print(
+            f"compacted {report.compacted_days} day(s): "
+            + ", ".join(f"{t} {n:,} rows" for t, n in report.compacted.items() if n)
+            + " rewritten in (metric, time) order",
+            highlight=False,
+        )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
