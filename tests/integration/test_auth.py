@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from support import free_port, stop
 from support.auth import ADMIN_HEADERS, ADMIN_TOKEN, READ_HEADERS, READ_TOKEN, auth_settings
 from telewatch.api.app import create_app
-from telewatch.api.auth import SESSION_COOKIE, is_open_path
+from telewatch.api.auth import SESSION_COOKIE, is_open_path, needed_scope
 from telewatch.cli import app as cli_app
 from telewatch.core.errors import ConfigError
 from telewatch.services import tokens
@@ -81,7 +81,7 @@ def test_every_route_is_gated_by_token_and_scope(client: TestClient) -> None:
             assert anonymous.headers["www-authenticate"].startswith("Bearer"), (method, path)
             assert set(anonymous.json()) == {"detail", "error"}, (method, path)
         read = client.request(method, path, headers=READ_HEADERS)
-        if method in READ_METHODS:
+        if needed_scope(method, path) == "read":
             assert read.status_code not in (401, 403), (method, path, read.status_code, read.text[:200])
         else:
             assert read.status_code == 403, (method, path, read.status_code)
@@ -284,6 +284,11 @@ def test_cli_tokens_create_list_revoke(tmp_path: Path) -> None:
     bad = runner.invoke(cli_app, ["tokens", "create", "--name", "x", "--expires-in", "soon", "--db", str(db)])
     assert bad.exit_code == 2
     assert "--expires-in" in bad.output
+    bad = runner.invoke(
+        cli_app, ["tokens", "create", "--name", "x", "--expires-in", "4000d", "--db", str(db)]
+    )
+    assert bad.exit_code == 2
+    assert "over the limit of 3650 days" in bad.output
     with Store(db) as s:
         app = create_app(Settings(db_path=db), store=s)
         with TestClient(app) as c:

@@ -81,6 +81,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.include_router(explain_router.router)
     app.include_router(incidents_router.router)
+    from telewatch.api.routers import tokens as tokens_router
+
+    app.include_router(tokens_router.router)
+    app.include_router(tokens_router.page_router)
     # -- end of routers
 
     @app.get("/api/health", response_model=HealthPublic, tags=["health"])

@@ -3,7 +3,8 @@
 Being middleware (not a per-router dependency), a router added later cannot forget it.
 
 * Open: ``/api/health``, ``/docs``, ``/openapi.json``, ``/static/…``, ``/login``, ``/logout``.
-* ``GET``/``HEAD`` anywhere else needs a ``read`` or ``admin`` token; every other method needs ``admin``.
+* ``GET``/``HEAD`` anywhere else needs a ``read`` or ``admin`` token; every other method needs ``admin``,
+  and so does every method on :data:`ADMIN_ONLY_PATHS` (token management: a read token must not list tokens).
 * Credentials: ``Authorization: Bearer <token>``, or the UI's session cookie (``telewatch_session``, a random
   id mapped server-side to the token's hash; see :class:`SessionStore`). A cookie-authenticated write must
   come from the same origin (``Origin``, else ``Referer``, matching the request's host or ``base_url``).
@@ -49,6 +50,8 @@ SESSION_COOKIE = "telewatch_session"
 OPEN_PATHS = frozenset({"/api/health", "/docs", "/openapi.json", "/login", "/logout", "/favicon.ico"})
 OPEN_PREFIXES = ("/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
+# paths that need an admin token for every method, reads included (a read token must not list tokens)
+ADMIN_ONLY_PATHS = frozenset({"/api/tokens", "/settings/tokens"})
 # paths whose clients are programs, not people: they get 401, never a redirect to the sign-in page
 _API_PREFIXES = ("/api/", "/metrics")
 SECURITY_SCHEME = "bearerAuth"
@@ -61,6 +64,19 @@ def is_open_path(path: str) -> bool:
     (True, True, False)
     """
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def needed_scope(method: str, path: str) -> TokenScope:
+    """The scope a request needs: ``read`` for GET/HEAD, ``admin`` for other methods and admin-only paths.
+
+    >>> needed_scope("GET", "/api/metrics"), needed_scope("GET", "/api/tokens"), needed_scope("POST", "/x")
+    ('read', 'admin', 'admin')
+    """
+    if method.upper() not in READ_METHODS:
+        return "admin"
+    if path.rstrip("/") in ADMIN_ONLY_PATHS or path.startswith(tuple(p + "/" for p in ADMIN_ONLY_PATHS)):
+        return "admin"
+    return "read"
 
 
 def safe_next(target: str | None) -> str:
@@ -214,7 +230,7 @@ class AuthMiddleware:
                 return
             await self._refuse(send, 401, "authentication required: send 'Authorization: Bearer <token>'")
             return
-        needed: TokenScope = "read" if method in READ_METHODS else "admin"
+        needed = needed_scope(method, path)
         if not scope_allows(principal.scope, needed):
             await self._refuse(
                 send, 403, f"{method} {path} needs an admin token; this token's scope is {principal.scope!r}"

@@ -14,7 +14,6 @@ from rich.table import Table
 from telewatch.cli.common import DbOption
 from telewatch.cli.common import fail as _fail
 from telewatch.cli.common import open_store as _store
-from telewatch.core.durations import parse_duration
 from telewatch.core.errors import TelewatchError
 
 tokens_app = typer.Typer(
@@ -22,6 +21,27 @@ tokens_app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+_API_CALLS = {
+    "create": 'POST /api/tokens with {"name": …, "scope": …, "expires_in": …}',
+    "list": "GET /api/tokens",
+    "revoke": "POST /api/tokens/NAME/revoke",
+}
+
+
+def _locked(exc: TelewatchError, *, action: str) -> TelewatchError:
+    """When the store is held by a running server, say so and point to the API and the UI page."""
+    from telewatch.store.db import StoreLockedError
+
+    if not isinstance(exc, StoreLockedError):
+        return exc
+    return TelewatchError(
+        f"{exc}\nThe running server holds the store: {action} tokens through it instead, with"
+        f" `{_API_CALLS[action]}` and an admin token (Authorization: Bearer …), or on the UI page"
+        " /settings/tokens (signed in as admin). See docs/security.md, 'Managing tokens while the server"
+        " runs'."
+    )
 
 
 def _ts(value: Any) -> str:
@@ -41,14 +61,14 @@ def create(
     from telewatch.services import tokens
 
     try:
-        lifetime = parse_duration(expires_in) if expires_in is not None else None
+        lifetime = tokens.parse_lifetime(expires_in) if expires_in is not None else None
     except ValueError as exc:
         raise _fail(ValueError(f"--expires-in: {exc}")) from exc
     try:
         with _store(db) as store:
             row, token = tokens.create_token(store, name=name, scope=scope, expires_in=lifetime)
     except TelewatchError as exc:
-        raise _fail(exc) from exc
+        raise _fail(_locked(exc, action="create")) from exc
     expiry = f", expires {_ts(row.expires_at)}" if row.expires_at else ""
     err_console.print(f"created token [bold]{row.name}[/] (scope {row.scope}{expiry}); it is shown only now:")
     # the token alone on stdout, so `TOKEN=$(telewatch tokens create …)` works
@@ -64,7 +84,7 @@ def list_cmd(db: DbOption = None) -> None:
         with _store(db) as store:
             rows = tokens.list_tokens(store)
     except TelewatchError as exc:
-        raise _fail(exc) from exc
+        raise _fail(_locked(exc, action="list")) from exc
     if not rows:
         console.print(
             "no tokens in the store (create one with `telewatch tokens create --name N --scope admin`)"
@@ -96,7 +116,7 @@ def revoke(
         with _store(db) as store:
             row = tokens.revoke_token(store, name=name)
     except TelewatchError as exc:
-        raise _fail(exc) from exc
+        raise _fail(_locked(exc, action="revoke")) from exc
     console.print(f"revoked token {row.name} ({row.scope}) at {_ts(row.revoked_at)}")
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from telewatch.core.durations import parse_duration
 from telewatch.core.errors import ConfigError, NotFoundError, ValidationError
 from telewatch.store.db import Store
 
@@ -34,6 +35,37 @@ MIN_TOKEN_LENGTH = 8
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 # last_used_at is written at most this often per token (a write per request would be wasteful)
 _TOUCH_EVERY = timedelta(seconds=60)
+
+
+# the longest lifetime a token may be given (also keeps expiry dates far from datetime's limits)
+MAX_LIFETIME = timedelta(days=3650)
+
+
+class TokenConflictError(ValidationError):
+    """The token name is taken, or the token is already revoked (the API answers ``409``)."""
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """A token lifetime such as ``"30d"`` or ``"12h"`` (the CLI's ``--expires-in`` syntax).
+
+    >>> parse_lifetime("12h")
+    datetime.timedelta(seconds=43200)
+    >>> parse_lifetime("soon")
+    Traceback (most recent call last):
+    ...
+    telewatch.core.errors.ValidationError: token expiry: expected a duration like '90s', '15m', '1h30m' or '2d', got 'soon'
+    """
+    try:
+        lifetime = parse_duration(text)
+    except OverflowError as exc:
+        raise ValidationError(f"token expiry {text!r} is over the limit of {MAX_LIFETIME.days} days") from exc
+    except ValueError as exc:
+        raise ValidationError(f"token expiry: {exc}") from exc
+    if lifetime <= timedelta(0):
+        raise ValidationError("token expiry must be a positive duration")
+    if lifetime > MAX_LIFETIME:
+        raise ValidationError(f"token expiry {text!r} is over the limit of {MAX_LIFETIME.days} days")
+    return lifetime
 
 
 def hash_token(token: str) -> str:
@@ -155,11 +187,15 @@ def create_token(
         raise ValidationError(f"token scope {scope!r} must be one of: read, admin")
     if expires_in is not None and expires_in <= timedelta(0):
         raise ValidationError("token expiry must be a positive duration")
+    if expires_in is not None and expires_in > MAX_LIFETIME:
+        raise ValidationError(f"token expiry must be at most {MAX_LIFETIME.days} days")
     token = new_token()
     expires_at = _now() + expires_in if expires_in is not None else None
     with store.transaction() as cur:
         if cur.execute("SELECT 1 FROM api_tokens WHERE name = ?", [name]).fetchone():
-            raise ValidationError(f"a token named {name!r} already exists (names stay taken after revoke)")
+            raise TokenConflictError(
+                f"a token named {name!r} already exists (names stay taken after revoke): choose another name"
+            )
         row = cur.execute(
             f"INSERT INTO api_tokens (name, scope, token_sha256, created_at, expires_at)"
             f" VALUES (?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
@@ -175,14 +211,24 @@ def list_tokens(store: Store) -> list[StoredToken]:
     return [_row(r) for r in rows]
 
 
-def revoke_token(store: Store, *, name: str) -> StoredToken:
-    """Revoke a token by name; it is refused from then on. Revoking twice is an error."""
+def revoke_token(store: Store, *, name: str, config_tokens: list[ConfigToken] | None = None) -> StoredToken:
+    """Revoke a token by name; it is refused from then on (and so are UI sessions opened with it, which
+    re-check their token on every request). Revoking twice is an error; so is naming a configured token
+    (``config#N``, given in ``config_tokens``): those live in ``TELEWATCH_API_TOKENS``, not the store.
+    """
+    if any(t.name == name for t in config_tokens or []):
+        raise ValidationError(
+            f"the token {name!r} is configured in TELEWATCH_API_TOKENS and cannot be revoked through the"
+            " API or the store: remove it from that setting and restart telewatch"
+        )
     with store.transaction() as cur:
         row = cur.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE name = ?", [name]).fetchone()
         if row is None:
             raise NotFoundError(f"no token named {name!r}")
         if row[6] is not None:
-            raise ValidationError(f"the token {name!r} was already revoked at {row[6]:%Y-%m-%d %H:%M:%S} UTC")
+            raise TokenConflictError(
+                f"the token {name!r} was already revoked at {row[6]:%Y-%m-%d %H:%M:%S} UTC"
+            )
         row = cur.execute(
             f"UPDATE api_tokens SET revoked_at = ? WHERE id = ? RETURNING {_COLUMNS}", [_now(), row[0]]
         ).fetchone()

@@ -18,6 +18,10 @@ class StoreError(TelewatchError):
     """The store cannot be opened or used."""
 
 
+class StoreLockedError(StoreError):
+    """Another process (``telewatch serve``, the scheduler) holds the store: DuckDB lets one process open it."""
+
+
 class _Transaction:
     """An open :meth:`Store.transaction`, and whether it holds the store's series-write lock."""
 
@@ -71,7 +75,7 @@ class Store:
             # telewatch leaves no stale lock behind and this error always means a live holder.
             if "lock" in str(exc).lower():
                 holder = re.search(r"\(PID (\d+)\)", str(exc))
-                raise StoreError(
+                raise StoreLockedError(
                     f"the store {self.path} is in use by another telewatch process"
                     + (f" (PID {holder.group(1)})" if holder else "")
                     + " (is `telewatch serve` running?). Stop it, or send the data through its API."
