@@ -27,11 +27,11 @@ router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 # the UI page (admin only, like the API: see ``ADMIN_ONLY_PATHS`` in api/auth.py)
 page_router = APIRouter()
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[2] / "web" / "templates"))
+# on top of the answers every operation may give (ERROR_RESPONSES, declared in api/app.py)
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorPublic, "description": "Bad input (scope, expiry, name), or a configured token"},
     404: {"model": ErrorPublic, "description": "No token of that name"},
     409: {"model": ErrorPublic, "description": "The name is taken, or the token is already revoked"},
-    422: {"model": ErrorPublic, "description": "Malformed request"},
 }
 
 
