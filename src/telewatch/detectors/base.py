@@ -11,16 +11,14 @@ Hyper-parameters are stored under their own names by ``__init__``; fitted state 
 
 from __future__ import annotations
 
-import copy
-import inspect
-import pickle
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ValidationError
+from telewatch.core.params import Params
 from telewatch.core.series import validate_series
 
 
@@ -28,10 +26,11 @@ class NotFittedError(ValidationError):
     """``score`` was called before ``fit``."""
 
 
-class Detector(ABC):
+class Detector(Params, ABC):
     """Base class: public methods validate, protected hooks compute."""
 
     type_name: ClassVar[str] = ""
+    persisted_as = "telewatch detector"
 
     def fit(self, series: pd.Series) -> Self:
         """Learn normal behaviour from ``series`` (NaNs are ignored)."""
@@ -80,28 +79,3 @@ class Detector(ABC):
 
     @abstractmethod
     def _score(self, series: pd.Series) -> pd.Series: ...
-
-    # -- parameters, cloning, persistence ---------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters given to ``__init__``."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def clone(self) -> Self:
-        """An unfitted copy with the same hyper-parameters."""
-        return type(self)(**copy.deepcopy(self.get_params()))
-
-    def dumps(self) -> bytes:
-        """Serialise the detector, fitted state included (stored in telewatch's own store only)."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @staticmethod
-    def loads(data: bytes) -> Detector:
-        obj = pickle.loads(data)
-        if not isinstance(obj, Detector):
-            raise ValidationError("the stored bytes are not a telewatch detector")
-        return obj
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"

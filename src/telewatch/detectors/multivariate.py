@@ -21,9 +21,6 @@ Detectors here:
 
 from __future__ import annotations
 
-import copy
-import inspect
-import pickle
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -34,6 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from telewatch.core.errors import ConfigError, ValidationError
+from telewatch.core.params import Params
 from telewatch.core.registry import Registry
 from telewatch.core.series import as_utc_index
 from telewatch.detectors.base import NotFittedError
@@ -75,7 +73,7 @@ def validate_frame(frame: pd.DataFrame, *, name: str = "frame") -> pd.DataFrame:
     return values
 
 
-class MultivariateDetector(ABC):
+class MultivariateDetector(Params, ABC):
     """Base class of group detectors: public methods validate, protected hooks compute.
 
     Subclasses implement ``_fit(values)`` and ``_score_parts(values) -> (score, contributions)`` on
@@ -83,6 +81,7 @@ class MultivariateDetector(ABC):
     """
 
     type_name: ClassVar[str] = ""
+    persisted_as = "telewatch multivariate detector"
     #: small hyper-parameters that keep the conformance suite fast
     test_params: ClassVar[dict[str, Any]] = {}
 
@@ -152,31 +151,6 @@ class MultivariateDetector(ABC):
 
     @abstractmethod
     def _score_parts(self, values: FloatArray) -> tuple[FloatArray, FloatArray]: ...
-
-    # -- parameters, cloning, persistence (as Detector) --------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters given to ``__init__``."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def clone(self) -> Self:
-        """An unfitted copy with the same hyper-parameters."""
-        return type(self)(**copy.deepcopy(self.get_params()))
-
-    def dumps(self) -> bytes:
-        """Serialise the detector, fitted state included (stored in telewatch's own store only)."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @staticmethod
-    def loads(data: bytes) -> MultivariateDetector:
-        obj = pickle.loads(data)
-        if not isinstance(obj, MultivariateDetector):
-            raise ValidationError("the stored bytes are not a telewatch multivariate detector")
-        return obj
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
 
 # -- registry --------------------------------------------------------------------------------------

@@ -21,17 +21,16 @@ Hyper-parameters are stored under their own names by ``__init__``; fitted state 
 
 from __future__ import annotations
 
-import copy
-import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ValidationError
+from telewatch.core.params import Params
 from telewatch.core.series import infer_step, validate_series
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.8, 0.95)
@@ -177,10 +176,11 @@ def detect_periods(y: pd.Series, step: pd.Timedelta) -> list[pd.Timedelta]:
     return out
 
 
-class Forecaster(ABC):
+class Forecaster(Params, ABC):
     """Base class: public methods validate, protected hooks compute."""
 
     type_name: ClassVar[str] = ""
+    persisted_as = "telewatch forecaster"
     #: Longest history kept and fitted on (older points are dropped); subclasses may override.
     max_history: ClassVar[pd.Timedelta] = pd.Timedelta(days=35)
 
@@ -329,16 +329,3 @@ class Forecaster(ABC):
                 raise ValidationError(f"levels: each must lie strictly between 0 and 1, got {level!r}")
             out.append(float(level))
         return out
-
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters given to ``__init__``."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def clone(self) -> Self:
-        """An unfitted copy with the same hyper-parameters."""
-        return type(self)(**copy.deepcopy(self.get_params()))
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
