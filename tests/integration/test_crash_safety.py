@@ -10,19 +10,16 @@ summary of each loop (kill points hit, processes killed, receiver-side duplicate
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +29,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from support import free_port
 from support.postgres import make_postgres
+from support.webhook import WebhookReceiver
 from telewatch.alerts.rules import sample_candidate
 from telewatch.cli.app import app
 from telewatch.services.alerting import deliver_outbox, load_alerting_config, submit_alerts
@@ -380,46 +377,10 @@ def test_scoring_survives_kills_old_or_new_never_a_mix(tmp_path: Path) -> None:
 
 
 # -- alerting -----------------------------------------------------------------------------------
-@dataclass
-class Receiver:
-    """A webhook endpoint that records every request (duplicates included) with its Idempotency-Key."""
-
-    url: str = ""
-    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def keys(self) -> list[str]:
-        with self.lock:
-            return [k for k, _ in self.requests]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        receiver: Receiver = self.server.receiver  # type: ignore[attr-defined]
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-        with receiver.lock:
-            receiver.requests.append((self.headers.get("Idempotency-Key", ""), body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"ok": true}')
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
-    server.daemon_threads = True
-    state = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
-    server.receiver = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
+        yield r
 
 
 def outbox_rows(store: Store, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -440,7 +401,7 @@ def outbox_rows(store: Store, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def test_alert_delivery_survives_kills_nothing_lost_nothing_sent_twice(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     budget = Budget()
     rng = np.random.default_rng(SEED + 2)

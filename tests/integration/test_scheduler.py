@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from support.webhook import WebhookReceiver
 from telewatch.scheduler.jobs import load_config
 from telewatch.scheduler.runner import Runner
 from telewatch.services.monitoring import (
@@ -34,33 +32,10 @@ def minutes(n: float) -> pd.Timedelta:
     return pd.Timedelta(minutes=n)
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def firing(self) -> list[dict[str, Any]]:
-        return [a for b in self.bodies for a in b.get("alerts", []) if a["status"] == "firing"]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
+        yield r
 
 
 def write_logins(path: Path, *, total_minutes: int, burst: range) -> None:
@@ -75,9 +50,9 @@ def write_logins(path: Path, *, total_minutes: int, burst: range) -> None:
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, receiver: Receiver) -> Path:
+def config_file(tmp_path: Path, receiver: WebhookReceiver) -> Path:
     write_logins(tmp_path / "auth.jsonl", total_minutes=240, burst=range(150, 153))
-    port = receiver.server.server_address[1]
+    port = receiver.port
     path = tmp_path / "monitors.yaml"
     path.write_text(
         f"""
@@ -102,7 +77,7 @@ monitors:
 
 
 def test_catch_up_in_order_without_duplicate_alerts_and_retries(
-    config_file: Path, receiver: Receiver, tmp_path: Path
+    config_file: Path, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     config = load_config(config_file)
     with Store(tmp_path / "tw.duckdb") as store:

@@ -9,16 +9,16 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from support.webhook import WebhookReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".cache" / "airflow-venv"
@@ -63,38 +63,16 @@ def _write_logins(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-class Receiver:
-    """A local webhook endpoint recording the JSON bodies it receives."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
+        yield r
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def setup(tmp_path: Path, receiver: Receiver) -> dict[str, Path]:
+def setup(tmp_path: Path, receiver: WebhookReceiver) -> dict[str, Path]:
     _write_logins(tmp_path / "auth.jsonl")
-    hook_port = receiver.server.server_address[1]
+    hook_port = receiver.port
     config = tmp_path / "monitors.yaml"
     config.write_text(
         f"""
@@ -125,7 +103,7 @@ def _alerts(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_a_tick_through_airflow_raises_the_same_alert_as_check(
-    setup: dict[str, Path], receiver: Receiver
+    setup: dict[str, Path], receiver: WebhookReceiver
 ) -> None:
     airflow = ensure_airflow_venv()
     config, work = setup["config"], setup["dir"]
@@ -140,7 +118,7 @@ def test_a_tick_through_airflow_raises_the_same_alert_as_check(
     assert [(a["status"], a["metric"], a["severity"]) for a in reference] == [
         ("firing", "failed_logins", "critical")
     ]
-    receiver.bodies.clear()
+    receiver.clear()
 
     # the same first tick with `telewatch check`, the second one through Airflow
     af_db = work / "airflow.duckdb"

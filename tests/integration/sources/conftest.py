@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +13,7 @@ from support.clickhouse import ClickHouseServer, make_clickhouse
 from support.postgres import PostgresServer, make_postgres
 from support.prometheus import PrometheusServer, make_prometheus
 from support.snmpd import SnmpAgent, make_snmpd
+from support.webhook import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -62,46 +59,7 @@ def snmp_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpAgent]:
         agent.stop()
 
 
-class WebhookReceiver:
-    """A local HTTP endpoint recording every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                try:
-                    receiver.bodies.append(json.loads(raw or b"{}"))
-                except ValueError:
-                    receiver.bodies.append({"raw": raw.decode(errors="replace")})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def webhook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    try:
+    with WebhookReceiver() as receiver:
         yield receiver
-    finally:
-        receiver.close()

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from support.postgres import PostgresServer
+from support.webhook import WebhookReceiver
 from telewatch.cli.app import app
 
 T_END = pd.Timestamp("2026-03-02 00:00", tz="UTC")  # the first tick
@@ -38,7 +39,7 @@ def _insert(server: PostgresServer, rows: list[tuple]) -> None:
 
 
 @pytest.fixture
-def monitor_file(tmp_path: Path, pg_server: PostgresServer, webhook: object) -> Path:
+def monitor_file(tmp_path: Path, pg_server: PostgresServer, webhook: WebhookReceiver) -> Path:
     pg_server.execute(
         "DROP TABLE IF EXISTS web_e2e; CREATE TABLE web_e2e (ts timestamptz, metric text, dc text, value float8)"
     )
@@ -58,7 +59,7 @@ alerting:
   channels:
     ops-hook:
       type: webhook
-      url: {webhook.url}  # type: ignore[attr-defined]
+      url: {webhook.url}
       format: json
 monitors:
   - name: web-latency
@@ -99,7 +100,7 @@ def _firing(bodies: list[dict]) -> list[dict]:
 
 
 def test_planted_anomaly_raises_exactly_one_alert(
-    monitor_file: Path, pg_server: PostgresServer, webhook, tmp_path: Path
+    monitor_file: Path, pg_server: PostgresServer, webhook: WebhookReceiver, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "tw.duckdb"
     out = _check(monitor_file, db, T_END)
