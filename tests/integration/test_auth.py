@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -260,6 +260,60 @@ def test_revoking_a_token_ends_its_ui_sessions(client: TestClient, store: Store)
     tokens.revoke_token(store, name="laptop")
     assert client.get("/api/metrics").status_code == 401
     assert client.get("/").status_code == 303
+
+
+def test_ui_sessions_survive_a_restart_and_end_on_sign_out_revoke_or_expiry(tmp_path: Path) -> None:
+    db = tmp_path / "sessions.duckdb"
+    settings = auth_settings(db_path=db)
+    with Store(db) as s:
+        _, laptop = tokens.create_token(s, name="laptop", scope="read")
+
+    def sign_in(c: TestClient, token: str) -> str:
+        c.cookies.clear()
+        response = c.post("/login", data={"token": token})
+        assert response.status_code == 303
+        return str(response.cookies[SESSION_COOKIE])
+
+    def get(c: TestClient, path: str, session: str) -> int:
+        c.cookies.clear()
+        return c.get(path, headers={"Cookie": f"{SESSION_COOKIE}={session}"}).status_code
+
+    with Store(db) as s, TestClient(create_app(settings, store=s), follow_redirects=False) as c:
+        store_session, config_session, expiring = (
+            sign_in(c, laptop),
+            sign_in(c, READ_TOKEN),
+            sign_in(c, READ_TOKEN),
+        )
+        rows = s.cursor().execute("SELECT * FROM ui_sessions").fetchall()
+        assert len(rows) == 3
+        stored = {str(v) for row in rows for v in row}
+        assert tokens.hash_token(store_session) in stored
+        assert not {store_session, config_session, laptop, READ_TOKEN} & stored  # hashes only
+    # a restart: a new process's app over the same store file keeps everyone signed in
+    with Store(db) as s, TestClient(create_app(settings, store=s), follow_redirects=False) as c:
+        assert get(c, "/api/metrics", store_session) == 200
+        assert get(c, "/api/metrics", config_session) == 200
+        assert get(c, "/", config_session) == 200
+        assert get(c, "/api/metrics", "made-up-session-id") == 401
+        c.cookies.clear()
+        c.get("/logout", headers={"Cookie": f"{SESSION_COOKIE}={config_session}"})
+        assert get(c, "/api/metrics", config_session) == 401
+        assert c.post("/api/tokens/laptop/revoke", headers=ADMIN_HEADERS).status_code == 200
+        assert get(c, "/api/metrics", store_session) == 401
+        s.cursor().execute(
+            "UPDATE ui_sessions SET expires_at = ? WHERE session_sha256 = ?",
+            [datetime(2020, 1, 1), tokens.hash_token(expiring)],
+        )
+        left = s.cursor().execute("SELECT session_sha256 FROM ui_sessions").fetchall()
+        assert left == [(tokens.hash_token(expiring),)]  # sign-out and revoke removed theirs
+    with Store(db) as s, TestClient(create_app(settings, store=s), follow_redirects=False) as c:
+        assert get(c, "/api/metrics", config_session) == 401  # signed out before the restart
+        assert get(c, "/api/metrics", store_session) == 401  # its token was revoked
+        assert get(c, "/api/metrics", expiring) == 401  # expired
+        fresh = sign_in(c, READ_TOKEN)  # a new sign-in clears expired rows
+        assert s.cursor().execute("SELECT session_sha256 FROM ui_sessions").fetchall() == [
+            (tokens.hash_token(fresh),)
+        ]
 
 
 def test_cli_tokens_create_list_revoke(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -91,39 +92,90 @@ def safe_next(target: str | None) -> str:
 
 
 class SessionStore:
-    """UI sessions: random id → (token hash, expiry). Kept in memory: a restart signs everyone out.
+    """UI sessions: random id → (token hash, expiry), in memory and, given a store, in ``ui_sessions``.
 
-    The cookie carries only the random id, never the token or its hash; each request re-checks the token
-    behind the session, so revoking a token ends its sessions too.
+    The cookie carries only the random id, never the token or its hash; the store keeps the id's SHA-256
+    only. Each request re-checks the token behind the session, so revoking a token ends its sessions too.
+    With a store, a restart of the server keeps everyone signed in: a session unknown to this process is
+    looked up there once (off the event loop) and then served from memory.
     """
 
-    def __init__(self, *, ttl_s: float) -> None:
+    def __init__(self, *, ttl_s: float, store: Store | None = None) -> None:
         self.ttl_s = ttl_s
-        self._sessions: dict[str, tuple[str, float]] = {}
+        self.store = store
+        self._sessions: dict[str, tuple[str, float]] = {}  # id -> (token hash, expiry as a UNIX time)
         self._lock = threading.Lock()
 
     def create(self, token_hash: str, *, session_id: str | None = None) -> str:
-        """A new session for a verified token's hash; returns its id (random unless given, e.g. by tests)."""
+        """A new session for a verified token's hash; returns its id (random unless given, e.g. by tests).
+
+        With a store this writes to it: call it from a worker thread, not the event loop.
+        """
         session_id = session_id or secrets.token_urlsafe(32)
+        now = time.time()
         with self._lock:
-            now = time.monotonic()
             self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}  # drop expired ones
             self._sessions[session_id] = (token_hash, now + self.ttl_s)
+        if self.store is not None:
+            with self.store.transaction() as cur:
+                cur.execute("DELETE FROM ui_sessions WHERE expires_at <= ?", [_utc(now)])
+                cur.execute(
+                    "INSERT OR REPLACE INTO ui_sessions (session_sha256, token_sha256, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    [hash_token(session_id), token_hash, _utc(now), _utc(now + self.ttl_s)],
+                )
         return session_id
 
     def token_hash(self, session_id: str) -> str | None:
+        """The token hash of a live session this process knows (memory only: safe on the event loop)."""
         with self._lock:
             entry = self._sessions.get(session_id)
             if entry is None:
                 return None
-            if entry[1] <= time.monotonic():
+            if entry[1] <= time.time():
                 del self._sessions[session_id]
                 return None
             return entry[0]
 
+    def stored_token_hash(self, session_id: str) -> str | None:
+        """The token hash of a live session kept in the store (a query: call it from a worker thread);
+        remembered in memory once found."""
+        if self.store is None:
+            return None
+        row = (
+            self.store.cursor()
+            .execute(
+                "SELECT token_sha256, epoch(expires_at) FROM ui_sessions"
+                " WHERE session_sha256 = ? AND expires_at > ?",
+                [hash_token(session_id), _utc(time.time())],
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        with self._lock:
+            self._sessions[session_id] = (str(row[0]), float(row[1]))
+        return str(row[0])
+
+    async def lookup(self, session_id: str) -> str | None:
+        """The token hash behind a session: from memory, else (after a restart) from the store."""
+        found = self.token_hash(session_id)
+        if found is None and self.store is not None:
+            found = await anyio.to_thread.run_sync(self.stored_token_hash, session_id)
+        return found
+
     def delete(self, session_id: str) -> None:
+        """End a session (sign-out, or its token no longer valid); with a store, call it from a worker thread."""
         with self._lock:
             self._sessions.pop(session_id, None)
+        if self.store is not None:
+            with self.store.transaction() as cur:
+                cur.execute("DELETE FROM ui_sessions WHERE session_sha256 = ?", [hash_token(session_id)])
+
+
+def _utc(unix: float) -> datetime:
+    """A UNIX time as the store's naive UTC timestamp."""
+    return datetime.fromtimestamp(unix, UTC).replace(tzinfo=None)
 
 
 class Authenticator:
@@ -132,7 +184,7 @@ class Authenticator:
     def __init__(self, *, settings: Settings, store: Store | None) -> None:
         raw = settings.api_tokens.get_secret_value() if settings.api_tokens is not None else None
         self.verifier = TokenVerifier(config_tokens=parse_token_config(raw), store=store)
-        self.sessions = SessionStore(ttl_s=float(settings.session_ttl_s))
+        self.sessions = SessionStore(ttl_s=float(settings.session_ttl_s), store=store)
         self.base_url = settings.base_url
 
     async def verify_hash(self, token_hash: str) -> Principal | None:
@@ -218,11 +270,11 @@ class AuthMiddleware:
                 return
         else:
             session_id = session_id_from(headers)
-            token_hash = self.auth.sessions.token_hash(session_id) if session_id else None
-            if token_hash is not None:
+            token_hash = await self.auth.sessions.lookup(session_id) if session_id else None
+            if token_hash is not None and session_id:
                 principal = await self.auth.verify_hash(token_hash)
-                if principal is None and session_id:
-                    self.auth.sessions.delete(session_id)  # the token behind it was revoked or expired
+                if principal is None:  # the token behind it was revoked or expired
+                    await anyio.to_thread.run_sync(self.auth.sessions.delete, session_id)
                 via_cookie = principal is not None
         if principal is None:
             if method in READ_METHODS and not path.startswith(_API_PREFIXES):
@@ -255,7 +307,7 @@ class AuthMiddleware:
                 return None, False
             return await self.auth.verify_token(token.strip()), False
         session_id = session_id_from(headers)
-        token_hash = self.auth.sessions.token_hash(session_id) if session_id else None
+        token_hash = await self.auth.sessions.lookup(session_id) if session_id else None
         if token_hash is None:
             return None, False
         principal = await self.auth.verify_hash(token_hash)

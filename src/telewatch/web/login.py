@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -42,7 +43,7 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
         principal = await authenticator.verify_token(token) if token else None
         if principal is None:
             return form(request, next_url=next_url, error=_WRONG if token else "Enter a token.", status=401)
-        session_id = authenticator.sessions.create(hash_token(token))
+        session_id = await anyio.to_thread.run_sync(authenticator.sessions.create, hash_token(token))
         response = RedirectResponse(next_url, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
