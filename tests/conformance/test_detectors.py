@@ -153,6 +153,23 @@ def test_no_look_ahead(name: str) -> None:
         assert_same(with_ctx.iloc[:k], det.score(test.iloc[:k], context=s.iloc[:400]))
 
 
+def test_declared_context_is_enough(name: str) -> None:
+    """A detector that declares its reach (``context_points() = k``) scores new points from the last
+    ``k`` points exactly as from the whole past: streaming ticks keep only that much."""
+    s = series()
+    s.iloc[[450, 451, 600]] = np.nan
+    det = make(name).fit(s.iloc[:400])
+    k = det.context_points()
+    if k is None:  # unbounded: ticks keep a day of context, nothing to check
+        return
+    assert k >= 0
+    full = det.score(s)
+    for cut in (400, 455, 610):
+        past, new = s.iloc[:cut], s.iloc[cut : cut + 50]
+        short = det.score(new, context=past.iloc[max(0, len(past) - k) :] if k else past.iloc[:0])
+        assert_same(short, full.iloc[cut : cut + 50])
+
+
 def test_planted_spikes_score_higher_than_elsewhere(name: str) -> None:
     s = series()
     s.iloc[list(SPIKES)] += 8.0

@@ -34,6 +34,11 @@ class RobustBands(Detector):
         self.window = window
         self.min_periods = min_periods
 
+    def context_points(self) -> int:
+        """``2 * window``: the band at a point is a rolling MAD of deviations from rolling medians,
+        each over the ``window`` points before it."""
+        return 2 * int(self.window)
+
     def _fit(self, series: pd.Series) -> None:
         # floor: a share of the overall spread, the magnitude and the values' resolution, so a
         # flat stretch (MAD 0) does not turn the next small wiggle into a score of millions

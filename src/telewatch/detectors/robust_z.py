@@ -31,6 +31,10 @@ class RobustZ(Detector):
     def __init__(self, min_scale: float = 0.01) -> None:
         self.min_scale = min_scale
 
+    def context_points(self) -> int:
+        """``0``: each point is scored from the fitted median and MAD alone."""
+        return 0
+
     def _fit(self, series: pd.Series) -> None:
         values = series.dropna().to_numpy()
         self.median_ = float(np.median(values)) if values.size else 0.0

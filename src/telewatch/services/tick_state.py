@@ -82,20 +82,9 @@ class Need(NamedTuple):
         return Need(max(self.points, other.points), self.day or other.day)
 
 
-# Built-in detectors whose reach is known, until their own modules override ``context_points``
-# (kept here so this change stays out of the detector files other work is editing).
-_KNOWN_REACH: dict[type, Callable[[Any], int]] = {
-    RobustZ: lambda d: 0,
-    RobustBands: lambda d: 2 * int(d.window),
-}
-
-
 def context_need(model: Detector) -> Need:
     """How much past ``model`` needs to score new points as if it had the whole past."""
     own = model.context_points()
-    if own is None and type(model).context_points is Detector.context_points:
-        reach = _KNOWN_REACH.get(type(model))
-        own = reach(model) if reach is not None else None
     if own is None:
         return Need(0, True)
     return Need(max(0, int(own)), False)
