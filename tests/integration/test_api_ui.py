@@ -245,6 +245,15 @@ def test_overview_pages_and_filters(client: TestClient) -> None:
 
 
 def test_feedback_becomes_labelled_windows(client: TestClient, store: Store) -> None:
+    incident = (
+        store.cursor()
+        .execute(
+            "INSERT INTO incidents (start_ts, end_ts, peak_ts, peak_score, title) VALUES"
+            " ('2024-05-03 10:00', '2024-05-03 10:20', '2024-05-03 10:05', 6.0, 'Anomaly: latency') RETURNING id"
+        )
+        .fetchone()
+    )
+    assert incident is not None
     r = client.post(
         "/api/feedback",
         json={
@@ -252,7 +261,7 @@ def test_feedback_becomes_labelled_windows(client: TestClient, store: Store) -> 
             "metric_ids": [1, 2],
             "start": "2024-05-03T10:00Z",
             "end": "2024-05-03T10:20Z",
-            "incident_id": 7,
+            "incident_id": incident[0],
             "note": "deploy",
         },
     )
@@ -273,7 +282,7 @@ def test_feedback_becomes_labelled_windows(client: TestClient, store: Store) -> 
     )
     labels = repo.read_label_windows(store.cursor(), 1)
     assert labels["kind"].tolist() == ["confirmed"]
-    page = client.get("/api/feedback", params={"incident": 7}).json()
+    page = client.get("/api/feedback", params={"incident": incident[0]}).json()
     assert page["total"] == 1
     assert page["items"][0]["note"] == "deploy"
     assert client.get("/api/feedback", params={"limit": 1}).json()["total"] == 2
@@ -329,7 +338,7 @@ def test_incident_notes_and_alerts(client: TestClient, store: Store) -> None:
     _err(client.post("/api/incident-notes", json={"incident_id": incident, "text": ""}), 422)
     missing = _err(client.post("/api/incident-notes", json={"incident_id": incident + 1, "text": "x"}), 404)
     assert f"no incident with id {incident + 1}" in str(missing["detail"])
-    assert client.get("/api/incident-notes", params={"incident": incident + 1}).json() == []
+    _err(client.get("/api/incident-notes", params={"incident": incident + 1}), 404)
     _err(client.get("/api/incident-notes"), 422)
     assert client.get("/api/incident-alerts", params={"incident": incident}).json() == []
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.cli.common import DbOption
 from telewatch.core.errors import TelewatchError
 
 alerts_app = typer.Typer(
@@ -21,9 +22,6 @@ silences_app = typer.Typer(help="Silences: mute alerts matching labels for a whi
 console = Console()
 err_console = Console(stderr=True)
 
-DbOption = Annotated[
-    Path | None, typer.Option("--db", help="Store file (default: $TELEWATCH_DB_PATH or the data dir).")
-]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(

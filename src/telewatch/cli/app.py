@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.cli.common import DbOption
 from telewatch.core.errors import TelewatchError
 from telewatch.settings import Settings
 
@@ -24,12 +25,25 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--db", help="Store file (default: $TELEWATCH_DB_PATH or ~/.local/share/telewatch/telewatch.duckdb)."
-    ),
-]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from telewatch import __version__
+
+        console.print(f"telewatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print telewatch's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Watch IT and telecom telemetry: ingest metrics, detect anomalies, explain and alert."""
 
 
 def _settings(db: Path | None) -> Settings:
@@ -77,6 +91,23 @@ def _fmt_td(td: Any) -> str:
     minutes, secs = divmod(rest, 60)
     parts = [f"{v} {u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if v]
     return " ".join(parts[:2]) or "0 s"
+
+
+def _doc_summary(doc: str | None) -> str:
+    """The first paragraph of a docstring as plain text (reST roles and literals unwrapped).
+
+    >>> _doc_summary('''Score ``|x - m|`` per point
+    ...     with a :class:`~telewatch.postrules.calibrate.Calibrator`.
+    ...
+    ...     More.''')
+    'Score |x - m| per point with a Calibrator.'
+    """
+    import re
+
+    first = (doc or "").strip().split("\n\n", 1)[0]
+    text = " ".join(line.strip() for line in first.splitlines())
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)  # :class:`~a.b.C` -> C
+    return text.replace("``", "")
 
 
 def _fmt_ts(ts: Any) -> str:
@@ -403,8 +434,7 @@ def detectors() -> None:
     table.add_column("what it does")
     for name, cls in available_detectors().items():
         params = ", ".join(f"{k}={v!r}" for k, v in cls().get_params().items())
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        table.add_row(name, params, doc)
+        table.add_row(name, params, _doc_summary(cls.__doc__))
     console.print(table)
 
 

@@ -16,7 +16,9 @@ err_console = Console(stderr=True)
 DbOption = Annotated[
     Path | None,
     typer.Option(
-        "--db", help="Store file (default: $TELEWATCH_DB_PATH or ~/.local/share/telewatch/telewatch.duckdb)."
+        "--db",
+        help="Store file (default: $TELEWATCH_DB_PATH, else telewatch.duckdb in $TELEWATCH_DATA_DIR,"
+        " which defaults to ~/.local/share/telewatch).",
     ),
 ]
 

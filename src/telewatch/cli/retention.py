@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.cli.common import DbOption
 from telewatch.core.errors import TelewatchError
 
 retention_app = typer.Typer(
@@ -48,9 +48,7 @@ def run_cmd(
     now: Annotated[
         str | None, typer.Option(help="Apply the horizons as of this time (ISO 8601, UTC); default: now.")
     ] = None,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="Store file (default: $TELEWATCH_DB_PATH or the data dir).")
-    ] = None,
+    db: DbOption = None,
 ) -> None:
     """Delete, per table, what is older than its horizon (``TELEWATCH_RETENTION_*``), never anything still
     open, firing or waiting in the outbox; prints the rows deleted per table."""

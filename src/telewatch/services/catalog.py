@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,10 +28,26 @@ def list_metrics(
     return repo.list_metrics(store.cursor(), group=group, selector=selector)
 
 
+# an ISO time whose "+HH:MM" offset lost its "+" (an unencoded "+" in a query string arrives as a space)
+_SPACED_OFFSET = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
+
+
 def parse_time(text: str | None, *, what: str) -> pd.Timestamp | None:
-    """An ISO-8601 time (naive = UTC), or None."""
+    """An ISO-8601 time (naive = UTC), or None.
+
+    An offset whose ``+`` arrived as a space (``?from=2024-03-07T22:00:00+03:00`` unencoded in a URL) is
+    read as the offset it was, not as a time of day (pandas alone reads it as 03:00 that day):
+
+    >>> parse_time("2024-03-07T22:00:00 03:00", what="from")
+    Timestamp('2024-03-07 19:00:00+0000', tz='UTC')
+    >>> parse_time("2024-03-07 22:00", what="from")
+    Timestamp('2024-03-07 22:00:00+0000', tz='UTC')
+    """
     if text is None or text == "":
         return None
+    spaced = _SPACED_OFFSET.match(text.strip())
+    if spaced:
+        text = f"{spaced[1]}+{spaced[2]}"
     try:
         stamp = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
@@ -46,6 +63,8 @@ def parse_step(text: str | None) -> pd.Timedelta | None:
     """A resampling step such as ``5min``, ``1h``, ``30s`` (None = raw points)."""
     if text is None or text == "":
         return None
+    if text.strip().replace(".", "", 1).isdigit():
+        raise ValidationError(f"step: {text!r} needs a unit (e.g. 30s, 5min, 1h)")
     try:
         step = pd.Timedelta(text)
     except (ValueError, TypeError) as exc:

@@ -91,10 +91,25 @@ def give_feedback(
         ids = ids or [int(row[0])]
         start = start if start is not None else _utc(row[1])
         end = end if end is not None else _utc(row[2])
+    if incident_id is not None:
+        # an incident supplies what is not given: its window and the metrics that were anomalous in it
+        row = cur.execute("SELECT start_ts, end_ts FROM incidents WHERE id = ?", [incident_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no incident with id {incident_id}")
+        start = start if start is not None else _utc(row[0])
+        end = end if end is not None else _utc(row[1])
+        ids = ids or [
+            int(r[0])
+            for r in cur.execute(
+                "SELECT DISTINCT a.metric_id FROM incident_anomalies ia JOIN anomalies a ON a.id = ia.anomaly_id"
+                " WHERE ia.incident_id = ? ORDER BY 1",
+                [incident_id],
+            ).fetchall()
+        ]
     if not ids:
-        raise ValidationError("metric_ids: name at least one metric (or give an anomaly_id)")
+        raise ValidationError("metric_ids: name at least one metric (or give an anomaly_id or incident_id)")
     if start is None or end is None:
-        raise ValidationError("start and end are required (or give an anomaly_id)")
+        raise ValidationError("start and end are required (or give an anomaly_id or incident_id)")
     start, end = _utc(start), _utc(end)
     if end < start:
         raise ValidationError(f"end ({end.isoformat()}) is before start ({start.isoformat()})")
@@ -192,15 +207,15 @@ def add_incident_note(
 
 
 def list_incident_notes(store: Store, *, incident_id: int) -> list[IncidentNote]:
-    rows = (
-        store.cursor()
-        .execute(
-            "SELECT id, incident_id, text, author, created_at FROM incident_notes WHERE incident_id = ?"
-            " ORDER BY id",
-            [incident_id],
-        )
-        .fetchall()
-    )
+    """The notes of an incident, oldest first (:class:`NotFoundError` if there is no such incident)."""
+    cur = store.cursor()
+    if cur.execute("SELECT 1 FROM incidents WHERE id = ?", [incident_id]).fetchone() is None:
+        raise NotFoundError(f"no incident with id {incident_id}")
+    rows = cur.execute(
+        "SELECT id, incident_id, text, author, created_at FROM incident_notes WHERE incident_id = ?"
+        " ORDER BY id",
+        [incident_id],
+    ).fetchall()
     return [
         IncidentNote(id=int(r[0]), incident_id=int(r[1]), text=str(r[2]), author=r[3], created_at=_utc(r[4]))
         for r in rows

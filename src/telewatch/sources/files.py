@@ -84,12 +84,12 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args, get_type_hints
 
 import numpy as np
 import pandas as pd
 
-from telewatch.core.errors import IngestError
+from telewatch.core.errors import IngestError, ValidationError
 
 if TYPE_CHECKING:
     from pandas.api.typing import DataFrameGroupBy
@@ -152,6 +152,14 @@ class IngestOptions:
     max_columns: int = 2000
     max_line_bytes: int = 1024 * 1024
     max_parse_seconds: float | None = 120.0
+
+    def __post_init__(self) -> None:
+        # the API checks these through its schema; the CLI and library callers pass plain strings
+        hints = get_type_hints(IngestOptions)
+        for name in ("format", "shape", "duplicates"):
+            allowed = get_args(hints[name])
+            if getattr(self, name) not in allowed:
+                raise ValidationError(f"{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)

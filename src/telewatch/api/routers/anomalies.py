@@ -24,16 +24,28 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict("records")]
 
 
+_METRIC = Query(
+    max_length=500,
+    description="Only this metric: its id or its name (a name with several slices: give the id).",
+)
+
+
+def _metric_id(store: StoreDep, metric: str | None) -> int | None:
+    """The id of ``metric`` (an id or a name); 404 when there is none, 400 when a name is ambiguous."""
+    return None if metric is None else repo.get_metric(store.cursor(), metric.strip()).id
+
+
 @router.get("/anomalies", response_model=list[AnomalyPublic])
 def list_anomalies(
     store: StoreDep,
-    metric: Annotated[int | None, Query(description="Only this metric id.")] = None,
+    metric: Annotated[str | None, _METRIC] = None,
     detector: Annotated[str | None, Query(description="Only this detector.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[AnomalyPublic]:
     """Stored anomalies, newest first."""
-    frame = read_anomalies(store, metric_id=metric, detector=detector).iloc[offset : offset + limit]
+    frame = read_anomalies(store, metric_id=_metric_id(store, metric), detector=detector)
+    frame = frame.iloc[offset : offset + limit]
     return [
         AnomalyPublic(
             id=int(r["id"]),
@@ -51,11 +63,9 @@ def list_anomalies(
 
 
 @router.get("/labels", response_model=list[LabelWindowPublic])
-def list_labels(
-    store: StoreDep, metric: Annotated[int | None, Query(description="Only this metric id.")] = None
-) -> list[LabelWindowPublic]:
+def list_labels(store: StoreDep, metric: Annotated[str | None, _METRIC] = None) -> list[LabelWindowPublic]:
     """Labelled anomaly windows (planted demo incidents, imported labels, feedback)."""
-    frame = repo.read_label_windows(store.cursor(), metric)
+    frame = repo.read_label_windows(store.cursor(), _metric_id(store, metric))
     return [
         LabelWindowPublic(
             id=int(r["id"]),

@@ -28,7 +28,12 @@ class FeedbackCreate(BaseModel):
         default=None, description="Window start (ISO 8601); from the anomaly if omitted."
     )
     end: str | None = Field(default=None, description="Window end (ISO 8601), inclusive.")
-    incident_id: int | None = Field(default=None, description="The incident the verdict is about.")
+    incident_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2_147_483_647,
+        description="The incident the verdict is about (supplies window and anomalous metrics if omitted).",
+    )
     anomaly_id: int | None = Field(default=None, description="A stored anomaly (supplies metric and window).")
     note: str | None = Field(default=None, max_length=2000)
     author: str | None = Field(default=None, max_length=200)
@@ -133,7 +138,8 @@ def add_note(body: NoteCreate, store: StoreDep) -> NotePublic:
 
 @router.get("/incident-notes", response_model=list[NotePublic], responses=_ERRORS)
 def list_notes(
-    store: StoreDep, incident: Annotated[int, Query(ge=1, description="The incident's id.")]
+    store: StoreDep,
+    incident: Annotated[int, Query(ge=1, le=2_147_483_647, description="The incident's id.")],
 ) -> list[NotePublic]:
     """Notes on an incident, oldest first."""
     return [
@@ -163,7 +169,8 @@ class IncidentAlertPublic(BaseModel):
 
 @router.get("/incident-alerts", response_model=list[IncidentAlertPublic], responses=_ERRORS)
 def incident_alerts(
-    store: StoreDep, incident: Annotated[int, Query(ge=1, description="The incident's id.")]
+    store: StoreDep,
+    incident: Annotated[int, Query(ge=1, le=2_147_483_647, description="The incident's id.")],
 ) -> list[IncidentAlertPublic]:
     """Alerts sent about an incident and their delivery status (empty when alerting is not set up)."""
     rows = service.incident_notifications(store, incident_id=incident) or []
