@@ -133,3 +133,48 @@ def test_version_and_detector_summaries() -> None:
     listed = runner.invoke(cli, ["detectors"]).output
     assert ":class:" not in listed
     assert "``" not in listed
+
+
+PORTS = "metric,time,value,port\nrx,2024-01-01T00:00Z,1,80\nrx,2024-01-01T00:00Z,2,443\nrx,2024-01-01T00:01Z,3,80\n"
+
+
+def test_a_numeric_column_that_tells_series_apart_becomes_a_label(client: TestClient) -> None:
+    r = client.post("/api/ingest", files={"file": ("ports.csv", PORTS.encode())})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert sorted((s["labels"]["port"], s["points"]) for s in body["series"]) == [("443", 1), ("80", 2)]
+    assert body["duplicates_resolved"] == 0
+    assert any("port taken as labels" in w for w in body["warnings"])
+    # a numeric column that does not tell series apart stays ignored, as before
+    plain = "metric,time,value,seq\ncpu,2024-01-01T00:00Z,1,1\ncpu,2024-01-01T00:01Z,2,2\n"
+    r = client.post("/api/ingest", files={"file": ("seq.csv", plain.encode())})
+    assert [s["labels"] for s in r.json()["series"]] == [{}]
+    assert any("ignored numeric columns seq" in w for w in r.json()["warnings"])
+
+
+def test_the_upload_takes_the_reading_options_of_the_cli(client: TestClient) -> None:
+    # month/day order cannot be detected: only a timestamp_format reads it
+    us = "when;what;host;rx\n03/04/2024 10:00;rx_bytes;a;1\n03/04/2024 10:01;rx_bytes;a;2\n"
+    r = client.post(
+        "/api/ingest",
+        files={"file": ("us.csv", us.encode())},
+        data={
+            "timestamp_format": "%m/%d/%Y %H:%M",
+            "label_columns": "host",
+            "value_column": "rx",
+            "shape": "long",
+            "metric_column": "what",
+            "prefix": "edge.",
+        },
+    )
+    assert r.status_code == 200, r.text
+    series = r.json()["series"]
+    assert [(s["name"], s["labels"]) for s in series] == [("edge.rx_bytes", {"host": "a"})]
+    assert pd.Timestamp(series[0]["first"]) == pd.Timestamp("2024-03-04T10:00Z")
+    preview = client.post(
+        "/api/ingest/preview",
+        files={"file": ("ports.csv", PORTS.encode())},
+        data={"label_columns": "port"},
+    )
+    assert preview.status_code == 200, preview.text
+    assert sorted(s["labels"]["port"] for s in preview.json()["series"]) == ["443", "80"]

@@ -986,6 +986,33 @@ def _build_wide(
     return series, duplicates
 
 
+def _numeric_labels(
+    data: pd.DataFrame,
+    index: pd.DatetimeIndex,
+    metric_col: str,
+    text_cols: list[str],
+    candidates: list[str],
+    numeric: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> list[str]:
+    """Integer columns of a long table that tell series apart (a port, an interface index, a VLAN): the
+    candidates to take as labels when, without them, rows repeat the same metric, labels and time and,
+    with them, they do not. Otherwise none (the duplicates rule then applies as usual)."""
+    keys = pd.DataFrame({c: data[c].to_numpy() for c in [metric_col, *text_cols] if c in data})
+    keys["__ts"] = index.asi8
+    if not keys.duplicated().any():
+        return []
+    integral = [
+        c
+        for c in candidates
+        if np.isfinite(numeric[c][0]).all() and (np.mod(numeric[c][0], 1.0) == 0.0).all()
+    ]
+    if not integral:
+        return []
+    for c in integral:
+        keys[c] = numeric[c][0]
+    return [] if keys.duplicated().any() else integral
+
+
 def _aggregate(grouped: DataFrameGroupBy[Any, Any], rule: str) -> pd.DataFrame:
     if rule == "last":
         return grouped.last()
@@ -1044,6 +1071,15 @@ def _build_long(
         blank_cols = [c for c in numeric if c != value_col and not np.isfinite(numeric[c][0]).any()]
         text_cols = text_cols + blank_cols
         ignored = [c for c in numeric if c != value_col and c not in blank_cols]
+        if ignored and options.label_columns is None:
+            promoted = _numeric_labels(data, index, metric_col, text_cols, ignored, numeric)
+            if promoted:
+                text_cols = text_cols + promoted
+                ignored = [c for c in ignored if c not in promoted]
+                warnings.append(
+                    f"numeric column(s) {', '.join(promoted)} taken as labels: without them rows repeat"
+                    " the same metric and time (give label_columns to choose the labels yourself)"
+                )
         if ignored:
             warnings.append(
                 f"ignored numeric columns {', '.join(ignored)} (the value column is {value_col!r})"

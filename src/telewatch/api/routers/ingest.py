@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telewatch.api.deps import SettingsDep, StoreDep
@@ -110,6 +110,49 @@ def split_names(text: str | None) -> tuple[str, ...] | None:
     return parts or None
 
 
+def reading_options(
+    format: Annotated[str, Form(pattern="^(auto|csv|tsv|clickhouse-tsv)$")] = "auto",
+    shape: Annotated[str, Form(pattern="^(auto|wide|long)$")] = "auto",
+    header: Annotated[
+        bool | None, Form(description="Whether the first row names the columns (default: detect).")
+    ] = None,
+    columns: Annotated[str | None, Form(description="Names for a headerless file, comma-separated.")] = None,
+    timestamp_column: Annotated[str | None, Form(description="The time column (default: detect).")] = None,
+    metric_column: Annotated[
+        str | None, Form(description="Long tables: the column naming the metric.")
+    ] = None,
+    value_column: Annotated[
+        str | None, Form(description="Long tables: the column holding the value.")
+    ] = None,
+    label_columns: Annotated[
+        str | None, Form(description="Long tables: columns that become labels, comma-separated.")
+    ] = None,
+    metrics: Annotated[str | None, Form(description="Wide tables: only these columns.")] = None,
+    timezone: Annotated[str, Form(description="Zone of naive timestamps.")] = "UTC",
+    timestamp_format: Annotated[
+        str | None,
+        Form(max_length=100, description="strftime format (e.g. %m/%d/%Y %H:%M), unix_s or unix_ms."),
+    ] = None,
+) -> dict[str, Any]:
+    """How to read an uploaded file: the form fields shared by the upload and its preview."""
+    return {
+        "format": format,
+        "shape": shape,
+        "header": header,
+        "columns": split_names(columns),
+        "timestamp_column": timestamp_column or None,
+        "metric_column": metric_column or None,
+        "value_column": value_column or None,
+        "label_columns": split_names(label_columns),
+        "metrics": split_names(metrics),
+        "timezone": timezone,
+        "timestamp_format": timestamp_format or None,
+    }
+
+
+ReadingOptions = Annotated[dict[str, Any], Depends(reading_options)]
+
+
 @router.post(
     "/ingest",
     response_model=IngestPublic,
@@ -119,26 +162,19 @@ async def upload(
     store: StoreDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV/TSV (ClickHouse TSV exports too).")],
-    format: Annotated[str, Form(pattern="^(auto|csv|tsv|clickhouse-tsv)$")] = "auto",
-    shape: Annotated[str, Form(pattern="^(auto|wide|long)$")] = "auto",
-    columns: Annotated[str | None, Form(description="Names for a headerless file, comma-separated.")] = None,
-    timestamp_column: Annotated[str | None, Form()] = None,
-    metrics: Annotated[str | None, Form(description="Wide tables: only these columns.")] = None,
-    timezone: Annotated[str, Form(description="Zone of naive timestamps.")] = "UTC",
+    reading: ReadingOptions,
     duplicates: Annotated[str, Form(pattern="^(last|first|mean|max|min|sum|error)$")] = "last",
+    prefix: Annotated[str, Form(max_length=200, description="Prefix for every metric name.")] = "",
     group: Annotated[str | None, Form()] = None,
     owner: Annotated[str | None, Form()] = None,
     unit: Annotated[str | None, Form()] = None,
 ) -> IngestPublic:
-    """Store an uploaded file: all of it, or nothing with an error naming the line and column."""
+    """Store an uploaded file: all of it, or nothing with an error naming the line and column.
+
+    The reading options are those of ``telewatch ingest`` (every one detected when not given)."""
     data = await read_upload(file, max_bytes=settings.max_upload_bytes)
     options = IngestOptions(
-        format=format,  # type: ignore[arg-type]
-        shape=shape,  # type: ignore[arg-type]
-        columns=split_names(columns),
-        timestamp_column=timestamp_column or None,
-        metrics=split_names(metrics),
-        timezone=timezone,
+        **reading,
         duplicates=duplicates,  # type: ignore[arg-type]
         max_bytes=settings.max_upload_bytes,
         max_rows=settings.max_upload_rows,
@@ -147,7 +183,14 @@ async def upload(
         max_parse_seconds=settings.max_parse_seconds,
     )
     report = ingest_file(
-        store, data, options=options, name=file.filename or "upload", group=group, owner=owner, unit=unit
+        store,
+        data,
+        options=options,
+        name=file.filename or "upload",
+        prefix=prefix,
+        group=group,
+        owner=owner,
+        unit=unit,
     )
     return IngestPublic(
         source=report.source,

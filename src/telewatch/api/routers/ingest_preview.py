@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
 from telewatch.api.deps import SettingsDep
-from telewatch.api.routers.ingest import read_upload, split_names
+from telewatch.api.routers.ingest import ReadingOptions, read_upload
 from telewatch.api.schemas import ErrorPublic
 from telewatch.core.errors import IngestError
 from telewatch.sources import files
@@ -53,12 +53,7 @@ class PreviewPublic(BaseModel):
 async def preview(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV/TSV, as for POST /api/ingest (or just its head).")],
-    format: Annotated[str, Form(pattern="^(auto|csv|tsv|clickhouse-tsv)$")] = "auto",
-    shape: Annotated[str, Form(pattern="^(auto|wide|long)$")] = "auto",
-    columns: Annotated[str | None, Form(description="Names for a headerless file, comma-separated.")] = None,
-    timestamp_column: Annotated[str | None, Form()] = None,
-    metrics: Annotated[str | None, Form(description="Wide tables: only these columns.")] = None,
-    timezone: Annotated[str, Form(description="Zone of naive timestamps.")] = "UTC",
+    reading: ReadingOptions,
     lines: Annotated[int, Form(ge=2, le=5000, description="How many lines to parse.")] = 200,
     show: Annotated[int, Form(ge=1, le=200, description="How many lines to return as cells.")] = 20,
 ) -> PreviewPublic:
@@ -68,12 +63,7 @@ async def preview(
     data = await read_upload(file, max_bytes=settings.max_upload_bytes)
     name = file.filename or "upload"
     options = IngestOptions(
-        format=format,  # type: ignore[arg-type]
-        shape=shape,  # type: ignore[arg-type]
-        columns=split_names(columns),
-        timestamp_column=timestamp_column or None,
-        metrics=split_names(metrics),
-        timezone=timezone,
+        **reading,
         max_bytes=settings.max_upload_bytes,
         max_columns=settings.max_upload_columns,
         max_line_bytes=settings.max_line_bytes,
@@ -91,7 +81,7 @@ async def preview(
     head = "\n".join(all_lines[:lines]) + "\n"
     total_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     parsed = files.parse_file(head.encode("utf-8"), options, name=name)
-    delimiter = files._sniff_delimiter(head, format)
+    delimiter = files._sniff_delimiter(head, reading["format"])
     try:
         cells = [
             row
