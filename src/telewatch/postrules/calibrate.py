@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,11 @@ from telewatch.core.errors import NotFoundError, ValidationError
 
 #: The calibrated z never exceeds this (a tail probability of about 1e-300).
 MAX_Z = 37.0
+#: :func:`screen_anomalies`: z (under the contamination-robust fit) from which a point is suspect.
+SCREEN_Z = 5.0
+#: :func:`screen_anomalies`: the suspects are only left out when they are at least this share of the
+#: points a :class:`Calibrator` fits its tail to (a few isolated extremes hardly move the fit).
+SCREEN_MIN_SHARE = 0.1
 
 
 class Calibrator:
@@ -22,6 +27,8 @@ class Calibrator:
     Below the ``tail`` quantile ``u`` the empirical survival function (on ``quantiles`` levels) is used; above it an
     exponential tail is fitted to the excesses over ``u`` (a peaks-over-threshold estimate), so a
     score beyond anything seen in training still gets a finite, growing z instead of saturating.
+    The tail's scale is the mean excess (``scale="mean"``, the maximum-likelihood estimate) or, robust to
+    a contaminated tail, the median excess / ln 2 (``scale="median"``; equal for an exponential tail).
     z is at least 0 (typical points are 0), NaN stays NaN. Scores of different detectors (and
     metrics) become comparable: z = 5 means "about 3 in 10 million" for every one of them.
 
@@ -32,10 +39,19 @@ class Calibrator:
     ([0.0, 1.7, 3.6], True)
     """
 
-    def __init__(self, tail: float = 0.98, quantiles: int = 512, min_excess: float = 1e-12) -> None:
+    def __init__(
+        self,
+        tail: float = 0.98,
+        quantiles: int = 512,
+        min_excess: float = 1e-12,
+        scale: Literal["mean", "median"] = "mean",
+    ) -> None:
         if not 0.5 <= tail < 1.0:
             raise ValidationError(f"Calibrator: tail must be in [0.5, 1), got {tail}")
+        if scale not in ("mean", "median"):
+            raise ValidationError(f"Calibrator: scale must be 'mean' or 'median', got {scale!r}")
         self.tail = tail
+        self.scale = scale
         self.quantiles = quantiles
         self.min_excess = min_excess
 
@@ -51,7 +67,12 @@ class Calibrator:
         self.u_ = float(np.quantile(s, self.tail))
         excess = s[s > self.u_] - self.u_
         spread = float(self.levels_[-1] - self.levels_[0])
-        beta = float(excess.mean()) if excess.size else 0.0
+        if not excess.size:
+            beta = 0.0
+        elif self.scale == "median":
+            beta = float(np.median(excess)) / np.log(2.0)
+        else:
+            beta = float(excess.mean())
         self.beta_ = max(beta, spread * 0.01, abs(self.u_) * 0.01, self.min_excess)
         self.p_u_ = max(float((s > self.u_).mean()), 1.0 / (s.size + 1))
         return self
@@ -77,3 +98,46 @@ class Calibrator:
             z = -ndtri(np.clip(p, 1e-300, 1.0))
         z = np.clip(z, 0.0, MAX_Z)
         return np.where(np.isnan(p), np.nan, z)
+
+
+def screen_anomalies(
+    scores: Sequence[float] | np.ndarray | pd.Series,
+    *,
+    z: float = SCREEN_Z,
+    pad: int = 5,
+    min_share: float = SCREEN_MIN_SHARE,
+) -> np.ndarray:
+    """The points to leave out of a detector's refit and calibration because they look anomalous
+    themselves: a mask aligned with ``scores`` (NaN is never suspect).
+
+    A :class:`Calibrator` trained on scores that hold a long incident (an outage, a level shift) fits
+    its tail to the incident — a few hundred anomalous points dominate the mean excess — and calibrates
+    it away. This screen fits the tail robustly instead (above the 90th percentile, scale = median
+    excess / ln 2, so up to about 5 % of the points may be anomalous) and marks the points with z ≥
+    ``z`` there, widened by ``pad`` points either side (a detector's lag). It marks nothing unless the
+    suspects are at least ``min_share`` of the points above a default Calibrator's 98th percentile:
+    on clean data, leaving out a few of the highest scores would shrink the fitted tail and raise the
+    false-alarm rate (the scores' own extremes are part of their distribution).
+
+    >>> rng = np.random.default_rng(1)
+    >>> clean = np.abs(rng.normal(0, 1, 10_000))
+    >>> int(screen_anomalies(clean).sum())
+    0
+    >>> dirty = clean.copy()
+    >>> dirty[5_000:5_100] = 30.0  # a 100-point incident: half the tail sample
+    >>> m = screen_anomalies(dirty)
+    >>> bool(m[5_000:5_100].all()), int(m.sum())
+    (True, 110)
+    """
+    s = np.asarray(scores, dtype="float64").ravel()
+    mask = np.zeros(s.size, dtype=bool)
+    finite = np.isfinite(s)
+    if finite.sum() < 20:
+        return mask
+    robust = Calibrator(tail=0.9, scale="median").train(s[finite])
+    suspect = np.nan_to_num(robust(s), nan=0.0) >= z
+    if suspect.sum() < min_share * (1.0 - 0.98) * finite.sum():
+        return mask
+    if pad > 0:
+        suspect = np.convolve(suspect.astype("int64"), np.ones(2 * pad + 1, dtype="int64"), mode="same") > 0
+    return suspect & finite

@@ -14,8 +14,9 @@ from rich.progress import Progress
 from telewatch.core.faults import crash_point
 from telewatch.detectors import create_detector
 from telewatch.detectors.bands import ExpectedBand
+from telewatch.detectors.base import Detector
 from telewatch.postrules.alarms import AlarmFilter
-from telewatch.postrules.calibrate import Calibrator
+from telewatch.postrules.calibrate import Calibrator, screen_anomalies
 from telewatch.postrules.threshold import Threshold
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -68,8 +69,9 @@ def detect_metrics(
     anomaly windows are left out of the fit and of the calibration: past incidents do not poison
     the baseline. The detector's own previous anomalies are not (they are what this run replaces),
     so a rerun over the same data gives the same result. Raw scores are calibrated to a z
-    (:class:`~telewatch.postrules.calibrate.Calibrator` trained on the metric's own non-anomalous
-    scores), so ``threshold`` (default
+    (:func:`calibrated_scores`: a :class:`~telewatch.postrules.calibrate.Calibrator` trained on the
+    metric's own non-anomalous scores, with a long incident in them screened out first), so
+    ``threshold`` (default
     :data:`DEFAULT_THRESHOLD`) means the same for every metric and detector; the stored scores are
     these z's. An anomaly is a run of at least ``min_points`` flagged points (runs at most
     ``merge_gap`` points apart are one anomaly; none starts within ``cooldown`` points of the last).
@@ -94,13 +96,7 @@ def detect_metrics(
             known = known_anomalous(
                 store, metric_id=metric.id, index=pd.DatetimeIndex(series.index), except_detector=detector
             )
-            train = series.where(~known)
-            if train.dropna().empty:
-                train = series
-            det = create_detector(detector, **(params or {})).fit(train)
-            raw = det.score(series)
-            calibrator = Calibrator().train(raw.to_numpy()[~known])
-            scores = pd.Series(calibrator(raw.to_numpy()), index=series.index, name=series.name)
+            det, scores, _ = calibrated_scores(detector, params or {}, series, ~known)
             band = det.expected(series) if isinstance(det, ExpectedBand) else None
             found = []
             for start, end in alarm(cut(scores.to_numpy())):
@@ -125,6 +121,39 @@ def detect_metrics(
             report.excluded_points += int(known.sum())
             report.anomalies.extend(found)
     return report
+
+
+def calibrated_scores(
+    detector: str, params: dict[str, Any], series: pd.Series, train: np.ndarray
+) -> tuple[Detector, pd.Series, np.ndarray]:
+    """Fit ``detector`` on the points of ``series`` where ``train`` is True, score all of ``series``
+    and calibrate the scores to a z against the training points' own scores.
+
+    An incident inside the training points (an outage, a level shift: hundreds of anomalous points)
+    would otherwise dominate the calibrator's tail and calibrate itself away, and shape the fit.
+    So the points :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect (a robust tail
+    fit, and only when they are a sizeable part of the tail) are left out, and the detector is refitted
+    and the calibrator retrained once without them; on clean data nothing is left out and the result
+    is that of a single pass. Returns the fitted detector, the z's (a Series like ``series``) and the
+    mask of the points screened out.
+    """
+    train = np.asarray(train, dtype=bool)
+    if not series.where(train).notna().any():
+        train = np.ones(len(series), dtype=bool)
+    det = create_detector(detector, **params).fit(series.where(train))
+    raw = det.score(series).to_numpy(dtype="float64")
+    screened = np.zeros(len(series), dtype=bool)
+    screened[train] = screen_anomalies(raw[train])
+    if screened.any():
+        kept = train & ~screened
+        if series.where(kept).notna().any():
+            det = create_detector(detector, **params).fit(series.where(kept))
+            raw = det.score(series).to_numpy(dtype="float64")
+            train = kept
+        else:
+            screened[:] = False
+    z = Calibrator().train(raw[train])(raw)
+    return det, pd.Series(z, index=series.index, name=series.name), screened
 
 
 def known_anomalous(

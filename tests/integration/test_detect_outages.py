@@ -1,0 +1,80 @@
+"""Long incidents (an outage, a level shift) detected end to end by stored detection over a real store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from telewatch.services.detection import detect_metrics
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+DAY = 1440
+
+
+def _store(store: Store, values: np.ndarray) -> tuple[int, pd.DatetimeIndex]:
+    idx = pd.date_range("2024-03-01", periods=values.size, freq="1min", tz="UTC")
+    with store.transaction(series=True) as tx:
+        metric_id = repo.upsert_metric(tx, name="throughput", labels={}, unit=None, owner=None, group=None)
+        repo.write_points(tx, metric_id, pd.Series(values, index=idx))
+    return metric_id, idx
+
+
+def _flagged(store: Store, metric_id: int, detector: str, idx: pd.DatetimeIndex) -> np.ndarray:
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector = ?",
+            [metric_id, detector],
+        )
+        .fetchall()
+    )
+    out = np.zeros(idx.size, dtype=bool)
+    naive = idx.tz_localize(None)
+    for start, end in rows:
+        out[(naive >= pd.Timestamp(start)) & (naive <= pd.Timestamp(end))] = True
+    return out
+
+
+def _throughput(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(14 * DAY)
+    return 1000 + 300 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 10, t.size)
+
+
+@pytest.mark.parametrize(("detector", "share"), [("robust_bands", 0.9), ("level_shift", 0.4)])
+def test_two_hour_outage_is_detected_over_its_length(store: Store, detector: str, share: float) -> None:
+    values = _throughput(0)
+    start = 10 * DAY + 600
+    values[start : start + 120] = 0.0
+    metric_id, idx = _store(store, values)
+    report = detect_metrics(store, detector=detector, metric_ids=[metric_id], console=Console(quiet=True))
+    flagged = _flagged(store, metric_id, detector, idx)
+    assert flagged[start : start + 120].mean() >= share
+    # nothing on the clean part (the outage, and the hour it takes to recover, aside)
+    clean = np.ones(idx.size, dtype=bool)
+    clean[start - 5 : start + 180] = False
+    assert not flagged[clean].any()
+    assert report.anomalies
+    assert all(a.peak_score >= 5.0 for a in report.anomalies)
+
+
+def test_level_shift_step_is_detected(store: Store) -> None:
+    rng = np.random.default_rng(1)
+    values = 100 + rng.normal(0, 1, 14 * DAY)
+    at = int(values.size * 0.7)
+    values[at:] += 10.0  # a 10 sigma step
+    metric_id, idx = _store(store, values)
+    detect_metrics(store, detector="level_shift", metric_ids=[metric_id], console=Console(quiet=True))
+    flagged = _flagged(store, metric_id, "level_shift", idx)
+    assert flagged[at : at + 60].mean() >= 0.5
+    assert not flagged[: at - 5].any()
+
+
+def test_clean_series_gains_no_false_alarms(store: Store) -> None:
+    metric_id, _idx = _store(store, _throughput(2))
+    for detector in ("seasonal", "level_shift", "robust_bands"):
+        report = detect_metrics(store, detector=detector, metric_ids=[metric_id], console=Console(quiet=True))
+        assert report.anomalies == [], detector
