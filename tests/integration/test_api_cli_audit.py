@@ -178,3 +178,29 @@ def test_the_upload_takes_the_reading_options_of_the_cli(client: TestClient) -> 
     )
     assert preview.status_code == 200, preview.text
     assert sorted(s["labels"]["port"] for s in preview.json()["series"]) == ["443", "80"]
+
+
+def test_a_bad_detector_parameter_is_named_with_what_was_expected(client: TestClient) -> None:
+    body = client.post(
+        "/api/detect",
+        json={
+            "metric": "latency_ms",
+            "detectors": [
+                {"name": "robust_bands", "params": {"window": "abc"}},
+                {"name": "seasonal", "params": {"min_scale": "abc"}},
+                {"name": "forecast_interval", "params": {"band_sigma": -1}},
+                {"name": "robust_bands", "params": {"window": "60"}},
+            ],
+        },
+    ).json()
+    errors = [r["error"] for r in body["results"]]
+    assert "window must be a whole number, got 'abc'" in errors[0]
+    assert "min_scale must be a number, got 'abc'" in errors[1]
+    assert "band_sigma must be at least 0, got -1" in errors[2]
+    assert errors[3] is None  # a number in text form is read as the number
+    run = client.post(
+        "/api/detect/run",
+        json={"metric_ids": [1], "detector": {"name": "robust_bands", "params": {"window": 0}}},
+    )
+    assert run.status_code == 400
+    assert "window must be at least 1" in run.json()["detail"]

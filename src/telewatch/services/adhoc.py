@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ConfigError, TelewatchError, ValidationError
+from telewatch.core.registry import ParameterValueError
 from telewatch.core.series import infer_step
 from telewatch.detectors import create_detector
 from telewatch.postrules.alarms import alarm_windows
@@ -186,16 +187,22 @@ def _run_one(
     calibrate: bool,
 ) -> DetectorResult:
     from telewatch.detectors.bands import ExpectedBand
-    from telewatch.postrules.calibrate import Calibrator
+    from telewatch.services.detection import calibrated_scores
 
-    det = create_detector(spec.name, **spec.params)  # ConfigError: unknown name or parameter
     began = time.perf_counter()
+    try:
+        det = create_detector(spec.name, **spec.params)  # ConfigError: unknown name or parameter
+    except ParameterValueError as exc:  # a bad value: this detector's error, the others still run
+        empty = pd.Series(np.nan, index=series.index)
+        return DetectorResult(spec.name, dict(spec.params), empty, [], 0.0, str(exc))
     band = None
     try:
-        scores = det.fit(train).score(series)
-        if calibrate:
-            calibrator = Calibrator().train(scores.iloc[: len(train)].to_numpy())
-            scores = pd.Series(calibrator(scores.to_numpy()), index=series.index, name=series.name)
+        if calibrate:  # exactly as stored detection calibrates, on the training part
+            det, scores, _ = calibrated_scores(
+                spec.name, dict(spec.params), series, np.arange(len(series)) < len(train)
+            )
+        else:
+            scores = det.fit(train).score(series)
         if isinstance(det, ExpectedBand):
             band = det.expected(series)
     except ConfigError:
