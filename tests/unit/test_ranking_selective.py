@@ -27,6 +27,7 @@ from telewatch.incidents.ranking import (
     RankedMetric,
     _fmt_duration,
     _fmt_p,
+    _fmt_pct,
     directions,
     rank_evidence,
     rank_window,
@@ -42,7 +43,7 @@ def _reference_rows(
     ev: Evidence, names: Sequence[str], step: pd.Timedelta | None, target: int | None
 ) -> list[RankedMetric]:
     """The per-row loop ``rank_window`` had before it formatted selected rows only."""
-    order = np.argsort(-ev.score, kind="stable")
+    order = [i for i in np.argsort(-ev.score, kind="stable") if ev.left_out is None or ev.left_out[i] == 0]
     out: list[RankedMetric] = []
     target_name = names[target] if target is not None else None
     for rank, i in enumerate(order, start=1):
@@ -52,14 +53,21 @@ def _reference_rows(
         mean_dir = rel if np.isfinite(rel) else shift
         sign = shift if abs(shift) >= 0.5 else mean_dir
         direction = "flat" if ev.z[i] < 0.5 and abs(shift) < 0.5 else ("up" if sign > 0 else "down")
-        if np.isfinite(rel):
+        verb = "rose" if sign > 0 else "fell"
+        agrees = np.isfinite(rel) and rel != 0 and (rel > 0) == (sign > 0)
+        if direction == "flat":
+            magnitude, kind = (rel, "relative") if np.isfinite(rel) else (shift, "z")
+            change = "barely changed"
+            if np.isfinite(rel) and abs(rel) >= 0.005:
+                change += f" (mean {'+' if rel > 0 else '-'}{_fmt_pct(rel)}, within its usual variation)"
+        elif agrees and not (abs(shift) >= 0.5 and abs(rel) < 0.005):
             magnitude, kind = rel, "relative"
-            change = f"{'rose' if rel > 0 else 'fell'} {abs(rel) * 100:.0f}%"
+            change = f"{verb} {_fmt_pct(rel)}"
         else:
             magnitude, kind = shift, "z"
-            change = f"{'rose' if shift > 0 else 'fell'} by {abs(shift):.1f} sd"
-        if direction == "flat":
-            change = "barely changed"
+            change = f"{verb} by {abs(shift):.1f} sd"
+            if np.isfinite(rel) and abs(rel) >= 0.005 and (rel > 0) != (sign > 0):
+                change += f" (median; its mean {'+' if rel > 0 else '-'}{_fmt_pct(rel)})"
         bname = ev.baselines[int(ev.binding[i])]
         if bname == "history":
             against = "vs its history"
@@ -73,8 +81,9 @@ def _reference_rows(
         corr: float | None = None
         if target is not None:
             corr = float(ev.corr[i])
-            lead = int(ev.lead_lag[i])
-            if i != target and np.isfinite(corr) and abs(corr) >= 0.3:
+            lead = None if direction == "flat" and i != target else int(ev.lead_lag[i])
+            if i != target and direction != "flat" and np.isfinite(corr) and abs(corr) >= 0.3:
+                assert lead is not None
                 if lead > 0:
                     reason += f", moved {_fmt_duration(lead, step)} before {target_name}"
                 elif lead < 0:
@@ -207,7 +216,10 @@ def test_kept_rows_equal_the_full_ranking_and_the_per_row_loop(
     assert _same(rank_window(x, w0, w1, keep=lambda e: mask, **kw), full)
     # directions of all rows without formatting them
     by_index = {r.index: r.direction for r in full}
-    assert directions(ev).tolist() == [by_index[i] for i in range(n_metrics)]
+    assert directions(ev).tolist() == [by_index.get(i, "flat") for i in range(n_metrics)]
+    # metrics without data in the window (or before it) are left out, and only they
+    assert ev.left_out is not None
+    assert sorted(by_index) == [i for i in range(n_metrics) if ev.left_out[i] == 0]
 
 
 @st.composite

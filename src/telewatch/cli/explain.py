@@ -56,7 +56,9 @@ def explain(
     metric: Annotated[
         str | None, typer.Option(help="The anomalous metric (name or id): lead/lag against it.")
     ] = None,
-    step: Annotated[str | None, typer.Option(help="Grid step, e.g. 1min (default: the data's).")] = None,
+    step: Annotated[
+        str | None, typer.Option(help="Grid step, e.g. 1m, 30s, 1h (default: the data's spacing).")
+    ] = None,
     baseline_factor: Annotated[
         float, typer.Option(help="Preceding baseline = this many window lengths.")
     ] = 4.0,
@@ -70,11 +72,12 @@ def explain(
     Example: telewatch explain --window 2026-10-16T18:35..2026-10-16T19:00 --metric throughput_rpm
     """
     from telewatch.incidents.ranking import ScanConfig
-    from telewatch.services.explain import explain_window, parse_window
+    from telewatch.services.explain import explain_window, format_step, parse_step, parse_window
     from telewatch.store.repo import parse_selector
 
     try:
         start, end = parse_window(window)
+        step_td = parse_step(step) if step is not None else None
         config = ScanConfig(
             baseline_factor=baseline_factor,
             seasonal_days=seasonal_days,
@@ -88,7 +91,7 @@ def explain(
                 group=group,
                 selector=parse_selector(selector),
                 metric=metric,
-                step=step,
+                step=step_td,
                 config=config,
                 limit=limit,
             )
@@ -109,11 +112,15 @@ def explain(
             for e in result.ranked
         ]
         console.print_json(json.dumps(rows))
+        if result.metrics_left_out:  # the JSON stays a list of rows; the note goes to stderr
+            err_console.print(result.left_out_text(), highlight=False)
         return
     table = Table(
         title=f"{_ts(result.start)} → {_ts(result.end)}: {result.metrics_scanned} metrics scanned"
         + (f", against {result.target}" if result.target else ""),
-        caption=f"baseline from {_ts(result.baseline_start)}, step {result.step}; {result.seconds:.2f} s",
+        caption=f"baseline from {_ts(result.baseline_start)}, step {format_step(result.step)}; "
+        + (f"{result.left_out_text()}; " if result.metrics_left_out else "")
+        + f"{result.seconds:.2f} s",
     )
     for col in ("#", "metric", "score", "dir", "change", "lead", "reason"):
         table.add_column(col, overflow="fold")

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)")
+# longer units first: "min" must not match as "m" followed by "in"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -19,6 +20,8 @@ def parse_duration(value: Any) -> timedelta:
     datetime.timedelta(seconds=5400)
     >>> parse_duration(45)
     datetime.timedelta(seconds=45)
+    >>> parse_duration("5min") == parse_duration("5m")
+    True
     """
     if isinstance(value, timedelta):
         return value

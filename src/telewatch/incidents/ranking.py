@@ -47,10 +47,12 @@ FloatArray = npt.NDArray[np.float64]
 Direction = Literal["up", "down", "flat"]
 
 __all__ = [
+    "LEFT_OUT",
     "Evidence",
     "RankedMetric",
     "ScanConfig",
     "directions",
+    "left_out_counts",
     "rank_evidence",
     "rank_window",
     "window_evidence",
@@ -99,6 +101,27 @@ class Evidence:
     seasonal_days: int
     lead_lag: npt.NDArray[np.int64]  # steps this metric moved before the target (0 without target)
     corr: FloatArray  # correlation at that lag (NaN without target)
+    # per metric: why it is left out of the ranking (:data:`LEFT_OUT`), 0 when it is ranked; None: none
+    # is (evidence built by hand). A metric left out has score 0 and direction ``flat``.
+    left_out: npt.NDArray[np.int8] | None = None
+
+
+LEFT_OUT: dict[int, str] = {1: "no_data", 2: "no_baseline"}
+"""Codes of :attr:`Evidence.left_out`: ``no_data``, no point in the window; ``no_baseline``, fewer than
+``ScanConfig.min_baseline`` points in every baseline (nothing to compare the window with)."""
+
+
+def left_out_counts(ev: Evidence) -> dict[str, int]:
+    """How many metrics the ranking leaves out, by reason (``no_data``, ``no_baseline``).
+
+    >>> x = np.random.default_rng(0).normal(10.0, 1.0, size=(3, 100))
+    >>> x[1, 90:] = np.nan  # no data in the window
+    >>> x[2, :90] = np.nan  # nothing before it
+    >>> left_out_counts(window_evidence(x, 90, 100))
+    {'no_data': 1, 'no_baseline': 1}
+    """
+    codes = ev.left_out if ev.left_out is not None else np.zeros(0, dtype=np.int8)
+    return {name: int(np.count_nonzero(codes == code)) for code, name in LEFT_OUT.items()}
 
 
 @dataclass(frozen=True)
@@ -250,6 +273,7 @@ def _one_baseline(
     # sharp spike both count; on SMD this beats either alone)
     evidence = np.sqrt(zmean * np.maximum(zmax, 0.0))
     return {
+        "points": np.count_nonzero(~np.isnan(base), axis=1),
         "center": med,
         "scale": scale,
         "evidence": evidence,
@@ -427,8 +451,18 @@ def _window_evidence(
         center, scale = results[0]["center"], results[0]["scale"]
         lead, corr = _lead_lag(x, w0, w1, target, cfg.max_lag, center, scale)
         score = score * (1.0 + 0.5 * np.abs(np.nan_to_num(corr)))
+    # Left out of the ranking: a metric without a point in the window (nothing changed: it was not
+    # there), and one with fewer than min_baseline points in every baseline (a metric that just
+    # started: its scale would be the 1e-9 floor, its "change" millions of sd). Score 0, so that
+    # they neither rank nor raise the bar (involvement cut) for the others.
+    window_points = np.count_nonzero(~np.isnan(win), axis=1)
+    baseline_points = np.max(np.stack([r["points"] for r in results]), axis=0)
+    left_out = np.where(window_points == 0, 1, np.where(baseline_points < cfg.min_baseline, 2, 0)).astype(
+        np.int8
+    )
+    score = np.where(left_out == 0, np.nan_to_num(score), 0.0)
     return Evidence(
-        score=np.nan_to_num(score),
+        score=score,
         z=sel("z"),
         shift=sel("shift"),
         ks_d=sel("ks_d"),
@@ -440,6 +474,7 @@ def _window_evidence(
         seasonal_days=len(seasonal),
         lead_lag=lead,
         corr=corr,
+        left_out=left_out,
     )
 
 
@@ -454,6 +489,18 @@ def _fmt_duration(steps: int, step: pd.Timedelta | None) -> str:
     if minutes < 120:
         return f"{minutes:.0f} min"
     return f"{minutes / 60:.1f} h"
+
+
+def _fmt_pct(rel: float) -> str:
+    """A relative change as a percentage without its sign, never rounded to a misleading 0.
+
+    >>> _fmt_pct(0.626), _fmt_pct(0.0042), _fmt_pct(-0.0004)
+    ('63%', '0.4%', '<0.1%')
+    """
+    pct = abs(rel) * 100
+    if pct >= 0.995:
+        return f"{pct:.0f}%"
+    return f"{pct:.1f}%" if pct >= 0.05 else "<0.1%"
 
 
 def _fmt_p(p: float) -> str:
@@ -514,10 +561,13 @@ def rank_evidence(
     keep: Callable[[Evidence], npt.ArrayLike] | None = None,
 ) -> list[RankedMetric]:
     """The ranking of :func:`rank_window` from evidence already computed (``target``: the row the
-    evidence's lead/lag was measured against)."""
+    evidence's lead/lag was measured against). Metrics the evidence leaves out (``left_out``: no
+    data in the window, or too little before it) get no row and no rank; see :func:`left_out_counts`."""
     if len(names) != ev.score.size:
         raise ValidationError(f"{len(names)} names for {ev.score.size} metrics")
     order = np.argsort(-ev.score, kind="stable")
+    if ev.left_out is not None:  # no data in the window, or none before it: not ranked at all
+        order = order[ev.left_out[order] == 0]
     ranks = np.arange(1, order.size + 1)
     if limit is not None:
         chosen = np.zeros(order.size, dtype=bool)
@@ -557,6 +607,8 @@ def directions(ev: Evidence) -> npt.NDArray[np.str_]:
     ['flat', 'up', 'down']
     """
     _, flat, up = _direction_parts(ev.shift, ev.rel_change, ev.z)
+    if ev.left_out is not None:
+        flat = flat | (ev.left_out != 0)  # not ranked: it did not move as far as the scan can tell
     return np.where(flat, "flat", np.where(up, "up", "down"))
 
 
@@ -575,7 +627,15 @@ def _ranked_rows(
     from plain Python numbers (``tolist``), which is what a row costs."""
     shift_a, rel_a, z_a = ev.shift[rows], ev.rel_change[rows], ev.z[rows]
     rel_ok_a, flat_a, up_a = _direction_parts(shift_a, rel_a, z_a)
-    magnitude_a = np.nan_to_num(np.where(rel_ok_a, rel_a, shift_a))
+    # The wording and ``magnitude`` follow the direction: the relative change of the mean is quoted
+    # when it agrees with the direction (the median shift decides it when clear, and a mean pulled
+    # by a few outliers can disagree) and is not ~0; otherwise the median shift in sd. A flat metric
+    # keeps its relative change as magnitude, and its wording says it is within the usual variation.
+    with np.errstate(invalid="ignore"):
+        rel_agrees_a = rel_ok_a & ((rel_a > 0) == up_a) & (rel_a != 0)
+        tiny_rel_a = np.abs(rel_a) < 0.005
+    use_rel_a = np.where(flat_a, rel_ok_a, rel_agrees_a & ~((np.abs(shift_a) >= 0.5) & tiny_rel_a))
+    magnitude_a = np.nan_to_num(np.where(use_rel_a, rel_a, shift_a))
     excess_a = ev.score_excess[rows]
     excess_ok_a = np.isfinite(excess_a)
     days = ev.seasonal_days
@@ -592,9 +652,15 @@ def _ranked_rows(
     target_name = names[target] if target is not None else None
     if target is not None:
         corr_a = ev.corr[rows]
-        lead_l: list[int | None] = ev.lead_lag[rows].tolist()
+        # a metric that did not move has no lead or lag: none is reported (nor "moved ... before")
+        lead_l: list[int | None] = [
+            None if flat else lead
+            for lead, flat in zip(
+                ev.lead_lag[rows].tolist(), (flat_a & (rows != target)).tolist(), strict=True
+            )
+        ]
         corr_l: list[float | None] = corr_a.tolist()
-        moved_l = (np.isfinite(corr_a) & (np.abs(corr_a) >= 0.3) & (rows != target)).tolist()
+        moved_l = (np.isfinite(corr_a) & (np.abs(corr_a) >= 0.3) & (rows != target) & ~flat_a).tolist()
     else:
         lead_l, corr_l = [None] * rows.size, [None] * rows.size
         moved_l = [False] * rows.size
@@ -605,6 +671,7 @@ def _ranked_rows(
         shift,
         rel,
         rel_ok,
+        use_rel,
         z,
         flat,
         up,
@@ -624,6 +691,7 @@ def _ranked_rows(
         shift_a.tolist(),
         rel_a.tolist(),
         rel_ok_a.tolist(),
+        use_rel_a.tolist(),
         z_a.tolist(),
         flat_a.tolist(),
         up_a.tolist(),
@@ -642,10 +710,14 @@ def _ranked_rows(
         direction: Direction = "flat" if flat else ("up" if up else "down")
         if flat:
             change = "barely changed"
-        elif rel_ok:
-            change = f"{'rose' if rel > 0 else 'fell'} {abs(rel) * 100:.0f}%"
+            if rel_ok and abs(rel) >= 0.005:  # the mean moved, but within the usual variation
+                change += f" (mean {'+' if rel > 0 else '-'}{_fmt_pct(rel)}, within its usual variation)"
+        elif use_rel:
+            change = f"{'rose' if up else 'fell'} {_fmt_pct(rel)}"
         else:
-            change = f"{'rose' if shift > 0 else 'fell'} by {abs(shift):.1f} sd"
+            change = f"{'rose' if up else 'fell'} by {abs(shift):.1f} sd"
+            if rel_ok and abs(rel) >= 0.005 and (rel > 0) != up:
+                change += f" (median; its mean {'+' if rel > 0 else '-'}{_fmt_pct(rel)})"
         name = names[i]
         reason = f"{name} {change} {against_by_baseline[binding]} (KS {_fmt_p(ks_p)}, mean |z| {z:.1f})"
         if moved:
@@ -664,7 +736,7 @@ def _ranked_rows(
                 score=score,
                 direction=direction,
                 magnitude=magnitude,
-                magnitude_kind="relative" if rel_ok else "z",
+                magnitude_kind="relative" if use_rel else "z",
                 z=z,
                 ks_d=ks_d,
                 ks_p=ks_p,

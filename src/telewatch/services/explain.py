@@ -8,6 +8,7 @@ bucketed onto a regular grid (``step``), and handed as one matrix to the window 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +17,27 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from telewatch.core.durations import parse_duration
 from telewatch.core.errors import NotFoundError, ValidationError
-from telewatch.incidents.ranking import Evidence, RankedMetric, ScanConfig, rank_evidence, window_evidence
+from telewatch.incidents.ranking import (
+    Evidence,
+    RankedMetric,
+    ScanConfig,
+    left_out_counts,
+    rank_evidence,
+    window_evidence,
+)
 from telewatch.store.db import Store
 
-__all__ = ["ExplainResult", "ExplainedMetric", "ScannedRows", "explain_window", "parse_window"]
+__all__ = [
+    "ExplainResult",
+    "ExplainedMetric",
+    "ScannedRows",
+    "explain_window",
+    "format_step",
+    "parse_step",
+    "parse_window",
+]
 
 DAY = pd.Timedelta("1D")
 
@@ -60,6 +77,83 @@ class ExplainResult:
     scan_seconds: float = 0.0
     read_seconds: float = 0.0  # reading the metrics × time matrices (values, scores) from the store
     scanned: ScannedRows | None = None  # all scanned metrics and their evidence (set by explain_window)
+    # scanned metrics left out of the ranking, by reason: ``no_data`` (no point in the window),
+    # ``no_baseline`` (too few points before it to compare with)
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def metrics_left_out(self) -> int:
+        return sum(self.left_out.values())
+
+    def left_out_text(self) -> str:
+        """``2 metrics left out (no data in the window)``, or "" when none was.
+
+        >>> r = ExplainResult(pd.Timestamp(0), pd.Timestamp(1), pd.Timedelta("1min"), pd.Timestamp(0), None, 3)
+        >>> r.left_out = {"no_data": 2, "no_baseline": 1}
+        >>> r.left_out_text()
+        '3 metrics left out (2 without data in the window, 1 with too little data before it)'
+        """
+        n = self.metrics_left_out
+        if not n:
+            return ""
+        why = {"no_data": "without data in the window", "no_baseline": "with too little data before it"}
+        parts = [f"{count} {why.get(k, k)}" for k, count in self.left_out.items() if count]
+        return f"{n} metric{'s' if n != 1 else ''} left out ({', '.join(parts)})"
+
+
+_PANDAS_UNIT = re.compile(
+    r"^\d+(\.\d+)?\s*(min|mins|minute|minutes|t|sec|secs|second|seconds|hour|hours|day|days)$"
+)
+
+
+def parse_step(value: str | pd.Timedelta) -> pd.Timedelta:
+    """A grid step as people write it (``1m``, ``90s``, ``1h``, ``5min``): the project's duration
+    parser (:func:`telewatch.core.durations.parse_duration`), also reading ``5min`` and spelled-out
+    units. A bare number is refused (``5`` is not five of anything in particular), as is a step
+    under one second.
+
+    >>> parse_step("5min"), parse_step("1h30m")
+    (Timedelta('0 days 00:05:00'), Timedelta('0 days 01:30:00'))
+    >>> parse_step("5")
+    Traceback (most recent call last):
+    ...
+    telewatch.core.errors.ValidationError: step: '5' has no unit; write e.g. 5m, 30s or 1h
+    """
+    if isinstance(value, pd.Timedelta):
+        step = value
+    else:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            raise ValidationError(f"step: {value!r} has no unit; write e.g. {text}m, 30s or 1h")
+        try:
+            step = pd.Timedelta(parse_duration(text))
+        except ValueError as exc:
+            if not _PANDAS_UNIT.fullmatch(text):
+                raise ValidationError(
+                    f"step: not a duration: {value!r}; write e.g. 1m, 30s, 5min or 1h"
+                ) from exc
+            step = pd.Timedelta(text.replace("t", "min") if text.endswith("t") else text)
+    if step < pd.Timedelta(seconds=1):
+        raise ValidationError(f"step must be at least one second, got {format_step(step)}")
+    return step
+
+
+def format_step(step: pd.Timedelta) -> str:
+    """A step as the duration parser reads it: ``1m``, ``90s`` → ``1m30s``, ``1d``.
+
+    >>> format_step(pd.Timedelta("1min")), format_step(pd.Timedelta("90s")), format_step(pd.Timedelta("1D"))
+    ('1m', '1m30s', '1d')
+    """
+    total = step.total_seconds()
+    if total <= 0 or total != int(total):
+        return f"{total:g}s"
+    seconds = int(total)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
 
 
 def _utc(ts: pd.Timestamp | str, what: str) -> pd.Timestamp:
@@ -166,7 +260,10 @@ def _display(name: str, labels: dict[str, str]) -> str:
 def infer_step(
     store: Store, metric_ids: Sequence[int], start: pd.Timestamp, end: pd.Timestamp
 ) -> pd.Timedelta:
-    """The typical spacing of points of ``metric_ids`` around the window (1 min when unknown)."""
+    """The typical spacing of points of ``metric_ids`` around the window (1 min when unknown).
+
+    Read over the window and the four window lengths before it, at least six hours: a short window
+    over hourly data holds one point or none, which would leave the spacing unknown."""
     row = (
         store.cursor()
         .execute(
@@ -175,7 +272,7 @@ def infer_step(
             " WHERE d > 0",
             [
                 [int(i) for i in metric_ids[:50]],
-                (start - 4 * (end - start)).tz_localize(None).to_pydatetime(),
+                (start - max(4 * (end - start), pd.Timedelta("6h"))).tz_localize(None).to_pydatetime(),
                 end.tz_localize(None).to_pydatetime(),
             ],
         )
@@ -360,6 +457,10 @@ def explain_window(
     scanned even outside the chosen group. ``keep``: given the scan's evidence and the metric ids of
     its rows, a boolean mask of metrics to return beyond the first ``limit`` (ranks stay their
     positions among all scanned metrics; see :func:`telewatch.incidents.ranking.rank_window`).
+
+    Metrics without a point in the window, or with too few before it, are left out of the ranking
+    (their count per reason: ``ExplainResult.left_out``). ``step``: a :class:`pandas.Timedelta` or
+    a duration text (:func:`parse_step`).
     """
     started = time.perf_counter()
     t_start, t_end = _utc(start, "start"), _utc(end, "end")
@@ -391,9 +492,7 @@ def explain_window(
             if p
         )
         raise NotFoundError(f"no metrics match {what or 'the store (it is empty)'}")
-    step_td = pd.Timedelta(step) if step is not None else infer_step(store, ids, t_start, t_end)
-    if step_td < pd.Timedelta(seconds=1):
-        raise ValidationError(f"step must be at least one second, got {step_td}")
+    step_td = parse_step(step) if step is not None else infer_step(store, ids, t_start, t_end)
     cfg = config or ScanConfig()
     base_cfg_period = int(DAY / step_td) if DAY % step_td == pd.Timedelta(0) else None
     cfg = ScanConfig(
@@ -474,4 +573,5 @@ def explain_window(
         scan_seconds=scan_seconds,
         read_seconds=read_seconds,
         scanned=ScannedRows(ids, names, groups, evidence),
+        left_out=left_out_counts(evidence),
     )

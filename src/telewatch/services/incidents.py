@@ -8,6 +8,7 @@ stored incidents merges them into the oldest. Rerunning it over the same anomali
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,23 +114,86 @@ def _read_anomalies(
     return out
 
 
-def _involved(scanned: ScannedRows | None) -> list[MetricChange]:
+def _involved(
+    scanned: ScannedRows | None, anomaly_directions: Mapping[int, str] | None = None
+) -> list[MetricChange]:
     """Metrics that type the incident: those the scan says clearly moved in its window (score at
     least :func:`involvement_cut` of the top score), most suspicious first.
 
     Detection flags alone do not count: a noisy metric's false alarm inside a real incident would
     otherwise change its type. Read from the scan's evidence of all metrics: no ranked row is
-    formatted for them (an incident can involve thousands)."""
+    formatted for them (an incident can involve thousands). ``anomaly_directions``: metric id →
+    ``up``/``down`` of its anomaly (value against expected at its peak); an involved anomalous
+    metric moved that way, whatever its window's mean did (a dip inside a noisy window can leave the
+    window's mean a little higher)."""
     if scanned is None or not scanned.evidence.score.size:
         return []
     score = scanned.evidence.score
     order = np.argsort(-score, kind="stable")  # the ranking's order
     rows = order[score[order] >= involvement_cut(float(score.max()))]
     moves = directions(scanned.evidence)[rows].tolist()
+    known = anomaly_directions or {}
     return [
-        MetricChange(scanned.names[i].split("{")[0], move, scanned.groups[i])
+        MetricChange(
+            scanned.names[i].split("{")[0],
+            known.get(scanned.metric_ids[i], move),  # type: ignore[arg-type]
+            scanned.groups[i],
+        )
         for i, move in zip(rows.tolist(), moves, strict=True)
     ]
+
+
+def _anomaly_directions(store: Store, anomaly_ids: Sequence[int]) -> dict[int, str]:
+    """Per metric of the anomalies: ``up`` or ``down``, as its strongest anomaly's value stood
+    against the expected value (metrics whose anomalies store neither are absent)."""
+    if not anomaly_ids:
+        return {}
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT metric_id, value, expected FROM anomalies WHERE list_contains(?, id)"
+            " AND value IS NOT NULL AND expected IS NOT NULL AND NOT isnan(value) AND NOT isnan(expected)"
+            " AND value <> expected ORDER BY peak_score, id",
+            [[int(i) for i in anomaly_ids]],
+        )
+        .fetchall()
+    )
+    return {int(m): ("up" if float(v) > float(e) else "down") for m, v, e in rows}  # the strongest last
+
+
+def _involved_rows(ranked: Sequence[Any], anomalous: set[int]) -> list[Any]:
+    """The ranked rows an incident keeps: its anomalous metrics, and the others that clearly moved
+    (not flat, score at least :func:`involvement_cut` of the top) — "Metrics involved"."""
+    if not ranked:
+        return []
+    cut = involvement_cut(max(float(r.ranked.score) for r in ranked))
+    return [
+        r
+        for r in ranked
+        if r.metric_id in anomalous or (r.ranked.direction != "flat" and r.ranked.score >= cut)
+    ]
+
+
+def _title(store: Store, type_title: str | None, rows: Sequence[Any], anomalous_ids: Sequence[int]) -> str:
+    """``<type title>: <metrics>``: the anomalous metrics first (in rank order; those the scan left
+    out, by name), then the other metrics that moved, three names at most."""
+    names: list[str] = []
+    ranked_ids = {r.metric_id for r in rows}
+    for r in sorted(rows, key=lambda r: (r.metric_id not in set(anomalous_ids), r.ranked.rank)):
+        names.append(r.ranked.name.split("{")[0])
+    missing = [int(i) for i in anomalous_ids if int(i) not in ranked_ids]
+    if missing:
+        found = dict(
+            store.cursor()
+            .execute("SELECT id, name FROM metrics WHERE list_contains(?, id)", [missing])
+            .fetchall()
+        )
+        # anomalous metrics the scan left out (no baseline yet) still name the incident, before movers
+        n_anomalous = sum(1 for r in rows if r.metric_id in set(anomalous_ids))
+        names[n_anomalous:n_anomalous] = [str(found[i]) for i in missing if i in found]
+    unique = list(dict.fromkeys(names))[:3]
+    head = type_title or "Anomaly"
+    return f"{head}: {', '.join(unique)}" if unique else head
 
 
 def update_incidents(
@@ -200,9 +264,11 @@ def update_incidents(
             if now_ts - draft.end >= quiet_td or (resolved_at is not None and resolved_at >= draft.end)
             else "open"
         )
-        names = [r.ranked.name.split("{")[0] for r in ranked[:3]]
+        # stored and shown: the anomalous metrics and those that clearly moved ("Metrics involved",
+        # counted alike in the list); not the top ten whatever they did
+        ranked = _involved_rows(ranked, set(draft.metric_ids))
         type_title = typed.title if typed is not None else None
-        title = f"{type_title or 'Anomaly'}: {', '.join(names)}" if names else (type_title or "Anomaly")
+        title = _title(store, type_title, ranked, sorted(set(draft.metric_ids)))
         fields = [
             _naive(draft.start),
             _naive(draft.end),
@@ -353,12 +419,12 @@ def _rank_and_type(
     except (ValidationError, NotFoundError):
         return [], None  # no baseline (the very start of the data) or no data: untyped
     kept = [r for r in result.ranked if r.ranked.rank <= rank_limit or r.metric_id in anomalous]
-    return kept, classify(rules, _involved(result.scanned))
+    return kept, classify(rules, _involved(result.scanned, _anomaly_directions(store, draft.anomaly_ids)))
 
 
 _SUMMARY_SQL = (
     "SELECT i.id, i.start_ts, i.end_ts, i.peak_ts, i.peak_score, i.state, i.type, i.type_title, i.slice_key,"
-    " i.title, (SELECT count(*) FROM incident_metrics im WHERE im.incident_id = i.id AND im.anomalous),"
+    " i.title, (SELECT count(*) FROM incident_metrics im WHERE im.incident_id = i.id),"
     " i.created_at, i.updated_at FROM incidents i"
 )
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from telewatch.api.deps import StoreDep
 from telewatch.incidents.ranking import ScanConfig
-from telewatch.services.explain import explain_window
+from telewatch.services.explain import explain_window, parse_step
 from telewatch.store.repo import parse_selector
 
 router = APIRouter(prefix="/api", tags=["explain"])
@@ -44,6 +44,11 @@ class ExplainPublic(BaseModel):
     baseline_start: datetime
     target: str | None
     metrics_scanned: int
+    metrics_left_out: dict[str, int] = Field(
+        default_factory=dict,
+        description="Scanned metrics left out of the ranking, by reason: no_data (no point in the window),"
+        " no_baseline (too few points before it to compare with).",
+    )
     seconds: float
     ranked: list[ExplainedMetricPublic]
 
@@ -65,10 +70,7 @@ def explain(
     same hours of earlier days."""
     from telewatch.core.errors import ValidationError
 
-    try:
-        step_td = pd.Timedelta(step) if step else None
-    except ValueError as exc:
-        raise ValidationError(f"step: not a duration: {step!r}") from exc
+    step_td = parse_step(step) if step else None
     for name, value in (("from", start), ("to", end)):
         if not 1970 <= value.year <= 2200:
             raise ValidationError(f"{name}: {value.isoformat()} is out of the supported range (1970-2200)")
@@ -101,6 +103,7 @@ def explain(
         baseline_start=result.baseline_start.to_pydatetime(),
         target=result.target,
         metrics_scanned=result.metrics_scanned,
+        metrics_left_out=result.left_out,
         seconds=result.seconds,
         ranked=[
             ExplainedMetricPublic(
