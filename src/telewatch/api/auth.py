@@ -3,8 +3,10 @@
 Being middleware (not a per-router dependency), a router added later cannot forget it.
 
 * Open: ``/api/health``, ``/docs``, ``/openapi.json``, ``/static/…``, ``/login``, ``/logout``.
-* ``GET``/``HEAD`` anywhere else needs a ``read`` or ``admin`` token; every other method needs ``admin``,
-  and so does every method on :data:`ADMIN_ONLY_PATHS` (token management: a read token must not list tokens).
+* ``GET``/``HEAD`` anywhere else needs a ``read`` or ``admin`` token, and so do the ``POST``s of
+  :data:`READ_POST_PATHS` (computations that store nothing: ad-hoc detection, window scan, upload
+  preview); every other method needs ``admin``, and so does every method on :data:`ADMIN_ONLY_PATHS`
+  (token management: a read token must not list tokens).
 * Credentials: ``Authorization: Bearer <token>``, or the UI's session cookie (``telewatch_session``, a random
   id mapped server-side to the token's hash; see :class:`SessionStore`). A cookie-authenticated write must
   come from the same origin (``Origin``, else ``Referer``, matching the request's host or ``base_url``).
@@ -53,6 +55,9 @@ OPEN_PREFIXES = ("/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 # paths that need an admin token for every method, reads included (a read token must not list tokens)
 ADMIN_ONLY_PATHS = frozenset({"/api/tokens", "/settings/tokens"})
+# POSTs that only compute an answer and store nothing (a body too large for a query string): a read token
+# may call them, so a read sign-in can use the explorer, the window scan and the upload preview
+READ_POST_PATHS = frozenset({"/api/detect", "/api/scan", "/api/ingest/preview"})
 # paths whose clients are programs, not people: they get 401, never a redirect to the sign-in page
 _API_PREFIXES = ("/api/", "/metrics")
 SECURITY_SCHEME = "bearerAuth"
@@ -72,7 +77,11 @@ def needed_scope(method: str, path: str) -> TokenScope:
 
     >>> needed_scope("GET", "/api/metrics"), needed_scope("GET", "/api/tokens"), needed_scope("POST", "/x")
     ('read', 'admin', 'admin')
+    >>> needed_scope("POST", "/api/detect"), needed_scope("POST", "/api/detect/run")
+    ('read', 'admin')
     """
+    if method.upper() == "POST" and path.rstrip("/") in READ_POST_PATHS:
+        return "read"
     if method.upper() not in READ_METHODS:
         return "admin"
     if path.rstrip("/") in ADMIN_ONLY_PATHS or path.startswith(tuple(p + "/" for p in ADMIN_ONLY_PATHS)):
