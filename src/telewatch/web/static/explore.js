@@ -1,13 +1,24 @@
 // Metric explorer: the series (resampled server-side to the visible range), its expected band,
-// anomalies per detector, the forecast ahead, scores, a decomposition, and window selection.
+// anomalies per detector, the stored anomalies and labelled windows, the forecast ahead, scores, a
+// decomposition, and window selection. The view (?from=&to= in the URL) follows zoom and pan.
 "use strict";
 
 const TARGET_POINTS = 2500;           // points per visible range; the server resamples to this
-const COLORS = ["#d62728", "#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2"];
+const DETECT_POINTS = 3000;           // points per curve of an ad-hoc detection (band, scores)
+const ZOOM_DETECT_SHARE = 0.5;        // views shorter than this share of the series re-run detection
+const DAY = 86_400_000;
+// ad-hoc detectors; red is kept for stored anomalies and orange for labelled windows
+const COLORS = ["#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f"];
+const STORED_COLOR = "#d62728";
+const LABEL_COLOR = "#ff7f0e";
 const ex = {
   metrics: JSON.parse(document.getElementById("metrics-data")?.textContent || "[]"),
-  metric: null, detectors: [], catalogue: {}, selection: null, fetchSeq: 0, relayoutTimer: null,
-  firstPaintMs: null, lastResult: null,
+  metric: null, detectors: [], catalogue: {}, selection: null, fetchSeq: 0, loadSeq: 0, detectSeq: 0,
+  zoomSeq: 0, relayoutTimer: null, firstPaintMs: null, lastResult: null,
+  view: null,          // {from, to} in ms when zoomed; null = the whole series
+  userY: null,         // a y-range the user chose (box zoom, scroll); null = fit the visible data
+  series: null, forecast: null, stored: [], labels: [], zoomed: null,
+  show: { stored: true, labels: true },
 };
 window.__tw = ex;  // for tests and the curious
 
@@ -16,8 +27,32 @@ const scoreEl = document.getElementById("score-chart");
 const statusEl = document.getElementById("status");
 function status(text) { if (statusEl) statusEl.textContent = text; }
 
-// x values as Date objects: a restyle re-guesses the axis type, and epoch numbers would read as linear
-const dates = (t) => t.map((ms) => new Date(ms));
+// x values as ISO text: Plotly reads its wall clock (UTC here, as the page's times are) whatever the
+// browser's timezone, which Date objects would shift, and a restyle keeps the axis a date axis
+const dates = (t) => t.map((ms) => new Date(ms).toISOString());
+
+// ms since epoch from what Plotly or a URL holds: a number, or text (no timezone = UTC)
+function toMs(value) {
+  if (value == null || value === "") return NaN;
+  if (typeof value === "number") return value;
+  if (value instanceof Date) return value.getTime();
+  const s = String(value).trim();
+  if (/^\d{10,}$/.test(s)) return Number(s);
+  const m = s.match(/^(\d{4})-(\d\d)-(\d\d)(?:[ T](\d\d)(?::(\d\d)(?::(\d\d)(\.\d+)?)?)?)?\s*(Z|z|[+-]\d\d:?\d\d)?$/);
+  if (!m) return NaN;
+  const [, y, mo, d, hh = "0", mi = "0", ss = "0", frac = "", tz] = m;
+  let ms = Date.UTC(+y, +mo - 1, +d, +hh, +mi, +ss, frac ? Math.round(Number(frac) * 1000) : 0);
+  if (tz && !/^[zZ]$/.test(tz)) {
+    const sign = tz[0] === "-" ? -1 : 1, digits = tz.slice(1).replace(":", "");
+    ms -= sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4))) * 60_000;
+  }
+  return ms;
+}
+// an ISO 8601 instant for a URL: to the minute where that is exact, else to the second
+function urlTime(ms) {
+  const iso = new Date(Math.round(ms / 1000) * 1000).toISOString();
+  return iso.endsWith(":00.000Z") ? iso.slice(0, 16) + "Z" : iso.slice(0, 19) + "Z";
+}
 
 function stepFor(fromMs, toMs) {
   const seconds = Math.max(1, Math.ceil((toMs - fromMs) / 1000 / TARGET_POINTS));
@@ -41,89 +76,359 @@ async function fetchSeries(fromMs, toMs) {
   return avg;
 }
 
-function envelopeTraces(series) {
-  const on = Array.isArray(series.min);
+// -- the view: what the x-axis shows, and the URL that opens it again
+function wholeEnd() {
+  const f = ex.forecast;
+  const fEnd = f && f.t.length ? f.t[f.t.length - 1] : -Infinity;
+  return Math.max(ex.metric.last, fEnd);
+}
+function xRange() {
+  return ex.view ? [ex.view.from, ex.view.to] : [ex.metric.first, wholeEnd()];
+}
+function updateURL() {
+  const q = new URLSearchParams(location.search);
+  q.delete("metric"); q.delete("labels");   // the path names the metric now
+  if (ex.view) { q.set("from", urlTime(ex.view.from)); q.set("to", urlTime(ex.view.to)); }
+  else { q.delete("from"); q.delete("to"); }
+  const qs = q.toString().replace(/%3A/gi, ":");
+  history.replaceState(null, "", `/explore/${ex.metric.id}${qs ? "?" + qs : ""}`);
+}
+// ?from=&to= of the page's URL (ISO 8601; no timezone = UTC); null when absent or unreadable
+function viewFromURL() {
+  const q = new URLSearchParams(location.search);
+  if (!q.has("from") && !q.has("to")) return null;
+  const m = ex.metric;
+  const from = q.has("from") ? toMs(q.get("from")) : m.first;
+  const to = q.has("to") ? toMs(q.get("to")) : m.last;
+  if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from) {
+    ex.urlProblem = `could not read the window from=${q.get("from") ?? ""} to=${q.get("to") ?? ""} ` +
+      "(ISO 8601, e.g. 2026-11-18T18:00Z, with to after from); showing the whole range";
+    return null;
+  }
+  return { from, to };
+}
+
+// -- drawing: every redraw builds the whole figure from ex (Plotly.react sends no plotly_relayout)
+function lineTrace(meta, tms, y, extra) {
+  return { x: dates(tms), y, type: "scatter", mode: "lines", meta, _t: tms, ...extra };
+}
+function bandTraces(tms, lower, upper, meta, name, fillcolor, extra = {}) {
   return [
-    { x: on ? dates(series.t) : [], y: on ? series.min : [], type: "scatter", mode: "lines", line: { width: 0 },
-      hoverinfo: "skip", showlegend: false, meta: "env-lo" },
-    { x: on ? dates(series.t) : [], y: on ? series.max : [], type: "scatter", mode: "lines", line: { width: 0 },
-      fill: "tonexty", fillcolor: "rgba(31,119,180,0.3)", name: "min–max per bucket", hoverinfo: "skip", meta: "env-hi",
-      showlegend: on },
+    lineTrace(`${meta}-lo`, tms, lower, { line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: meta, ...extra }),
+    lineTrace(`${meta}-hi`, tms, upper, { line: { width: 0 }, fill: "tonexty", fillcolor, name, hoverinfo: "skip",
+      legendgroup: meta, ...extra }),
   ];
 }
-
-function baseLayout() {
-  const m = ex.metric;
-  return {
-    margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: "zoom", hovermode: "x",
-    showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
-    xaxis: { type: "date", range: [toISO(m.first), toISO(m.last)] },
-    yaxis: { title: { text: m.unit || "" }, fixedrange: false },
-    shapes: [],
-  };
+function shownResult() {
+  const z = ex.zoomed;
+  if (z && ex.view && z.metricId === ex.metric.id && z.from === ex.view.from && z.to === ex.view.to) return z.result;
+  if (z && ex.view && z.metricId === ex.metric.id && z.result && ex.view.to - ex.view.from < (ex.metric.last - ex.metric.first) * ZOOM_DETECT_SHARE) {
+    return z.result;   // the previous zoom's result until this one's comes
+  }
+  return ex.lastResult;
 }
 
-async function drawMetric(id) {
-  ex.metric = ex.metrics.find((m) => m.id === Number(id)) || ex.metrics[0];
-  if (!ex.metric) return;
-  history.replaceState(null, "", `/explore/${ex.metric.id}`);
-  ex.selection = null;
-  document.getElementById("window-panel").classList.add("hidden");
-  const began = performance.now();
-  status("loading…");
-  let series;
-  try { series = await fetchSeries(null, null); } catch (err) { showError(chartEl, err); return; }
-  const trace = {
-    x: dates(series.t), y: series.v, type: "scattergl", mode: "lines", name: ex.metric.display,
-    line: { width: 1.2, color: "#1f77b4" }, connectgaps: false, meta: "series",
+function chartTraces() {
+  const traces = [];
+  const result = shownResult();
+  if (result && result.band) {
+    traces.push(...bandTraces(result.band.t, result.band.lower, result.band.upper, "band", "expected band", "rgba(31,119,180,0.13)"));
+  }
+  const s = ex.series;
+  if (s) {
+    const on = Array.isArray(s.min);
+    traces.push(...bandTraces(on ? s.t : [], on ? s.min : [], on ? s.max : [], "env", "min–max per bucket",
+      "rgba(31,119,180,0.3)", { showlegend: on }));
+    traces[traces.length - 2].showlegend = false;
+    traces.push({ ...lineTrace("series", s.t, s.v, { type: "scattergl", name: ex.metric.display,
+      line: { width: 1.2, color: "#1f77b4" }, connectgaps: false }) });
+  }
+  if (ex.stored.length) {
+    const st = ex.stored;
+    traces.push({ x: st.map((a) => a.peak), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
+      type: "scatter", mode: "markers", meta: "stored", name: `stored anomalies (${st.length})`,
+      visible: ex.show.stored, marker: { color: STORED_COLOR, size: 9, symbol: "diamond", line: { width: 1, color: "#fff" } },
+      text: st.map((a) => `stored anomaly · ${a.detector}<br>peak score ${a.peak_score.toFixed(2)} at ${fmtTime(a.peak)} UTC` +
+        `<br>window ${fmtTime(a.start)} – ${fmtTime(a.end)}`),
+      hovertemplate: "%{text}<br>value %{y}<extra></extra>" });
+  }
+  if (result) {
+    result.results.forEach((r, i) => {
+      const color = COLORS[i % COLORS.length];
+      traces.push({ x: r.anomalies.map((a) => a.peak), y: r.anomalies.map((a) => a.value), _t: r.anomalies.map((a) => toMs(a.peak)),
+        type: "scatter", mode: "markers", meta: `adhoc-${i}`,
+        marker: { color, size: 8, symbol: "circle-open", line: { width: 2 } }, name: `${r.detector} anomalies (${r.anomalies.length})`,
+        text: r.anomalies.map((a) => `${r.detector}: score ${a.peak_score.toFixed(1)}`) });
+    });
+  }
+  const f = ex.forecast;
+  if (f) {
+    if (f.lo && f.hi && f.lo.some((v) => v != null)) {
+      traces.push(...bandTraces(f.t, f.lo, f.hi, "forecast-iv", `forecast ${f.level}% interval`, "rgba(44,160,44,0.15)"));
+    }
+    traces.push(lineTrace("forecast", f.t, f.mean, { line: { dash: "dot", color: "#2ca02c" }, name: `forecast (${f.model})` }));
+  }
+  // keep what the user hid through the legend
+  const hidden = new Set((chartEl.data || []).filter((t) => t.visible === "legendonly").map((t) => t.meta));
+  for (const t of traces) if (hidden.has(t.meta) && t.visible !== false) t.visible = "legendonly";
+  return traces;
+}
+
+function chartShapes() {
+  const shapes = [];
+  const win = (start, end, color, opacity, extra = {}) => ({ type: "rect", xref: "x", yref: "paper", x0: start, x1: end,
+    y0: 0, y1: 1, fillcolor: color, opacity, line: { width: 0 }, layer: "below", ...extra });
+  if (ex.show.labels) {
+    for (const l of ex.labels) {
+      shapes.push(win(l.start, l.end, LABEL_COLOR, 0.22, { name: "label",
+        label: { text: l.kind, textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
+    }
+  }
+  if (ex.show.stored) for (const a of ex.stored) shapes.push(win(a.start, a.end, STORED_COLOR, 0.14, { name: "stored" }));
+  const result = shownResult();
+  if (result) {
+    result.results.forEach((r, i) => {
+      for (const a of r.anomalies) shapes.push(win(a.start, a.end, COLORS[i % COLORS.length], 0.15, { name: "adhoc" }));
+    });
+  }
+  return shapes;
+}
+
+// the y-range of what lies inside [lo, hi] on the x-axis, over the traces shown (padded 5 %)
+function fitY(traces, lo, hi, extra = []) {
+  let min = Infinity, max = -Infinity;
+  for (const v of extra) { if (Number.isFinite(v)) { min = Math.min(min, v); max = Math.max(max, v); } }
+  for (const tr of traces) {
+    if (tr.visible === false || tr.visible === "legendonly" || !tr._t) continue;
+    const t = tr._t, y = tr.y;
+    for (let i = 0; i < t.length; i++) {
+      const v = y[i];
+      if (v == null || !Number.isFinite(v) || t[i] < lo || t[i] > hi) continue;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+  }
+  if (!Number.isFinite(min)) return null;
+  const pad = max > min ? (max - min) * 0.05 : Math.max(1, Math.abs(max) * 0.05);
+  return [min - pad, max + pad];
+}
+
+function redraw() {
+  const m = ex.metric;
+  if (!m || !ex.series) return Promise.resolve();
+  const [lo, hi] = xRange();
+  const traces = chartTraces();
+  const y = ex.userY || fitY(traces, lo, hi);
+  const layout = {
+    margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: chartEl.layout?.dragmode || "zoom", hovermode: "x",
+    showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
+    xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
+    yaxis: { title: { text: m.unit || "" }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
+    shapes: chartShapes(),
   };
-  const layout = baseLayout();
-  await Plotly.newPlot(chartEl, [...envelopeTraces(series), trace], layout, { displaylogo: false, responsive: true, scrollZoom: true });
-  ex.firstPaintMs = performance.now() - began;
-  if (ex.firstPaintAt == null) ex.firstPaintAt = performance.now();  // since navigation start
+  for (const t of traces) delete t._t;
+  const drawn = Plotly.react(chartEl, traces, layout, { displaylogo: false, responsive: true, scrollZoom: true });
+  chartEl.dataset.view = ex.view ? `${toISO(ex.view.from)}/${toISO(ex.view.to)}` : "whole";
+  drawScores(lo, hi);
+  return drawn;
+}
+
+function drawScores(lo, hi) {
+  const result = shownResult();
+  const traces = [];
+  if (result) {
+    result.results.forEach((r, i) => traces.push({ x: dates(r.scores.t), y: r.scores.v, _t: r.scores.t, type: "scattergl", mode: "lines",
+      line: { width: 1, color: COLORS[i % COLORS.length] }, name: r.detector, meta: `score-${i}` }));
+    traces.push({ x: dates([lo, hi]), y: [result.threshold, result.threshold],
+      type: "scatter", mode: "lines", line: { dash: "dash", color: "#555", width: 1 }, name: "threshold", meta: "threshold" });
+  }
+  const hidden = new Set((scoreEl.data || []).filter((t) => t.visible === "legendonly").map((t) => t.meta));
+  for (const t of traces) if (hidden.has(t.meta)) t.visible = "legendonly";
+  const y = result ? fitY(traces, lo, hi, [result.threshold]) : null;
+  for (const t of traces) delete t._t;
+  Plotly.react(scoreEl, traces, {
+    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
+    yaxis: { title: { text: "score" }, ...(y ? { range: y } : { autorange: true }) }, showlegend: true, legend: { orientation: "h" },
+  }, { displaylogo: false, responsive: true });
+}
+
+function showSeriesStatus(series) {
   chartEl.dataset.points = String(series.t.length);
   chartEl.dataset.step = String(series.step_seconds ?? "raw");
-  chartEl.classList.add("drawn");
   status(`${series.t.length.toLocaleString()} points shown` +
-    (series.step_seconds ? ` (averaged per ${series.step_seconds / 60} min; zoom in for raw points)` : " (raw)"));
-  if (chartEl.removeAllListeners) { chartEl.removeAllListeners("plotly_relayout"); chartEl.removeAllListeners("plotly_selected"); }
-  chartEl.on("plotly_relayout", onRelayout);
-  chartEl.on("plotly_selected", onSelected);
-  Plotly.newPlot(scoreEl, [], {
-    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: { type: "date", range: layout.xaxis.range },
-    yaxis: { title: { text: "score" } }, showlegend: true, legend: { orientation: "h" },
-  }, { displaylogo: false, responsive: true });
-  ex.catalogueReady.then(runDetect);
-  drawForecast();
+    (series.step_seconds ? ` (averaged per ${series.step_seconds / 60} min; zoom in for raw points)` : " (raw 1-minute points)") +
+    (ex.urlProblem ? ` — ${ex.urlProblem}` : ""));
+}
+
+// the series around the view: a margin on each side so that a short pan stays drawn
+function fetchRange() {
+  if (!ex.view) return [null, null];
+  const pad = (ex.view.to - ex.view.from) * 0.25;
+  return [Math.max(ex.metric.first, ex.view.from - pad), Math.min(ex.metric.last, ex.view.to + pad)];
+}
+
+async function drawMetric(id, view) {
+  ex.metric = ex.metrics.find((m) => m.id === Number(id)) || ex.metrics[0];
+  if (!ex.metric) return;
+  const seq = ++ex.loadSeq;
+  ex.fetchSeq++; ex.zoomSeq++;
+  ex.urlProblem = null;
+  ex.view = view === undefined ? viewFromURL() : view;
+  ex.userY = null;
+  ex.series = null; ex.forecast = null; ex.stored = []; ex.labels = []; ex.zoomed = null; ex.lastResult = null;
+  updateURL();
+  ex.selection = null;
+  document.getElementById("window-panel").classList.add("hidden");
+  chartEl.classList.remove("drawn");
+  for (const k of ["stored", "labels", "anomalies", "forecast"]) delete chartEl.dataset[k];
+  delete document.getElementById("stored-list").dataset.loaded;
+  const began = performance.now();
+  status("loading…");
+  const overlays = loadOverlays(seq);   // stored anomalies and labels, alongside the series
+  let series;
+  try {
+    const [lo, hi] = fetchRange();
+    series = (lo != null && hi <= lo) ? { t: [], v: [], step_seconds: null } : await fetchSeries(lo, hi);
+  } catch (err) { showError(chartEl, err); return; }
+  if (seq !== ex.loadSeq) return;   // another metric was chosen meanwhile
+  ex.series = series;
+  await redraw();
+  ex.firstPaintMs = performance.now() - began;
+  if (ex.firstPaintAt == null) ex.firstPaintAt = performance.now();  // since navigation start
+  chartEl.classList.add("drawn");
+  showSeriesStatus(series);
+  if (!ex.listening) {
+    ex.listening = true;
+    chartEl.on("plotly_relayout", onRelayout);
+    chartEl.on("plotly_selected", onSelected);
+    chartEl.on("plotly_legendclick", onLegendClick);
+  }
+  ex.catalogueReady.then(() => { if (seq === ex.loadSeq) runDetect(); });
+  drawForecast(seq);
+  await overlays;
 }
 
 // -- zoom and pan: re-read the visible range from the server at a step that fits it
 function onRelayout(ev) {
-  if (!Object.keys(ev).some((k) => k.startsWith("xaxis.range") || k === "xaxis.autorange")) return;
+  if (!ev || !ex.metric) return;
+  const keys = Object.keys(ev);
+  const xChanged = keys.some((k) => k.startsWith("xaxis.range") || k === "xaxis.autorange");
+  const yRange = ev["yaxis.range"] || (ev["yaxis.range[0]"] != null ? [ev["yaxis.range[0]"], ev["yaxis.range[1]"]] : null);
+  if (!xChanged && !yRange && !ev["yaxis.autorange"]) return;
+  if (xChanged) {
+    const r = ev["xaxis.autorange"] ? null : (ev["xaxis.range"] || [ev["xaxis.range[0]"], ev["xaxis.range[1]"]]).map(toMs);
+    const whole = [ex.metric.first, wholeEnd()];
+    if (!r || !r.every(Number.isFinite)) ex.view = null;
+    else {
+      const [a, b] = r[0] <= r[1] ? r : [r[1], r[0]];
+      ex.view = (a <= whole[0] && b >= whole[1]) ? null : { from: a, to: b };
+    }
+  }
+  // a y-range the user chose with the x-range (a box, a scroll) stays; an x-only zoom fits y again
+  ex.userY = yRange ? yRange.map(Number) : (xChanged || ev["yaxis.autorange"] ? null : ex.userY);
+  if (!xChanged) { redraw(); return; }
+  updateURL();
+  const [lo, hi] = xRange();
+  Plotly.relayout(scoreEl, { "xaxis.range": [toISO(lo), toISO(hi)] });
   clearTimeout(ex.relayoutTimer);
   ex.relayoutTimer = setTimeout(refetchVisible, 120);
-  const range = chartEl.layout.xaxis.range;
-  Plotly.relayout(scoreEl, { "xaxis.range": range });
 }
 
 async function refetchVisible() {
-  const range = chartEl.layout.xaxis.range.map((d) => new Date(d).getTime());
   const seq = ++ex.fetchSeq;
-  const pad = (range[1] - range[0]) * 0.25;   // a margin so a short pan stays drawn
-  const lo = Math.max(ex.metric.first, range[0] - pad), hi = Math.min(ex.metric.last, range[1] + pad);
-  if (hi <= lo) return;
+  const [lo, hi] = fetchRange();
   try {
-    const series = await fetchSeries(lo, hi);
+    const series = (lo != null && hi <= lo) ? { t: [], v: [], step_seconds: null } : await fetchSeries(lo, hi);
     if (seq !== ex.fetchSeq) return;   // a newer zoom won
-    const at = (meta) => chartEl.data.findIndex((t) => t.meta === meta);
-    const env = envelopeTraces(series);
-    Plotly.restyle(chartEl, { x: [dates(series.t), env[0].x, env[1].x], y: [series.v, env[0].y, env[1].y], showlegend: [true, false, env[1].showlegend] },
-      [at("series"), at("env-lo"), at("env-hi")]);
-    chartEl.dataset.points = String(series.t.length);
-    chartEl.dataset.step = String(series.step_seconds ?? "raw");
-    status(`${series.t.length.toLocaleString()} points shown` +
-      (series.step_seconds ? ` (averaged per ${series.step_seconds / 60} min)` : " (raw 1-minute points)"));
+    ex.series = series;
+    await redraw();
+    showSeriesStatus(series);
   } catch (err) { status("could not load: " + err.message); }
+  scheduleZoomDetect();
+}
+
+function setView(view) {
+  ex.view = view; ex.userY = null;
+  updateURL();
+  clearTimeout(ex.relayoutTimer);
+  redraw();   // at once, with the series at hand; the fetch brings the view's resolution
+  refetchVisible();
+}
+
+// -- stored anomalies (GET /api/anomalies) and labelled windows (GET /api/labels) of the metric
+async function loadOverlays(seq) {
+  const id = ex.metric.id;
+  const box = document.getElementById("stored-list");
+  const anomalies = (async () => {
+    const all = [], page = 10_000;
+    for (let offset = 0; ; offset += page) {
+      const chunk = await getJSON(`/api/anomalies?metric=${id}&limit=${page}&offset=${offset}`);
+      all.push(...chunk);
+      if (chunk.length < page) return all;
+    }
+  })();
+  const labels = getJSON(`/api/labels?metric=${id}`);
+  const [a, l] = await Promise.allSettled([anomalies, labels]);
+  if (seq !== ex.loadSeq) return;
+  ex.stored = a.status === "fulfilled" ? a.value.slice().sort((x, y) => toMs(x.start) - toMs(y.start)) : [];
+  ex.labels = l.status === "fulfilled" ? l.value : [];
+  chartEl.dataset.stored = String(ex.stored.length);
+  chartEl.dataset.labels = String(ex.labels.length);
+  document.getElementById("stored-count").textContent = a.status === "fulfilled" ? `(${ex.stored.length})` : "(?)";
+  document.getElementById("labels-count").textContent = l.status === "fulfilled" ? `(${ex.labels.length})` : "(?)";
+  renderOverlayLists(a.status === "rejected" ? a.reason : null, l.status === "rejected" ? l.reason : null);
+  if (ex.series) redraw();
+  box.dataset.loaded = "1";
+}
+
+const LIST_ROWS = 500;
+// (common.js's fmtNum strips the zeros of whole numbers: 1000 would read "1")
+const fmtValue = (x) => (x == null || !Number.isFinite(x) ? "—" : Number(x).toLocaleString("en-US", { maximumSignificantDigits: 5 }));
+function renderOverlayLists(anomalyError, labelError) {
+  const zoomTo = (start, end) => {
+    const s = toMs(start), e = toMs(end);
+    const margin = Math.max(30 * 60_000, (e - s) * 2);
+    setView({ from: s - margin, to: e + margin });
+  };
+  const box = document.getElementById("stored-list");
+  if (anomalyError) showError(box, anomalyError);
+  else if (!ex.stored.length) box.replaceChildren(h("p", { class: "muted" }, "No stored anomalies for this metric " +
+    "(stored detection: Store anomalies below, telewatch detect, or a monitor)."));
+  else {
+    const rows = ex.stored.slice(-LIST_ROWS).reverse();   // newest first, as /api/anomalies
+    box.replaceChildren(
+      h("table", { class: "grid", id: "stored-table" },
+        h("thead", {}, h("tr", {}, ["Detector", "Start (UTC)", "End", "Peak", "Peak score", "Value", ""].map((t) => h("th", {}, t)))),
+        h("tbody", {}, rows.map((a) => h("tr", { "data-anomaly": a.id },
+          h("td", {}, h("span", { class: "swatch stored" }), a.detector),
+          h("td", {}, fmtTime(a.start)), h("td", {}, fmtTime(a.end)), h("td", {}, fmtTime(a.peak)),
+          h("td", { class: "num" }, a.peak_score.toFixed(2)), h("td", { class: "num" }, fmtValue(a.value)),
+          h("td", {}, h("button", { type: "button", class: "zoom-to", onclick: () => zoomTo(a.start, a.end) }, "show")))))),
+      ex.stored.length > LIST_ROWS ? h("p", { class: "muted" }, `The newest ${LIST_ROWS} of ${ex.stored.length} are listed; all are drawn.`) : "");
+  }
+  const lbox = document.getElementById("labels-list");
+  if (labelError) showError(lbox, labelError);
+  else if (!ex.labels.length) lbox.replaceChildren(h("p", { class: "muted" }, "No labelled windows for this metric."));
+  else {
+    lbox.replaceChildren(h("table", { class: "grid", id: "labels-table" },
+      h("thead", {}, h("tr", {}, ["Kind", "Start (UTC)", "End", "Source", "Note", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, ex.labels.map((l) => h("tr", { "data-label": l.id },
+        h("td", {}, h("span", { class: "swatch label" }), l.kind), h("td", {}, fmtTime(l.start)), h("td", {}, fmtTime(l.end)),
+        h("td", {}, l.source), h("td", {}, l.note || ""),
+        h("td", {}, h("button", { type: "button", class: "zoom-to", onclick: () => zoomTo(l.start, l.end) }, "show")))))));
+  }
+}
+
+function onLegendClick(ev) {
+  // the stored anomalies' marker trace toggles their shaded windows too (as the checkbox does)
+  if (ev && ev.data && ev.data[ev.curveNumber] && ev.data[ev.curveNumber].meta === "stored") {
+    const cb = document.getElementById("show-stored");
+    cb.checked = !cb.checked;
+    ex.show.stored = cb.checked;
+    redraw();
+    return false;
+  }
+  return true;
 }
 
 // -- window selection → window scan
@@ -134,7 +439,7 @@ function setMode(mode) {
 }
 function onSelected(ev) {
   if (!ev || !ev.range || !ev.range.x) return;
-  const [a, b] = ev.range.x.map((d) => new Date(d).getTime());
+  const [a, b] = ev.range.x.map(toMs);
   ex.selection = { from: Math.min(a, b), to: Math.max(a, b) };
   document.getElementById("window-text").textContent = `${fmtTime(ex.selection.from)} – ${fmtTime(ex.selection.to)} UTC`;
   const groupSel = document.getElementById("window-group");
@@ -172,7 +477,7 @@ function renderDetectors() {
   box.replaceChildren(...ex.detectors.map((spec, i) => {
     const params = Object.entries(spec.params).map(([k, v]) => h("label", { class: "field" }, k,
       h("input", { type: "text", value: v == null ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v)), "data-param": k,
-        oninput: (e) => { spec.params[k] = parseParam(e.target.value); spec.changed.add(k); } })));
+        oninput: (e) => { spec.params[k] = parseParam(e.target.value); spec.changed.add(k); e.target.classList.remove("invalid"); } })));
     return h("div", { class: "det", "data-detector": spec.name },
       h("b", { style: `color:${COLORS[i % COLORS.length]}` }, spec.name), " ",
       h("span", { class: "muted" }, ex.catalogue[spec.name]?.doc || ""), " ",
@@ -190,17 +495,25 @@ function parseParam(text) {
   try { return JSON.parse(t); } catch (_) { return t; }
 }
 
+// A detector's error names the parameter: the API passes the library's message through, which often
+// does not ("passed window abc is not compatible …"); the suspects are the parameters the user changed.
+function detectorError(spec, index, message) {
+  const changed = spec ? Object.keys(changedParams(spec)) : [];
+  const named = changed.filter((k) => new RegExp(`\\b${k}\\b`).test(message));
+  const suspects = named.length ? named : changed;
+  const inputs = document.querySelectorAll("#detectors .det")[index]?.querySelectorAll("input[data-param]") || [];
+  for (const el of inputs) el.classList.toggle("invalid", suspects.includes(el.dataset.param));
+  if (!suspects.length) return message;
+  const which = suspects.map((k) => `${k} = ${JSON.stringify(spec.params[k])}`).join(", ");
+  return `${suspects.length > 1 ? "parameters" : "parameter"} ${which}: ${message}`;
+}
+
 function trainShare() {
   const pct = Number(document.getElementById("train-share").value);
   return pct > 0 && pct < 100 ? { train_share: pct / 100 } : {};
 }
 
-async function runDetect() {
-  const summary = document.getElementById("detect-summary");
-  if (!ex.detectors.length) { summary.replaceChildren(h("span", { class: "muted" }, "Add a detector to see anomalies.")); return; }
-  const btn = document.getElementById("run-detect");
-  btn.disabled = true;
-  summary.replaceChildren(h("span", { class: "muted" }, "running…"));
+function detectBody() {
   const body = {
     metric: String(ex.metric.id),
     detectors: ex.detectors.map((d) => ({ name: d.name, params: changedParams(d) })),
@@ -209,56 +522,76 @@ async function runDetect() {
     ...trainShare(),
     min_points: Number(document.getElementById("min-points").value),
     merge_gap: Number(document.getElementById("merge-gap").value),
-    max_points: 3000,
+    max_points: DETECT_POINTS,
   };
   const w = ex.detectors.find((d) => d.name === "robust_bands")?.params.window;
   if (Number.isInteger(w) && w >= 2) body.band_window = w;
+  return body;
+}
+
+async function runDetect() {
+  const summary = document.getElementById("detect-summary");
+  if (!ex.detectors.length) { summary.replaceChildren(h("span", { class: "muted" }, "Add a detector to see anomalies.")); return; }
+  const btn = document.getElementById("run-detect");
+  btn.disabled = true;
+  summary.replaceChildren(h("span", { class: "muted" }, "running…"));
+  const seq = ++ex.detectSeq, metricId = ex.metric.id;
+  const specs = ex.detectors.slice();
   try {
-    const result = await postJSON("/api/detect", body);
+    const result = await postJSON("/api/detect", detectBody());
+    if (seq !== ex.detectSeq || metricId !== ex.metric.id) return;
     ex.lastResult = result;
-    drawDetection(result);
+    ex.zoomed = null;
+    chartEl.dataset.anomalies = String(result.results.reduce((n, r) => n + r.anomalies.length, 0));
     summary.replaceChildren(h("table", { class: "grid", id: "detect-table" },
       h("thead", {}, h("tr", {}, ["Detector", "Anomalies", "Time", "Note"].map((t) => h("th", {}, t)))),
       h("tbody", {}, result.results.map((r, i) => h("tr", { "data-detector": r.detector },
         h("td", {}, h("b", { style: `color:${COLORS[i % COLORS.length]}` }, r.detector)),
         h("td", { class: "num anomaly-count" }, String(r.anomalies.length)),
         h("td", { class: "num" }, `${(r.seconds * 1000).toFixed(0)} ms`),
-        h("td", {}, r.error ? h("span", { class: "error-box" }, r.error) : ""))))));
+        h("td", {}, r.error ? h("span", { class: "error-box detector-error" }, detectorError(specs[i], i, r.error)) : ""))))),
+      h("div", { id: "zoom-note", class: "muted" }));
+    await redraw();
+    scheduleZoomDetect();
   } catch (err) { showError(summary, err); } finally { btn.disabled = false; }
 }
 
-function drawDetection(result) {
-  const keep = chartEl.data.filter((t) => ["env-lo", "env-hi", "series", "forecast"].includes(t.meta));
-  const traces = [];
-  if (result.band) {
-    const bt = dates(result.band.t);
-    traces.push({ x: bt, y: result.band.lower, type: "scatter", mode: "lines", line: { width: 0 },
-      hoverinfo: "skip", showlegend: false, meta: "band-lo" });
-    traces.push({ x: bt, y: result.band.upper, type: "scatter", mode: "lines", line: { width: 0 },
-      fill: "tonexty", fillcolor: "rgba(31,119,180,0.13)", name: "expected band", hoverinfo: "skip", meta: "band-hi" });
+// Zoomed in: the detection runs again over the view plus the stretch before it, fitted (and
+// calibrated) on that stretch, so that the band and the scores come at the view's resolution.
+function scheduleZoomDetect() {
+  const m = ex.metric, v = ex.view, note = document.getElementById("zoom-note");
+  const whole = m.last - m.first;
+  if (!ex.lastResult || !ex.detectors.length || !v || v.to - v.from >= whole * ZOOM_DETECT_SHARE || v.to <= m.first || v.from >= m.last) {
+    if (ex.zoomed) { ex.zoomed = null; redraw(); }
+    if (note) { note.textContent = ""; delete note.dataset.state; }
+    return;
   }
-  const shapes = [];
-  result.results.forEach((r, i) => {
-    const color = COLORS[i % COLORS.length];
-    traces.push({ x: r.anomalies.map((a) => a.peak), y: r.anomalies.map((a) => a.value), type: "scatter", mode: "markers",
-      marker: { color, size: 8, symbol: "circle-open", line: { width: 2 } }, name: `${r.detector} anomalies (${r.anomalies.length})`,
-      text: r.anomalies.map((a) => `${r.detector}: score ${a.peak_score.toFixed(1)}`), meta: "anomalies" });
-    for (const a of r.anomalies) {
-      shapes.push({ type: "rect", xref: "x", yref: "paper", x0: a.start, x1: a.end, y0: 0, y1: 1,
-        fillcolor: color, opacity: 0.15, line: { width: 0 }, layer: "below" });
+  if (ex.zoomed && ex.zoomed.from === v.from && ex.zoomed.to === v.to && ex.zoomed.metricId === m.id) return;
+  const body = detectBody();
+  const span = v.to - v.from;
+  const wantContext = Math.max(3 * span, 2 * DAY, (body.band_window || 288) * 60_000 * 2);
+  const from = Math.max(m.first, v.from - wantContext);
+  const to = Math.min(m.last, v.to) + 60_000;   // exclusive
+  if (v.from - from >= 0.2 * (to - from)) body.train_share = Math.min(1, (v.from - from) / (to - from));
+  body.from = toISO(from); body.to = toISO(to);
+  const seq = ++ex.zoomSeq;
+  if (note) { note.textContent = "zoomed in: re-running the detection for the visible range…"; note.dataset.state = "running"; }
+  postJSON("/api/detect", body).then((result) => {
+    if (seq !== ex.zoomSeq || m !== ex.metric) return;
+    ex.zoomed = { from: v.from, to: v.to, metricId: m.id, result };
+    const inView = result.results.map((r) => r.anomalies.filter((a) => toMs(a.end) >= v.from && toMs(a.start) <= v.to).length);
+    if (note) {
+      const fitted = body.train_share && body.train_share !== trainShare().train_share;
+      note.textContent = `Zoomed in: band, scores and anomalies re-computed over ${fmtTime(from)} – ${fmtTime(to)} UTC ` +
+        (fitted ? "(the visible range and the stretch before it, fitted on that stretch)" : "(the visible range and what precedes it)") +
+        `; in view: ${result.results.map((r, i) => `${r.detector} ${inView[i]}`).join(", ")}. The table counts the whole series.`;
+      note.dataset.state = "done";
     }
+    redraw();
+  }).catch((err) => {
+    if (seq !== ex.zoomSeq) return;
+    if (note) { note.textContent = `zoomed detection failed: ${err.message}`; note.dataset.state = "error"; }
   });
-  const layout = baseLayout();
-  layout.xaxis.range = chartEl.layout.xaxis.range;
-  layout.dragmode = chartEl.layout.dragmode;
-  layout.shapes = shapes;
-  Plotly.react(chartEl, [...traces, ...keep], layout);
-  chartEl.dataset.anomalies = String(result.results.reduce((n, r) => n + r.anomalies.length, 0));
-  const scoreTraces = result.results.map((r, i) => ({ x: dates(r.scores.t), y: r.scores.v, type: "scattergl", mode: "lines",
-    line: { width: 1, color: COLORS[i % COLORS.length] }, name: r.detector }));
-  scoreTraces.push({ x: dates([result.series.t[0], result.series.t[result.series.t.length - 1]]), y: [result.threshold, result.threshold],
-    type: "scatter", mode: "lines", line: { dash: "dash", color: "#555", width: 1 }, name: "threshold" });
-  Plotly.react(scoreEl, scoreTraces, { ...scoreEl.layout, xaxis: { ...scoreEl.layout.xaxis, range: chartEl.layout.xaxis.range } });
 }
 
 async function storeDetection() {
@@ -276,34 +609,27 @@ async function storeDetection() {
     });
     box.replaceChildren(h("div", { class: "ok-box", id: "store-ok" }, `Stored ${r.anomalies} anomalies of ${r.detector} for this metric. `,
       h("a", { href: "/incidents" }, "Incidents →")));
+    loadOverlays(ex.loadSeq);   // the stored anomalies changed
   } catch (err) { showError(box, err); }
 }
 
 // -- forecast ahead (the forecast API, when installed)
-async function drawForecast() {
+async function drawForecast(seq) {
   let body;
-  try { body = await optionalJSON(`/api/forecast/${ex.metric.id}`); } catch (_) { return; }
+  try { body = await optionalJSON(`/api/forecast/${ex.metric.id}`); } catch (_) {
+    if (seq === ex.loadSeq) chartEl.dataset.forecast = "failed";
+    return;
+  }
+  if (seq !== ex.loadSeq) return;
   if (!body) { chartEl.dataset.forecast = "unavailable"; return; }
-  const t = dates(body.t || []);
+  const t = (body.t || []).map(toMs);
   const y = body.mean;
-  if (!Array.isArray(t) || !Array.isArray(y) || !t.length) return;
+  if (!t.length || !Array.isArray(y)) { chartEl.dataset.forecast = "empty"; return; }
   const levels = Object.keys(body.intervals || {}).sort((a, b) => Number(a) - Number(b));
   const iv = levels.length ? body.intervals[levels[0]] : null;
-  const lo = iv && iv.lower, hi = iv && iv.upper;
-  const traces = [];
-  if (lo && hi && lo.some((v) => v != null)) {
-    traces.push({ x: t, y: lo, type: "scatter", mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip", meta: "forecast" });
-    traces.push({ x: t, y: hi, type: "scatter", mode: "lines", line: { width: 0 }, fill: "tonexty",
-      fillcolor: "rgba(44,160,44,0.15)", name: `forecast ${levels[0]}% interval`, meta: "forecast" });
-  }
-  traces.push({ x: t, y, type: "scatter", mode: "lines", line: { dash: "dot", color: "#2ca02c" }, name: `forecast (${body.model})`, meta: "forecast" });
-  Plotly.addTraces(chartEl, traces);
-  const end = t[t.length - 1].getTime();
-  // show the forecast ahead, unless the user has zoomed elsewhere meanwhile
-  const shownEnd = new Date(chartEl.layout.xaxis.range[1]).getTime();
-  if (end > ex.metric.last && Math.abs(shownEnd - ex.metric.last) < 60e3) {
-    Plotly.relayout(chartEl, { "xaxis.type": "date", "xaxis.range": [toISO(new Date(chartEl.layout.xaxis.range[0]).getTime()), toISO(end)] });
-  }
+  // the whole view reaches to the forecast's end; a zoomed view stays where it is
+  ex.forecast = { t, mean: y, lo: iv && iv.lower, hi: iv && iv.upper, level: levels[0], model: body.model };
+  await redraw();
   chartEl.dataset.forecast = "drawn";
 }
 
@@ -332,12 +658,18 @@ async function decompose() {
 }
 
 if (ex.metrics.length) {
-  document.getElementById("metric-select").addEventListener("change", (e) => drawMetric(e.target.value));
+  document.getElementById("metric-select").addEventListener("change", (e) => {
+    // another metric keeps the window when it has data there
+    const m = ex.metrics.find((x) => x.id === Number(e.target.value));
+    const keep = ex.view && m && ex.view.to > m.first && ex.view.from < m.last ? ex.view : null;
+    drawMetric(e.target.value, keep);
+  });
   document.getElementById("mode-zoom").addEventListener("click", () => setMode("zoom"));
   document.getElementById("mode-select").addEventListener("click", () => setMode("select"));
-  document.getElementById("reset-zoom").addEventListener("click", () => {
-    Plotly.relayout(chartEl, { "xaxis.range": [toISO(ex.metric.first), toISO(ex.metric.last)] });
-  });
+  document.getElementById("reset-zoom").addEventListener("click", () => setView(null));
+  for (const [id, key] of [["show-stored", "stored"], ["show-labels", "labels"]]) {
+    document.getElementById(id).addEventListener("change", (e) => { ex.show[key] = e.target.checked; redraw(); });
+  }
   document.getElementById("scan-window").addEventListener("click", scanSelection);
   document.getElementById("window-group").addEventListener("change", (e) => { e.target.dataset.touched = "1"; });
   document.getElementById("detector-add-btn").addEventListener("click", () => addDetector(document.getElementById("detector-add").value));
