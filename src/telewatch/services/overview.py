@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -12,11 +15,16 @@ from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import MetricInfo
 
+GAP_STEPS = 3  # a sparkline bridges a gap of up to this many of the metric's steps; a longer one breaks it
+
 
 @dataclass(frozen=True)
 class MetricSummary:
     metric: MetricInfo
-    spark: list[float | None]  # the last ``hours`` hours in ``buckets`` averages
+    # the last ``hours`` hours as averages over ``buckets`` buckets, or over fewer, wider ones for a metric
+    # sparser than that (an hourly metric: one per hour); a gap of up to GAP_STEPS of the metric's own
+    # steps is bridged (linear), a longer one stays None (the sparkline breaks there)
+    spark: list[float | None]
     anomalies: int  # stored anomaly windows, all detectors
     anomaly_rate: float  # share of the metric's points inside an anomaly window
     last_anomaly: pd.Timestamp | None
@@ -31,7 +39,7 @@ def summarize_metrics(
     hours: int = 24,
     buckets: int = 48,
 ) -> list[MetricSummary]:
-    """One summary per metric (filtered by group and labels); three aggregate queries in all."""
+    """One summary per metric (filtered by group and labels); four aggregate queries in all."""
     cur = store.cursor()
     metrics = repo.list_metrics(cur, group=group, selector=selector)
     if not metrics:
@@ -55,21 +63,21 @@ def summarize_metrics(
             ids,
         ).fetchall()
     }
-    width = pd.Timedelta(hours=hours) / buckets
-    width_s = max(1, int(width.total_seconds()))
-    spark: dict[int, dict[int, float]] = {}
-    for m in metrics:
-        spark[m.id] = {}
+    width_s = max(1, int((pd.Timedelta(hours=hours) / buckets).total_seconds()))
+    steps = _steps(cur, ids, marks, hours)
+    # sums and counts per base bucket (ceil: the window (last - hours, last] maps onto 0..buckets-1),
+    # merged below into buckets no finer than each metric's own step
+    sums: dict[int, dict[int, tuple[float, int]]] = {m.id: {} for m in metrics}
     rows = cur.execute(
-        "SELECT p.metric_id, CAST(floor((epoch(p.ts) - epoch(l.last_ts - ?::INTERVAL)) / ?) AS BIGINT) AS b,"
-        " avg(p.value) FROM points p JOIN (SELECT metric_id, max(ts) AS last_ts FROM points"
+        "SELECT p.metric_id, CAST(ceil((epoch(p.ts) - epoch(l.last_ts - ?::INTERVAL)) / ?) AS BIGINT) - 1 AS b,"
+        " sum(p.value), count(p.value) FROM points p JOIN (SELECT metric_id, max(ts) AS last_ts FROM points"
         f" WHERE metric_id IN ({marks}) GROUP BY metric_id) l ON l.metric_id = p.metric_id"
         " WHERE p.ts > l.last_ts - ?::INTERVAL GROUP BY ALL",
         [f"{hours} hours", width_s, *ids, f"{hours} hours"],
     ).fetchall()
-    for metric_id, bucket, value in rows:
-        if value is not None and 0 <= int(bucket) < buckets + 1:
-            spark[int(metric_id)][min(int(bucket), buckets - 1)] = float(value)
+    for metric_id, bucket, total, n in rows:
+        if total is not None and n:
+            sums[int(metric_id)][min(max(int(bucket), 0), buckets - 1)] = (float(total), int(n))
     out = []
     for m in metrics:
         count, last_end = counts.get(m.id, (0, None))
@@ -81,8 +89,7 @@ def summarize_metrics(
             state = "anomalous"
         else:
             state = "ok"
-        values = spark[m.id]
-        line = [values.get(b) for b in range(buckets)]
+        line = _spark_line(sums[m.id], buckets=buckets, width_s=width_s, step_s=steps.get(m.id))
         out.append(
             MetricSummary(
                 metric=m,
@@ -94,3 +101,54 @@ def summarize_metrics(
             )
         )
     return out
+
+
+def _steps(cur: duckdb.DuckDBPyConnection, ids: list[int], marks: str, hours: int) -> dict[int, float]:
+    """Each metric's step in seconds: the median spacing of its points in the last ``hours`` of its data."""
+    rows = cur.execute(
+        "SELECT metric_id, median(d) FROM (SELECT p.metric_id, epoch(p.ts) - epoch(lag(p.ts) OVER"
+        " (PARTITION BY p.metric_id ORDER BY p.ts)) AS d FROM points p JOIN (SELECT metric_id, max(ts) AS last_ts"
+        f" FROM points WHERE metric_id IN ({marks}) GROUP BY metric_id) l ON l.metric_id = p.metric_id"
+        " WHERE p.ts > l.last_ts - ?::INTERVAL) WHERE d > 0 GROUP BY metric_id",
+        [*ids, f"{hours} hours"],
+    ).fetchall()
+    return {int(r[0]): float(r[1]) for r in rows if r[1] is not None}
+
+
+def _spark_line(
+    sums: Mapping[int, tuple[float, int]], *, buckets: int, width_s: int, step_s: float | None
+) -> list[float | None]:
+    """Averages over buckets no finer than the metric's step, short gaps bridged.
+
+    ``sums`` maps a base bucket (``width_s`` seconds, ``buckets`` of them) to (sum, count). An hourly
+    metric under 30-minute buckets gets 24 one-hour buckets instead of 48 half-filled ones:
+
+    >>> hourly = {b: (float(b), 1) for b in range(1, 48, 2)}
+    >>> line = _spark_line(hourly, buckets=48, width_s=1800, step_s=3600.0)
+    >>> len(line), line[:3], None in line
+    (24, [1.0, 3.0, 5.0], False)
+    >>> del hourly[21]  # one missing hour: bridged; six missing hours: a break
+    >>> for b in range(29, 41, 2):
+    ...     del hourly[b]
+    >>> line = _spark_line(hourly, buckets=48, width_s=1800, step_s=3600.0)
+    >>> line[10], [i for i, v in enumerate(line) if v is None]
+    (21.0, [14, 15, 16, 17, 18, 19])
+    """
+    k = max(1, math.ceil((step_s or 0) / width_s - 1e-9))  # base buckets per bucket
+    n = math.ceil(buckets / k)
+    # the last bucket ends at the last point: group base buckets from the end
+    merged: dict[int, tuple[float, int]] = {}
+    for b, (total, count) in sums.items():
+        j = n - 1 - (buckets - 1 - b) // k
+        if j >= 0:
+            t, c = merged.get(j, (0.0, 0))
+            merged[j] = (t + total, c + count)
+    line: list[float | None] = [merged[j][0] / merged[j][1] if j in merged else None for j in range(n)]
+    if step_s:
+        longest = max(0, int(GAP_STEPS * step_s / (k * width_s) + 1e-9) - 1)  # missing buckets bridged
+        known = [(j, v) for j, v in enumerate(line) if v is not None]
+        for (a, va), (b, vb) in itertools.pairwise(known):
+            if 1 < b - a <= longest + 1:
+                for j in range(a + 1, b):
+                    line[j] = va + (vb - va) * (j - a) / (b - a)
+    return line

@@ -23,10 +23,11 @@ _HERE = Path(__file__).parent
 
 
 def sparkline(values: list[float | None], *, width: int = 160, height: int = 28) -> str:
-    """An inline SVG polyline of the values (gaps break the line).
+    """An inline SVG polyline of the values (gaps break the line; a lone point between gaps is a dot).
 
-    >>> sparkline([1.0, 2.0, None, 3.0]).count("<polyline")
-    2
+    >>> svg = sparkline([1.0, 2.0, None, 3.0])
+    >>> svg.count("<polyline"), svg.count("<circle")
+    (1, 1)
     """
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
@@ -42,7 +43,13 @@ def sparkline(values: list[float | None], *, width: int = 160, height: int = 28)
             continue
         y = height - 2 - (v - lo) / span * (height - 4)
         runs[-1].append(f"{i * step:.1f},{y:.1f}")
-    lines = "".join(f'<polyline points="{" ".join(r)}"/>' for r in runs if r)
+    lines = "".join(
+        f'<polyline points="{" ".join(r)}"/>'
+        if len(r) > 1
+        else '<circle cx="{}" cy="{}" r="1.5"/>'.format(*r[0].split(","))
+        for r in runs
+        if r
+    )
     return (
         f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}">{lines}</svg>'
     )

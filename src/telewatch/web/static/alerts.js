@@ -7,6 +7,14 @@ const $ = (id) => document.getElementById(id);
 function table(id, headers, rows) {
   return h("table", { class: "grid", id }, h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))), h("tbody", {}, rows));
 }
+// Whether the server has an alerting configuration (alerts.html reads the server's settings): without one,
+// the channel and rule APIs answer 400, so the page shows the "not configured" state without asking them.
+const ALERTING_CONFIGURED = document.body.querySelector("[data-alerting]")?.dataset.alerting !== "unconfigured";
+function showUnconfigured(box, what) {
+  box.replaceChildren(h("div", { class: "notice", "data-unconfigured": what },
+    `${what}: alerting is not configured on this server — set TELEWATCH_ALERTING_CONFIG to the alerting YAML file`
+    + " (see the alerting guide) and restart telewatch."));
+}
 function configProblem(box, err, what) {
   // a 400 ConfigError: alerting is installed but not configured on this server
   if (err.status === 400 && err.body.error === "ConfigError") {
@@ -14,6 +22,15 @@ function configProblem(box, err, what) {
     return true;
   }
   return false;
+}
+
+// When a silence ended: expired by hand before its planned end shows the expiry (planned end in the tooltip).
+function silenceEnd(s) {
+  if (s.expired_at) {
+    return h("td", { class: "silence-end", "data-expired-at": s.expired_at, title: `planned end ${fmtTime(s.ends_at)} UTC` },
+      fmtTime(s.expired_at), " ", h("span", { class: "muted" }, "(expired)"));
+  }
+  return h("td", { class: "silence-end" }, fmtTime(s.ends_at));
 }
 
 async function drawSilences() {
@@ -27,9 +44,9 @@ async function drawSilences() {
       list.map((s) => h("tr", { class: "silence-row", "data-silence-id": s.id },
         h("td", {}, `#${s.id}`),
         h("td", {}, (s.matchers || []).map((m) => h("span", { class: "tag" }, `${m.name}${m.op}${m.value}`))),
-        h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)),
+        h("td", {}, fmtTime(s.starts_at)), silenceEnd(s),
         h("td", {}, stateBadge(s.active ? "active" : s.state)), h("td", {}, s.created_by), h("td", {}, s.comment),
-        h("td", {}, s.active || s.state === "pending" ? h("button", { type: "button", class: "danger", "data-expire": s.id, onclick: async () => {
+        h("td", {}, s.active || s.state === "pending" ? h("button", { type: "button", class: "danger", "data-expire": s.id, "data-write": true, onclick: async () => {
           try { await api(`/api/silences/${s.id}`, { method: "DELETE" }); drawSilences(); } catch (err) { showError($("silence-error"), err); }
         } }, "Expire now") : "")))));
   } catch (err) { showError(box, err); }
@@ -82,6 +99,7 @@ async function showNotification(id) {
 
 async function drawChannels() {
   const box = $("channel-list");
+  if (!ALERTING_CONFIGURED) { showUnconfigured(box, "Channels"); return; }
   try {
     const body = await optionalJSON("/api/alerts/channels");
     if (body === null) { showUnavailable(box, "Channels"); return; }
@@ -91,7 +109,7 @@ async function drawChannels() {
       list.map((c) => h("tr", { "data-channel": c.name },
         h("td", {}, h("b", {}, c.name)), h("td", {}, c.type || ""),
         h("td", {}, Object.entries(c).filter(([k]) => !["name", "type"].includes(k)).map(([k, v]) => h("span", { class: "tag" }, `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`))),
-        h("td", {}, h("button", { type: "button", "data-test-channel": c.name, onclick: () => testSend(c.name) }, "Send a test alert"))))));
+        h("td", {}, h("button", { type: "button", "data-test-channel": c.name, "data-write": true, onclick: () => testSend(c.name) }, "Send a test alert"))))));
   } catch (err) { if (!configProblem(box, err, "Channels")) showError(box, err); }
 }
 
@@ -105,8 +123,9 @@ async function testSend(name) {
   } catch (err) { showError(box, err); }
 }
 
-async function drawOptionalList(boxId, urls, what, columns) {
+async function drawOptionalList(boxId, urls, what, columns, needsAlerting = false) {
   const box = $(boxId);
+  if (needsAlerting && !ALERTING_CONFIGURED) { showUnconfigured(box, what); return; }
   try {
     let body = null;
     for (const url of urls) { body = await optionalJSON(url); if (body !== null) break; }
@@ -123,9 +142,9 @@ async function drawOptionalList(boxId, urls, what, columns) {
 
 const loaders = {
   silences: drawSilences, history: drawHistory, channels: drawChannels,
-  rules: () => drawOptionalList("rule-list", ["/api/alerts/rules", "/api/alert-rules"], "Alert rules",
-    ["name", "match", "severity", "channels", "routes", "min_duration", "repeat_interval", "owner"]),
-  monitors: () => drawOptionalList("monitor-list", ["/api/monitors", "/api/monitor-status"], "Monitors",
+  rules: () => drawOptionalList("rule-list", ["/api/alerts/rules"], "Alert rules",
+    ["name", "match", "severity", "channels", "routes", "min_duration", "repeat_interval", "owner"], true),
+  monitors: () => drawOptionalList("monitor-list", ["/api/monitor-status"], "Monitors",
     ["monitor", "status", "last_run_at", "attempts", "error", "series", "runs", "last_points", "last_anomalies"]),
 };
 function openTab(name) {

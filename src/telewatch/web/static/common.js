@@ -72,9 +72,26 @@ function fmtTime(value) {
   if (isNaN(d)) return String(value);
   return d.toISOString().replace("T", " ").slice(0, 16);
 }
+// the explorer opened on a window (ms or ISO times), with a margin either side: 30 minutes or twice the
+// window's length, whichever is larger (the explorer reads ?from=&to=, ISO 8601)
+function exploreHref(metricId, start, end) {
+  const lo = typeof start === "number" ? start : Date.parse(start);
+  const hi = typeof end === "number" ? end : Date.parse(end ?? start);
+  if (Number.isNaN(lo) || Number.isNaN(hi)) return `/explore/${metricId}`;
+  const pad = Math.max(30 * 60_000, 2 * (hi - lo));
+  const iso = (ms) => new Date(ms).toISOString().slice(0, 16) + "Z";
+  return `/explore/${metricId}?from=${iso(lo - pad)}&to=${iso(hi + pad)}`;
+}
+
 function fmtNum(x, digits = 3) {
   if (x == null || Number.isNaN(x)) return "—";
-  return Number(x).toPrecision(digits).replace(/\.?0+$/, "");
+  const n = Number(x);
+  if (!Number.isFinite(n)) return String(n);
+  // large numbers whole (1,234,567), not "1.23e+6"; smaller ones to `digits` significant digits,
+  // trailing zeros after the decimal point dropped (100 stays 100, 0.500 becomes 0.5)
+  if (Math.abs(n) >= 10 ** digits) return Math.round(n).toLocaleString("en-US");
+  const text = n.toPrecision(digits);
+  return text.includes(".") && !text.includes("e") ? text.replace(/\.?0+$/, "") : text;
 }
 function showError(container, err) {
   container.replaceChildren(h("div", { class: "error-box", role: "alert" }, err.message || String(err)));
@@ -98,3 +115,50 @@ function pick(obj, ...names) {
   return null;
 }
 function toISO(ms) { return new Date(ms).toISOString(); }
+
+// The spacing of a series from GET /api/series, in ms: the server's step when it resampled, else the
+// median distance between points (a minute by default).
+function seriesStep(s) {
+  if (s && s.step_seconds) return s.step_seconds * 1000;
+  const t = (s && s.t) || [];
+  const d = [];
+  for (let i = 1; i < t.length; i++) if (t[i] > t[i - 1]) d.push(t[i] - t[i - 1]);
+  if (!d.length) return 60e3;
+  d.sort((a, b) => a - b);
+  return d[Math.floor(d.length / 2)];
+}
+// A shaded window [start, end] on a small chart: widened by half a step either side (the points it
+// covers) and to at least 1.5 % of the visible range, so that a one-minute window stays visible.
+function windowShape(start, end, step, lo, hi, color, opacity) {
+  let x0 = start - step / 2, x1 = end + step / 2;
+  const least = (hi - lo) * 0.015;
+  if (x1 - x0 < least) { const mid = (x0 + x1) / 2; x0 = mid - least / 2; x1 = mid + least / 2; }
+  return { type: "rect", xref: "x", yref: "paper", x0: new Date(x0), x1: new Date(x1), y0: 0, y1: 1,
+    fillcolor: color, opacity, line: { width: 0 } };
+}
+// Small charts: room under the axis for the two-line date ticks ("%H:%M" over "%b %d").
+const SMALL_CHART = { height: 150, margin: { l: 45, r: 8, t: 4, b: 40 } };
+
+// Writes need an admin token. A read sign-in (body data-scope="read", set by base.html) sees every write
+// control — marked data-write — disabled, with the reason as its tooltip. The upload and explorer pages'
+// write buttons are named here by id (their templates do not mark them).
+const WRITE_CONTROLS = "[data-write], #upload-btn, #store-detect";
+const ADMIN_NEEDED = "Needs an admin token: you are signed in with a read-only token.";
+function canWrite() { return document.body.dataset.scope !== "read"; }
+function lockWrites(root) {
+  const found = root.matches && root.matches(WRITE_CONTROLS) ? [root] : [];
+  if (root.querySelectorAll) found.push(...root.querySelectorAll(WRITE_CONTROLS));
+  for (const el of found) {
+    if (!el.disabled) el.disabled = true;
+    if (el.title !== ADMIN_NEEDED) { el.title = ADMIN_NEEDED; el.classList.add("needs-admin"); }
+  }
+}
+if (!canWrite()) {
+  lockWrites(document);
+  new MutationObserver((changes) => {
+    for (const c of changes) {
+      if (c.type === "attributes") lockWrites(c.target);
+      else c.addedNodes.forEach((n) => { if (n.nodeType === 1) lockWrites(n); });
+    }
+  }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
+}

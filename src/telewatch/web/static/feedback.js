@@ -1,21 +1,45 @@
-// Feedback buttons (confirmed / false alarm / expected): stored as labelled windows via POST /api/feedback.
+// Feedback buttons (confirmed / false alarm / expected): stored as labelled windows via POST /api/feedback;
+// the verdict already given (GET /api/feedback) shows on the buttons after a reload.
 "use strict";
 
 const FEEDBACK = [["confirmed", "Confirmed"], ["false_alarm", "False alarm"], ["expected", "Expected"]];
+const verdictText = (kind) => (FEEDBACK.find(([k]) => k === kind) || [kind, String(kind).replace("_", " ")])[1].toLowerCase();
 
-function feedbackButtons(target, onDone) {
-  // target: {incident_id?, anomaly_id?, metric_ids?, start?, end?}
+function showVerdict(wrap, fb, fresh) {
+  // fb: a feedback item {kind, created_at}; the matching button is pressed, the text says when
+  wrap.dataset.verdict = fb.kind;
+  wrap.querySelectorAll("button[data-feedback]").forEach((b) => {
+    b.classList.toggle("pressed", b.dataset.feedback === fb.kind);
+    b.setAttribute("aria-pressed", String(b.dataset.feedback === fb.kind));
+  });
+  const out = wrap.querySelector(".feedback-result");
+  out.className = "feedback-result";
+  out.replaceChildren(h("span", { class: `state state-${fb.kind === "confirmed" ? "open" : "ok"}`, title: fb.created_at ? `given ${fmtTime(fb.created_at)} UTC` : null },
+    fresh ? `marked ${verdictText(fb.kind)}` : `verdict: ${verdictText(fb.kind)}`));
+}
+
+function feedbackButtons(target, onDone, current) {
+  // target: {incident_id?, anomaly_id?, metric_ids?, start?, end?}; current: the newest feedback item, if any
   const out = h("span", { class: "feedback-result muted" });
-  const buttons = FEEDBACK.map(([kind, text]) => h("button", { type: "button", "data-feedback": kind, onclick: async (ev) => {
-    const all = ev.target.parentElement.querySelectorAll("button");
+  const buttons = FEEDBACK.map(([kind, text]) => h("button", { type: "button", "data-feedback": kind, "data-write": true, "aria-pressed": "false", onclick: async (ev) => {
+    const all = wrap.querySelectorAll("button");
     all.forEach((b) => { b.disabled = true; });
     try {
       const fb = await postJSON("/api/feedback", { kind, ...target });
-      out.className = "feedback-result";
-      out.replaceChildren(h("span", { class: `state state-${kind === "confirmed" ? "open" : "ok"}` }, `marked ${text.toLowerCase()}`));
+      showVerdict(wrap, fb, true);
       if (onDone) onDone(fb);
     } catch (err) { out.replaceChildren(h("span", { class: "error-box" }, err.message)); }
     finally { all.forEach((b) => { b.disabled = false; }); }
   } }, text));
-  return h("span", { class: "feedback-buttons" }, buttons, out);
+  const wrap = h("span", { class: "feedback-buttons" }, buttons, out);
+  if (current) showVerdict(wrap, current, false);
+  return wrap;
+}
+
+// The newest verdict on each stored anomaly (one GET /api/feedback?anomaly=ID per anomaly, in parallel).
+async function anomalyVerdicts(ids) {
+  const pairs = await Promise.all(ids.map(async (id) => {
+    try { return [id, items(await getJSON(`/api/feedback?anomaly=${id}&limit=1`))[0] || null]; } catch (_) { return [id, null]; }
+  }));
+  return new Map(pairs.filter(([, fb]) => fb));
 }

@@ -12,10 +12,10 @@ async function metricChart(el, metricId, start, end) {
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 500));
   const s = await getJSON(`/api/series/${metricId}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scatter", mode: "lines", line: { width: 1 } }], {
-    margin: { l: 45, r: 8, t: 4, b: 24 }, height: 130, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6 },
-    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(start), x1: new Date(end), y0: 0, y1: 1,
-      fillcolor: "#d62728", opacity: 0.15, line: { width: 0 } }],
+    ...SMALL_CHART, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [new Date(lo), new Date(hi)] },
+    shapes: [windowShape(start, end, seriesStep(s), lo, hi, "#d62728", 0.2)],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
+  el.classList.add("drawn");
 }
 
 async function alertsFor(id) {
@@ -51,11 +51,11 @@ async function draw() {
       h("dt", {}, "Window (UTC)"), h("dd", {}, `${fmtTime(start)} – ${fmtTime(end)}`),
       h("dt", {}, "Peak"), h("dd", {}, `${fmtTime(pick(inc, "peak", "peak_ts"))}, score ${fmtNum(inc.peak_score)}`),
       h("dt", {}, "Metrics involved"), h("dd", {}, String(metrics.length))),
-    inc.state === "open" ? h("button", { type: "button", id: "resolve", style: "float:right", onclick: async () => {
+    inc.state === "open" ? h("button", { type: "button", id: "resolve", "data-write": true, style: "float:right", onclick: async () => {
       try { await postJSON(`/api/incidents/${incidentId}/resolve`, {}); draw(); } catch (err) { showError(root, err); }
     } }, "Resolve") : "",
     h("div", { style: "margin-top:10px" }, h("b", {}, "Your verdict: "),
-      feedbackButtons({ incident_id: incidentId, metric_ids: metricIds, start: toISO(start), end: toISO(end) }, () => draw()),
+      feedbackButtons({ incident_id: incidentId, metric_ids: metricIds, start: toISO(start), end: toISO(end) }, () => draw(), verdict),
       verdict ? h("span", { id: "verdict", class: "tag", style: "margin-left:12px;font-size:13px" },
         `current verdict: ${verdict.kind.replace("_", " ")} (${fmtTime(verdict.created_at)} UTC)`) : ""));
 
@@ -77,7 +77,7 @@ async function draw() {
       const id = pick(m, "metric_id", "id");
       if (id != null && !Number.isNaN(start)) metricChart(chart, id, start, end).catch((err) => showError(chart, err));
       return h("div", { class: "item", "data-metric-id": id },
-        h("div", {}, h("span", { class: "rank" }, `#${pick(m, "rank") ?? i + 1}`), h("a", { href: `/explore/${id}` }, pick(m, "metric", "name") || `metric ${id}`),
+        h("div", {}, h("span", { class: "rank" }, `#${pick(m, "rank") ?? i + 1}`), h("a", { href: exploreHref(id, start, end) }, pick(m, "metric", "name") || `metric ${id}`),
           " ", m.direction ? h("span", { class: "tag" }, m.direction) : "", m.anomalous ? h("span", { class: "tag" }, "anomalous") : ""),
         h("div", { class: "reason" }, m.reason || ""), chart);
     })) : h("p", { class: "muted" }, "No metrics recorded."));
@@ -95,7 +95,7 @@ async function draw() {
   const noteBox = h("section", { class: "card" }, h("h3", {}, "Notes"),
     notes.length ? h("ul", { id: "notes" }, notes.map((n) => h("li", {}, h("b", {}, fmtTime(n.created_at)), ` ${n.author ? n.author + ": " : ""}${n.text}`)))
       : h("p", { class: "muted" }, "No notes yet."),
-    h("div", { class: "row" }, noteText, h("button", { type: "button", id: "add-note", onclick: async () => {
+    h("div", { class: "row" }, noteText, h("button", { type: "button", id: "add-note", "data-write": true, onclick: async () => {
       try { await postJSON("/api/incident-notes", { incident_id: incidentId, text: noteText.value }); draw(); }
       catch (err) { noteBox.append(h("div", { class: "error-box" }, err.message)); }
     } }, "Add note")));

@@ -34,6 +34,7 @@ async function drawAnomalies() {
     const list = await getJSON(`/api/anomalies?limit=${PAGE + 1}&offset=${anomalyOffset}`);
     if (!list.length && !anomalyOffset) { box.replaceChildren(h("span", { class: "muted" }, "No stored anomalies (run telewatch detect, or a monitor).")); return; }
     const more = list.length > PAGE;
+    const verdicts = await anomalyVerdicts(list.slice(0, PAGE).map((a) => a.id));
     const nav = h("div", { class: "toolbar" },
       h("button", { type: "button", disabled: anomalyOffset === 0, onclick: () => { anomalyOffset = Math.max(0, anomalyOffset - PAGE); drawAnomalies(); } }, "← newer"),
       h("span", { class: "muted" }, `${anomalyOffset + 1}–${anomalyOffset + Math.min(list.length, PAGE)}`),
@@ -41,21 +42,29 @@ async function drawAnomalies() {
     box.replaceChildren(h("table", { class: "grid", id: "anomalies-table" },
       h("thead", {}, h("tr", {}, ["Metric", "Detector", "Start (UTC)", "End (UTC)", "Peak score", "Feedback"].map((t) => h("th", {}, t)))),
       h("tbody", {}, list.slice(0, PAGE).map((a) => h("tr", { class: "anomaly-row", "data-anomaly-id": a.id },
-        h("td", {}, h("a", { href: `/explore/${a.metric_id}` }, a.metric)),
+        h("td", {}, h("a", { href: exploreHref(a.metric_id, a.start, a.end) }, a.metric)),
         h("td", {}, a.detector), h("td", {}, fmtTime(a.start)), h("td", {}, fmtTime(a.end)),
         h("td", { class: "num" }, fmtNum(a.peak_score)),
-        h("td", {}, feedbackButtons({ anomaly_id: a.id })))))), nav);
+        h("td", {}, feedbackButtons({ anomaly_id: a.id }, null, verdicts.get(a.id))))))), nav);
   } catch (err) { showError(box, err); }
 }
 
 document.getElementById("state-filter").addEventListener("change", drawIncidents);
 document.getElementById("group-incidents").addEventListener("click", async (ev) => {
-  ev.target.disabled = true;
+  const button = ev.currentTarget, result = document.getElementById("group-result");
+  button.disabled = true;
+  result.replaceChildren(h("span", { class: "muted" }, "grouping…"));
   try {
     const r = await optionalJSON("/api/incidents/update", { method: "POST" });
-    if (r === null) showUnavailable(document.getElementById("incident-list"), "Incident tracking");
-    else { document.getElementById("incident-count").textContent = `${r.created.length} new, ${r.updated.length} updated`; await drawIncidents(); }
-  } catch (err) { showError(document.getElementById("incident-list"), err); } finally { ev.target.disabled = false; }
+    if (r === null) { result.replaceChildren(); showUnavailable(document.getElementById("incident-list"), "Incident tracking"); }
+    else {
+      // the outcome stays next to the button (the list's own count is redrawn below)
+      result.replaceChildren(h("span", { class: "ok-inline", id: "group-outcome" },
+        `Grouped at ${fmtTime(Date.now())} UTC: ${r.created.length} new, ${r.updated.length} updated`
+        + `${(r.merged || []).length ? `, ${r.merged.length} merged` : ""} (${r.open} open, ${r.resolved} resolved)`));
+      await drawIncidents();
+    }
+  } catch (err) { result.replaceChildren(); showError(document.getElementById("incident-list"), err); } finally { button.disabled = false; }
 });
 drawIncidents();
 drawAnomalies();

@@ -63,9 +63,8 @@ async function smallChart(el, metric, form) {
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 400));
   const s = await getJSON(`/api/series/${metric.id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scatter", mode: "lines", line: { width: 1, color: "#1f77b4" } }], {
-    margin: { l: 45, r: 8, t: 4, b: 24 }, height: 130, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6 },
-    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
-      fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
+    ...SMALL_CHART, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [new Date(lo), new Date(hi)] },
+    shapes: [windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3)],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
   el.classList.add("drawn");
 }
@@ -93,7 +92,7 @@ async function run(ev) {
       const chart = h("div", { class: "small-chart" });
       const card = h("div", { class: "item", "data-metric-id": r.metric.id, "data-rank": i + 1 },
         h("div", {}, h("span", { class: "rank" }, `#${i + 1}`),
-          h("a", { href: `/explore/${r.metric.id}` }, metricLabel(r.metric)),
+          h("a", { href: exploreHref(r.metric.id, form.from, form.to) }, metricLabel(r.metric)),
           h("span", { class: "tag", style: "float:right" }, `score ${fmtNum(r.score)}`)),
         h("div", { class: "reason" }, r.reason), chart);
       smallChart(chart, r.metric, form).catch((err) => showError(chart, err));
