@@ -24,7 +24,7 @@ trough around 04:00, a day peak around 16:00 with an evening shoulder; the peak 
 incident), a weekly cycle (weekends about 28 % lower) and realistic noise. Two short collector outages
 leave rows absent, and :data:`ISOLATED_NANS` single cells are NaN.
 
-About eleven incidents are planted after a five-day warm-up (so detectors have history), each moving
+About eleven incidents are planted after a five-day warm-up (a third of a shorter demo) so detectors have history, each moving
 several related metrics coherently — a backend outage drops throughput and CPU and raises errors and
 response time, which pulls apdex down; a channel overload pins the uplink near 100 % and rejects
 sessions; and so on. :class:`DemoIncident` records which metrics each one moved: the root-cause
@@ -407,7 +407,9 @@ def _place_incidents(
     """Spread the schedule over the days after the warm-up, at least two days apart."""
     offset = pd.Timedelta(hours=LOCAL_UTC_OFFSET_HOURS)
     first_midnight = (index[0] + offset).ceil("D") - offset  # UTC instant of the first local midnight
-    usable = days - WARMUP_DAYS - 1  # whole local days after the warm-up, the last one kept clear
+    # a short demo (`telewatch demo --days 7`) gets a shorter warm-up rather than no incident at all
+    warmup = min(WARMUP_DAYS, max(1, days // 3))
+    usable = days - warmup - 1  # whole local days after the warm-up, the last one kept clear
     count = min(len(_SCHEDULE), max(0, int(usable // 2.0)))
     if count == 0:
         return [], []
@@ -415,7 +417,7 @@ def _place_incidents(
     incidents: list[DemoIncident] = []
     spans: list[tuple[int, int]] = []
     for k, plan in enumerate(_SCHEDULE[:count]):
-        day = WARMUP_DAYS + math.floor(k * spacing + spacing / 2.0)
+        day = warmup + math.floor(k * spacing + spacing / 2.0)
         jitter = float(rng.uniform(-0.75, 0.75))
         minutes = int(rng.integers(plan.minutes[0], plan.minutes[1] + 1))
         start = (first_midnight + pd.Timedelta(days=day, hours=plan.local_hour + jitter)).ceil(step)

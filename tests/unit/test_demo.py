@@ -152,6 +152,9 @@ def test_end_can_be_now_floored_and_naive_is_utc() -> None:
 def test_short_and_coarse_demos() -> None:
     short = generate_demo(days=3)
     assert short.incidents == []  # no history to plant them after
+    week = generate_demo(days=7)  # a shorter warm-up (2 days), not none at all
+    assert len(week.incidents) == 2
+    assert week.incidents[0].start >= week.frame.index[0] + pd.Timedelta(days=2)
     coarse = generate_demo(days=30, step="5min")
     assert coarse.frame.index.to_series().diff().dropna().min() == pd.Timedelta("5min")
     assert len(coarse.incidents) >= 8
