@@ -136,8 +136,16 @@ def calibrated_scores(
     and the calibrator retrained once without them; on clean data nothing is left out and the result
     is that of a single pass. Returns the fitted detector, the z's (a Series like ``series``) and the
     mask of the points screened out.
+
+    The series' first stretch (:func:`warm_up`: a day, or a tenth of a shorter series) has no score: a
+    detector scoring a series from its first point has no history there yet (novelty's memory is
+    empty, rolling windows are short), so its scores there are artefacts — they would be flagged as
+    anomalies at the start of every series and would inflate the calibrator's tail.
     """
+    warm = warm_up(pd.DatetimeIndex(series.index))
     train = np.asarray(train, dtype=bool)
+    if (train & ~warm).any():
+        train = train & ~warm
     if not series.where(train).notna().any():
         train = np.ones(len(series), dtype=bool)
     det = create_detector(detector, **params).fit(series.where(train))
@@ -153,14 +161,34 @@ def calibrated_scores(
         else:
             screened[:] = False
     z = Calibrator().train(raw[train])(raw)
+    z[warm] = np.nan
     return det, pd.Series(z, index=series.index, name=series.name), screened
+
+
+#: :func:`warm_up`: the stretch at the start of a series that gets no calibrated score
+WARM_UP = pd.Timedelta(days=1)
+
+
+def warm_up(index: pd.DatetimeIndex) -> np.ndarray:
+    """The points of a series' first day (or of the first tenth of a series shorter than ten days),
+    where a detector has no history yet.
+
+    >>> idx = pd.date_range("2024-01-01", periods=20 * 1440, freq="1min")
+    >>> int(warm_up(idx).sum()), int(warm_up(idx[:1440]).sum())
+    (1440, 144)
+    """
+    if len(index) == 0:
+        return np.zeros(0, dtype=bool)
+    span = index[-1] - index[0]
+    return np.asarray(index < index[0] + min(WARM_UP, span / 10), dtype=bool)
 
 
 def known_anomalous(
     store: Store, *, metric_id: int, index: pd.DatetimeIndex, except_detector: str | None = None
 ) -> np.ndarray:
     """Which points of ``index`` lie inside a stored anomaly (any detector but ``except_detector``) or a
-    labelled anomaly window of the metric: the points to keep out of a refit.
+    labelled anomaly window of the metric (kind ``anomaly``, or ``confirmed`` by feedback): the points to
+    keep out of a refit.
 
     :func:`detect_metrics` passes its own detector as ``except_detector``: the anomalies it is about to
     replace must not shape the fit that replaces them, or every rerun would find more (a ratchet) and a
@@ -169,7 +197,8 @@ def known_anomalous(
         store.cursor()
         .execute(
             "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector IS DISTINCT FROM ?"
-            " UNION ALL SELECT start_ts, end_ts FROM label_windows WHERE metric_id = ? AND kind = 'anomaly'",
+            " UNION ALL SELECT start_ts, end_ts FROM label_windows WHERE metric_id = ?"
+            " AND kind IN ('anomaly', 'confirmed')",
             [metric_id, except_detector, metric_id],
         )
         .fetchall()
