@@ -140,9 +140,8 @@ function windowShape(start, end, step, lo, hi, color, opacity) {
 const SMALL_CHART = { height: 150, margin: { l: 45, r: 8, t: 4, b: 40 } };
 
 // Writes need an admin token. A read sign-in (body data-scope="read", set by base.html) sees every write
-// control — marked data-write — disabled, with the reason as its tooltip. The upload and explorer pages'
-// write buttons are named here by id (their templates do not mark them).
-const WRITE_CONTROLS = "[data-write], #upload-btn, #store-detect";
+// control — marked data-write in its template or script — disabled, with the reason as its tooltip.
+const WRITE_CONTROLS = "[data-write]";
 const ADMIN_NEEDED = "Needs an admin token: you are signed in with a read-only token.";
 function canWrite() { return document.body.dataset.scope !== "read"; }
 function lockWrites(root) {
