@@ -204,3 +204,11 @@ def test_a_bad_detector_parameter_is_named_with_what_was_expected(client: TestCl
     )
     assert run.status_code == 400
     assert "window must be at least 1" in run.json()["detail"]
+
+
+def test_a_scan_of_unknown_metrics_is_a_404(client: TestClient) -> None:
+    window = {"from": "2024-03-07T10:00Z", "to": "2024-03-07T10:20Z"}
+    r = client.post("/api/scan", json={**window, "metrics": [999, 1]})
+    assert r.status_code == 404
+    assert "999" in r.json()["detail"]
+    assert client.post("/api/scan", json={**window, "metrics": [1]}).status_code == 200

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from telewatch.core.errors import ConfigError, TelewatchError, ValidationError
+from telewatch.core.errors import ConfigError, NotFoundError, TelewatchError, ValidationError
 from telewatch.core.registry import ParameterValueError
 from telewatch.core.series import infer_step
 from telewatch.detectors import create_detector
@@ -355,6 +355,10 @@ def rank_window(
     metrics = repo.list_metrics(cur, group=group)
     if metric_ids:
         wanted = set(metric_ids)
+        known = cur.execute("SELECT id FROM metrics WHERE list_contains(?, id)", [sorted(wanted)]).fetchall()
+        unknown = sorted(wanted - {int(r[0]) for r in known})
+        if unknown:
+            raise NotFoundError(f"no metric with id {', '.join(map(str, unknown[:10]))}")
         metrics = [m for m in metrics if m.id in wanted]
     width = end - start
     out = []

@@ -133,7 +133,9 @@ class ScanRequest(BaseModel):
     from_: str = Field(alias="from", description="Window start (ISO 8601).")
     to: str = Field(description="Window end, exclusive.")
     group: str | None = Field(default=None, description="Only metrics of this group.")
-    metrics: list[int] | None = Field(default=None, description="Only these metric ids.")
+    metrics: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] | None = Field(
+        default=None, max_length=10_000, description="Only these metric ids (404 naming any unknown one)."
+    )
     limit: int = Field(default=50, ge=1, le=1000)
 
     model_config = {"populate_by_name": True}
