@@ -212,3 +212,16 @@ def test_a_scan_of_unknown_metrics_is_a_404(client: TestClient) -> None:
     assert r.status_code == 404
     assert "999" in r.json()["detail"]
     assert client.post("/api/scan", json={**window, "metrics": [1]}).status_code == 200
+
+
+def test_a_silence_takes_an_end_or_a_duration_and_lasts_an_hour_by_default(client: TestClient) -> None:
+    matchers = [{"name": "metric", "value": "latency_ms"}]
+    both = client.post(
+        "/api/silences", json={"matchers": matchers, "duration_minutes": 60, "ends_at": "2030-01-01T00:00Z"}
+    )
+    assert both.status_code == 400
+    assert "not both" in both.json()["detail"]
+    made = client.post("/api/silences", json={"matchers": matchers})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert pd.Timestamp(body["ends_at"]) - pd.Timestamp(body["starts_at"]) == pd.Timedelta(hours=1)

@@ -39,7 +39,10 @@ class SilenceCreate(BaseModel):
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     duration_minutes: float | None = Field(
-        default=None, gt=0, le=10 * 366 * 1440, description="Instead of ends_at (at most ten years)."
+        default=None,
+        gt=0,
+        le=10 * 366 * 1440,
+        description="Instead of ends_at (at most ten years); 60 when neither is given.",
     )
     created_by: str = "api"
     comment: str = ""
@@ -145,18 +148,18 @@ def list_silences(
 @router.post("/silences", response_model=SilencePublic, status_code=201)
 def create_silence(store: StoreDep, body: SilenceCreate) -> SilencePublic:
     """Silence alerts matching every matcher, from ``starts_at`` (default now) until ``ends_at``
-    (or for ``duration_minutes``)."""
+    or for ``duration_minutes`` (one of them; an hour when neither is given)."""
     now = pd.Timestamp.now(tz="UTC")
     for name, given in (("starts_at", body.starts_at), ("ends_at", body.ends_at)):
         if given is not None and not 1970 <= given.year <= 2200:  # times are kept in ns (1678-2261)
             raise ValidationError(f"{name}: {given.isoformat()} is out of the supported range (1970-2200)")
     start = pd.Timestamp(body.starts_at) if body.starts_at else now
+    if body.ends_at is not None and body.duration_minutes is not None:
+        raise ValidationError("give ends_at or duration_minutes, not both")
     if body.ends_at is not None:
         end = pd.Timestamp(body.ends_at)
-    elif body.duration_minutes is not None:
-        end = start + pd.Timedelta(minutes=body.duration_minutes)
-    else:
-        raise ValidationError("give ends_at or duration_minutes")
+    else:  # an hour when neither is given, as `telewatch silences add`
+        end = start + pd.Timedelta(minutes=60 if body.duration_minutes is None else body.duration_minutes)
     matchers = [matcher_from_dict(m.model_dump()) for m in body.matchers]
     silence = alerting.add_silence(
         store,
