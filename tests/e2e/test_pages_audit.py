@@ -120,6 +120,11 @@ def test_small_charts_keep_their_date_line_and_a_one_minute_window_shows(served:
     shade = card.locator(".shapelayer path").first.bounding_box()
     assert shade is not None
     assert shade["width"] >= 4, shade
+    # the hourly metric has one point in that minute and hardly any in the stretch before it: left out
+    # of the ranking, and the summary says so
+    summary = page.inner_text("#scan-summary")
+    assert "3 metric(s) ranked" in summary, summary
+    assert "1 left out (1 without enough history before it)" in summary, summary
     served.shot(page, "audit-scan-small-charts")
 
 

@@ -12,6 +12,14 @@ function readForm() {
   return { from, to, group: $("scan-group").value || null, metric: $("scan-metric").value || null };
 }
 
+// "; 3 left out (2 without data in the window, 1 without a baseline)" from the explain answer's counts
+function leftOutText(counts) {
+  const words = { no_data: "without data in the window", no_baseline: "without enough history before it" };
+  const parts = Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${words[k] || k}`);
+  const total = Object.values(counts || {}).reduce((a, n) => a + n, 0);
+  return total ? `; ${total} left out (${parts.join(", ")})` : "";
+}
+
 async function rank(form) {
   // the explain service's ranking (baselines, seasonality, lead/lag) when it is installed …
   const qs = new URLSearchParams({ from: toISO(form.from), to: toISO(form.to), limit: "30" });
@@ -20,6 +28,7 @@ async function rank(form) {
   const explained = await optionalJSON(`/api/explain?${qs}`);
   if (explained) {
     sc.source = "explain";
+    sc.leftOut = explained.metrics_left_out || {};
     return explained.ranked.map((r) => ({
       metric: { id: r.metric_id, name: r.metric, labels: {} }, score: r.score,
       reason: r.reason, direction: r.direction,
@@ -27,6 +36,7 @@ async function rank(form) {
   }
   // … else telewatch's simple built-in ranking
   sc.source = "scan";
+  sc.leftOut = {};
   const body = { from: toISO(form.from), to: toISO(form.to), group: form.group, limit: 30 };
   const res = await postJSON("/api/scan", body);
   return res.items;
@@ -86,7 +96,7 @@ async function run(ev) {
     drawContext(form).catch(() => {});
     const ranked = await rank(form);
     st.replaceChildren(h("div", { class: "ok-box", id: "scan-summary" },
-      `${ranked.length} metric(s) ranked for ${fmtTime(form.from)} – ${fmtTime(form.to)} UTC` + (form.group ? ` in group ${form.group}` : "")));
+      `${ranked.length} metric(s) ranked for ${fmtTime(form.from)} – ${fmtTime(form.to)} UTC` + (form.group ? ` in group ${form.group}` : "") + leftOutText(sc.leftOut)));
     if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, "No metric has data in and before this window.")); return; }
     const cards = ranked.map((r, i) => {
       const chart = h("div", { class: "small-chart" });
