@@ -39,7 +39,8 @@ def summarize_metrics(
     hours: int = 24,
     buckets: int = 48,
 ) -> list[MetricSummary]:
-    """One summary per metric (filtered by group and labels); four aggregate queries in all."""
+    """One summary per metric (filtered by group and labels); three aggregate queries in all, and a
+    fourth for the steps of metrics sparser than a sparkline bucket."""
     cur = store.cursor()
     metrics = repo.list_metrics(cur, group=group, selector=selector)
     if not metrics:
@@ -64,7 +65,6 @@ def summarize_metrics(
         ).fetchall()
     }
     width_s = max(1, int((pd.Timedelta(hours=hours) / buckets).total_seconds()))
-    steps = _steps(cur, ids, marks, hours)
     # sums and counts per base bucket (ceil: the window (last - hours, last] maps onto 0..buckets-1),
     # merged below into buckets no finer than each metric's own step
     sums: dict[int, dict[int, tuple[float, int]]] = {m.id: {} for m in metrics}
@@ -78,6 +78,12 @@ def summarize_metrics(
     for metric_id, bucket, total, n in rows:
         if total is not None and n:
             sums[int(metric_id)][min(max(int(bucket), 0), buckets - 1)] = (float(total), int(n))
+    # a step longer than a bucket leaves at most one point per bucket: only such sparse metrics need
+    # their step looked up (a window over their points; a minute metric's buckets hold ~30 points each)
+    sparse = [
+        m_id for m_id, by_bucket in sums.items() if by_bucket and max(c for _, c in by_bucket.values()) <= 1
+    ]
+    steps = _steps(cur, sparse, ",".join("?" * len(sparse)), hours) if sparse else {}
     out = []
     for m in metrics:
         count, last_end = counts.get(m.id, (0, None))
