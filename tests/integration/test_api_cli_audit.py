@@ -225,3 +225,27 @@ def test_a_silence_takes_an_end_or_a_duration_and_lasts_an_hour_by_default(clien
     assert made.status_code == 201, made.text
     body = made.json()
     assert pd.Timestamp(body["ends_at"]) - pd.Timestamp(body["starts_at"]) == pd.Timedelta(hours=1)
+
+
+def test_the_verdicts_of_a_page_of_anomalies_come_in_one_request(client: TestClient, store: Store) -> None:
+    cur = store.cursor()
+    mid = repo.get_metric(cur, "error_rate").id
+    ids = []
+    for hour in (10, 11, 12):
+        at = pd.Timestamp(f"2024-03-07 {hour}:00")
+        row = cur.execute(
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
+            " VALUES (?, 'novelty', ?, ?, ?, 7.0) RETURNING id",
+            [mid, at, at, at],
+        ).fetchone()
+        assert row is not None
+        ids.append(int(row[0]))
+    for anomaly, kind in ((ids[0], "confirmed"), (ids[1], "confirmed"), (ids[1], "false_alarm")):
+        assert client.post("/api/feedback", json={"kind": kind, "anomaly_id": anomaly}).status_code == 201
+    page = client.get("/api/feedback", params=[("anomaly", i) for i in ids] + [("limit", 100)]).json()
+    assert page["total"] == 3
+    latest: dict[int, str] = {}
+    for item in page["items"]:  # newest first: the first of each anomaly is its verdict
+        latest.setdefault(item["anomaly_id"], item["kind"])
+    assert latest == {ids[0]: "confirmed", ids[1]: "false_alarm"}
+    assert client.get("/api/feedback", params={"anomaly": ids[2]}).json()["total"] == 0

@@ -147,18 +147,23 @@ def list_feedback(
     store: Store,
     *,
     incident_id: int | None = None,
-    anomaly_id: int | None = None,
+    anomaly_id: int | Sequence[int] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[Feedback], int]:
-    """Feedback given, newest first, and how many there are in all."""
-    where, params = ["true"], []
+    """Feedback given, newest first, and how many there are in all; ``anomaly_id`` may name several
+    anomalies (a page of them: the first item of each is its current verdict)."""
+    where: list[str] = ["true"]
+    params: list[object] = []
     if incident_id is not None:
         where.append("incident_id = ?")
         params.append(incident_id)
-    if anomaly_id is not None:
+    if isinstance(anomaly_id, int):
         where.append("anomaly_id = ?")
         params.append(anomaly_id)
+    elif anomaly_id is not None:
+        where.append("list_contains(?, anomaly_id)")
+        params.append([int(i) for i in anomaly_id])
     cond = " AND ".join(where)
     cur = store.cursor()
     total_row = cur.execute(f"SELECT count(*) FROM feedback WHERE {cond}", params).fetchone()

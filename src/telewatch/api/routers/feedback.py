@@ -112,7 +112,10 @@ def give_feedback(body: FeedbackCreate, store: StoreDep) -> FeedbackPublic:
 def list_feedback(
     store: StoreDep,
     incident: Annotated[int | None, Query(description="Only feedback on this incident.")] = None,
-    anomaly: Annotated[int | None, Query(description="Only feedback on this anomaly.")] = None,
+    anomaly: Annotated[
+        list[Annotated[int, Field(ge=1, le=2_147_483_647)]] | None,
+        Query(max_length=1000, description="Only feedback on this anomaly (repeat for several)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> FeedbackPage:

@@ -38,8 +38,15 @@ function feedbackButtons(target, onDone, current) {
 
 // The newest verdict on each stored anomaly (one GET /api/feedback?anomaly=ID per anomaly, in parallel).
 async function anomalyVerdicts(ids) {
-  const pairs = await Promise.all(ids.map(async (id) => {
-    try { return [id, items(await getJSON(`/api/feedback?anomaly=${id}&limit=1`))[0] || null]; } catch (_) { return [id, null]; }
-  }));
-  return new Map(pairs.filter(([, fb]) => fb));
+  // one request for a page of anomalies: newest first, so the first item of each is its current verdict
+  const found = new Map();
+  if (!ids.length) return found;
+  const qs = new URLSearchParams(ids.map((id) => ["anomaly", String(id)]));
+  qs.set("limit", "1000");
+  try {
+    for (const fb of items(await getJSON(`/api/feedback?${qs}`))) {
+      if (!found.has(fb.anomaly_id)) found.set(fb.anomaly_id, fb);
+    }
+  } catch (_) { /* no verdicts shown; the buttons still work */ }
+  return found;
 }
