@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from telewatch.core.durations import parse_duration
 from telewatch.core.errors import ValidationError
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -59,19 +60,65 @@ def parse_time(text: str | None, *, what: str) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def parse_step(text: str | None) -> pd.Timedelta | None:
-    """A resampling step such as ``5min``, ``1h``, ``30s`` (None = raw points)."""
-    if text is None or text == "":
+def parse_step(text: str | pd.Timedelta | None) -> pd.Timedelta | None:
+    """A resampling step such as ``5min``, ``1h``, ``30s`` (None or empty = raw points); see
+    :func:`step_duration`."""
+    if text is None or (isinstance(text, str) and not text.strip()):
         return None
-    if text.strip().replace(".", "", 1).isdigit():
-        raise ValidationError(f"step: {text!r} needs a unit (e.g. 30s, 5min, 1h)")
-    try:
-        step = pd.Timedelta(text)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(f"step: {text!r} is not a duration (e.g. 30s, 5min, 1h)") from exc
+    return step_duration(text)
+
+
+def step_duration(value: str | pd.Timedelta) -> pd.Timedelta:
+    """A grid or resampling step as people write it: the project's durations (``1m``, ``90s``,
+    ``1h30m``, ``5min``; :func:`telewatch.core.durations.parse_duration`) or anything pandas reads
+    (``5T``, ``1 days``). A bare number is refused (``5`` is not five of anything in particular), as is
+    a step under one second.
+
+    >>> step_duration("5min"), step_duration("1h30m")
+    (Timedelta('0 days 00:05:00'), Timedelta('0 days 01:30:00'))
+    >>> step_duration("5")
+    Traceback (most recent call last):
+    ...
+    telewatch.core.errors.ValidationError: step: '5' has no unit; a step needs a unit, e.g. 5m, 30s or 1h
+    """
+    if isinstance(value, pd.Timedelta):
+        step = value
+    else:
+        text = str(value).strip()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            raise ValidationError(
+                f"step: {value!r} has no unit; a step needs a unit, e.g. {text}m, 30s or 1h"
+            )
+        try:
+            step = pd.Timedelta(parse_duration(text))
+        except ValueError:
+            try:
+                step = pd.Timedelta(text)
+            except (ValueError, TypeError) as exc:
+                raise ValidationError(
+                    f"step: {value!r} is not a duration; write e.g. 1m, 30s, 5min or 1h"
+                ) from exc
     if step < pd.Timedelta(seconds=1):
-        raise ValidationError(f"step: {text!r} is shorter than one second")
+        raise ValidationError(f"step must be at least one second, got {format_step(step)}")
     return step
+
+
+def format_step(step: pd.Timedelta) -> str:
+    """A step as the duration parser reads it: ``1m``, ``90s`` → ``1m30s``, ``1d``.
+
+    >>> format_step(pd.Timedelta("1min")), format_step(pd.Timedelta("90s")), format_step(pd.Timedelta("1D"))
+    ('1m', '1m30s', '1d')
+    """
+    total = step.total_seconds()
+    if total <= 0 or total != int(total):
+        return f"{total:g}s"
+    seconds = int(total)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
 
 
 def read_series(

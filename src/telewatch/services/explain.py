@@ -8,7 +8,6 @@ bucketed onto a regular grid (``step``), and handed as one matrix to the window 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from telewatch.core.durations import parse_duration
 from telewatch.core.errors import NotFoundError, ValidationError
 from telewatch.incidents.ranking import (
     Evidence,
@@ -27,6 +25,8 @@ from telewatch.incidents.ranking import (
     rank_evidence,
     window_evidence,
 )
+from telewatch.services.catalog import format_step
+from telewatch.services.catalog import step_duration as parse_step
 from telewatch.store.db import Store
 
 __all__ = [
@@ -99,61 +99,6 @@ class ExplainResult:
         why = {"no_data": "without data in the window", "no_baseline": "with too little data before it"}
         parts = [f"{count} {why.get(k, k)}" for k, count in self.left_out.items() if count]
         return f"{n} metric{'s' if n != 1 else ''} left out ({', '.join(parts)})"
-
-
-_PANDAS_UNIT = re.compile(
-    r"^\d+(\.\d+)?\s*(min|mins|minute|minutes|t|sec|secs|second|seconds|hour|hours|day|days)$"
-)
-
-
-def parse_step(value: str | pd.Timedelta) -> pd.Timedelta:
-    """A grid step as people write it (``1m``, ``90s``, ``1h``, ``5min``): the project's duration
-    parser (:func:`telewatch.core.durations.parse_duration`), also reading ``5min`` and spelled-out
-    units. A bare number is refused (``5`` is not five of anything in particular), as is a step
-    under one second.
-
-    >>> parse_step("5min"), parse_step("1h30m")
-    (Timedelta('0 days 00:05:00'), Timedelta('0 days 01:30:00'))
-    >>> parse_step("5")
-    Traceback (most recent call last):
-    ...
-    telewatch.core.errors.ValidationError: step: '5' has no unit; write e.g. 5m, 30s or 1h
-    """
-    if isinstance(value, pd.Timedelta):
-        step = value
-    else:
-        text = str(value).strip().lower()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            raise ValidationError(f"step: {value!r} has no unit; write e.g. {text}m, 30s or 1h")
-        try:
-            step = pd.Timedelta(parse_duration(text))
-        except ValueError as exc:
-            if not _PANDAS_UNIT.fullmatch(text):
-                raise ValidationError(
-                    f"step: not a duration: {value!r}; write e.g. 1m, 30s, 5min or 1h"
-                ) from exc
-            step = pd.Timedelta(text.replace("t", "min") if text.endswith("t") else text)
-    if step < pd.Timedelta(seconds=1):
-        raise ValidationError(f"step must be at least one second, got {format_step(step)}")
-    return step
-
-
-def format_step(step: pd.Timedelta) -> str:
-    """A step as the duration parser reads it: ``1m``, ``90s`` → ``1m30s``, ``1d``.
-
-    >>> format_step(pd.Timedelta("1min")), format_step(pd.Timedelta("90s")), format_step(pd.Timedelta("1D"))
-    ('1m', '1m30s', '1d')
-    """
-    total = step.total_seconds()
-    if total <= 0 or total != int(total):
-        return f"{total:g}s"
-    seconds = int(total)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts)
 
 
 def _utc(ts: pd.Timestamp | str, what: str) -> pd.Timestamp:
