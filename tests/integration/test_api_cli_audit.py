@@ -39,6 +39,21 @@ def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
         yield c
 
 
+def _anomaly(store: Store, metric_id: int, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """A stored novelty anomaly of ``metric_id`` over [start, end] (naive UTC), peaking at its start."""
+    row = (
+        store.cursor()
+        .execute(
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
+            " VALUES (?, 'novelty', ?, ?, ?, 7.0) RETURNING id",
+            [metric_id, start, end, start],
+        )
+        .fetchone()
+    )
+    assert row is not None
+    return int(row[0])
+
+
 def test_an_offset_whose_plus_arrived_as_a_space_selects_the_right_window(client: TestClient) -> None:
     # "?from=2024-03-07T22:00:00+03:00" typed into a URL unencoded: the "+" arrives as a space
     url = "/api/series/latency_ms?from=2024-03-07T22:00:00+03:00&to=2024-03-07T22:10:00+03:00"
@@ -62,16 +77,7 @@ def test_a_step_without_a_unit_is_refused(client: TestClient) -> None:
 def test_anomalies_and_labels_take_a_metric_name_or_id(client: TestClient, store: Store) -> None:
     cur = store.cursor()
     mid = repo.get_metric(cur, "error_rate").id
-    cur.execute(
-        "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
-        " VALUES (?, 'novelty', ?, ?, ?, 7.0)",
-        [
-            mid,
-            pd.Timestamp("2024-03-07 10:00"),
-            pd.Timestamp("2024-03-07 10:05"),
-            pd.Timestamp("2024-03-07 10:02"),
-        ],
-    )
+    _anomaly(store, mid, pd.Timestamp("2024-03-07 10:00"), pd.Timestamp("2024-03-07 10:05"))
     by_name = client.get("/api/anomalies", params={"metric": "error_rate"}).json()
     assert [a["metric_id"] for a in by_name] == [mid]
     assert client.get("/api/anomalies", params={"metric": str(mid)}).json() == by_name
@@ -93,19 +99,14 @@ def test_feedback_on_an_incident_checks_it_and_takes_its_window_and_metrics(
     cur = store.cursor()
     mid = repo.get_metric(cur, "error_rate").id
     start, end = pd.Timestamp("2024-03-07 10:00"), pd.Timestamp("2024-03-07 10:05")
-    anomaly = cur.execute(
-        "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
-        " VALUES (?, 'novelty', ?, ?, ?, 7.0) RETURNING id",
-        [mid, start, end, start],
-    ).fetchone()
+    anomaly = _anomaly(store, mid, start, end)
     incident = cur.execute(
         "INSERT INTO incidents (start_ts, end_ts, peak_ts, peak_score, peak_metric_id, title)"
         " VALUES (?, ?, ?, 7.0, ?, 'Anomaly: error_rate') RETURNING id",
         [start, end, start, mid],
     ).fetchone()
-    assert anomaly is not None
     assert incident is not None
-    cur.execute("INSERT INTO incident_anomalies VALUES (?, ?)", [incident[0], anomaly[0]])
+    cur.execute("INSERT INTO incident_anomalies VALUES (?, ?)", [incident[0], anomaly])
     assert client.get("/api/incident-notes", params={"incident": incident[0]}).json() == []
     made = client.post("/api/feedback", json={"kind": "false_alarm", "incident_id": incident[0]})
     assert made.status_code == 201, made.text
@@ -233,13 +234,7 @@ def test_the_verdicts_of_a_page_of_anomalies_come_in_one_request(client: TestCli
     ids = []
     for hour in (10, 11, 12):
         at = pd.Timestamp(f"2024-03-07 {hour}:00")
-        row = cur.execute(
-            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
-            " VALUES (?, 'novelty', ?, ?, ?, 7.0) RETURNING id",
-            [mid, at, at, at],
-        ).fetchone()
-        assert row is not None
-        ids.append(int(row[0]))
+        ids.append(_anomaly(store, mid, at, at))
     for anomaly, kind in ((ids[0], "confirmed"), (ids[1], "confirmed"), (ids[1], "false_alarm")):
         assert client.post("/api/feedback", json={"kind": kind, "anomaly_id": anomaly}).status_code == 201
     page = client.get("/api/feedback", params=[("anomaly", i) for i in ids] + [("limit", 100)]).json()
