@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 from telewatch.core.errors import NotFoundError, ValidationError
@@ -93,11 +94,9 @@ def give_feedback(
         end = end if end is not None else _utc(row[2])
     if incident_id is not None:
         # an incident supplies what is not given: its window and the metrics that were anomalous in it
-        row = cur.execute("SELECT start_ts, end_ts FROM incidents WHERE id = ?", [incident_id]).fetchone()
-        if row is None:
-            raise NotFoundError(f"no incident with id {incident_id}")
-        start = start if start is not None else _utc(row[0])
-        end = end if end is not None else _utc(row[1])
+        window = _incident_window(cur, incident_id)
+        start = start if start is not None else window[0]
+        end = end if end is not None else window[1]
         ids = ids or [
             int(r[0])
             for r in cur.execute(
@@ -190,6 +189,14 @@ def list_feedback(
     return items, int(total_row[0]) if total_row else 0
 
 
+def _incident_window(cur: duckdb.DuckDBPyConnection, incident_id: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """An incident's (start, end), UTC; :class:`NotFoundError` naming the id when there is none."""
+    row = cur.execute("SELECT start_ts, end_ts FROM incidents WHERE id = ?", [incident_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"no incident with id {incident_id}")
+    return _utc(row[0]), _utc(row[1])
+
+
 def add_incident_note(
     store: Store, *, incident_id: int, text: str, author: str | None = None
 ) -> IncidentNote:
@@ -199,8 +206,7 @@ def add_incident_note(
     if incident_id < 1:
         raise ValidationError(f"incident_id: {incident_id} is not a valid id")
     with store.transaction() as tx:
-        if tx.execute("SELECT 1 FROM incidents WHERE id = ?", [incident_id]).fetchall() == []:
-            raise NotFoundError(f"no incident with id {incident_id}")
+        _incident_window(tx, incident_id)
         row = tx.execute(
             "INSERT INTO incident_notes (incident_id, text, author) VALUES (?, ?, ?) RETURNING id, created_at",
             [incident_id, text.strip(), author],
@@ -214,8 +220,7 @@ def add_incident_note(
 def list_incident_notes(store: Store, *, incident_id: int) -> list[IncidentNote]:
     """The notes of an incident, oldest first (:class:`NotFoundError` if there is no such incident)."""
     cur = store.cursor()
-    if cur.execute("SELECT 1 FROM incidents WHERE id = ?", [incident_id]).fetchone() is None:
-        raise NotFoundError(f"no incident with id {incident_id}")
+    _incident_window(cur, incident_id)
     rows = cur.execute(
         "SELECT id, incident_id, text, author, created_at FROM incident_notes WHERE incident_id = ?"
         " ORDER BY id",
