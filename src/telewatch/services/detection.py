@@ -155,7 +155,7 @@ def calibrated_scores(
     if screened.any():
         kept = train & ~screened
         if series.where(kept).notna().any():
-            det = create_detector(detector, **params).fit(series.where(kept))
+            det = det.clone().fit(series.where(kept))
             raw = det.score(series).to_numpy(dtype="float64")
             train = kept
         else:

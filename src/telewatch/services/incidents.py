@@ -177,10 +177,12 @@ def _involved_rows(ranked: Sequence[Any], anomalous: set[int]) -> list[Any]:
 def _title(store: Store, type_title: str | None, rows: Sequence[Any], anomalous_ids: Sequence[int]) -> str:
     """``<type title>: <metrics>``: the anomalous metrics first (in rank order; those the scan left
     out, by name), then the other metrics that moved, three names at most."""
-    names: list[str] = []
+    anomalous = set(anomalous_ids)
     ranked_ids = {r.metric_id for r in rows}
-    for r in sorted(rows, key=lambda r: (r.metric_id not in set(anomalous_ids), r.ranked.rank)):
-        names.append(r.ranked.name.split("{")[0])
+    names = [
+        r.ranked.name.split("{")[0]
+        for r in sorted(rows, key=lambda r: (r.metric_id not in anomalous, r.ranked.rank))
+    ]
     missing = [int(i) for i in anomalous_ids if int(i) not in ranked_ids]
     if missing:
         found = dict(
@@ -189,7 +191,7 @@ def _title(store: Store, type_title: str | None, rows: Sequence[Any], anomalous_
             .fetchall()
         )
         # anomalous metrics the scan left out (no baseline yet) still name the incident, before movers
-        n_anomalous = sum(1 for r in rows if r.metric_id in set(anomalous_ids))
+        n_anomalous = sum(1 for r in rows if r.metric_id in anomalous)
         names[n_anomalous:n_anomalous] = [str(found[i]) for i in missing if i in found]
     unique = list(dict.fromkeys(names))[:3]
     head = type_title or "Anomaly"
