@@ -123,12 +123,11 @@ async function testSend(name) {
   } catch (err) { showError(box, err); }
 }
 
-async function drawOptionalList(boxId, urls, what, columns, needsAlerting = false) {
+async function drawOptionalList(boxId, url, what, columns, needsAlerting = false) {
   const box = $(boxId);
   if (needsAlerting && !ALERTING_CONFIGURED) { showUnconfigured(box, what); return; }
   try {
-    let body = null;
-    for (const url of urls) { body = await optionalJSON(url); if (body !== null) break; }
+    const body = await optionalJSON(url);
     if (body === null) { showUnavailable(box, what); return; }
     const list = items(body);
     if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, `No ${what.toLowerCase()}.`)); return; }
@@ -142,9 +141,9 @@ async function drawOptionalList(boxId, urls, what, columns, needsAlerting = fals
 
 const loaders = {
   silences: drawSilences, history: drawHistory, channels: drawChannels,
-  rules: () => drawOptionalList("rule-list", ["/api/alerts/rules"], "Alert rules",
+  rules: () => drawOptionalList("rule-list", "/api/alerts/rules", "Alert rules",
     ["name", "match", "severity", "channels", "routes", "min_duration", "repeat_interval", "owner"], true),
-  monitors: () => drawOptionalList("monitor-list", ["/api/monitor-status"], "Monitors",
+  monitors: () => drawOptionalList("monitor-list", "/api/monitor-status", "Monitors",
     ["monitor", "status", "last_run_at", "attempts", "error", "series", "runs", "last_points", "last_anomalies"]),
 };
 function openTab(name) {
