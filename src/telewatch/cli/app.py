@@ -514,6 +514,9 @@ app.add_typer(tokens_app, name="tokens")
 from telewatch.cli.retention import register as register_retention  # noqa: E402
 
 register_retention(app)
+from telewatch.cli.replay import register as register_replay  # noqa: E402
+
+register_replay(app)
 # -- end of feature command groups
 
 

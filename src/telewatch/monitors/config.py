@@ -368,11 +368,30 @@ class LogSourceSpec(_Model):
         )
 
 
+class StoreSourceSpec(_Model):
+    """Points already in telewatch's own store (a ``group`` of metrics, or all): the source of the
+    monitor ``telewatch replay`` runs when no monitors file is given. The store has one owner process,
+    so such a source is served by the replay, not built here."""
+
+    type: Literal["store"]
+    group: str | None = None
+
+    def build(self, *, metrics: list[str] | None = None) -> Source:
+        raise ConfigError(
+            "a source of type 'store' reads telewatch's own store: it runs under `telewatch replay`"
+        )
+
+
 SourceSpec = Annotated[
-    PostgresSourceSpec | ClickHouseSourceSpec | PrometheusSourceSpec | SnmpSourceSpec | LogSourceSpec,
+    PostgresSourceSpec
+    | ClickHouseSourceSpec
+    | PrometheusSourceSpec
+    | SnmpSourceSpec
+    | LogSourceSpec
+    | StoreSourceSpec,
     Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("postgres", "clickhouse", "prometheus", "snmp", "logs")
+SOURCE_TYPES = ("postgres", "clickhouse", "prometheus", "snmp", "logs", "store")
 
 
 # -- detection, training, alerting --------------------------------------------------------------
