@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from telewatch.core.defaults import DEFAULT_DETECTOR
 from telewatch.core.durations import Duration, parse_duration
 
 
@@ -61,7 +62,9 @@ class Settings(BaseSettings):
         default=200_000, ge=100, description="Most points one /api/series response may carry."
     )
     default_detector: str = Field(
-        default="novelty", description="Detector used when none is named (see docs/detectors.md)."
+        default=DEFAULT_DETECTOR,
+        description="Detector used when none is named, on every path: detect, uploads, the explorer, the"
+        " demo, bench labels and monitors without a `detector:` (see docs/detectors.md).",
     )
 
     incident_types: Path | None = Field(

@@ -133,6 +133,10 @@ def alert_fields(
     c = event.candidate
     started, last = c.started_at.tz_convert("UTC"), c.last_seen.tz_convert("UTC")
     window_start = min(started, last - pd.Timedelta(hours=chart_hours))
+    # the chart ends at the alert's time (a firing alert: now, its latest news; resolved: a few minutes
+    # after the last anomalous point, so the return to normal is in view), never in the future
+    resolved = event.event == "resolved"
+    chart_end = last + pd.Timedelta(minutes=15) if resolved else max(last, now)
     link_fields = {
         "base_url": links.base,
         "metric": c.metric,
@@ -142,9 +146,9 @@ def alert_fields(
         "slice_q": quote(slice_text(c.labels), safe=""),
         "monitor": c.monitor,
         "from_iso": _iso(window_start),
-        "to_iso": _iso(last + pd.Timedelta(minutes=30)),
+        "to_iso": _iso(chart_end),
         "start_ms": int(window_start.timestamp() * 1000),
-        "end_ms": int((last + pd.Timedelta(minutes=30)).timestamp() * 1000),
+        "end_ms": int(chart_end.timestamp() * 1000),
         "incident_id": c.incident_id if c.incident_id is not None else "",
         "key_q": quote(c.key, safe=""),
     }
@@ -180,7 +184,10 @@ def alert_fields(
         "started_at": _iso(started),
         "started_text": started.strftime("%Y-%m-%d %H:%M UTC"),
         "last_seen": _iso(last),
-        "duration_text": format_duration(max(last, now) - started, language),
+        # resolved: how long it was anomalous (first to last anomalous point, inclusive); firing: so far
+        "duration_text": format_duration(
+            (last - started + pd.Timedelta(minutes=1)) if resolved else (max(last, now) - started), language
+        ),
         "owner": event.owner,
         "incident_id": c.incident_id,
         "incident_type": c.incident_type,

@@ -98,3 +98,7 @@ class IngestPublic(BaseModel):
     duplicates_resolved: int
     series: list[SeriesIngestPublic]
     warnings: list[str]
+    detector: str | None = Field(
+        default=None, description="The detector that scored the stored metrics (None: not scored)."
+    )
+    anomalies: int | None = Field(default=None, description="Anomalies found in the stored metrics.")

@@ -167,6 +167,12 @@ def ingest(
     unit: Annotated[str | None, typer.Option(help="Unit of the metrics.")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner to mention in alerts, e.g. @web-oncall.")] = None,
     group: Annotated[str | None, typer.Option(help="Group of the metrics (for explain and the UI).")] = None,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect/--no-detect", help="Score the stored metrics with the default detector (as `detect`)."
+        ),
+    ] = True,
     db: DbOption = None,
 ) -> None:
     """Load a metrics file into the store. A malformed file is rejected whole, with the line and
@@ -212,6 +218,13 @@ def ingest(
                 owner=owner,
                 group=group,
             )
+            scored = None
+            if detect and report.series:
+                from telewatch.services.detection import detect_metrics
+
+                scored = detect_metrics(
+                    store, metric_ids=sorted({s.metric_id for s in report.series}), console=console
+                )
         elapsed = time.perf_counter() - started
     except TelewatchError as exc:
         raise _fail(exc) from exc
@@ -243,6 +256,12 @@ def ingest(
     )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+    if scored is not None:
+        console.print(
+            f"scored with {scored.detector}: {len(scored.anomalies)} anomalies on {scored.metrics} metrics"
+            " (see `telewatch detect`; --no-detect to skip)",
+            soft_wrap=True,
+        )
 
 
 @app.command("metrics")

@@ -37,6 +37,7 @@ from telewatch.core.yamlfile import error_position, parse_with_lines
 if TYPE_CHECKING:
     from telewatch.sources.base import Source
 
+from telewatch.core.defaults import DEFAULT_THRESHOLD, default_detector
 from telewatch.core.durations import Duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -398,10 +399,11 @@ SOURCE_TYPES = ("postgres", "clickhouse", "prometheus", "snmp", "logs", "store")
 class DetectorSpec(_Model):
     """A detector type (see ``telewatch detectors``), its parameters and how its scores become anomalies."""
 
-    type: str = "robust_bands"
+    type: str = Field(default_factory=default_detector)
     params: dict[str, Any] = Field(default_factory=dict)
-    threshold: float = 8.0
-    min_points: int = Field(default=2, ge=1)
+    #: a calibrated z, as ``telewatch detect --threshold`` (the tick calibrates each model's scores)
+    threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0)
+    min_points: int = Field(default=1, ge=1)
     merge_gap: int = Field(default=5, ge=0)
 
 
@@ -411,12 +413,17 @@ class TrainSpec(_Model):
     every: Duration = timedelta(days=1)
     window: Duration = timedelta(days=14)
     min_points: int = Field(default=60, ge=2)
+    #: a series is not scored (nor alerted on) until its history covers this much: its daily cycle,
+    #: seen a few times (``check`` and the overview say how long it still needs)
+    warm_up: Duration = timedelta(days=3)
 
 
 class AlertSpec(_Model):
     """How this monitor's anomalies are told (a rule derived for the monitor's ``channels``)."""
 
-    severity: Literal["info", "warning", "critical"] = "warning"
+    #: fixed, or (None) from the calibrated score and deviation: critical at z >= 8 or a deviation of
+    #: 50 % or more from what is usual at that hour, warning below
+    severity: Literal["info", "warning", "critical"] | None = None
     min_duration: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)
     send_resolved: bool = True

@@ -11,6 +11,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
+from telewatch.core.defaults import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, default_detector  # noqa: F401  (re-exported)
 from telewatch.core.faults import crash_point
 from telewatch.detectors import create_detector
 from telewatch.detectors.bands import ExpectedBand
@@ -20,11 +21,6 @@ from telewatch.postrules.calibrate import Calibrator, screen_anomalies
 from telewatch.postrules.threshold import Threshold
 from telewatch.store import repo
 from telewatch.store.db import Store
-
-#: The detector used when none is named (``Settings.default_detector`` defaults to it too).
-DEFAULT_DETECTOR = "novelty"
-#: Calibrated z at or above which a point is anomalous (a tail probability of about 3e-7).
-DEFAULT_THRESHOLD = 5.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ class DetectionReport:
 def detect_metrics(
     store: Store,
     *,
-    detector: str = DEFAULT_DETECTOR,
+    detector: str | None = None,
     params: dict[str, Any] | None = None,
     metric_ids: Sequence[int] | None = None,
     threshold: float | None = None,
@@ -77,6 +73,7 @@ def detect_metrics(
     ``merge_gap`` points apart are one anomaly; none starts within ``cooldown`` points of the last).
     Detectors that know their expected value store it, with the band, at each anomaly's peak.
     """
+    detector = detector or default_detector()
     cur = store.cursor()
     metrics = repo.list_metrics(cur)
     if metric_ids is not None:
@@ -160,9 +157,21 @@ def calibrated_scores(
             train = kept
         else:
             screened[:] = False
-    z = Calibrator().train(raw[train])(raw)
+    calibrator = Calibrator().train(raw[train])
+    det.calibrator_ = calibrator  # type: ignore[attr-defined]  # kept with the model for the ticks
+    z = calibrator(raw)
     z[warm] = np.nan
     return det, pd.Series(z, index=series.index, name=series.name), screened
+
+
+def calibrate(model: Detector, raw: np.ndarray) -> np.ndarray:
+    """New raw scores of ``model`` as calibrated z's, with the calibrator :func:`calibrated_scores`
+    trained when it fitted ``model`` (a model fitted without one is refused: its raw scores would be
+    compared with a threshold meant for z's)."""
+    calibrator = getattr(model, "calibrator_", None)
+    if calibrator is None:
+        raise ValueError(f"{type(model).__name__} was fitted without a calibrator (use calibrated_scores)")
+    return np.asarray(calibrator(np.asarray(raw, dtype="float64")), dtype="float64")
 
 
 #: :func:`warm_up`: the stretch at the start of a series that gets no calibrated score

@@ -26,16 +26,20 @@ import pandas as pd
 from telewatch.core.errors import TelewatchError
 from telewatch.core.faults import crash_point
 from telewatch.core.secrets import redact
-from telewatch.detectors import create_detector
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
+from telewatch.postrules.usual import usual_at
 from telewatch.services import tick_state
+from telewatch.services.detection import calibrate, calibrated_scores
 from telewatch.sources.base import FetchedBatch, FetchedSeries, Source, SourceState, series_key, utc
 from telewatch.store import repo
 from telewatch.store.db import Store
 
 log = logging.getLogger("telewatch.monitoring")
+
+#: How far back the value and band "usual at this hour" of an anomaly are read (postrules.usual).
+USUAL_REACH = pd.Timedelta(days=7, minutes=15)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class FoundAnomaly:
     value: float
     expected: float | None
     ongoing: bool
+    lower: float | None = None
+    upper: float | None = None
 
     @property
     def key(self) -> str:
@@ -72,6 +78,8 @@ class FoundAnomaly:
             "value": None if np.isnan(self.value) else self.value,
             "expected": self.expected,
             "ongoing": self.ongoing,
+            "lower": self.lower,
+            "upper": self.upper,
         }
 
     @classmethod
@@ -88,6 +96,8 @@ class FoundAnomaly:
             value=float("nan") if data["value"] is None else float(data["value"]),
             expected=None if data["expected"] is None else float(data["expected"]),
             ongoing=bool(data["ongoing"]),
+            lower=None if data.get("lower") is None else float(data["lower"]),
+            upper=None if data.get("upper") is None else float(data["upper"]),
         )
 
 
@@ -580,7 +590,10 @@ def _load_model(
     )
     if row is None or json.loads(row[2]) != json.loads(json.dumps(det.params, sort_keys=True, default=str)):
         return None
-    return Detector.loads(bytes(row[0])), pd.Timestamp(row[1]).tz_localize("UTC")
+    model = Detector.loads(bytes(row[0]))
+    if getattr(model, "calibrator_", None) is None:
+        return None  # stored before ticks calibrated their scores: retrained
+    return model, pd.Timestamp(row[1]).tz_localize("UTC")
 
 
 def _train(
@@ -597,7 +610,11 @@ def _train(
     series = repo.read_series(cur, metric_id, start=start, end=data_end)
     if int(series.notna().sum()) < spec.train.min_points:
         return None
-    model = create_detector(det.type, **det.params).fit(series)
+    if series.index[-1] - series.index[0] < pd.Timedelta(spec.train.warm_up):
+        return None  # warming up: no score (and so no alert) before the history covers the daily cycle
+    # the pipeline of `telewatch detect`: fit, screen a long incident out, refit, and a calibrator
+    # trained on the model's own scores (kept with the model: the tick calibrates new scores with it)
+    model, _z, _screened = calibrated_scores(det.type, det.params, series, np.ones(len(series), dtype=bool))
     with store.transaction() as tx:
         tx.execute(
             "INSERT INTO monitor_models (monitor, metric_id, detector, params, trained_at, train_start, train_end,"
@@ -638,9 +655,12 @@ def _load_models(store: Store, spec: MonitorSpec, memory: tick_state.MonitorMemo
         if detector not in wanted or json.loads(params) != wanted[detector]:
             continue  # another configuration's model: retrained on first use
         key = (int(metric_id), str(detector))
+        model = Detector.loads(bytes(blob))
+        if getattr(model, "calibrator_", None) is None:
+            continue  # stored before ticks calibrated their scores: retrained on first use
         if key not in memory.models:
             memory.models[key] = tick_state.ModelState(
-                model=Detector.loads(bytes(blob)), trained_at=pd.Timestamp(trained_at).tz_localize("UTC")
+                model=model, trained_at=pd.Timestamp(trained_at).tz_localize("UTC")
             )
     memory.loaded_models = True
 
@@ -791,7 +811,8 @@ def _score_streaming(
     scored: dict[tuple[int, str], np.ndarray] = {}
     for det_type, group in jobs.items():
         for job, scores in zip(group, tick_state.score_group(det_type, group), strict=True):
-            scored[(job.metric_id, det_type)] = scores
+            assert job.state.model is not None
+            scored[(job.metric_id, det_type)] = calibrate(job.state.model, scores)
     _write_score_batch(store, jobs, scored)
     crash_point("tick.after_scores")
 
@@ -1085,24 +1106,26 @@ def _record_windows(
     )
     # the value at the peak and the median of the day before the start (the expected value), from
     # one read of the candidates' points
-    day = pd.Timedelta(days=1).value
     points = _points_of(
         cur,
         sorted({cands[f[0]].mid for f in found}),
-        lo=min(f[1] for f in found) - day,
+        lo=min(f[3] for f in found) - USUAL_REACH.value,
         hi=max(max(f[1], f[3]) for f in found),
         include_hi=True,
     )
-    values, expecteds = [], []
-    for pos, start_ns, _end, peak_ns, _score, _ongoing in found:
+    values, expecteds, lowers, uppers = [], [], [], []
+    for pos, _start_ns, _end, peak_ns, _score, _ongoing in found:
         ts, vals = points.get(cands[pos].mid, (np.empty(0, "int64"), np.empty(0)))
         at = int(np.searchsorted(ts, peak_ns))
         values.append(float(vals[at]) if at < ts.size and ts[at] == peak_ns else np.nan)
-        day_before = vals[np.searchsorted(ts, start_ns - day) : np.searchsorted(ts, start_ns)]
-        day_before = day_before[~np.isnan(day_before)]
-        expecteds.append(float(np.median(day_before)) if day_before.size else None)
+        expected, lower, upper = usual_at(ts, vals, peak_ns)
+        expecteds.append(expected)
+        lowers.append(lower)
+        uppers.append(upper)
     windows["value"] = np.array(values, dtype="float64")
     windows["expected"] = pd.array(expecteds, dtype="Float64")
+    windows["lower"] = pd.array(lowers, dtype="Float64")
+    windows["upper"] = pd.array(uppers, dtype="Float64")
     # a window that grew backwards (merged with an earlier one) replaces it
     cur.register("_tw_tick_windows", windows)
     try:
@@ -1111,12 +1134,12 @@ def _record_windows(
             " AND a.detector = w.detector AND a.start_ts > w.start_ts AND a.start_ts <= w.end_ts"
         )
         cur.execute(
-            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected)"
-            " SELECT metric_id, detector, start_ts, end_ts, peak_ts, peak_score,"
-            " CASE WHEN isnan(value) THEN NULL ELSE value END, expected FROM _tw_tick_windows"
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected,"
+            " lower, upper) SELECT metric_id, detector, start_ts, end_ts, peak_ts, peak_score,"
+            " CASE WHEN isnan(value) THEN NULL ELSE value END, expected, lower, upper FROM _tw_tick_windows"
             " ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET end_ts = excluded.end_ts,"
             " peak_ts = excluded.peak_ts, peak_score = excluded.peak_score, value = excluded.value,"
-            " expected = excluded.expected"
+            " expected = excluded.expected, lower = excluded.lower, upper = excluded.upper"
         )
     finally:
         cur.unregister("_tw_tick_windows")
@@ -1137,6 +1160,8 @@ def _record_windows(
             value=values[k],
             expected=expected,
             ongoing=ongoing,
+            lower=lowers[k],
+            upper=uppers[k],
         )
         report.anomalies.append(anomaly)
         firing_now[anomaly.key] = {
@@ -1354,7 +1379,8 @@ def _score_per_metric(
             context = repo.read_series(
                 cur, int(metric_id), start=new.index[0] - pd.Timedelta(days=1), end=new.index[0]
             )
-            scores = model.score(new, context=context if len(context) else None)
+            raw = model.score(new, context=context if len(context) else None)
+            scores = pd.Series(calibrate(model, raw.to_numpy(dtype="float64")), index=raw.index)
             _write_scores(store, int(metric_id), det.type, scores)
             with store.transaction():
                 found = _anomalies(
@@ -1471,18 +1497,23 @@ def _anomalies(
         peak = pd.Timestamp(combined.index[peak_pos])
         start_ts, end_ts = pd.Timestamp(combined.index[start]), pd.Timestamp(combined.index[end - 1])
         value = float(values.get(peak, np.nan))
-        history = repo.read_series(cur, metric_id, start=start_ts - pd.Timedelta(days=1), end=start_ts)
-        expected = float(history.median()) if history.notna().any() else None
+        history = repo.read_series(
+            cur, metric_id, start=peak - USUAL_REACH, end=peak + pd.Timedelta(microseconds=1)
+        )
+        expected, lower, upper = usual_at(
+            np.asarray(history.index.as_unit("ns").asi8), history.to_numpy(dtype="float64"), peak.value
+        )
         # a window that grew backwards (merged with an earlier one) replaces it
         cur.execute(
             "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
             [metric_id, det.type, _naive(start_ts), _naive(end_ts)],
         )
         cur.execute(
-            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET"
-            " end_ts = excluded.end_ts, peak_ts = excluded.peak_ts, peak_score = excluded.peak_score,"
-            " value = excluded.value, expected = excluded.expected",
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected,"
+            " lower, upper) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric_id, detector, start_ts)"
+            " DO UPDATE SET end_ts = excluded.end_ts, peak_ts = excluded.peak_ts,"
+            " peak_score = excluded.peak_score, value = excluded.value, expected = excluded.expected,"
+            " lower = excluded.lower, upper = excluded.upper",
             [
                 metric_id,
                 det.type,
@@ -1492,6 +1523,8 @@ def _anomalies(
                 float(segment.max()),
                 value,
                 expected,
+                lower,
+                upper,
             ],
         )
         out.append(
@@ -1507,28 +1540,67 @@ def _anomalies(
                 value=value,
                 expected=expected,
                 ongoing=last_index - (end - 1) <= det.merge_gap,
+                lower=lower,
+                upper=upper,
             )
         )
     return out
 
 
 # -- alerting glue ------------------------------------------------------------------------------------
+def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
+    """Whether this tick may page about ``a``: only an anomaly that reaches into the data this tick
+    brought (or the tick just before) is news. A monitor's first tick and a backfill record the
+    anomalies of history without paging about them."""
+    data_end = report.tick - pd.Timedelta(spec.lag)
+    recent = data_end - pd.Timedelta(spec.schedule.nominal_interval) - pd.Timedelta(minutes=1)
+    return bool(a.ongoing or a.end >= recent)
+
+
+def _incidents_of(
+    cur: Any, items: Sequence[tuple[int, str, pd.Timestamp]]
+) -> dict[tuple[int, str, pd.Timestamp], tuple[int, str | None, tuple[str, ...]]]:
+    """(incident id, type, other anomalous metrics) of each (metric id, detector, start) anomaly."""
+    out: dict[tuple[int, str, pd.Timestamp], tuple[int, str | None, tuple[str, ...]]] = {}
+    for mid, det, start in items:
+        row = cur.execute(
+            "SELECT i.id, coalesce(i.type_title, i.type) FROM anomalies a"
+            " JOIN incident_anomalies ia ON ia.anomaly_id = a.id JOIN incidents i ON i.id = ia.incident_id"
+            " WHERE a.metric_id = ? AND a.detector = ? AND a.start_ts = ? ORDER BY i.id DESC LIMIT 1",
+            [mid, det, _naive(start)],
+        ).fetchone()
+        if row is None:
+            continue
+        related = cur.execute(
+            "SELECT m.name FROM incident_metrics im JOIN metrics m ON m.id = im.metric_id"
+            " WHERE im.incident_id = ? AND im.anomalous AND im.metric_id <> ? ORDER BY im.rank LIMIT 5",
+            [int(row[0]), mid],
+        ).fetchall()
+        out[(mid, det, start)] = (int(row[0]), row[1], tuple(str(r[0]) for r in related))
+    return out
+
+
+def _deviation(value: float, expected: float | None) -> float | None:
+    if expected is None or expected == 0 or np.isnan(value):
+        return None
+    return (value - expected) / abs(expected) * 100.0
+
+
 def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
     """Alert candidates (``telewatch.alerts.model.AlertCandidate``) for the anomalies of this tick:
-    firing for new or extended ones, resolved for the ones that ended."""
+    firing for new or extended ones (only those reaching into this tick's data: see
+    :func:`_alertable`), each with its incident so one incident is one message."""
     from telewatch.alerts.model import AlertCandidate
 
     out: list[Any] = []
     cur = store.cursor()
-    for a in report.anomalies:
-        deviation = (
-            (a.value - a.expected) / abs(a.expected) * 100.0
-            if a.expected not in (None, 0) and not np.isnan(a.value)
-            else None
-        )
+    news = [a for a in report.anomalies if _alertable(spec, report, a)]
+    incidents = _incidents_of(cur, [(a.metric_id, a.detector, a.start) for a in news])
+    for a in news:
         window = repo.read_series(
             cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
         )
+        incident = incidents.get((a.metric_id, a.detector, a.start))
         out.append(
             AlertCandidate(
                 key=f"{spec.name}:{a.key}",
@@ -1538,14 +1610,17 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
                 group=spec.group,
                 value=a.value,
                 expected=a.expected,
-                lower=None,
-                upper=None,
-                deviation_pct=deviation,
+                lower=a.lower,
+                upper=a.upper,
+                deviation_pct=_deviation(a.value, a.expected),
                 score=a.peak_score,
-                severity=spec.alert.severity,
+                severity=spec.alert.severity or "warning",
                 started_at=a.start,
                 last_seen=a.end,
                 owner=spec.owner,
+                incident_id=incident[0] if incident else None,
+                incident_type=incident[1] if incident else None,
+                related=incident[2] if incident else (),
                 status="firing",
                 series=window,
             )
@@ -1554,20 +1629,36 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
 
 
 def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
+    """Resolved candidates for the anomalies that ended: the true duration (first to last anomalous
+    point) and, as the value, the metric's latest reading (back to normal)."""
     from telewatch.alerts.model import AlertCandidate
 
     out: list[Any] = []
     cur = store.cursor()
+    rows = []
     for item in report.resolved_items:
         start = pd.Timestamp(item["start"])
         row = cur.execute(
-            "SELECT end_ts, peak_score, value, expected FROM anomalies WHERE metric_id = ? AND detector = ?"
-            " AND start_ts = ?",
+            "SELECT end_ts, peak_score, value, expected, lower, upper FROM anomalies WHERE metric_id = ?"
+            " AND detector = ? AND start_ts = ?",
             [int(item["metric_id"]), item["detector"], _naive(start)],
         ).fetchone()
-        if row is None:
-            continue
+        if row is not None:
+            rows.append((item, start, row))
+    incidents = _incidents_of(cur, [(int(i["metric_id"]), str(i["detector"]), s) for i, s, _r in rows])
+    for item, start, row in rows:
         info = repo.get_metric(cur, int(item["metric_id"]))
+        latest = cur.execute(
+            "SELECT value FROM points WHERE metric_id = ? AND ts <= ? AND value IS NOT NULL"
+            " ORDER BY ts DESC LIMIT 1",
+            [int(item["metric_id"]), _naive(report.tick)],
+        ).fetchone()
+        value = (
+            float(latest[0])
+            if latest is not None
+            else (float(row[2]) if row[2] is not None else float("nan"))
+        )
+        incident = incidents.get((int(item["metric_id"]), str(item["detector"]), start))
         out.append(
             AlertCandidate(
                 key=f"{spec.name}:{item['key']}",
@@ -1575,20 +1666,28 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
                 metric=info.name,
                 labels=dict(info.labels),
                 group=spec.group,
-                value=float(row[2]) if row[2] is not None else float("nan"),
+                value=value,
                 expected=float(row[3]) if row[3] is not None else None,
-                lower=None,
-                upper=None,
+                lower=float(row[4]) if row[4] is not None else None,
+                upper=float(row[5]) if row[5] is not None else None,
                 deviation_pct=None,
                 score=float(row[1]),
-                severity=spec.alert.severity,
+                severity=spec.alert.severity or "warning",
                 started_at=start,
                 last_seen=pd.Timestamp(row[0]).tz_localize("UTC"),
                 owner=spec.owner,
+                incident_id=incident[0] if incident else None,
+                incident_type=incident[1] if incident else None,
                 status="resolved",
             )
         )
     return out
+
+
+#: Severity from the calibrated score and the deviation from what is usual at that hour, for a
+#: monitor without a fixed ``alert.severity``: critical for an extreme score or a large deviation.
+CRITICAL_SCORE = 8.0
+CRITICAL_DEVIATION_PCT = 50.0
 
 
 def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
@@ -1599,11 +1698,19 @@ def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
     for spec in specs:
         if not spec.channels:
             continue
+        if spec.alert.severity is not None:
+            levels = [SeverityLevel(level=spec.alert.severity)]
+        else:
+            levels = [  # the first satisfied wins
+                SeverityLevel(level="critical", min_score=CRITICAL_SCORE),
+                SeverityLevel(level="critical", min_deviation_pct=CRITICAL_DEVIATION_PCT),
+                SeverityLevel(level="warning"),
+            ]
         rules.append(
             Rule(
                 name=f"monitor:{spec.name}",
                 match=Match(monitors=[spec.name]),
-                severity=[SeverityLevel(level=spec.alert.severity)],
+                severity=levels,
                 min_duration=spec.alert.min_duration,
                 repeat_interval=spec.alert.repeat_interval,
                 channels=list(spec.channels),

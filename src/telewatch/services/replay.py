@@ -216,7 +216,8 @@ def _replay_alerting(config: Any | None, specs: Sequence[MonitorSpec]) -> tuple[
     channels.setdefault(REPLAY_CHANNEL, {"type": "webhook", "url": "http://127.0.0.1:9/replay"})
     data["channels"] = channels
     for name, channel in channels.items():  # secrets come back as SecretStr: unwrap for re-validation
-        data["channels"][name] = _unwrap(channel)
+        # every message keeps its chart: a replay is there to be looked at
+        data["channels"][name] = {**_unwrap(channel), "send_chart": True}
     cfg = AlertingConfig.model_validate(data)
     out = [
         spec if spec.channels else spec.model_copy(update={"channels": [REPLAY_CHANNEL]}) for spec in specs

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from telewatch.api.deps import SettingsDep, StoreDep
 from telewatch.api.schemas import ErrorPublic, IngestPublic, SeriesIngestPublic
 from telewatch.core.errors import ValidationError
+from telewatch.services import detection
 from telewatch.services.ingest import ingest_file
 from telewatch.sources.files import IngestOptions
 
@@ -168,6 +169,9 @@ async def upload(
     group: Annotated[str | None, Form()] = None,
     owner: Annotated[str | None, Form()] = None,
     unit: Annotated[str | None, Form()] = None,
+    detect: Annotated[
+        bool, Form(description="Score the stored metrics with the default detector (as `telewatch detect`).")
+    ] = True,
 ) -> IngestPublic:
     """Store an uploaded file: all of it, or nothing with an error naming the line and column.
 
@@ -192,6 +196,11 @@ async def upload(
         owner=owner,
         unit=unit,
     )
+    scored = (
+        detection.detect_metrics(store, metric_ids=sorted({s.metric_id for s in report.series}))
+        if detect and report.series
+        else None
+    )
     return IngestPublic(
         source=report.source,
         format=report.format,
@@ -214,4 +223,6 @@ async def upload(
             for s in report.series
         ],
         warnings=report.warnings,
+        detector=scored.detector if scored is not None else None,
+        anomalies=len(scored.anomalies) if scored is not None else None,
     )

@@ -1,0 +1,65 @@
+"""What is usual for a metric at a given time of day: the value and band an alert shows beside the
+anomalous value ("expected 5,003 (usual 4,200 – 5,600 at this hour)").
+
+A detector's own expected value answers "what did the model predict"; an on-call engineer asks
+"what does this metric normally do at this hour". The answer here is read from the metric's own
+recent history: the values within ``half_window`` of the same time of day on each of the previous
+``days`` days. Taken from observed values, the band never leaves the metric's physical range (no
+negative users, no APDEX above 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DAY_NS = 86_400 * 1_000_000_000
+MINUTE_NS = 60 * 1_000_000_000
+
+
+def usual_at(
+    ts: np.ndarray,
+    values: np.ndarray,
+    at_ns: int,
+    *,
+    days: int = 7,
+    half_window_minutes: int = 10,
+    low_q: float = 0.05,
+    high_q: float = 0.95,
+) -> tuple[float | None, float | None, float | None]:
+    """(median, lower, upper) of the values near the time of day of ``at_ns`` on the ``days`` days
+    before it; ``ts`` (ns since the epoch, sorted) and ``values`` are the metric's points. Falls back
+    to the whole day before ``at_ns`` when fewer than 5 such values exist; (None, None, None) when
+    there is nothing before it.
+
+    >>> minute = np.arange(0, 3 * 1440) * MINUTE_NS
+    >>> daily = 100 + 50 * np.sin(2 * np.pi * np.arange(3 * 1440) / 1440)
+    >>> med, lo, hi = usual_at(minute, daily, int(minute[-1] + MINUTE_NS) + 360 * MINUTE_NS)
+    >>> round(med), lo <= med <= hi, round(hi - lo) < 10
+    (150, True, True)
+    """
+    ts = np.asarray(ts, dtype="int64")
+    values = np.asarray(values, dtype="float64")
+    picked: list[np.ndarray] = []
+    half = half_window_minutes * MINUTE_NS
+    for d in range(1, days + 1):
+        centre = at_ns - d * DAY_NS
+        lo, hi = (
+            np.searchsorted(ts, centre - half, side="left"),
+            np.searchsorted(ts, centre + half, side="right"),
+        )
+        if hi > lo:
+            picked.append(values[lo:hi])
+    sample = np.concatenate(picked) if picked else np.empty(0)
+    sample = sample[np.isfinite(sample)]
+    if sample.size < 5:
+        lo = np.searchsorted(ts, at_ns - DAY_NS, side="left")
+        hi = np.searchsorted(ts, at_ns, side="left")
+        sample = values[lo:hi]
+        sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return None, None, None
+    return (
+        float(np.median(sample)),
+        float(np.quantile(sample, low_q)),
+        float(np.quantile(sample, high_q)),
+    )

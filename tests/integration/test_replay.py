@@ -1,0 +1,156 @@
+"""``telewatch replay``: the ticks a configuration would have run, over stored points, sending nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from support.webhook import WebhookReceiver
+
+from telewatch.services.replay import load_replay_monitors, replay
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+START = pd.Timestamp("2026-03-01", tz="UTC")
+DAYS = 5
+OUTAGE = (pd.Timestamp("2026-03-05 14:00", tz="UTC"), pd.Timestamp("2026-03-05 14:40", tz="UTC"))
+LIVE_TABLES = (
+    "points",
+    "scores",
+    "anomalies",
+    "incidents",
+    "alert_notifications",
+    "alert_state",
+    "monitor_series",
+    "monitor_runs",
+    "label_windows",
+)
+
+
+def _month(store: Store) -> None:
+    """Five days of a daily-cycled throughput and a latency, an outage on the last day (throughput to
+    10 %, latency x5 for 40 minutes), labelled."""
+    idx = pd.date_range(START, periods=DAYS * 1440, freq="1min")
+    rng = np.random.default_rng(7)
+    phase = 2 * np.pi * (idx.hour * 60 + idx.minute).to_numpy() / 1440
+    throughput = 1000 + 400 * np.sin(phase) + rng.normal(0, 25, idx.size)
+    latency = 0.2 + 0.03 * np.sin(phase) + rng.normal(0, 0.005, idx.size)
+    out = (idx >= OUTAGE[0]) & (idx < OUTAGE[1])
+    throughput[out] *= 0.1
+    latency[out] *= 5
+    with store.transaction(series=True) as tx:
+        for name, values in (("throughput", throughput), ("web_response", latency)):
+            mid = repo.upsert_metric(tx, name=name, group="web", owner="@web")
+            repo.write_points(tx, mid, pd.Series(values, index=idx))
+            repo.write_label_windows(
+                tx, [(mid, OUTAGE[0], OUTAGE[1] - pd.Timedelta(minutes=1), "anomaly", "test", None)]
+            )
+
+
+def _counts(store: Store) -> dict[str, int]:
+    cur = store.cursor()
+    return {t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in LIVE_TABLES}  # noqa: S608
+
+
+@pytest.mark.slow
+def test_replay_finds_the_outage_sends_nothing_and_leaves_the_store_alone(tmp_path: Path) -> None:
+    with WebhookReceiver() as hook:
+        monitors = tmp_path / "monitors.yaml"
+        monitors.write_text(
+            f"""
+alerting:
+  channels:
+    ops: {{type: webhook, url: "{hook.url}"}}
+monitors:
+  - name: web
+    owner: "@web"
+    source: {{type: postgres, host: db.invalid, password: "${{REPLAY_TEST_UNSET_PASSWORD}}",
+              table: t, value_columns: [throughput, web_response]}}
+    schedule: {{every: 30m}}
+    history: 7d
+    channels: [ops]
+""",
+            encoding="utf-8",
+        )
+        loaded = load_replay_monitors(monitors)  # an unset ${NAME} does not stop a replay
+        with Store(tmp_path / "live.duckdb") as live:
+            _month(live)
+            before = _counts(live)
+            from telewatch.monitors.validate import load_alerting_for
+
+            report = replay(
+                live,
+                start=START + pd.Timedelta(days=3),
+                end=START + pd.Timedelta(days=DAYS),
+                monitors=loaded.monitors,
+                alerting=load_alerting_for(loaded, source=str(monitors)),
+            )
+            after = _counts(live)
+        assert hook.requests == []  # rendered, never sent
+    assert before == after
+    assert report.ticks == 2 * 48 + 1  # both ends included
+    assert not report.errors
+    # the outage is one incident, told once firing and once resolved, the quiet days say nothing
+    hits = [i for i in report.incidents if i.start <= OUTAGE[1] and i.end >= OUTAGE[0]]
+    assert len(hits) == 1, [i.to_dict() for i in report.incidents]
+    assert set(hits[0].metrics) == {"throughput", "web_response"}
+    firing = [m for m in report.messages if m.incident_id == hits[0].id and m.kind != "resolved"]
+    assert firing and firing[0].severity == "critical"
+    assert len(report.messages) <= 6, [m.to_dict() for m in report.messages]
+    day = {d.day: d for d in report.days}["2026-03-05"]
+    assert (day.labels, day.labels_caught) == (2, 2)
+    assert report.summary_line().startswith("REPLAY days=2 ")
+
+
+@pytest.mark.slow
+def test_replay_cli_prints_the_table_and_writes_json_and_messages(tmp_path: Path) -> None:
+    db = tmp_path / "live.duckdb"
+    with Store(db) as live:
+        _month(live)
+    exe = Path(sys.executable).parent / "telewatch"
+    out = subprocess.run(
+        [
+            str(exe),
+            "replay",
+            "--from",
+            "2026-03-05T00:00:00Z",
+            "--to",
+            "2026-03-06T00:00:00Z",
+            "--every",
+            "1h",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--messages-dir",
+            str(tmp_path / "msgs"),
+            "--db",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("REPLAY days=1 anomalies=") and " messages=" in last and " firing=" in last
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {"days", "incidents", "messages", "totals"} <= set(data)
+    assert data["incidents"] and {"start", "end", "peak", "type", "metrics", "messages"} <= set(
+        data["incidents"][0]
+    )
+    assert data["incidents"][0]["start"].endswith("Z")
+    pngs = sorted((tmp_path / "msgs").glob("*.png"))
+    assert pngs and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any("throughput" in p.read_text() for p in (tmp_path / "msgs").glob("*.txt"))
+
+
+def test_replay_refuses_an_empty_range(tmp_path: Path) -> None:
+    from telewatch.core.errors import ValidationError
+
+    with Store(tmp_path / "live.duckdb") as live, pytest.raises(ValidationError, match="must be after"):
+        replay(live, start="2026-03-02", end="2026-03-01")
