@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support.webhook import WebhookReceiver
 
+from support.webhook import WebhookReceiver
 from telewatch.services.replay import load_replay_monitors, replay
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -54,7 +54,7 @@ def _month(store: Store) -> None:
 
 def _counts(store: Store) -> dict[str, int]:
     cur = store.cursor()
-    return {t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in LIVE_TABLES}  # noqa: S608
+    return {t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in LIVE_TABLES}
 
 
 @pytest.mark.slow
@@ -100,7 +100,8 @@ monitors:
     assert len(hits) == 1, [i.to_dict() for i in report.incidents]
     assert set(hits[0].metrics) == {"throughput", "web_response"}
     firing = [m for m in report.messages if m.incident_id == hits[0].id and m.kind != "resolved"]
-    assert firing and firing[0].severity == "critical"
+    assert firing
+    assert firing[0].severity == "critical"
     assert len(report.messages) <= 6, [m.to_dict() for m in report.messages]
     day = {d.day: d for d in report.days}["2026-03-05"]
     assert (day.labels, day.labels_caught) == (2, 2)
@@ -137,15 +138,17 @@ def test_replay_cli_prints_the_table_and_writes_json_and_messages(tmp_path: Path
     )
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
-    assert last.startswith("REPLAY days=1 anomalies=") and " messages=" in last and " firing=" in last
+    assert last.startswith("REPLAY days=1 anomalies=")
+    assert " messages=" in last
+    assert " firing=" in last
     data = json.loads((tmp_path / "r.json").read_text())
     assert {"days", "incidents", "messages", "totals"} <= set(data)
-    assert data["incidents"] and {"start", "end", "peak", "type", "metrics", "messages"} <= set(
-        data["incidents"][0]
-    )
+    assert data["incidents"]
+    assert {"start", "end", "peak", "type", "metrics", "messages"} <= set(data["incidents"][0])
     assert data["incidents"][0]["start"].endswith("Z")
     pngs = sorted((tmp_path / "msgs").glob("*.png"))
-    assert pngs and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pngs
+    assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("throughput" in p.read_text() for p in (tmp_path / "msgs").glob("*.txt"))
 
 
