@@ -611,7 +611,7 @@ def test_monitor_ticks_survive_kills_and_resume_exactly(tmp_path: Path) -> None:
                             },
                             "schedule": {"every": "5m"},
                             "history": "1d",
-                            "train": {"every": "1d", "window": "1d", "min_points": 60},
+                            "train": {"every": "1d", "window": "1d", "min_points": 60, "warm_up": "0s"},
                             "detectors": [
                                 {"type": "robust_bands", "params": {"window": 60}, "threshold": 6.0},
                                 {"type": "robust_z", "threshold": 6.0},

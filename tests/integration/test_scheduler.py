@@ -65,7 +65,7 @@ monitors:
     source: {{type: logs, path: auth.jsonl, counts: [{{name: failed_logins, where: {{result: fail}}}}]}}
     schedule: {{every: 15m}}
     history: 1d
-    train: {{every: 1h, window: 1d, min_points: 60}}
+    train: {{every: 1h, window: 1d, min_points: 60, warm_up: 0s}}
     channels: [hook]
   - name: late-file
     source: {{type: logs, path: not-yet.jsonl, count_by: [event]}}

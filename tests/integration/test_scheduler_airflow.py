@@ -84,7 +84,7 @@ monitors:
     owner: "@secops"
     source: {{type: logs, path: auth.jsonl, counts: [{{name: failed_logins, where: {{result: fail}}}}]}}
     schedule: {{every: 15m}}
-    train: {{every: 1d, window: 1d, min_points: 60}}
+    train: {{every: 1d, window: 1d, min_points: 60, warm_up: 0s}}
     alert: {{severity: critical}}
     channels: [ops-hook]
 """

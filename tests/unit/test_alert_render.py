@@ -113,7 +113,8 @@ def test_resolved_message() -> None:
     )
     out = Renderer().render([e], kind="resolved", language="en", now=NOW + pd.Timedelta(minutes=20))
     assert out.subject.startswith("[RESOLVED]")
-    assert "Back to normal after 37 min" in out.body_html
+    # the true duration: first to last anomalous minute (17 min before NOW to NOW), not until the message
+    assert "Back to normal after 18 min" in out.body_html
     assert out.payload["status"] == "resolved"
 
 

@@ -75,7 +75,7 @@ monitors:
       resample: 1m
     schedule: {{every: 15m}}
     history: 1d
-    train: {{every: 1d, window: 1d, min_points: 60}}
+    train: {{every: 1d, window: 1d, min_points: 60, warm_up: 0s}}
     detector: {{type: robust_bands}}
     alert: {{severity: critical}}
     channels: [ops-hook]
