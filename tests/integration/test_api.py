@@ -170,3 +170,59 @@ def test_alert_chart_links_open_the_explorer_on_that_metric(client: TestClient) 
     html = client.get("/explore", params={"metric": "cpu", "labels": "host=b"}).text
     assert f'<option value="{ids[("cpu", (("host", "b"),))]}" selected' in html
     assert client.get("/explore", params={"metric": "nope"}).status_code == 404
+
+
+def test_served_process_runs_the_monitors_schedule_beside_the_ui(tmp_path: Path) -> None:
+    """`telewatch serve --monitors FILE`: one process owns the store, serves the UI and runs the ticks,
+    so the monitors' state is readable over the API while they run."""
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    lines = [
+        f'{{"ts": "{(now - pd.Timedelta(minutes=m)).isoformat()}", "event": "login"}}' for m in range(1, 30)
+    ]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monitors = tmp_path / "monitors.yaml"
+    monitors.write_text(
+        "monitors:\n  - name: logins\n    source: {type: logs, path: events.jsonl, count_by: [event]}\n"
+        "    schedule: {every: 1m}\n    history: 1h\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    exe = Path(sys.executable).parent / "telewatch"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--db",
+            str(tmp_path / "s.duckdb"),
+            "--port",
+            str(port),
+            "--monitors",
+            str(monitors),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **AUTH_ENV},
+    )
+    try:
+        deadline = time.monotonic() + 90
+        status: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/monitor-status", timeout=2, headers=READ_HEADERS)
+                status = r.json() if r.status_code == 200 else []
+                if status and status[0].get("last_points"):
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.3)
+        assert status, "the monitor never ran"
+        assert status[0]["monitor"] == "logins"
+        assert status[0]["status"] == "ok"
+        assert int(status[0]["last_points"]) > 0  # type: ignore[call-overload]
+        names = {
+            m["name"] for m in httpx.get(f"http://127.0.0.1:{port}/api/metrics", headers=READ_HEADERS).json()
+        }
+        assert any(n.startswith("events") for n in names), names
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -461,9 +462,18 @@ def detectors() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default 8000).")] = None,
+    monitors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also run these monitors on their schedule in this process (default:"
+            " $TELEWATCH_MONITORS_FILE if set): the embedded store has one owner, so the UI and the"
+            " scheduler share it."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Serve the web UI and the REST API (OpenAPI docs at /docs)."""
+    """Serve the web UI and the REST API (OpenAPI docs at /docs), and with --monitors run the monitors'
+    schedule too (as `telewatch run` would)."""
     import uvicorn
 
     from telewatch.api.app import create_app
@@ -501,11 +511,36 @@ def serve(
             "Sign in at /login with an API token from the store (`telewatch tokens list`); lost it? Stop the"
             " server, run `telewatch tokens create --name me --scope admin`, and start it again."
         )
+    monitors_file = monitors or settings.monitors_file
+    stop = threading.Event()
+    scheduler: threading.Thread | None = None
+    if monitors_file is not None:
+        from telewatch.scheduler.jobs import load_config
+        from telewatch.scheduler.runner import Runner
+
+        try:
+            loaded = load_config(monitors_file)
+        except TelewatchError as exc:
+            store.close()
+            raise _fail(exc) from exc
+        runner = Runner(loaded, store=store)
+        scheduler = threading.Thread(
+            target=runner.run_forever, kwargs={"stop": stop}, name="telewatch-scheduler", daemon=True
+        )
+        console.print(
+            f"running {len(loaded.monitors.monitors)} monitors from {monitors_file} on their schedule",
+            highlight=False,
+        )
     config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info")
     install_log_redaction(settings)  # after uvicorn configured its loggers: mask secrets in every log line
     try:
+        if scheduler is not None:
+            scheduler.start()
         uvicorn.Server(config).run()
     finally:
+        stop.set()
+        if scheduler is not None:
+            scheduler.join(timeout=60)
         store.close()
 
 
