@@ -159,3 +159,27 @@ def test_the_shipped_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         "snmp",
         "logs",
     ]
+
+
+def test_two_monitors_storing_one_series_are_refused_with_every_problem_listed() -> None:
+    from telewatch.monitors.config import MonitorConfigError, parse_monitors
+
+    src = {"type": "postgres", "host": "db", "table": "t"}
+    data = {
+        "monitors": [
+            {"name": "avg", "source": {**src, "value_columns": ["web_response", "throughput"]}},
+            {"name": "p95", "source": {**src, "value_columns": ["web_response"]}},
+            {"name": "avg", "source": {**src, "value_columns": ["apdex"]}},
+            {
+                "name": "kept-apart",
+                "source": {**src, "value_columns": ["web_response"]},
+                "labels": {"q": "p95"},
+            },
+        ]
+    }
+    with pytest.raises(MonitorConfigError) as err:
+        parse_monitors(data)
+    paths = [p for p, _line, _msg in err.value.problems]
+    assert paths == ["monitors[2].name", "monitors[1].source"]
+    assert "web_response" in err.value.problems[1][2]
+    assert "'avg'" in err.value.problems[1][2]

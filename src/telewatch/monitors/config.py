@@ -471,6 +471,24 @@ class MonitorSpec(_Model):
             return list(self.detectors)
         return [self.detector or DetectorSpec()]
 
+    def produced_names(self) -> set[str] | None:
+        """The metric names this monitor stores, where its configuration says; None where the names
+        come from the data (a SQL ``metric_column`` without ``metrics:``, a Prometheus query without
+        ``name``, a ``store`` source)."""
+        if self.metrics:
+            return set(self.metrics)
+        src: Any = self.source
+        kind = src.type
+        if kind in ("postgres", "clickhouse") and src.metric_column is None:
+            return set(src.value_columns) if src.value_columns else {src.value_column}
+        if kind == "prometheus" and src.name:
+            return {src.name}
+        if kind == "snmp":
+            return {o.name for o in src.objects}
+        if kind == "logs":
+            return {c.name for c in src.counts} | ({src.metric} if src.count_by else set())
+        return None
+
     def build_source(self) -> Source:
         """The live source this monitor reads."""
         return self.source.build(metrics=self.metrics)
@@ -488,13 +506,33 @@ class MonitorsFile(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> MonitorsFile:
+        problems = []
         seen: dict[str, int] = {}
         for i, monitor in enumerate(self.monitors):
             if monitor.name in seen:
-                raise ValueError(
+                problems.append(
                     f"monitors[{i}].name: {monitor.name!r} is already the name of monitors[{seen[monitor.name]}]"
                 )
-            seen[monitor.name] = i
+            seen.setdefault(monitor.name, i)
+        # two monitors storing the same series would overwrite each other's points, silently
+        writers: dict[tuple[str, str], int] = {}
+        for i, monitor in enumerate(self.monitors):
+            names = monitor.produced_names()
+            if names is None:
+                continue
+            labels = json.dumps(monitor.labels, sort_keys=True)
+            for name in sorted(names):
+                other = writers.setdefault((name, labels), i)
+                if other != i:
+                    problems.append(
+                        f"monitors[{i}].source: stores the series {name!r}"
+                        + (f" {monitor.labels}" if monitor.labels else "")
+                        + f" that monitors[{other}] ({self.monitors[other].name!r}) stores too: their points"
+                        " would overwrite each other (rename one with `metrics:`/`value_columns`, or give it"
+                        " `labels:` to keep them apart)"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def monitor(self, name: str) -> MonitorSpec:
@@ -632,10 +670,13 @@ def parse_monitors(
                 msg = f"unknown source type; known: {', '.join(SOURCE_TYPES)}"
             elif err["type"] == "union_tag_not_found":
                 msg = f"a source needs a `type` ({', '.join(SOURCE_TYPES)})"
-            m = re.match(r"^(monitors\[(\d+)\]\.name): (.*)$", msg)
-            if m:  # raised by the file-level validator with its own path
-                loc, msg = ("monitors", int(m.group(2)), "name"), m.group(3)
-            problems.append((loc, msg))
+            # the file-level validator lists its problems at once, each with its own path
+            for part in re.split(r"; (?=monitors\[\d+\]\.)", msg) if not loc else [msg]:
+                m = re.match(r"^monitors\[(\d+)\]\.(\w+): (.*)$", part, re.S)
+                if m:
+                    problems.append((("monitors", int(m.group(1)), m.group(2)), m.group(3)))
+                else:
+                    problems.append((loc, part))
     if problems:
         out = [(format_path(loc), _line_for(loc, lines), msg) for loc, msg in problems]
         raise MonitorConfigError(source, out)
