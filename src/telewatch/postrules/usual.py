@@ -63,3 +63,62 @@ def usual_at(
         float(np.quantile(sample, low_q)),
         float(np.quantile(sample, high_q)),
     )
+
+
+def habitual(
+    ts: np.ndarray,
+    values: np.ndarray,
+    at_ns: int,
+    value: float,
+    *,
+    days: int = 7,
+    half_window_minutes: int = 15,
+    recurrences: int = 2,
+    margin: float = 0.05,
+) -> bool:
+    """Whether ``value`` at ``at_ns`` is something the metric has done at this time of day before:
+    on at least ``recurrences`` of the previous ``days`` days, the extreme within ``half_window``
+    of the same time reached as far (within ``margin`` of the day's range). A nightly dip, an evening
+    peak or a midnight batch's error burst is learned this way after two or three days and is not
+    paged about again; a one-off at that hour is not habitual. Needs points on at least
+    ``recurrences + 1`` of those days (a new series has no habits).
+
+    >>> minute = np.arange(0, 5 * 1440) * MINUTE_NS
+    >>> daily = np.where(np.arange(5 * 1440) % 1440 == 1320, 9000.0, 4000.0)  # 22:00 every day
+    >>> at = int(minute[-1] + MINUTE_NS) + 1320 * MINUTE_NS
+    >>> habitual(minute, daily, at, 9100.0), habitual(minute, daily, at, 20000.0)
+    (True, False)
+    >>> habitual(minute, daily, at, 500.0)  # a collapse at the hour of the peak is not a habit
+    False
+    """
+    ts = np.asarray(ts, dtype="int64")
+    values = np.asarray(values, dtype="float64")
+    half = half_window_minutes * MINUTE_NS
+    highs: list[float] = []
+    lows: list[float] = []
+    spans: list[float] = []
+    for d in range(1, days + 1):
+        centre = at_ns - d * DAY_NS
+        lo, hi = (
+            np.searchsorted(ts, centre - half, side="left"),
+            np.searchsorted(ts, centre + half, side="right"),
+        )
+        window = values[lo:hi]
+        window = window[np.isfinite(window)]
+        if window.size == 0:
+            continue
+        highs.append(float(window.max()))
+        lows.append(float(window.min()))
+        day_lo, day_hi = np.searchsorted(ts, centre - DAY_NS // 2), np.searchsorted(ts, centre + DAY_NS // 2)
+        day = values[day_lo:day_hi]
+        day = day[np.isfinite(day)]
+        spans.append(float(day.max() - day.min()) if day.size else 0.0)
+    if len(highs) < recurrences + 1 or not np.isfinite(value):
+        return False
+    slack = margin * float(np.median(spans)) if spans else 0.0
+    median = float(np.median(np.concatenate([highs, lows])))
+    if value >= median:
+        reach = sorted(highs, reverse=True)[recurrences - 1]  # reached at least `recurrences` times
+        return bool(value <= reach + slack)
+    reach = sorted(lows)[recurrences - 1]
+    return bool(value >= reach - slack)

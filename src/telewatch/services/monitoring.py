@@ -29,7 +29,7 @@ from telewatch.core.secrets import redact
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
-from telewatch.postrules.usual import usual_at
+from telewatch.postrules.usual import habitual, usual_at
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate, calibrated_scores
 from telewatch.sources.base import FetchedBatch, FetchedSeries, Source, SourceState, series_key, utc
@@ -59,6 +59,9 @@ class FoundAnomaly:
     ongoing: bool
     lower: float | None = None
     upper: float | None = None
+    #: the metric did this at this time of day on several recent days (postrules.usual.habitual):
+    #: recorded, not paged
+    habitual: bool = False
 
     @property
     def key(self) -> str:
@@ -80,6 +83,7 @@ class FoundAnomaly:
             "ongoing": self.ongoing,
             "lower": self.lower,
             "upper": self.upper,
+            "habitual": self.habitual,
         }
 
     @classmethod
@@ -98,6 +102,7 @@ class FoundAnomaly:
             ongoing=bool(data["ongoing"]),
             lower=None if data.get("lower") is None else float(data["lower"]),
             upper=None if data.get("upper") is None else float(data["upper"]),
+            habitual=bool(data.get("habitual", False)),
         )
 
 
@@ -945,16 +950,19 @@ def _record_tick_anomalies(
             ).as_unit("us"),
         }
     )
-    ends = {
-        int(pos): pd.Timestamp(end).as_unit("ns").value
-        for pos, end in _joined(
+    stored = {
+        int(pos): (pd.Timestamp(end).as_unit("ns").value, value, expected, lower, upper)
+        for pos, end, value, expected, lower, upper in _joined(
             cur,
             frame,
-            "SELECT c.pos, a.end_ts FROM _tw_tick_frame c JOIN anomalies a ON a.metric_id = c.metric_id"
-            " AND a.detector = c.detector AND a.start_ts = c.start_ts",
+            "SELECT c.pos, a.end_ts, a.value, a.expected, a.lower, a.upper FROM _tw_tick_frame c"
+            " JOIN anomalies a ON a.metric_id = c.metric_id AND a.detector = c.detector"
+            " AND a.start_ts = c.start_ts",
         )
     }
+    ends = {pos: row[0] for pos, row in stored.items()}
     after: dict[int, int] = {}
+    held: dict[int, int] = {}  # anomalies whose metric is still outside its band: their new end
     if ends:
         # stored points after each anomaly's end, up to the series' newest (one read for all)
         points = _points_of(
@@ -965,16 +973,52 @@ def _record_tick_anomalies(
             include_hi=True,
         )
         for pos, end_ns in ends.items():
-            ts = points.get(checks[pos][2], (np.empty(0, "int64"), np.empty(0)))[0]
-            after[pos] = int(
-                np.searchsorted(ts, checks[pos][4], side="right") - np.searchsorted(ts, end_ns, side="right")
+            ts, vals = points.get(checks[pos][2], (np.empty(0, "int64"), np.empty(0)))
+            first, last = (
+                np.searchsorted(ts, end_ns, side="right"),
+                np.searchsorted(ts, checks[pos][4], side="right"),
             )
+            outside = _still_outside(vals[first:last], *stored[pos][1:])
+            if outside.any():  # held open while the metric has not come back: its end follows
+                held[pos] = int(ts[first + int(np.flatnonzero(outside)[-1])])
+                first = first + int(np.flatnonzero(outside)[-1]) + 1
+            after[pos] = int(last - first)
+    for pos, new_end in held.items():
+        _akey, item, mid, det, _until = checks[pos]
+        cur.execute(
+            "UPDATE anomalies SET end_ts = ? WHERE metric_id = ? AND detector = ? AND start_ts = ?",
+            [_us([new_end])[0].to_pydatetime(), mid, det.type, _naive(pd.Timestamp(item["start"]))],
+        )
     for pos, (akey, item, _mid, det, _until) in enumerate(checks):
         if pos in after and after[pos] <= det.merge_gap:
             firing_now[akey] = item
             continue
         report.resolved.append(akey)
         report.resolved_items.append({**item, "key": akey})
+
+
+#: An anomaly is held open while its metric stays beyond its band by at least this share of the
+#: distance from the usual value to the anomaly's peak (an outage that flattened out at 10 % of the
+#: usual traffic is still an outage, though the detector stopped scoring it as new).
+HOLD_SHARE = 0.5
+
+
+def _still_outside(values: np.ndarray, peak: Any, expected: Any, lower: Any, upper: Any) -> np.ndarray:
+    """Which of ``values`` (after an anomaly's end) are still on the anomaly's side of the usual band,
+    at least :data:`HOLD_SHARE` of the way from the usual value to the peak."""
+    out = np.zeros(values.size, dtype=bool)
+    if peak is None or expected is None or not np.isfinite(peak) or values.size == 0:
+        return out
+    peak, expected = float(peak), float(expected)
+    mark = expected + HOLD_SHARE * (peak - expected)
+    with np.errstate(invalid="ignore"):
+        if peak > expected:
+            bound = max(mark, float(upper)) if upper is not None else mark
+            out = values > bound
+        elif peak < expected:
+            bound = min(mark, float(lower)) if lower is not None else mark
+            out = values < bound
+    return out & np.isfinite(values)
 
 
 def _points_of(
@@ -1113,11 +1157,12 @@ def _record_windows(
         hi=max(max(f[1], f[3]) for f in found),
         include_hi=True,
     )
-    values, expecteds, lowers, uppers = [], [], [], []
+    values, expecteds, lowers, uppers, habits = [], [], [], [], []
     for pos, _start_ns, _end, peak_ns, _score, _ongoing in found:
         ts, vals = points.get(cands[pos].mid, (np.empty(0, "int64"), np.empty(0)))
         at = int(np.searchsorted(ts, peak_ns))
         values.append(float(vals[at]) if at < ts.size and ts[at] == peak_ns else np.nan)
+        habits.append(habitual(ts, vals, peak_ns, values[-1]))
         expected, lower, upper = usual_at(ts, vals, peak_ns)
         expecteds.append(expected)
         lowers.append(lower)
@@ -1162,6 +1207,7 @@ def _record_windows(
             ongoing=ongoing,
             lower=lowers[k],
             upper=uppers[k],
+            habitual=habits[k],
         )
         report.anomalies.append(anomaly)
         firing_now[anomaly.key] = {
@@ -1185,19 +1231,6 @@ def _metric_infos(cur: Any, metric_ids: list[int]) -> dict[int, repo.MetricInfo]
         if mid not in out:
             out[mid] = repo.get_metric(cur, mid)  # raises NotFoundError naming the id
     return out
-
-
-def _points_after(cur: Any, metric_id: int, *, end: Any, until: pd.Timestamp) -> int:
-    """Stored points of ``metric_id`` after an anomaly's ``end`` up to ``until`` (this tick's newest).
-
-    Counted in the store, not in this tick's new points only: with one-minute ticks a tick brings one
-    point, so an anomaly must resolve once enough quiet points have come over several ticks.
-    """
-    row = cur.execute(
-        "SELECT count(*) FROM points WHERE metric_id = ? AND ts > ? AND ts <= ?",
-        [metric_id, end, _naive(until)],
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _tail_starts(
@@ -1401,14 +1434,34 @@ def _score_per_metric(
                 if item.get("series") != key or item.get("detector") != det.type or akey in firing_now:
                     continue
                 end_row = cur.execute(
-                    "SELECT end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts = ?",
+                    "SELECT end_ts, value, expected, lower, upper FROM anomalies WHERE metric_id = ?"
+                    " AND detector = ? AND start_ts = ?",
                     [int(metric_id), det.type, _naive(pd.Timestamp(item["start"]))],
                 ).fetchone()
-                after = (
-                    0
-                    if end_row is None
-                    else _points_after(cur, int(metric_id), end=end_row[0], until=new.index[-1])
-                )
+                after = 0
+                if end_row is not None:
+                    since = repo.read_series(
+                        cur,
+                        int(metric_id),
+                        start=pd.Timestamp(end_row[0]).tz_localize("UTC") + pd.Timedelta(microseconds=1),
+                        end=new.index[-1] + pd.Timedelta(microseconds=1),
+                    )
+                    outside = _still_outside(since.to_numpy(dtype="float64"), *end_row[1:])
+                    if outside.any():  # held open while the metric has not come back
+                        last_out = int(np.flatnonzero(outside)[-1])
+                        with store.transaction() as tx:
+                            tx.execute(
+                                "UPDATE anomalies SET end_ts = ? WHERE metric_id = ? AND detector = ?"
+                                " AND start_ts = ?",
+                                [
+                                    _naive(since.index[last_out]),
+                                    int(metric_id),
+                                    det.type,
+                                    _naive(pd.Timestamp(item["start"])),
+                                ],
+                            )
+                        since = since.iloc[last_out + 1 :]
+                    after = len(since)
                 if end_row is not None and after <= det.merge_gap:
                     firing_now[akey] = item
                     continue
@@ -1500,9 +1553,9 @@ def _anomalies(
         history = repo.read_series(
             cur, metric_id, start=peak - USUAL_REACH, end=peak + pd.Timedelta(microseconds=1)
         )
-        expected, lower, upper = usual_at(
-            np.asarray(history.index.as_unit("ns").asi8), history.to_numpy(dtype="float64"), peak.value
-        )
+        hist_ts, hist_values = np.asarray(history.index.as_unit("ns").asi8), history.to_numpy(dtype="float64")
+        expected, lower, upper = usual_at(hist_ts, hist_values, peak.value)
+        habit = habitual(hist_ts, hist_values, peak.value, value)
         # a window that grew backwards (merged with an earlier one) replaces it
         cur.execute(
             "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
@@ -1542,6 +1595,7 @@ def _anomalies(
                 ongoing=last_index - (end - 1) <= det.merge_gap,
                 lower=lower,
                 upper=upper,
+                habitual=habit,
             )
         )
     return out
@@ -1551,7 +1605,10 @@ def _anomalies(
 def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
     """Whether this tick may page about ``a``: only an anomaly that reaches into the data this tick
     brought (or the tick just before) is news. A monitor's first tick and a backfill record the
-    anomalies of history without paging about them."""
+    anomalies of history without paging about them; a daily habit (the evening peak, the nightly
+    batch) is recorded, not paged."""
+    if a.habitual:
+        return False
     data_end = report.tick - pd.Timedelta(spec.lag)
     recent = data_end - pd.Timedelta(spec.schedule.nominal_interval) - pd.Timedelta(minutes=1)
     return bool(a.ongoing or a.end >= recent)
