@@ -47,6 +47,7 @@ from rich.table import Table
 
 from telewatch.detectors import create_detector
 from telewatch.monitors.config import MonitorSpec, parse_monitors
+from telewatch.postrules.calibrate import Calibrator
 from telewatch.services import monitoring
 from telewatch.sources.base import ColumnarSource, FetchedBatch, Source
 from telewatch.store.db import Store
@@ -105,7 +106,7 @@ def monitor_spec() -> MonitorSpec:
                     "source": {"type": "logs", "path": "unused", "count_by": ["event"]},
                     "schedule": {"every": "5m"},
                     "history": "1d",
-                    "train": {"every": "7d", "window": "1d", "min_points": 60},
+                    "train": {"every": "7d", "window": "1d", "min_points": 60, "warm_up": "0s"},
                     "detector": {"type": DETECTOR},
                 }
             ]
@@ -147,7 +148,11 @@ def build_store(path: Path, spec: MonitorSpec, n_metrics: int, hours: int, progr
             models = []
             for i in range(x.shape[0]):
                 s = pd.Series(x[i], index=pd.DatetimeIndex(index).tz_localize("UTC"))
-                models.append(create_detector(DETECTOR).fit(s).dumps())
+                model = create_detector(DETECTOR).fit(s)
+                # as a monitor's training leaves it: with the calibrator of its own scores (ticks
+                # compare calibrated z's with the threshold)
+                model.calibrator_ = Calibrator().train(model.score(s).to_numpy())  # type: ignore[attr-defined]
+                models.append(model.dumps())
             con.register(
                 "_models",
                 pd.DataFrame(
@@ -278,7 +283,14 @@ def main() -> None:
     parser.add_argument("--history-hours", type=int, default=24)
     parser.add_argument("--reference", type=int, default=100, help="metrics the per-metric tick is timed on")
     parser.add_argument("--repeat", type=int, default=3, help="steady-state ticks timed (median)")
+    parser.add_argument(
+        "--detector",
+        default=DETECTOR,
+        help="detector the monitor runs (robust_bands; novelty is the default one)",
+    )
     args = parser.parse_args()
+    global DETECTOR
+    DETECTOR = args.detector
     console = Console(width=150)
     spec = monitor_spec()
     rows: list[tuple[str, TickTiming, bool]] = []
