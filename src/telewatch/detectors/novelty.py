@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -77,3 +79,46 @@ class Novelty(ExpectedBand, Detector):
         low = prev.expanding(1).min().to_numpy()
         high = prev.expanding(1).max().to_numpy()
         return centre, low, high
+
+    @staticmethod
+    def score_contexts(
+        models: Sequence[Novelty], contexts: Sequence[np.ndarray], new: np.ndarray
+    ) -> np.ndarray:
+        """Scores of the new points of many series at once: row ``i`` of ``new`` (all rows the same
+        length) scored by ``models[i]`` after ``contexts[i]`` (the values just before them), as
+        ``models[i].score(new_i, context=context_i)`` gives them — one compiled pass over a matrix
+        (contexts left-padded with NaN, which leaves the memory and the trailing medians of the new
+        points unchanged). The models must share ``cooldown`` and ``local_window``.
+
+        >>> idx = pd.date_range("2024-01-01", periods=300, freq="min")
+        >>> s = pd.Series(np.sin(np.arange(300) / 9.0), index=idx)
+        >>> det = Novelty().fit(s.iloc[:200])
+        >>> one = det.score(s.iloc[290:], context=s.iloc[150:290]).to_numpy()
+        >>> many = Novelty.score_contexts([det, det], [s.iloc[150:290].to_numpy(), s.iloc[280:290].to_numpy()],
+        ...                               np.stack([s.iloc[290:].to_numpy()] * 2))
+        >>> bool(np.allclose(many[0], one))
+        True
+        """
+        from telewatch.detectors import _kernels
+
+        new = np.asarray(new, dtype="float64")
+        if new.ndim != 2 or new.shape[0] != len(models) or len(contexts) != len(models):
+            raise ValueError("score_contexts: one model, one context and one row of new points per series")
+        if len({(int(m.cooldown), int(m.local_window)) for m in models}) > 1:
+            raise ValueError("score_contexts: the models must share cooldown and local_window")
+        width = max((c.size for c in contexts), default=0)
+        m = new.shape[1]
+        x = np.full((len(models), width + m), np.nan)
+        for i, ctx in enumerate(contexts):
+            if ctx.size:
+                x[i, width - ctx.size : width] = ctx
+        x[:, width:] = new
+        scores = _kernels.novelty_scores(
+            x,
+            np.array([float(mo.low_) for mo in models]),
+            np.array([float(mo.width_) for mo in models]),
+            cooldown=int(models[0].cooldown),
+            window=int(models[0].local_window),
+        )[:, width:]
+        scores[np.isnan(new)] = np.nan
+        return scores

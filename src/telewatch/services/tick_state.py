@@ -360,17 +360,29 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
     """
     out: list[np.ndarray | None] = [None] * len(jobs)
     batches: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
+    owned: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
     for i, job in enumerate(jobs):
         model = job.state.model
         assert model is not None
         kind = type(model)
         if kind in _FAST and 0 < job.ts.size <= FAST_MAX_NEW:
             batches.setdefault((kind, job.ts.size, _FAST_KEY[kind](model)), []).append(i)
+        elif hasattr(kind, "score_contexts") and 0 < job.ts.size <= FAST_MAX_NEW:
+            # the detector scores many series after their contexts itself (Novelty.score_contexts)
+            key = tuple(sorted((k, repr(v)) for k, v in model.get_params().items()))
+            owned.setdefault((kind, job.ts.size, key), []).append(i)
         else:
             out[i] = _score_one(job)
     for (kind, _m, _w), members in batches.items():
         for i, scores in zip(members, _FAST[kind]([jobs[i] for i in members]), strict=True):
             out[i] = scores
+    for (kind, _m, _p), members in owned.items():
+        contexts = [jobs[i].tail.context_for(jobs[i].need, int(jobs[i].ts[0]))[1] for i in members]
+        matrix = kind.score_contexts(  # type: ignore[attr-defined]
+            [jobs[i].state.model for i in members], contexts, np.stack([jobs[i].values for i in members])
+        )
+        for row, i in enumerate(members):
+            out[i] = matrix[row]
     return [np.asarray(s, dtype="float64") for s in out]
 
 
