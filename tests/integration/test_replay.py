@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,41 @@ def test_replay_refuses_an_empty_range(tmp_path: Path) -> None:
 
     with Store(tmp_path / "live.duckdb") as live, pytest.raises(ValidationError, match="must be after"):
         replay(live, start="2026-03-02", end="2026-03-01")
+
+
+@pytest.mark.slow
+def test_an_outage_is_held_to_its_end_and_the_evening_peak_is_a_habit(tmp_path: Path) -> None:
+    """Six days with a peak at 22:00 every evening, then a 2-hour collapse to 5 %: the collapse is one
+    incident that lasts until traffic is back (not the one minute the detector found new), its resolved
+    message says so, and the evening peak, done every day, pages nobody."""
+    days = 6
+    idx = pd.date_range(START, periods=days * 1440, freq="1min")
+    rng = np.random.default_rng(3)
+    minute = (idx.hour * 60 + idx.minute).to_numpy()
+    values = 1000 + 300 * np.sin(2 * np.pi * minute / 1440) + rng.normal(0, 20, idx.size)
+    values[(minute >= 1320) & (minute < 1323)] *= 2.5  # the evening peak
+    outage = (idx >= START + pd.Timedelta(days=5, hours=12)) & (idx < START + pd.Timedelta(days=5, hours=14))
+    values[outage] *= 0.05
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="throughput")
+            repo.write_points(tx, mid, pd.Series(values, index=idx))
+        report = replay(
+            live,
+            start=START + pd.Timedelta(days=4),
+            end=START + pd.Timedelta(days=days),
+            every=timedelta(minutes=15),
+        )
+    held = [
+        i
+        for i in report.incidents
+        if i.start <= START + pd.Timedelta(days=5, hours=12, minutes=5)
+        and i.end >= START + pd.Timedelta(days=5, hours=12)
+    ]
+    assert len(held) == 1, [i.to_dict() for i in report.incidents]
+    assert held[0].end >= START + pd.Timedelta(days=5, hours=13, minutes=50)  # the whole outage
+    resolved = [m for m in report.messages if m.incident_id == held[0].id and m.kind == "resolved"]
+    assert len(resolved) == 1
+    assert "2 h" in resolved[0].text or "1 h 5" in resolved[0].text, resolved[0].text
+    evening = [m for m in report.messages if m.kind != "resolved" and m.at.hour in (22, 23)]
+    assert evening == [], [m.subject for m in evening]

@@ -978,10 +978,12 @@ def _record_tick_anomalies(
                 np.searchsorted(ts, end_ns, side="right"),
                 np.searchsorted(ts, checks[pos][4], side="right"),
             )
-            outside = _still_outside(vals[first:last], *stored[pos][1:])
-            if outside.any():  # held open while the metric has not come back: its end follows
-                held[pos] = int(ts[first + int(np.flatnonzero(outside)[-1])])
-                first = first + int(np.flatnonzero(outside)[-1]) + 1
+            reach = _held_through(
+                _still_outside(vals[first:last], *stored[pos][1:]), checks[pos][3].merge_gap
+            )
+            if reach >= 0:  # held open while the metric has not come back: its end follows
+                held[pos] = int(ts[first + reach])
+                first = first + reach + 1
             after[pos] = int(last - first)
     for pos, new_end in held.items():
         _akey, item, mid, det, _until = checks[pos]
@@ -1001,6 +1003,24 @@ def _record_tick_anomalies(
 #: distance from the usual value to the anomaly's peak (an outage that flattened out at 10 % of the
 #: usual traffic is still an outage, though the detector stopped scoring it as new).
 HOLD_SHARE = 0.5
+
+
+def _held_through(outside: np.ndarray, merge_gap: int) -> int:
+    """The position of the last point of the run of ``outside`` points that starts within
+    ``merge_gap`` points of the anomaly's end and continues with gaps of at most ``merge_gap``
+    (-1: the metric came back at once). Later excursions (tomorrow's peak) are not this anomaly.
+
+    >>> _held_through(np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=bool), 3)
+    4
+    >>> _held_through(np.array([0, 0, 0, 0, 1], dtype=bool), 3)
+    -1
+    """
+    last = -1
+    for pos in np.flatnonzero(outside):
+        if pos - last - 1 > merge_gap:
+            break
+        last = int(pos)
+    return last
 
 
 def _still_outside(values: np.ndarray, peak: Any, expected: Any, lower: Any, upper: Any) -> np.ndarray:
@@ -1446,9 +1466,10 @@ def _score_per_metric(
                         start=pd.Timestamp(end_row[0]).tz_localize("UTC") + pd.Timedelta(microseconds=1),
                         end=new.index[-1] + pd.Timedelta(microseconds=1),
                     )
-                    outside = _still_outside(since.to_numpy(dtype="float64"), *end_row[1:])
-                    if outside.any():  # held open while the metric has not come back
-                        last_out = int(np.flatnonzero(outside)[-1])
+                    last_out = _held_through(
+                        _still_outside(since.to_numpy(dtype="float64"), *end_row[1:]), det.merge_gap
+                    )
+                    if last_out >= 0:  # held open while the metric has not come back
                         with store.transaction() as tx:
                             tx.execute(
                                 "UPDATE anomalies SET end_ts = ? WHERE metric_id = ? AND detector = ?"
