@@ -1157,6 +1157,36 @@ def _record_windows(
             )
     if not found:
         return
+    # the value at the peak, what is usual at that hour (expected value and band) and whether it is a
+    # habit, from one read of the candidates' points; an anomaly whose metric stays beyond its band
+    # after the flagged points is held open through them (its end follows, see _held_through)
+    points = _points_of(
+        cur,
+        sorted({cands[f[0]].mid for f in found}),
+        lo=min(f[3] for f in found) - USUAL_REACH.value,
+        hi=max(int(cands[f[0]].ts[-1]) for f in found),
+        include_hi=True,
+    )
+    values, expecteds, lowers, uppers, habits = [], [], [], [], []
+    for k, (pos, start_ns, end_ns, peak_ns, score, ongoing) in enumerate(found):
+        cand = cands[pos]
+        ts, vals = points.get(cand.mid, (np.empty(0, "int64"), np.empty(0)))
+        at = int(np.searchsorted(ts, peak_ns))
+        values.append(float(vals[at]) if at < ts.size and ts[at] == peak_ns else np.nan)
+        habits.append(habitual(ts, vals, peak_ns, values[-1]))
+        expected, lower, upper = usual_at(ts, vals, peak_ns)
+        expecteds.append(expected)
+        lowers.append(lower)
+        uppers.append(upper)
+        first = int(np.searchsorted(ts, end_ns, side="right"))
+        last = int(np.searchsorted(ts, int(cand.ts[-1]), side="right"))
+        reach = _held_through(
+            _still_outside(vals[first:last], values[-1], expected, lower, upper), cand.det.merge_gap
+        )
+        if reach >= 0:
+            end_ns = int(ts[first + reach])
+            ongoing = last - (first + reach + 1) <= cand.det.merge_gap
+            found[k] = (pos, start_ns, end_ns, peak_ns, score, ongoing)
     windows = pd.DataFrame(
         {
             "pos": np.arange(len(found)),
@@ -1168,25 +1198,6 @@ def _record_windows(
             "peak_score": np.array([f[4] for f in found], dtype="float64"),
         }
     )
-    # the value at the peak and the median of the day before the start (the expected value), from
-    # one read of the candidates' points
-    points = _points_of(
-        cur,
-        sorted({cands[f[0]].mid for f in found}),
-        lo=min(f[3] for f in found) - USUAL_REACH.value,
-        hi=max(max(f[1], f[3]) for f in found),
-        include_hi=True,
-    )
-    values, expecteds, lowers, uppers, habits = [], [], [], [], []
-    for pos, _start_ns, _end, peak_ns, _score, _ongoing in found:
-        ts, vals = points.get(cands[pos].mid, (np.empty(0, "int64"), np.empty(0)))
-        at = int(np.searchsorted(ts, peak_ns))
-        values.append(float(vals[at]) if at < ts.size and ts[at] == peak_ns else np.nan)
-        habits.append(habitual(ts, vals, peak_ns, values[-1]))
-        expected, lower, upper = usual_at(ts, vals, peak_ns)
-        expecteds.append(expected)
-        lowers.append(lower)
-        uppers.append(upper)
     windows["value"] = np.array(values, dtype="float64")
     windows["expected"] = pd.array(expecteds, dtype="Float64")
     windows["lower"] = pd.array(lowers, dtype="Float64")
@@ -1577,6 +1588,14 @@ def _anomalies(
         hist_ts, hist_values = np.asarray(history.index.as_unit("ns").asi8), history.to_numpy(dtype="float64")
         expected, lower, upper = usual_at(hist_ts, hist_values, peak.value)
         habit = habitual(hist_ts, hist_values, peak.value, value)
+        ongoing = last_index - (end - 1) <= det.merge_gap
+        after = values[values.index > end_ts]
+        reach = _held_through(
+            _still_outside(after.to_numpy(dtype="float64"), value, expected, lower, upper), det.merge_gap
+        )
+        if reach >= 0:  # held open while the metric stays beyond its band (as the streaming tick)
+            end_ts = pd.Timestamp(after.index[reach])
+            ongoing = len(after) - (reach + 1) <= det.merge_gap
         # a window that grew backwards (merged with an earlier one) replaces it
         cur.execute(
             "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
@@ -1613,7 +1632,7 @@ def _anomalies(
                 peak_score=float(segment.max()),
                 value=value,
                 expected=expected,
-                ongoing=last_index - (end - 1) <= det.merge_gap,
+                ongoing=ongoing,
                 lower=lower,
                 upper=upper,
                 habitual=habit,
@@ -1633,6 +1652,15 @@ def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> 
     data_end = report.tick - pd.Timedelta(spec.lag)
     recent = data_end - pd.Timedelta(spec.schedule.nominal_interval) - pd.Timedelta(minutes=1)
     return bool(a.ongoing or a.end >= recent)
+
+
+def _blip(spec: MonitorSpec, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
+    """An anomaly that is over by the time the tick sees it, shorter than ``alert.min_blip``, with no
+    other metric anomalous in its incident: nothing for a person to act on when the message arrives.
+    Recorded and shown in the UI; not paged."""
+    if a.ongoing or related:
+        return False
+    return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
 
 
 def _incidents_of(
@@ -1675,10 +1703,12 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
     news = [a for a in report.anomalies if _alertable(spec, report, a)]
     incidents = _incidents_of(cur, [(a.metric_id, a.detector, a.start) for a in news])
     for a in news:
+        incident = incidents.get((a.metric_id, a.detector, a.start))
+        if _blip(spec, a, related=incident[2] if incident else ()):
+            continue
         window = repo.read_series(
             cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
         )
-        incident = incidents.get((a.metric_id, a.detector, a.start))
         out.append(
             AlertCandidate(
                 key=f"{spec.name}:{a.key}",
