@@ -122,3 +122,47 @@ def habitual(
         return bool(value <= reach + slack)
     reach = sorted(lows)[recurrences - 1]
     return bool(value >= reach - slack)
+
+
+#: An anomaly is held open while its metric stays beyond its band by at least this share of the
+#: distance from the usual value to the anomaly's peak (an outage that flattened out at 10 % of the
+#: usual traffic is still an outage, though the detector stopped scoring it as new).
+HOLD_SHARE = 0.5
+
+
+def held_through(outside: np.ndarray, merge_gap: int) -> int:
+    """The position of the last point of the run of ``outside`` points that starts within
+    ``merge_gap`` points of the anomaly's end and continues with gaps of at most ``merge_gap``
+    (-1: the metric came back at once). Later excursions (tomorrow's peak) are not this anomaly.
+
+    >>> held_through(np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=bool), 3)
+    4
+    >>> held_through(np.array([0, 0, 0, 0, 1], dtype=bool), 3)
+    -1
+    """
+    last = -1
+    for pos in np.flatnonzero(outside):
+        if pos - last - 1 > merge_gap:
+            break
+        last = int(pos)
+    return last
+
+
+def still_outside(
+    values: np.ndarray, peak: float | None, expected: float | None, lower: float | None, upper: float | None
+) -> np.ndarray:
+    """Which of ``values`` (after an anomaly's end) are still on the anomaly's side of the usual band,
+    at least :data:`HOLD_SHARE` of the way from the usual value to the peak."""
+    out = np.zeros(values.size, dtype=bool)
+    if peak is None or expected is None or not np.isfinite(peak) or values.size == 0:
+        return out
+    peak, expected = float(peak), float(expected)
+    mark = expected + HOLD_SHARE * (peak - expected)
+    with np.errstate(invalid="ignore"):
+        if peak > expected:
+            bound = max(mark, float(upper)) if upper is not None else mark
+            out = values > bound
+        elif peak < expected:
+            bound = min(mark, float(lower)) if lower is not None else mark
+            out = values < bound
+    return out & np.isfinite(values)

@@ -14,11 +14,11 @@ from rich.progress import Progress
 from telewatch.core.defaults import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, default_detector  # noqa: F401  (re-exported)
 from telewatch.core.faults import crash_point
 from telewatch.detectors import create_detector
-from telewatch.detectors.bands import ExpectedBand
 from telewatch.detectors.base import Detector
 from telewatch.postrules.alarms import AlarmFilter
 from telewatch.postrules.calibrate import Calibrator, screen_anomalies
 from telewatch.postrules.threshold import Threshold
+from telewatch.postrules.usual import held_through, still_outside, usual_at
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -93,24 +93,22 @@ def detect_metrics(
             known = known_anomalous(
                 store, metric_id=metric.id, index=pd.DatetimeIndex(series.index), except_detector=detector
             )
-            det, scores, _ = calibrated_scores(detector, params or {}, series, ~known)
-            band = det.expected(series) if isinstance(det, ExpectedBand) else None
-            found = []
-            for start, end in alarm(cut(scores.to_numpy())):
-                segment = scores.iloc[start:end]
-                peak_pos = start + int(np.nanargmax(segment.to_numpy()))
-                found.append(
-                    AnomalyWindow(
-                        metric_id=metric.id,
-                        metric=metric.display_name,
-                        start=series.index[start],
-                        end=series.index[end - 1],
-                        peak=pd.Timestamp(series.index[peak_pos]),
-                        peak_score=float(segment.max()),
-                        value=float(series.iloc[peak_pos]),
-                        **_band_at(band, peak_pos),
-                    )
+            _det, scores, _ = calibrated_scores(detector, params or {}, series, ~known)
+            found = [
+                AnomalyWindow(
+                    metric_id=metric.id,
+                    metric=metric.display_name,
+                    start=series.index[w.start],
+                    end=series.index[w.end - 1],
+                    peak=pd.Timestamp(series.index[w.peak]),
+                    peak_score=w.peak_score,
+                    value=w.value,
+                    expected=w.expected,
+                    lower=w.lower,
+                    upper=w.upper,
                 )
+                for w in anomaly_windows(series, scores.to_numpy(), cut=cut, alarm=alarm)
+            ]
             _replace_results(store, metric.id, detector, scores, found)
             crash_point("detect.after_commit")
             report.metrics += 1
@@ -159,6 +157,10 @@ def calibrated_scores(
             screened[:] = False
     calibrator = Calibrator().train(raw[train])
     det.calibrator_ = calibrator  # type: ignore[attr-defined]  # kept with the model for the ticks
+    # where scoring starts when the series starts here (a monitor's first tick scores its history)
+    det.scored_from_ = (  # type: ignore[attr-defined]
+        pd.Timestamp(series.index[int(warm.sum())]) if warm.sum() < len(series) else None
+    )
     z = calibrator(raw)
     z[warm] = np.nan
     return det, pd.Series(z, index=series.index, name=series.name), screened
@@ -223,11 +225,57 @@ def known_anomalous(
     return mask
 
 
-def _band_at(band: pd.DataFrame | None, pos: int) -> dict[str, float | None]:
-    if band is None:
-        return {}
-    row = band.iloc[pos]
-    return {k: (float(row[k]) if np.isfinite(row[k]) else None) for k in ("expected", "lower", "upper")}
+@dataclass(frozen=True)
+class Window:
+    """An anomaly over positions ``[start, end)`` of a series, with its peak and what is usual there."""
+
+    start: int
+    end: int
+    peak: int
+    peak_score: float
+    value: float
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+def anomaly_windows(series: pd.Series, z: np.ndarray, *, cut: Threshold, alarm: AlarmFilter) -> list[Window]:
+    """The anomalies of a series from its calibrated scores ``z``: the alarm filter's runs of points
+    at or over the threshold, each with the value at its peak and the value and band usual at that
+    hour (:func:`~telewatch.postrules.usual.usual_at`), **held open** while the metric stays beyond
+    its band after the flagged points (:func:`~telewatch.postrules.usual.held_through`: an outage the
+    detector flagged once lasts as long as the metric stays out), overlapping runs merged. A monitor's
+    tick finds the same windows in the points it has (``services.monitoring``)."""
+    ts = np.asarray(pd.DatetimeIndex(series.index).as_unit("ns").asi8, dtype="int64")
+    values = series.to_numpy(dtype="float64")
+    out: list[Window] = []
+    for start, end in alarm(cut(np.asarray(z, dtype="float64"))):
+        segment = np.asarray(z[start:end], dtype="float64")
+        peak = start + int(np.nanargmax(segment))
+        score = float(np.nanmax(segment))
+        value = float(values[peak])
+        expected, lower, upper = usual_at(ts, values, int(ts[peak]))
+        reach = held_through(still_outside(values[end:], value, expected, lower, upper), alarm.merge_gap)
+        if reach >= 0:
+            end = end + reach + 1
+        if out and start < out[-1].end:  # held into the next run: one anomaly
+            prev = out[-1]
+            if score > prev.peak_score:
+                out[-1] = Window(prev.start, max(prev.end, end), peak, score, value, expected, lower, upper)
+            else:
+                out[-1] = Window(
+                    prev.start,
+                    max(prev.end, end),
+                    prev.peak,
+                    prev.peak_score,
+                    prev.value,
+                    prev.expected,
+                    prev.lower,
+                    prev.upper,
+                )
+            continue
+        out.append(Window(start, end, peak, score, value, expected, lower, upper))
+    return out
 
 
 def _replace_results(

@@ -29,7 +29,7 @@ from telewatch.core.secrets import redact
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
-from telewatch.postrules.usual import habitual, usual_at
+from telewatch.postrules.usual import habitual, held_through, still_outside, usual_at
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate, calibrated_scores
 from telewatch.sources.base import FetchedBatch, FetchedSeries, Source, SourceState, series_key, utc
@@ -620,6 +620,11 @@ def _train(
     # the pipeline of `telewatch detect`: fit, screen a long incident out, refit, and a calibrator
     # trained on the model's own scores (kept with the model: the tick calibrates new scores with it)
     model, _z, _screened = calibrated_scores(det.type, det.params, series, np.ones(len(series), dtype=bool))
+    older = cur.execute(
+        "SELECT 1 FROM points WHERE metric_id = ? AND ts < ? LIMIT 1", [metric_id, _naive(series.index[0])]
+    ).fetchone()
+    if older is not None:
+        model.scored_from_ = None  # type: ignore[attr-defined]  # the series started earlier: no warm-up
     with store.transaction() as tx:
         tx.execute(
             "INSERT INTO monitor_models (monitor, metric_id, detector, params, trained_at, train_start, train_end,"
@@ -817,7 +822,8 @@ def _score_streaming(
     for det_type, group in jobs.items():
         for job, scores in zip(group, tick_state.score_group(det_type, group), strict=True):
             assert job.state.model is not None
-            scored[(job.metric_id, det_type)] = calibrate(job.state.model, scores)
+            z = calibrate(job.state.model, scores)
+            scored[(job.metric_id, det_type)] = _unwarmed(job.state.model, job.ts, z)
     _write_score_batch(store, jobs, scored)
     crash_point("tick.after_scores")
 
@@ -978,9 +984,7 @@ def _record_tick_anomalies(
                 np.searchsorted(ts, end_ns, side="right"),
                 np.searchsorted(ts, checks[pos][4], side="right"),
             )
-            reach = _held_through(
-                _still_outside(vals[first:last], *stored[pos][1:]), checks[pos][3].merge_gap
-            )
+            reach = held_through(still_outside(vals[first:last], *stored[pos][1:]), checks[pos][3].merge_gap)
             if reach >= 0:  # held open while the metric has not come back: its end follows
                 held[pos] = int(ts[first + reach])
                 first = first + reach + 1
@@ -997,48 +1001,6 @@ def _record_tick_anomalies(
             continue
         report.resolved.append(akey)
         report.resolved_items.append({**item, "key": akey})
-
-
-#: An anomaly is held open while its metric stays beyond its band by at least this share of the
-#: distance from the usual value to the anomaly's peak (an outage that flattened out at 10 % of the
-#: usual traffic is still an outage, though the detector stopped scoring it as new).
-HOLD_SHARE = 0.5
-
-
-def _held_through(outside: np.ndarray, merge_gap: int) -> int:
-    """The position of the last point of the run of ``outside`` points that starts within
-    ``merge_gap`` points of the anomaly's end and continues with gaps of at most ``merge_gap``
-    (-1: the metric came back at once). Later excursions (tomorrow's peak) are not this anomaly.
-
-    >>> _held_through(np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=bool), 3)
-    4
-    >>> _held_through(np.array([0, 0, 0, 0, 1], dtype=bool), 3)
-    -1
-    """
-    last = -1
-    for pos in np.flatnonzero(outside):
-        if pos - last - 1 > merge_gap:
-            break
-        last = int(pos)
-    return last
-
-
-def _still_outside(values: np.ndarray, peak: Any, expected: Any, lower: Any, upper: Any) -> np.ndarray:
-    """Which of ``values`` (after an anomaly's end) are still on the anomaly's side of the usual band,
-    at least :data:`HOLD_SHARE` of the way from the usual value to the peak."""
-    out = np.zeros(values.size, dtype=bool)
-    if peak is None or expected is None or not np.isfinite(peak) or values.size == 0:
-        return out
-    peak, expected = float(peak), float(expected)
-    mark = expected + HOLD_SHARE * (peak - expected)
-    with np.errstate(invalid="ignore"):
-        if peak > expected:
-            bound = max(mark, float(upper)) if upper is not None else mark
-            out = values > bound
-        elif peak < expected:
-            bound = min(mark, float(lower)) if lower is not None else mark
-            out = values < bound
-    return out & np.isfinite(values)
 
 
 def _points_of(
@@ -1159,7 +1121,7 @@ def _record_windows(
         return
     # the value at the peak, what is usual at that hour (expected value and band) and whether it is a
     # habit, from one read of the candidates' points; an anomaly whose metric stays beyond its band
-    # after the flagged points is held open through them (its end follows, see _held_through)
+    # after the flagged points is held open through them (its end follows, see postrules.usual.held_through)
     points = _points_of(
         cur,
         sorted({cands[f[0]].mid for f in found}),
@@ -1180,13 +1142,34 @@ def _record_windows(
         uppers.append(upper)
         first = int(np.searchsorted(ts, end_ns, side="right"))
         last = int(np.searchsorted(ts, int(cand.ts[-1]), side="right"))
-        reach = _held_through(
-            _still_outside(vals[first:last], values[-1], expected, lower, upper), cand.det.merge_gap
+        reach = held_through(
+            still_outside(vals[first:last], values[-1], expected, lower, upper), cand.det.merge_gap
         )
         if reach >= 0:
             end_ns = int(ts[first + reach])
             ongoing = last - (first + reach + 1) <= cand.det.merge_gap
             found[k] = (pos, start_ns, end_ns, peak_ns, score, ongoing)
+    # a run held into the next run of the same series is one anomaly (as services.detection)
+    keep: list[int] = []
+    for k, f in enumerate(found):
+        if keep and found[keep[-1]][0] == f[0] and f[1] <= found[keep[-1]][2]:
+            prev = found[keep[-1]]
+            end_ns = max(prev[2], f[2])
+            if f[4] > prev[4]:
+                found[k] = (f[0], prev[1], end_ns, f[3], f[4], f[5] or prev[5])
+                keep[-1] = k
+            else:
+                found[keep[-1]] = (prev[0], prev[1], end_ns, prev[3], prev[4], prev[5] or f[5])
+            continue
+        keep.append(k)
+    found = [found[k] for k in keep]
+    values, expecteds, lowers, uppers, habits = (
+        [values[k] for k in keep],
+        [expecteds[k] for k in keep],
+        [lowers[k] for k in keep],
+        [uppers[k] for k in keep],
+        [habits[k] for k in keep],
+    )
     windows = pd.DataFrame(
         {
             "pos": np.arange(len(found)),
@@ -1444,7 +1427,8 @@ def _score_per_metric(
                 cur, int(metric_id), start=new.index[0] - pd.Timedelta(days=1), end=new.index[0]
             )
             raw = model.score(new, context=context if len(context) else None)
-            scores = pd.Series(calibrate(model, raw.to_numpy(dtype="float64")), index=raw.index)
+            z = calibrate(model, raw.to_numpy(dtype="float64"))
+            scores = pd.Series(_unwarmed(model, tick_state.utc_ns(raw.index), z), index=raw.index)
             _write_scores(store, int(metric_id), det.type, scores)
             with store.transaction():
                 found = _anomalies(
@@ -1477,8 +1461,8 @@ def _score_per_metric(
                         start=pd.Timestamp(end_row[0]).tz_localize("UTC") + pd.Timedelta(microseconds=1),
                         end=new.index[-1] + pd.Timedelta(microseconds=1),
                     )
-                    last_out = _held_through(
-                        _still_outside(since.to_numpy(dtype="float64"), *end_row[1:]), det.merge_gap
+                    last_out = held_through(
+                        still_outside(since.to_numpy(dtype="float64"), *end_row[1:]), det.merge_gap
                     )
                     if last_out >= 0:  # held open while the metric has not come back
                         with store.transaction() as tx:
@@ -1590,8 +1574,8 @@ def _anomalies(
         habit = habitual(hist_ts, hist_values, peak.value, value)
         ongoing = last_index - (end - 1) <= det.merge_gap
         after = values[values.index > end_ts]
-        reach = _held_through(
-            _still_outside(after.to_numpy(dtype="float64"), value, expected, lower, upper), det.merge_gap
+        reach = held_through(
+            still_outside(after.to_numpy(dtype="float64"), value, expected, lower, upper), det.merge_gap
         )
         if reach >= 0:  # held open while the metric stays beyond its band (as the streaming tick)
             end_ts = pd.Timestamp(after.index[reach])
@@ -1652,6 +1636,17 @@ def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> 
     data_end = report.tick - pd.Timedelta(spec.lag)
     recent = data_end - pd.Timedelta(spec.schedule.nominal_interval) - pd.Timedelta(minutes=1)
     return bool(a.ongoing or a.end >= recent)
+
+
+def _unwarmed(model: Detector, ts: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``z`` with no score before the model's ``scored_from_`` (a series' first day, where a detector
+    has no history yet: as ``telewatch detect``, see ``services.detection.warm_up``)."""
+    start = getattr(model, "scored_from_", None)
+    if start is None:
+        return z
+    out = np.array(z, dtype="float64", copy=True)
+    out[np.asarray(ts, dtype="int64") < pd.Timestamp(start).value] = np.nan
+    return out
 
 
 def _blip(spec: MonitorSpec, a: FoundAnomaly, *, related: Sequence[str]) -> bool:

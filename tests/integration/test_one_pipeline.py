@@ -1,0 +1,108 @@
+"""One detection pipeline behind every door: the same series gives the same anomalies through
+``telewatch detect``, an upload, the explorer's "store" endpoint and a monitor's tick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from fastapi.testclient import TestClient
+
+from support.auth import ADMIN_HEADERS, auth_settings
+from telewatch.api.app import create_app
+from telewatch.monitors.config import parse_monitors
+from telewatch.services.detection import detect_metrics
+from telewatch.services.monitoring import run_monitor
+from telewatch.services.replay import StoreReplaySource
+from telewatch.sources.base import FetchedBatch, FetchedSeries
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+START = pd.Timestamp("2026-02-01", tz="UTC")
+DAYS = 5
+
+
+def _series() -> pd.Series:
+    idx = pd.date_range(START, periods=DAYS * 1440, freq="1min")
+    rng = np.random.default_rng(11)
+    minute = (idx.hour * 60 + idx.minute).to_numpy()
+    values = 500 + 200 * np.sin(2 * np.pi * minute / 1440) + rng.normal(0, 10, idx.size)
+    values[idx == START + pd.Timedelta(days=3, hours=12)] *= 3  # a spike
+    drop = (idx >= START + pd.Timedelta(days=4, hours=14)) & (
+        idx < START + pd.Timedelta(days=4, hours=14, minutes=40)
+    )
+    values[drop] *= 0.1  # a 40-minute collapse
+    return pd.Series(values.round(6), index=idx, name="throughput")
+
+
+def _anomalies(store: Store) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
+    rows = (
+        store.cursor()
+        .execute("SELECT start_ts, end_ts, detector FROM anomalies ORDER BY start_ts")
+        .fetchall()
+    )
+    return [(pd.Timestamp(a), pd.Timestamp(b), str(d)) for a, b, d in rows]
+
+
+def _write(store: Store, series: pd.Series) -> int:
+    with store.transaction(series=True) as tx:
+        mid = repo.upsert_metric(tx, name=str(series.name))
+        repo.write_points(tx, mid, series)
+    return mid
+
+
+def test_detect_upload_explorer_and_a_monitor_tick_find_the_same_anomalies(tmp_path: Path) -> None:
+    series = _series()
+    # 1. telewatch detect
+    with Store(tmp_path / "detect.duckdb") as store:
+        _write(store, series)
+        detect_metrics(store)
+        by_detect = _anomalies(store)
+    # 2. an upload (scored by default)
+    csv = "timestamp,throughput\n" + "".join(f"{t:%Y-%m-%dT%H:%M:%SZ},{v!r}\n" for t, v in series.items())
+    with Store(tmp_path / "upload.duckdb") as store:
+        with TestClient(create_app(auth_settings(), store=store)) as client:
+            r = client.post(
+                "/api/ingest", files={"file": ("t.csv", csv.encode(), "text/csv")}, headers=ADMIN_HEADERS
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["detector"] == "novelty"
+            assert r.json()["anomalies"] == len(by_detect)
+        by_upload = _anomalies(store)
+    # 3. the explorer's "store anomalies" (no detector named: the default)
+    with Store(tmp_path / "explorer.duckdb") as store:
+        mid = _write(store, series)
+        with TestClient(create_app(auth_settings(), store=store)) as client:
+            r = client.post("/api/detect/run", json={"metric_ids": [mid]}, headers=ADMIN_HEADERS)
+            assert r.status_code == 200, r.text
+        by_explorer = _anomalies(store)
+    # 4. a monitor without a detector: its first tick scores the history it fetched
+    spec = parse_monitors(
+        {
+            "monitors": [
+                {
+                    "name": "web",
+                    "source": {"type": "store"},
+                    "schedule": {"every": "15m"},
+                    "history": "10d",
+                    "train": {"every": "1d", "window": "10d"},
+                }
+            ]
+        }
+    ).monitors[0]
+    source = StoreReplaySource(FetchedBatch.from_series([FetchedSeries("throughput", {}, series)]))
+    with Store(tmp_path / "monitor.duckdb") as store:
+        report = run_monitor(spec, store=store, now=series.index[-1] + pd.Timedelta(minutes=1), source=source)
+        assert report.status == "ok", report.error
+        by_monitor = _anomalies(store)
+
+    assert by_detect == by_upload == by_explorer == by_monitor
+    assert {d for _s, _e, d in by_detect} == {"novelty"}
+    # and they are the planted ones: the spike, and the collapse held to its end
+    starts = [s for s, _e, _d in by_detect]
+    assert pd.Timestamp("2026-02-04 12:00") in starts
+    collapse = [
+        (s, e) for s, e, _d in by_detect if s.date() == pd.Timestamp("2026-02-05").date() and s.hour == 14
+    ]
+    assert collapse == [(pd.Timestamp("2026-02-05 14:00"), pd.Timestamp("2026-02-05 14:39"))]
