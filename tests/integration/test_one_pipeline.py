@@ -106,3 +106,23 @@ def test_detect_upload_explorer_and_a_monitor_tick_find_the_same_anomalies(tmp_p
         (s, e) for s, e, _d in by_detect if s.date() == pd.Timestamp("2026-02-05").date() and s.hour == 14
     ]
     assert collapse == [(pd.Timestamp("2026-02-05 14:00"), pd.Timestamp("2026-02-05 14:39"))]
+
+
+def test_a_monitor_warms_up_before_it_scores_or_alerts(tmp_path: Path) -> None:
+    """With a day of history (the default warm-up is 3 days) a series is stored, not scored: no anomaly
+    even for a collapse, and the report says how much history it still needs."""
+    series = _series().iloc[: 1440 + 300]
+    series.iloc[-30:] *= 0.05
+    spec = parse_monitors(
+        {"monitors": [{"name": "web", "source": {"type": "store"}, "history": "10d", "channels": []}]}
+    ).monitors[0]
+    source = StoreReplaySource(FetchedBatch.from_series([FetchedSeries("throughput", {}, series)]))
+    with Store(tmp_path / "m.duckdb") as store:
+        report = run_monitor(spec, store=store, now=series.index[-1] + pd.Timedelta(minutes=1), source=source)
+        assert report.status == "ok", report.error
+        assert report.points == len(series)
+        assert report.scored == 0
+        assert report.anomalies == []
+        (need,) = report.warming.values()
+        assert need == "43 h more history"  # 3 days less the 29 h it has
+        assert store.cursor().execute("SELECT count(*) FROM scores").fetchone()[0] == 0

@@ -108,6 +108,16 @@ def _print_reports(reports: list[Any]) -> None:
             if r.next_retry_at is not None:
                 line += f" (retry after {r.next_retry_at:%H:%M:%S})"
         console.print(line, highlight=False, soft_wrap=True)
+        if r.warming:
+            needs = sorted(set(r.warming.values()))
+            console.print(
+                f"  {len(r.warming)} series not scored yet (warming up: "
+                + ", ".join(needs[:3])
+                + (" …" if len(needs) > 3 else "")
+                + "): no anomaly or alert for them before that",
+                highlight=False,
+                soft_wrap=True,
+            )
         for warning in r.warnings:
             console.print(f"  [yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 

@@ -124,6 +124,8 @@ class MonitorRunReport:
     error: str | None = None
     next_retry_at: pd.Timestamp | None = None
     warnings: list[str] = field(default_factory=list)
+    #: series not scored yet, and how much more history each still needs (warm-up, min_points)
+    warming: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -609,14 +611,23 @@ def _train(
     *,
     tick: pd.Timestamp,
     data_end: pd.Timestamp,
+    report: MonitorRunReport | None = None,
 ) -> Detector | None:
     cur = store.cursor()
     start = data_end - pd.Timedelta(spec.train.window)
     series = repo.read_series(cur, metric_id, start=start, end=data_end)
-    if int(series.notna().sum()) < spec.train.min_points:
+    have = int(series.notna().sum())
+    if have < spec.train.min_points:
+        if report is not None:
+            report.warming[metric_id] = f"{spec.train.min_points - have} more points"
         return None
-    if series.index[-1] - series.index[0] < pd.Timedelta(spec.train.warm_up):
-        return None  # warming up: no score (and so no alert) before the history covers the daily cycle
+    span = series.index[-1] - series.index[0]
+    if span < pd.Timedelta(spec.train.warm_up):
+        # warming up: no score (and so no alert) before the history covers the daily cycle
+        if report is not None:
+            left = pd.Timedelta(spec.train.warm_up) - span
+            report.warming[metric_id] = f"{left.days * 24 + left.seconds // 3600} h more history"
+        return None
     # the pipeline of `telewatch detect`: fit, screen a long incident out, refit, and a calibrator
     # trained on the model's own scores (kept with the model: the tick calibrates new scores with it)
     model, _z, _screened = calibrated_scores(det.type, det.params, series, np.ones(len(series), dtype=bool))
@@ -766,7 +777,13 @@ def _score_streaming(
             held = memory.models.get((mid, det.type))
             if held is None or held.trained_at is None or held.trained_at <= due:
                 model = _train(
-                    store, spec, mid, det, tick=tick, data_end=data_end + pd.Timedelta(microseconds=1)
+                    store,
+                    spec,
+                    mid,
+                    det,
+                    tick=tick,
+                    data_end=data_end + pd.Timedelta(microseconds=1),
+                    report=report,
                 )
                 report.trained += model is not None
                 memory.models[(mid, det.type)] = tick_state.ModelState(
@@ -1417,6 +1434,7 @@ def _score_per_metric(
                     det,
                     tick=tick,
                     data_end=data_end + pd.Timedelta(microseconds=1),
+                    report=report,
                 )
                 report.trained += model is not None
             else:
