@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     alerting_config: Path | None = Field(
         default=None, description="YAML file of alert channels and rules (see docs/alerting.md)."
     )
+    detect_alert_window: Duration = Field(
+        default=timedelta(hours=1),
+        description="`telewatch detect`, /api/detect/run and uploads alert (through alerting_config's rules)"
+        " on the anomalies they find that reach into this last stretch before now; older ones (a"
+        " backfill) are recorded without paging.",
+    )
     monitors_file: Path | None = Field(
         default=None,
         description="YAML file of monitors for `telewatch run` and `check` (see docs/monitors.md).",

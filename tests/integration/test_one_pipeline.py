@@ -126,3 +126,46 @@ def test_a_monitor_warms_up_before_it_scores_or_alerts(tmp_path: Path) -> None:
         (need,) = report.warming.values()
         assert need == "43 h more history"  # 3 days less the 29 h it has
         assert store.cursor().execute("SELECT count(*) FROM scores").fetchone()[0] == 0
+
+
+def test_detect_alerts_what_is_recent_and_not_a_backfill(tmp_path: Path) -> None:
+    """`telewatch detect` hands its anomalies to the alert rules, only those of the last hour: a spike
+    ten minutes ago is told, one two days ago (history) is not."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from support.webhook import WebhookReceiver
+
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    idx = pd.date_range(end=now - pd.Timedelta(minutes=1), periods=4 * 1440, freq="1min")
+    rng = np.random.default_rng(5)
+    values = 100 + rng.normal(0, 2, idx.size)
+    values[idx == now - pd.Timedelta(days=2)] = 400.0
+    values[idx == now - pd.Timedelta(minutes=10)] = 900.0
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
+        _write(store, pd.Series(values, index=idx, name="sessions"))
+    with WebhookReceiver() as hook:
+        alerting = tmp_path / "alerting.yaml"
+        alerting.write_text(
+            f'channels:\n  hook: {{type: webhook, url: "{hook.url}", format: json}}\n'
+            "rules:\n  - {name: all, channels: [hook]}\n",
+            encoding="utf-8",
+        )
+        exe = Path(sys.executable).parent / "telewatch"
+        out = subprocess.run(
+            [str(exe), "detect", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "TELEWATCH_ALERTING_CONFIG": str(alerting)},
+        )
+        assert out.returncode == 0, out.stderr
+        assert "alerted 1 recent anomalies (1 messages sent)" in out.stdout, out.stdout
+        assert len(hook.requests) == 1
+        body = json.dumps(hook.requests[0][1])
+        assert "sessions" in body
+        assert (now - pd.Timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M") in body

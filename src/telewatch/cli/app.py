@@ -383,13 +383,19 @@ def detect_cmd(
     try:
         with _open_store(db) as store:
             ids = [repo.get_metric(store.cursor(), m).id for m in metric] if metric else None
+            settings = _settings(db)
             report = detect_metrics(
                 store,
-                detector=detector or Settings().default_detector,
+                detector=detector or settings.default_detector,
                 metric_ids=ids,
                 threshold=threshold,
                 console=console,
             )
+            from telewatch.services.detect_alerts import alert_if_configured
+
+            told = alert_if_configured(store, report.anomalies, settings=settings)
+            if told is not None and told[0]:
+                console.print(f"alerted {told[0]} recent anomalies ({told[1]} messages sent)")
             table = Table(
                 title=f"{report.detector}: {len(report.anomalies)} anomalies on {report.metrics} metrics"
             )

@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from telewatch.api.deps import StoreDep
+from telewatch.api.deps import SettingsDep, StoreDep
 from telewatch.api.routers.metrics import metric_public
 from telewatch.api.schemas import ErrorPublic, MetricPublic
 from telewatch.core.errors import ConfigError, ValidationError
@@ -372,7 +372,7 @@ class RunResponse(BaseModel):
 
 
 @router.post("/detect/run", response_model=RunResponse, responses=_ERRORS)
-def run_detection(body: RunRequest, store: StoreDep) -> RunResponse:
+def run_detection(body: RunRequest, store: StoreDep, settings: SettingsDep) -> RunResponse:
     """Run a detector over stored metrics and keep the result: scores and anomalies are stored (the
     anomalies then feed incidents, alerts and /metrics)."""
     if body.threshold is not None and not np.isfinite(body.threshold):
@@ -395,6 +395,9 @@ def run_detection(body: RunRequest, store: StoreDep) -> RunResponse:
         if isinstance(exc, ValidationError | ConfigError):
             raise
         raise ValidationError(f"detector {options.get('detector', 'default')}: {exc}") from exc
+    from telewatch.services.detect_alerts import alert_if_configured
+
+    alert_if_configured(store, report.anomalies, settings=settings)  # recent ones only: no backfill pages
     return RunResponse(
         detector=report.detector,
         threshold=report.threshold,

@@ -12,6 +12,7 @@ from telewatch.api.deps import SettingsDep, StoreDep
 from telewatch.api.schemas import ErrorPublic, IngestPublic, SeriesIngestPublic
 from telewatch.core.errors import ValidationError
 from telewatch.services import detection
+from telewatch.services.detect_alerts import alert_if_configured
 from telewatch.services.ingest import ingest_file
 from telewatch.sources.files import IngestOptions
 
@@ -201,6 +202,8 @@ async def upload(
         if detect and report.series
         else None
     )
+    if scored is not None:  # what reaches into the last hour is alerted; a backfill is not
+        alert_if_configured(store, scored.anomalies, settings=settings)
     return IngestPublic(
         source=report.source,
         format=report.format,

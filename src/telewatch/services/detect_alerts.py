@@ -1,0 +1,92 @@
+"""Use-case: tell the alert rules about what ``telewatch detect`` or an upload just found.
+
+Every path can alert: a detection over stored data (``telewatch detect``, ``POST /api/detect/run``, an
+upload) hands its anomalies to the configured alert rules, as a monitor's tick does — but only those
+that reach into the last ``within`` (default an hour) before ``now``: a backfill of last month, or a
+re-detection of history, records its anomalies without paging about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from telewatch.services.detection import AnomalyWindow
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+#: The ``monitor`` field of the alerts a detection run submits (rules can match it).
+DETECT_MONITOR = "detect"
+
+
+def alert_recent(
+    store: Store,
+    anomalies: Sequence[AnomalyWindow],
+    *,
+    config: Any,
+    now: pd.Timestamp | None = None,
+    within: timedelta = timedelta(hours=1),
+    deliver: bool = True,
+) -> tuple[int, int]:
+    """Submit the anomalies ending within ``within`` of ``now`` to the alert rules of ``config``
+    (an ``AlertingConfig``) and deliver the outbox. Returns (candidates submitted, messages sent)."""
+    from telewatch.alerts.model import AlertCandidate
+    from telewatch.services import alerting
+
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    recent = [a for a in anomalies if a.end >= now - pd.Timedelta(within)]
+    if not recent:
+        return 0, 0
+    cur = store.cursor()
+    candidates = []
+    for a in recent:
+        info = repo.get_metric(cur, a.metric_id)
+        deviation = (a.value - a.expected) / abs(a.expected) * 100.0 if a.expected not in (None, 0) else None
+        candidates.append(
+            AlertCandidate(
+                key=f"{DETECT_MONITOR}:{info.display_name}:{a.start.isoformat()}",
+                monitor=DETECT_MONITOR,
+                metric=info.name,
+                labels=dict(info.labels),
+                group=info.group,
+                value=a.value,
+                expected=a.expected,
+                lower=a.lower,
+                upper=a.upper,
+                deviation_pct=deviation,
+                score=a.peak_score,
+                severity="warning",
+                started_at=a.start,
+                last_seen=a.end,
+                owner=info.owner,
+                status="firing",
+                series=repo.read_series(
+                    cur,
+                    a.metric_id,
+                    start=a.start - pd.Timedelta(hours=6),
+                    end=a.end + pd.Timedelta(minutes=1),
+                ),
+            )
+        )
+    alerting.submit_alerts(store, candidates=candidates, rules=config, config=config, now=now)
+    sent = len(alerting.deliver_outbox(store, channels=config, now=now).sent) if deliver else 0
+    return len(candidates), sent
+
+
+def alert_if_configured(
+    store: Store, anomalies: Sequence[AnomalyWindow], *, settings: Any
+) -> tuple[int, int] | None:
+    """:func:`alert_recent` with the service's alerting configuration (``TELEWATCH_ALERTING_CONFIG``)
+    and window (``TELEWATCH_DETECT_ALERT_WINDOW``); None when no alerting is configured."""
+    from telewatch.alerts.config import load_alerting_config
+
+    path = getattr(settings, "alerting_config", None)
+    if path is None or not anomalies:
+        return None
+    return alert_recent(
+        store, anomalies, config=load_alerting_config(path), within=settings.detect_alert_window
+    )
