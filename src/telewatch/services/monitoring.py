@@ -1157,14 +1157,14 @@ def _record_windows(
         expecteds.append(expected)
         lowers.append(lower)
         uppers.append(upper)
-        first = int(np.searchsorted(ts, end_ns, side="right"))
-        last = int(np.searchsorted(ts, int(cand.ts[-1]), side="right"))
+        lo_pos = int(np.searchsorted(ts, end_ns, side="right"))
+        hi_pos = int(np.searchsorted(ts, int(cand.ts[-1]), side="right"))
         reach = held_through(
-            still_outside(vals[first:last], values[-1], expected, lower, upper), cand.det.merge_gap
+            still_outside(vals[lo_pos:hi_pos], values[-1], expected, lower, upper), cand.det.merge_gap
         )
         if reach >= 0:
-            end_ns = int(ts[first + reach])
-            ongoing = last - (first + reach + 1) <= cand.det.merge_gap
+            end_ns = int(ts[lo_pos + reach])
+            ongoing = hi_pos - (lo_pos + reach + 1) <= cand.det.merge_gap
             found[k] = (pos, start_ns, end_ns, peak_ns, score, ongoing)
     # a run held into the next run of the same series is one anomaly (as services.detection)
     keep: list[int] = []
@@ -1587,7 +1587,10 @@ def _anomalies(
         history = repo.read_series(
             cur, metric_id, start=peak - USUAL_REACH, end=peak + pd.Timedelta(microseconds=1)
         )
-        hist_ts, hist_values = np.asarray(history.index.as_unit("ns").asi8), history.to_numpy(dtype="float64")
+        hist_ts, hist_values = (
+            np.asarray(pd.DatetimeIndex(history.index).as_unit("ns").asi8),
+            history.to_numpy(dtype="float64"),
+        )
         expected, lower, upper = usual_at(hist_ts, hist_values, peak.value)
         habit = habitual(hist_ts, hist_values, peak.value, value)
         ongoing = last_index - (end - 1) <= det.merge_gap

@@ -279,7 +279,7 @@ def _load_batch(
     stamps, values, counts = [], [], []
     for m in chosen:
         s = repo.read_series(cur, m.id, start=start, end=end)
-        stamps.append(np.asarray(s.index.as_unit("ns").asi8, dtype="int64"))
+        stamps.append(np.asarray(pd.DatetimeIndex(s.index).as_unit("ns").asi8, dtype="int64"))
         values.append(s.to_numpy(dtype="float64"))
         counts.append(len(s))
     if not chosen:
@@ -444,10 +444,10 @@ def _collect(scratch: Store, live: Store, report: ReplayReport) -> None:
     report.incidents = list(incidents.values())
 
     days: dict[str, ReplayDay] = {}
-    for d in pd.date_range(
+    for date in pd.date_range(
         report.start.floor("D"), (report.end - pd.Timedelta(microseconds=1)).floor("D"), freq="D"
     ):
-        days[f"{d:%Y-%m-%d}"] = ReplayDay(day=f"{d:%Y-%m-%d}")
+        days[f"{date:%Y-%m-%d}"] = ReplayDay(day=f"{date:%Y-%m-%d}")
 
     def day_of(ts: pd.Timestamp) -> ReplayDay | None:
         return days.get(f"{utc(ts):%Y-%m-%d}")
