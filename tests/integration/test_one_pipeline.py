@@ -125,7 +125,7 @@ def test_a_monitor_warms_up_before_it_scores_or_alerts(tmp_path: Path) -> None:
         assert report.anomalies == []
         (need,) = report.warming.values()
         assert need == "43 h more history"  # 3 days less the 29 h it has
-        assert store.cursor().execute("SELECT count(*) FROM scores").fetchone()[0] == 0
+        assert store.cursor().execute("SELECT count(*) FROM scores").fetchone() == (0,)
 
 
 def test_detect_alerts_what_is_recent_and_not_a_backfill(tmp_path: Path) -> None:

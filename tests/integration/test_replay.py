@@ -55,7 +55,7 @@ def _month(store: Store) -> None:
 
 def _counts(store: Store) -> dict[str, int]:
     cur = store.cursor()
-    return {t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in LIVE_TABLES}
+    return {t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in LIVE_TABLES}  # type: ignore[index]
 
 
 @pytest.mark.slow

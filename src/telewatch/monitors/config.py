@@ -424,9 +424,9 @@ class AlertSpec(_Model):
     #: fixed, or (None) from the calibrated score and deviation: critical at z >= 8 or a deviation of
     #: 50 % or more from what is usual at that hour, warning below
     severity: Literal["info", "warning", "critical"] | None = None
-    #: a blip — an anomaly already over when the tick sees it, shorter than this, on one metric alone
-    #: in its incident — is recorded and shown, not paged (0s pages every one)
-    min_blip: Duration = timedelta(minutes=2)
+    #: a blip — an anomaly already over when the tick sees it, shorter than this, below the critical
+    #: score (8), on one metric alone in its incident — is recorded and shown, not paged (0s pages all)
+    min_blip: Duration = timedelta(minutes=3)
     min_duration: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)
     send_resolved: bool = True

@@ -1670,11 +1670,12 @@ def _unwarmed(model: Detector, ts: np.ndarray, z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _blip(spec: MonitorSpec, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
-    """An anomaly that is over by the time the tick sees it, shorter than ``alert.min_blip``, with no
-    other metric anomalous in its incident: nothing for a person to act on when the message arrives.
-    Recorded and shown in the UI; not paged."""
-    if a.ongoing or related:
+def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
+    """A blip: over by the time the tick sees it (not at the edge of the tick's data), shorter than
+    ``alert.min_blip``, below the critical score, with no other metric anomalous in its incident —
+    nothing for a person to act on when the message arrives. Recorded and shown in the UI; not paged."""
+    data_end = report.tick - pd.Timedelta(spec.lag)
+    if related or a.end >= data_end - pd.Timedelta(minutes=2) or a.peak_score >= CRITICAL_SCORE:
         return False
     return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
 
@@ -1720,7 +1721,7 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
     incidents = _incidents_of(cur, [(a.metric_id, a.detector, a.start) for a in news])
     for a in news:
         incident = incidents.get((a.metric_id, a.detector, a.start))
-        if _blip(spec, a, related=incident[2] if incident else ()):
+        if _blip(spec, report, a, related=incident[2] if incident else ()):
             continue
         window = repo.read_series(
             cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
