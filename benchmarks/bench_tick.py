@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="steady-state ticks timed (median)")
     parser.add_argument(
         "--detector",
-        default=DETECTOR,
+        default="robust_bands",
         help="detector the monitor runs (robust_bands; novelty is the default one)",
     )
     args = parser.parse_args()
