@@ -12,7 +12,7 @@ and 20 anomalies (3-minute spikes, staggered over the last 15 minutes) that grou
 Stores are built once under ``--cache`` when given and reused.
 
 Timed: ``update_incidents(store, now=, since=, rerank_unchanged=False)`` as
-``services/monitoring._update_incidents`` calls it after a tick, creating the incident (its
+``services/monitor/run._update_incidents`` calls it after a tick, creating the incident (its
 incident rows are deleted between repeats). Rows: the whole update and its parts — ranking and
 typing the incident (``_rank_and_type``): the scan (``explain_window``: choosing the metrics,
 reading the values and scores matrices, the evidence, formatting the kept rows), the involved

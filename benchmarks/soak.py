@@ -141,7 +141,7 @@ monitors:
     schedule: {{every: {step_minutes}m}}
     history: {history}
     # merge_gap below the points one tick brings: an anomaly resolves only when a single tick holds more
-    # than merge_gap points after its end (services/monitoring.py), so the default 5 never resolves on
+    # than merge_gap points after its end (services/monitor/), so the default 5 never resolves on
     # 1-minute ticks — the alert, its state and its anomaly would stay firing (and kept) for ever
     detector: {{type: robust_bands, merge_gap: {max(0, step_minutes - 1)}}}
     train: {{every: {history}, window: {history}, min_points: 60}}

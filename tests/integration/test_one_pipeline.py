@@ -13,7 +13,7 @@ from support.auth import ADMIN_HEADERS, auth_settings
 from telewatch.api.app import create_app
 from telewatch.monitors.config import parse_monitors
 from telewatch.services.detection import detect_metrics
-from telewatch.services.monitoring import run_monitor
+from telewatch.services.monitor import run_monitor
 from telewatch.services.replay import StoreReplaySource
 from telewatch.sources.base import FetchedBatch, FetchedSeries
 from telewatch.store import repo

@@ -16,7 +16,7 @@ import pytest
 from support.webhook import WebhookReceiver
 from telewatch.scheduler.jobs import load_config
 from telewatch.scheduler.runner import Runner
-from telewatch.services.monitoring import (
+from telewatch.services.monitor import (
     acquire_lease,
     default_holder,
     read_state,
@@ -145,7 +145,7 @@ def test_a_lease_left_by_a_killed_process_is_taken_over_at_once(config_file: Pat
     path = tmp_path / "tw.duckdb"
     script = (
         "import os, sys, pandas as pd\n"
-        "from telewatch.services.monitoring import acquire_lease, default_holder\n"
+        "from telewatch.services.monitor import acquire_lease, default_holder\n"
         "from telewatch.store.db import Store\n"
         "store = Store(sys.argv[1])\n"
         "assert acquire_lease(store, monitor=sys.argv[2], holder=default_holder(), ttl=pd.Timedelta(hours=1))\n"

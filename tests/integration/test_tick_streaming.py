@@ -26,7 +26,7 @@ from telewatch.scheduler.jobs import LoadedConfig, load_config
 from telewatch.scheduler.runner import Runner
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate
-from telewatch.services.monitoring import run_monitor
+from telewatch.services.monitor import run_monitor
 from telewatch.sources.base import ColumnarSource, FetchedBatch
 from telewatch.store import repo
 from telewatch.store.db import Store

@@ -73,7 +73,7 @@ def validate_cmd(
 @monitors_app.command("status")
 def status_cmd(db: DbOption = None) -> None:
     """Last run, status, failure streak and next retry of every monitor that ran."""
-    from telewatch.services.monitoring import list_states
+    from telewatch.services.monitor import list_states
 
     try:
         with _store(db) as store:

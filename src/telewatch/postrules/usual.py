@@ -152,17 +152,20 @@ def still_outside(
     values: np.ndarray, peak: float | None, expected: float | None, lower: float | None, upper: float | None
 ) -> np.ndarray:
     """Which of ``values`` (after an anomaly's end) are still on the anomaly's side of the usual band,
-    at least :data:`HOLD_SHARE` of the way from the usual value to the peak."""
+    at least :data:`HOLD_SHARE` of the way from the usual value to the peak and past the band by its width."""
     out = np.zeros(values.size, dtype=bool)
     if peak is None or expected is None or not np.isfinite(peak) or values.size == 0:
         return out
     peak, expected = float(peak), float(expected)
     mark = expected + HOLD_SHARE * (peak - expected)
+    # and beyond the band by its own width again: a noisy metric's ordinary wobble just past its band
+    # does not hold an anomaly open for hours
+    width = float(upper) - float(lower) if upper is not None and lower is not None else 0.0
     with np.errstate(invalid="ignore"):
         if peak > expected:
-            bound = max(mark, float(upper)) if upper is not None else mark
+            bound = max(mark, float(upper) + width) if upper is not None else mark
             out = values > bound
         elif peak < expected:
-            bound = min(mark, float(lower)) if lower is not None else mark
+            bound = min(mark, float(lower) - width) if lower is not None else mark
             out = values < bound
     return out & np.isfinite(values)

@@ -1,3 +1,3 @@
 """Scheduling monitors: the built-in runner (``telewatch run``), one-off ticks (``telewatch check``) and
 an Airflow DAG factory (:mod:`telewatch.scheduler.airflow`), all calling the same job,
-:func:`telewatch.services.monitoring.run_monitor`."""
+:func:`telewatch.services.monitor.run_monitor`."""

@@ -11,7 +11,7 @@ import pandas as pd
 from telewatch.core.errors import ConfigError
 from telewatch.monitors.config import MonitorsFile
 from telewatch.monitors.validate import validate_file
-from telewatch.services.monitoring import AlertingSetup, MonitorRunReport, run_monitor
+from telewatch.services.monitor import AlertingSetup, MonitorRunReport, run_monitor
 from telewatch.store.db import Store
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from telewatch.scheduler.jobs import LoadedConfig
-from telewatch.services.monitoring import MonitorRunReport, read_state, run_monitor
+from telewatch.services.monitor import MonitorRunReport, read_state, run_monitor
 from telewatch.services.retention import RetentionPolicy, RetentionSchedule, retention_warnings
 from telewatch.store.db import Store
 

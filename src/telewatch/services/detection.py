@@ -245,7 +245,7 @@ def anomaly_windows(series: pd.Series, z: np.ndarray, *, cut: Threshold, alarm: 
     hour (:func:`~telewatch.postrules.usual.usual_at`), **held open** while the metric stays beyond
     its band after the flagged points (:func:`~telewatch.postrules.usual.held_through`: an outage the
     detector flagged once lasts as long as the metric stays out), overlapping runs merged. A monitor's
-    tick finds the same windows in the points it has (``services.monitoring``)."""
+    tick finds the same windows in the points it has (``services.monitor``)."""
     ts = np.asarray(pd.DatetimeIndex(series.index).as_unit("ns").asi8, dtype="int64")
     values = series.to_numpy(dtype="float64")
     out: list[Window] = []

@@ -4,7 +4,7 @@ A team wants to see what a configuration would have done before they trust it. :
 the ticks the scheduler would have run between two times, on a simulated clock, over the points
 already in the store: each monitor's source is replaced by :class:`StoreReplaySource`, which serves
 the stored series the monitor would have fetched. The ticks run the real tick
-(:func:`telewatch.services.monitoring.run_monitor`: scoring, anomalies, incidents, alert rules,
+(:func:`telewatch.services.monitor.run_monitor`: scoring, anomalies, incidents, alert rules,
 rendering) against a scratch store in a temporary folder, with delivery off, so nothing is sent and
 the live tables are never written. What it finds is read back from the scratch store: anomalies,
 incidents and the messages (one per channel) the outbox would have delivered.
@@ -309,7 +309,7 @@ def replay(
     """Replay ``monitors`` (default: :func:`default_monitor`) from ``start`` to ``end`` over the points
     in ``live``; nothing is sent and ``live`` is only read. ``every`` overrides each monitor's
     schedule. ``workdir`` keeps the scratch store (default: a temporary folder, removed after)."""
-    from telewatch.services.monitoring import AlertingSetup, run_monitor
+    from telewatch.services.monitor import AlertingSetup, run_monitor
 
     t0, t1 = utc(start), utc(end)
     if t1 <= t0:

@@ -1,0 +1,229 @@
+"""From a tick's anomalies to alert candidates: what pages (news, not habits, not blips), with the incident, the usual band and a severity from score and deviation; the rule a monitor's ``channels`` make."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from telewatch.monitors.config import MonitorSpec
+from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport, _naive
+from telewatch.store import repo
+from telewatch.store.db import Store
+
+
+# -- alerting glue ------------------------------------------------------------------------------------
+def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
+    """Whether this tick may page about ``a``: only an anomaly that reaches into the data this tick
+    brought (or the tick just before) is news. A monitor's first tick and a backfill record the
+    anomalies of history without paging about them; a daily habit (the evening peak, the nightly
+    batch) is recorded, not paged."""
+    if a.habitual:
+        return False
+    data_end = report.tick - pd.Timedelta(spec.lag)
+    recent = data_end - pd.Timedelta(spec.schedule.nominal_interval) - pd.Timedelta(minutes=1)
+    return bool(a.ongoing or a.end >= recent)
+
+
+def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
+    """A blip: over by the time the tick sees it (not at the edge of the tick's data), shorter than
+    ``alert.min_blip``, below the critical score, with no other metric anomalous in its incident —
+    nothing for a person to act on when the message arrives. Recorded and shown in the UI; not paged."""
+    data_end = report.tick - pd.Timedelta(spec.lag)
+    if related or a.end >= data_end - pd.Timedelta(minutes=2) or a.peak_score >= CRITICAL_SCORE:
+        return False
+    return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
+
+
+def _incidents_of(
+    cur: Any, items: Sequence[tuple[int, str, pd.Timestamp]]
+) -> dict[tuple[int, str, pd.Timestamp], tuple[int, str | None, tuple[str, ...]]]:
+    """(incident id, type, other anomalous metrics) of each (metric id, detector, start) anomaly."""
+    out: dict[tuple[int, str, pd.Timestamp], tuple[int, str | None, tuple[str, ...]]] = {}
+    for mid, det, start in items:
+        row = cur.execute(
+            "SELECT i.id, coalesce(i.type_title, i.type) FROM anomalies a"
+            " JOIN incident_anomalies ia ON ia.anomaly_id = a.id JOIN incidents i ON i.id = ia.incident_id"
+            " WHERE a.metric_id = ? AND a.detector = ? AND a.start_ts = ? ORDER BY i.id DESC LIMIT 1",
+            [mid, det, _naive(start)],
+        ).fetchone()
+        if row is None:
+            continue
+        related = cur.execute(
+            "SELECT m.name FROM incident_metrics im JOIN metrics m ON m.id = im.metric_id"
+            " WHERE im.incident_id = ? AND im.anomalous AND im.metric_id <> ? ORDER BY im.rank LIMIT 5",
+            [int(row[0]), mid],
+        ).fetchall()
+        out[(mid, det, start)] = (int(row[0]), row[1], tuple(str(r[0]) for r in related))
+    return out
+
+
+def _deviation(value: float, expected: float | None) -> float | None:
+    if expected is None or expected == 0 or np.isnan(value):
+        return None
+    return (value - expected) / abs(expected) * 100.0
+
+
+def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
+    """Alert candidates (``telewatch.alerts.model.AlertCandidate``) for the anomalies of this tick:
+    firing for new or extended ones (only those reaching into this tick's data: see
+    :func:`_alertable`), each with its incident so one incident is one message."""
+    from telewatch.alerts.model import AlertCandidate
+
+    out: list[Any] = []
+    cur = store.cursor()
+    news = [a for a in report.anomalies if _alertable(spec, report, a)]
+    incidents = _incidents_of(cur, [(a.metric_id, a.detector, a.start) for a in news])
+    for a in news:
+        incident = incidents.get((a.metric_id, a.detector, a.start))
+        if _blip(spec, report, a, related=incident[2] if incident else ()):
+            continue
+        window = repo.read_series(
+            cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
+        )
+        out.append(
+            AlertCandidate(
+                key=f"{spec.name}:{a.key}",
+                monitor=spec.name,
+                metric=a.metric,
+                labels=a.labels,
+                group=spec.group,
+                value=a.value,
+                expected=a.expected,
+                lower=a.lower,
+                upper=a.upper,
+                deviation_pct=_deviation(a.value, a.expected),
+                score=a.peak_score,
+                severity=spec.alert.severity or "warning",
+                started_at=a.start,
+                last_seen=a.end,
+                owner=spec.owner,
+                incident_id=incident[0] if incident else None,
+                incident_type=incident[1] if incident else None,
+                related=incident[2] if incident else (),
+                status="firing",
+                series=window,
+            )
+        )
+    return out
+
+
+def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
+    """Resolved candidates for the anomalies that ended: the true duration (first to last anomalous
+    point) and, as the value, the metric's latest reading (back to normal)."""
+    from telewatch.alerts.model import AlertCandidate
+
+    out: list[Any] = []
+    cur = store.cursor()
+    rows = []
+    for item in report.resolved_items:
+        start = pd.Timestamp(item["start"])
+        row = cur.execute(
+            "SELECT end_ts, peak_score, value, expected, lower, upper FROM anomalies WHERE metric_id = ?"
+            " AND detector = ? AND start_ts = ?",
+            [int(item["metric_id"]), item["detector"], _naive(start)],
+        ).fetchone()
+        if row is not None:
+            rows.append((item, start, row))
+    incidents = _incidents_of(cur, [(int(i["metric_id"]), str(i["detector"]), s) for i, s, _r in rows])
+    for item, start, row in rows:
+        info = repo.get_metric(cur, int(item["metric_id"]))
+        latest = cur.execute(
+            "SELECT value FROM points WHERE metric_id = ? AND ts <= ? AND value IS NOT NULL"
+            " ORDER BY ts DESC LIMIT 1",
+            [int(item["metric_id"]), _naive(report.tick)],
+        ).fetchone()
+        value = (
+            float(latest[0])
+            if latest is not None
+            else (float(row[2]) if row[2] is not None else float("nan"))
+        )
+        incident = incidents.get((int(item["metric_id"]), str(item["detector"]), start))
+        out.append(
+            AlertCandidate(
+                key=f"{spec.name}:{item['key']}",
+                monitor=spec.name,
+                metric=info.name,
+                labels=dict(info.labels),
+                group=spec.group,
+                value=value,
+                expected=float(row[3]) if row[3] is not None else None,
+                lower=float(row[4]) if row[4] is not None else None,
+                upper=float(row[5]) if row[5] is not None else None,
+                deviation_pct=None,
+                score=float(row[1]),
+                severity=spec.alert.severity or "warning",
+                started_at=start,
+                last_seen=pd.Timestamp(row[0]).tz_localize("UTC"),
+                owner=spec.owner,
+                incident_id=incident[0] if incident else None,
+                incident_type=incident[1] if incident else None,
+                status="resolved",
+            )
+        )
+    return out
+
+
+#: Severity from the calibrated score and the deviation from what is usual at that hour, for a
+#: monitor without a fixed ``alert.severity``: critical for an extreme score or a large deviation.
+CRITICAL_SCORE = 8.0
+CRITICAL_DEVIATION_PCT = 50.0
+
+
+def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
+    """One alert rule per monitor that names ``channels`` (matching only that monitor's alerts)."""
+    from telewatch.alerts.config import Match, Rule, SeverityLevel
+
+    rules = []
+    for spec in specs:
+        if not spec.channels:
+            continue
+        if spec.alert.severity is not None:
+            levels = [SeverityLevel(level=spec.alert.severity)]
+        else:
+            levels = [  # the first satisfied wins
+                SeverityLevel(level="critical", min_score=CRITICAL_SCORE),
+                SeverityLevel(level="critical", min_deviation_pct=CRITICAL_DEVIATION_PCT),
+                SeverityLevel(level="warning"),
+            ]
+        rules.append(
+            Rule(
+                name=f"monitor:{spec.name}",
+                match=Match(monitors=[spec.name]),
+                severity=levels,
+                min_duration=spec.alert.min_duration,
+                repeat_interval=spec.alert.repeat_interval,
+                channels=list(spec.channels),
+                owner=spec.owner if spec.owner and spec.owner.startswith("@") else None,
+                send_resolved=spec.alert.send_resolved,
+            )
+        )
+    return rules
+
+
+def submit_and_deliver(
+    store: Store, *, spec: MonitorSpec, report: MonitorRunReport, alerting: AlertingSetup, now: pd.Timestamp
+) -> tuple[int, int]:
+    """The alert step: hand this tick's candidates to ``telewatch.services.alerting`` and deliver the outbox.
+
+    Returns (candidates submitted, notifications sent).
+    """
+    from telewatch.services import alerting as alerting_service
+
+    candidates = build_candidates(spec, report, store=store) + _resolved_candidates(spec, report, store=store)
+    config = alerting.config
+    if candidates:
+        alerting_service.submit_alerts(
+            store,
+            candidates=candidates,
+            rules=[*config.rules, *monitor_rules([spec])],
+            config=config,
+            now=now,
+        )
+    sent = 0
+    if alerting.deliver:
+        delivery = alerting_service.deliver_outbox(store, channels=config, now=now)
+        sent = len(delivery.sent)
+    return len(candidates), sent
