@@ -81,6 +81,8 @@ def bench_nab(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"{time.perf_counter() - started:.1f} s")
+    for line in result.half_lines():
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(result.summary_line(), highlight=False, soft_wrap=True)
 
 
@@ -132,6 +134,8 @@ def bench_smd(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"{time.perf_counter() - started:.1f} s")
+    for line in result.lomo_lines():
+        console.print(line, highlight=False, soft_wrap=True)
     if rca_result is not None:
         console.print(rca_result.summary_line(), highlight=False, soft_wrap=True)
     console.print(result.summary_line(), highlight=False, soft_wrap=True)
