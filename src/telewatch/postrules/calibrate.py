@@ -21,6 +21,8 @@ MAX_Z = 1e6
 TRIM_SCALES = 30.0
 #: :func:`screen_anomalies`: z (under the contamination-robust fit) from which a point is suspect.
 SCREEN_Z = 5.0
+#: :func:`screen_anomalies`: the quantile above which the contamination-robust tail is fitted.
+SCREEN_TAIL = 0.8
 #: :func:`screen_anomalies`: the suspects are only left out when they are at least this share of the
 #: points a :class:`Calibrator` fits its tail to (a few isolated extremes hardly move the fit).
 SCREEN_MIN_SHARE = 0.1
@@ -134,8 +136,9 @@ def screen_anomalies(
 
     A :class:`Calibrator` trained on scores that hold a long incident (an outage, a level shift) fits
     its tail to the incident — a few hundred anomalous points dominate the mean excess — and calibrates
-    it away. This screen fits the tail robustly instead (above the 90th percentile, scale = median
-    excess / ln 2, so up to about 5 % of the points may be anomalous) and marks the points with z ≥
+    it away. This screen fits the tail robustly instead (above the :data:`SCREEN_TAIL` quantile, scale =
+    median excess / ln 2, so up to about 10 % of the points may be anomalous: an outage a detector
+    holds for hours is a few percent of a fortnight) and marks the points with z ≥
     ``z`` there, widened by ``pad`` points either side (a detector's lag). It marks nothing unless the
     suspects are at least ``min_share`` of the points above a default Calibrator's 98th percentile:
     on clean data, leaving out a few of the highest scores would shrink the fitted tail and raise the
@@ -156,7 +159,7 @@ def screen_anomalies(
     finite = np.isfinite(s)
     if finite.sum() < 20:
         return mask
-    robust = Calibrator(tail=0.9, scale="median").train(s[finite])
+    robust = Calibrator(tail=SCREEN_TAIL, scale="median").train(s[finite])
     suspect = np.nan_to_num(robust(s), nan=0.0) >= z
     if suspect.sum() < min_share * (1.0 - 0.98) * finite.sum():
         return mask
