@@ -18,6 +18,7 @@ from telewatch.bench.smd import (
     list_machines,
     load_machine,
     run_smd_benchmark,
+    select_by_lomo,
 )
 from telewatch.core.errors import NotFoundError
 
@@ -143,6 +144,32 @@ def test_leave_one_machine_out_chooses_on_the_other_machines_only() -> None:
     assert "SMD leave-one-machine-out machines=3 f1_comp=" in lomo.line()
 
 
+def test_selection_picks_detector_and_parameter_on_the_other_machines() -> None:
+    """Two configurations on three machines: "good" separates events everywhere, "lucky" only on
+    machine a. Machine a's held-out pick is still "good" (the others chose it), and the selection's
+    pooled held-out F1 is what "good" gets."""
+    rng = np.random.default_rng(1)
+
+    def machine(name: str, separates: bool) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+        train = rng.uniform(0.0, 1.0, 5_000)
+        test = rng.uniform(0.0, 0.98, 2_000)
+        labels = np.zeros(2_000, dtype=np.int8)
+        labels[500:520] = labels[1500:1520] = 1
+        if separates:
+            test[labels == 1] = 10.0
+        return name, train, test, labels
+
+    runs = {
+        "good": [machine(n, True) for n in "abc"],
+        "lucky": [machine("a", True), machine("b", False), machine("c", False)],
+    }
+    sel = select_by_lomo(runs, "pot")
+    assert {d for d, _ in sel.chosen.values()} == {"good"}
+    assert sel.chosen_all[0] == "good"
+    assert sel.candidates["good"] > sel.candidates["lucky"]
+    assert sel.line().startswith("SMD selection leave-one-machine-out machines=3 f1_comp=")
+
+
 def test_bench_smd_prints_leave_one_machine_out_before_the_smd_line() -> None:
     from typer.testing import CliRunner
 
@@ -155,3 +182,25 @@ def test_bench_smd_prints_leave_one_machine_out_before_the_smd_line() -> None:
     assert lines[-1].startswith("SMD machines=2 f1_comp=")
     lomo = [line for line in lines if line.startswith("SMD leave-one-machine-out machines=2 f1_comp=")]
     assert len(lomo) == 2  # one per threshold rule (quantile, pot)
+
+
+def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:
+    from typer.testing import CliRunner
+
+    from telewatch.cli.app import app
+
+    args = [
+        "bench",
+        "smd-select",
+        "--data",
+        str(SMD_DIR),
+        "--machine",
+        "machine-1-2",
+        "--machine",
+        "machine-1-3",
+    ]
+    result = CliRunner().invoke(app, [*args, "--detector", "mv_robust_z", "--detector", "mv_pca"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("SMD selection leave-one-machine-out machines=2 f1_comp=")
+    assert any(line.startswith("mv_pca: leave-one-machine-out f1_comp=") for line in lines)

@@ -224,6 +224,11 @@ LOMO_CANDIDATES: dict[str, tuple[float, ...]] = {
 }
 
 
+#: The bench's default POT risk: what leave-one-machine-out picks for the default detector on every
+#: one of the seven shared machines (see ``docs/evaluation.md``).
+DEFAULT_RISK = 0.003
+
+
 def rule_threshold(train_overall: FloatArray, method: str, param: float) -> float:
     """A machine's own threshold from its own train (normal) scores: the ``param`` quantile, or the
     POT level exceeded with probability ``param`` (initial quantile 0.98)."""
@@ -298,6 +303,77 @@ def leave_one_machine_out(
         pooled=pool(per_machine.values()),
         in_sample_param=cands[k_all],
         in_sample=pool(table[n][k_all] for n in names),
+    )
+
+
+MachineRuns = list[tuple[str, FloatArray, FloatArray, npt.NDArray[np.int8]]]
+
+
+@dataclass
+class SelectionResult:
+    """Leave-one-machine-out over whole configurations: for each machine, the (detector, threshold
+    parameter) with the best pooled composite F1 on the other machines, and that machine's composite
+    F1 with it. ``chosen_all``: what all machines together choose (the default to ship)."""
+
+    method: str
+    chosen: dict[str, tuple[str, float]]
+    per_machine: dict[str, PRF]
+    pooled: PRF
+    chosen_all: tuple[str, float]
+    in_sample: PRF
+    candidates: dict[str, float] = field(default_factory=dict)  # config -> its own LOMO pooled F1
+
+    def line(self) -> str:
+        picks = ",".join(f"{d}@{p:g}" for d, p in self.chosen.values())
+        d, p = self.chosen_all
+        return (
+            f"SMD selection leave-one-machine-out machines={len(self.per_machine)} "
+            f"f1_comp={self.pooled.f1:.3f} (detector and {self.method} parameter picked on the other "
+            f"machines: {picks}); all machines pick {d}@{p:g} (in-sample f1_comp={self.in_sample.f1:.3f})"
+        )
+
+
+def select_by_lomo(runs_by_config: dict[str, MachineRuns], method: str = "pot") -> SelectionResult:
+    """Choose a detector configuration *and* its threshold parameter by leave-one-machine-out:
+    the honest estimate of "pick the best detector on the machines you have". Every configuration must
+    cover the same machines."""
+    if not runs_by_config:
+        raise ValidationError("select_by_lomo: no configurations")
+    cands = list(LOMO_CANDIDATES[method])
+    names = [r[0] for r in next(iter(runs_by_config.values()))]
+    table: dict[tuple[str, float], dict[str, PRF]] = {}
+    own: dict[str, float] = {}
+    for config, runs in runs_by_config.items():
+        if [r[0] for r in runs] != names:
+            raise ValidationError(f"select_by_lomo: {config} covers other machines than the rest")
+        lomo = leave_one_machine_out(runs, method)
+        own[config] = lomo.pooled.f1
+        for name, train_overall, test_overall, labels in runs:
+            test = np.nan_to_num(test_overall, nan=-np.inf)
+            for c in cands:
+                thr = rule_threshold(train_overall, method, c)
+                table.setdefault((config, c), {})[name] = composite_f1(test > thr, labels)
+    keys = list(table)
+
+    def best(machines: Sequence[str]) -> tuple[str, float]:
+        f1s = [pool(table[k][m] for m in machines).f1 for k in keys]
+        return keys[int(np.argmax(f1s))]
+
+    chosen: dict[str, tuple[str, float]] = {}
+    per_machine: dict[str, PRF] = {}
+    for name in names:
+        k = best([n for n in names if n != name] or [name])
+        chosen[name] = k
+        per_machine[name] = table[k][name]
+    k_all = best(names)
+    return SelectionResult(
+        method=method,
+        chosen=chosen,
+        per_machine=per_machine,
+        pooled=pool(per_machine.values()),
+        chosen_all=k_all,
+        in_sample=pool(table[k_all][n] for n in names),
+        candidates=own,
     )
 
 
@@ -549,20 +625,26 @@ def run_smd_benchmark(
     data_dir: Path,
     detector: str = "robust_bands",
     detector_params: dict[str, Any] | None = None,
-    threshold: Literal["quantile", "pot"] = "quantile",
+    threshold: Literal["quantile", "pot"] = "pot",
     q: float = 0.995,
+    risk: float = DEFAULT_RISK,
     calibration: Calibration = "robust_z",
     machines: Sequence[str] | None = None,
     json_path: Path | None = None,
     plots_dir: Path | None = None,
     console: Console | None = None,
+    runs_out: MachineRuns | None = None,
 ) -> SmdResult:
     """Run the SMD benchmark (see the module docstring for the protocol).
 
+    ``runs_out``: a list that receives ``(machine, train overall, test overall, labels)`` per machine
+    (for :func:`select_by_lomo`).
+
     ``machines`` picks machines by name (default: every machine with labels); those without train/test
     values are skipped and named in ``SmdResult.skipped`` and on the console. ``threshold`` is
-    ``quantile`` (the ``q`` quantile of the train overall scores) or ``pot`` (SPOT-style with risk
-    ``1 - q``, init quantile 0.98), in both cases from train scores only.
+    ``pot`` (default: SPOT-style, the level the machine's own train overall scores exceed with
+    probability ``risk``, init quantile 0.98; see :func:`rule_threshold`) or ``quantile`` (the ``q``
+    quantile of them), in both cases from each machine's train scores only.
     """
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
@@ -577,7 +659,7 @@ def run_smd_benchmark(
     all_h100: list[float] = []
     all_h150: list[float] = []
     best_counts: list[PRF] = []
-    runs: list[tuple[str, FloatArray, FloatArray, npt.NDArray[np.int8]]] = []
+    runs: MachineRuns = runs_out if runs_out is not None else []
     progress = Progress(
         TextColumn("SMD {task.description}"),
         BarColumn(),
@@ -608,10 +690,9 @@ def run_smd_benchmark(
                 train_cal = calibrate_scores(train_raw, train_raw, calibration)
                 test_cal = calibrate_scores(train_raw, test_raw, calibration)
                 train_overall, test_overall = _overall(train_cal), _overall(test_cal)
-            if threshold == "pot":
-                thr = choose_threshold(train_overall, "pot", q=q, risk=1.0 - q)
-            else:
-                thr = choose_threshold(train_overall, threshold, q=q)
+            if threshold not in LOMO_CANDIDATES:
+                raise ValidationError(f"SMD: threshold must be quantile or pot, got {threshold!r}")
+            thr = rule_threshold(train_overall, threshold, risk if threshold == "pot" else q)
             runs.append((name, np.asarray(train_overall), np.asarray(test_overall), machine.labels))
             alarms = np.nan_to_num(test_overall, nan=-np.inf) > thr
             h100, h150 = _segment_hit_rates(test_cal, machine.interpretation)
@@ -649,7 +730,7 @@ def run_smd_benchmark(
     threshold_note = (
         f"threshold = {q} quantile of the train overall scores"
         if threshold == "quantile"
-        else f"threshold = POT on the train overall scores (init quantile 0.98, risk {1 - q:g})"
+        else f"threshold = POT on each machine's train overall scores (init quantile 0.98, risk {risk:g})"
     ) + "; test labels never used (except the UB column)"
     result = SmdResult(
         detector=detector,
