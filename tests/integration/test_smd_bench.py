@@ -105,7 +105,7 @@ def test_benchmark_on_machine_1_2(bench_1_2: tuple[SmdResult, Path, str]) -> Non
     assert 0.0 <= result.hit_rate_100 <= result.hit_rate_150 <= 1.0
     # upper bound searched with the labels is at least the honest result's neighbourhood
     assert result.pooled_composite_f1_upper_bound >= 0.0
-    assert "quantile of the train overall scores" in result.threshold_note
+    assert "POT on each machine's train overall scores" in result.threshold_note
     # machine-1-1 has no values: skipped and named
     assert "machine-1-1" in result.skipped
     assert "machine-1-1" in console_text
