@@ -14,6 +14,9 @@ from telewatch.core.errors import NotFoundError, ValidationError
 #: The calibrated z never exceeds this; only an infinite raw score gets there (z is computed from the
 #: log tail probability, so finite scores keep their order far beyond p = 1e-300, z ≈ 37).
 MAX_Z = 1e6
+#: The z of every score above constant training scores (nothing to scale a deviation by): about
+#: p = 1e-300, where z used to stop for every score.
+DEGENERATE_Z = 37.0
 #: :class:`Calibrator`: excesses beyond this many robust tail scales (median excess / ln 2) are left out
 #: of the mean excess — on an exponential tail that happens with probability e^-30 ≈ 1e-13, so on clean
 #: scores nothing is left out, while a few extreme points (the spike being scored, when it is part of
@@ -38,8 +41,8 @@ class Calibrator:
     The tail's scale is the mean excess (``scale="mean"``, the maximum-likelihood estimate, leaving out
     the excesses beyond :data:`TRIM_SCALES` robust scales) or, robust to a contaminated tail, the
     median excess / ln 2 (``scale="median"``; equal for an exponential tail). Its floor is 1 % of the
-    scores' central spread (the ``tail`` quantile minus the ``1 - tail`` one) — not of their range, so
-    an extreme point among the training scores does not set the scale it is measured in. z comes from
+    scores' range without those isolated extremes, so an extreme point among the training scores does
+    not set the scale it is measured in. z comes from
     the log tail probability, so it keeps growing with the raw score (about ``sqrt(2 (s - u) / scale)``
     far out): a 10× spike scores clearly above a 3× one, with no shared ceiling.
     z is at least 0 (typical points are 0), NaN stays NaN. Scores of different detectors (and
@@ -79,17 +82,20 @@ class Calibrator:
         self.n_ = s.size
         self.u_ = float(np.quantile(s, self.tail))
         excess = s[s > self.u_] - self.u_
-        spread = float(self.u_ - np.quantile(s, 1.0 - self.tail))
+        top = float(self.levels_[-1])
         if not excess.size:
             beta = 0.0
         else:
             robust = float(np.median(excess)) / np.log(2.0)
-            if self.scale == "median":
-                beta = robust
-            else:
-                kept = excess[excess <= TRIM_SCALES * robust] if robust > 0 else excess
-                beta = float((kept if kept.size else excess).mean())
+            kept = excess[excess <= TRIM_SCALES * robust] if robust > 0 else excess
+            kept = kept if kept.size else excess
+            top = self.u_ + float(kept.max())  # the range leaves the isolated extremes out too
+            beta = robust if self.scale == "median" else float(kept.mean())
+        spread = top - float(self.levels_[0])
         self.beta_ = max(beta, spread * 0.01, abs(self.u_) * 0.01, self.min_excess)
+        # constant training scores (a flat stretch): no scale to measure a deviation in, so every
+        # score above them is "beyond anything seen" alike — z stops at DEGENERATE_Z
+        self.degenerate_ = self.beta_ <= self.min_excess
         self.p_u_ = max(float((s > self.u_).mean()), 1.0 / (s.size + 1))
         return self
 
@@ -120,7 +126,7 @@ class Calibrator:
         log_p = self.log_tail_probability(scores)
         with np.errstate(invalid="ignore", over="ignore"):
             z = -ndtri_exp(np.nan_to_num(log_p, nan=0.0, neginf=-1e300))
-        z = np.clip(np.nan_to_num(z, posinf=MAX_Z), 0.0, MAX_Z)
+        z = np.clip(np.nan_to_num(z, posinf=MAX_Z), 0.0, DEGENERATE_Z if self.degenerate_ else MAX_Z)
         return np.where(np.isnan(log_p), np.nan, z)
 
 
