@@ -143,3 +143,7 @@ def test_bench_nab_prints_the_held_out_half_beside_the_in_sample_lines() -> None
     assert lines[-2].startswith("NAB heldout half (26 files, 57 windows; threshold of the tuning half)")
     held_out = float(lines[-2].split("standard=")[1].split()[0])
     assert 0.0 < held_out <= 100.0
+    # docs/evaluation.md shows these three lines as the example of the protocol: they must be today's
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text()
+    for line in lines[-3:]:
+        assert f"  {line}\n" in docs, line
