@@ -390,6 +390,61 @@ def _novelty_scores_kernel(
 
 
 @_jit
+def _sorted_insert(srt: np.ndarray, n: int, value: float) -> None:
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if srt[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    for k in range(n, lo, -1):
+        srt[k] = srt[k - 1]
+    srt[lo] = value
+
+
+@_jit
+def _sorted_remove(srt: np.ndarray, n: int, value: float) -> None:
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if srt[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    for k in range(lo, n - 1):
+        srt[k] = srt[k + 1]
+
+
+@_jit
+def _sorted_mad(srt: np.ndarray, n: int, m: float) -> float:
+    """Median of ``|srt[:n] - m|`` for sorted ``srt``: the deviations left and right of ``m`` are each
+    sorted, so the middle ones come from merging outwards from ``m``."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if srt[mid] < m:
+            lo = mid + 1
+        else:
+            hi = mid
+    i, j = lo - 1, lo
+    k = n >> 1
+    prev, cur = 0.0, 0.0
+    for _ in range(k + 1):
+        prev = cur
+        if i < 0:
+            cur = srt[j] - m
+            j += 1
+        elif j >= n or m - srt[i] <= srt[j] - m:
+            cur = m - srt[i]
+            i -= 1
+        else:
+            cur = srt[j] - m
+            j += 1
+    return cur if n & 1 else (prev + cur) / 2
+
+
+@_jit
 def _held_median_kernel(
     x: np.ndarray,
     window: int,
@@ -404,7 +459,7 @@ def _held_median_kernel(
     held: np.ndarray,
 ) -> None:
     ring = np.empty(window)
-    work = np.empty(window)
+    srt = np.empty(window + 1)
     count = 0
     head = 0
     run = 0
@@ -412,23 +467,23 @@ def _held_median_kernel(
     for t in range(x.size):
         j = t - lag  # the value that becomes old enough to join the reference now
         if j >= 0 and not held[j] and np.isfinite(x[j]):
+            if count == window:
+                _sorted_remove(srt, count, ring[head])
+                count -= 1
+            _sorted_insert(srt, count, x[j])
+            count += 1
             ring[head] = x[j]
             head = (head + 1) % window
-            if count < window:
-                count += 1
         if count < min_periods:
             med[t] = np.nan
             mad[t] = np.nan
             continue
-        for k in range(count):
-            work[k] = ring[k]
-        m = np.median(work[:count])
+        mid = count >> 1
+        m = srt[mid] if count & 1 else (srt[mid] + srt[mid - 1]) / 2
         med[t] = m
         sigma = scale
         if with_mad:
-            for k in range(count):
-                work[k] = abs(ring[k] - m)
-            mad[t] = np.median(work[:count]) * 1.4826
+            mad[t] = _sorted_mad(srt, count, m) * 1.4826
             if mad[t] > sigma:
                 sigma = mad[t]
         else:
