@@ -118,3 +118,54 @@ def test_a_confirmed_verdict_is_kept_out_of_the_baseline(store: Store) -> None:
     flagged = _flagged(store, metric_id, "level_shift", idx)
     assert flagged[dip : dip + 8].any()
     assert flagged[spike : spike + 3].any()
+
+
+def _held(store: Store, detector: str, values: np.ndarray) -> np.ndarray:
+    metric_id, idx = _store(store, values)
+    detect_metrics(store, detector=detector, metric_ids=[metric_id], console=Console(quiet=True))
+    return _flagged(store, metric_id, detector, idx)
+
+
+@pytest.mark.parametrize("detector", ["level_shift", "seasonal"])
+@pytest.mark.parametrize("hours", [2, 6])
+def test_an_outage_is_held_to_its_end(store: Store, detector: str, hours: int) -> None:
+    """Throughput drops to 0 for 2 or 6 hours: the detector's level and scale stop adapting while the
+    series is anomalous, so the outage is flagged to its last minute (level_shift let go after 64
+    minutes, seasonal flagged none of a 2-hour one), and not long after it."""
+    values = _throughput(10 + hours)
+    start, length = 9 * DAY + 500, hours * 60
+    values[start : start + length] = 0.0
+    flagged = _held(store, detector, values)
+    assert flagged[start + 5 : start + length].mean() >= 0.95, flagged[start : start + length].mean()
+    assert flagged[start + length - 30 : start + length].all()  # held to the end
+    clean = np.ones(values.size, dtype=bool)
+    clean[start - 5 : start + length + 60] = False
+    assert not flagged[clean].any()
+
+
+@pytest.mark.parametrize("detector", ["level_shift", "seasonal"])
+def test_a_step_up_is_held_until_it_goes_back(store: Store, detector: str) -> None:
+    values = _throughput(20)
+    start, length = 9 * DAY + 200, 4 * 60
+    values[start : start + length] += 400.0  # +40 % for four hours (sigma 10)
+    flagged = _held(store, detector, values)
+    assert flagged[start + 5 : start + length].mean() >= 0.95
+    clean = np.ones(values.size, dtype=bool)
+    clean[start - 5 : start + length + 60] = False
+    assert not flagged[clean].any()
+
+
+@pytest.mark.parametrize("detector", ["level_shift", "seasonal"])
+def test_a_slow_leak_is_flagged_once_out_of_band_and_held_until_the_restart(
+    store: Store, detector: str
+) -> None:
+    """Memory creeping up 0.5 sigma a minute for three hours, then a restart: the reference does not
+    creep after it once it is out of band, so the leak's last two hours are flagged throughout."""
+    values = _throughput(30)
+    start, length = 9 * DAY + 900, 3 * 60
+    values[start : start + length] += 5.0 * np.arange(length)
+    flagged = _held(store, detector, values)
+    assert flagged[start + 60 : start + length].all()
+    clean = np.ones(values.size, dtype=bool)
+    clean[start : start + length + 60] = False
+    assert not flagged[clean].any()

@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from telewatch.bench.nab import NabFile, load_corpus, load_profiles, run_nab_benchmark, score_corpus
+from telewatch.bench.nab import (
+    NabFile,
+    load_corpus,
+    load_profiles,
+    nab_half,
+    run_nab_benchmark,
+    score_corpus,
+    score_halves,
+)
 
 NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab"
 pytestmark = [
@@ -100,3 +108,42 @@ def test_windowed_gaussian_reproduces_the_published_nab_score() -> None:
     for profile, score in published.items():
         ours = result.profiles[profile].normalized
         assert score - 0.5 <= ours <= score + 3.5, (profile, ours)
+
+
+def test_halves_are_fixed_by_the_file_name(
+    corpus: list[NabFile], profiles: dict[str, dict[str, float]]
+) -> None:
+    halves = {h: [f for f in corpus if nab_half(f.name) == h] for h in ("tuning", "heldout")}
+    assert [len(v) for v in halves.values()] == [32, 26]
+    assert [sum(len(f.window_rows) for f in v) for v in halves.values()] == [59, 57]
+    # a perfect detector: 100 on both halves; the held-out half is scored at the tuning threshold
+    scores = {}
+    for f in corpus:
+        s = np.zeros(f.n_rows)
+        s[[start for start, _ in f.window_rows]] = 1.0
+        scores[f.name] = s
+    out = score_halves(corpus, scores, profiles)
+    assert out["tuning"].normalized["standard"] == out["heldout"].normalized["standard"] == 100.0
+    assert out["heldout"].thresholds == out["tuning"].thresholds
+    # at the tuning half's threshold (here: never fire), the held-out half scores the null detector's 0
+    never = score_corpus(halves["heldout"], scores, profiles, thresholds={p: 1.1 for p in profiles})
+    assert all(p.normalized == 0.0 for p in never.profiles.values())
+
+
+def test_bench_nab_prints_the_held_out_half_beside_the_in_sample_lines() -> None:
+    from typer.testing import CliRunner
+
+    from telewatch.cli.app import app
+
+    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(NAB_DIR)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("NAB standard=")
+    assert lines[-3].startswith("NAB tuning half (32 files, 59 windows; own threshold: in-sample) standard=")
+    assert lines[-2].startswith("NAB heldout half (26 files, 57 windows; threshold of the tuning half)")
+    held_out = float(lines[-2].split("standard=")[1].split()[0])
+    assert 0.0 < held_out <= 100.0
+    # docs/evaluation.md shows these three lines as the example of the protocol: they must be today's
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text()
+    for line in lines[-3:]:
+        assert f"  {line}\n" in docs, line

@@ -12,7 +12,14 @@ import pytest
 from rich.console import Console
 
 from telewatch.bench.metrics import composite_f1, label_events, point_adjusted_f1, pool
-from telewatch.bench.smd import SmdResult, list_machines, load_machine, run_smd_benchmark
+from telewatch.bench.smd import (
+    SmdResult,
+    leave_one_machine_out,
+    list_machines,
+    load_machine,
+    run_smd_benchmark,
+    select_by_lomo,
+)
 from telewatch.core.errors import NotFoundError
 
 SMD_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "smd"
@@ -98,7 +105,7 @@ def test_benchmark_on_machine_1_2(bench_1_2: tuple[SmdResult, Path, str]) -> Non
     assert 0.0 <= result.hit_rate_100 <= result.hit_rate_150 <= 1.0
     # upper bound searched with the labels is at least the honest result's neighbourhood
     assert result.pooled_composite_f1_upper_bound >= 0.0
-    assert "quantile of the train overall scores" in result.threshold_note
+    assert "POT on each machine's train overall scores" in result.threshold_note
     # machine-1-1 has no values: skipped and named
     assert "machine-1-1" in result.skipped
     assert "machine-1-1" in console_text
@@ -112,3 +119,88 @@ def test_benchmark_on_machine_1_2(bench_1_2: tuple[SmdResult, Path, str]) -> Non
     assert "machine-1-1" in text
     assert "pooled" in text
     assert "upper bound" in text
+
+
+def test_leave_one_machine_out_chooses_on_the_other_machines_only() -> None:
+    """Three synthetic machines: on two, only a low quantile catches the (weak) events; on the third a
+    low quantile floods it with false alarms. Its held-out parameter is the others' choice, and the
+    pooled held-out F1 is below the in-sample one."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for name, weak in (("a", True), ("b", True), ("c", False)):
+        train = rng.uniform(0.0, 1.0, 20_000)  # q 0.99 ≈ 0.99, q 0.9999 ≈ 0.9999
+        test = rng.uniform(0.0, 0.98, 5_000)
+        labels = np.zeros(5_000, dtype=np.int8)
+        for start in range(500, 5_000, 1_000):
+            labels[start : start + 20] = 1
+            test[start : start + 20] = 0.995 if weak else 5.0
+        if not weak:
+            test[1::50] = 0.995  # normal rows only the low quantile flags
+        runs.append((name, train, test, labels))
+    lomo = leave_one_machine_out(runs, "quantile", candidates=[0.99, 0.9999])
+    assert lomo.chosen == {"a": 0.99, "b": 0.99, "c": 0.99}
+    assert lomo.per_machine["c"].precision < 0.6  # the others chose for it: half its alarms are false
+    assert lomo.pooled.f1 <= lomo.in_sample.f1 + 1e-12
+    assert "SMD leave-one-machine-out machines=3 f1_comp=" in lomo.line()
+
+
+def test_selection_picks_detector_and_parameter_on_the_other_machines() -> None:
+    """Two configurations on three machines: "good" separates events everywhere, "lucky" only on
+    machine a. Machine a's held-out pick is still "good" (the others chose it), and the selection's
+    pooled held-out F1 is what "good" gets."""
+    rng = np.random.default_rng(1)
+
+    def machine(name: str, separates: bool) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+        train = rng.uniform(0.0, 1.0, 5_000)
+        test = rng.uniform(0.0, 0.98, 2_000)
+        labels = np.zeros(2_000, dtype=np.int8)
+        labels[500:520] = labels[1500:1520] = 1
+        if separates:
+            test[labels == 1] = 10.0
+        return name, train, test, labels
+
+    runs = {
+        "good": [machine(n, True) for n in "abc"],
+        "lucky": [machine("a", True), machine("b", False), machine("c", False)],
+    }
+    sel = select_by_lomo(runs, "pot")
+    assert {d for d, _ in sel.chosen.values()} == {"good"}
+    assert sel.chosen_all[0] == "good"
+    assert sel.candidates["good"] > sel.candidates["lucky"]
+    assert sel.line().startswith("SMD selection leave-one-machine-out machines=3 f1_comp=")
+
+
+def test_bench_smd_prints_leave_one_machine_out_before_the_smd_line() -> None:
+    from typer.testing import CliRunner
+
+    from telewatch.cli.app import app
+
+    args = ["bench", "smd", "--data", str(SMD_DIR), "--no-rca", "--machine", "machine-1-2"]
+    result = CliRunner().invoke(app, [*args, "--machine", "machine-1-3"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("SMD machines=2 f1_comp=")
+    lomo = [line for line in lines if line.startswith("SMD leave-one-machine-out machines=2 f1_comp=")]
+    assert len(lomo) == 2  # one per threshold rule (quantile, pot)
+
+
+def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:
+    from typer.testing import CliRunner
+
+    from telewatch.cli.app import app
+
+    args = [
+        "bench",
+        "smd-select",
+        "--data",
+        str(SMD_DIR),
+        "--machine",
+        "machine-1-2",
+        "--machine",
+        "machine-1-3",
+    ]
+    result = CliRunner().invoke(app, [*args, "--detector", "mv_robust_z", "--detector", "mv_pca"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("SMD selection leave-one-machine-out machines=2 f1_comp=")
+    assert any(line.startswith("mv_pca: leave-one-machine-out f1_comp=") for line in lines)

@@ -203,3 +203,80 @@ def test_novelty_expected_band_centre_is_the_pandas_rolling_median() -> None:
     centre = s.shift(1).rolling(45, min_periods=1).median().to_numpy()[300:]
     np.testing.assert_array_equal(band["expected"].to_numpy(), centre)
     assert np.isfinite(band["expected"].to_numpy()).all()
+
+
+def _held_median_reference(
+    x: np.ndarray,
+    window: int,
+    lag: int,
+    min_periods: int,
+    scale: float,
+    hold: float,
+    max_hold: int,
+    with_mad: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """held_median written out plainly: the reference is the last ``window`` accepted values."""
+    accepted: list[float] = []
+    med, mad = np.full(x.size, np.nan), np.full(x.size, np.nan)
+    held = np.zeros(x.size, dtype=bool)
+    run, expired = 0, False
+    for t in range(x.size):
+        j = t - lag
+        if j >= 0 and not held[j] and np.isfinite(x[j]):
+            accepted = [*accepted, float(x[j])][-window:]
+        if len(accepted) < min_periods:
+            continue
+        med[t] = float(np.median(accepted))
+        sigma = scale
+        if with_mad:
+            mad[t] = float(np.median(np.abs(np.array(accepted) - med[t]))) * 1.4826
+            sigma = max(sigma, mad[t])
+        if not np.isfinite(x[t]):
+            continue
+        off = abs(x[t] - med[t]) >= hold * sigma
+        if off and not expired:
+            run += 1
+            expired = run > max_hold
+            held[t] = not expired
+        elif not off:
+            run, expired = 0, False
+    return med, mad, held
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_held_median_matches_its_plain_definition(seed: int) -> None:
+    from telewatch.detectors._kernels import held_median
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(100, 1, 1500)
+    x[rng.random(x.size) < 0.05] = np.nan
+    x[600:800] = 0.0  # an outage: held
+    x[1000:] += 40.0  # a shift longer than max_hold: accepted after it
+    if seed % 2:
+        x = np.round(x, 1)  # ties
+    for kw in (
+        {
+            "window": 60,
+            "lag": 5,
+            "min_periods": 3,
+            "scale": 0.5,
+            "hold": 6.0,
+            "max_hold": 300,
+            "with_mad": True,
+        },
+        {
+            "window": 17,
+            "lag": 1,
+            "min_periods": 1,
+            "scale": 0.3,
+            "hold": 4.0,
+            "max_hold": 100,
+            "with_mad": False,
+        },
+    ):
+        ours = held_median(x, **kw)  # type: ignore[arg-type]
+        ref = _held_median_reference(x, **kw)  # type: ignore[arg-type]
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(a, b, equal_nan=True)
+        if kw["with_mad"]:
+            assert ours[2][605:800].all()  # the outage is held to its end

@@ -25,14 +25,54 @@ def test_calibrator_makes_different_scales_comparable() -> None:
     assert np.all(np.diff(z_small) > 0)  # monotone, and beyond the training max it keeps growing
 
 
-def test_calibrator_tail_extrapolates_and_is_bounded() -> None:
+def test_calibrator_tail_extrapolates_without_a_ceiling() -> None:
     cal = Calibrator().train(np.arange(1000.0))
-    z = cal(np.array([-5.0, 900.0, 999.0, 2000.0, 1e9]))
+    z = cal(np.array([-5.0, 900.0, 999.0, 2000.0, 1e9, 1e12, np.inf]))
     assert z[0] == 0.0
-    assert 0.0 < z[1] < z[2] < z[3] < z[4] == MAX_Z
+    assert 0.0 < z[1] < z[2] < z[3] < z[4] < z[5] < z[6] == MAX_Z  # only an infinite score reaches it
+    assert z[4] > 37.0  # beyond p = 1e-300 finite scores keep their order
     p = cal.tail_probability(np.array([500.0, np.nan]))
     assert 0.45 < p[0] < 0.55
     assert np.isnan(p[1])
+
+
+def _spiky_series() -> tuple[pd.Series, int, int]:
+    """Two weeks at 1 min, a daily cycle around 100 with noise, a 3× spike and a 10× spike."""
+    rng = np.random.default_rng(0)
+    n = 14 * 1440
+    idx = pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC")
+    base = 100 + 20 * np.sin(2 * np.pi * np.arange(n) / 1440)
+    x = base + 3 * rng.normal(size=n)
+    i3, i10 = 9_000, 15_000
+    x[i3], x[i10] = 3 * base[i3], 10 * base[i10]
+    return pd.Series(x, index=idx), i3, i10
+
+
+def test_calibrated_scores_rank_a_10x_spike_clearly_above_a_3x_one() -> None:
+    """Both spikes are among the training scores (as in ``detect``): the tail scale no longer comes
+    from a range that holds the point being scored, so the extremes do not share one z (it was ≈14.17
+    for every extreme point)."""
+    from telewatch.services.detection import calibrated_scores
+
+    series, i3, i10 = _spiky_series()
+    raw = np.abs(series.to_numpy() - series.median()) / series.std()
+    z = Calibrator().train(raw)(raw[[i3, i10]])
+    assert z[1] > 1.5 * z[0] > 1.5 * 5.0
+    for detector in ("novelty", "robust_z", "robust_bands", "seasonal", "level_shift"):
+        _, scores, _ = calibrated_scores(detector, {}, series, np.ones(len(series), dtype=bool))
+        z3, z10 = float(scores.iloc[i3]), float(scores.iloc[i10])
+        assert z3 >= 5.0, detector
+        assert z10 > 1.5 * z3, (detector, z3, z10)
+
+
+def test_calibrator_leaves_isolated_extremes_out_of_the_mean_excess() -> None:
+    rng = np.random.default_rng(3)
+    clean = rng.exponential(1.0, 20_000)
+    beta = Calibrator().train(clean).beta_
+    spiked = clean.copy()
+    spiked[[10, 20]] = [500.0, 5_000.0]
+    assert Calibrator().train(spiked).beta_ == pytest.approx(beta, rel=0.01)  # the spikes are left out
+    assert Calibrator().train(clean).beta_ == pytest.approx(1.0, rel=0.1)
 
 
 def test_calibrator_constant_training_and_errors() -> None:

@@ -214,6 +214,169 @@ def _overall(calibrated: FloatArray) -> FloatArray:
     return np.asarray(np.fmax.reduce(calibrated, axis=1))
 
 
+# -- leave one machine out --------------------------------------------------------------------------
+#: Candidate parameters of each threshold rule that leave-one-machine-out chooses among: the train
+#: quantile ``q``, or the POT risk (the target share of normal rows above the threshold; at SMD's
+#: one row a minute, 1e-3 ≈ 1.4 false alarms a day).
+LOMO_CANDIDATES: dict[str, tuple[float, ...]] = {
+    "quantile": (0.99, 0.993, 0.995, 0.997, 0.998, 0.999, 0.9995),
+    "pot": (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5),
+}
+
+
+#: The bench's default POT risk: what leave-one-machine-out picks for the default detector on every
+#: one of the seven shared machines (see ``docs/evaluation.md``).
+DEFAULT_RISK = 0.003
+
+
+def rule_threshold(train_overall: FloatArray, method: str, param: float) -> float:
+    """A machine's own threshold from its own train (normal) scores: the ``param`` quantile, or the
+    POT level exceeded with probability ``param`` (initial quantile 0.98)."""
+    if method == "pot":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return choose_threshold(train_overall, "pot", q=max(0.5, 1.0 - param), risk=param)
+    return choose_threshold(train_overall, "quantile", q=param)
+
+
+@dataclass
+class LomoResult:
+    """Leave-one-machine-out: for each machine, the threshold-rule parameter that gave the best pooled
+    composite F1 on the *other* machines, and that machine's composite F1 with it; pooled over
+    machines. ``in_sample_*``: the parameter chosen on all machines and its pooled F1 on them."""
+
+    method: str
+    candidates: list[float]
+    chosen: dict[str, float]
+    per_machine: dict[str, PRF]
+    pooled: PRF
+    in_sample_param: float
+    in_sample: PRF
+
+    def line(self) -> str:
+        picks = ",".join(f"{v:g}" for v in self.chosen.values())
+        name = "q" if self.method == "quantile" else "risk"
+        return (
+            f"SMD leave-one-machine-out machines={len(self.per_machine)} f1_comp={self.pooled.f1:.3f} "
+            f"({self.method} {name} picked on the other machines: {picks}); in-sample "
+            f"{name}={self.in_sample_param:g} f1_comp={self.in_sample.f1:.3f}"
+        )
+
+
+def leave_one_machine_out(
+    runs: Sequence[tuple[str, FloatArray, FloatArray, npt.NDArray[np.int8]]],
+    method: str = "pot",
+    candidates: Sequence[float] | None = None,
+) -> LomoResult:
+    """``runs``: ``(name, train overall scores, test overall scores, test labels)`` per machine. Each
+    machine's threshold always comes from its own train scores; only the rule's parameter is chosen,
+    on the other machines' test labels, then reported on the machine left out."""
+    if method not in LOMO_CANDIDATES:
+        raise ValidationError(f"leave_one_machine_out: unknown method {method!r} (quantile or pot)")
+    cands = list(candidates if candidates is not None else LOMO_CANDIDATES[method])
+    # composite counts of every machine under every candidate (thresholds from its own train scores)
+    table: dict[str, list[PRF]] = {}
+    for name, train_overall, test_overall, labels in runs:
+        test = np.nan_to_num(test_overall, nan=-np.inf)
+        table[name] = [composite_f1(test > rule_threshold(train_overall, method, c), labels) for c in cands]
+
+    def best(names: Sequence[str]) -> int:
+        f1s = [pool(table[n][k] for n in names).f1 for k in range(len(cands))]
+        return int(np.argmax(f1s))
+
+    names = [r[0] for r in runs]
+    chosen: dict[str, float] = {}
+    per_machine: dict[str, PRF] = {}
+    for name in names:
+        others = [n for n in names if n != name] or [name]
+        k = best(others)
+        chosen[name] = cands[k]
+        per_machine[name] = table[name][k]
+    k_all = best(names)
+    return LomoResult(
+        method=method,
+        candidates=cands,
+        chosen=chosen,
+        per_machine=per_machine,
+        pooled=pool(per_machine.values()),
+        in_sample_param=cands[k_all],
+        in_sample=pool(table[n][k_all] for n in names),
+    )
+
+
+MachineRuns = list[tuple[str, FloatArray, FloatArray, npt.NDArray[np.int8]]]
+
+
+@dataclass
+class SelectionResult:
+    """Leave-one-machine-out over whole configurations: for each machine, the (detector, threshold
+    parameter) with the best pooled composite F1 on the other machines, and that machine's composite
+    F1 with it. ``chosen_all``: what all machines together choose (the default to ship)."""
+
+    method: str
+    chosen: dict[str, tuple[str, float]]
+    per_machine: dict[str, PRF]
+    pooled: PRF
+    chosen_all: tuple[str, float]
+    in_sample: PRF
+    candidates: dict[str, float] = field(default_factory=dict)  # config -> its own LOMO pooled F1
+
+    def line(self) -> str:
+        picks = ",".join(f"{d}@{p:g}" for d, p in self.chosen.values())
+        d, p = self.chosen_all
+        return (
+            f"SMD selection leave-one-machine-out machines={len(self.per_machine)} "
+            f"f1_comp={self.pooled.f1:.3f} (detector and {self.method} parameter picked on the other "
+            f"machines: {picks}); all machines pick {d}@{p:g} (in-sample f1_comp={self.in_sample.f1:.3f})"
+        )
+
+
+def select_by_lomo(runs_by_config: dict[str, MachineRuns], method: str = "pot") -> SelectionResult:
+    """Choose a detector configuration *and* its threshold parameter by leave-one-machine-out:
+    the honest estimate of "pick the best detector on the machines you have". Every configuration must
+    cover the same machines."""
+    if not runs_by_config:
+        raise ValidationError("select_by_lomo: no configurations")
+    cands = list(LOMO_CANDIDATES[method])
+    names = [r[0] for r in next(iter(runs_by_config.values()))]
+    table: dict[tuple[str, float], dict[str, PRF]] = {}
+    own: dict[str, float] = {}
+    for config, runs in runs_by_config.items():
+        if [r[0] for r in runs] != names:
+            raise ValidationError(f"select_by_lomo: {config} covers other machines than the rest")
+        lomo = leave_one_machine_out(runs, method)
+        own[config] = lomo.pooled.f1
+        for name, train_overall, test_overall, labels in runs:
+            test = np.nan_to_num(test_overall, nan=-np.inf)
+            for c in cands:
+                thr = rule_threshold(train_overall, method, c)
+                table.setdefault((config, c), {})[name] = composite_f1(test > thr, labels)
+    keys = list(table)
+
+    def best(machines: Sequence[str]) -> tuple[str, float]:
+        f1s = [pool(table[k][m] for m in machines).f1 for k in keys]
+        return keys[int(np.argmax(f1s))]
+
+    chosen: dict[str, tuple[str, float]] = {}
+    per_machine: dict[str, PRF] = {}
+    for name in names:
+        k = best([n for n in names if n != name] or [name])
+        chosen[name] = k
+        per_machine[name] = table[k][name]
+    k_all = best(names)
+    return SelectionResult(
+        method=method,
+        chosen=chosen,
+        per_machine=per_machine,
+        pooled=pool(per_machine.values()),
+        chosen_all=k_all,
+        in_sample=pool(table[k_all][n] for n in names),
+        candidates=own,
+    )
+
+
 # -- results ----------------------------------------------------------------------------------------
 @dataclass
 class MachineResult:
@@ -265,6 +428,12 @@ class SmdResult:
     pooled_composite_f1_upper_bound: float
     wall_seconds: float
     notes: list[str] = field(default_factory=list)
+    #: leave-one-machine-out per threshold rule (``quantile``, ``pot``), when there are 2+ machines
+    lomo: dict[str, LomoResult] = field(default_factory=dict)
+
+    def lomo_lines(self) -> list[str]:
+        """One leave-one-machine-out line per threshold rule."""
+        return [r.line() for r in self.lomo.values()]
 
     def summary_line(self) -> str:
         """``SMD machines=<n> f1_comp=… f1_pa=… f1_point=… hitrate100=… hitrate150=…`` (pooled)."""
@@ -456,20 +625,26 @@ def run_smd_benchmark(
     data_dir: Path,
     detector: str = "robust_bands",
     detector_params: dict[str, Any] | None = None,
-    threshold: Literal["quantile", "pot"] = "quantile",
+    threshold: Literal["quantile", "pot"] = "pot",
     q: float = 0.995,
+    risk: float = DEFAULT_RISK,
     calibration: Calibration = "robust_z",
     machines: Sequence[str] | None = None,
     json_path: Path | None = None,
     plots_dir: Path | None = None,
     console: Console | None = None,
+    runs_out: MachineRuns | None = None,
 ) -> SmdResult:
     """Run the SMD benchmark (see the module docstring for the protocol).
 
+    ``runs_out``: a list that receives ``(machine, train overall, test overall, labels)`` per machine
+    (for :func:`select_by_lomo`).
+
     ``machines`` picks machines by name (default: every machine with labels); those without train/test
     values are skipped and named in ``SmdResult.skipped`` and on the console. ``threshold`` is
-    ``quantile`` (the ``q`` quantile of the train overall scores) or ``pot`` (SPOT-style with risk
-    ``1 - q``, init quantile 0.98), in both cases from train scores only.
+    ``pot`` (default: SPOT-style, the level the machine's own train overall scores exceed with
+    probability ``risk``, init quantile 0.98; see :func:`rule_threshold`) or ``quantile`` (the ``q``
+    quantile of them), in both cases from each machine's train scores only.
     """
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
@@ -484,6 +659,7 @@ def run_smd_benchmark(
     all_h100: list[float] = []
     all_h150: list[float] = []
     best_counts: list[PRF] = []
+    runs: MachineRuns = runs_out if runs_out is not None else []
     progress = Progress(
         TextColumn("SMD {task.description}"),
         BarColumn(),
@@ -514,10 +690,10 @@ def run_smd_benchmark(
                 train_cal = calibrate_scores(train_raw, train_raw, calibration)
                 test_cal = calibrate_scores(train_raw, test_raw, calibration)
                 train_overall, test_overall = _overall(train_cal), _overall(test_cal)
-            if threshold == "pot":
-                thr = choose_threshold(train_overall, "pot", q=q, risk=1.0 - q)
-            else:
-                thr = choose_threshold(train_overall, threshold, q=q)
+            if threshold not in LOMO_CANDIDATES:
+                raise ValidationError(f"SMD: threshold must be quantile or pot, got {threshold!r}")
+            thr = rule_threshold(train_overall, threshold, risk if threshold == "pot" else q)
+            runs.append((name, np.asarray(train_overall), np.asarray(test_overall), machine.labels))
             alarms = np.nan_to_num(test_overall, nan=-np.inf) > thr
             h100, h150 = _segment_hit_rates(test_cal, machine.interpretation)
             all_h100 += h100
@@ -554,7 +730,7 @@ def run_smd_benchmark(
     threshold_note = (
         f"threshold = {q} quantile of the train overall scores"
         if threshold == "quantile"
-        else f"threshold = POT on the train overall scores (init quantile 0.98, risk {1 - q:g})"
+        else f"threshold = POT on each machine's train overall scores (init quantile 0.98, risk {risk:g})"
     ) + "; test labels never used (except the UB column)"
     result = SmdResult(
         detector=detector,
@@ -577,6 +753,7 @@ def run_smd_benchmark(
         mean_hit_rate_150=float(np.nanmean([m.hit_rate_150 for m in results])),
         pooled_composite_f1_upper_bound=pool(best_counts).f1,
         wall_seconds=time.perf_counter() - t0,
+        lomo={m: leave_one_machine_out(runs, m) for m in LOMO_CANDIDATES} if len(runs) > 1 else {},
         notes=[
             "f1_comp (composite, Garg et al. 2021) is the headline; point-adjusted F1 flatters.",
             "hit rates: mean over interpretation segments (pooled) of HitRate@P% with TranAD's cut-off.",

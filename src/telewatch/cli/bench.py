@@ -81,6 +81,8 @@ def bench_nab(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"{time.perf_counter() - started:.1f} s")
+    for line in result.half_lines():
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(result.summary_line(), highlight=False, soft_wrap=True)
 
 
@@ -94,9 +96,20 @@ def bench_smd(
     ] = "mv_ensemble",
     params: ParamsOption = None,
     threshold: Annotated[
-        str, typer.Option(help="How the threshold is chosen from TRAIN scores: quantile or pot.")
-    ] = "quantile",
-    q: Annotated[float, typer.Option(help="Quantile of train scores used as the threshold.")] = 0.995,
+        str,
+        typer.Option(
+            help="How each machine sets its own threshold from its own TRAIN scores: pot (peaks over "
+            "threshold, a target share of normal rows above it: --risk) or quantile (--q)."
+        ),
+    ] = "pot",
+    q: Annotated[float, typer.Option(help="--threshold quantile: the quantile of train scores.")] = 0.995,
+    risk: Annotated[
+        float,
+        typer.Option(
+            help="--threshold pot: the target share of normal rows above the threshold (0.003 at one row "
+            "a minute: about 4 a day); chosen by leave-one-machine-out."
+        ),
+    ] = 0.003,
     machine: Annotated[list[str] | None, typer.Option(help="Only these machines (repeatable).")] = None,
     rca: Annotated[
         bool,
@@ -122,6 +135,7 @@ def bench_smd(
             detector_params=parse_params(params),
             threshold=threshold,  # type: ignore[arg-type]  # validated by the service
             q=q,
+            risk=risk,
             machines=machine or None,
             json_path=json_path,
             plots_dir=plots,
@@ -132,9 +146,57 @@ def bench_smd(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"{time.perf_counter() - started:.1f} s")
+    for line in result.lomo_lines():
+        console.print(line, highlight=False, soft_wrap=True)
     if rca_result is not None:
         console.print(rca_result.summary_line(), highlight=False, soft_wrap=True)
     console.print(result.summary_line(), highlight=False, soft_wrap=True)
+
+
+#: ``bench smd-select``'s default candidates: the detectors that run over the seven machines in
+#: seconds to a minute each on a shared 2-core machine (isolation_forest and ocsvm take ~5 min each).
+SELECT_DEFAULTS = ["mv_ensemble", "mv_pca", "mv_robust_z", "novelty", "robust_z", "level_shift", "seasonal"]
+
+
+@bench_app.command("smd-select")
+def bench_smd_select(
+    data: Annotated[
+        Path, typer.Option(help="SMD folder (train/, test/, test_label/, interpretation_label/).")
+    ] = _SHARED / "smd",
+    detector: Annotated[
+        list[str] | None, typer.Option(help="Candidate detectors (repeatable); default: the quick ones.")
+    ] = None,
+    threshold: Annotated[
+        str, typer.Option(help="Threshold rule whose parameter is chosen: pot or quantile.")
+    ] = "pot",
+    machine: Annotated[list[str] | None, typer.Option(help="Only these machines (repeatable).")] = None,
+) -> None:
+    """Choose the SMD detector *and* its threshold parameter by leave-one-machine-out: each machine is
+    scored with what the other machines chose. One line per candidate (its own leave-one-machine-out
+    figure), then the selection line."""
+    from telewatch.bench.smd import MachineRuns, leave_one_machine_out, run_smd_benchmark, select_by_lomo
+
+    started = time.perf_counter()
+    runs: dict[str, MachineRuns] = {}
+    try:
+        for name in detector or SELECT_DEFAULTS:
+            runs[name] = []
+            result = run_smd_benchmark(
+                data_dir=data, detector=name, machines=machine or None, console=console, runs_out=runs[name]
+            )
+            lomo = leave_one_machine_out(runs[name], threshold)
+            console.print(
+                f"{name}: leave-one-machine-out f1_comp={lomo.pooled.f1:.3f}; in-sample "
+                f"f1_comp={lomo.in_sample.f1:.3f} ({result.wall_seconds:.0f} s)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        selection = select_by_lomo(runs, threshold)
+    except (TelewatchError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(selection.line(), highlight=False, soft_wrap=True)
 
 
 @bench_app.command("labels")

@@ -30,7 +30,7 @@ import numpy as np
 
 from telewatch.core.errors import ValidationError
 
-__all__ = ["novelty_fit", "novelty_scores", "rolling_median", "warm_up"]
+__all__ = ["held_median", "novelty_fit", "novelty_scores", "rolling_median", "warm_up"]
 
 _MAD_TO_SIGMA = 1.4826
 # novelty memory: flags for bins -1024 ... 3071 (a fitted range is bins 0 ... bins), a sorted
@@ -85,6 +85,48 @@ def novelty_scores(
     out = np.empty_like(arr)
     _novelty_scores_kernel(arr, lo, wd, int(max(cooldown, 1)), int(window), out)
     return out
+
+
+def held_median(
+    values: np.ndarray,
+    *,
+    window: int,
+    lag: int,
+    min_periods: int,
+    scale: float,
+    hold: float,
+    max_hold: int,
+    with_mad: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A trailing median that stops adapting while the series is anomalous (1-D ``values``).
+
+    At ``t`` the reference is the median (and, with ``with_mad``, the MAD as sigma) of the last
+    ``window`` *accepted* values among those at least ``lag`` points old. A value is accepted unless
+    it is **held**: ``|x_t - median_t| / sigma_t >= hold``, ``sigma_t`` the MAD (floored at ``scale``)
+    or ``scale`` itself. So during an outage or a step the reference stays at the level from before,
+    and the whole incident keeps scoring; a run held for ``max_hold`` points is accepted from then
+    on (a new normal), until a point is back within ``hold``. NaN values are neither scored nor
+    accepted. Where fewer than ``min_periods`` values were accepted, median and MAD are NaN.
+    Returns ``(median, mad, held)``.
+    """
+    x = np.ascontiguousarray(values, dtype="float64").reshape(-1)
+    med = np.empty(x.size)
+    mad = np.empty(x.size)
+    held = np.zeros(x.size, dtype=np.bool_)
+    _held_median_kernel(
+        x,
+        int(window),
+        int(max(lag, 1)),
+        int(max(min_periods, 1)),
+        float(scale),
+        float(hold),
+        int(max_hold),
+        bool(with_mad),
+        med,
+        mad,
+        held,
+    )
+    return med, mad, held
 
 
 def warm_up() -> float:
@@ -345,3 +387,116 @@ def _novelty_scores_kernel(
                 o[t] = np.nan
             else:
                 o[t] = o[t] + 0.01 * (z / (z + 5.0))
+
+
+@_jit
+def _sorted_insert(srt: np.ndarray, n: int, value: float) -> None:
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if srt[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    for k in range(n, lo, -1):
+        srt[k] = srt[k - 1]
+    srt[lo] = value
+
+
+@_jit
+def _sorted_remove(srt: np.ndarray, n: int, value: float) -> None:
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if srt[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    for k in range(lo, n - 1):
+        srt[k] = srt[k + 1]
+
+
+@_jit
+def _sorted_mad(srt: np.ndarray, n: int, m: float) -> float:
+    """Median of ``|srt[:n] - m|`` for sorted ``srt``: the deviations left and right of ``m`` are each
+    sorted, so the middle ones come from merging outwards from ``m``."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if srt[mid] < m:
+            lo = mid + 1
+        else:
+            hi = mid
+    i, j = lo - 1, lo
+    k = n >> 1
+    prev, cur = 0.0, 0.0
+    for _ in range(k + 1):
+        prev = cur
+        if i < 0:
+            cur = srt[j] - m
+            j += 1
+        elif j >= n or m - srt[i] <= srt[j] - m:
+            cur = m - srt[i]
+            i -= 1
+        else:
+            cur = srt[j] - m
+            j += 1
+    return cur if n & 1 else (prev + cur) / 2
+
+
+@_jit
+def _held_median_kernel(
+    x: np.ndarray,
+    window: int,
+    lag: int,
+    min_periods: int,
+    scale: float,
+    hold: float,
+    max_hold: int,
+    with_mad: bool,
+    med: np.ndarray,
+    mad: np.ndarray,
+    held: np.ndarray,
+) -> None:
+    ring = np.empty(window)
+    srt = np.empty(window + 1)
+    count = 0
+    head = 0
+    run = 0
+    expired = False
+    for t in range(x.size):
+        j = t - lag  # the value that becomes old enough to join the reference now
+        if j >= 0 and not held[j] and np.isfinite(x[j]):
+            if count == window:
+                _sorted_remove(srt, count, ring[head])
+                count -= 1
+            _sorted_insert(srt, count, x[j])
+            count += 1
+            ring[head] = x[j]
+            head = (head + 1) % window
+        if count < min_periods:
+            med[t] = np.nan
+            mad[t] = np.nan
+            continue
+        mid = count >> 1
+        m = srt[mid] if count & 1 else (srt[mid] + srt[mid - 1]) / 2
+        med[t] = m
+        sigma = scale
+        if with_mad:
+            mad[t] = _sorted_mad(srt, count, m) * 1.4826
+            if mad[t] > sigma:
+                sigma = mad[t]
+        else:
+            mad[t] = np.nan
+        if not np.isfinite(x[t]):
+            continue
+        off = abs(x[t] - m) >= hold * sigma
+        if off and not expired:
+            run += 1
+            if run > max_hold:
+                expired = True
+            else:
+                held[t] = True
+        elif not off:
+            run = 0
+            expired = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from telewatch.core.series import validate_series
 from telewatch.detectors.base import NotFittedError
@@ -15,8 +16,12 @@ class ExpectedBand:
 
     type_name: str
 
-    def expected(self, series: pd.Series, *, context: pd.Series | None = None) -> pd.DataFrame:
-        """Expected value and band (columns expected, lower, upper), same index as ``series``."""
+    def expected(
+        self, series: pd.Series, *, context: pd.Series | None = None, kind: str | None = None
+    ) -> pd.DataFrame:
+        """Expected value and band (columns expected, lower, upper), same index as ``series``; with
+        ``kind`` (see :data:`METRIC_KINDS`, :func:`infer_metric_kind`) clipped to the range a metric of
+        that kind can take (:func:`bound_band`)."""
         if not getattr(self, "fitted_", False):
             raise NotFittedError(f"{self.type_name}: call fit() before expected()")
         series = validate_series(series, name=f"{self.type_name}.expected")
@@ -26,7 +31,8 @@ class ExpectedBand:
             context = context[context.index < series.index[0]] if len(series) else context
             full, skip = pd.concat([context, series]), len(context)
         cols = [np.asarray(a, dtype="float64")[skip:] for a in self._expected(full)]
-        return pd.DataFrame(dict(zip(("expected", "lower", "upper"), cols, strict=True)), index=series.index)
+        band = pd.DataFrame(dict(zip(("expected", "lower", "upper"), cols, strict=True)), index=series.index)
+        return band if kind is None else bound_band(band, kind)
 
     def _expected(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -56,3 +62,104 @@ def scale_floor(values: np.ndarray, *, share: float = 0.01) -> float:
     distinct = np.unique(v)
     resolution = float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
     return max(share * spread, share / 10.0 * abs(median), resolution, 1e-9)
+
+
+# -- physical bounds of a metric's kind ---------------------------------------------------------------
+#: What a metric measures, as far as its expected band is concerned: the range its values can take.
+METRIC_KINDS: dict[str, tuple[float, float]] = {
+    "count": (0.0, np.inf),  # users, sessions, requests, errors, bytes
+    "percent": (0.0, 100.0),  # cpu_percent, memory %, error share in %
+    "ratio": (0.0, 1.0),  # APDEX, success ratio, share as a fraction
+    "latency": (0.0, np.inf),  # response time, duration, RTT
+    "rate": (0.0, np.inf),  # throughput, rpm, rps, bytes/s
+    "gauge": (-np.inf, np.inf),  # anything else (temperature, a signed delta): no bound
+}
+
+_UNIT_KINDS: tuple[tuple[str, str], ...] = (
+    (r"^(%|percent|pct|percentage)$", "percent"),
+    (r"^(ratio|fraction|apdex|1|share)$", "ratio"),
+    (r"^(ms|msec|millis(econds?)?|s|sec|seconds?|us|µs|ns|minutes?|min)$", "latency"),
+    (r"(/s|/sec|/min|/m|/h|per[_ ]?(second|sec|minute|min|hour)|^rps$|^rpm$|^qps$|^bps$)", "rate"),
+    (r"^(count|items?|users?|sessions?|requests?|bytes?|b|kb|mb|gb|packets?|errors?|events?)$", "count"),
+)
+_NAME_KINDS: tuple[tuple[str, str], ...] = (
+    (r"(apdex|ratio|fraction|availability|success_?rate|hit_?rate)", "ratio"),
+    (r"(percent|pct|_util|utili[sz]ation|usage_?%|_share$)", "percent"),
+    (r"(latency|response(_?time)?|duration|rtt|delay|elapsed|_ms$|_sec(onds)?$|_time$)", "latency"),
+    (r"(throughput|rps|rpm|qps|per_?(second|sec|minute|min)|_rate$|bandwidth|bitrate)", "rate"),
+    (
+        r"(count|users|sessions|requests|errors|connections|calls|hits|total|bytes|packets|orders|logins)",
+        "count",
+    ),
+)
+
+
+def kind_bounds(kind: str) -> tuple[float, float]:
+    """The ``(lowest, highest)`` value a metric of ``kind`` can take (see :data:`METRIC_KINDS`).
+
+    >>> kind_bounds("percent"), kind_bounds("ratio")
+    ((0.0, 100.0), (0.0, 1.0))
+    """
+    try:
+        return METRIC_KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown metric kind {kind!r} (one of {', '.join(METRIC_KINDS)})") from None
+
+
+def infer_metric_kind(name: str = "", unit: str | None = None, values: ArrayLike | None = None) -> str:
+    """A metric's kind (a key of :data:`METRIC_KINDS`) from its unit, then its name, checked against
+    its values.
+
+    The unit wins over the name (``%`` → percent, ``ms`` → latency, ``rpm`` → rate); then words in the
+    name (``apdex`` → ratio, ``memory_percent`` → percent, ``web_response`` → latency,
+    ``throughput`` → rate, ``active_users`` → count). A kind the data contradict is not taken: a
+    ``percent`` metric with values above 100 (CPU% of a many-core host) or a ``ratio`` above 1 falls
+    back to ``rate`` (bounded below only), and any kind with negative values to ``gauge``. With no
+    hint, values never below 0 give ``count`` (whole numbers) or ``rate``, otherwise ``gauge``.
+
+    >>> infer_metric_kind("apdex"), infer_metric_kind("memory_percent"), infer_metric_kind("x", "ms")
+    ('ratio', 'percent', 'latency')
+    >>> infer_metric_kind("active_users"), infer_metric_kind("throughput"), infer_metric_kind("temp")
+    ('count', 'rate', 'gauge')
+    >>> infer_metric_kind("cpu_percent", values=[20.0, 350.0]), infer_metric_kind("m", values=[1, 5, 0])
+    ('rate', 'count')
+    """
+    import re
+
+    kind: str | None = None
+    u = (unit or "").strip().lower()
+    if u:
+        kind = next((k for pattern, k in _UNIT_KINDS if re.search(pattern, u)), None)
+    if kind is None and name:
+        n = name.strip().lower()
+        kind = next((k for pattern, k in _NAME_KINDS if re.search(pattern, n)), None)
+    v = np.asarray(values if values is not None else [], dtype="float64").ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return kind or "gauge"
+    if float(v.min()) < 0.0:
+        return "gauge"
+    if kind is None:
+        return "count" if bool(np.all(v == np.round(v))) else "rate"
+    if float(v.max()) > METRIC_KINDS[kind][1]:
+        return "rate"
+    return kind
+
+
+def bound_band(
+    band: pd.DataFrame, kind: str | None = None, *, bounds: tuple[float, float] | None = None
+) -> pd.DataFrame:
+    """Clip an expected band (columns expected, lower, upper, as :meth:`ExpectedBand.expected` gives)
+    to the range a metric of ``kind`` can take, or to explicit ``bounds`` (``(low, high)``, either may be
+    ±inf), which win over ``kind``. A copy is returned; NaN stays NaN.
+
+    >>> band = pd.DataFrame({"expected": [-2.0, 50.0], "lower": [-60.0, 20.0], "upper": [40.0, 150.0]})
+    >>> bound_band(band, "percent").to_dict("list")
+    {'expected': [0.0, 50.0], 'lower': [0.0, 20.0], 'upper': [40.0, 100.0]}
+    """
+    lo, hi = bounds if bounds is not None else kind_bounds(kind or "gauge")
+    out = band.copy()
+    for col in ("expected", "lower", "upper"):
+        if col in out:
+            out[col] = out[col].clip(lower=lo, upper=hi)
+    return out

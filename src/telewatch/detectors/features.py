@@ -50,6 +50,9 @@ def raw_features(
     for w in windows:
         roll = prev.rolling(w, min_periods=2)
         mean, std = roll.mean(), roll.std()
+        # a few quiet points make a tiny standard deviation and a huge z (a t statistic with w - 1
+        # degrees of freedom): floor it at half the typical one so far (causal)
+        std = std.clip(lower=0.5 * std.expanding(min_periods=1).median())
         with np.errstate(all="ignore"):
             z = (x - mean) / std.where(std > 0)
         # the rolling mean/std themselves are left out: a spike would echo through them for a window

@@ -11,9 +11,7 @@ from telewatch.core.series import infer_step
 from telewatch.detectors.bands import ExpectedBand, scale_floor
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
-from telewatch.detectors.seasonal import SeasonalProfiles, _as_periods, detect_periods
-
-_MAD_TO_SIGMA = 1.4826
+from telewatch.detectors.seasonal import SeasonalProfiles, _as_periods, detect_periods, max_hold_points
 
 
 @register("level_shift")
@@ -29,6 +27,11 @@ class LevelShift(ExpectedBand, Detector):
     found automatically when ``None``; ``[]`` for none) are removed first, so the daily rise is not a
     shift. The expected value is the long-window median plus the season.
 
+    **Outages held**: a point at least ``hold`` sigmas from the reference does not join the long
+    window (:func:`~telewatch.detectors._kernels.held_median`), so during an outage or a step the
+    reference and its sigma stay where they were and the whole incident keeps scoring, up to
+    ``max_hold`` (a duration); a change that lasts longer is accepted as the new normal.
+
     >>> idx = pd.date_range("2024-01-01", periods=600, freq="1min")
     >>> x = np.random.default_rng(0).normal(0, 1, 600)
     >>> x[400:] += 3.0
@@ -39,12 +42,20 @@ class LevelShift(ExpectedBand, Detector):
     """
 
     def __init__(
-        self, short: int = 5, long: int = 120, periods: Sequence[str] | None = None, min_scale: float = 0.05
+        self,
+        short: int = 5,
+        long: int = 120,
+        periods: Sequence[str] | None = None,
+        min_scale: float = 0.05,
+        hold: float = 6.0,
+        max_hold: str = "12h",
     ) -> None:
         self.short = short
         self.long = long
         self.periods = periods
         self.min_scale = min_scale
+        self.hold = hold
+        self.max_hold = max_hold
 
     def _fit(self, series: pd.Series) -> None:
         s = series.dropna()
@@ -52,6 +63,7 @@ class LevelShift(ExpectedBand, Detector):
         given = _as_periods(self.periods)
         self.periods_ = given if given is not None else detect_periods(s)
         step = infer_step(pd.DatetimeIndex(s.index)) or pd.Timedelta("1min")
+        self.max_hold_points_ = max_hold_points(self.max_hold, step)
         self.profiles_ = SeasonalProfiles(self.periods_, step)
         if self.periods_ and len(s):
             x = s.to_numpy(dtype="float64")
@@ -65,14 +77,21 @@ class LevelShift(ExpectedBand, Detector):
         return self.profiles_.value(pd.DatetimeIndex(series.index))
 
     def _stats(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from telewatch.detectors._kernels import held_median
+
         seasonal = self._seasonal(series)
         x = series.astype("float64") - seasonal
         recent = x.rolling(self.short, min_periods=1).mean().to_numpy()
-        past = x.shift(self.short)
-        roll = past.rolling(self.long, min_periods=3)
-        median = roll.median()
-        mad = (past - median).abs().rolling(self.long, min_periods=3).median().to_numpy() * _MAD_TO_SIGMA
-        median_v = median.to_numpy()
+        median_v, mad, _ = held_median(
+            x.to_numpy(),
+            window=self.long,
+            lag=self.short,
+            min_periods=3,
+            scale=self.floor_,
+            hold=self.hold,
+            max_hold=self.max_hold_points_,
+            with_mad=True,
+        )
         # before the long window fills, compare with the expanding past of the points before
         early = x.shift(1).expanding(1).median().to_numpy()
         median_v = np.where(np.isnan(median_v), early, median_v)

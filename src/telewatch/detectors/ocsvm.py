@@ -66,5 +66,28 @@ class OneClassSVMDetector(Detector):
         x = self.features_.transform(series)
         if x.shape[0] == 0:
             return pd.Series(np.empty(0), index=series.index)
-        raw = np.abs(x).mean(axis=1) if self.model_ is None else -self.model_.decision_function(x)
-        return pd.Series(raw, index=series.index)
+        if self.model_ is None:
+            return pd.Series(np.abs(x).mean(axis=1), index=series.index)
+        return pd.Series(self._log_shortfall(x), index=series.index)
+
+    def _log_shortfall(self, x: np.ndarray) -> np.ndarray:
+        """``log rho - logsumexp_i(log alpha_i - gamma |x - sv_i|^2)`` per row (``-decision_function``
+        where ``rho <= 0`` or a dual coefficient is not positive, which RBF One-Class SVMs never give)."""
+        from scipy.special import logsumexp
+
+        model = self.model_
+        assert model is not None
+        alpha = np.asarray(model.dual_coef_, dtype="float64").ravel()
+        rho = -float(np.asarray(model.intercept_).ravel()[0])
+        if rho <= 0 or (alpha <= 0).any():
+            return np.asarray(-model.decision_function(x), dtype="float64")
+        sv = np.asarray(model.support_vectors_, dtype="float64")
+        gamma = float(model._gamma)
+        out = np.empty(x.shape[0])
+        for lo in range(0, x.shape[0], 4096):  # rows × support vectors, in blocks
+            block = x[lo : lo + 4096]
+            d2 = (block**2).sum(axis=1)[:, None] - 2.0 * block @ sv.T + (sv**2).sum(axis=1)[None, :]
+            out[lo : lo + 4096] = np.log(rho) - logsumexp(
+                np.log(alpha)[None, :] - gamma * np.maximum(d2, 0.0), axis=1
+            )
+        return out

@@ -120,6 +120,19 @@ def _as_periods(periods: Sequence[str | pd.Timedelta] | None) -> list[pd.Timedel
     return out
 
 
+def max_hold_points(max_hold: str | pd.Timedelta, step: pd.Timedelta) -> int:
+    """``max_hold`` (a duration) in points of ``step``, at least 1.
+
+    >>> max_hold_points("12h", pd.Timedelta("1min")), max_hold_points("12h", pd.Timedelta("5min"))
+    (720, 144)
+    """
+    try:
+        duration = pd.Timedelta(max_hold)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"max_hold {max_hold!r} is not a duration ({exc})") from None
+    return max(1, int(duration / step)) if step > pd.Timedelta(0) else 1
+
+
 class SeasonalProfiles:
     """Additive per-slot medians for one or more periods (shortest first, each on the residual of the
     ones before): the daily and weekly shape of a metric."""
@@ -165,7 +178,10 @@ class SeasonalBaseline(ExpectedBand, Detector):
     ``score`` is causal: the trend at ``t`` is the median of the ``trend_points`` deseasonalised values
     *before* ``t``, so a Monday-morning peak that the weekly profile knows scores low, and a spike
     does not move its own baseline. :meth:`expected` gives the baseline and a band of
-    ``band_sigma`` robust sigmas.
+    ``band_sigma`` robust sigmas. **Outages held**: a point ``hold`` sigmas or more from the baseline
+    does not join the trend's window (:func:`~telewatch.detectors._kernels.held_median`), so an outage
+    or a step keeps scoring over its whole length, up to ``max_hold`` (a duration), after which the
+    new level is accepted.
 
     >>> idx = pd.date_range("2024-01-01", periods=6 * 288, freq="5min")
     >>> daily = 10 + 5 * np.sin(2 * np.pi * np.arange(idx.size) / 288)
@@ -182,17 +198,22 @@ class SeasonalBaseline(ExpectedBand, Detector):
         trend_points: int = 144,
         band_sigma: float = 4.0,
         min_scale: float = 0.05,
+        hold: float = 6.0,
+        max_hold: str = "12h",
     ) -> None:
         self.periods = periods
         self.trend_points = trend_points
         self.band_sigma = band_sigma
         self.min_scale = min_scale
+        self.hold = hold
+        self.max_hold = max_hold
 
     def _fit(self, series: pd.Series) -> None:
         s = series.dropna()
         given = _as_periods(self.periods)
         self.periods_ = given if given is not None else detect_periods(s)
         step = infer_step(pd.DatetimeIndex(s.index)) or pd.Timedelta("1min")
+        self.max_hold_points_ = max_hold_points(self.max_hold, step)
         self.profiles_ = SeasonalProfiles(self.periods_, step)
         x = s.to_numpy(dtype="float64")
         if x.size == 0:
@@ -215,8 +236,19 @@ class SeasonalBaseline(ExpectedBand, Detector):
     def _baseline(self, series: pd.Series) -> np.ndarray:
         index = pd.DatetimeIndex(series.index)
         seasonal = self.profiles_.value(index) if self.periods_ else np.zeros(len(index))
-        deseason = pd.Series(series.to_numpy(dtype="float64") - seasonal)
-        trend = deseason.shift(1).rolling(self.trend_points, min_periods=1).median().to_numpy()
+        from telewatch.detectors._kernels import held_median
+
+        deseason = series.to_numpy(dtype="float64") - seasonal
+        trend, _, _ = held_median(
+            deseason,
+            window=self.trend_points,
+            lag=1,
+            min_periods=1,
+            scale=self.scale_,
+            hold=self.hold,
+            max_hold=self.max_hold_points_,
+            with_mad=False,
+        )
         trend = np.where(np.isnan(trend), self.level_, trend)
         return trend + seasonal
 

@@ -13,7 +13,11 @@ A rule file looks like this (the shipped one is ``telewatch/data/incident_types.
         none:                      # optional: none of these may match
           - {metric: cpu_percent, direction: up}
 
-``metric`` is a glob over metric names (``*_percent``), ``direction`` is ``up``, ``down`` or ``any``;
+``metric`` is a glob over metric names (``*_percent``), ``direction`` is ``up``, ``down`` or ``any``
+(either of those), or one of the data-quality kinds ``gap`` (collection gap), ``stuck`` (stuck value)
+and ``reset`` (counter reset) that :func:`quality_changes` reports from
+:func:`telewatch.incidents.data_quality.find_data_quality` — so an incident the collection caused is
+typed as such, not as a latency degradation;
 ``group`` (glob over the metric's group) may stand in for or narrow ``metric``. Among the rules
 that match, the one with the most matched conditions wins, then the higher ``priority``, then the
 earlier in the file.
@@ -23,6 +27,8 @@ earlier in the file.
 'error_burst'
 >>> classify(rules, [MetricChange("memory_percent", "flat")]) is None
 True
+>>> classify(rules, [MetricChange("web_response_ms", "stuck"), MetricChange("apdex", "down")]).name
+'stuck_value'
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
 from telewatch.core.errors import ConfigError
+from telewatch.incidents.data_quality import QUALITY_DIRECTIONS, DataQualityIssue, issues_between
 
 __all__ = [
     "DEFAULT_RULES_ENV",
@@ -52,7 +59,13 @@ __all__ = [
     "classify",
     "involvement_cut",
     "load_rules",
+    "quality_changes",
 ]
+
+#: The directions of a data-quality change (see :mod:`telewatch.incidents.data_quality`); a condition
+#: with direction ``any`` does not match them — a collection gap is not a move up or down.
+QUALITY_CHANGE_DIRECTIONS = frozenset(QUALITY_DIRECTIONS.values())
+Direction = Literal["up", "down", "flat", "gap", "stuck", "reset"]
 
 DEFAULT_RULES_ENV = "TELEWATCH_INCIDENT_TYPES"
 """Environment variable naming a rule file to use instead of the shipped one."""
@@ -63,7 +76,7 @@ class Condition(BaseModel):
 
     metric: str | None = Field(default=None, description="Glob over metric names.")
     group: str | None = Field(default=None, description="Glob over metric groups.")
-    direction: Literal["up", "down", "any"] = "any"
+    direction: Literal["up", "down", "any", "gap", "stuck", "reset"] = "any"
 
     @model_validator(mode="after")
     def _needs_target(self) -> Condition:
@@ -73,6 +86,8 @@ class Condition(BaseModel):
 
     def matches(self, change: MetricChange) -> bool:
         if change.direction == "flat":
+            return False
+        if self.direction == "any" and change.direction in QUALITY_CHANGE_DIRECTIONS:
             return False
         if self.direction != "any" and change.direction != self.direction:
             return False
@@ -137,7 +152,7 @@ class MetricChange:
     """A metric involved in an incident and the way it moved."""
 
     metric: str
-    direction: Literal["up", "down", "flat"]
+    direction: Direction
     group: str | None = None
 
 
@@ -175,7 +190,11 @@ class _ChangeIndex:
         return hit
 
     def _match(self, cond: Condition) -> bool:
-        dirs = list(self._by_direction) if cond.direction == "any" else [cond.direction]
+        dirs = (
+            [d for d in self._by_direction if d not in QUALITY_CHANGE_DIRECTIONS]
+            if cond.direction == "any"
+            else [cond.direction]
+        )
         metric_rx = _glob(cond.metric) if cond.metric is not None else None
         group_rx = _glob(cond.group) if cond.group is not None else None
         for d in dirs:
@@ -252,6 +271,35 @@ def involvement_cut(top_score: float) -> float:
     (12.0, 3.0)
     """
     return max(3.0, 0.6 * float(top_score) ** 0.5)
+
+
+def quality_changes(
+    metric: str,
+    issues: Sequence[DataQualityIssue],
+    start: object,
+    end: object,
+    *,
+    group: str | None = None,
+    slack: object = None,
+) -> list[MetricChange]:
+    """The data-quality changes of one metric during an incident ``[start, end]`` (± ``slack``, a
+    Timedelta): one :class:`MetricChange` per kind of issue overlapping it (direction ``gap``,
+    ``stuck`` or ``reset``). Add them to the incident's changes before :func:`classify`, in place of
+    that metric's up/down change when the metric's anomaly is the issue itself.
+
+    >>> import pandas as pd
+    >>> from telewatch.incidents.data_quality import DataQualityIssue
+    >>> t = pd.Timestamp("2024-01-01 10:00", tz="UTC")
+    >>> gap = DataQualityIssue("collection_gap", t, t + pd.Timedelta(minutes=9), 10)
+    >>> quality_changes("web_response_ms", [gap], t - pd.Timedelta(minutes=5), t + pd.Timedelta(hours=1))
+    [MetricChange(metric='web_response_ms', direction='gap', group=None)]
+    """
+    import pandas as pd
+
+    pad = pd.Timedelta(slack) if slack is not None else None  # type: ignore[arg-type]
+    found = issues_between(list(issues), pd.Timestamp(start), pd.Timestamp(end), slack=pad)  # type: ignore[arg-type]
+    kinds = sorted({i.kind for i in found}, key=list(QUALITY_DIRECTIONS).index)
+    return [MetricChange(metric, QUALITY_DIRECTIONS[k], group) for k in kinds]  # type: ignore[arg-type]
 
 
 def classify(rules: RuleSet, changes: Sequence[MetricChange]) -> IncidentType | None:

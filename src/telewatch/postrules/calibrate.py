@@ -7,14 +7,25 @@ from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+from scipy.special import ndtri_exp
 
 from telewatch.core.errors import NotFoundError, ValidationError
 
-#: The calibrated z never exceeds this (a tail probability of about 1e-300).
-MAX_Z = 37.0
+#: The calibrated z never exceeds this; only an infinite raw score gets there (z is computed from the
+#: log tail probability, so finite scores keep their order far beyond p = 1e-300, z ≈ 37).
+MAX_Z = 1e6
+#: The z of every score above constant training scores (nothing to scale a deviation by): about
+#: p = 1e-300, where z used to stop for every score.
+DEGENERATE_Z = 37.0
+#: :class:`Calibrator`: excesses beyond this many robust tail scales (median excess / ln 2) are left out
+#: of the mean excess — on an exponential tail that happens with probability e^-30 ≈ 1e-13, so on clean
+#: scores nothing is left out, while a few extreme points (the spike being scored, when it is part of
+#: the training scores) no longer set the scale they are measured in.
+TRIM_SCALES = 30.0
 #: :func:`screen_anomalies`: z (under the contamination-robust fit) from which a point is suspect.
 SCREEN_Z = 5.0
+#: :func:`screen_anomalies`: the quantile above which the contamination-robust tail is fitted.
+SCREEN_TAIL = 0.8
 #: :func:`screen_anomalies`: the suspects are only left out when they are at least this share of the
 #: points a :class:`Calibrator` fits its tail to (a few isolated extremes hardly move the fit).
 SCREEN_MIN_SHARE = 0.1
@@ -27,8 +38,13 @@ class Calibrator:
     Below the ``tail`` quantile ``u`` the empirical survival function (on ``quantiles`` levels) is used; above it an
     exponential tail is fitted to the excesses over ``u`` (a peaks-over-threshold estimate), so a
     score beyond anything seen in training still gets a finite, growing z instead of saturating.
-    The tail's scale is the mean excess (``scale="mean"``, the maximum-likelihood estimate) or, robust to
-    a contaminated tail, the median excess / ln 2 (``scale="median"``; equal for an exponential tail).
+    The tail's scale is the mean excess (``scale="mean"``, the maximum-likelihood estimate, leaving out
+    the excesses beyond :data:`TRIM_SCALES` robust scales) or, robust to a contaminated tail, the
+    median excess / ln 2 (``scale="median"``; equal for an exponential tail). Its floor is 1 % of the
+    scores' range without those isolated extremes, so an extreme point among the training scores does
+    not set the scale it is measured in. z comes from
+    the log tail probability, so it keeps growing with the raw score (about ``sqrt(2 (s - u) / scale)``
+    far out): a 10× spike scores clearly above a 3× one, with no shared ceiling.
     z is at least 0 (typical points are 0), NaN stays NaN. Scores of different detectors (and
     metrics) become comparable: z = 5 means "about 3 in 10 million" for every one of them.
 
@@ -66,38 +82,52 @@ class Calibrator:
         self.n_ = s.size
         self.u_ = float(np.quantile(s, self.tail))
         excess = s[s > self.u_] - self.u_
-        spread = float(self.levels_[-1] - self.levels_[0])
+        top = float(self.levels_[-1])
         if not excess.size:
             beta = 0.0
-        elif self.scale == "median":
-            beta = float(np.median(excess)) / np.log(2.0)
         else:
-            beta = float(excess.mean())
+            robust = float(np.median(excess)) / np.log(2.0)
+            kept = excess[excess <= TRIM_SCALES * robust] if robust > 0 else excess
+            kept = kept if kept.size else excess
+            top = self.u_ + float(kept.max())  # the range leaves the isolated extremes out too
+            beta = robust if self.scale == "median" else float(kept.mean())
+        spread = top - float(self.levels_[0])
         self.beta_ = max(beta, spread * 0.01, abs(self.u_) * 0.01, self.min_excess)
+        # constant training scores (a flat stretch): no scale to measure a deviation in, so every
+        # score above them is "beyond anything seen" alike — z stops at DEGENERATE_Z
+        self.degenerate_ = self.beta_ <= self.min_excess
         self.p_u_ = max(float((s > self.u_).mean()), 1.0 / (s.size + 1))
         return self
 
-    def tail_probability(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
-        """Estimated ``P(score >= s)`` under the training distribution (NaN stays NaN)."""
+    def log_tail_probability(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+        """Natural log of the estimated ``P(score >= s)`` (NaN stays NaN); finite far beyond 1e-300."""
         if not hasattr(self, "levels_"):
             raise NotFoundError("Calibrator: call train() before use")
         s = np.asarray(scores, dtype="float64")
         # share of training quantiles at or above s (ties count as "at least as high")
         p = 1.0 - np.searchsorted(self.levels_, np.nan_to_num(s), side="left") / self.levels_.size
+        with np.errstate(divide="ignore"):
+            log_p = np.log(np.clip(p, 1e-300, 1.0))
         over = s > self.u_
         with np.errstate(over="ignore", invalid="ignore"):
-            tail = self.p_u_ * np.exp(-(s - self.u_) / self.beta_)
-        p = np.where(over, tail, p)  # above u the fitted tail, not the (saturating) empirical one
-        p = np.clip(p, 1e-300, 1.0)
-        return np.where(np.isnan(s), np.nan, p)
+            tail = np.log(self.p_u_) - (s - self.u_) / self.beta_
+        log_p = np.where(over, tail, log_p)  # above u the fitted tail, not the (saturating) empirical one
+        return np.where(np.isnan(s), np.nan, np.minimum(log_p, 0.0))
+
+    def tail_probability(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+        """Estimated ``P(score >= s)`` under the training distribution, at least 1e-300 (NaN stays
+        NaN)."""
+        log_p = self.log_tail_probability(scores)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isnan(log_p), np.nan, np.clip(np.exp(log_p), 1e-300, 1.0))
 
     def __call__(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
         """Calibrated z (≥ 0) for each score; a Series in gives an array out, same order."""
-        p = self.tail_probability(scores)
-        with np.errstate(invalid="ignore"):
-            z = -ndtri(np.clip(p, 1e-300, 1.0))
-        z = np.clip(z, 0.0, MAX_Z)
-        return np.where(np.isnan(p), np.nan, z)
+        log_p = self.log_tail_probability(scores)
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = -ndtri_exp(np.nan_to_num(log_p, nan=0.0, neginf=-1e300))
+        z = np.clip(np.nan_to_num(z, posinf=MAX_Z), 0.0, DEGENERATE_Z if self.degenerate_ else MAX_Z)
+        return np.where(np.isnan(log_p), np.nan, z)
 
 
 def screen_anomalies(
@@ -112,8 +142,9 @@ def screen_anomalies(
 
     A :class:`Calibrator` trained on scores that hold a long incident (an outage, a level shift) fits
     its tail to the incident — a few hundred anomalous points dominate the mean excess — and calibrates
-    it away. This screen fits the tail robustly instead (above the 90th percentile, scale = median
-    excess / ln 2, so up to about 5 % of the points may be anomalous) and marks the points with z ≥
+    it away. This screen fits the tail robustly instead (above the :data:`SCREEN_TAIL` quantile, scale =
+    median excess / ln 2, so up to about 10 % of the points may be anomalous: an outage a detector
+    holds for hours is a few percent of a fortnight) and marks the points with z ≥
     ``z`` there, widened by ``pad`` points either side (a detector's lag). It marks nothing unless the
     suspects are at least ``min_share`` of the points above a default Calibrator's 98th percentile:
     on clean data, leaving out a few of the highest scores would shrink the fitted tail and raise the
@@ -134,7 +165,7 @@ def screen_anomalies(
     finite = np.isfinite(s)
     if finite.sum() < 20:
         return mask
-    robust = Calibrator(tail=0.9, scale="median").train(s[finite])
+    robust = Calibrator(tail=SCREEN_TAIL, scale="median").train(s[finite])
     suspect = np.nan_to_num(robust(s), nan=0.0) >= z
     if suspect.sum() < min_share * (1.0 - 0.98) * finite.sum():
         return mask
