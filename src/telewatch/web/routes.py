@@ -18,8 +18,10 @@ from telewatch.services import catalog, overview
 from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import parse_selector
+from telewatch.web import i18n
 
 _HERE = Path(__file__).parent
+_RANGE_HOURS = {"1h": 1, "6h": 6, "24h": 24, "7d": 7 * 24, "30d": 30 * 24}
 
 
 def sparkline(values: list[float | None], *, width: int = 160, height: int = 28) -> str:
@@ -61,7 +63,21 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
     app.mount("/static/ui", StaticFiles(directory=_HERE / "static"), name="ui")
 
     def page(request: Request, name: str, key: str, **context: object) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"page": key, "version": __version__, **context})
+        lang = i18n.negotiate(request)  # ?lang=, the user's choice (cookie), Accept-Language
+        words = {
+            "lang": lang,
+            "_": lambda text, **kw: i18n.translate(lang, text, **kw),
+            "num": lambda x: i18n.fmt_int(x, lang),
+            "dec": lambda x, digits=2: i18n.fmt_dec(x, lang, digits),
+            "i18n_data": i18n.js_catalogue(lang),
+        }
+        response = templates.TemplateResponse(
+            request, name, {"page": key, "version": __version__, **words, **context}
+        )
+        if request.query_params.get("lang") in i18n.LANGUAGES:  # the switch: remembered for a year
+            response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax")
+        response.headers["Vary"] = "Accept-Language, Cookie"
+        return response
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly() -> FileResponse:
@@ -70,12 +86,17 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request, group: str | None = None, selector: str | None = None) -> HTMLResponse:
+    def index(
+        request: Request, group: str | None = None, selector: str | None = None, range: str | None = None
+    ) -> HTMLResponse:
         store: Store = request.app.state.store
         groups = sorted({m.group for m in catalog.list_metrics(store) if m.group})
         error = None
+        hours = _RANGE_HOURS.get(range or "24h", 24)  # the time picker's ?range= (timerange.js)
         try:
-            rows = overview.summarize_metrics(store, group=group or None, selector=parse_selector(selector))
+            rows = overview.summarize_metrics(
+                store, group=group or None, selector=parse_selector(selector), hours=hours
+            )
         except TelewatchError as exc:
             rows, error = [], str(exc)
         rows.sort(key=lambda r: (r.state != "anomalous", -r.anomaly_rate))
@@ -88,6 +109,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
             group=group,
             selector=selector,
             error=error,
+            hours=hours,
         )
 
     @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)

@@ -7,6 +7,8 @@ window.__tw = sc;
 const q = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
+// an instant for the From/To fields: UTC to the minute, "2024-05-01T10:00Z" (no milliseconds)
+function isoMinute(ms) { return new Date(ms).toISOString().slice(0, 16) + "Z"; }
 function readForm() {
   const from = Date.parse($("scan-from").value), to = Date.parse($("scan-to").value);
   return { from, to, group: $("scan-group").value || null, metric: $("scan-metric").value || null };
@@ -15,9 +17,9 @@ function readForm() {
 // "; 3 left out (2 without data in the window, 1 without a baseline)" from the explain answer's counts
 function leftOutText(counts) {
   const words = { no_data: "without data in the window", no_baseline: "without enough history before it" };
-  const parts = Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${words[k] || k}`);
+  const parts = Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${t(words[k] || k)}`);
   const total = Object.values(counts || {}).reduce((a, n) => a + n, 0);
-  return total ? `; ${total} left out (${parts.join(", ")})` : "";
+  return total ? t("; {n} left out ({parts})", { n: total, parts: parts.join(", ") }) : "";
 }
 
 async function rank(form) {
@@ -56,13 +58,13 @@ async function drawContext(form) {
     shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
       fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
   }, { displaylogo: false, responsive: true });
-  $("context-hint").textContent = `${metricLabel(s.metric)} — drag across the chart to choose another window.`;
+  $("context-hint").textContent = `${metricLabel(s.metric)} — ${t("drag across the chart to choose another window.")}`;
   el.removeAllListeners?.("plotly_selected");
   el.on("plotly_selected", (ev) => {
     if (!ev || !ev.range || !ev.range.x) return;
     const [a, b] = ev.range.x.map((d) => new Date(d).getTime());
-    $("scan-from").value = toISO(Math.min(a, b));
-    $("scan-to").value = toISO(Math.max(a, b));
+    $("scan-from").value = isoMinute(Math.min(a, b));
+    $("scan-to").value = isoMinute(Math.max(a, b));
     run();
   });
 }
@@ -84,26 +86,27 @@ async function run(ev) {
   const form = readForm();
   const st = $("scan-status"), box = $("ranked");
   if (Number.isNaN(form.from) || Number.isNaN(form.to)) {
-    showError(st, new Error("Choose a window: drag across a chart, or type From and To (e.g. 2024-05-01T10:00Z).")); return;
+    showError(st, new Error(t("Choose a window: drag across a chart, or type From and To (e.g. 2024-05-01T10:00Z)."))); return;
   }
   const q2 = new URLSearchParams({ from: toISO(form.from), to: toISO(form.to) });
   if (form.group) q2.set("group", form.group);
   if (form.metric) q2.set("metric", form.metric);
   history.replaceState(null, "", `/scan?${q2}`);
-  st.replaceChildren(h("span", { class: "muted" }, "ranking…"));
+  st.replaceChildren(h("span", { class: "muted" }, t("ranking…")));
   box.replaceChildren();
   try {
     drawContext(form).catch(() => {});
     const ranked = await rank(form);
     st.replaceChildren(h("div", { class: "ok-box", id: "scan-summary" },
-      `${ranked.length} metric(s) ranked for ${fmtTime(form.from)} – ${fmtTime(form.to)} UTC` + (form.group ? ` in group ${form.group}` : "") + leftOutText(sc.leftOut)));
-    if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, "No metric has data in and before this window.")); return; }
+      t("{n} metric(s) ranked for {from} – {to}", { n: ranked.length, from: fmtTime(form.from), to: `${fmtTime(form.to)} ${tzName(form.to)}` })
+      + (form.group ? t(" in group {group}", { group: form.group }) : "") + leftOutText(sc.leftOut)));
+    if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, t("No metric has data in and before this window."))); return; }
     const cards = ranked.map((r, i) => {
       const chart = h("div", { class: "small-chart" });
       const card = h("div", { class: "item", "data-metric-id": r.metric.id, "data-rank": i + 1 },
         h("div", {}, h("span", { class: "rank" }, `#${i + 1}`),
-          h("a", { href: exploreHref(r.metric.id, form.from, form.to) }, metricLabel(r.metric)),
-          h("span", { class: "tag", style: "float:right" }, `score ${fmtNum(r.score)}`)),
+          h("a", { href: exploreHref(r.metric.id, form.from, form.to), translate: "no" }, metricLabel(r.metric)),
+          h("span", { class: "tag", style: "float:right" }, t("score {score}", { score: fmtNum(r.score) }))),
         h("div", { class: "reason" }, r.reason), chart);
       smallChart(chart, r.metric, form).catch((err) => showError(chart, err));
       return card;
@@ -124,8 +127,8 @@ async function init() {
   } else if (sc.metrics.length) {
     const m = sc.metrics.find((x) => String(x.id) === q.get("metric")) || sc.metrics[0];
     const last = Date.parse(m.last);
-    $("scan-from").value = toISO(last - 3600e3);
-    $("scan-to").value = toISO(last);
+    $("scan-from").value = isoMinute(last - 3600e3);
+    $("scan-to").value = isoMinute(last);
     drawContext({ ...readForm(), metric: m.id }).catch(() => {});
   }
 }
