@@ -17,14 +17,14 @@ WEB = Path(i18n.__file__).resolve().parents[1]
 # states, kinds and other values the scripts translate by value (t(state), t(kind), …)
 VALUES = [
     "anomalous", "ok", "no data", "stale", "not scored", "open", "resolved", "active", "pending", "expired",
-    "sending", "sent", "failed", "digest", "digested", "revoked", "unknown", "firing", "closed",
+    "sending", "sent", "failed", "digest", "digested", "revoked", "unknown", "firing", "closed", "config",
     "read", "admin", "store", "settings", "env", "planted", "imported", "feedback", "confirmed", "false_alarm",
     "expected", "wide", "long", "up", "down", "observed", "trend", "daily", "weekly", "residual",
     "Incident tracking", "Silences", "Notification history", "Channels", "Alert rules", "Monitors", "Alert history",
     "No alert rules.", "No monitors.", "last 1h", "last 6h", "last 24h", "last 7d", "last 30d",
     "refresh off", "refresh 30s", "refresh 1m", "refresh 5m", "incident", "alert", "resolve", "reminder", "test",
     "critical", "warning", "info", "state: ok", "state: anomalous", "state: no data", "state: stale",
-    "state: not scored",
+    "state: not scored", "Confirmed", "False alarm", "Expected",
 ]  # fmt: skip
 
 
@@ -39,7 +39,9 @@ def used_messages() -> set[str]:
         text = path.read_text(encoding="utf-8")
         found |= {m[1] for m in re.finditer(r"""\bt\(\s*"((?:[^"\\]|\\.)*)"\s*[,)]""", text)}
         # header rows: ["Id", "Title", …].map((x) => h("th", {}, t(x))) and table(id, [ … ], rows)
-        for arr in re.finditer(r"""\[((?:\s*"[^"]*"\s*,?)+)\](?=\.map\(\(x\) => h\("th"|,\s*\n?\s*(?:list|n)\.)""", text):
+        for arr in re.finditer(
+            r"""\[((?:\s*"[^"]*"\s*,?)+)\](?=\.map\(\(x\) => h\("th"|,\s*\n?\s*(?:list|n)\.)""", text
+        ):
             found |= {s for s in re.findall(r'"([^"]*)"', arr[1]) if s}
         for arr in re.finditer(r"""table\("[\w-]+", \[([^\]]*)\]""", text):
             found |= {s for s in re.findall(r'"([^"]*)"', arr[1]) if s}
@@ -51,7 +53,9 @@ def used_messages() -> set[str]:
 def test_every_message_has_a_russian_translation() -> None:
     ru = i18n.catalogue("ru")
     missing = sorted(m for m in used_messages() if m not in ru)
-    assert not missing, "untranslated in src/telewatch/web/i18n/ru.json:\n" + "\n".join(map(json.dumps, missing))
+    assert not missing, "untranslated in src/telewatch/web/i18n/ru.json:\n" + "\n".join(
+        map(json.dumps, missing)
+    )
 
 
 def test_placeholders_match_between_languages() -> None:
@@ -71,7 +75,9 @@ def _request(query: str = "", cookie: str | None = None, accept: str | None = No
         headers.append((b"cookie", f"{i18n.COOKIE}={cookie}".encode()))
     if accept:
         headers.append((b"accept-language", accept.encode()))
-    return Request({"type": "http", "query_string": query.encode(), "headers": headers, "method": "GET", "path": "/"})
+    return Request(
+        {"type": "http", "query_string": query.encode(), "headers": headers, "method": "GET", "path": "/"}
+    )
 
 
 @pytest.mark.parametrize(

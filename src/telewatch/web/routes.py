@@ -62,18 +62,15 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
     templates.env.globals["spark"] = sparkline
     app.mount("/static/ui", StaticFiles(directory=_HERE / "static"), name="ui")
 
+    # pages rendered elsewhere (sign-in, tokens) get the same words through base.html / login.html
+    app.state.ui_words = i18n.template_words
+
     def page(request: Request, name: str, key: str, **context: object) -> HTMLResponse:
-        lang = i18n.negotiate(request)  # ?lang=, the user's choice (cookie), Accept-Language
-        words = {
-            "lang": lang,
-            "_": lambda text, **kw: i18n.translate(lang, text, **kw),
-            "num": lambda x: i18n.fmt_int(x, lang),
-            "dec": lambda x, digits=2: i18n.fmt_dec(x, lang, digits),
-            "i18n_data": i18n.js_catalogue(lang),
-        }
+        words = i18n.template_words(request)  # ?lang=, the user's choice (cookie), Accept-Language
         response = templates.TemplateResponse(
             request, name, {"page": key, "version": __version__, **words, **context}
         )
+        lang = words["lang"]
         if request.query_params.get("lang") in i18n.LANGUAGES:  # the switch: remembered for a year
             response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax")
         response.headers["Vary"] = "Accept-Language, Cookie"

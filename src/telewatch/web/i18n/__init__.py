@@ -101,6 +101,19 @@ def fmt_dec(value: float | None, lang: str, digits: int = 2) -> str:
     return text
 
 
+def template_words(request: Request) -> dict[str, object]:
+    """What a page template uses: ``lang``, ``_(text, **params)``, ``num(x)``, ``dec(x, digits)`` and
+    the scripts' catalogue ``i18n_data``, in the language the request asks for."""
+    lang = negotiate(request)
+    return {
+        "lang": lang,
+        "_": lambda text, **kw: translate(lang, text, **kw),
+        "num": lambda x: fmt_int(x, lang),
+        "dec": lambda x, digits=2: fmt_dec(x, lang, digits),
+        "i18n_data": js_catalogue(lang),
+    }
+
+
 def js_catalogue(lang: str) -> Mapping[str, object]:
     """What the page scripts read (``<script type="application/json" id="i18n-data">``)."""
     return {"lang": lang, "messages": {k: v for k, v in catalogue(lang).items() if k != v}}

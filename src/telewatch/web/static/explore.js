@@ -502,7 +502,7 @@ function addDetector(name) {
 function renderDetectors() {
   const box = document.getElementById("detectors");
   box.replaceChildren(...ex.detectors.map((spec, i) => {
-    const params = Object.entries(spec.params).map(([k, v]) => h("label", { class: "field" }, k,
+    const params = Object.entries(spec.params).map(([k, v]) => h("label", { class: "field" }, h("span", { translate: "no" }, k),
       h("input", { type: "text", value: v == null ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v)), "data-param": k,
         oninput: (e) => { spec.params[k] = parseParam(e.target.value); spec.changed.add(k); e.target.classList.remove("invalid"); } })));
     return h("div", { class: "det", "data-detector": spec.name },

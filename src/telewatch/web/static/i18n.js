@@ -100,6 +100,13 @@ function timeEl(value) {
   el.textContent = fmtLocalTime(d);
   return el;
 }
+// an incident's title "<type or Anomaly>: metric, metric": the head translated, the metric names as they are
+function titleEl(title) {
+  const text = String(title || t("incident"));
+  const cut = text.indexOf(": ");
+  if (cut < 0) return h("span", { class: "incident-title" }, t(text));
+  return h("span", { class: "incident-title" }, t(text.slice(0, cut)), ": ", h("span", { translate: "no" }, text.slice(cut + 2)));
+}
 function fmtInt(x) { return x == null || !Number.isFinite(Number(x)) ? "—" : Math.round(Number(x)).toLocaleString(LOCALE); }
 
 // server-rendered <time datetime=…> elements: shown in the chosen zone, UTC on hover

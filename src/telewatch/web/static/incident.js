@@ -24,6 +24,7 @@ async function metricChart(el, metricId, start, end) {
     shapes: [shape],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
   el.classList.add("drawn");
+  return s;
 }
 
 async function alertsFor(id) {
@@ -53,7 +54,7 @@ async function draw() {
 
   const verdict = items(feedback)[0];  // newest first
   const head = h("section", { class: "card" },
-    h("h2", { class: "page", id: "incident-title" }, `#${inc.id} ${inc.title || t("incident")} `, stateBadge(pick(inc, "state", "status"))),
+    h("h2", { class: "page", id: "incident-title" }, `#${inc.id} `, titleEl(inc.title), " ", stateBadge(pick(inc, "state", "status"))),
     h("dl", { class: "kv" },
       h("dt", {}, t("Type")), h("dd", { id: "incident-type", translate: "no" }, pick(inc, "type_title", "type") || t("unclassified")),
       h("dt", {}, t("Window")), h("dd", {}, timeEl(start), " – ", timeEl(end), " ", h("span", { class: "muted" }, tzName(start))),
@@ -84,11 +85,15 @@ async function draw() {
     metrics.length ? h("div", { class: "ranked", id: "incident-metrics" }, metrics.map((m, i) => {
       const chart = h("div", { class: "small-chart" });
       const id = pick(m, "metric_id", "id");
-      if (id != null && !Number.isNaN(start)) metricChart(chart, id, start, end).catch((err) => showError(chart, err));
+      const why = m.direction ? reasonBox(m, {})
+        : h("div", { class: "reason" }, m.reason || "");
+      if (id != null && !Number.isNaN(start)) {
+        metricChart(chart, id, start, end).then((s) => addSeriesNotes(why, s, start, end)).catch((err) => showError(chart, err));
+      }
       return h("div", { class: "item", "data-metric-id": id },
         h("div", {}, h("span", { class: "rank" }, `#${pick(m, "rank") ?? i + 1}`), h("a", { href: exploreHref(id, start, end), translate: "no" }, pick(m, "metric", "name") || `metric ${id}`),
           " ", m.direction ? h("span", { class: "tag" }, t(m.direction)) : "", m.anomalous ? h("span", { class: "tag" }, t("anomalous")) : ""),
-        h("div", { class: "reason" }, m.reason || ""), chart);
+        why, chart);
     })) : h("p", { class: "muted" }, t("No metrics recorded.")));
 
   const alertBox = h("section", { class: "card" }, h("h3", {}, t("Alerts sent")));

@@ -25,7 +25,7 @@ async function drawIncidents() {
       h("thead", {}, h("tr", {}, ["Id", "Title", "Type", "State", "Start", "Last activity", "Peak score", "Metrics"].map((x) => h("th", {}, t(x))))),
       h("tbody", {}, list.map((inc) => h("tr", { class: "incident-row", "data-incident-id": inc.id },
         h("td", {}, h("a", { href: `/incidents/${inc.id}` }, `#${inc.id}`)),
-        h("td", { translate: "no" }, h("a", { href: `/incidents/${inc.id}` }, pick(inc, "title", "summary") || t("incident"))),
+        h("td", {}, h("a", { href: `/incidents/${inc.id}` }, titleEl(pick(inc, "title", "summary")))),
         h("td", { translate: "no" }, pick(inc, "type_title", "type") || "—"),
         h("td", {}, stateBadge(pick(inc, "state", "status"))),
         h("td", {}, timeEl(pick(inc, "start", "start_ts", "started_at"))),

@@ -12,7 +12,7 @@ async function drawOpenIncidents() {
     const metricCount = (inc) => (Array.isArray(inc.metrics) ? inc.metrics.length : inc.metrics);
     const rows = list.map((inc) => h("tr", { class: "incident-row", "data-incident-id": inc.id },
       h("td", {}, h("a", { href: `/incidents/${inc.id}` }, `#${inc.id}`)),
-      h("td", { translate: "no" }, h("a", { href: `/incidents/${inc.id}` }, pick(inc, "title", "summary") || t("incident"))),
+      h("td", {}, h("a", { href: `/incidents/${inc.id}` }, titleEl(pick(inc, "title", "summary")))),
       h("td", { class: "incident-type" }, typeText(inc)),
       h("td", {}, stateBadge(pick(inc, "state", "status"))),
       h("td", {}, timeEl(pick(inc, "start", "started_at", "start_ts", "opened_at"))),

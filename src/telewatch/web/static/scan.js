@@ -31,10 +31,9 @@ async function rank(form) {
   if (explained) {
     sc.source = "explain";
     sc.leftOut = explained.metrics_left_out || {};
-    return explained.ranked.map((r) => ({
-      metric: { id: r.metric_id, name: r.metric, labels: {} }, score: r.score,
-      reason: r.reason, direction: r.direction,
-    }));
+    sc.stepSeconds = explained.step_seconds;
+    sc.target = explained.target;
+    return explained.ranked.map((r) => ({ ...r, metric: { id: r.metric_id, name: r.metric, labels: {} } }));
   }
   // … else telewatch's simple built-in ranking
   sc.source = "scan";
@@ -58,7 +57,7 @@ async function drawContext(form) {
     shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
       fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
   }, { displaylogo: false, responsive: true });
-  $("context-hint").textContent = `${metricLabel(s.metric)} — ${t("drag across the chart to choose another window.")}`;
+  $("context-hint").replaceChildren(h("span", { translate: "no" }, metricLabel(s.metric)), ` — ${t("drag across the chart to choose another window.")}`);
   el.removeAllListeners?.("plotly_selected");
   el.on("plotly_selected", (ev) => {
     if (!ev || !ev.range || !ev.range.x) return;
@@ -79,6 +78,7 @@ async function smallChart(el, metric, form) {
     shapes: [windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3)],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
   el.classList.add("drawn");
+  return s;
 }
 
 async function run(ev) {
@@ -99,7 +99,7 @@ async function run(ev) {
     const ranked = await rank(form);
     st.replaceChildren(h("div", { class: "ok-box", id: "scan-summary" },
       t("{n} metric(s) ranked for {from} – {to}", { n: ranked.length, from: fmtTime(form.from), to: `${fmtTime(form.to)} ${tzName(form.to)}` })
-      + (form.group ? t(" in group {group}", { group: form.group }) : "") + leftOutText(sc.leftOut)));
+      + (form.group ? t(" in group") + " " : ""), form.group ? h("span", { translate: "no" }, form.group) : "", leftOutText(sc.leftOut)));
     if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, t("No metric has data in and before this window."))); return; }
     const cards = ranked.map((r, i) => {
       const chart = h("div", { class: "small-chart" });
@@ -107,8 +107,9 @@ async function run(ev) {
         h("div", {}, h("span", { class: "rank" }, `#${i + 1}`),
           h("a", { href: exploreHref(r.metric.id, form.from, form.to), translate: "no" }, metricLabel(r.metric)),
           h("span", { class: "tag", style: "float:right" }, t("score {score}", { score: fmtNum(r.score) }))),
-        h("div", { class: "reason" }, r.reason), chart);
-      smallChart(chart, r.metric, form).catch((err) => showError(chart, err));
+        r.direction ? reasonBox(r, { stepSeconds: sc.stepSeconds, target: sc.target }) : h("div", { class: "reason" }, r.reason), chart);
+      smallChart(chart, r.metric, form).then((s) => addSeriesNotes(card.querySelector(".reason"), s, form.from, form.to))
+        .catch((err) => showError(chart, err));
       return card;
     });
     box.replaceChildren(...cards);
