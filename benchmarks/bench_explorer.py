@@ -2,11 +2,19 @@
 
 Run: ``.venv/bin/python benchmarks/bench_explorer.py [--metrics 10] [--days 30] [--repeat 5]``
 
+Before and after a change, in one run, on the same data: export the older tree (``git archive REV src |
+tar -x -C /tmp/old``) and run this script with ``PYTHONPATH=/tmp/old/src`` and then with ``PYTHONPATH=src``.
+
 Serves telewatch (uvicorn in a thread, a temporary DuckDB store holding ``metrics`` x ``days`` of
 1-minute points), opens ``/explore/{id}`` in Debian's headless chromium (Playwright) and reports, as
 medians over ``repeat`` page loads (each on a fresh browser context, so nothing is cached):
 
-* navigation start -> the series chart drawn (what a user waits for), in ms;
+* navigation start -> first contentful paint (the page's frame and words), in ms;
+* navigation start -> the series visible (the light preview drawn while Plotly loads, where the page has
+  one; otherwise the chart) — the meaningful paint — in ms;
+* navigation start -> the series chart drawn (interactive, Plotly), in ms;
+* the same three on a second visit in the same browser context (what a returning user sees: cached
+  scripts), and the bytes the first visit transferred;
 * the explorer script's own part (series fetch at a resampled step + Plotly draw), in ms;
 * zoom to one day -> raw 1-minute points redrawn, in ms;
 * the server's share: ``GET /api/series`` for the whole month (resampled) and one day (raw), in ms.
@@ -76,6 +84,12 @@ def main() -> None:
                 http.get(path).raise_for_status()
                 server_ms[name] = round((time.perf_counter() - began) * 1000, 1)
         nav, script, zoom, raw = [], [], [], []
+        fcp, visible, warm_fcp, warm_visible, warm_nav, sent = [], [], [], [], [], []
+        paints = """() => [
+          (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
+          window.__tw.previewAt ?? window.__tw.firstPaintAt, window.__tw.firstPaintAt,
+          performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+            .reduce((n, e) => n + (e.transferSize || 0), 0)]"""
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for i in range(args.repeat):
@@ -88,6 +102,10 @@ def main() -> None:
                 timing = page.evaluate("() => [window.__tw.firstPaintAt, window.__tw.firstPaintMs]")
                 nav.append(timing[0])
                 script.append(timing[1])
+                p = page.evaluate(paints)
+                fcp.append(p[0])
+                visible.append(p[1])
+                sent.append(p[3])
                 began = time.perf_counter()
                 page.evaluate(
                     "() => Plotly.relayout(document.getElementById('main-chart'),"
@@ -104,13 +122,30 @@ def main() -> None:
                         return performance.now() - t0; }"""
                     )
                 )
+                # a second visit in the same context: scripts come from the browser's cache (after the
+                # first page's ad-hoc detection, which keeps the server busy, has answered)
+                page.wait_for_selector("#detect-table", timeout=120_000)
+                page.goto(f"{url}/explore/{(i + 1) % args.metrics + 1}")
+                page.wait_for_selector("#main-chart.drawn", timeout=120_000)
+                p = page.evaluate(paints)
+                warm_fcp.append(p[0])
+                warm_visible.append(p[1])
+                warm_nav.append(p[2])
                 context.close()
             browser.close()
         server.should_exit = True
     points = args.metrics * args.days * 1440
     print(f"explorer, {args.metrics} metrics x {args.days} days of 1-minute points ({points:,} values)")
+    med = statistics.median
+    print(f"  first contentful paint      median {med(fcp):8.0f} ms  (runs: {[round(x) for x in fcp]})")
     print(
-        f"  navigation -> chart drawn   median {statistics.median(nav):8.0f} ms  (runs: {[round(x) for x in nav]})"
+        f"  navigation -> series shown  median {med(visible):8.0f} ms  (runs: {[round(x) for x in visible]})"
+    )
+    print(f"  navigation -> chart drawn   median {med(nav):8.0f} ms  (runs: {[round(x) for x in nav]})")
+    print(f"  transferred, first visit    median {med(sent) / 1e6:8.2f} MB")
+    print(
+        f"  second visit (cached): contentful paint {med(warm_fcp):.0f} ms, series shown"
+        f" {med(warm_visible):.0f} ms, chart drawn {med(warm_nav):.0f} ms"
     )
     print(f"  script: fetch + draw        median {statistics.median(script):8.0f} ms")
     print(f"  zoom to one day (raw)       median {statistics.median(zoom):8.0f} ms")

@@ -262,13 +262,14 @@ def test_time_picker_and_auto_refresh_stay_in_the_url(
 def test_static_files_are_compressed_and_cached(planted: tuple[Served, dict[str, int]]) -> None:
     import httpx
 
-    served, _ = planted
+    served, ids = planted
     with httpx.Client(base_url=served.url, headers={**ADMIN_HEADERS, "Accept-Encoding": "gzip"}) as http:
         for path in (
             "/static/plotly.min.js",
             "/static/ui/explore.js",
             "/static/ui/style.css",
-            "/api/metrics",
+            f"/api/series/{ids['web_latency']}",  # JSON
+            "/",  # a page
         ):
             r = http.get(path)
             assert r.status_code == 200, path

@@ -3,14 +3,18 @@ pages take is an API call (see docs/ui.md)."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import math
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import Scope
 
 from telewatch import __version__
 from telewatch.core.errors import TelewatchError
@@ -57,10 +61,27 @@ def sparkline(values: list[float | None], *, width: int = 160, height: int = 28)
     )
 
 
+class CachedStatic(StaticFiles):
+    """The UI's scripts and styles with a cache lifetime (an ETag revalidates them after it)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+@functools.cache
+def _gzipped(path: Path) -> bytes:
+    return gzip.compress(path.read_bytes(), compresslevel=6)
+
+
 def install_web(app: FastAPI, *, plotly_js: Path) -> None:
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["spark"] = sparkline
-    app.mount("/static/ui", StaticFiles(directory=_HERE / "static"), name="ui")
+    app.mount("/static/ui", CachedStatic(directory=_HERE / "static"), name="ui")
+    # pages, scripts and JSON answers compressed (Plotly is compressed once, below)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
 
     # pages rendered elsewhere (sign-in, tokens) get the same words through base.html / login.html
     app.state.ui_words = i18n.template_words
@@ -77,10 +98,14 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         return response
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
-    def plotly() -> FileResponse:
-        return FileResponse(
-            plotly_js, media_type="application/javascript", headers={"Cache-Control": "max-age=86400"}
-        )
+    def plotly(request: Request) -> Response:
+        # 4.8 MB, 1.4 MB gzipped: compressed once and kept; cached a week by the browser
+        headers = {"Cache-Control": "public, max-age=604800", "Vary": "Accept-Encoding"}
+        body = plotly_js.read_bytes() if "gzip" not in request.headers.get("accept-encoding", "") else None
+        if body is None:
+            body = _gzipped(plotly_js)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type="application/javascript", headers=headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(

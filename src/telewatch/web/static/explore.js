@@ -22,6 +22,26 @@ const ex = {
 };
 window.__tw = ex;  // for tests and the curious
 
+// Plotly (4.8 MB) loads on the side: the page paints at once, the series is fetched meanwhile and shown
+// as a light SVG preview, and the interactive chart replaces it once Plotly is there. Running Plotly
+// takes the main thread for a second or more, so it starts only after the preview is drawn.
+let plotlyLoading = null;
+function loadPlotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!plotlyLoading) {
+    plotlyLoading = new Promise((resolve, reject) => {
+      const tag = document.createElement("script");
+      tag.src = "/static/plotly.min.js";
+      tag.async = true;
+      tag.onload = () => resolve(window.Plotly);
+      tag.onerror = () => reject(new Error(t("could not load the chart library")));
+      document.head.append(tag);
+    });
+  }
+  return plotlyLoading;
+}
+// (its download starts at once: <link rel="preload"> in explore.html; it runs after the first preview)
+
 const chartEl = document.getElementById("main-chart");
 const scoreEl = document.getElementById("score-chart");
 const statusEl = document.getElementById("status");
@@ -234,19 +254,22 @@ function fitY(traces, lo, hi, extra = []) {
   return [min - pad, max + pad];
 }
 
-function redraw() {
+async function redraw() {
   const m = ex.metric;
-  if (!m || !ex.series) return Promise.resolve();
+  if (!m || !ex.series) return;
+  await loadPlotly();
+  if (!ex.series || m !== ex.metric) return;
+  chartEl.querySelectorAll(".preview, .chart-wait").forEach((el) => el.remove());
   const [lo, hi] = xRange();
   const traces = chartTraces();
   const y = ex.userY || fitY(traces, lo, hi);
-  const layout = {
+  const layout = plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: chartEl.layout?.dragmode || "zoom", hovermode: "x",
     showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
-    xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
+    xaxis: dateAxis({ type: "date", range: [toISO(lo), toISO(hi)] }),
     yaxis: { title: { text: m.unit || "" }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
     shapes: chartShapes(),
-  };
+  });
   for (const t of traces) delete t._t;
   const drawn = Plotly.react(chartEl, traces, layout, { displaylogo: false, responsive: true, scrollZoom: true });
   chartEl.dataset.view = ex.view ? `${toISO(ex.view.from)}/${toISO(ex.view.to)}` : "whole";
@@ -267,10 +290,10 @@ function drawScores(lo, hi) {
   for (const t of traces) if (hidden.has(t.meta)) t.visible = "legendonly";
   const y = result ? fitY(traces, lo, hi, [result.threshold]) : null;
   for (const t of traces) delete t._t;
-  Plotly.react(scoreEl, traces, {
-    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
+  Plotly.react(scoreEl, traces, plotLayout({
+    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: dateAxis({ type: "date", range: [toISO(lo), toISO(hi)] }),
     yaxis: { title: { text: t("score") }, ...(y ? { range: y } : { autorange: true }) }, showlegend: true, legend: { orientation: "h" },
-  }, { displaylogo: false, responsive: true });
+  }), { displaylogo: false, responsive: true });
 }
 
 function showSeriesStatus(series) {
@@ -314,7 +337,9 @@ async function drawMetric(id, view) {
   } catch (err) { showError(chartEl, err); return; }
   if (seq !== ex.loadSeq) return;   // another metric was chosen meanwhile
   ex.series = series;
+  if (!window.Plotly) drawPreview(series);
   await redraw();
+  if (seq !== ex.loadSeq) return;
   ex.firstPaintMs = performance.now() - began;
   if (ex.firstPaintAt == null) ex.firstPaintAt = performance.now();  // since navigation start
   chartEl.classList.add("drawn");
@@ -328,6 +353,43 @@ async function drawMetric(id, view) {
   ex.catalogueReady.then(() => { if (seq === ex.loadSeq) runDetect(); });
   drawForecast(seq);
   await overlays;
+}
+
+// the series as an SVG line (with its range and time span) while Plotly loads
+function drawPreview(series) {
+  const w = chartEl.clientWidth || 1200, hgt = 420, t0 = series.t[0], t1 = series.t[series.t.length - 1];
+  const vals = series.v.filter((v) => v != null && Number.isFinite(v));
+  if (!vals.length || !(t1 > t0)) return;
+  let lo = Math.min(...vals), hi = Math.max(...vals);
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const pad = { l: 60, r: 20, t: 30, b: 30 };
+  const x = (ms) => pad.l + (ms - t0) / (t1 - t0) * (w - pad.l - pad.r);
+  const y = (v) => pad.t + (hi - v) / (hi - lo) * (hgt - pad.t - pad.b);
+  let d = "", pen = false;
+  series.t.forEach((ms, i) => {
+    const v = series.v[i];
+    if (v == null || !Number.isFinite(v)) { pen = false; return; }
+    d += `${pen ? "L" : "M"}${x(ms).toFixed(1)},${y(v).toFixed(1)}`;
+    pen = true;
+  });
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "preview");
+  svg.setAttribute("width", w); svg.setAttribute("height", hgt);
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d); path.setAttribute("fill", "none"); path.setAttribute("stroke", "#1f77b4"); path.setAttribute("stroke-width", "1.2");
+  svg.append(path);
+  for (const [text, tx, ty, anchor] of [[fmtNum(hi), pad.l - 6, pad.t + 4, "end"], [fmtNum(lo), pad.l - 6, hgt - pad.b, "end"],
+    [fmtTime(t0), pad.l, hgt - 8, "start"], [fmtTime(t1), w - pad.r, hgt - 8, "end"]]) {
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", tx); label.setAttribute("y", ty); label.setAttribute("text-anchor", anchor);
+    label.setAttribute("font-size", "12"); label.setAttribute("fill", "#6b7785");
+    label.textContent = text;
+    svg.append(label);
+  }
+  chartEl.querySelectorAll(".preview, .chart-wait").forEach((el) => el.remove());
+  chartEl.append(svg);
+  if (ex.previewAt == null) ex.previewAt = performance.now();   // since navigation start
 }
 
 // -- zoom and pan: re-read the visible range from the server at a step that fits it
@@ -460,6 +522,7 @@ function onLegendClick(ev) {
 
 // -- window selection → window scan
 function setMode(mode) {
+  if (!window.Plotly || !chartEl.layout) return;
   Plotly.relayout(chartEl, { dragmode: mode });
   document.getElementById("mode-zoom").classList.toggle("primary", mode === "zoom");
   document.getElementById("mode-select").classList.toggle("primary", mode === "select");
@@ -665,6 +728,7 @@ async function drawForecast(seq) {
 
 // -- decomposition
 async function decompose() {
+  await loadPlotly();
   const st = document.getElementById("decomp-status");
   const box = document.getElementById("decomp-chart");
   st.textContent = t("decomposing…");
@@ -675,8 +739,8 @@ async function decompose() {
     const dt = dates(d.t);
     const traces = parts.map(([name, v], i) => ({ x: dt, y: v, type: "scattergl", mode: "lines", name: t(name),
       xaxis: "x", yaxis: `y${i ? i + 1 : ""}`, line: { width: 1 } }));
-    const layout = { grid: { rows: parts.length, columns: 1, pattern: "coupled" }, height: 110 * parts.length + 40,
-      margin: { l: 60, r: 20, t: 10, b: 30 }, showlegend: false };
+    const layout = plotLayout({ grid: { rows: parts.length, columns: 1, pattern: "coupled" }, height: 110 * parts.length + 40,
+      margin: { l: 60, r: 20, t: 10, b: 30 }, showlegend: false, xaxis: dateAxis({ type: "date" }) });
     parts.forEach(([name], i) => { layout[`yaxis${i ? i + 1 : ""}`] = { title: { text: t(name) } }; });
     box.classList.remove("hidden");
     box.style.height = `${layout.height}px`;

@@ -109,6 +109,21 @@ function titleEl(title) {
 }
 function fmtInt(x) { return x == null || !Number.isFinite(Number(x)) ? "—" : Math.round(Number(x)).toLocaleString(LOCALE); }
 
+// Plotly in the page's language: numeric dates in Russian (Plotly's own month names are English),
+// a decimal comma; merged into a date x-axis (dateAxis) and a layout (plotLayout)
+function dateAxis(axis = {}) {
+  if (LANG !== "ru") return axis;
+  const stops = [
+    { dtickrange: [null, 60e3], value: "%H:%M:%S" },
+    { dtickrange: [60e3, 86400e3], value: "%H:%M\n%d.%m.%Y" },
+    { dtickrange: [86400e3, "M1"], value: "%d.%m\n%Y" },
+    { dtickrange: ["M1", null], value: "%m.%Y" },
+  ];
+  const { tickformat, ...rest } = axis;
+  return { hoverformat: "%d.%m.%Y %H:%M", ...rest, ...(tickformat ? { tickformat: tickformat.replace("%b %d", "%d.%m") } : { tickformatstops: stops }) };
+}
+function plotLayout(layout) { return LANG === "ru" ? { separators: ", ", ...layout } : layout; }
+
 // server-rendered <time datetime=…> elements: shown in the chosen zone, UTC on hover
 function localizeTimes(root = document) {
   for (const el of root.querySelectorAll("time[datetime]")) {

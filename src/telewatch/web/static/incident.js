@@ -20,7 +20,7 @@ async function metricChart(el, metricId, start, end) {
   const shape = windowShape(start, end, every, lo, hi, "#d62728", 0.2);
   shape.x0 = wallISO(shape.x0.getTime()); shape.x1 = wallISO(shape.x1.getTime());
   await Plotly.newPlot(el, [{ x, y, type: "scatter", mode: "lines", line: { width: 1 }, connectgaps: false }], {
-    ...SMALL_CHART, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%d.%m", nticks: 6, range: [wallISO(lo), wallISO(hi)] },
+    ...SMALL_CHART, showlegend: false, xaxis: dateAxis({ type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [wallISO(lo), wallISO(hi)] }),
     shapes: [shape],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
   el.classList.add("drawn");
