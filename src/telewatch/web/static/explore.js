@@ -47,9 +47,10 @@ const scoreEl = document.getElementById("score-chart");
 const statusEl = document.getElementById("status");
 function status(text) { if (statusEl) statusEl.textContent = text; }
 
-// x values as ISO text: Plotly reads its wall clock (UTC here, as the page's times are) whatever the
-// browser's timezone, which Date objects would shift, and a restyle keeps the axis a date axis
-const dates = (t) => t.map((ms) => new Date(ms).toISOString());
+// x values as wall-clock text in the chosen time zone (i18n.js: the browser's, or the one picked in the
+// header): Plotly draws text as it reads, and a restyle keeps the axis a date axis; plotMs reads it back
+const dates = (t) => wallDates(t);
+const wall = (v) => wallISO(toMs(v));
 
 // ms since epoch from what Plotly or a URL holds: a number, or text (no timezone = UTC)
 function toMs(value) {
@@ -185,7 +186,7 @@ function chartTraces() {
   }
   if (ex.stored.length) {
     const st = ex.stored;
-    traces.push({ x: st.map((a) => a.peak), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
+    traces.push({ x: st.map((a) => wall(a.peak)), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
       type: "scatter", mode: "markers", meta: "stored", name: t("stored anomalies ({n})", { n: st.length }),
       visible: ex.show.stored, marker: { color: STORED_COLOR, size: 9, symbol: "diamond", line: { width: 1, color: "#fff" } },
       text: st.map((a) => `${t("stored anomaly")} · ${a.detector}<br>` +
@@ -196,7 +197,7 @@ function chartTraces() {
   if (result) {
     result.results.forEach((r, i) => {
       const color = COLORS[i % COLORS.length];
-      traces.push({ x: r.anomalies.map((a) => a.peak), y: r.anomalies.map((a) => a.value), _t: r.anomalies.map((a) => toMs(a.peak)),
+      traces.push({ x: r.anomalies.map((a) => wall(a.peak)), y: r.anomalies.map((a) => a.value), _t: r.anomalies.map((a) => toMs(a.peak)),
         type: "scatter", mode: "markers", meta: `adhoc-${i}`,
         marker: { color, size: 8, symbol: "circle-open", line: { width: 2 } }, name: t("{detector} anomalies ({n})", { detector: r.detector, n: r.anomalies.length }),
         text: r.anomalies.map((a) => `${r.detector}: ${t("score {score}", { score: fmtNum(a.peak_score) })}`) });
@@ -217,7 +218,7 @@ function chartTraces() {
 
 function chartShapes() {
   const shapes = [];
-  const win = (start, end, color, opacity, extra = {}) => ({ type: "rect", xref: "x", yref: "paper", x0: start, x1: end,
+  const win = (start, end, color, opacity, extra = {}) => ({ type: "rect", xref: "x", yref: "paper", x0: wall(start), x1: wall(end),
     y0: 0, y1: 1, fillcolor: color, opacity, line: { width: 0 }, layer: "below", ...extra });
   if (ex.show.labels) {
     for (const l of ex.labels) {
@@ -266,7 +267,7 @@ async function redraw() {
   const layout = plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: chartEl.layout?.dragmode || "zoom", hovermode: "x",
     showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
-    xaxis: dateAxis({ type: "date", range: [toISO(lo), toISO(hi)] }),
+    xaxis: dateAxis({ type: "date", range: [wallISO(lo), wallISO(hi)] }),
     yaxis: { title: { text: m.unit || "" }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
     shapes: chartShapes(),
   });
@@ -291,7 +292,7 @@ function drawScores(lo, hi) {
   const y = result ? fitY(traces, lo, hi, [result.threshold]) : null;
   for (const t of traces) delete t._t;
   Plotly.react(scoreEl, traces, plotLayout({
-    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: dateAxis({ type: "date", range: [toISO(lo), toISO(hi)] }),
+    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: dateAxis({ type: "date", range: [wallISO(lo), wallISO(hi)] }),
     yaxis: { title: { text: t("score") }, ...(y ? { range: y } : { autorange: true }) }, showlegend: true, legend: { orientation: "h" },
   }), { displaylogo: false, responsive: true });
 }
@@ -400,7 +401,7 @@ function onRelayout(ev) {
   const yRange = ev["yaxis.range"] || (ev["yaxis.range[0]"] != null ? [ev["yaxis.range[0]"], ev["yaxis.range[1]"]] : null);
   if (!xChanged && !yRange && !ev["yaxis.autorange"]) return;
   if (xChanged) {
-    const r = ev["xaxis.autorange"] ? null : (ev["xaxis.range"] || [ev["xaxis.range[0]"], ev["xaxis.range[1]"]]).map(toMs);
+    const r = ev["xaxis.autorange"] ? null : (ev["xaxis.range"] || [ev["xaxis.range[0]"], ev["xaxis.range[1]"]]).map(plotMs);
     const whole = [ex.metric.first, wholeEnd()];
     if (!r || !r.every(Number.isFinite)) ex.view = null;
     else {
@@ -415,7 +416,7 @@ function onRelayout(ev) {
   syncRangeSelect();
   updateURL();
   const [lo, hi] = xRange();
-  Plotly.relayout(scoreEl, { "xaxis.range": [toISO(lo), toISO(hi)] });
+  Plotly.relayout(scoreEl, { "xaxis.range": [wallISO(lo), wallISO(hi)] });
   clearTimeout(ex.relayoutTimer);
   ex.relayoutTimer = setTimeout(refetchVisible, 120);
 }
@@ -529,7 +530,7 @@ function setMode(mode) {
 }
 function onSelected(ev) {
   if (!ev || !ev.range || !ev.range.x) return;
-  const [a, b] = ev.range.x.map(toMs);
+  const [a, b] = ev.range.x.map(plotMs);
   ex.selection = { from: Math.min(a, b), to: Math.max(a, b) };
   document.getElementById("window-text").textContent = `${fmtTime(ex.selection.from)} – ${fmtTime(ex.selection.to)} ${tzName(ex.selection.from)}`;
   const groupSel = document.getElementById("window-group");

@@ -45,8 +45,9 @@ function wallISO(ms) {
   return `${p.y}-${p.mo}-${p.d}T${p.h}:${p.mi}:${p.s}`;
 }
 // many instants as wall-clock text at once (one offset when the zone does not change it over the span)
-function wallDates(list) {
-  if (!list.length) return [];
+function wallDates(values) {
+  if (!values.length) return [];
+  const list = values.map((v) => (typeof v === "number" ? v : Date.parse(v)));
   const a = tzOffset(list[0]), b = tzOffset(list[list.length - 1]);
   if (a !== b) return list.map(wallISO);
   return list.map((ms) => new Date(ms + a).toISOString().slice(0, 23));

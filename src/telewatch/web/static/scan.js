@@ -51,17 +51,17 @@ async function drawContext(form) {
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 1500));
   const s = await getJSON(`/api/series/${id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   const el = $("context-chart");
-  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: metricLabel(s.metric) }], plotLayout({
+  await Plotly.newPlot(el, [{ x: wallDates(s.t), y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: metricLabel(s.metric) }], plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 220, dragmode: "select", showlegend: false,
     xaxis: dateAxis({ type: "date" }), title: { text: "" },
-    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
+    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: wallISO(form.from), x1: wallISO(form.to), y0: 0, y1: 1,
       fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
   }), { displaylogo: false, responsive: true });
   $("context-hint").replaceChildren(h("span", { translate: "no" }, metricLabel(s.metric)), ` — ${t("drag across the chart to choose another window.")}`);
   el.removeAllListeners?.("plotly_selected");
   el.on("plotly_selected", (ev) => {
     if (!ev || !ev.range || !ev.range.x) return;
-    const [a, b] = ev.range.x.map((d) => new Date(d).getTime());
+    const [a, b] = ev.range.x.map(plotMs);
     $("scan-from").value = isoMinute(Math.min(a, b));
     $("scan-to").value = isoMinute(Math.max(a, b));
     run();
@@ -73,9 +73,11 @@ async function smallChart(el, metric, form) {
   const lo = form.from - 3 * width, hi = form.to + width;
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 400));
   const s = await getJSON(`/api/series/${metric.id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
-  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scatter", mode: "lines", line: { width: 1, color: "#1f77b4" } }], {
-    ...SMALL_CHART, showlegend: false, xaxis: dateAxis({ type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [new Date(lo), new Date(hi)] }),
-    shapes: [windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3)],
+  const shape = windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3);
+  shape.x0 = wallISO(shape.x0.getTime()); shape.x1 = wallISO(shape.x1.getTime());
+  await Plotly.newPlot(el, [{ x: wallDates(s.t), y: s.v, type: "scatter", mode: "lines", line: { width: 1, color: "#1f77b4" } }], {
+    ...SMALL_CHART, showlegend: false, xaxis: dateAxis({ type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [wallISO(lo), wallISO(hi)] }),
+    shapes: [shape],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
   el.classList.add("drawn");
   return s;
