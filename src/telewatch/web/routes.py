@@ -91,7 +91,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         response = templates.TemplateResponse(
             request, name, {"page": key, "version": __version__, **words, **context}
         )
-        lang = words["lang"]
+        lang = str(words["lang"])
         if request.query_params.get("lang") in i18n.LANGUAGES:  # the switch: remembered for a year
             response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax")
         response.headers["Vary"] = "Accept-Language, Cookie"

@@ -124,6 +124,17 @@ function seriesStep(s) {
   d.sort((a, b) => a - b);
   return d[Math.floor(d.length / 2)];
 }
+// Times and value arrays with a null where points are more than two steps apart, so that a chart
+// breaks its line over a data gap instead of drawing a straight line across it.
+function withGaps(t, step, ...arrays) {
+  const tt = [], out = arrays.map(() => []);
+  for (let i = 0; i < t.length; i++) {
+    if (i && t[i] - t[i - 1] > 2 * step) { tt.push(t[i - 1] + step); out.forEach((a) => a.push(null)); }
+    tt.push(t[i]);
+    arrays.forEach((a, k) => out[k].push(a ? a[i] : null));
+  }
+  return [tt, ...out];
+}
 // A shaded window [start, end] on a small chart: widened by half a step either side (the points it
 // covers) and to at least 1.5 % of the visible range, so that a one-minute window stays visible.
 function windowShape(start, end, step, lo, hi, color, opacity) {

@@ -178,10 +178,11 @@ function chartTraces() {
   const s = ex.series;
   if (s) {
     const on = Array.isArray(s.min);
-    traces.push(...bandTraces(on ? s.t : [], on ? s.min : [], on ? s.max : [], "env", t("min–max per bucket"),
+    const [gt, gv, gmin, gmax] = withGaps(s.t, seriesStep(s), s.v, s.min, s.max);   // a gap breaks the line
+    traces.push(...bandTraces(on ? gt : [], on ? gmin : [], on ? gmax : [], "env", t("min–max per bucket"),
       "rgba(31,119,180,0.3)", { showlegend: on }));
     traces[traces.length - 2].showlegend = false;
-    traces.push({ ...lineTrace("series", s.t, s.v, { type: "scattergl", name: ex.metric.display,
+    traces.push({ ...lineTrace("series", gt, gv, { type: "scattergl", name: ex.metric.display,
       line: { width: 1.2, color: "#1f77b4" }, connectgaps: false }) });
   }
   if (ex.stored.length) {
@@ -571,10 +572,16 @@ function renderDetectors() {
         oninput: (e) => { spec.params[k] = parseParam(e.target.value); spec.changed.add(k); e.target.classList.remove("invalid"); } })));
     return h("div", { class: "det", "data-detector": spec.name },
       h("b", { style: `color:${COLORS[i % COLORS.length]}` }, spec.name), " ",
-      h("span", { class: "muted detector-doc", translate: "no" }, plainDoc(ex.catalogue[spec.name]?.doc || "")), " ",
+      detectorDoc(spec.name), " ",
       h("button", { type: "button", onclick: () => { ex.detectors.splice(i, 1); renderDetectors(); } }, t("remove")),
       h("div", { class: "params" }, params));
   }));
+}
+// a detector's description: the catalogue's (i18n: "detector: NAME") where it has one, else its docstring
+function detectorDoc(name) {
+  const key = `detector: ${name}`, own = t(key);
+  if (own !== key) return h("span", { class: "muted detector-doc" }, own);
+  return h("span", { class: "muted detector-doc", translate: "no" }, plainDoc(ex.catalogue[name]?.doc || ""));
 }
 // a detector's docstring as text: ``code`` and *emphasis* marks dropped
 function plainDoc(doc) { return String(doc).replace(/``([^`]*)``/g, "$1").replace(/`([^`]*)`/g, "$1").replace(/\*\*?([^*]+)\*\*?/g, "$1"); }

@@ -8,7 +8,10 @@ const q = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
 // an instant for the From/To fields: UTC to the minute, "2024-05-01T10:00Z" (no milliseconds)
-function isoMinute(ms) { return new Date(ms).toISOString().slice(0, 16) + "Z"; }
+function isoMinute(ms) {
+  const iso = new Date(ms).toISOString();
+  return ms % 60000 === 0 ? iso.slice(0, 16) + "Z" : iso.slice(0, 19) + "Z";
+}
 function readForm() {
   const from = Date.parse($("scan-from").value), to = Date.parse($("scan-to").value);
   return { from, to, group: $("scan-group").value || null, metric: $("scan-metric").value || null };
@@ -51,7 +54,8 @@ async function drawContext(form) {
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 1500));
   const s = await getJSON(`/api/series/${id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   const el = $("context-chart");
-  await Plotly.newPlot(el, [{ x: wallDates(s.t), y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: metricLabel(s.metric) }], plotLayout({
+  const [ct, cv] = withGaps(s.t, seriesStep(s), s.v);
+  await Plotly.newPlot(el, [{ x: wallDates(ct), y: cv, type: "scattergl", mode: "lines", line: { width: 1 }, connectgaps: false, name: metricLabel(s.metric) }], plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 220, dragmode: "select", showlegend: false,
     xaxis: dateAxis({ type: "date" }), title: { text: "" },
     shapes: [{ type: "rect", xref: "x", yref: "paper", x0: wallISO(form.from), x1: wallISO(form.to), y0: 0, y1: 1,
@@ -75,7 +79,8 @@ async function smallChart(el, metric, form) {
   const s = await getJSON(`/api/series/${metric.id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   const shape = windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3);
   shape.x0 = wallISO(shape.x0.getTime()); shape.x1 = wallISO(shape.x1.getTime());
-  await Plotly.newPlot(el, [{ x: wallDates(s.t), y: s.v, type: "scatter", mode: "lines", line: { width: 1, color: "#1f77b4" } }], {
+  const [gt, gv] = withGaps(s.t, seriesStep(s), s.v);
+  await Plotly.newPlot(el, [{ x: wallDates(gt), y: gv, type: "scatter", mode: "lines", connectgaps: false, line: { width: 1, color: "#1f77b4" } }], {
     ...SMALL_CHART, showlegend: false, xaxis: dateAxis({ type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [wallISO(lo), wallISO(hi)] }),
     shapes: [shape],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
@@ -124,8 +129,9 @@ async function init() {
   if (q.get("metric")) $("scan-metric").value = q.get("metric");
   $("scan-form").addEventListener("submit", run);
   if (q.get("from") && q.get("to")) {
-    $("scan-from").value = q.get("from");
-    $("scan-to").value = q.get("to");
+    const tidy = (text) => { const ms = Date.parse(text); return Number.isNaN(ms) ? text : isoMinute(ms); };
+    $("scan-from").value = tidy(q.get("from"));
+    $("scan-to").value = tidy(q.get("to"));
     run();
   } else if (sc.metrics.length) {
     const m = sc.metrics.find((x) => String(x.id) === q.get("metric")) || sc.metrics[0];
