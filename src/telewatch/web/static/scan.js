@@ -102,8 +102,10 @@ async function run(ev) {
   st.replaceChildren(h("span", { class: "muted" }, t("ranking…")));
   box.replaceChildren();
   try {
-    drawContext(form).catch(() => {});
+    if (form.metric) drawContext(form).catch(() => {});
     const ranked = await rank(form);
+    // the context chart: the chosen metric, else the one ranked first
+    if (!form.metric && ranked.length) drawContext({ ...form, metric: ranked[0].metric.id }).catch(() => {});
     st.replaceChildren(h("div", { class: "ok-box", id: "scan-summary" },
       t("{n} metric(s) ranked for {from} – {to}", { n: ranked.length, from: fmtTime(form.from), to: `${fmtTime(form.to)} ${tzName(form.to)}` })
       + (form.group ? t(" in group") + " " : ""), form.group ? h("span", { translate: "no" }, form.group) : "", leftOutText(sc.leftOut)));
