@@ -17,6 +17,7 @@ medians over ``repeat`` page loads (each on a fresh browser context, so nothing 
   scripts), and the bytes the first visit transferred;
 * the explorer script's own part (series fetch at a resampled step + Plotly draw), in ms;
 * zoom to one day -> raw 1-minute points redrawn, in ms;
+* first contentful paint of the overview, a window scan and an incident page (fresh contexts), in ms;
 * the server's share: ``GET /api/series`` for the whole month (resampled) and one day (raw), in ms.
 
 The reference is the raw alternative: sending all 43,200 points of the month to the browser and
@@ -39,10 +40,16 @@ import pandas as pd
 import uvicorn
 
 from telewatch.api.app import create_app
+from telewatch.services.incidents import update_incidents
 from telewatch.settings import Settings
 from telewatch.store import repo
 from telewatch.store.db import Store
 
+PAGES = {  # the other pages whose first paint is measured
+    "overview": "/",
+    "scan": "/scan?from=2024-05-10T10:00Z&to=2024-05-10T11:00Z",
+    "incident": "/incidents/1",
+}
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
@@ -63,6 +70,13 @@ def main() -> None:
                 mid = repo.upsert_metric(tx, name=f"m{k}", group="bench")
                 daily = 10 * np.sin(np.arange(len(idx)) * 2 * np.pi / 1440)
                 repo.write_points(tx, mid, pd.Series(100 + daily + rng.normal(0, 1, len(idx)), index=idx))
+        at = pd.Timestamp("2024-05-10 10:00")  # one stored anomaly, grouped: an incident page to open
+        store.cursor().execute(
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
+            " VALUES (1, 'bench', ?, ?, ?, 9.0)",
+            [at, at + pd.Timedelta("5min"), at],
+        )
+        update_incidents(store, now=pd.Timestamp("2024-05-31", tz="UTC"))
         port = 18000 + int(time.time()) % 1000
         token = secrets.token_urlsafe(24)  # the API needs a token (docs/security.md)
         auth = {"Authorization": f"Bearer {token}"}
@@ -85,6 +99,7 @@ def main() -> None:
                 server_ms[name] = round((time.perf_counter() - began) * 1000, 1)
         nav, script, zoom, raw = [], [], [], []
         fcp, visible, warm_fcp, warm_visible, warm_nav, sent = [], [], [], [], [], []
+        fcp_of: dict[str, list[float]] = {}
         paints = """() => [
           (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
           window.__tw.previewAt ?? window.__tw.firstPaintAt, window.__tw.firstPaintAt,
@@ -132,6 +147,21 @@ def main() -> None:
                 warm_visible.append(p[1])
                 warm_nav.append(p[2])
                 context.close()
+            # first contentful paint of the other pages, each on a fresh context
+            for name, path in PAGES.items():
+                for _ in range(args.repeat):
+                    context = browser.new_context(
+                        viewport={"width": 1400, "height": 900}, extra_http_headers=auth
+                    )
+                    page = context.new_page()
+                    page.goto(f"{url}{path}", wait_until="load")
+                    page.wait_for_timeout(200)
+                    fcp_of.setdefault(name, []).append(
+                        page.evaluate(
+                            "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"
+                        )
+                    )
+                    context.close()
             browser.close()
         server.should_exit = True
     points = args.metrics * args.days * 1440
@@ -147,6 +177,10 @@ def main() -> None:
         f"  second visit (cached): contentful paint {med(warm_fcp):.0f} ms, series shown"
         f" {med(warm_visible):.0f} ms, chart drawn {med(warm_nav):.0f} ms"
     )
+    for name, runs in fcp_of.items():
+        print(
+            f"  first contentful paint, {name:9s} median {med(runs):6.0f} ms  (runs: {[round(x) for x in runs]})"
+        )
     print(f"  script: fetch + draw        median {statistics.median(script):8.0f} ms")
     print(f"  zoom to one day (raw)       median {statistics.median(zoom):8.0f} ms")
     print(f"  reference: raw month drawn  median {statistics.median(raw):8.0f} ms (43,200 points sent)")
