@@ -25,6 +25,9 @@ VALUES = [
     "refresh off", "refresh 30s", "refresh 1m", "refresh 5m", "incident", "alert", "resolve", "reminder", "test",
     "critical", "warning", "info", "state: ok", "state: anomalous", "state: no data", "state: stale",
     "state: not scored", "Confirmed", "False alarm", "Expected",
+    # the alert rules' and monitors' columns (alerts.js drawOptionalList)
+    "name", "match", "severity", "channels", "routes", "min_duration", "repeat_interval", "owner", "monitor",
+    "status", "last_run_at", "attempts", "error", "series", "runs", "last_points", "last_anomalies",
 ]  # fmt: skip
 
 
