@@ -276,3 +276,18 @@ def test_static_files_are_compressed_and_cached(planted: tuple[Served, dict[str,
             assert r.headers.get("content-encoding") == "gzip", path
         assert "max-age" in http.get("/static/ui/common.js").headers.get("cache-control", "")
         assert "max-age" in http.get("/static/plotly.min.js").headers.get("cache-control", "")
+
+
+def test_chart_pages_paint_before_plotly(planted: tuple[Served, dict[str, int]], page: Any) -> None:
+    served, ids = planted
+    # no page waits for Plotly to paint: the explorer runs it after a preview, the others defer it
+    page.goto(f"{served.url}/explore/{ids['web_latency']}")
+    page.wait_for_selector("#main-chart.drawn")
+    preview, drawn = page.evaluate("() => [window.__tw.previewAt, window.__tw.firstPaintAt]")
+    assert preview is not None
+    assert preview <= drawn
+    assert page.locator("#main-chart .preview").count() == 0  # replaced by the interactive chart
+    for path in (f"/explore/{ids['web_latency']}", "/scan", "/incidents/1"):
+        html = page.request.get(f"{served.url}{path}").text()
+        blocking = re.findall(r"<script src=\"/static/plotly\.min\.js\"(?![^>]*\bdefer\b)[^>]*>", html)
+        assert not blocking, (path, blocking)
