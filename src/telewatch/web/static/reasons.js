@@ -70,8 +70,21 @@ function seriesNotes(s, from, to) {
   if (inside.length >= 5 && inside.every(([, v]) => v === inside[0][1])) notes.push(t("stuck at {value} for the whole window", { value: fmtNum(inside[0][1]) }));
   return notes;
 }
+// the mean level just before the window and inside it, from the series the chart drew: "8 100 → 504"
+function levelText(s, from, to) {
+  let nb = 0, sb = 0, ni = 0, si = 0;
+  s.t.forEach((ms, i) => {
+    const v = s.v[i];
+    if (v == null || !Number.isFinite(v)) return;
+    if (ms < from) { nb++; sb += v; } else if (ms <= to) { ni++; si += v; }
+  });
+  if (!nb || !ni) return null;
+  return t("level {before} before the window → {inside} in it", { before: fmtNum(sb / nb), inside: fmtNum(si / ni) });
+}
 function addSeriesNotes(box, s, from, to) {
+  if (!box) return;
+  const level = levelText(s, from, to);
+  if (level) box.querySelector(".plain")?.append(` (${level})`);
   const notes = seriesNotes(s, from, to);
-  if (!notes.length || !box) return;
-  box.querySelector(".plain")?.after(" ", h("span", { class: "tag series-note" }, notes.join("; ")));
+  if (notes.length) box.querySelector(".plain")?.after(" ", h("span", { class: "tag series-note" }, notes.join("; ")));
 }
