@@ -106,7 +106,10 @@ async function upload(ev) {
   } finally { $("upload-btn").disabled = false; }
 }
 
-$("file").addEventListener("change", () => { $("metric-columns").replaceChildren(); $("timestamp-column").value = ""; preview(); });
+$("file").addEventListener("change", () => {
+  const f = $("file").files[0];   // the browser's own "Choose File" text is in its language, so it is hidden
+  $("file-name").textContent = f ? f.name : t("no file chosen");
+  $("file-name").setAttribute("translate", f ? "no" : "yes"); $("metric-columns").replaceChildren(); $("timestamp-column").value = ""; preview(); });
 for (const id of ["format", "shape", "timestamp-column", "timezone", "columns"]) $(id).addEventListener("change", preview);
 $("preview-btn").addEventListener("click", preview);
 $("upload-form").addEventListener("submit", upload);
