@@ -2,13 +2,22 @@
 
 Run: ``.venv/bin/python benchmarks/bench_explorer.py [--metrics 10] [--days 30] [--repeat 5]``
 
+Before and after a change, in one run, on the same data: export the older tree (``git archive REV src |
+tar -x -C /tmp/old``) and run this script with ``PYTHONPATH=/tmp/old/src`` and then with ``PYTHONPATH=src``.
+
 Serves telewatch (uvicorn in a thread, a temporary DuckDB store holding ``metrics`` x ``days`` of
 1-minute points), opens ``/explore/{id}`` in Debian's headless chromium (Playwright) and reports, as
 medians over ``repeat`` page loads (each on a fresh browser context, so nothing is cached):
 
-* navigation start -> the series chart drawn (what a user waits for), in ms;
+* navigation start -> first contentful paint (the page's frame and words), in ms;
+* navigation start -> the series visible (the light preview drawn while Plotly loads, where the page has
+  one; otherwise the chart) — the meaningful paint — in ms;
+* navigation start -> the series chart drawn (interactive, Plotly), in ms;
+* the same three on a second visit in the same browser context (what a returning user sees: cached
+  scripts), and the bytes the first visit transferred;
 * the explorer script's own part (series fetch at a resampled step + Plotly draw), in ms;
 * zoom to one day -> raw 1-minute points redrawn, in ms;
+* first contentful paint of the overview, a window scan and an incident page (fresh contexts), in ms;
 * the server's share: ``GET /api/series`` for the whole month (resampled) and one day (raw), in ms.
 
 The reference is the raw alternative: sending all 43,200 points of the month to the browser and
@@ -31,10 +40,16 @@ import pandas as pd
 import uvicorn
 
 from telewatch.api.app import create_app
+from telewatch.services.incidents import update_incidents
 from telewatch.settings import Settings
 from telewatch.store import repo
 from telewatch.store.db import Store
 
+PAGES = {  # the other pages whose first paint is measured
+    "overview": "/",
+    "scan": "/scan?from=2024-05-10T10:00Z&to=2024-05-10T11:00Z",
+    "incident": "/incidents/1",
+}
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
@@ -55,6 +70,13 @@ def main() -> None:
                 mid = repo.upsert_metric(tx, name=f"m{k}", group="bench")
                 daily = 10 * np.sin(np.arange(len(idx)) * 2 * np.pi / 1440)
                 repo.write_points(tx, mid, pd.Series(100 + daily + rng.normal(0, 1, len(idx)), index=idx))
+        at = pd.Timestamp("2024-05-10 10:00")  # one stored anomaly, grouped: an incident page to open
+        store.cursor().execute(
+            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
+            " VALUES (1, 'bench', ?, ?, ?, 9.0)",
+            [at, at + pd.Timedelta("5min"), at],
+        )
+        update_incidents(store, now=pd.Timestamp("2024-05-31", tz="UTC"))
         port = 18000 + int(time.time()) % 1000
         token = secrets.token_urlsafe(24)  # the API needs a token (docs/security.md)
         auth = {"Authorization": f"Bearer {token}"}
@@ -76,6 +98,13 @@ def main() -> None:
                 http.get(path).raise_for_status()
                 server_ms[name] = round((time.perf_counter() - began) * 1000, 1)
         nav, script, zoom, raw = [], [], [], []
+        fcp, visible, warm_fcp, warm_visible, warm_nav, sent = [], [], [], [], [], []
+        fcp_of: dict[str, list[float]] = {}
+        paints = """() => [
+          (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
+          window.__tw.previewAt ?? window.__tw.firstPaintAt, window.__tw.firstPaintAt,
+          performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+            .reduce((n, e) => n + (e.transferSize || 0), 0)]"""
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for i in range(args.repeat):
@@ -88,6 +117,10 @@ def main() -> None:
                 timing = page.evaluate("() => [window.__tw.firstPaintAt, window.__tw.firstPaintMs]")
                 nav.append(timing[0])
                 script.append(timing[1])
+                p = page.evaluate(paints)
+                fcp.append(p[0])
+                visible.append(p[1])
+                sent.append(p[3])
                 began = time.perf_counter()
                 page.evaluate(
                     "() => Plotly.relayout(document.getElementById('main-chart'),"
@@ -104,14 +137,50 @@ def main() -> None:
                         return performance.now() - t0; }"""
                     )
                 )
+                # a second visit in the same context: scripts come from the browser's cache (after the
+                # first page's ad-hoc detection, which keeps the server busy, has answered)
+                page.wait_for_selector("#detect-table", timeout=120_000)
+                page.goto(f"{url}/explore/{(i + 1) % args.metrics + 1}")
+                page.wait_for_selector("#main-chart.drawn", timeout=120_000)
+                p = page.evaluate(paints)
+                warm_fcp.append(p[0])
+                warm_visible.append(p[1])
+                warm_nav.append(p[2])
                 context.close()
+            # first contentful paint of the other pages, each on a fresh context
+            for name, path in PAGES.items():
+                for _ in range(args.repeat):
+                    context = browser.new_context(
+                        viewport={"width": 1400, "height": 900}, extra_http_headers=auth
+                    )
+                    page = context.new_page()
+                    page.goto(f"{url}{path}", wait_until="load")
+                    page.wait_for_timeout(200)
+                    fcp_of.setdefault(name, []).append(
+                        page.evaluate(
+                            "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"
+                        )
+                    )
+                    context.close()
             browser.close()
         server.should_exit = True
     points = args.metrics * args.days * 1440
     print(f"explorer, {args.metrics} metrics x {args.days} days of 1-minute points ({points:,} values)")
+    med = statistics.median
+    print(f"  first contentful paint      median {med(fcp):8.0f} ms  (runs: {[round(x) for x in fcp]})")
     print(
-        f"  navigation -> chart drawn   median {statistics.median(nav):8.0f} ms  (runs: {[round(x) for x in nav]})"
+        f"  navigation -> series shown  median {med(visible):8.0f} ms  (runs: {[round(x) for x in visible]})"
     )
+    print(f"  navigation -> chart drawn   median {med(nav):8.0f} ms  (runs: {[round(x) for x in nav]})")
+    print(f"  transferred, first visit    median {med(sent) / 1e6:8.2f} MB")
+    print(
+        f"  second visit (cached): contentful paint {med(warm_fcp):.0f} ms, series shown"
+        f" {med(warm_visible):.0f} ms, chart drawn {med(warm_nav):.0f} ms"
+    )
+    for name, runs in fcp_of.items():
+        print(
+            f"  first contentful paint, {name:9s} median {med(runs):6.0f} ms  (runs: {[round(x) for x in runs]})"
+        )
     print(f"  script: fetch + draw        median {statistics.median(script):8.0f} ms")
     print(f"  zoom to one day (raw)       median {statistics.median(zoom):8.0f} ms")
     print(f"  reference: raw month drawn  median {statistics.median(raw):8.0f} ms (43,200 points sent)")

@@ -77,8 +77,8 @@ def wait_settled(page: Any) -> None:
 
 
 def x_range(page: Any) -> list[int]:
-    """The chart's x-range in ms (Plotly holds UTC wall-clock text; the page's ``toMs`` reads it)."""
-    return page.evaluate("() => document.getElementById('main-chart').layout.xaxis.range.map(toMs)")
+    """The chart's x-range in ms (Plotly holds wall-clock text in the page's time zone; ``plotMs`` reads it)."""
+    return page.evaluate("() => document.getElementById('main-chart').layout.xaxis.range.map(plotMs)")
 
 
 def visible_extent(page: Any, metas: list[str]) -> list[float]:
@@ -86,11 +86,11 @@ def visible_extent(page: Any, metas: list[str]) -> list[float]:
     return page.evaluate(
         """(metas) => {
           const el = document.getElementById('main-chart');
-          const [lo, hi] = el.layout.xaxis.range.map(toMs);
+          const [lo, hi] = el.layout.xaxis.range.map(plotMs);
           let min = Infinity, max = -Infinity;
           for (const t of el.data) {
             if (!metas.includes(t.meta)) continue;
-            t.x.forEach((x, i) => { const v = t.y[i], at = toMs(x);
+            t.x.forEach((x, i) => { const v = t.y[i], at = plotMs(x);
               if (v != null && at >= lo && at <= hi) { min = Math.min(min, v); max = Math.max(max, v); } });
           }
           return [min, max];
@@ -174,7 +174,7 @@ def test_one_series_fetch_per_load(served: Served, page: Any) -> None:
 def test_opens_at_the_url_window_and_the_url_follows_zoom(served: Served, page: Any) -> None:
     mid = build_store(served)
     frm, to = START + pd.Timedelta(days=2, hours=9), START + pd.Timedelta(days=2, hours=11)
-    # a browser east of UTC: the page's times (and the URL's) stay UTC
+    # a browser east of UTC: the chart reads the browser's clock (Kolkata, +5:30); the URL stays UTC
     page.context.new_cdp_session(page).send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Kolkata"})
     page.goto(f"{served.url}/explore/{mid}?from={frm:%Y-%m-%dT%H:%M}Z&to={to:%Y-%m-%dT%H:%M}Z")
     wait_settled(page)
@@ -186,25 +186,25 @@ def test_opens_at_the_url_window_and_the_url_follows_zoom(served: Served, page: 
     page.wait_for_selector("#zoom-note[data-state=done]")
     band_points = page.evaluate(
         """() => { const el = document.getElementById('main-chart');
-          const [lo, hi] = el.layout.xaxis.range.map(toMs);
+          const [lo, hi] = el.layout.xaxis.range.map(plotMs);
           const b = el.data.find((t) => t.meta === 'band-hi');
-          return b ? b.x.filter((x) => { const t = toMs(x); return t >= lo && t <= hi; }).length : 0; }"""
+          return b ? b.x.filter((x) => { const t = plotMs(x); return t >= lo && t <= hi; }).length : 0; }"""
     )
     assert band_points >= 100, band_points  # 120 minutes shown
     assert page.evaluate("() => new Date(0).getTimezoneOffset()") == -330
-    # the dip's stored anomaly and label are drawn at their UTC times, on the series' own clock
+    # the dip's stored anomaly and label are drawn at their times, on the series' own clock
     drawn = page.evaluate(
         """() => { const el = document.getElementById('main-chart');
           const s = el.data.find((t) => t.meta === 'series'), st = el.data.find((t) => t.meta === 'stored');
-          const label = el.layout.shapes.find((x) => x.name === 'label' && toMs(x.x0) > toMs(el.layout.xaxis.range[0]));
+          const label = el.layout.shapes.find((x) => x.name === 'label' && plotMs(x.x0) > plotMs(el.layout.xaxis.range[0]));
           let low = 0; s.y.forEach((v, i) => { if (v < s.y[low]) low = i; });
-          return { seriesLow: toMs(s.x[low]), storedPeaks: st.x.map(toMs), label: [toMs(label.x0), toMs(label.x1)],
+          return { seriesLow: plotMs(s.x[low]), storedPeaks: st.x.map(plotMs), label: [plotMs(label.x0), plotMs(label.x1)],
                    tick: el.querySelector('.xtick text').textContent }; }"""
     )
     assert any(abs(p - drawn["seriesLow"]) <= 8 * 60_000 for p in drawn["storedPeaks"]), drawn
     assert ms(DIP_AT) <= drawn["seriesLow"] < ms(DIP_AT) + 8 * 60_000, drawn
     assert drawn["label"] == [ms(DIP_AT - pd.Timedelta(minutes=15)), ms(DIP_AT + pd.Timedelta(minutes=30))]
-    assert drawn["tick"].startswith("09:00"), drawn  # the axis reads UTC, not Kolkata's 14:30
+    assert drawn["tick"].startswith("14:30"), drawn  # the axis reads Kolkata's clock (09:00 UTC)
     served.shot(page, "explorer-url-window")
     # a drag zooms in further: the URL names the new window
     _drag_across(page, "#main-chart", 0.25, 0.75)

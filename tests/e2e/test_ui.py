@@ -36,7 +36,7 @@ def _drag_across(page: Any, selector: str, x0: float, x1: float) -> None:
 
 def new_user_journey(served: Served, page: Any, tsv: Path, tag: str) -> dict[str, Any]:
     url = served.url
-    # -- upload: preview, map the headerless columns, upload, land in the explorer
+    # -- upload: preview, map the headerless columns, upload, read the summary, open the explorer
     page.goto(f"{url}/upload")
     page.set_input_files("#file", str(tsv))
     page.wait_for_selector("#preview:not(.hidden)")
@@ -49,8 +49,13 @@ def new_user_journey(served: Served, page: Any, tsv: Path, tag: str) -> dict[str
     series_names = page.locator("#preview-series tbody tr td:first-child").all_inner_texts()
     assert series_names == ["web_response", "throughput", "apdex", "error"]
     served.shot(page, f"{tag}-1-upload")
-    with page.expect_navigation(url="**/explore/*", timeout=120_000):
-        page.click("#upload-btn")
+    # the summary stays on the upload page, with a link per metric into the explorer
+    page.click("#upload-btn")
+    page.wait_for_selector("#upload-ok", timeout=120_000)
+    assert "Stored" in page.inner_text("#upload-ok")
+    served.shot(page, f"{tag}-1b-uploaded")
+    with page.expect_navigation(url="**/explore/*"):
+        page.locator("#upload-ok a.uploaded-metric").first.click()
 
     # -- explorer: the series with anomalies of the default detector
     page.wait_for_selector("#main-chart.drawn")

@@ -450,21 +450,43 @@ def _summary(row: Any) -> IncidentSummary:
 
 
 def list_incidents(
-    store: Store, *, state: str | None = None, limit: int = 100, offset: int = 0
+    store: Store,
+    *,
+    state: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
 ) -> list[IncidentSummary]:
-    """Incidents, newest first; ``state`` = open or resolved filters."""
+    """Incidents, most recent activity first: the later of the end of their last anomaly and their last
+    change here (so a month uploaded from another year, grouped today, is on top, not at the bottom).
+    ``state`` = open or resolved filters; ``since``/``until`` keep the incidents overlapping that window."""
     if state is not None and state not in {"open", "resolved"}:
         raise ValidationError(f"state must be 'open' or 'resolved', got {state!r}")
     if limit < 1 or offset < 0:
         raise ValidationError("limit must be >= 1 and offset >= 0")
-    sql, params = _SUMMARY_SQL, []
+    where: list[str] = []
+    params: list[object] = []
     if state is not None:
-        sql += " WHERE i.state = ?"
+        where.append("i.state = ?")
         params.append(state)
+    if since is not None:
+        where.append("i.end_ts >= ?")
+        params.append(_naive_utc(since))
+    if until is not None:
+        where.append("i.start_ts <= ?")
+        params.append(_naive_utc(until))
+    sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
     rows = store.cursor().execute(
-        sql + " ORDER BY i.start_ts DESC, i.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        sql + " ORDER BY greatest(i.end_ts, i.updated_at) DESC, i.id DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
     )
     return [_summary(r) for r in rows.fetchall()]
+
+
+def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def get_incident(store: Store, *, incident_id: int) -> IncidentDetail:

@@ -15,6 +15,8 @@ from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import MetricInfo
 
+SILENT_AFTER = pd.Timedelta(minutes=15)  # no point for this long (or 3 of the metric's steps): "no data"
+STALE_AFTER = pd.Timedelta(days=1)  # no point for this long: "stale" (an upload, or a source gone)
 GAP_STEPS = 3  # a sparkline bridges a gap of up to this many of the metric's steps; a longer one breaks it
 
 
@@ -28,7 +30,11 @@ class MetricSummary:
     anomalies: int  # stored anomaly windows, all detectors
     anomaly_rate: float  # share of the metric's points inside an anomaly window
     last_anomaly: pd.Timestamp | None
-    state: str  # "anomalous" (an anomaly in the last hour of data), "ok", "no data"
+    # "anomalous" (an anomaly in the last hour of data); "no data" (no points at all, or none for
+    # ``silent_minutes``); "stale" (none for over a day); "not scored" (no detection has scored it yet);
+    # "ok" (scored, fresh, no recent anomaly)
+    state: str
+    silent_minutes: int | None = None  # minutes since the last point, when that is unusually long
 
 
 def summarize_metrics(
@@ -38,6 +44,7 @@ def summarize_metrics(
     selector: Mapping[str, str] | None = None,
     hours: int = 24,
     buckets: int = 48,
+    now: pd.Timestamp | None = None,
 ) -> list[MetricSummary]:
     """One summary per metric (filtered by group and labels); three aggregate queries in all, and a
     fourth for the steps of metrics sparser than a sparkline bucket."""
@@ -64,6 +71,13 @@ def summarize_metrics(
             ids,
         ).fetchall()
     }
+    scored = {
+        int(r[0])
+        for r in cur.execute(
+            f"SELECT DISTINCT metric_id FROM scores WHERE metric_id IN ({marks})", ids
+        ).fetchall()
+    } | set(counts)
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
     width_s = max(1, int((pd.Timedelta(hours=hours) / buckets).total_seconds()))
     # sums and counts per base bucket (ceil: the window (last - hours, last] maps onto 0..buckets-1),
     # merged below into buckets no finer than each metric's own step
@@ -89,10 +103,21 @@ def summarize_metrics(
         count, last_end = counts.get(m.id, (0, None))
         last = repo._utc(last_end) if last_end is not None else None
         total = m.points + m.missing
+        silent = now - m.last_ts if m.last_ts is not None else None
+        quiet_after = max(SILENT_AFTER, pd.Timedelta(seconds=3 * steps.get(m.id, 0.0)))
+        silent_minutes = (
+            int(silent.total_seconds() // 60) if silent is not None and silent > quiet_after else None
+        )
         if m.points == 0:
             state = "no data"
         elif last is not None and m.last_ts is not None and m.last_ts - last <= pd.Timedelta(hours=1):
             state = "anomalous"
+        elif silent is not None and silent > STALE_AFTER:
+            state = "stale"
+        elif silent_minutes is not None:
+            state = "no data"
+        elif m.id not in scored:
+            state = "not scored"
         else:
             state = "ok"
         line = _spark_line(sums[m.id], buckets=buckets, width_s=width_s, step_s=steps.get(m.id))
@@ -104,6 +129,7 @@ def summarize_metrics(
                 anomaly_rate=inside.get(m.id, 0) / total if total else 0.0,
                 last_anomaly=last,
                 state=state,
+                silent_minutes=silent_minutes,
             )
         )
     return out

@@ -3,14 +3,18 @@ pages take is an API call (see docs/ui.md)."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import math
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import Scope
 
 from telewatch import __version__
 from telewatch.core.errors import TelewatchError
@@ -18,8 +22,10 @@ from telewatch.services import catalog, overview
 from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import parse_selector
+from telewatch.web import i18n
 
 _HERE = Path(__file__).parent
+_RANGE_HOURS = {"1h": 1, "6h": 6, "24h": 24, "7d": 7 * 24, "30d": 30 * 24}
 
 
 def sparkline(values: list[float | None], *, width: int = 160, height: int = 28) -> str:
@@ -55,27 +61,64 @@ def sparkline(values: list[float | None], *, width: int = 160, height: int = 28)
     )
 
 
+class CachedStatic(StaticFiles):
+    """The UI's scripts and styles with a cache lifetime (an ETag revalidates them after it)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+@functools.cache
+def _gzipped(path: Path) -> bytes:
+    return gzip.compress(path.read_bytes(), compresslevel=6)
+
+
 def install_web(app: FastAPI, *, plotly_js: Path) -> None:
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["spark"] = sparkline
-    app.mount("/static/ui", StaticFiles(directory=_HERE / "static"), name="ui")
+    app.mount("/static/ui", CachedStatic(directory=_HERE / "static"), name="ui")
+    # pages, scripts and JSON answers compressed (Plotly is compressed once, below)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+
+    # pages rendered elsewhere (sign-in, tokens) get the same words through base.html / login.html
+    app.state.ui_words = i18n.template_words
 
     def page(request: Request, name: str, key: str, **context: object) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"page": key, "version": __version__, **context})
+        words = i18n.template_words(request)  # ?lang=, the user's choice (cookie), Accept-Language
+        response = templates.TemplateResponse(
+            request, name, {"page": key, "version": __version__, **words, **context}
+        )
+        lang = str(words["lang"])
+        if request.query_params.get("lang") in i18n.LANGUAGES:  # the switch: remembered for a year
+            response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax")
+        response.headers["Vary"] = "Accept-Language, Cookie"
+        return response
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
-    def plotly() -> FileResponse:
-        return FileResponse(
-            plotly_js, media_type="application/javascript", headers={"Cache-Control": "max-age=86400"}
-        )
+    def plotly(request: Request) -> Response:
+        # 4.8 MB, 1.4 MB gzipped: compressed once and kept; cached a week by the browser
+        headers = {"Cache-Control": "public, max-age=604800", "Vary": "Accept-Encoding"}
+        body = plotly_js.read_bytes() if "gzip" not in request.headers.get("accept-encoding", "") else None
+        if body is None:
+            body = _gzipped(plotly_js)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type="application/javascript", headers=headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request, group: str | None = None, selector: str | None = None) -> HTMLResponse:
+    def index(
+        request: Request, group: str | None = None, selector: str | None = None, range: str | None = None
+    ) -> HTMLResponse:
         store: Store = request.app.state.store
         groups = sorted({m.group for m in catalog.list_metrics(store) if m.group})
         error = None
+        hours = _RANGE_HOURS.get(range or "24h", 24)  # the time picker's ?range= (timerange.js)
         try:
-            rows = overview.summarize_metrics(store, group=group or None, selector=parse_selector(selector))
+            rows = overview.summarize_metrics(
+                store, group=group or None, selector=parse_selector(selector), hours=hours
+            )
         except TelewatchError as exc:
             rows, error = [], str(exc)
         rows.sort(key=lambda r: (r.state != "anomalous", -r.anomaly_rate))
@@ -88,6 +131,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
             group=group,
             selector=selector,
             error=error,
+            hours=hours,
         )
 
     @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)

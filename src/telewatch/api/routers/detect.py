@@ -154,7 +154,8 @@ class MetricSummaryOut(BaseModel):
     anomalies: int
     anomaly_rate: float
     last_anomaly: datetime | None
-    state: Literal["anomalous", "ok", "no data"]
+    state: Literal["anomalous", "ok", "no data", "stale", "not scored"]
+    silent_minutes: int | None = None  # minutes since the last point, when unusually long
 
 
 class OverviewPage(BaseModel):
@@ -341,6 +342,7 @@ def metrics_overview(
                 anomaly_rate=r.anomaly_rate,
                 last_anomaly=r.last_anomaly.to_pydatetime() if r.last_anomaly is not None else None,
                 state=r.state,  # type: ignore[arg-type]
+                silent_minutes=r.silent_minutes,
             )
             for r in page
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import pandas as pd
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
@@ -87,9 +88,23 @@ def incidents(
     state: Annotated[Literal["open", "resolved"] | None, Query(description="Only this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    since: Annotated[
+        datetime | None, Query(description="Only incidents active at or after this time.")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Only incidents active at or before this time.")
+    ] = None,
 ) -> list[IncidentPublic]:
-    """Incidents, newest first."""
-    return [_public(s) for s in list_incidents(store, state=state, limit=limit, offset=offset)]
+    """Incidents, most recent activity first (the end of the last anomaly, or the last change here)."""
+    found = list_incidents(
+        store,
+        state=state,
+        limit=limit,
+        offset=offset,
+        since=pd.Timestamp(since) if since else None,
+        until=pd.Timestamp(until) if until else None,
+    )
+    return [_public(s) for s in found]
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetailPublic)

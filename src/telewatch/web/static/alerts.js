@@ -5,20 +5,19 @@
 const $ = (id) => document.getElementById(id);
 
 function table(id, headers, rows) {
-  return h("table", { class: "grid", id }, h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))), h("tbody", {}, rows));
+  return h("table", { class: "grid", id }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, t(x))))), h("tbody", {}, rows));
 }
 // Whether the server has an alerting configuration (alerts.html reads the server's settings): without one,
 // the channel and rule APIs answer 400, so the page shows the "not configured" state without asking them.
 const ALERTING_CONFIGURED = document.body.querySelector("[data-alerting]")?.dataset.alerting !== "unconfigured";
 function showUnconfigured(box, what) {
   box.replaceChildren(h("div", { class: "notice", "data-unconfigured": what },
-    `${what}: alerting is not configured on this server — set TELEWATCH_ALERTING_CONFIG to the alerting YAML file`
-    + " (see the alerting guide) and restart telewatch."));
+    t("{what}: alerting is not configured on this server — set TELEWATCH_ALERTING_CONFIG to the alerting YAML file (see the alerting guide) and restart telewatch.", { what: t(what) })));
 }
 function configProblem(box, err, what) {
   // a 400 ConfigError: alerting is installed but not configured on this server
   if (err.status === 400 && err.body.error === "ConfigError") {
-    box.replaceChildren(h("div", { class: "notice", "data-unconfigured": what }, `${what}: ${err.message}`));
+    box.replaceChildren(h("div", { class: "notice", "data-unconfigured": what }, `${t(what)}: ${err.message}`));
     return true;
   }
   return false;
@@ -27,10 +26,10 @@ function configProblem(box, err, what) {
 // When a silence ended: expired by hand before its planned end shows the expiry (planned end in the tooltip).
 function silenceEnd(s) {
   if (s.expired_at) {
-    return h("td", { class: "silence-end", "data-expired-at": s.expired_at, title: `planned end ${fmtTime(s.ends_at)} UTC` },
-      fmtTime(s.expired_at), " ", h("span", { class: "muted" }, "(expired)"));
+    return h("td", { class: "silence-end", "data-expired-at": s.expired_at, title: t("planned end {time}", { time: fmtUTC(s.ends_at) }) },
+      fmtTime(s.expired_at), " ", h("span", { class: "muted" }, t("(expired)")));
   }
-  return h("td", { class: "silence-end" }, fmtTime(s.ends_at));
+  return h("td", { class: "silence-end" }, timeEl(s.ends_at));
 }
 
 async function drawSilences() {
@@ -39,16 +38,16 @@ async function drawSilences() {
     const body = await optionalJSON(`/api/silences?include_expired=${$("silence-expired").checked}`);
     if (body === null) { showUnavailable(box, "Silences"); $("silence-create").disabled = true; return; }
     const list = items(body);
-    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, "No silences.")); return; }
-    box.replaceChildren(table("silences-table", ["Id", "Matchers", "Starts (UTC)", "Ends (UTC)", "State", "By", "Comment", ""],
+    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, t("No silences."))); return; }
+    box.replaceChildren(table("silences-table", ["Id", "Matchers", "Starts", "Ends", "State", "By", "Comment", ""],
       list.map((s) => h("tr", { class: "silence-row", "data-silence-id": s.id },
         h("td", {}, `#${s.id}`),
-        h("td", {}, (s.matchers || []).map((m) => h("span", { class: "tag" }, `${m.name}${m.op}${m.value}`))),
-        h("td", {}, fmtTime(s.starts_at)), silenceEnd(s),
-        h("td", {}, stateBadge(s.active ? "active" : s.state)), h("td", {}, s.created_by), h("td", {}, s.comment),
+        h("td", { translate: "no" }, (s.matchers || []).map((m) => h("span", { class: "tag" }, `${m.name}${m.op}${m.value}`))),
+        h("td", {}, timeEl(s.starts_at)), silenceEnd(s),
+        h("td", {}, stateBadge(s.active ? "active" : s.state)), h("td", { translate: "no" }, s.created_by), h("td", { translate: "no" }, s.comment),
         h("td", {}, s.active || s.state === "pending" ? h("button", { type: "button", class: "danger", "data-expire": s.id, "data-write": true, onclick: async () => {
           try { await api(`/api/silences/${s.id}`, { method: "DELETE" }); drawSilences(); } catch (err) { showError($("silence-error"), err); }
-        } }, "Expire now") : "")))));
+        } }, t("Expire now")) : "")))));
   } catch (err) { showError(box, err); }
 }
 
@@ -61,7 +60,7 @@ async function createSilence(ev) {
   };
   try {
     const s = await postJSON("/api/silences", body);
-    $("silence-error").replaceChildren(h("div", { class: "ok-box", id: "silence-ok" }, `Silence #${s.id} created, until ${fmtTime(s.ends_at)} UTC.`));
+    $("silence-error").replaceChildren(h("div", { class: "ok-box", id: "silence-ok" }, t("Silence #{id} created, until {time}.", { id: s.id, time: `${fmtTime(s.ends_at)} ${tzName()}` })));
     drawSilences();
   } catch (err) { showError($("silence-error"), err); }
 }
@@ -75,13 +74,13 @@ async function drawHistory() {
     const body = await optionalJSON(`/api/alerts/notifications?${qs}`);
     if (body === null) { showUnavailable(box, "Notification history"); return; }
     const list = items(body);
-    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, "No notifications yet.")); return; }
-    box.replaceChildren(table("history-table", ["Id", "Created (UTC)", "Channel", "Kind", "Severity", "Subject", "Status", "Attempts", "Sent (UTC)", "Last error"],
+    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, t("No notifications yet."))); return; }
+    box.replaceChildren(table("history-table", ["Id", "Created", "Channel", "Kind", "Severity", "Subject", "Status", "Attempts", "Sent", "Last error"],
       list.map((n) => h("tr", { class: "notification-row", "data-notification-id": n.id },
         h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); showNotification(n.id); } }, `#${n.id}`)),
-        h("td", {}, fmtTime(n.created_at)), h("td", {}, n.channel), h("td", {}, n.kind), h("td", {}, n.severity),
-        h("td", {}, n.subject), h("td", {}, stateBadge(n.status)), h("td", { class: "num" }, String(n.attempts)),
-        h("td", {}, fmtTime(n.sent_at)), h("td", {}, n.last_error || "")))));
+        h("td", {}, timeEl(n.created_at)), h("td", { translate: "no" }, n.channel), h("td", {}, t(n.kind)), h("td", {}, t(n.severity)),
+        h("td", { translate: "no" }, n.subject), h("td", {}, stateBadge(n.status)), h("td", { class: "num" }, String(n.attempts)),
+        h("td", {}, timeEl(n.sent_at)), h("td", { translate: "no" }, n.last_error || "")))));
   } catch (err) { showError(box, err); }
 }
 
@@ -91,9 +90,9 @@ async function showNotification(id) {
     const n = await getJSON(`/api/alerts/notifications/${id}`);
     box.replaceChildren(h("div", { class: "card" }, h("h3", {}, `#${n.id} ${n.subject}`),
       h("pre", { style: "white-space:pre-wrap" }, n.body_text),
-      table("attempts-table", ["Attempt", "Started (UTC)", "Finished (UTC)", "OK", "Error", "Remote id"],
-        n.attempts_log.map((a) => h("tr", {}, h("td", {}, String(a.attempt)), h("td", {}, fmtTime(a.started_at)), h("td", {}, fmtTime(a.finished_at)),
-          h("td", {}, a.ok == null ? "?" : (a.ok ? "yes" : "no")), h("td", {}, a.error || ""), h("td", {}, a.remote_id || ""))))));
+      table("attempts-table", ["Attempt", "Started", "Finished", "OK", "Error", "Remote id"],
+        n.attempts_log.map((a) => h("tr", {}, h("td", {}, String(a.attempt)), h("td", {}, timeEl(a.started_at)), h("td", {}, timeEl(a.finished_at)),
+          h("td", {}, a.ok == null ? "?" : (a.ok ? t("yes") : t("no"))), h("td", {}, a.error || ""), h("td", {}, a.remote_id || ""))))));
   } catch (err) { showError(box, err); }
 }
 
@@ -104,22 +103,23 @@ async function drawChannels() {
     const body = await optionalJSON("/api/alerts/channels");
     if (body === null) { showUnavailable(box, "Channels"); return; }
     const list = items(body);
-    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, "No channels configured.")); return; }
+    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, t("No channels configured."))); return; }
     box.replaceChildren(table("channels-table", ["Name", "Type", "Details", ""],
       list.map((c) => h("tr", { "data-channel": c.name },
-        h("td", {}, h("b", {}, c.name)), h("td", {}, c.type || ""),
-        h("td", {}, Object.entries(c).filter(([k]) => !["name", "type"].includes(k)).map(([k, v]) => h("span", { class: "tag" }, `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`))),
-        h("td", {}, h("button", { type: "button", "data-test-channel": c.name, "data-write": true, onclick: () => testSend(c.name) }, "Send a test alert"))))));
+        h("td", { translate: "no" }, h("b", {}, c.name)), h("td", { translate: "no" }, c.type || ""),
+        h("td", { translate: "no" }, Object.entries(c).filter(([k]) => !["name", "type"].includes(k)).map(([k, v]) => h("span", { class: "tag" }, `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`))),
+        h("td", {}, h("button", { type: "button", "data-test-channel": c.name, "data-write": true, onclick: () => testSend(c.name) }, t("Send a test alert")))))));
   } catch (err) { if (!configProblem(box, err, "Channels")) showError(box, err); }
 }
 
 async function testSend(name) {
   const box = $("test-result");
-  box.replaceChildren(h("div", { class: "notice" }, `sending a test alert to ${name}…`));
+  box.replaceChildren(h("div", { class: "notice" }, t("sending a test alert to {name}…", { name })));
   try {
     const r = await postJSON("/api/alerts/test", { channel: name });
     box.replaceChildren(h("div", { class: r.ok ? "ok-box" : "error-box", id: "test-outcome" },
-      r.ok ? `${name} accepted the test alert (notification #${r.notification_id}).` : `${name} refused the test alert: ${r.error}`));
+      r.ok ? t("{name} accepted the test alert (notification #{id}).", { name, id: r.notification_id })
+        : t("{name} refused the test alert: {error}", { name, error: r.error })));
   } catch (err) { showError(box, err); }
 }
 
@@ -130,11 +130,11 @@ async function drawOptionalList(boxId, url, what, columns, needsAlerting = false
     const body = await optionalJSON(url);
     if (body === null) { showUnavailable(box, what); return; }
     const list = items(body);
-    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, `No ${what.toLowerCase()}.`)); return; }
+    if (!list.length) { box.replaceChildren(h("p", { class: "muted" }, t(`No ${what.toLowerCase()}.`))); return; }
     const cols = columns || Object.keys(list[0]).slice(0, 8);
     box.replaceChildren(table(`${boxId}-table`, cols, list.map((r) => h("tr", {}, cols.map((c) => {
       const v = r[c];
-      return h("td", {}, v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
+      return h("td", { translate: "no" }, v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
     })))));
   } catch (err) { if (!configProblem(box, err, what)) showError(box, err); }
 }

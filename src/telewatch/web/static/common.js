@@ -7,8 +7,8 @@ class ApiError extends Error {
     let msg = (body && body.detail) || `HTTP ${status}`;
     if (body && (body.line != null || body.column != null)) {
       const where = [];
-      if (body.line != null) where.push(`line ${body.line}`);
-      if (body.column != null) where.push(`column ${body.column}`);
+      if (body.line != null) where.push(t("line {n}", { n: body.line }));
+      if (body.column != null) where.push(t("column {n}", { n: body.column }));
       if (!msg.includes(where[0])) msg += ` (${where.join(", ")})`;
     }
     super(msg);
@@ -66,12 +66,8 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-function fmtTime(value) {
-  if (value == null || value === "") return "—";
-  const d = typeof value === "number" ? new Date(value) : new Date(value);
-  if (isNaN(d)) return String(value);
-  return d.toISOString().replace("T", " ").slice(0, 16);
-}
+// a time in the chosen time zone and the page's language (i18n.js); timeEl(value) adds UTC on hover
+function fmtTime(value) { return fmtLocalTime(value); }
 // the explorer opened on a window (ms or ISO times), with a margin either side: 30 minutes or twice the
 // window's length, whichever is larger (the explorer reads ?from=&to=, ISO 8601)
 function exploreHref(metricId, start, end) {
@@ -89,16 +85,17 @@ function fmtNum(x, digits = 3) {
   if (!Number.isFinite(n)) return String(n);
   // large numbers whole (1,234,567), not "1.23e+6"; smaller ones to `digits` significant digits,
   // trailing zeros after the decimal point dropped (100 stays 100, 0.500 becomes 0.5)
-  if (Math.abs(n) >= 10 ** digits) return Math.round(n).toLocaleString("en-US");
+  if (Math.abs(n) >= 10 ** digits) return Math.round(n).toLocaleString(LOCALE);
   const text = n.toPrecision(digits);
-  return text.includes(".") && !text.includes("e") ? text.replace(/\.?0+$/, "") : text;
+  const short = text.includes(".") && !text.includes("e") ? text.replace(/\.?0+$/, "") : text;
+  return LANG === "ru" ? short.replace(".", ",") : short;
 }
 function showError(container, err) {
   container.replaceChildren(h("div", { class: "error-box", role: "alert" }, err.message || String(err)));
 }
 function showUnavailable(container, what) {
   container.replaceChildren(h("div", { class: "notice unavailable", "data-unavailable": what },
-    `${what} is not available on this server (its API is not installed).`));
+    t("{what} is not available on this server (its API is not installed).", { what: t(what) })));
 }
 function metricLabel(m) {
   if (!m) return "";
@@ -107,7 +104,7 @@ function metricLabel(m) {
 }
 function stateBadge(state) {
   const s = String(state || "unknown");
-  return h("span", { class: `state state-${s.replace(/\s+/g, "-")}` }, s);
+  return h("span", { class: `state state-${s.replace(/\s+/g, "-")}`, "data-state": s }, t(s));
 }
 // Fields other engineers' APIs may name differently.
 function pick(obj, ...names) {
@@ -127,6 +124,17 @@ function seriesStep(s) {
   d.sort((a, b) => a - b);
   return d[Math.floor(d.length / 2)];
 }
+// Times and value arrays with a null where points are more than two steps apart, so that a chart
+// breaks its line over a data gap instead of drawing a straight line across it.
+function withGaps(t, step, ...arrays) {
+  const tt = [], out = arrays.map(() => []);
+  for (let i = 0; i < t.length; i++) {
+    if (i && t[i] - t[i - 1] > 2 * step) { tt.push(t[i - 1] + step); out.forEach((a) => a.push(null)); }
+    tt.push(t[i]);
+    arrays.forEach((a, k) => out[k].push(a ? a[i] : null));
+  }
+  return [tt, ...out];
+}
 // A shaded window [start, end] on a small chart: widened by half a step either side (the points it
 // covers) and to at least 1.5 % of the visible range, so that a one-minute window stays visible.
 function windowShape(start, end, step, lo, hi, color, opacity) {
@@ -142,7 +150,7 @@ const SMALL_CHART = { height: 150, margin: { l: 45, r: 8, t: 4, b: 40 } };
 // Writes need an admin token. A read sign-in (body data-scope="read", set by base.html) sees every write
 // control — marked data-write in its template or script — disabled, with the reason as its tooltip.
 const WRITE_CONTROLS = "[data-write]";
-const ADMIN_NEEDED = "Needs an admin token: you are signed in with a read-only token.";
+const ADMIN_NEEDED = t("Needs an admin token: you are signed in with a read-only token.");
 function canWrite() { return document.body.dataset.scope !== "read"; }
 function lockWrites(root) {
   const found = root.matches && root.matches(WRITE_CONTROLS) ? [root] : [];

@@ -22,14 +22,16 @@ const ex = {
 };
 window.__tw = ex;  // for tests and the curious
 
+
 const chartEl = document.getElementById("main-chart");
 const scoreEl = document.getElementById("score-chart");
 const statusEl = document.getElementById("status");
 function status(text) { if (statusEl) statusEl.textContent = text; }
 
-// x values as ISO text: Plotly reads its wall clock (UTC here, as the page's times are) whatever the
-// browser's timezone, which Date objects would shift, and a restyle keeps the axis a date axis
-const dates = (t) => t.map((ms) => new Date(ms).toISOString());
+// x values as wall-clock text in the chosen time zone (i18n.js: the browser's, or the one picked in the
+// header): Plotly draws text as it reads, and a restyle keeps the axis a date axis; plotMs reads it back
+const dates = (t) => wallDates(t);
+const wall = (v) => wallISO(toMs(v));
 
 // ms since epoch from what Plotly or a URL holds: a number, or text (no timezone = UTC)
 function toMs(value) {
@@ -88,7 +90,9 @@ function xRange() {
 function updateURL() {
   const q = new URLSearchParams(location.search);
   q.delete("metric"); q.delete("labels");   // the path names the metric now
-  if (ex.view) { q.set("from", urlTime(ex.view.from)); q.set("to", urlTime(ex.view.to)); }
+  if (!ex.relative) q.delete("range");
+  if (ex.relative) { q.delete("from"); q.delete("to"); }
+  else if (ex.view) { q.set("from", urlTime(ex.view.from)); q.set("to", urlTime(ex.view.to)); }
   else { q.delete("from"); q.delete("to"); }
   const qs = q.toString().replace(/%3A/gi, ":");
   history.replaceState(null, "", `/explore/${ex.metric.id}${qs ? "?" + qs : ""}`);
@@ -96,17 +100,35 @@ function updateURL() {
 // ?from=&to= of the page's URL (ISO 8601; no timezone = UTC); null when absent or unreadable
 function viewFromURL() {
   const q = new URLSearchParams(location.search);
+  if (RANGES[q.get("range")]) return rangeView(currentRange());
   if (!q.has("from") && !q.has("to")) return null;
   const m = ex.metric;
   const from = q.has("from") ? toMs(q.get("from")) : m.first;
   const to = q.has("to") ? toMs(q.get("to")) : m.last;
   if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from) {
-    ex.urlProblem = `could not read the window from=${q.get("from") ?? ""} to=${q.get("to") ?? ""} ` +
-      "(ISO 8601, e.g. 2026-11-18T18:00Z, with to after from); showing the whole range";
+    ex.urlProblem = t("could not read the window from={from} to={to} (ISO 8601, e.g. 2026-11-18T18:00Z, with to after from); showing the whole range",
+      { from: q.get("from") ?? "", to: q.get("to") ?? "" });
     return null;
   }
   return { from, to };
 }
+
+// the time picker's range as a view: a relative one ends now, or at the metric's last point when its
+// data stopped earlier (said in the status line); null = the whole series
+function rangeView(range) {
+  ex.rangeNote = null;
+  ex.relative = Boolean(RANGES[range.key]);
+  if (range.from == null || range.to == null) return null;
+  const m = ex.metric;
+  if (ex.relative && m && m.last != null && m.last < range.from) {
+    const span = range.to - range.from;
+    ex.rangeNote = t("no data in this range up to now: the data ends {time}; showing the same span before that", { time: fmtTime(m.last) });
+    return { from: m.last - span, to: m.last };
+  }
+  return { from: range.from, to: range.to };
+}
+window.onTimeRange = (range) => setView(rangeView(range));
+window.onRefresh = () => location.reload();
 
 // -- drawing: every redraw builds the whole figure from ex (Plotly.react sends no plotly_relayout)
 function lineTrace(meta, tms, y, extra) {
@@ -132,41 +154,46 @@ function chartTraces() {
   const traces = [];
   const result = shownResult();
   if (result && result.band) {
-    traces.push(...bandTraces(result.band.t, result.band.lower, result.band.upper, "band", "expected band", "rgba(31,119,180,0.13)"));
+    traces.push(...bandTraces(result.band.t, result.band.lower, result.band.upper, "band", t("expected band"), "rgba(31,119,180,0.13)"));
   }
   const s = ex.series;
   if (s) {
     const on = Array.isArray(s.min);
-    traces.push(...bandTraces(on ? s.t : [], on ? s.min : [], on ? s.max : [], "env", "min–max per bucket",
+    const [gt, gv, gmin, gmax] = withGaps(s.t, seriesStep(s), s.v, s.min, s.max);   // a gap breaks the line
+    traces.push(...bandTraces(on ? gt : [], on ? gmin : [], on ? gmax : [], "env", t("min–max per bucket"),
       "rgba(31,119,180,0.3)", { showlegend: on }));
     traces[traces.length - 2].showlegend = false;
-    traces.push({ ...lineTrace("series", s.t, s.v, { type: "scattergl", name: ex.metric.display,
-      line: { width: 1.2, color: "#1f77b4" }, connectgaps: false }) });
+    // hover: the value and its time in UTC (the axis reads the chosen zone)
+    const utc = TZ === "UTC" ? {} : { customdata: gt.map((ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ")),
+      hovertemplate: "%{y}<br>%{customdata} UTC" };
+    traces.push({ ...lineTrace("series", gt, gv, { type: "scattergl", name: ex.metric.display,
+      line: { width: 1.2, color: "#1f77b4" }, connectgaps: false, ...utc }) });
   }
   if (ex.stored.length) {
     const st = ex.stored;
-    traces.push({ x: st.map((a) => a.peak), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
-      type: "scatter", mode: "markers", meta: "stored", name: `stored anomalies (${st.length})`,
+    traces.push({ x: st.map((a) => wall(a.peak)), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
+      type: "scatter", mode: "markers", meta: "stored", name: t("stored anomalies ({n})", { n: st.length }),
       visible: ex.show.stored, marker: { color: STORED_COLOR, size: 9, symbol: "diamond", line: { width: 1, color: "#fff" } },
-      text: st.map((a) => `stored anomaly · ${a.detector}<br>peak score ${a.peak_score.toFixed(2)} at ${fmtTime(a.peak)} UTC` +
-        `<br>window ${fmtTime(a.start)} – ${fmtTime(a.end)}`),
-      hovertemplate: "%{text}<br>value %{y}<extra></extra>" });
+      text: st.map((a) => `${t("stored anomaly")} · ${a.detector}<br>` +
+        t("peak score {score} at {time}", { score: fmtNum(a.peak_score), time: `${fmtTime(a.peak)} ${tzName(toMs(a.peak))}` }) +
+        `<br>${t("window")} ${fmtTime(a.start)} – ${fmtTime(a.end)}`),
+      hovertemplate: `%{text}<br>${t("value")} %{y}<extra></extra>` });
   }
   if (result) {
     result.results.forEach((r, i) => {
       const color = COLORS[i % COLORS.length];
-      traces.push({ x: r.anomalies.map((a) => a.peak), y: r.anomalies.map((a) => a.value), _t: r.anomalies.map((a) => toMs(a.peak)),
+      traces.push({ x: r.anomalies.map((a) => wall(a.peak)), y: r.anomalies.map((a) => a.value), _t: r.anomalies.map((a) => toMs(a.peak)),
         type: "scatter", mode: "markers", meta: `adhoc-${i}`,
-        marker: { color, size: 8, symbol: "circle-open", line: { width: 2 } }, name: `${r.detector} anomalies (${r.anomalies.length})`,
-        text: r.anomalies.map((a) => `${r.detector}: score ${a.peak_score.toFixed(1)}`) });
+        marker: { color, size: 8, symbol: "circle-open", line: { width: 2 } }, name: t("{detector} anomalies ({n})", { detector: r.detector, n: r.anomalies.length }),
+        text: r.anomalies.map((a) => `${r.detector}: ${t("score {score}", { score: fmtNum(a.peak_score) })}`) });
     });
   }
   const f = ex.forecast;
   if (f) {
     if (f.lo && f.hi && f.lo.some((v) => v != null)) {
-      traces.push(...bandTraces(f.t, f.lo, f.hi, "forecast-iv", `forecast ${f.level}% interval`, "rgba(44,160,44,0.15)"));
+      traces.push(...bandTraces(f.t, f.lo, f.hi, "forecast-iv", t("forecast {level}% interval", { level: f.level }), "rgba(44,160,44,0.15)"));
     }
-    traces.push(lineTrace("forecast", f.t, f.mean, { line: { dash: "dot", color: "#2ca02c" }, name: `forecast (${f.model})` }));
+    traces.push(lineTrace("forecast", f.t, f.mean, { line: { dash: "dot", color: "#2ca02c" }, name: t("forecast ({model})", { model: f.model }) }));
   }
   // keep what the user hid through the legend
   const hidden = new Set((chartEl.data || []).filter((t) => t.visible === "legendonly").map((t) => t.meta));
@@ -176,12 +203,12 @@ function chartTraces() {
 
 function chartShapes() {
   const shapes = [];
-  const win = (start, end, color, opacity, extra = {}) => ({ type: "rect", xref: "x", yref: "paper", x0: start, x1: end,
+  const win = (start, end, color, opacity, extra = {}) => ({ type: "rect", xref: "x", yref: "paper", x0: wall(start), x1: wall(end),
     y0: 0, y1: 1, fillcolor: color, opacity, line: { width: 0 }, layer: "below", ...extra });
   if (ex.show.labels) {
     for (const l of ex.labels) {
       shapes.push(win(l.start, l.end, LABEL_COLOR, 0.22, { name: "label",
-        label: { text: l.kind, textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
+        label: { text: t(l.kind), textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
     }
   }
   if (ex.show.stored) for (const a of ex.stored) shapes.push(win(a.start, a.end, STORED_COLOR, 0.14, { name: "stored" }));
@@ -213,19 +240,22 @@ function fitY(traces, lo, hi, extra = []) {
   return [min - pad, max + pad];
 }
 
-function redraw() {
+async function redraw() {
   const m = ex.metric;
-  if (!m || !ex.series) return Promise.resolve();
+  if (!m || !ex.series) return;
+  await loadPlotly();
+  if (!ex.series || m !== ex.metric) return;
+  chartEl.querySelectorAll(".preview, .chart-wait").forEach((el) => el.remove());
   const [lo, hi] = xRange();
   const traces = chartTraces();
   const y = ex.userY || fitY(traces, lo, hi);
-  const layout = {
+  const layout = plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: chartEl.layout?.dragmode || "zoom", hovermode: "x",
     showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
-    xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
+    xaxis: dateAxis({ type: "date", range: [wallISO(lo), wallISO(hi)] }),
     yaxis: { title: { text: m.unit || "" }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
     shapes: chartShapes(),
-  };
+  });
   for (const t of traces) delete t._t;
   const drawn = Plotly.react(chartEl, traces, layout, { displaylogo: false, responsive: true, scrollZoom: true });
   chartEl.dataset.view = ex.view ? `${toISO(ex.view.from)}/${toISO(ex.view.to)}` : "whole";
@@ -240,24 +270,25 @@ function drawScores(lo, hi) {
     result.results.forEach((r, i) => traces.push({ x: dates(r.scores.t), y: r.scores.v, _t: r.scores.t, type: "scattergl", mode: "lines",
       line: { width: 1, color: COLORS[i % COLORS.length] }, name: r.detector, meta: `score-${i}` }));
     traces.push({ x: dates([lo, hi]), y: [result.threshold, result.threshold],
-      type: "scatter", mode: "lines", line: { dash: "dash", color: "#555", width: 1 }, name: "threshold", meta: "threshold" });
+      type: "scatter", mode: "lines", line: { dash: "dash", color: "#555", width: 1 }, name: t("threshold"), meta: "threshold" });
   }
   const hidden = new Set((scoreEl.data || []).filter((t) => t.visible === "legendonly").map((t) => t.meta));
   for (const t of traces) if (hidden.has(t.meta)) t.visible = "legendonly";
   const y = result ? fitY(traces, lo, hi, [result.threshold]) : null;
   for (const t of traces) delete t._t;
-  Plotly.react(scoreEl, traces, {
-    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
-    yaxis: { title: { text: "score" }, ...(y ? { range: y } : { autorange: true }) }, showlegend: true, legend: { orientation: "h" },
-  }, { displaylogo: false, responsive: true });
+  Plotly.react(scoreEl, traces, plotLayout({
+    margin: { l: 60, r: 20, t: 4, b: 30 }, height: 220, xaxis: dateAxis({ type: "date", range: [wallISO(lo), wallISO(hi)] }),
+    yaxis: { title: { text: t("score") }, ...(y ? { range: y } : { autorange: true }) }, showlegend: true, legend: { orientation: "h" },
+  }), { displaylogo: false, responsive: true });
 }
 
 function showSeriesStatus(series) {
   chartEl.dataset.points = String(series.t.length);
   chartEl.dataset.step = String(series.step_seconds ?? "raw");
-  status(`${series.t.length.toLocaleString()} points shown` +
-    (series.step_seconds ? ` (averaged per ${series.step_seconds / 60} min; zoom in for raw points)` : " (raw 1-minute points)") +
-    (ex.urlProblem ? ` — ${ex.urlProblem}` : ""));
+  status(t("{n} points shown", { n: fmtInt(series.t.length) }) +
+    (series.step_seconds ? t(" (averaged per {min} min; zoom in for raw points)", { min: series.step_seconds / 60 }) : t(" (raw 1-minute points)")) +
+    t("; times in {tz}, UTC on hover", { tz: tzName() }) +
+    (ex.rangeNote ? ` — ${ex.rangeNote}` : "") + (ex.urlProblem ? ` — ${ex.urlProblem}` : ""));
 }
 
 // the series around the view: a margin on each side so that a short pan stays drawn
@@ -283,7 +314,7 @@ async function drawMetric(id, view) {
   for (const k of ["stored", "labels", "anomalies", "forecast"]) delete chartEl.dataset[k];
   delete document.getElementById("stored-list").dataset.loaded;
   const began = performance.now();
-  status("loading…");
+  status(t("loading…"));
   const overlays = loadOverlays(seq);   // stored anomalies and labels, alongside the series
   let series;
   try {
@@ -292,7 +323,9 @@ async function drawMetric(id, view) {
   } catch (err) { showError(chartEl, err); return; }
   if (seq !== ex.loadSeq) return;   // another metric was chosen meanwhile
   ex.series = series;
+  if (!window.Plotly) drawPreview(series);
   await redraw();
+  if (seq !== ex.loadSeq) return;
   ex.firstPaintMs = performance.now() - began;
   if (ex.firstPaintAt == null) ex.firstPaintAt = performance.now();  // since navigation start
   chartEl.classList.add("drawn");
@@ -308,6 +341,11 @@ async function drawMetric(id, view) {
   await overlays;
 }
 
+// the series as a light SVG line while Plotly loads (preview.js)
+function drawPreview(series) {
+  if (drawSeriesPreview(chartEl, series) && ex.previewAt == null) ex.previewAt = performance.now();   // since navigation start
+}
+
 // -- zoom and pan: re-read the visible range from the server at a step that fits it
 function onRelayout(ev) {
   if (!ev || !ex.metric) return;
@@ -316,7 +354,7 @@ function onRelayout(ev) {
   const yRange = ev["yaxis.range"] || (ev["yaxis.range[0]"] != null ? [ev["yaxis.range[0]"], ev["yaxis.range[1]"]] : null);
   if (!xChanged && !yRange && !ev["yaxis.autorange"]) return;
   if (xChanged) {
-    const r = ev["xaxis.autorange"] ? null : (ev["xaxis.range"] || [ev["xaxis.range[0]"], ev["xaxis.range[1]"]]).map(toMs);
+    const r = ev["xaxis.autorange"] ? null : (ev["xaxis.range"] || [ev["xaxis.range[0]"], ev["xaxis.range[1]"]]).map(plotMs);
     const whole = [ex.metric.first, wholeEnd()];
     if (!r || !r.every(Number.isFinite)) ex.view = null;
     else {
@@ -327,9 +365,11 @@ function onRelayout(ev) {
   // a y-range the user chose with the x-range (a box, a scroll) stays; an x-only zoom fits y again
   ex.userY = yRange ? yRange.map(Number) : (xChanged || ev["yaxis.autorange"] ? null : ex.userY);
   if (!xChanged) { redraw(); return; }
+  ex.relative = false; ex.rangeNote = null;
+  syncRangeSelect();
   updateURL();
   const [lo, hi] = xRange();
-  Plotly.relayout(scoreEl, { "xaxis.range": [toISO(lo), toISO(hi)] });
+  Plotly.relayout(scoreEl, { "xaxis.range": [wallISO(lo), wallISO(hi)] });
   clearTimeout(ex.relayoutTimer);
   ex.relayoutTimer = setTimeout(refetchVisible, 120);
 }
@@ -343,10 +383,14 @@ async function refetchVisible() {
     ex.series = series;
     await redraw();
     showSeriesStatus(series);
-  } catch (err) { status("could not load: " + err.message); }
+  } catch (err) { status(t("could not load: {error}", { error: err.message })); }
   scheduleZoomDetect();
 }
 
+function syncRangeSelect() {
+  const sel = document.getElementById("range-select");
+  if (sel && !ex.relative) sel.value = ex.view ? "custom" : "all";
+}
 function setView(view) {
   ex.view = view; ex.userY = null;
   updateURL();
@@ -374,8 +418,8 @@ async function loadOverlays(seq) {
   ex.labels = l.status === "fulfilled" ? l.value : [];
   chartEl.dataset.stored = String(ex.stored.length);
   chartEl.dataset.labels = String(ex.labels.length);
-  document.getElementById("stored-count").textContent = a.status === "fulfilled" ? `(${ex.stored.length})` : "(?)";
-  document.getElementById("labels-count").textContent = l.status === "fulfilled" ? `(${ex.labels.length})` : "(?)";
+  document.getElementById("stored-count").textContent = a.status === "fulfilled" ? `(${fmtInt(ex.stored.length)})` : "(?)";
+  document.getElementById("labels-count").textContent = l.status === "fulfilled" ? `(${fmtInt(ex.labels.length)})` : "(?)";
   renderOverlayLists(a.status === "rejected" ? a.reason : null, l.status === "rejected" ? l.reason : null);
   if (ex.series) redraw();
   box.dataset.loaded = "1";
@@ -383,7 +427,7 @@ async function loadOverlays(seq) {
 
 const LIST_ROWS = 500;
 // (common.js's fmtNum strips the zeros of whole numbers: 1000 would read "1")
-const fmtValue = (x) => (x == null || !Number.isFinite(x) ? "—" : Number(x).toLocaleString("en-US", { maximumSignificantDigits: 5 }));
+const fmtValue = (x) => (x == null || !Number.isFinite(x) ? "—" : Number(x).toLocaleString(LOCALE, { maximumSignificantDigits: 5 }));
 function renderOverlayLists(anomalyError, labelError) {
   const zoomTo = (start, end) => {
     const s = toMs(start), e = toMs(end);
@@ -392,30 +436,29 @@ function renderOverlayLists(anomalyError, labelError) {
   };
   const box = document.getElementById("stored-list");
   if (anomalyError) showError(box, anomalyError);
-  else if (!ex.stored.length) box.replaceChildren(h("p", { class: "muted" }, "No stored anomalies for this metric " +
-    "(stored detection: Store anomalies below, telewatch detect, or a monitor)."));
+  else if (!ex.stored.length) box.replaceChildren(h("p", { class: "muted" }, t("No stored anomalies for this metric (stored detection: Store anomalies below, telewatch detect, or a monitor).")));
   else {
     const rows = ex.stored.slice(-LIST_ROWS).reverse();   // newest first, as /api/anomalies
     box.replaceChildren(
       h("table", { class: "grid", id: "stored-table" },
-        h("thead", {}, h("tr", {}, ["Detector", "Start (UTC)", "End", "Peak", "Peak score", "Value", ""].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, ["Detector", "Start", "End", "Peak", "Peak score", "Value", ""].map((x) => h("th", {}, t(x))))),
         h("tbody", {}, rows.map((a) => h("tr", { "data-anomaly": a.id },
-          h("td", {}, h("span", { class: "swatch stored" }), a.detector),
-          h("td", {}, fmtTime(a.start)), h("td", {}, fmtTime(a.end)), h("td", {}, fmtTime(a.peak)),
-          h("td", { class: "num" }, a.peak_score.toFixed(2)), h("td", { class: "num" }, fmtValue(a.value)),
-          h("td", {}, h("button", { type: "button", class: "zoom-to", onclick: () => zoomTo(a.start, a.end) }, "show")))))),
-      ex.stored.length > LIST_ROWS ? h("p", { class: "muted" }, `The newest ${LIST_ROWS} of ${ex.stored.length} are listed; all are drawn.`) : "");
+          h("td", { translate: "no" }, h("span", { class: "swatch stored" }), a.detector),
+          h("td", {}, timeEl(a.start)), h("td", {}, timeEl(a.end)), h("td", {}, timeEl(a.peak)),
+          h("td", { class: "num" }, fmtNum(a.peak_score)), h("td", { class: "num" }, fmtValue(a.value)),
+          h("td", {}, h("button", { type: "button", class: "zoom-to", onclick: () => zoomTo(a.start, a.end) }, t("show"))))))),
+      ex.stored.length > LIST_ROWS ? h("p", { class: "muted" }, t("The newest {n} of {total} are listed; all are drawn.", { n: LIST_ROWS, total: fmtInt(ex.stored.length) })) : "");
   }
   const lbox = document.getElementById("labels-list");
   if (labelError) showError(lbox, labelError);
-  else if (!ex.labels.length) lbox.replaceChildren(h("p", { class: "muted" }, "No labelled windows for this metric."));
+  else if (!ex.labels.length) lbox.replaceChildren(h("p", { class: "muted" }, t("No labelled windows for this metric.")));
   else {
     lbox.replaceChildren(h("table", { class: "grid", id: "labels-table" },
-      h("thead", {}, h("tr", {}, ["Kind", "Start (UTC)", "End", "Source", "Note", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Kind", "Start", "End", "Source", "Note", ""].map((x) => h("th", {}, t(x))))),
       h("tbody", {}, ex.labels.map((l) => h("tr", { "data-label": l.id },
-        h("td", {}, h("span", { class: "swatch label" }), l.kind), h("td", {}, fmtTime(l.start)), h("td", {}, fmtTime(l.end)),
-        h("td", {}, l.source), h("td", {}, l.note || ""),
-        h("td", {}, h("button", { type: "button", class: "zoom-to", onclick: () => zoomTo(l.start, l.end) }, "show")))))));
+        h("td", {}, h("span", { class: "swatch label" }), t(l.kind)), h("td", {}, timeEl(l.start)), h("td", {}, timeEl(l.end)),
+        h("td", {}, t(l.source)), h("td", { translate: "no" }, l.note || ""),
+        h("td", {}, h("button", { type: "button", class: "zoom-to", onclick: () => zoomTo(l.start, l.end) }, t("show"))))))));
   }
 }
 
@@ -433,15 +476,16 @@ function onLegendClick(ev) {
 
 // -- window selection → window scan
 function setMode(mode) {
+  if (!window.Plotly || !chartEl.layout) return;
   Plotly.relayout(chartEl, { dragmode: mode });
   document.getElementById("mode-zoom").classList.toggle("primary", mode === "zoom");
   document.getElementById("mode-select").classList.toggle("primary", mode === "select");
 }
 function onSelected(ev) {
   if (!ev || !ev.range || !ev.range.x) return;
-  const [a, b] = ev.range.x.map(toMs);
+  const [a, b] = ev.range.x.map(plotMs);
   ex.selection = { from: Math.min(a, b), to: Math.max(a, b) };
-  document.getElementById("window-text").textContent = `${fmtTime(ex.selection.from)} – ${fmtTime(ex.selection.to)} UTC`;
+  document.getElementById("window-text").textContent = `${fmtTime(ex.selection.from)} – ${fmtTime(ex.selection.to)} ${tzName(ex.selection.from)}`;
   const groupSel = document.getElementById("window-group");
   if (ex.metric.group && !groupSel.dataset.touched) groupSel.value = ex.metric.group;
   document.getElementById("window-panel").classList.remove("hidden");
@@ -460,7 +504,7 @@ async function loadCatalogue() {
   const sel = document.getElementById("detector-add");
   for (const d of list) {
     ex.catalogue[d.name] = d;
-    sel.append(h("option", { value: d.name, title: d.doc }, d.name));
+    sel.append(h("option", { value: d.name, title: plainDoc(d.doc || ""), translate: "no" }, d.name));
   }
   if (ex.catalogue.robust_bands) { addDetector("robust_bands"); sel.value = "robust_bands"; }
   else if (list.length) addDetector(list[0].name);
@@ -475,16 +519,24 @@ function addDetector(name) {
 function renderDetectors() {
   const box = document.getElementById("detectors");
   box.replaceChildren(...ex.detectors.map((spec, i) => {
-    const params = Object.entries(spec.params).map(([k, v]) => h("label", { class: "field" }, k,
+    const params = Object.entries(spec.params).map(([k, v]) => h("label", { class: "field" }, h("span", { translate: "no" }, k),
       h("input", { type: "text", value: v == null ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v)), "data-param": k,
         oninput: (e) => { spec.params[k] = parseParam(e.target.value); spec.changed.add(k); e.target.classList.remove("invalid"); } })));
     return h("div", { class: "det", "data-detector": spec.name },
       h("b", { style: `color:${COLORS[i % COLORS.length]}` }, spec.name), " ",
-      h("span", { class: "muted" }, ex.catalogue[spec.name]?.doc || ""), " ",
-      h("button", { type: "button", onclick: () => { ex.detectors.splice(i, 1); renderDetectors(); } }, "remove"),
+      detectorDoc(spec.name), " ",
+      h("button", { type: "button", onclick: () => { ex.detectors.splice(i, 1); renderDetectors(); } }, t("remove")),
       h("div", { class: "params" }, params));
   }));
 }
+// a detector's description: the catalogue's (i18n: "detector: NAME") where it has one, else its docstring
+function detectorDoc(name) {
+  const key = `detector: ${name}`, own = t(key);
+  if (own !== key) return h("span", { class: "muted detector-doc" }, own);
+  return h("span", { class: "muted detector-doc", translate: "no" }, plainDoc(ex.catalogue[name]?.doc || ""));
+}
+// a detector's docstring as text: ``code`` and *emphasis* marks dropped
+function plainDoc(doc) { return String(doc).replace(/``([^`]*)``/g, "$1").replace(/`([^`]*)`/g, "$1").replace(/\*\*?([^*]+)\*\*?/g, "$1"); }
 // only what the user changed is sent: the defaults stay the detector's own
 const changedParams = (d) => Object.fromEntries([...d.changed].map((k) => [k, d.params[k]]).filter(([, v]) => v !== null));
 function parseParam(text) {
@@ -505,7 +557,7 @@ function detectorError(spec, index, message) {
   for (const el of inputs) el.classList.toggle("invalid", suspects.includes(el.dataset.param));
   if (!suspects.length) return message;
   const which = suspects.map((k) => `${k} = ${JSON.stringify(spec.params[k])}`).join(", ");
-  return `${suspects.length > 1 ? "parameters" : "parameter"} ${which}: ${message}`;
+  return `${suspects.length > 1 ? t("parameters") : t("parameter")} ${which}: ${message}`;
 }
 
 function trainShare() {
@@ -531,10 +583,10 @@ function detectBody() {
 
 async function runDetect() {
   const summary = document.getElementById("detect-summary");
-  if (!ex.detectors.length) { summary.replaceChildren(h("span", { class: "muted" }, "Add a detector to see anomalies.")); return; }
+  if (!ex.detectors.length) { summary.replaceChildren(h("span", { class: "muted" }, t("Add a detector to see anomalies."))); return; }
   const btn = document.getElementById("run-detect");
   btn.disabled = true;
-  summary.replaceChildren(h("span", { class: "muted" }, "running…"));
+  summary.replaceChildren(h("span", { class: "muted" }, t("running…")));
   const seq = ++ex.detectSeq, metricId = ex.metric.id;
   const specs = ex.detectors.slice();
   try {
@@ -544,11 +596,11 @@ async function runDetect() {
     ex.zoomed = null;
     chartEl.dataset.anomalies = String(result.results.reduce((n, r) => n + r.anomalies.length, 0));
     summary.replaceChildren(h("table", { class: "grid", id: "detect-table" },
-      h("thead", {}, h("tr", {}, ["Detector", "Anomalies", "Time", "Note"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Detector", "Anomalies", "Time", "Note"].map((x) => h("th", {}, t(x))))),
       h("tbody", {}, result.results.map((r, i) => h("tr", { "data-detector": r.detector },
         h("td", {}, h("b", { style: `color:${COLORS[i % COLORS.length]}` }, r.detector)),
         h("td", { class: "num anomaly-count" }, String(r.anomalies.length)),
-        h("td", { class: "num" }, `${(r.seconds * 1000).toFixed(0)} ms`),
+        h("td", { class: "num" }, t("{ms} ms", { ms: fmtInt(r.seconds * 1000) })),
         h("td", {}, r.error ? h("span", { class: "error-box detector-error" }, detectorError(specs[i], i, r.error)) : ""))))),
       h("div", { id: "zoom-note", class: "muted" }));
     await redraw();
@@ -575,29 +627,29 @@ function scheduleZoomDetect() {
   if (v.from - from >= 0.2 * (to - from)) body.train_share = Math.min(1, (v.from - from) / (to - from));
   body.from = toISO(from); body.to = toISO(to);
   const seq = ++ex.zoomSeq;
-  if (note) { note.textContent = "zoomed in: re-running the detection for the visible range…"; note.dataset.state = "running"; }
+  if (note) { note.textContent = t("zoomed in: re-running the detection for the visible range…"); note.dataset.state = "running"; }
   postJSON("/api/detect", body).then((result) => {
     if (seq !== ex.zoomSeq || m !== ex.metric) return;
     ex.zoomed = { from: v.from, to: v.to, metricId: m.id, result };
     const inView = result.results.map((r) => r.anomalies.filter((a) => toMs(a.end) >= v.from && toMs(a.start) <= v.to).length);
     if (note) {
       const fitted = body.train_share && body.train_share !== trainShare().train_share;
-      note.textContent = `Zoomed in: band, scores and anomalies re-computed over ${fmtTime(from)} – ${fmtTime(to)} UTC ` +
-        (fitted ? "(the visible range and the stretch before it, fitted on that stretch)" : "(the visible range and what precedes it)") +
-        `; in view: ${result.results.map((r, i) => `${r.detector} ${inView[i]}`).join(", ")}. The table counts the whole series.`;
+      note.textContent = t("Zoomed in: band, scores and anomalies re-computed over {from} – {to} ", { from: fmtTime(from), to: fmtTime(to) }) +
+        (fitted ? t("(the visible range and the stretch before it, fitted on that stretch)") : t("(the visible range and what precedes it)")) +
+        t("; in view: {counts}. The table counts the whole series.", { counts: result.results.map((r, i) => `${r.detector} ${inView[i]}`).join(", ") });
       note.dataset.state = "done";
     }
     redraw();
   }).catch((err) => {
     if (seq !== ex.zoomSeq) return;
-    if (note) { note.textContent = `zoomed detection failed: ${err.message}`; note.dataset.state = "error"; }
+    if (note) { note.textContent = t("zoomed detection failed: {error}", { error: err.message }); note.dataset.state = "error"; }
   });
 }
 
 async function storeDetection() {
   const box = document.getElementById("store-result");
   const d = ex.detectors[0];
-  if (!d) { showError(box, new Error("Add a detector first.")); return; }
+  if (!d) { showError(box, new Error(t("Add a detector first."))); return; }
   try {
     const r = await postJSON("/api/detect/run", {
       metric_ids: [ex.metric.id],
@@ -607,8 +659,9 @@ async function storeDetection() {
       min_points: Number(document.getElementById("min-points").value),
       merge_gap: Number(document.getElementById("merge-gap").value),
     });
-    box.replaceChildren(h("div", { class: "ok-box", id: "store-ok" }, `Stored ${r.anomalies} anomalies of ${r.detector} for this metric. `,
-      h("a", { href: "/incidents" }, "Incidents →")));
+    box.replaceChildren(h("div", { class: "ok-box", id: "store-ok" },
+      t("Stored anomalies of {detector} for this metric: {n}. ", { n: fmtInt(r.anomalies), detector: r.detector }),
+      h("a", { href: "/incidents" }, t("Incidents →"))));
     loadOverlays(ex.loadSeq);   // the stored anomalies changed
   } catch (err) { showError(box, err); }
 }
@@ -635,25 +688,26 @@ async function drawForecast(seq) {
 
 // -- decomposition
 async function decompose() {
+  await loadPlotly();
   const st = document.getElementById("decomp-status");
   const box = document.getElementById("decomp-chart");
-  st.textContent = "decomposing…";
+  st.textContent = t("decomposing…");
   try {
     const d = await getJSON(`/api/decompose/${ex.metric.id}`);
     const parts = [["observed", d.observed], ["trend", d.trend], ["daily", d.daily], ["weekly", d.weekly], ["residual", d.residual]]
       .filter(([, v]) => v);
     const dt = dates(d.t);
-    const traces = parts.map(([name, v], i) => ({ x: dt, y: v, type: "scattergl", mode: "lines", name,
+    const traces = parts.map(([name, v], i) => ({ x: dt, y: v, type: "scattergl", mode: "lines", name: t(name),
       xaxis: "x", yaxis: `y${i ? i + 1 : ""}`, line: { width: 1 } }));
-    const layout = { grid: { rows: parts.length, columns: 1, pattern: "coupled" }, height: 110 * parts.length + 40,
-      margin: { l: 60, r: 20, t: 10, b: 30 }, showlegend: false };
-    parts.forEach(([name], i) => { layout[`yaxis${i ? i + 1 : ""}`] = { title: { text: name } }; });
+    const layout = plotLayout({ grid: { rows: parts.length, columns: 1, pattern: "coupled" }, height: 110 * parts.length + 40,
+      margin: { l: 60, r: 20, t: 10, b: 30 }, showlegend: false, xaxis: dateAxis({ type: "date" }) });
+    parts.forEach(([name], i) => { layout[`yaxis${i ? i + 1 : ""}`] = { title: { text: t(name) } }; });
     box.classList.remove("hidden");
     box.style.height = `${layout.height}px`;
     await Plotly.newPlot(box, traces, layout, { displaylogo: false, responsive: true });
     box.dataset.parts = parts.map(([n]) => n).join(",");
-    st.textContent = `${d.t.length} points at ${d.step_seconds / 60}-minute steps` +
-      (d.weekly ? "" : " (weekly needs three weeks of data)") + (d.daily ? "" : " (daily needs three days)");
+    st.textContent = t("{n} points at {min}-minute steps", { n: fmtInt(d.t.length), min: d.step_seconds / 60 }) +
+      (d.weekly ? "" : t(" (weekly needs three weeks of data)")) + (d.daily ? "" : t(" (daily needs three days)"));
   } catch (err) { showError(st, err); }
 }
 
@@ -666,7 +720,7 @@ if (ex.metrics.length) {
   });
   document.getElementById("mode-zoom").addEventListener("click", () => setMode("zoom"));
   document.getElementById("mode-select").addEventListener("click", () => setMode("select"));
-  document.getElementById("reset-zoom").addEventListener("click", () => setView(null));
+  document.getElementById("reset-zoom").addEventListener("click", () => { ex.relative = false; ex.rangeNote = null; setView(null); syncRangeSelect(); });
   for (const [id, key] of [["show-stored", "stored"], ["show-labels", "labels"]]) {
     document.getElementById(id).addEventListener("change", (e) => { ex.show[key] = e.target.checked; redraw(); });
   }

@@ -3,7 +3,7 @@
 "use strict";
 
 const FEEDBACK = [["confirmed", "Confirmed"], ["false_alarm", "False alarm"], ["expected", "Expected"]];
-const verdictText = (kind) => (FEEDBACK.find(([k]) => k === kind) || [kind, String(kind).replace("_", " ")])[1].toLowerCase();
+const verdictText = (kind) => t((FEEDBACK.find(([k]) => k === kind) || [kind, String(kind).replace("_", " ")])[1].toLowerCase());
 
 function showVerdict(wrap, fb, fresh) {
   // fb: a feedback item {kind, created_at}; the matching button is pressed, the text says when
@@ -14,8 +14,8 @@ function showVerdict(wrap, fb, fresh) {
   });
   const out = wrap.querySelector(".feedback-result");
   out.className = "feedback-result";
-  out.replaceChildren(h("span", { class: `state state-${fb.kind === "confirmed" ? "open" : "ok"}`, title: fb.created_at ? `given ${fmtTime(fb.created_at)} UTC` : null },
-    fresh ? `marked ${verdictText(fb.kind)}` : `verdict: ${verdictText(fb.kind)}`));
+  out.replaceChildren(h("span", { class: `state state-${fb.kind === "confirmed" ? "open" : "ok"}`, title: fb.created_at ? t("given {time}", { time: fmtTime(fb.created_at) }) : null },
+    fresh ? t("marked {verdict}", { verdict: verdictText(fb.kind) }) : t("verdict: {verdict}", { verdict: verdictText(fb.kind) })));
 }
 
 function feedbackButtons(target, onDone, current) {
@@ -30,7 +30,7 @@ function feedbackButtons(target, onDone, current) {
       if (onDone) onDone(fb);
     } catch (err) { out.replaceChildren(h("span", { class: "error-box" }, err.message)); }
     finally { all.forEach((b) => { b.disabled = false; }); }
-  } }, text));
+  } }, t(text)));
   const wrap = h("span", { class: "feedback-buttons" }, buttons, out);
   if (current) showVerdict(wrap, current, false);
   return wrap;

@@ -7,6 +7,11 @@ window.__tw = sc;
 const q = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
+// an instant for the From/To fields: UTC to the minute, "2024-05-01T10:00Z" (no milliseconds)
+function isoMinute(ms) {
+  const iso = new Date(ms).toISOString();
+  return ms % 60000 === 0 ? iso.slice(0, 16) + "Z" : iso.slice(0, 19) + "Z";
+}
 function readForm() {
   const from = Date.parse($("scan-from").value), to = Date.parse($("scan-to").value);
   return { from, to, group: $("scan-group").value || null, metric: $("scan-metric").value || null };
@@ -15,9 +20,9 @@ function readForm() {
 // "; 3 left out (2 without data in the window, 1 without a baseline)" from the explain answer's counts
 function leftOutText(counts) {
   const words = { no_data: "without data in the window", no_baseline: "without enough history before it" };
-  const parts = Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${words[k] || k}`);
+  const parts = Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${t(words[k] || k)}`);
   const total = Object.values(counts || {}).reduce((a, n) => a + n, 0);
-  return total ? `; ${total} left out (${parts.join(", ")})` : "";
+  return total ? t("; {n} left out ({parts})", { n: total, parts: parts.join(", ") }) : "";
 }
 
 async function rank(form) {
@@ -29,10 +34,9 @@ async function rank(form) {
   if (explained) {
     sc.source = "explain";
     sc.leftOut = explained.metrics_left_out || {};
-    return explained.ranked.map((r) => ({
-      metric: { id: r.metric_id, name: r.metric, labels: {} }, score: r.score,
-      reason: r.reason, direction: r.direction,
-    }));
+    sc.stepSeconds = explained.step_seconds;
+    sc.target = explained.target;
+    return explained.ranked.map((r) => ({ ...r, metric: { id: r.metric_id, name: r.metric, labels: {} } }));
   }
   // … else telewatch's simple built-in ranking
   sc.source = "scan";
@@ -50,19 +54,20 @@ async function drawContext(form) {
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 1500));
   const s = await getJSON(`/api/series/${id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   const el = $("context-chart");
-  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: metricLabel(s.metric) }], {
+  const [ct, cv] = withGaps(s.t, seriesStep(s), s.v);
+  await Plotly.newPlot(el, [{ x: wallDates(ct), y: cv, type: "scattergl", mode: "lines", line: { width: 1 }, connectgaps: false, name: metricLabel(s.metric) }], plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 220, dragmode: "select", showlegend: false,
-    xaxis: { type: "date" }, title: { text: "" },
-    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
+    xaxis: dateAxis({ type: "date" }), title: { text: "" },
+    shapes: [{ type: "rect", xref: "x", yref: "paper", x0: wallISO(form.from), x1: wallISO(form.to), y0: 0, y1: 1,
       fillcolor: "#ffb347", opacity: 0.3, line: { width: 0 } }],
-  }, { displaylogo: false, responsive: true });
-  $("context-hint").textContent = `${metricLabel(s.metric)} — drag across the chart to choose another window.`;
+  }), { displaylogo: false, responsive: true });
+  $("context-hint").replaceChildren(h("span", { translate: "no" }, metricLabel(s.metric)), ` — ${t("drag across the chart to choose another window.")}`);
   el.removeAllListeners?.("plotly_selected");
   el.on("plotly_selected", (ev) => {
     if (!ev || !ev.range || !ev.range.x) return;
-    const [a, b] = ev.range.x.map((d) => new Date(d).getTime());
-    $("scan-from").value = toISO(Math.min(a, b));
-    $("scan-to").value = toISO(Math.max(a, b));
+    const [a, b] = ev.range.x.map(plotMs);
+    $("scan-from").value = isoMinute(Math.min(a, b));
+    $("scan-to").value = isoMinute(Math.max(a, b));
     run();
   });
 }
@@ -72,11 +77,15 @@ async function smallChart(el, metric, form) {
   const lo = form.from - 3 * width, hi = form.to + width;
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 400));
   const s = await getJSON(`/api/series/${metric.id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
-  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scatter", mode: "lines", line: { width: 1, color: "#1f77b4" } }], {
-    ...SMALL_CHART, showlegend: false, xaxis: { type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [new Date(lo), new Date(hi)] },
-    shapes: [windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3)],
+  const shape = windowShape(form.from, form.to, seriesStep(s), lo, hi, "#ffb347", 0.3);
+  shape.x0 = wallISO(shape.x0.getTime()); shape.x1 = wallISO(shape.x1.getTime());
+  const [gt, gv] = withGaps(s.t, seriesStep(s), s.v);
+  await Plotly.newPlot(el, [{ x: wallDates(gt), y: gv, type: "scatter", mode: "lines", connectgaps: false, line: { width: 1, color: "#1f77b4" } }], {
+    ...SMALL_CHART, showlegend: false, xaxis: dateAxis({ type: "date", tickformat: "%H:%M\n%b %d", nticks: 6, range: [wallISO(lo), wallISO(hi)] }),
+    shapes: [shape],
   }, { displayModeBar: false, responsive: true, staticPlot: true });
   el.classList.add("drawn");
+  return s;
 }
 
 async function run(ev) {
@@ -84,28 +93,32 @@ async function run(ev) {
   const form = readForm();
   const st = $("scan-status"), box = $("ranked");
   if (Number.isNaN(form.from) || Number.isNaN(form.to)) {
-    showError(st, new Error("Choose a window: drag across a chart, or type From and To (e.g. 2024-05-01T10:00Z).")); return;
+    showError(st, new Error(t("Choose a window: drag across a chart, or type From and To (e.g. 2024-05-01T10:00Z)."))); return;
   }
   const q2 = new URLSearchParams({ from: toISO(form.from), to: toISO(form.to) });
   if (form.group) q2.set("group", form.group);
   if (form.metric) q2.set("metric", form.metric);
   history.replaceState(null, "", `/scan?${q2}`);
-  st.replaceChildren(h("span", { class: "muted" }, "ranking…"));
+  st.replaceChildren(h("span", { class: "muted" }, t("ranking…")));
   box.replaceChildren();
   try {
-    drawContext(form).catch(() => {});
+    if (form.metric) drawContext(form).catch(() => {});
     const ranked = await rank(form);
+    // the context chart: the chosen metric, else the one ranked first
+    if (!form.metric && ranked.length) drawContext({ ...form, metric: ranked[0].metric.id }).catch(() => {});
     st.replaceChildren(h("div", { class: "ok-box", id: "scan-summary" },
-      `${ranked.length} metric(s) ranked for ${fmtTime(form.from)} – ${fmtTime(form.to)} UTC` + (form.group ? ` in group ${form.group}` : "") + leftOutText(sc.leftOut)));
-    if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, "No metric has data in and before this window.")); return; }
+      t("{n} metric(s) ranked for {from} – {to}", { n: ranked.length, from: fmtTime(form.from), to: `${fmtTime(form.to)} ${tzName(form.to)}` })
+      + (form.group ? t(" in group") + " " : ""), form.group ? h("span", { translate: "no" }, form.group) : "", leftOutText(sc.leftOut)));
+    if (!ranked.length) { box.replaceChildren(h("p", { class: "muted" }, t("No metric has data in and before this window."))); return; }
     const cards = ranked.map((r, i) => {
       const chart = h("div", { class: "small-chart" });
       const card = h("div", { class: "item", "data-metric-id": r.metric.id, "data-rank": i + 1 },
         h("div", {}, h("span", { class: "rank" }, `#${i + 1}`),
-          h("a", { href: exploreHref(r.metric.id, form.from, form.to) }, metricLabel(r.metric)),
-          h("span", { class: "tag", style: "float:right" }, `score ${fmtNum(r.score)}`)),
-        h("div", { class: "reason" }, r.reason), chart);
-      smallChart(chart, r.metric, form).catch((err) => showError(chart, err));
+          h("a", { href: exploreHref(r.metric.id, form.from, form.to), translate: "no" }, metricLabel(r.metric)),
+          h("span", { class: "tag", style: "float:right" }, t("score {score}", { score: fmtNum(r.score) }))),
+        r.direction ? reasonBox(r, { stepSeconds: sc.stepSeconds, target: sc.target }) : h("div", { class: "reason" }, r.reason), chart);
+      smallChart(chart, r.metric, form).then((s) => addSeriesNotes(card.querySelector(".reason"), s, form.from, form.to))
+        .catch((err) => showError(chart, err));
       return card;
     });
     box.replaceChildren(...cards);
@@ -118,14 +131,15 @@ async function init() {
   if (q.get("metric")) $("scan-metric").value = q.get("metric");
   $("scan-form").addEventListener("submit", run);
   if (q.get("from") && q.get("to")) {
-    $("scan-from").value = q.get("from");
-    $("scan-to").value = q.get("to");
+    const tidy = (text) => { const ms = Date.parse(text); return Number.isNaN(ms) ? text : isoMinute(ms); };
+    $("scan-from").value = tidy(q.get("from"));
+    $("scan-to").value = tidy(q.get("to"));
     run();
   } else if (sc.metrics.length) {
     const m = sc.metrics.find((x) => String(x.id) === q.get("metric")) || sc.metrics[0];
     const last = Date.parse(m.last);
-    $("scan-from").value = toISO(last - 3600e3);
-    $("scan-to").value = toISO(last);
+    $("scan-from").value = isoMinute(last - 3600e3);
+    $("scan-to").value = isoMinute(last);
     drawContext({ ...readForm(), metric: m.id }).catch(() => {});
   }
 }

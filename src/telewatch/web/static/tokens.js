@@ -1,7 +1,7 @@
 // The API tokens page (admin only): list, create (the token is shown once, with a copy button), revoke.
 "use strict";
 
-const tokenTime = (v) => (v ? v.replace("T", " ").slice(0, 19) + " UTC" : "—");
+const tokenTime = (v) => timeEl(v);
 
 async function loadTokens() {
   const box = document.getElementById("token-list");
@@ -10,24 +10,24 @@ async function loadTokens() {
     box.replaceChildren(h("div", { class: "error-box" }, err.message)); return;
   }
   const table = h("table", { class: "grid", id: "token-table" },
-    h("thead", {}, h("tr", {}, ...["name", "scope", "source", "state", "created", "last used", "expires", "revoked", ""].map((t) => h("th", {}, t)))));
+    h("thead", {}, h("tr", {}, ...["name", "scope", "source", "state", "created", "last used", "expires", "revoked", ""].map((x) => h("th", {}, t(x))))));
   const body = h("tbody");
-  for (const t of rows) {
-    const revoke = t.source === "store" && t.state !== "revoked"
-      ? h("button", { type: "button", class: "danger", dataset: { name: t.name }, onclick: () => revokeToken(t.name) }, "Revoke")
+  for (const tok of rows) {
+    const revoke = tok.source === "store" && tok.state !== "revoked"
+      ? h("button", { type: "button", class: "danger", dataset: { name: tok.name }, onclick: () => revokeToken(tok.name) }, t("Revoke"))
       : "";
-    body.append(h("tr", { dataset: { token: t.name } },
-      h("td", {}, t.name), h("td", {}, t.scope), h("td", {}, t.source),
-      h("td", {}, h("span", { class: `state state-${t.state === "active" ? "ok" : t.state}` }, t.state)),
-      h("td", {}, tokenTime(t.created_at)), h("td", {}, tokenTime(t.last_used_at)),
-      h("td", {}, tokenTime(t.expires_at)), h("td", {}, tokenTime(t.revoked_at)), h("td", {}, revoke)));
+    body.append(h("tr", { dataset: { token: tok.name } },
+      h("td", { translate: "no" }, tok.name), h("td", {}, t(tok.scope)), h("td", {}, t(tok.source)),
+      h("td", {}, h("span", { class: `state state-${tok.state === "active" ? "ok" : tok.state}`, "data-state": tok.state }, t(tok.state))),
+      h("td", {}, tokenTime(tok.created_at)), h("td", {}, tokenTime(tok.last_used_at)),
+      h("td", {}, tokenTime(tok.expires_at)), h("td", {}, tokenTime(tok.revoked_at)), h("td", {}, revoke)));
   }
   table.append(body);
   box.replaceChildren(table);
 }
 
 async function revokeToken(name) {
-  if (!window.confirm(`Revoke the token ${name}? Every request and UI session using it is refused from now on.`)) return;
+  if (!window.confirm(t("Revoke the token {name}? Every request and UI session using it is refused from now on.", { name }))) return;
   const error = document.getElementById("token-error");
   error.replaceChildren();
   try { await postJSON(`/api/tokens/${encodeURIComponent(name)}/revoke`, {}); } catch (err) {
@@ -47,9 +47,9 @@ document.getElementById("token-form").addEventListener("submit", async (ev) => {
   const json = { name: document.getElementById("token-name").value.trim(), scope: document.getElementById("token-scope").value };
   if (expires) json.expires_in = expires;
   try {
-    const t = await postJSON("/api/tokens", json);
-    document.getElementById("token-created-name").textContent = `${t.name} (${t.scope})`;
-    document.getElementById("token-value").textContent = t.token;
+    const made = await postJSON("/api/tokens", json);
+    document.getElementById("token-created-name").textContent = `${made.name} (${made.scope})`;
+    document.getElementById("token-value").textContent = made.token;
     document.getElementById("token-copied").textContent = "";
     created.classList.remove("hidden");
     document.getElementById("token-name").value = "";
@@ -62,12 +62,12 @@ document.getElementById("token-form").addEventListener("submit", async (ev) => {
 document.getElementById("token-copy").addEventListener("click", async () => {
   const value = document.getElementById("token-value").textContent;
   const note = document.getElementById("token-copied");
-  try { await navigator.clipboard.writeText(value); note.textContent = "copied"; } catch (_) {
+  try { await navigator.clipboard.writeText(value); note.textContent = t("copied"); } catch (_) {
     const range = document.createRange();  // no clipboard API (plain http): select it for Ctrl+C
     range.selectNodeContents(document.getElementById("token-value"));
     window.getSelection().removeAllRanges();
     window.getSelection().addRange(range);
-    note.textContent = "selected: press Ctrl+C";
+    note.textContent = t("selected: press Ctrl+C");
   }
 });
 

@@ -48,12 +48,12 @@ async function preview() {
 
 function renderPreview(p, file) {
   $("preview").classList.remove("hidden");
-  const facts = [["File", `${file.name} (${(file.size / 1024).toFixed(0)} KiB, ~${p.lines_in_file.toLocaleString()} lines in the previewed part)`],
-    ["Format", p.format], ["Delimiter", p.delimiter === "\t" ? "tab" : p.delimiter], ["Shape", p.shape],
-    ["Header", p.header ? "yes" : "no (name the columns above, or they are col1, col2, …)"],
-    ["Timestamp column", p.timestamp_column], ["Rows parsed", String(p.rows_parsed)]];
-  $("preview-facts").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-fact": k }, v)]));
-  for (const w of p.warnings) $("preview-facts").append(h("dt", {}, "Warning"), h("dd", {}, w));
+  const facts = [["File", t("{name} ({kib} KiB, ~{lines} lines in the previewed part)", { name: file.name, kib: fmtInt(file.size / 1024), lines: fmtInt(p.lines_in_file) })],
+    ["Format", p.format], ["Delimiter", p.delimiter === "\t" ? t("tab") : p.delimiter], ["Shape", t(p.shape)],
+    ["Header", p.header ? t("yes") : t("no (name the columns above, or they are col1, col2, …)")],
+    ["Timestamp column", p.timestamp_column], ["Rows parsed", fmtInt(p.rows_parsed)]];
+  $("preview-facts").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, t(k)), h("dd", { "data-fact": k }, v)]));
+  for (const w of p.warnings) $("preview-facts").append(h("dt", {}, t("Warning")), h("dd", {}, w));
   const tsIndex = p.columns.indexOf(p.timestamp_column);
   const seriesNames = new Set(p.series.map((s) => s.name));
   const head = h("tr", {}, p.columns.map((c) => h("th", {}, c)));
@@ -61,20 +61,20 @@ function renderPreview(p, file) {
     h("td", { class: i === tsIndex ? "ts" : (seriesNames.has(p.columns[i]) ? "metric" : "") }, cell))));
   $("preview-table").replaceChildren(h("thead", {}, head), h("tbody", {}, body));
   $("preview-series").replaceChildren(
-    h("thead", {}, h("tr", {}, ["Metric", "Labels", "Values", "Missing", "First (UTC)", "Last (UTC)"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, p.series.map((s) => h("tr", {}, h("td", {}, s.name),
-      h("td", {}, Object.entries(s.labels).map(([k, v]) => h("span", { class: "tag" }, `${k}=${v}`))),
-      h("td", { class: "num" }, String(s.points)), h("td", { class: "num" }, String(s.missing)),
-      h("td", {}, fmtTime(s.first)), h("td", {}, fmtTime(s.last))))));
+    h("thead", {}, h("tr", {}, ["Metric", "Labels", "Values", "Missing", "First", "Last"].map((x) => h("th", {}, t(x))))),
+    h("tbody", {}, p.series.map((s) => h("tr", {}, h("td", { translate: "no" }, s.name),
+      h("td", { translate: "no" }, Object.entries(s.labels).map(([k, v]) => h("span", { class: "tag" }, `${k}=${v}`))),
+      h("td", { class: "num" }, fmtInt(s.points)), h("td", { class: "num" }, fmtInt(s.missing)),
+      h("td", {}, timeEl(s.first)), h("td", {}, timeEl(s.last))))));
   // the mapping controls follow what was found
   const tsSel = $("timestamp-column");
   const current = tsSel.value;
-  tsSel.replaceChildren(h("option", { value: "" }, `detect (${p.timestamp_column})`),
+  tsSel.replaceChildren(h("option", { value: "" }, t("detect ({column})", { column: p.timestamp_column })),
     ...p.columns.map((c) => h("option", { value: c, selected: c === current }, c)));
   if (p.shape === "wide") {
     const known = new Set([...document.querySelectorAll("#metric-columns input")].map((b) => b.value));
     if (p.series.some((s) => !known.has(s.name))) {
-      $("metric-columns").replaceChildren(h("span", { class: "muted" }, "Metrics:"),
+      $("metric-columns").replaceChildren(h("span", { class: "muted" }, t("Metrics:")),
         ...p.series.map((s) => h("label", {}, h("input", { type: "checkbox", value: s.name, checked: true }), " ", s.name)));
     }
   } else {
@@ -85,28 +85,31 @@ function renderPreview(p, file) {
 async function upload(ev) {
   ev.preventDefault();
   const file = $("file").files[0];
-  if (!file) { showError($("upload-error"), new Error("Choose a file first.")); return; }
+  if (!file) { showError($("upload-error"), new Error(t("Choose a file first."))); return; }
   clearError();
   const fd = mapping(true);
   if ($("group").value.trim()) fd.set("group", $("group").value.trim());
   fd.set("file", file, file.name);
   $("upload-btn").disabled = true;
-  $("upload-result").replaceChildren(h("div", { class: "notice" }, `uploading ${file.name}…`));
+  $("upload-result").replaceChildren(h("div", { class: "notice" }, t("uploading {name}…", { name: file.name })));
   try {
     const r = await api("/api/ingest", { method: "POST", body: fd });
-    const first = r.series[0];
+    // the summary stays on the page (it used to jump to the explorer before anyone could read it)
     $("upload-result").replaceChildren(h("div", { class: "ok-box", id: "upload-ok" },
-      `Stored ${r.points.toLocaleString()} values of ${r.series.length} metric(s) from ${r.rows.toLocaleString()} rows. `,
-      ...r.series.map((s) => h("a", { href: `/explore/${s.metric_id}`, style: "margin-right:8px" }, s.name)),
-      ...r.warnings.map((w) => h("div", {}, `warning: ${w}`))));
-    if (first) location.href = `/explore/${first.metric_id}`;
+      t("Stored {points} values of {series} metric(s) from {rows} rows.", { points: fmtInt(r.points), series: r.series.length, rows: fmtInt(r.rows) }), " ",
+      t("Open in the explorer:"), " ",
+      ...r.series.map((s) => h("a", { href: `/explore/${s.metric_id}`, style: "margin-right:8px", translate: "no", class: "uploaded-metric" }, s.name)),
+      ...r.warnings.map((w) => h("div", {}, t("warning: {text}", { text: w })))));
   } catch (err) {
     $("upload-result").replaceChildren();
     showError($("upload-error"), err);
   } finally { $("upload-btn").disabled = false; }
 }
 
-$("file").addEventListener("change", () => { $("metric-columns").replaceChildren(); $("timestamp-column").value = ""; preview(); });
+$("file").addEventListener("change", () => {
+  const f = $("file").files[0];   // the browser's own "Choose File" text is in its language, so it is hidden
+  $("file-name").textContent = f ? f.name : t("no file chosen");
+  $("file-name").setAttribute("translate", f ? "no" : "yes"); $("metric-columns").replaceChildren(); $("timestamp-column").value = ""; preview(); });
 for (const id of ["format", "shape", "timestamp-column", "timezone", "columns"]) $(id).addEventListener("change", preview);
 $("preview-btn").addEventListener("click", preview);
 $("upload-form").addEventListener("submit", upload);
