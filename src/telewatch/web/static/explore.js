@@ -140,7 +140,7 @@ function chartTraces() {
     traces.push(...bandTraces(on ? s.t : [], on ? s.min : [], on ? s.max : [], "env", "min–max per bucket",
       "rgba(31,119,180,0.3)", { showlegend: on }));
     traces[traces.length - 2].showlegend = false;
-    traces.push({ ...lineTrace("series", s.t, s.v, { type: "scattergl", name: ex.metric.display,
+    traces.push({ ...lineTrace("series", s.t, s.v, { type: "scattergl", name: plotText(ex.metric.display),
       line: { width: 1.2, color: "#1f77b4" }, connectgaps: false }) });
   }
   if (ex.stored.length) {
@@ -148,7 +148,7 @@ function chartTraces() {
     traces.push({ x: st.map((a) => a.peak), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
       type: "scatter", mode: "markers", meta: "stored", name: `stored anomalies (${st.length})`,
       visible: ex.show.stored, marker: { color: STORED_COLOR, size: 9, symbol: "diamond", line: { width: 1, color: "#fff" } },
-      text: st.map((a) => `stored anomaly · ${a.detector}<br>peak score ${a.peak_score.toFixed(2)} at ${fmtTime(a.peak)} UTC` +
+      text: st.map((a) => `stored anomaly · ${plotText(a.detector)}<br>peak score ${a.peak_score.toFixed(2)} at ${fmtTime(a.peak)} UTC` +
         `<br>window ${fmtTime(a.start)} – ${fmtTime(a.end)}`),
       hovertemplate: "%{text}<br>value %{y}<extra></extra>" });
   }
@@ -181,7 +181,7 @@ function chartShapes() {
   if (ex.show.labels) {
     for (const l of ex.labels) {
       shapes.push(win(l.start, l.end, LABEL_COLOR, 0.22, { name: "label",
-        label: { text: l.kind, textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
+        label: { text: plotText(l.kind), textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
     }
   }
   if (ex.show.stored) for (const a of ex.stored) shapes.push(win(a.start, a.end, STORED_COLOR, 0.14, { name: "stored" }));
@@ -223,7 +223,7 @@ function redraw() {
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: chartEl.layout?.dragmode || "zoom", hovermode: "x",
     showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
     xaxis: { type: "date", range: [toISO(lo), toISO(hi)] },
-    yaxis: { title: { text: m.unit || "" }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
+    yaxis: { title: { text: plotText(m.unit) }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
     shapes: chartShapes(),
   };
   for (const t of traces) delete t._t;

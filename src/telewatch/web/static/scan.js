@@ -50,7 +50,7 @@ async function drawContext(form) {
   const step = Math.max(1, Math.ceil((hi - lo) / 60000 / 1500));
   const s = await getJSON(`/api/series/${id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   const el = $("context-chart");
-  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: metricLabel(s.metric) }], {
+  await Plotly.newPlot(el, [{ x: s.t, y: s.v, type: "scattergl", mode: "lines", line: { width: 1 }, name: plotText(metricLabel(s.metric)) }], {
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 220, dragmode: "select", showlegend: false,
     xaxis: { type: "date" }, title: { text: "" },
     shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(form.from), x1: new Date(form.to), y0: 0, y1: 1,
