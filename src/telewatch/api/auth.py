@@ -34,6 +34,7 @@ from fastapi import FastAPI
 
 from telewatch.services.tokens import (
     Principal,
+    SignInCodes,
     TokenScope,
     TokenVerifier,
     hash_token,
@@ -194,6 +195,7 @@ class Authenticator:
         raw = settings.api_tokens.get_secret_value() if settings.api_tokens is not None else None
         self.verifier = TokenVerifier(config_tokens=parse_token_config(raw), store=store)
         self.sessions = SessionStore(ttl_s=float(settings.session_ttl_s), store=store)
+        self.sign_in_codes = SignInCodes()  # one-time sign-in links (``/login?code=…``)
         self.base_url = settings.base_url
 
     async def verify_hash(self, token_hash: str) -> Principal | None:

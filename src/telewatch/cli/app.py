@@ -501,10 +501,14 @@ def serve(
     try:
         store = Store(settings.store_path)
         try:
-            sign_in_url = ensure_bootstrap_token(
-                settings=settings, store=store, url_host=url_host, port=settings.port
-            )
             application = create_app(settings, store=store)
+            sign_in_url = ensure_bootstrap_token(
+                settings=settings,
+                store=store,
+                url_host=url_host,
+                port=settings.port,
+                codes=application.state.authenticator.sign_in_codes,
+            )
         except BaseException:
             store.close()
             raise
@@ -512,8 +516,11 @@ def serve(
         raise _fail(exc) from exc
     console.print(f"telewatch UI on http://{url_host}:{settings.port}/  (API docs: /docs)")
     if sign_in_url:
-        console.print("No API token was configured: created an admin token (kept hashed in the store).")
-        console.print("Sign in once with this link (it is not shown again):")
+        console.print("No API token was configured: an admin token is kept (hashed) in the store.")
+        console.print(
+            "Sign in with this one-time link (it works once, for 15 minutes; then create tokens on the"
+            " Tokens page):"
+        )
         print(sign_in_url, flush=True)
     elif settings.api_tokens is None:
         console.print(
