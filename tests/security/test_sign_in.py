@@ -190,7 +190,9 @@ def test_the_access_log_masks_an_encoded_token(app: FastAPI, access_log: list[st
         wait_until(lambda: server.started, timeout=30, what="uvicorn")
         url = f"http://127.0.0.1:{port}/login?" + query.format(t=READ_TOKEN, c=code)
         r = httpx.get(url, follow_redirects=False, timeout=10)
-        assert r.status_code in (200, 303), r.status_code  # TOKEN= (upper case) is not the parameter: the form
+        assert r.status_code in (200, 303), (
+            r.status_code
+        )  # TOKEN= (upper case) is not the parameter: the form
         wait_until(
             lambda: any("/login?" in line for line in access_log), timeout=10, what="the access log line"
         )
