@@ -214,6 +214,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"detail": str(exc.detail), "error": kind}, status_code=exc.status_code, headers=exc.headers
         )
 
+    import duckdb
+
+    @app.exception_handler(UnicodeError)
+    @app.exception_handler(duckdb.InvalidInputException)
+    async def unencodable_text(request: Request, exc: Exception) -> JSONResponse:
+        # a JSON body may hold a lone surrogate ("\ud800"): valid JSON, a Python str, but not Unicode text
+        # that the store or a file can take — the client's error (400), not the server's (500)
+        if isinstance(exc, UnicodeError) or "surrogate" in str(exc):
+            detail = "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+            return JSONResponse({"detail": detail, "error": "ValidationError"}, status_code=400)
+        raise exc
+
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []

@@ -102,7 +102,10 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
         if origin and not same_origin(dict(request.headers), authenticator.base_url):
             # another site posting a token into this form (login CSRF): refuse
             return form(request, next_url="/", error="Sign in from telewatch's own page.", status=403)
-        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than the form has: not our form
+            return form(request, next_url="/", error="Sign in from telewatch's own page.", status=400)
         next_url = safe_next((fields.get("next") or ["/"])[0])
         token = (fields.get("token") or [""])[0].strip()
         return await sign_in(
