@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +170,14 @@ def test_every_page_runs_under_its_csp_without_a_violation(
     page.select_option("#group-filter", index=0)  # the overview's group filter (its hashed handler) works
     page.wait_for_load_state("networkidle")
     assert not problems, problems
+
+
+def test_docs_list_the_headers_the_server_sends(client: TestClient) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    section = doc.split("## Response headers", 1)[1].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `([A-Za-z-]+)` \| `([^`]+)` \|", section, re.M))
+    answer = client.get("/login")
+    assert documented == {k: answer.headers[k] for k in documented}
+    assert set(documented) == {"X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"}
+    policy = section.split("```text", 1)[1].split("```", 1)[0]
+    assert set(_csp(" ".join(policy.split()))) == set(_csp(answer.headers["content-security-policy"]))
