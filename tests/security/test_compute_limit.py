@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -89,3 +90,9 @@ def test_the_overall_bound_holds_across_tokens(limited: Served) -> None:
     assert codes.count(200) <= 2, codes  # two tokens, one each, two in all
     assert codes.count(429) >= 2, codes
     assert all(a.headers.get("retry-after") for a in answers if a.status_code == 429)
+
+
+def test_the_openapi_schema_documents_the_429(client: Any) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/detect", "/api/scan", "/api/ingest/preview"):
+        assert "429" in paths[path]["post"]["responses"], path

@@ -440,6 +440,15 @@ def _declare_bearer_scheme(app: FastAPI) -> None:
                 responses.setdefault(
                     "403", {"description": "The token's scope is too low", "content": error_content}
                 )
+                if method == "post" and path.rstrip("/") in READ_POST_PATHS:
+                    responses.setdefault(
+                        "429",
+                        {
+                            "description": "Too many computations running at once (per token or in all):"
+                            " retry after Retry-After seconds",
+                            "content": error_content,
+                        },
+                    )
         app.openapi_schema = schema
         return schema
 
