@@ -113,6 +113,33 @@ def served(app: FastAPI, store: Store) -> Iterator[Served]:
     yield from serve_app(app, store)
 
 
+@dataclass
+class Site:
+    """One app, its store, a client and a uvicorn server, shared by a module's attacks that change nothing
+    (each refused, or a read): a fresh app per case would cost more than the attack."""
+
+    app: FastAPI
+    store: Store
+    client: TestClient
+    served: Served
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("site")
+    with Store(tmp / "site.duckdb") as store:
+        app = create_app(auth_settings(db_path=tmp / "unused.duckdb"), store=store)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            upload = client.post(
+                "/api/ingest",
+                files={"file": ("m.csv", csv_upload(["cpu"]), "text/csv")},
+                headers=ADMIN_HEADERS,
+            )
+            assert upload.status_code == 200, upload.text
+            for served in serve_app(app, store):
+                yield Site(app, store, client, served)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -149,4 +176,4 @@ def context(browser: Any) -> Iterator[Any]:
         ctx.close()
 
 
-__all__ = ["ADMIN_HEADERS", "READ_HEADERS", "XSS_PAYLOADS", "Served", "csv_upload"]
+__all__ = ["ADMIN_HEADERS", "READ_HEADERS", "XSS_PAYLOADS", "Served", "Site", "csv_upload"]

@@ -6,6 +6,7 @@ signed-in browser write."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from support.auth import ADMIN_HEADERS, ADMIN_TOKEN, READ_HEADERS
 from telewatch.api.auth import SESSION_COOKIE
 from telewatch.services.tokens import hash_token
 
-from .conftest import Served, csv_upload
+from .conftest import Served, Site, csv_upload
 from .test_headers import attacker_site
 
 pytestmark = pytest.mark.timeout(300)
@@ -63,6 +64,17 @@ def victim(app: FastAPI, client: TestClient) -> TestClient:
     return client
 
 
+@pytest.fixture(scope="module")
+def shared_victim(site: Site) -> Iterator[TestClient]:
+    """A signed-in admin browser's cookie on the module's site (every write below is refused: shared)."""
+    site.app.state.authenticator.sessions.create(hash_token(ADMIN_TOKEN), session_id=SESSION)
+    site.client.cookies.set(SESSION_COOKIE, SESSION)
+    try:
+        yield site.client
+    finally:
+        site.client.cookies.clear()
+
+
 def _state(client: TestClient) -> tuple[Any, ...]:
     return (
         [t["name"] for t in client.get("/api/tokens", headers=ADMIN_HEADERS).json()],
@@ -77,14 +89,16 @@ def _state(client: TestClient) -> tuple[Any, ...]:
 )
 @pytest.mark.parametrize(("method", "path", "kw"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
 def test_a_cookie_write_from_elsewhere_is_refused(
-    victim: TestClient, method: str, path: str, kw: dict[str, Any], origin: dict[str, str]
+    shared_victim: TestClient, method: str, path: str, kw: dict[str, Any], origin: dict[str, str]
 ) -> None:
-    before = _state(victim)
+    before = _state(shared_victim)
     headers = {**kw.get("headers", {}), **origin}
-    answer = victim.request(method, path, **{k: v for k, v in kw.items() if k != "headers"}, headers=headers)
+    answer = shared_victim.request(
+        method, path, **{k: v for k, v in kw.items() if k != "headers"}, headers=headers
+    )
     assert answer.status_code == 403, (answer.status_code, answer.text[:200])
     assert "cross-origin" in answer.json()["detail"]
-    assert _state(victim) == before
+    assert _state(shared_victim) == before
 
 
 @pytest.mark.parametrize(("method", "path", "kw"), WRITES[:3], ids=[f"{m} {p}" for m, p, _ in WRITES[:3]])
@@ -96,10 +110,14 @@ def test_the_same_write_from_telewatchs_own_page_passes(
 
 
 @pytest.mark.parametrize(("method", "path", "kw"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
-def test_a_read_token_cannot_write(client: TestClient, method: str, path: str, kw: dict[str, Any]) -> None:
+def test_a_read_token_cannot_write(site: Site, method: str, path: str, kw: dict[str, Any]) -> None:
     headers = {**kw.get("headers", {}), **READ_HEADERS}
-    answer = client.request(method, path, **{k: v for k, v in kw.items() if k != "headers"}, headers=headers)
+    before = _state(site.client)
+    answer = site.client.request(
+        method, path, **{k: v for k, v in kw.items() if k != "headers"}, headers=headers
+    )
     assert answer.status_code == 403
+    assert _state(site.client) == before
 
 
 @pytest.mark.parametrize("override", ["DELETE", "POST", "PUT"])

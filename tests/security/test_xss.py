@@ -17,7 +17,7 @@ from support.auth import ADMIN_HEADERS, READ_HEADERS
 from telewatch.store import repo
 from telewatch.store.db import Store
 
-from .conftest import XSS_PAYLOADS, Served, csv_upload
+from .conftest import XSS_PAYLOADS, Served, Site, csv_upload
 
 pytestmark = pytest.mark.timeout(600)
 PAGES = ["/", "/explore", "/scan", "/upload", "/incidents", "/alerts", "/settings/tokens"]
@@ -131,9 +131,9 @@ def test_stored_payloads_run_nowhere(
 
 @pytest.mark.parametrize("template", REFLECTED)
 @pytest.mark.parametrize("payload", XSS_PAYLOADS[:5])
-def test_reflected_payloads_are_inert_in_the_html(client: TestClient, template: str, payload: str) -> None:
+def test_reflected_payloads_are_inert_in_the_html(site: Site, template: str, payload: str) -> None:
     url = template.format(p=quote(payload, safe=""))
-    answer = client.get(url, headers=READ_HEADERS, follow_redirects=False)
+    answer = site.client.get(url, headers=READ_HEADERS, follow_redirects=False)
     assert answer.status_code < 500, (url, answer.status_code)
     body = answer.text
     if not answer.headers.get("content-type", "").startswith("text/html"):
@@ -149,7 +149,8 @@ def test_reflected_payloads_are_inert_in_the_html(client: TestClient, template: 
         assert not location.startswith("//"), location
 
 
-def test_reflected_payloads_run_nowhere_in_chromium(served: Served, context: Any) -> None:
+def test_reflected_payloads_run_nowhere_in_chromium(site: Site, context: Any) -> None:
+    served = site.served
     page = context.new_page()
     page.add_init_script(CATCH)
     for template in REFLECTED:
