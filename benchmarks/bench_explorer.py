@@ -108,8 +108,8 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for i in range(args.repeat):
-                context = browser.new_context(
-                    viewport={"width": 1400, "height": 900}, extra_http_headers=auth
+                context = browser.new_context(  # wait_for_function evaluates a string: past the CSP
+                    viewport={"width": 1400, "height": 900}, extra_http_headers=auth, bypass_csp=True
                 )
                 page = context.new_page()
                 page.goto(f"{url}/explore/{i % args.metrics + 1}")

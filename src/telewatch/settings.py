@@ -127,6 +127,17 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(
         default=12 * 3600, ge=60, description="How long a UI sign-in (session cookie) lasts, in seconds."
     )
+    max_concurrent_compute: int = Field(
+        default=4,
+        ge=1,
+        description="Most ad-hoc computations (POST /api/detect, /api/scan, /api/ingest/preview) running at "
+        "once in all; past it they are refused with 429 and Retry-After.",
+    )
+    max_concurrent_compute_per_token: int = Field(
+        default=2,
+        ge=1,
+        description="Most ad-hoc computations running at once for one token (or its sign-ins).",
+    )
 
     @property
     def store_path(self) -> Path:

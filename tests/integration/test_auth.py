@@ -399,29 +399,35 @@ def _read_until(out: queue.Queue[str], pattern: str, seen: list[str], timeout: f
     raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")
 
 
-def test_zero_config_serve_creates_an_admin_token_and_prints_a_sign_in_url_once(tmp_path: Path) -> None:
+def test_zero_config_serve_creates_an_admin_token_and_prints_a_one_time_sign_in_link(tmp_path: Path) -> None:
     db, port = tmp_path / "zero.duckdb", free_port()
     proc = _serve(db, port, tmp_path)
     seen: list[str] = []
     try:
         out = _lines(proc)
-        url = _read_until(out, r"(http://127\.0\.0\.1:\d+/login\?token=(\S+))", seen).group(1)
-        token = url.rsplit("=", 1)[1]
+        url = _read_until(out, r"(http://127\.0\.0\.1:\d+/login\?code=(\S+))", seen).group(1)
+        code = url.rsplit("=", 1)[1]
         _read_until(out, r"Uvicorn running|Application startup complete", seen)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             assert http.get("/api/metrics").status_code == 401
-            assert http.get("/api/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert http.get("/api/metrics", headers={"Authorization": f"Bearer {code}"}).status_code == 401
             signed_in = http.get(url)
             assert signed_in.status_code == 303
             assert SESSION_COOKIE in signed_in.cookies
             assert http.get("/").status_code == 200  # the cookie jar now holds the session
-        _read_until(out, r"GET /login\?token=", seen)  # the access log line of that sign-in
+            assert http.get("/settings/tokens").status_code == 200  # as admin
+        with httpx.Client(timeout=10) as other:
+            again = other.get(url)  # the link works once
+            assert again.status_code == 401
+            assert SESSION_COOKIE not in again.cookies
+        _read_until(out, r"GET /login\?code=", seen)  # the access log line of that sign-in
     finally:
         stop(proc)
     log = "".join(seen)
-    assert log.count(token) == 1, log  # the printed URL only: the access log shows token=***
-    assert "/login?token=***" in log
-    # a second start finds the token in the store: no new one, no URL
+    assert log.count(code) == 1, log  # the printed link only: the access log shows code=***
+    assert "/login?code=***" in log
+    assert "tw_" not in log  # the admin token itself is never printed
+    # a second start finds the token in the store, used: no new one, no link
     with Store(db) as s:
         assert [t.name.startswith("admin-") for t in tokens.list_tokens(s)] == [True]
     proc = _serve(db, port, tmp_path)
@@ -430,7 +436,7 @@ def test_zero_config_serve_creates_an_admin_token_and_prints_a_sign_in_url_once(
         _read_until(_lines(proc), r"Uvicorn running|Application startup complete", seen)
     finally:
         stop(proc)
-    assert "login?token=" not in "".join(seen)
+    assert "login?" not in "".join(seen)
 
 
 def test_a_websocket_route_added_later_is_gated_too(store: Store, tmp_path: Path) -> None:

@@ -199,11 +199,11 @@ def test_the_api_and_the_service_the_cli_uses_agree(client: TestClient, store: S
 
 def test_a_running_server_manages_tokens_and_the_cli_points_to_the_api(tmp_path: Path) -> None:
     db, port = tmp_path / "live.duckdb", free_port()
-    proc = _serve(db, port, tmp_path)  # zero-config: it creates an admin token and prints a sign-in URL
+    proc = _serve(db, port, tmp_path)  # zero-config: it creates an admin token and prints a one-time link
     seen: list[str] = []
     try:
         out = _lines(proc)
-        admin = _read_until(out, r"http://127\.0\.0\.1:\d+/login\?token=(\S+)", seen).group(1)
+        link = _read_until(out, r"(http://127\.0\.0\.1:\d+/login\?code=\S+)", seen).group(1)
         _read_until(out, r"Uvicorn running|Application startup complete", seen)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELEWATCH_")}
         exe = Path(sys.executable).parent / "telewatch"
@@ -226,19 +226,21 @@ def test_a_running_server_manages_tokens_and_the_cli_points_to_the_api(tmp_path:
         assert listed.returncode == 2
         assert "GET /api/tokens" in " ".join(listed.stderr.split())
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            assert http.get(link).status_code == 303  # signed in as admin (a session cookie), once
+            same_origin = {"Origin": f"http://127.0.0.1:{port}"}  # as the Tokens page sends it
             created = http.post(
                 "/api/tokens",
                 content=json.dumps({"name": "grafana", "scope": "read", "expires_in": "30d"}),
-                headers={**_bearer(admin), "Content-Type": "application/json"},
+                headers={**same_origin, "Content-Type": "application/json"},
             )
             assert created.status_code == 201, created.text
             token = created.json()["token"]
             assert http.get("/api/metrics", headers=_bearer(token)).status_code == 200
             assert http.get("/api/tokens", headers=_bearer(token)).status_code == 403
-            names = [t["name"] for t in http.get("/api/tokens", headers=_bearer(admin)).json()]
+            names = [t["name"] for t in http.get("/api/tokens").json()]
             assert names[-1] == "grafana"
             assert names[0].startswith("admin-")
-            assert http.post("/api/tokens/grafana/revoke", headers=_bearer(admin)).status_code == 200
+            assert http.post("/api/tokens/grafana/revoke", headers=same_origin).status_code == 200
             assert http.get("/api/metrics", headers=_bearer(token)).status_code == 401
     finally:
         stop(proc)

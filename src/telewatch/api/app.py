@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,12 @@ from telewatch.core.errors import IngestError, NotFoundError, TelewatchError
 from telewatch.settings import Settings
 from telewatch.store.db import Store
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
 
 def _swagger_dir() -> Path:
     import swagger_ui_bundle
@@ -31,6 +39,57 @@ def _plotly_js() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+# The HTML pages' Content-Security-Policy: scripts only from this server (and, for an inline script,
+# the request's nonce), no framing, no plugins, no <base>, forms post here only. style-src allows inline
+# styles: the pages' style attributes and the <style> elements the chart library adds. One inline event
+# handler is allowed by its hash, the overview's group filter (onchange="this.form.submit()"): no other
+# handler text runs (move it to overview.js and drop the hash).
+_SUBMIT_HANDLER = "'sha256-osjxnKEPL/pQJbFk1dKsF7PYFmTyMWGmVSiL9inhxJY='"  # this.form.submit()
+_CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'unsafe-hashes' " + _SUBMIT_HANDLER + ";"
+    " style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; object-src 'none';"
+    " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# on every answer, HTML or not
+_ALWAYS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Pure-ASGI: ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
+    same-origin`` on every answer, and on HTML pages a ``Content-Security-Policy`` with a per-request
+    nonce (``request.state.csp_nonce``: templates write ``<script nonce="{{ request.state.csp_nonce }}">``
+    for an inline script). Outermost, so refusals and redirects carry them too (docs/security.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(18)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in {h for h, _ in _ALWAYS}
+                ]
+                headers.extend(_ALWAYS)
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    headers.append((b"content-security-policy", _CSP.format(nonce=nonce).encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
@@ -101,14 +160,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+    def docs(request: Request) -> HTMLResponse:
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="telewatch API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/swagger/favicon-32x32.png",
         )
+        # Swagger UI starts from an inline script: it runs under the page's CSP with the request's nonce
+        nonce = request.state.csp_nonce
+        html = bytes(page.body).decode().replace("<script>", f'<script nonce="{nonce}">')
+        return HTMLResponse(html)
 
     from telewatch.web.routes import install_web
 
@@ -125,6 +188,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             the_store.close()
         raise
     install_login(app, authenticator=authenticator)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included
     return app
 
 
@@ -149,6 +213,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": str(exc.detail), "error": kind}, status_code=exc.status_code, headers=exc.headers
         )
+
+    import duckdb
+
+    @app.exception_handler(UnicodeError)
+    @app.exception_handler(duckdb.InvalidInputException)
+    async def unencodable_text(request: Request, exc: Exception) -> JSONResponse:
+        # a JSON body may hold a lone surrogate ("\ud800"): valid JSON, a Python str, but not Unicode text
+        # that the store or a file can take — the client's error (400), not the server's (500)
+        if isinstance(exc, UnicodeError) or "surrogate" in str(exc):
+            detail = "the request holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+            return JSONResponse({"detail": detail, "error": "ValidationError"}, status_code=400)
+        raise exc
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:

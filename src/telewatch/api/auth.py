@@ -34,6 +34,7 @@ from fastapi import FastAPI
 
 from telewatch.services.tokens import (
     Principal,
+    SignInCodes,
     TokenScope,
     TokenVerifier,
     hash_token,
@@ -194,6 +195,7 @@ class Authenticator:
         raw = settings.api_tokens.get_secret_value() if settings.api_tokens is not None else None
         self.verifier = TokenVerifier(config_tokens=parse_token_config(raw), store=store)
         self.sessions = SessionStore(ttl_s=float(settings.session_ttl_s), store=store)
+        self.sign_in_codes = SignInCodes()  # one-time sign-in links (``/login?code=…``)
         self.base_url = settings.base_url
 
     async def verify_hash(self, token_hash: str) -> Principal | None:
@@ -350,6 +352,59 @@ class AuthMiddleware:
         await send({"type": "http.response.body", "body": b""})
 
 
+class ComputeLimit:
+    """Pure-ASGI, behind :class:`AuthMiddleware`: a bound on the ad-hoc computations a read token may start
+    (:data:`READ_POST_PATHS`: detection, window scan, upload preview) running at once — per token and in
+    all. Past either bound the request is refused at once with ``429`` and ``Retry-After`` (never queued:
+    a queue would hold the bodies in memory), so four clients cannot run the server out of memory."""
+
+    def __init__(self, app: ASGIApp, *, overall: int, per_token: int, retry_after_s: int = 5) -> None:
+        self.app = app
+        self.overall = overall
+        self.per_token = per_token
+        self.retry_after_s = retry_after_s
+        self.running = 0
+        self.by_token: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method", "GET").upper() != "POST"
+            or scope.get("path", "").rstrip("/") not in READ_POST_PATHS
+        ):
+            await self.app(scope, receive, send)
+            return
+        principal = scope.get("state", {}).get("principal")
+        key = principal.name if principal is not None else ""
+        mine = self.by_token.get(key, 0)
+        # check and count with no await in between: the event loop runs one request at a time here
+        if self.running >= self.overall or mine >= self.per_token:
+            detail = (
+                f"too many computations at once ({mine} of this token's {self.per_token},"
+                f" {self.running} of {self.overall} in all): retry in {self.retry_after_s} s"
+            )
+            body = json.dumps({"detail": detail, "error": "TooManyRequests"}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(self.retry_after_s).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.running += 1
+        self.by_token[key] = mine + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.running -= 1
+            left = self.by_token[key] - 1
+            if left:
+                self.by_token[key] = left
+            else:
+                del self.by_token[key]
+
+
 def _declare_bearer_scheme(app: FastAPI) -> None:
     """OpenAPI: a bearer scheme (so ``/docs`` has "Authorize"), required everywhere but the open paths."""
     build = app.openapi
@@ -385,6 +440,15 @@ def _declare_bearer_scheme(app: FastAPI) -> None:
                 responses.setdefault(
                     "403", {"description": "The token's scope is too low", "content": error_content}
                 )
+                if method == "post" and path.rstrip("/") in READ_POST_PATHS:
+                    responses.setdefault(
+                        "429",
+                        {
+                            "description": "Too many computations running at once (per token or in all):"
+                            " retry after Retry-After seconds",
+                            "content": error_content,
+                        },
+                    )
         app.openapi_schema = schema
         return schema
 
@@ -398,6 +462,11 @@ def install_auth(app: FastAPI, *, settings: Settings, store: Store | None) -> Au
     """
     authenticator = Authenticator(settings=settings, store=store)
     app.state.authenticator = authenticator
+    app.add_middleware(  # inside the auth gate: it counts per principal
+        ComputeLimit,
+        overall=settings.max_concurrent_compute,
+        per_token=settings.max_concurrent_compute_per_token,
+    )
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
     _declare_bearer_scheme(app)
     return authenticator

@@ -265,14 +265,52 @@ def ingest(
         )
 
 
-@app.command("metrics")
+metrics_app = typer.Typer(
+    help="List the stored metrics (no subcommand), or delete one (`metrics delete`).", no_args_is_help=False
+)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("delete")
+def metrics_delete(
+    metric: Annotated[str, typer.Argument(help="The metric's id, or its name (with --labels for a slice).")],
+    labels: Annotated[str | None, typer.Option(help="The slice, when the name has several: k=v,...")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete a metric with its points, scores, anomalies and labelled windows (incidents lose it)."""
+    from telewatch.services.catalog import delete_metric
+    from telewatch.store import repo
+
+    try:
+        with _open_store(db) as store:
+            found = repo.get_metric(store.cursor(), metric, repo.parse_selector(labels))
+            if not yes and not typer.confirm(
+                f"Delete metric {found.id} {found.display_name} and its {found.points:,} points?"
+            ):
+                raise typer.Exit(1)
+            done = delete_metric(store, found.id)
+    except TelewatchError as exc:
+        raise _fail(exc) from exc
+    rows = ", ".join(f"{n:,} {kind}" for kind, n in done.rows.items() if n)
+    console.print(
+        f"deleted metric {done.metric.id} {done.metric.display_name}" + (f": {rows}" if rows else ""),
+        markup=False,  # a metric name is data: "[red]" in it is not a style
+        highlight=False,
+    )
+
+
+@metrics_app.callback(invoke_without_command=True)
 def metrics_cmd(
+    ctx: typer.Context,
     group: Annotated[str | None, typer.Option(help="Only metrics of this group.")] = None,
     selector: Annotated[str | None, typer.Option(help="Label selector, e.g. host=app-1,region=eu.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     db: DbOption = None,
 ) -> None:
     """List the stored metrics with their points and time range."""
+    if ctx.invoked_subcommand is not None:
+        return
     from telewatch.services.catalog import list_metrics
     from telewatch.store.repo import parse_selector
 
@@ -498,10 +536,14 @@ def serve(
     try:
         store = Store(settings.store_path)
         try:
-            sign_in_url = ensure_bootstrap_token(
-                settings=settings, store=store, url_host=url_host, port=settings.port
-            )
             application = create_app(settings, store=store)
+            sign_in_url = ensure_bootstrap_token(
+                settings=settings,
+                store=store,
+                url_host=url_host,
+                port=settings.port,
+                codes=application.state.authenticator.sign_in_codes,
+            )
         except BaseException:
             store.close()
             raise
@@ -509,8 +551,11 @@ def serve(
         raise _fail(exc) from exc
     console.print(f"telewatch UI on http://{url_host}:{settings.port}/  (API docs: /docs)")
     if sign_in_url:
-        console.print("No API token was configured: created an admin token (kept hashed in the store).")
-        console.print("Sign in once with this link (it is not shown again):")
+        console.print("No API token was configured: an admin token is kept (hashed) in the store.")
+        console.print(
+            "Sign in with this one-time link (it works once, for 15 minutes; then create tokens on the"
+            " Tokens page):"
+        )
         print(sign_in_url, flush=True)
     elif settings.api_tokens is None:
         console.print(

@@ -120,22 +120,29 @@ def revoke(
     console.print(f"revoked token {row.name} ({row.scope}) at {_ts(row.revoked_at)}")
 
 
-def ensure_bootstrap_token(*, settings: Any, store: Any, url_host: str, port: int) -> str | None:
+def ensure_bootstrap_token(*, settings: Any, store: Any, url_host: str, port: int, codes: Any) -> str | None:
     """Zero-config start: with no token configured anywhere, create an admin token in the store.
 
-    Returns the sign-in URL (``http://HOST:PORT/login?token=…``) to print once, or ``None`` when a token
-    already exists (in ``TELEWATCH_API_TOKENS`` or the store).
+    Returns a one-time sign-in link (``http://HOST:PORT/login?code=…``: a code from ``codes``, a
+    :class:`telewatch.services.tokens.SignInCodes`, that works once within 15 minutes; the token itself is
+    never printed), or ``None`` when a token already exists. While the created token has never been used,
+    each start prints a new link for it.
     """
     from datetime import UTC, datetime
 
     from telewatch.services import tokens
 
     raw = settings.api_tokens.get_secret_value() if settings.api_tokens is not None else None
-    if tokens.parse_token_config(raw) or tokens.has_active_token(store):
+    if tokens.parse_token_config(raw):
         return None
-    name = "admin-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    _, token = tokens.create_token(store, name=name, scope="admin")
-    return f"http://{url_host}:{port}/login?token={token}"
+    token_hash = tokens.unused_bootstrap_token_hash(store)
+    if token_hash is None:
+        if tokens.has_active_token(store):
+            return None
+        name = tokens.BOOTSTRAP_PREFIX + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        _, token = tokens.create_token(store, name=name, scope="admin")
+        token_hash = tokens.hash_token(token)
+    return f"http://{url_host}:{port}/login?code={codes.issue(token_hash)}"
 
 
 def install_log_redaction(settings: Any) -> None:

@@ -30,7 +30,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "MASK",
@@ -38,6 +38,7 @@ __all__ = [
     "install_redacting_filter",
     "install_redacting_record_factory",
     "is_secret_key",
+    "mask_url",
     "redact",
     "redact_mapping",
     "register_secret",
@@ -56,6 +57,11 @@ _KV_SECRET = re.compile(
     r"(?P<pre>\b(?:password|passwd|pwd|secret|token|api_key|apikey|bot_token|smtp_password|api_tokens)"
     r"['\"]?\s*(?:=|:)\s*['\"]?)(?P<val>[^\s&,;'\"}]+)",
     re.IGNORECASE,
+)
+# key=value in a query string whose key, once percent-decoded, names a secret: ?%74oken=… is ?token=…
+_QUERY_PAIR = re.compile(r"(?P<pre>[?&;](?P<key>(?:[A-Za-z0-9_.\-]|%[0-9A-Fa-f]{2})+)=)(?P<val>[^\s&;#'\"]*)")
+_QUERY_SECRET_KEYS = frozenset(
+    {"password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "bot_token", "code", "sig", "key"}
 )
 _BEARER = re.compile(r"(?P<pre>\bBearer\s+)(?P<tok>[A-Za-z0-9._~+/=\-]+)", re.IGNORECASE)
 
@@ -121,8 +127,56 @@ def redact(text: str, secrets: Iterable[Any] = ()) -> str:
     text = _URL_PASSWORD.sub(lambda m: m.group("pre") + MASK + "@", text)
     text = _BOT_TOKEN.sub(lambda m: m.group("pre") + MASK, text)
     text = _KV_SECRET.sub(lambda m: m.group("pre") + MASK, text)
+    text = _QUERY_PAIR.sub(_mask_query_pair, text)
     text = _BEARER.sub(lambda m: m.group("pre") + MASK, text)
     return text
+
+
+def _mask_query_pair(m: re.Match[str]) -> str:
+    key = unquote_plus(m.group("key")).strip().lower()
+    if m.group("val") and (key in _QUERY_SECRET_KEYS or is_secret_key(key)):
+        return m.group("pre") + MASK
+    return m.group(0)
+
+
+def mask_url(url: object) -> str:
+    """A URL safe to show anyone who may read the configuration: only its scheme, host and port stay.
+
+    The one masking of secret-bearing URLs (channel endpoints, API bases, webhooks) in every output —
+    ``describe()``, the API, the UI and the CLI. Everything that may carry a credential is masked whatever
+    its length: the userinfo (``user:password@``), every path segment past the host (Slack-style hook URLs
+    carry their secret there), every query value (``?sig=…``) and the fragment. Query keys stay, so a
+    reader can still tell two endpoints of one host apart. Text that is not an absolute URL is passed
+    through :func:`redact`.
+
+    >>> mask_url("http://bob:hunter2@hooks.example:8080/shortsecret7?sig=abc1234&v=2#frag")
+    'http://***@hooks.example:8080/***?sig=***&v=***#***'
+    >>> mask_url("https://api.telegram.org"), mask_url("https://api.telegram.org/")
+    ('https://api.telegram.org', 'https://api.telegram.org/')
+    >>> mask_url("not a url password=x1")
+    'not a url password=***'
+    """
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:  # a malformed port or IPv6 literal: show none of it
+        return MASK
+    if not parts.scheme or not parts.netloc or host is None:
+        return redact(text)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    if "@" in parts.netloc:
+        netloc = f"{MASK}@{netloc}"
+    path = parts.path if parts.path in ("", "/") else "/" + MASK
+    query = "&".join(
+        f"{pair.partition('=')[0]}={MASK}" if "=" in pair else MASK
+        for pair in re.split(r"[&;]", parts.query)
+        if pair
+    )
+    return urlunsplit((parts.scheme, netloc, path, query, MASK if parts.fragment else ""))
 
 
 def is_secret_key(key: str) -> bool:

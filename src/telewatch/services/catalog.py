@@ -29,6 +29,21 @@ def list_metrics(
     return repo.list_metrics(store.cursor(), group=group, selector=selector)
 
 
+@dataclass(frozen=True)
+class DeletedMetric:
+    metric: MetricInfo
+    rows: dict[str, int]  # rows deleted per kind: points, scores, anomalies, incidents, ...
+
+
+def delete_metric(store: Store, ref: str | int, labels: Mapping[str, str] | None = None) -> DeletedMetric:
+    """Delete one metric (by id, or name and labels) with its points, scores, anomalies and the incidents
+    left without a member: how an admin removes bad data (an upload with a wrong or hostile column)."""
+    metric = repo.get_metric(store.cursor(), ref, labels)
+    with store.transaction(series=True) as cur:
+        rows = repo.delete_metric(cur, metric.id)
+    return DeletedMetric(metric=metric, rows=rows)
+
+
 # an ISO time whose "+HH:MM" offset lost its "+" (an unencoded "+" in a query string arrives as a space)
 _SPACED_OFFSET = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 

@@ -18,6 +18,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -309,3 +311,59 @@ class TokenVerifier:
             )
         except duckdb.Error:  # best effort: a write conflict must not refuse a valid token
             self._touched.pop(token_id, None)
+
+
+SIGN_IN_CODE_TTL = timedelta(minutes=15)
+BOOTSTRAP_PREFIX = "admin-"  # the name of the admin token a zero-config start creates: admin-<date>-<time>
+
+
+class SignInCodes:
+    """One-time sign-in codes: a short random code stands for a token (by its hash) for 15 minutes and is
+    exchanged once for a UI session, so a sign-in link never carries the token itself.
+
+    Kept in this process only (a code outlives neither its 15 minutes nor a restart).
+
+    >>> codes = SignInCodes()
+    >>> code = codes.issue("f" * 64)
+    >>> codes.redeem(code), codes.redeem(code)
+    ('ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff', None)
+    """
+
+    def __init__(self, *, ttl: timedelta = SIGN_IN_CODE_TTL, clock: Any = None) -> None:
+        self.ttl_s = ttl.total_seconds()
+        self._clock = clock or time.monotonic
+        self._codes: dict[str, tuple[str, float]] = {}  # sha256(code) -> (token hash, expiry)
+        self._lock = threading.Lock()
+
+    def issue(self, token_hash: str) -> str:
+        """A new code for a token's hash (the token must be verified again when the code is redeemed)."""
+        code = secrets.token_urlsafe(16)
+        now = self._clock()
+        with self._lock:
+            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
+            self._codes[hash_token(code)] = (token_hash, now + self.ttl_s)
+        return code
+
+    def redeem(self, code: str) -> str | None:
+        """The token hash a code stands for, once: the code is spent whether or not it was still valid."""
+        with self._lock:
+            entry = self._codes.pop(hash_token(code), None)
+        if entry is None or entry[1] <= self._clock():
+            return None
+        return entry[0]
+
+
+def unused_bootstrap_token_hash(store: Store) -> str | None:
+    """The hash of the zero-config admin token while nobody has used it yet (so a restart can print a new
+    sign-in link for it), else ``None``."""
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT token_sha256 FROM api_tokens WHERE name LIKE ? AND scope = 'admin' AND last_used_at IS NULL"
+            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+            " AND (SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL) = 1",
+            [BOOTSTRAP_PREFIX + "%", _now()],
+        )
+        .fetchone()
+    )
+    return str(row[0]) if row else None

@@ -311,3 +311,62 @@ def read_label_windows(con: duckdb.DuckDBPyConnection, metric_id: int | None = N
     for col in ("start_ts", "end_ts"):
         frame[col] = pd.to_datetime(frame[col]).dt.tz_localize("UTC")
     return frame
+
+
+# the tables holding rows of one metric alone (incidents may span several metrics: handled apart)
+_METRIC_TABLES = ("points", "scores", "label_windows", "monitor_series", "monitor_models", "tick_state")
+
+
+def delete_metric(con: duckdb.DuckDBPyConnection, metric_id: int) -> dict[str, int]:
+    """Delete a metric and everything stored for it; returns the rows deleted per kind.
+
+    Its points, scores, anomalies, labelled windows and monitor state go; incidents lose it (and its
+    anomalies) as a member, and an incident left with no member is deleted with its notes. Feedback and
+    notification history stay (they are records of what people did and what was sent). Run it in
+    ``store.transaction(series=True)``.
+    """
+
+    def run(sql: str, params: list[object]) -> int:
+        row = con.execute(sql, params).fetchone()
+        return int(row[0]) if row else 0
+
+    hold_series_writes(con)  # it deletes points and scores: in store.transaction(series=True)
+    if con.execute("SELECT 1 FROM metrics WHERE id = ?", [metric_id]).fetchone() is None:
+        raise NotFoundError(f"no metric with id {metric_id}")
+    incidents = [
+        int(r[0])
+        for r in con.execute(
+            "SELECT incident_id FROM incident_metrics WHERE metric_id = $m UNION SELECT incident_id"
+            " FROM incident_anomalies WHERE anomaly_id IN (SELECT id FROM anomalies WHERE metric_id = $m)"
+            " UNION SELECT id FROM incidents WHERE peak_metric_id = $m",
+            {"m": metric_id},
+        ).fetchall()
+    ]
+    counts = {
+        "incident_links": run(
+            "DELETE FROM incident_anomalies WHERE anomaly_id IN (SELECT id FROM anomalies WHERE metric_id = ?)",
+            [metric_id],
+        )
+        + run("DELETE FROM incident_metrics WHERE metric_id = ?", [metric_id]),
+        "anomalies": run("DELETE FROM anomalies WHERE metric_id = ?", [metric_id]),
+    }
+    for table in _METRIC_TABLES:
+        counts[table] = run(f"DELETE FROM {table} WHERE metric_id = ?", [metric_id])
+    emptied: list[int] = []
+    if incidents:
+        con.execute("UPDATE incidents SET peak_metric_id = NULL WHERE peak_metric_id = ?", [metric_id])
+        emptied = [
+            int(r[0])
+            for r in con.execute(
+                "SELECT id FROM incidents i WHERE list_contains(?, id)"
+                " AND NOT EXISTS (SELECT 1 FROM incident_metrics WHERE incident_id = i.id)"
+                " AND NOT EXISTS (SELECT 1 FROM incident_anomalies WHERE incident_id = i.id)",
+                [incidents],
+            ).fetchall()
+        ]
+    if emptied:
+        con.execute("DELETE FROM incident_notes WHERE list_contains(?, incident_id)", [emptied])
+        con.execute("DELETE FROM incidents WHERE list_contains(?, id)", [emptied])
+    counts["incidents"] = len(emptied)
+    run("DELETE FROM metrics WHERE id = ?", [metric_id])
+    return counts

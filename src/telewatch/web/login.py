@@ -2,7 +2,10 @@
 
 Signing in with a token sets an HttpOnly, SameSite=Strict cookie holding a random session id (mapped
 server-side to the token's hash, see :mod:`telewatch.api.auth`); the token itself never goes to the cookie.
-``GET /login?token=…`` signs in straight away (the link ``telewatch serve`` prints on a first start).
+``GET /login?code=…`` — the one-time link ``telewatch serve`` prints on a first start — signs in once,
+within 15 minutes (:class:`telewatch.services.tokens.SignInCodes`); ``GET /login?token=…`` signs in
+straight away. Both are refused when another site or origin started the navigation (a forced sign-in
+into the attacker's account), as a cross-origin ``POST /login`` is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,23 @@ from telewatch.services.tokens import hash_token
 
 _HERE = Path(__file__).parent
 _WRONG = "That token is not valid (unknown, revoked or expired)."
+_SPENT = "That sign-in link was already used or has expired (links work once, for 15 minutes). Sign in with a token."
+_ELSEWHERE = (
+    "This sign-in link was opened from another site, so it was not used: open it yourself (paste it in the"
+    " address bar), or sign in here."
+)
+
+
+def started_elsewhere(request: Request, base_url: str) -> bool:
+    """Whether another site or origin started this navigation (a forced sign-in): the browser says so in
+    ``Sec-Fetch-Site`` (``same-origin``, or ``none`` for a link pasted or opened from another program, are
+    fine); without it, an ``Origin``/``Referer`` naming another origin."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
+    if request.headers.get("origin") or request.headers.get("referer"):
+        return not same_origin(dict(request.headers), base_url)
+    return False
 
 
 def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
@@ -38,12 +58,11 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    async def sign_in(request: Request, token: str, next_url: str) -> Response:
-        token = token.strip()
-        principal = await authenticator.verify_token(token) if token else None
-        if principal is None:
-            return form(request, next_url=next_url, error=_WRONG if token else "Enter a token.", status=401)
-        session_id = await anyio.to_thread.run_sync(authenticator.sessions.create, hash_token(token))
+    async def sign_in(request: Request, token_hash: str | None, next_url: str, *, error: str) -> Response:
+        principal = await authenticator.verify_hash(token_hash) if token_hash else None
+        if principal is None or token_hash is None:
+            return form(request, next_url=next_url, error=error, status=401)
+        session_id = await anyio.to_thread.run_sync(authenticator.sessions.create, token_hash)
         response = RedirectResponse(next_url, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -58,11 +77,24 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
         return response
 
     @app.get("/login", include_in_schema=False, response_model=None)
-    async def login_page(request: Request, next: str | None = None, token: str | None = None) -> Response:
+    async def login_page(
+        request: Request, next: str | None = None, token: str | None = None, code: str | None = None
+    ) -> Response:
         next_url = safe_next(next)
-        if token is not None:
-            return await sign_in(request, token, next_url)
-        return form(request, next_url=next_url, signed_out=request.query_params.get("signed_out") == "1")
+        if token is None and code is None:
+            return form(request, next_url=next_url, signed_out=request.query_params.get("signed_out") == "1")
+        if started_elsewhere(request, authenticator.base_url):
+            return form(request, next_url="/", error=_ELSEWHERE, status=403)
+        if code is not None:
+            token_hash = authenticator.sign_in_codes.redeem(code.strip())
+            return await sign_in(request, token_hash, next_url, error=_SPENT)
+        token = (token or "").strip()
+        return await sign_in(
+            request,
+            hash_token(token) if token else None,
+            next_url,
+            error=_WRONG if token else "Enter a token.",
+        )
 
     @app.post("/login", include_in_schema=False, response_model=None)
     async def login_submit(request: Request) -> Response:
@@ -70,9 +102,18 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
         if origin and not same_origin(dict(request.headers), authenticator.base_url):
             # another site posting a token into this form (login CSRF): refuse
             return form(request, next_url="/", error="Sign in from telewatch's own page.", status=403)
-        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than the form has: not our form
+            return form(request, next_url="/", error="Sign in from telewatch's own page.", status=400)
         next_url = safe_next((fields.get("next") or ["/"])[0])
-        return await sign_in(request, (fields.get("token") or [""])[0], next_url)
+        token = (fields.get("token") or [""])[0].strip()
+        return await sign_in(
+            request,
+            hash_token(token) if token else None,
+            next_url,
+            error=_WRONG if token else "Enter a token.",
+        )
 
     @app.get("/logout", include_in_schema=False, response_model=None)
     def logout(request: Request) -> Response:

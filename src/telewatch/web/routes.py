@@ -76,6 +76,23 @@ def _gzipped(path: Path) -> bytes:
     return gzip.compress(path.read_bytes(), compresslevel=6)
 
 
+_HTML_JSON_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def json_for_html(data: object) -> str:
+    r"""JSON to embed in a page (``<script type="application/json">``, an attribute): no ``<``, ``>``,
+    ``&``, U+2028 or U+2029 left, so no value — a metric named ``<!--<script>`` or ``</script>`` — can
+    end the block, open a comment that swallows the page, or break a line in a script. ``JSON.parse``
+    reads the escapes back as the same characters.
+
+    >>> print(json_for_html({"name": "<!--<script>&\u2028"}))
+    {"name": "\u003c!--\u003cscript\u003e\u0026\u2028"}
+    """
+    return json.dumps(data).translate(_HTML_JSON_ESCAPES)
+
+
 def install_web(app: FastAPI, *, plotly_js: Path) -> None:
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["spark"] = sparkline
@@ -164,7 +181,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
             "explore",
             metrics=metrics,
             metric_id=metric_id,
-            metrics_json=json.dumps(data).replace("</", "<\\/"),
+            metrics_json=json_for_html(data),
         )
 
     @app.get("/scan", response_class=HTMLResponse, include_in_schema=False)

@@ -18,7 +18,7 @@ from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChanne
 from telewatch.alerts.config import TelegramChannel
 from telewatch.alerts.model import OutboundMessage, severity_rank
 from telewatch.alerts.render import caption
-from telewatch.core.secrets import redact
+from telewatch.core.secrets import mask_url, redact
 
 
 class TelegramSender(HttpChannel):
@@ -30,14 +30,15 @@ class TelegramSender(HttpChannel):
         self._token = config.bot_token.get_secret_value()
 
     def secrets(self) -> list[str]:
-        return [self._token]
+        base = httpx.URL(str(self.config.api_base))  # a proxy's credentials may ride in api_base
+        return [self._token, *(part for part in (base.username, base.password) if part)]
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.kind,
             "chat_id": self.config.chat_id,
-            "api_base": str(self.config.api_base),
+            "api_base": mask_url(self.config.api_base),
             "language": self.config.language,
         }
 
@@ -56,7 +57,7 @@ class TelegramSender(HttpChannel):
                 response = self._client.post(self._url(method), json=data)
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                redact(f"telegram {method}: {type(exc).__name__}: {exc}", [self._token])
+                redact(f"telegram {method}: {type(exc).__name__}: {exc}", self.secrets())
             ) from None
         try:
             body = response.json()
@@ -68,7 +69,7 @@ class TelegramSender(HttpChannel):
         description = body.get("description") or response.text[:200]
         retry_after = (body.get("parameters") or {}).get("retry_after")
         raise DeliveryError(
-            redact(f"telegram {method}: HTTP {response.status_code}: {description}", [self._token]),
+            redact(f"telegram {method}: HTTP {response.status_code}: {description}", self.secrets()),
             retry_after=float(retry_after) if retry_after is not None else None,
             status=response.status_code,
         )

@@ -21,7 +21,7 @@ import httpx
 from telewatch.alerts.channels.base import Checkpoint, DeliveryError, HttpChannel, SendResult
 from telewatch.alerts.config import WebhookChannel
 from telewatch.alerts.model import OutboundMessage
-from telewatch.core.secrets import redact
+from telewatch.core.secrets import mask_url, redact
 
 _COLORS = {"critical": "#d62728", "warning": "#fd8d3c", "info": "#3182bd", "resolved": "#31a354"}
 
@@ -121,17 +121,19 @@ class WebhookSender(HttpChannel):
         url = httpx.URL(str(self.config.url))
         if url.password:
             found.append(url.password)
-        if url.query:  # tokens often ride in the query string (?token=...)
-            found.extend(v for _, v in url.params.multi_items() if len(v) >= 8)
-        # Slack/Mattermost hook URLs carry their secret in the path
-        found.extend(part for part in url.path.split("/") if len(part) >= 16)
+        if url.username:
+            found.append(url.username)
+        if url.query:  # tokens often ride in the query string (?token=..., ?sig=...), whatever their length
+            found.extend(v for _, v in url.params.multi_items() if v)
+        # Slack/Mattermost hook URLs carry their secret in the path: any segment may be it (as in mask_url)
+        found.extend(part for part in url.path.split("/") if part)
         return found
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.kind,
-            "url": redact(str(self.config.url), self.secrets()),
+            "url": mask_url(self.config.url),
             "format": self.config.format,
             "headers": sorted(self.config.headers),
             "language": self.config.language,

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
 
 from telewatch.api.deps import SettingsDep, StoreDep
 from telewatch.api.schemas import ErrorPublic, MetricPublic, SeriesPublic
@@ -46,6 +47,21 @@ def list_metrics(
     return [
         metric_public(m) for m in catalog.list_metrics(store, group=group, selector=parse_selector(selector))
     ]
+
+
+class MetricDeleted(BaseModel):
+    metric: MetricPublic
+    deleted: dict[str, int] = Field(
+        description="Rows deleted per kind: points, scores, anomalies, incidents…"
+    )
+
+
+@router.delete("/metrics/{metric_id}", response_model=MetricDeleted, responses=_ERRORS)
+def delete_metric(metric_id: Annotated[int, Path(ge=1, le=2**31 - 1)], store: StoreDep) -> MetricDeleted:
+    """Delete a metric with its points, scores, anomalies and labelled windows (admin token). Incidents
+    lose it as a member; one left with no member is deleted too."""
+    done = catalog.delete_metric(store, metric_id)
+    return MetricDeleted(metric=metric_public(done.metric), deleted=done.rows)
 
 
 @router.get("/series/{metric}", response_model=SeriesPublic, responses=_ERRORS)

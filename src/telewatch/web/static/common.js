@@ -97,6 +97,11 @@ function showUnavailable(container, what) {
   container.replaceChildren(h("div", { class: "notice unavailable", "data-unavailable": what },
     t("{what} is not available on this server (its API is not installed).", { what: t(what) })));
 }
+// Plotly renders text as an HTML subset (<a href>, <b>, style=…): text from data goes through this first,
+// so a metric name or unit is shown as it is, never as a link or a style (docs/security.md)
+function plotText(text) {
+  return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
 function metricLabel(m) {
   if (!m) return "";
   const labels = Object.entries(m.labels || {}).map(([k, v]) => `${k}=${v}`).join(",");

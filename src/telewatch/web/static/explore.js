@@ -166,7 +166,7 @@ function chartTraces() {
     // hover: the value and its time in UTC (the axis reads the chosen zone)
     const utc = TZ === "UTC" ? {} : { customdata: gt.map((ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ")),
       hovertemplate: "%{y}<br>%{customdata} UTC" };
-    traces.push({ ...lineTrace("series", gt, gv, { type: "scattergl", name: ex.metric.display,
+    traces.push({ ...lineTrace("series", gt, gv, { type: "scattergl", name: plotText(ex.metric.display),
       line: { width: 1.2, color: "#1f77b4" }, connectgaps: false, ...utc }) });
   }
   if (ex.stored.length) {
@@ -174,7 +174,7 @@ function chartTraces() {
     traces.push({ x: st.map((a) => wall(a.peak)), y: st.map((a) => a.value), _t: st.map((a) => toMs(a.peak)),
       type: "scatter", mode: "markers", meta: "stored", name: t("stored anomalies ({n})", { n: st.length }),
       visible: ex.show.stored, marker: { color: STORED_COLOR, size: 9, symbol: "diamond", line: { width: 1, color: "#fff" } },
-      text: st.map((a) => `${t("stored anomaly")} · ${a.detector}<br>` +
+      text: st.map((a) => `${t("stored anomaly")} · ${plotText(a.detector)}<br>` +
         t("peak score {score} at {time}", { score: fmtNum(a.peak_score), time: `${fmtTime(a.peak)} ${tzName(toMs(a.peak))}` }) +
         `<br>${t("window")} ${fmtTime(a.start)} – ${fmtTime(a.end)}`),
       hovertemplate: `%{text}<br>${t("value")} %{y}<extra></extra>` });
@@ -208,7 +208,7 @@ function chartShapes() {
   if (ex.show.labels) {
     for (const l of ex.labels) {
       shapes.push(win(l.start, l.end, LABEL_COLOR, 0.22, { name: "label",
-        label: { text: t(l.kind), textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
+        label: { text: plotText(t(l.kind)), textposition: "top left", font: { size: 10, color: "#a04d00" } } }));
     }
   }
   if (ex.show.stored) for (const a of ex.stored) shapes.push(win(a.start, a.end, STORED_COLOR, 0.14, { name: "stored" }));
@@ -253,7 +253,7 @@ async function redraw() {
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 420, dragmode: chartEl.layout?.dragmode || "zoom", hovermode: "x",
     showlegend: true, legend: { orientation: "h", y: 1.08, x: 0 },
     xaxis: dateAxis({ type: "date", range: [wallISO(lo), wallISO(hi)] }),
-    yaxis: { title: { text: m.unit || "" }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
+    yaxis: { title: { text: plotText(m.unit) }, fixedrange: false, ...(y ? { range: y, autorange: false } : { autorange: true }) },
     shapes: chartShapes(),
   });
   for (const t of traces) delete t._t;

@@ -55,7 +55,7 @@ async function drawContext(form) {
   const s = await getJSON(`/api/series/${id}?from=${toISO(lo)}&to=${toISO(hi)}${step > 1 ? `&step=${step}min` : ""}`);
   const el = $("context-chart");
   const [ct, cv] = withGaps(s.t, seriesStep(s), s.v);
-  await Plotly.newPlot(el, [{ x: wallDates(ct), y: cv, type: "scattergl", mode: "lines", line: { width: 1 }, connectgaps: false, name: metricLabel(s.metric) }], plotLayout({
+  await Plotly.newPlot(el, [{ x: wallDates(ct), y: cv, type: "scattergl", mode: "lines", line: { width: 1 }, connectgaps: false, name: plotText(metricLabel(s.metric)) }], plotLayout({
     margin: { l: 60, r: 20, t: 10, b: 30 }, height: 220, dragmode: "select", showlegend: false,
     xaxis: dateAxis({ type: "date" }), title: { text: "" },
     shapes: [{ type: "rect", xref: "x", yref: "paper", x0: wallISO(form.from), x1: wallISO(form.to), y0: 0, y1: 1,
