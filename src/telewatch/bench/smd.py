@@ -55,6 +55,7 @@ from telewatch.bench.metrics import (
     pool,
 )
 from telewatch.core.errors import NotFoundError, ValidationError
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors.registry import create_detector
 
 FloatArray = npt.NDArray[np.float64]
@@ -200,7 +201,7 @@ def calibrate_scores(
         raise ValidationError(f"calibrate_scores: unknown method {method!r} (tail or robust_z)")
     with np.errstate(all="ignore"):
         med = np.nanmedian(tr, axis=0)
-        mad = 1.4826 * np.nanmedian(np.abs(tr - med), axis=0)
+        mad = MAD_TO_SIGMA * np.nanmedian(np.abs(tr - med), axis=0)
         tail = (np.nanquantile(tr, 0.99, axis=0) - med) / 2.326
     scale = np.fmax(np.nan_to_num(mad), np.nan_to_num(tail))
     positive = scale[scale > 0]

@@ -11,6 +11,10 @@ import pandas as pd
 
 from telewatch.core.errors import ValidationError
 
+#: Scale from the median absolute deviation to a normal distribution's standard deviation
+#: (``1 / Φ⁻¹(3/4)``): ``MAD_TO_SIGMA * MAD`` estimates sigma robustly. The one copy in telewatch.
+MAD_TO_SIGMA = 1.4826
+
 
 def as_utc_index(index: pd.Index, *, timezone: str = "UTC") -> pd.DatetimeIndex:
     """Return ``index`` as a UTC DatetimeIndex; naive timestamps are read in ``timezone``.

@@ -29,10 +29,10 @@ import numba
 import numpy as np
 
 from telewatch.core.errors import ValidationError
+from telewatch.core.series import MAD_TO_SIGMA
 
 __all__ = ["held_median", "novelty_fit", "novelty_scores", "rolling_median", "warm_up"]
 
-_MAD_TO_SIGMA = 1.4826
 # novelty memory: flags for bins -1024 ... 3071 (a fitted range is bins 0 ... bins), a sorted
 # search for the rest
 _TABLE_SIZE = 4096
@@ -371,7 +371,7 @@ def _novelty_scores_kernel(
             _push(ring1, srt1, state1, prev)
             m1 = _median(srt1, state1[2], 2)
             _push(ring2, srt2, state2, abs(prev - m1))
-            mad = _median(srt2, state2[2], 2) * _MAD_TO_SIGMA
+            mad = _median(srt2, state2[2], 2) * MAD_TO_SIGMA
             if mad != mad:
                 mad = 0.0
             elif mad == np.inf:
@@ -483,7 +483,7 @@ def _held_median_kernel(
         med[t] = m
         sigma = scale
         if with_mad:
-            mad[t] = _sorted_mad(srt, count, m) * 1.4826
+            mad[t] = _sorted_mad(srt, count, m) * MAD_TO_SIGMA
             if mad[t] > sigma:
                 sigma = mad[t]
         else:

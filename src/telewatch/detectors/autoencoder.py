@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from telewatch.core.errors import ConfigError
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     import torch
 
 FloatArray = npt.NDArray[np.float64]
-_MAD_TO_SIGMA = 1.4826
 
 
 def import_torch() -> Any:
@@ -60,7 +60,7 @@ def robust_standardise(values: FloatArray) -> tuple[float, float]:
     if finite.size == 0:
         return 0.0, 1.0
     med = float(np.median(finite))
-    scale = _MAD_TO_SIGMA * float(np.median(np.abs(finite - med)))
+    scale = MAD_TO_SIGMA * float(np.median(np.abs(finite - med)))
     if scale <= 0:
         scale = float(np.std(finite))
     return med, scale if scale > 0 else max(abs(med) * 0.01, 1.0)

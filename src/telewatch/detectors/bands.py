@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from telewatch.core.series import validate_series
+from telewatch.core.series import MAD_TO_SIGMA, validate_series
 from telewatch.detectors.base import NotFittedError
 
 
@@ -56,7 +56,7 @@ def scale_floor(values: np.ndarray, *, share: float = 0.01) -> float:
     if v.size == 0:
         return 1e-9
     median = float(np.median(v))
-    spread = float(np.median(np.abs(v - median))) * 1.4826
+    spread = float(np.median(np.abs(v - median))) * MAD_TO_SIGMA
     if spread == 0.0:
         spread = float(np.std(v))
     distinct = np.unique(v)

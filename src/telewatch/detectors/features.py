@@ -29,11 +29,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from telewatch.core.errors import ConfigError
+from telewatch.core.series import MAD_TO_SIGMA
 
 FloatArray = npt.NDArray[np.float64]
 _DAY_NS = 86_400 * 10**9
 _WEEK_NS = 7 * _DAY_NS
-_MAD_TO_SIGMA = 1.4826
 
 
 def raw_features(
@@ -100,7 +100,7 @@ class FeatureBuilder:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN features: handled below
             med = np.nanmedian(raw, axis=0) if len(raw) else np.zeros(raw.shape[1])
             med = np.nan_to_num(med)
-            mad = _MAD_TO_SIGMA * np.nan_to_num(np.nanmedian(np.abs(raw - med), axis=0))
+            mad = MAD_TO_SIGMA * np.nan_to_num(np.nanmedian(np.abs(raw - med), axis=0))
             std = np.nan_to_num(np.nanstd(raw, axis=0))
         scale = np.where(mad > 0, mad, std)
         scale = np.where(scale > 0, scale, np.maximum(np.abs(med) * 0.01, 1.0))

@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ConfigError
-from telewatch.core.series import infer_step
+from telewatch.core.series import MAD_TO_SIGMA, infer_step
 from telewatch.detectors.bands import ExpectedBand, scale_floor
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
 from telewatch.detectors.seasonal import SeasonalProfiles, _as_periods, detect_periods
 
-_MAD_TO_SIGMA = 1.4826
 ENGINES = ("builtin", "prophet")
 
 
@@ -86,7 +85,7 @@ class ForecastInterval(ExpectedBand, Detector):
         # the initial scale: robust spread of one-step changes of the deseasonalised series
         deseason = x - (self.profiles_.value(pd.DatetimeIndex(s.index)) if self.periods_ else 0.0)
         d = np.diff(deseason) if x.size > 1 else np.zeros(1)
-        self.scale0_ = max(float(np.median(np.abs(d - np.median(d)))) * _MAD_TO_SIGMA, self.floor_)
+        self.scale0_ = max(float(np.median(np.abs(d - np.median(d)))) * MAD_TO_SIGMA, self.floor_)
 
     def _fit_prophet(self, s: pd.Series) -> None:
         try:

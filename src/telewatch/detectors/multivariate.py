@@ -33,11 +33,10 @@ import pandas as pd
 from telewatch.core.errors import ConfigError, ValidationError
 from telewatch.core.params import Params
 from telewatch.core.registry import Registry
-from telewatch.core.series import as_utc_index
+from telewatch.core.series import MAD_TO_SIGMA, as_utc_index
 from telewatch.detectors.base import NotFittedError
 
 FloatArray = npt.NDArray[np.float64]
-_MAD_TO_SIGMA = 1.4826
 
 
 def validate_frame(frame: pd.DataFrame, *, name: str = "frame") -> pd.DataFrame:
@@ -179,7 +178,7 @@ def robust_center_scale(x: FloatArray, *, rel_floor: float = 0.01) -> tuple[Floa
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are handled below
         med = np.nan_to_num(np.nanmedian(x, axis=0)) if x.size else np.zeros(x.shape[1])
-        mad = _MAD_TO_SIGMA * np.nan_to_num(np.nanmedian(np.abs(x - med), axis=0))
+        mad = MAD_TO_SIGMA * np.nan_to_num(np.nanmedian(np.abs(x - med), axis=0))
         std = np.nan_to_num(np.nanstd(x, axis=0))
     scale = np.where(mad > 0, mad, std)
     return med, np.maximum(scale, np.maximum(np.abs(med) * rel_floor, 1e-9))
@@ -196,7 +195,7 @@ class ScoreCalibrator:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are handled below
             med = np.nanmedian(scores, axis=0)
-            mad = _MAD_TO_SIGMA * np.nanmedian(np.abs(scores - med), axis=0)
+            mad = MAD_TO_SIGMA * np.nanmedian(np.abs(scores - med), axis=0)
             tail = (np.nanquantile(scores, 0.99, axis=0) - med) / 2.326
         scale = np.fmax(np.nan_to_num(mad), np.nan_to_num(tail))
         positive = scale[scale > 0]
@@ -393,7 +392,7 @@ class MultivariateEnsemble(MultivariateDetector):
         static, dev = self._raw(values)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are handled below
-            mad = _MAD_TO_SIGMA * np.nan_to_num(np.nanmedian(dev, axis=0))
+            mad = MAD_TO_SIGMA * np.nan_to_num(np.nanmedian(dev, axis=0))
             std = np.nan_to_num(np.nanstd(dev, axis=0))
         self.dev_scale_ = np.maximum(np.where(mad > 0, mad, std), 1e-9)
         self.static_cal_ = ScoreCalibrator().fit(static)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors.bands import scale_floor
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
-
-_MAD_TO_SIGMA = 1.4826
 
 
 @register("robust_bands")
@@ -49,5 +48,5 @@ class RobustBands(Detector):
         roll = prev.rolling(self.window, min_periods=self.min_periods)
         median = roll.median()
         mad = (prev - median).abs().rolling(self.window, min_periods=self.min_periods).median()
-        scale = np.maximum(mad.to_numpy() * _MAD_TO_SIGMA, self.min_scale_)
+        scale = np.maximum(mad.to_numpy() * MAD_TO_SIGMA, self.min_scale_)
         return pd.Series(np.abs(series.to_numpy() - median.to_numpy()) / scale, index=series.index)

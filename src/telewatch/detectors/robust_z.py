@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
-
-_MAD_TO_SIGMA = 1.4826
 
 
 @register("robust_z")
@@ -38,7 +37,7 @@ class RobustZ(Detector):
     def _fit(self, series: pd.Series) -> None:
         values = series.dropna().to_numpy()
         self.median_ = float(np.median(values)) if values.size else 0.0
-        mad = float(np.median(np.abs(values - self.median_))) * _MAD_TO_SIGMA if values.size else 0.0
+        mad = float(np.median(np.abs(values - self.median_))) * MAD_TO_SIGMA if values.size else 0.0
         if mad == 0.0 and values.size:
             mad = float(np.std(values))
         self.scale_ = max(mad, abs(self.median_) * self.min_scale, 1e-9)

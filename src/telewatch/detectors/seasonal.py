@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ValidationError
-from telewatch.core.series import infer_step
+from telewatch.core.series import MAD_TO_SIGMA, infer_step
 from telewatch.detectors.bands import ExpectedBand, scale_floor
 from telewatch.detectors.base import Detector
 from telewatch.detectors.registry import register
 
-_MAD_TO_SIGMA = 1.4826
 #: At most this many slots per period: finer profiles need more cycles to be robust.
 MAX_SLOTS = 2016
 
@@ -229,7 +228,7 @@ class SeasonalBaseline(ExpectedBand, Detector):
         deseason = x - self.profiles_.value(pd.DatetimeIndex(s.index))
         trend = pd.Series(deseason).rolling(win, center=True, min_periods=1).median().to_numpy()
         resid = deseason - trend
-        mad = float(np.median(np.abs(resid - np.median(resid)))) * _MAD_TO_SIGMA
+        mad = float(np.median(np.abs(resid - np.median(resid)))) * MAD_TO_SIGMA
         self.scale_ = max(mad, scale_floor(x, share=self.min_scale))
         self.level_ = float(np.median(deseason[-win:]))
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from telewatch.core.errors import ValidationError
 from telewatch.core.params import Params
-from telewatch.core.series import infer_step, validate_series
+from telewatch.core.series import MAD_TO_SIGMA, infer_step, validate_series
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.8, 0.95)
 DAY = pd.Timedelta(days=1)
@@ -299,7 +299,7 @@ class Forecaster(Params, ABC):
             return
         # Too short to hold a calibration window: random-walk errors from one-step differences.
         d = np.diff(y.dropna().to_numpy(dtype="float64"))
-        scale = float(np.median(np.abs(d - np.median(d)))) * 1.4826 if d.size else 0.0
+        scale = float(np.median(np.abs(d - np.median(d)))) * MAD_TO_SIGMA if d.size else 0.0
         if scale == 0.0 and d.size:
             scale = float(np.std(d))
         rng = np.random.default_rng(0)

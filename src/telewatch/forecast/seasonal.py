@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ValidationError
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.forecast.base import DAY, WEEK, Forecaster, detect_periods, phase_of, seasonal_steps
 from telewatch.forecast.registry import register
 
-_MAD_TO_SIGMA = 1.4826
 _HOUR = pd.Timedelta(hours=1)
 
 
@@ -67,7 +67,7 @@ def _resistant_line(d: np.ndarray, pos: np.ndarray, shrink: float = 2.0) -> tupl
         return 0.0, False, medians[2]
     slope = (medians[2] - medians[0]) / (centres[2] - centres[0])
     resid = d - (medians[0] + slope * (pos - centres[0]))
-    sigma = float(np.median(np.abs(resid - np.median(resid)))) * _MAD_TO_SIGMA
+    sigma = float(np.median(np.abs(resid - np.median(resid)))) * MAD_TO_SIGMA
     # Neighbouring minutes move together: fewer independent points than it seems (AR(1) correction).
     r1 = 0.0
     centred = resid - resid.mean()
@@ -206,7 +206,7 @@ class RobustSeasonal(Forecaster):
         base = trend if trend is not None else self._rolling_median(deseason, int(self.trend_window))
         resid = deseason - base
         resid = resid[np.isfinite(resid)]
-        scale = float(np.median(np.abs(resid - np.median(resid)))) * _MAD_TO_SIGMA if resid.size else 0.0
+        scale = float(np.median(np.abs(resid - np.median(resid)))) * MAD_TO_SIGMA if resid.size else 0.0
         if scale == 0.0 and resid.size:
             scale = float(np.std(resid))
         self.resid_scale_ = scale

@@ -20,14 +20,13 @@ import pandas as pd
 
 from telewatch.core.errors import ConfigError, NotFoundError, TelewatchError, ValidationError
 from telewatch.core.registry import ParameterValueError
-from telewatch.core.series import infer_step
+from telewatch.core.series import MAD_TO_SIGMA, infer_step
 from telewatch.detectors import create_detector
 from telewatch.postrules.alarms import alarm_windows
 from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import MetricInfo
 
-_MAD_TO_SIGMA = 1.4826
 MAX_ADHOC_POINTS = 500_000
 
 
@@ -244,7 +243,7 @@ def expected_band(series: pd.Series, *, window: int = 288, k: float = 4.0) -> pd
     prev = series.shift(1)
     minp = max(2, min(window, 10))
     median = prev.rolling(window, min_periods=minp).median()
-    mad = (prev - median).abs().rolling(window, min_periods=minp).median() * _MAD_TO_SIGMA
+    mad = (prev - median).abs().rolling(window, min_periods=minp).median() * MAD_TO_SIGMA
     return pd.DataFrame({"expected": median, "lower": median - k * mad, "upper": median + k * mad})
 
 
@@ -368,7 +367,7 @@ def rank_window(
         if len(window) == 0 or len(base) < 5:
             continue
         med = float(base.median())
-        mad = float((base - med).abs().median()) * _MAD_TO_SIGMA
+        mad = float((base - med).abs().median()) * MAD_TO_SIGMA
         scale = max(mad, 1e-9, abs(med) * 1e-3)
         z = (window.to_numpy() - med) / scale
         at = int(np.argmax(np.abs(z)))

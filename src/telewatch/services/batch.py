@@ -30,13 +30,12 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ConfigError, ValidationError
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors import create_detector
 from telewatch.detectors.novelty import Novelty
 from telewatch.detectors.robust_z import RobustZ
 
 __all__ = ["batch_detectors", "score_matrix"]
-
-_MAD_TO_SIGMA = 1.4826
 
 
 def batch_detectors() -> list[str]:
@@ -128,7 +127,7 @@ def _robust_z(arr: np.ndarray, proto: Any) -> np.ndarray:
     has = count > 0
     safe = np.where(has[:, None], arr, 0.0)  # all-NaN rows: avoid nanmedian warnings
     median = np.where(has, np.nanmedian(safe, axis=1), 0.0)
-    mad = np.where(has, np.nanmedian(np.abs(safe - median[:, None]), axis=1) * _MAD_TO_SIGMA, 0.0)
+    mad = np.where(has, np.nanmedian(np.abs(safe - median[:, None]), axis=1) * MAD_TO_SIGMA, 0.0)
     std = np.where(has, np.nanstd(safe, axis=1), 0.0)
     mad = np.where((mad == 0.0) & has, std, mad)
     scale = np.maximum(np.maximum(mad, np.abs(median) * det.min_scale), 1e-9)

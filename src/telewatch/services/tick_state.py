@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors.base import Detector
 from telewatch.detectors.robust_bands import RobustBands
 from telewatch.detectors.robust_z import RobustZ
@@ -64,7 +65,6 @@ DAY = pd.Timedelta(days=1)
 #: Above this many new points per series (the first tick, a catch-up after downtime) a series is
 #: scored on its own with ``model.score(new, context=tail)``; below, series are scored as a matrix.
 FAST_MAX_NEW = 64
-_MAD_TO_SIGMA = 1.4826
 _DAY_NS = int(DAY.value)
 
 
@@ -532,7 +532,7 @@ def _robust_bands(jobs: list[Job]) -> list[np.ndarray]:
     mad = np.empty((n, m))
     _bands_kernel()(raw, dev, windows, have, m, w, max(mp, 1), median, mad)
     floor = np.array([j.state.model.min_scale_ for j in jobs])  # type: ignore[union-attr]
-    scale = np.maximum(mad * _MAD_TO_SIGMA, floor[:, None])
+    scale = np.maximum(mad * MAD_TO_SIGMA, floor[:, None])
     new = raw[:, w:]
     scores = np.abs(new - median) / scale
     scores[np.isnan(new)] = np.nan
