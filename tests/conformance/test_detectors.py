@@ -180,6 +180,67 @@ def test_planted_spikes_score_higher_than_elsewhere(name: str) -> None:
     assert at_spikes.min() > elsewhere.quantile(0.95), (at_spikes.to_list(), elsewhere.quantile(0.95))
 
 
+def gappy(seed: int) -> pd.Series:
+    """A series with gaps: NaN runs (one longer than a tick), single NaNs, a spike."""
+    s = series(seed=seed)
+    for lo, hi in ((100, 106), (300, 301), (447, 456), (470, 471), (520, 523)):
+        s.iloc[lo:hi] = np.nan
+    s.iloc[480 + seed] += 6.0
+    return s
+
+
+def assert_same_scores(mine: np.ndarray, expected: np.ndarray, what: str) -> None:
+    np.testing.assert_array_equal(np.isnan(mine), np.isnan(expected), err_msg=f"{what}: NaNs differ")
+    np.testing.assert_allclose(mine, expected, rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=what)
+
+
+TICKS = (5, 1, 7, 5, 3, 5, 12, 5, 1, 5, 8, 5, 5, 2, 5, 6, 5, 4, 5, 5)  # 100 points from 430
+
+
+def test_matrix_per_series_and_streaming_scores_agree(name: str) -> None:
+    """The fast paths a detector implements (``fit_score_rows``: a matrix of series, fitted and
+    scored at once; ``score_contexts``: many series' new points after their contexts, with what it
+    carries between ticks) give the scores of ``fit(s).score(s)`` / ``score(new, context=past)``,
+    tick by tick, gaps included (1e-9, same NaNs)."""
+    rows = [gappy(seed) for seed in range(3)]
+    # matrix == per series
+    matrix = make(name).fit_score_rows(np.stack([s.to_numpy() for s in rows]))
+    if matrix is not None:
+        assert matrix.shape == (3, N)
+        for i, s in enumerate(rows):
+            assert_same_scores(matrix[i], make(name).fit(s).score(s).to_numpy(), f"matrix row {i}")
+    # per series == streaming, tick by tick (score with context=), and through score_contexts
+    models = [make(name).fit(s.iloc[:400]) for s in rows]
+    k = models[0].context_points()
+    start = 430
+    full = [
+        m.score(s.iloc[start:], context=s.iloc[:start]).to_numpy() for m, s in zip(models, rows, strict=True)
+    ]
+    cls = type(models[0])
+    carries: list[dict[str, np.ndarray]] = [{} for _ in rows]
+    at = start
+    for tick, size in enumerate(TICKS):
+        if tick == 10:  # a restart: nothing carried, rebuilt from the contexts
+            carries = [{} for _ in rows]
+        ticked, contexts = [], []
+        for m, s in zip(models, rows, strict=True):
+            past = s.iloc[:at] if k is None else s.iloc[max(0, at - k) : at]
+            ticked.append(m.score(s.iloc[at : at + size], context=past).to_numpy())
+            contexts.append(past.to_numpy())
+        window = slice(at - start, at - start + size)
+        for i in range(len(rows)):
+            assert_same_scores(ticked[i], full[i][window], f"row {i}, tick {tick}, score(context=)")
+        together = cls.score_contexts(
+            models, contexts, np.stack([s.iloc[at : at + size].to_numpy() for s in rows]), carries
+        )
+        if together is not None:
+            assert together.shape == (len(rows), size)
+            for i in range(len(rows)):
+                assert_same_scores(together[i], full[i][window], f"row {i}, tick {tick}, score_contexts")
+        at += size
+    assert at == start + sum(TICKS)
+
+
 def test_bad_input_is_a_clear_error(name: str) -> None:
     with pytest.raises(ValidationError, match="timestamps"):
         make(name).fit(pd.Series([1.0, 2.0]))

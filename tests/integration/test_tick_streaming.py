@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from support.postgres import PostgresServer, make_postgres
+from telewatch.detectors import _streaming
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import parse_monitors
 from telewatch.postrules.alarms import alarm_windows
@@ -170,7 +171,9 @@ def test_incremental_ticks_equal_one_full_rescoring(streamed: Store) -> None:
             index = pd.DatetimeIndex(mine.index).tz_localize("UTC")
             # the same model scores the whole series in one go: the span the ticks scored must match
             # (calibrated with the model's own calibrator, as every tick does)
-            full = pd.Series(calibrate(model, model.score(series).to_numpy()), index=series.index).reindex(index)
+            full = pd.Series(calibrate(model, model.score(series).to_numpy()), index=series.index).reindex(
+                index
+            )
             assert len(mine) > 40
             np.testing.assert_allclose(mine.to_numpy(dtype=float), full.to_numpy(), rtol=0, atol=1e-9)
             assert np.array_equal(np.isnan(mine.to_numpy(dtype=float)), np.isnan(full.to_numpy()))
@@ -242,7 +245,7 @@ def test_trailing_medians_equal_pandas_rolling_medians() -> None:
     raw[7, 10] = np.inf
     raw[9] = np.round(raw[9])  # ties
     for window, min_periods, count in ((20, 5, 50), (1, 1, 70), (64, 10, 7)):
-        mine = tick_state.trailing_medians(raw, count=count, window=window, min_periods=min_periods)
+        mine = _streaming.trailing_medians(raw, count=count, window=window, min_periods=min_periods)
         expected = pd.DataFrame(raw.T).rolling(window, min_periods=min_periods).median().to_numpy().T
         np.testing.assert_array_equal(mine, expected[:, window - 1 : window - 1 + count])
 
@@ -253,8 +256,8 @@ def test_trailing_medians_split_over_threads_equal_one_pass() -> None:
     raw = rng.normal(size=(1300, 300 + 287)).round(1)
     raw[rng.random(raw.shape) < 0.1] = np.nan
     whole = np.empty((raw.shape[0], 287))
-    tick_state._kernel()(raw, 287, 300, 10, whole)
-    split = tick_state.trailing_medians(raw, count=287, window=300, min_periods=10)
+    _streaming.median_kernel()(raw, 287, 300, 10, whole)
+    split = _streaming.trailing_medians(raw, count=287, window=300, min_periods=10)
     np.testing.assert_array_equal(split, whole)
     expected = pd.DataFrame(raw[:50].T).rolling(300, min_periods=10).median().to_numpy().T
     np.testing.assert_array_equal(split[:50], expected[:, 299 : 299 + 287])
@@ -272,13 +275,11 @@ def test_robust_bands_deviations_equal_pandas() -> None:
             values = rng.normal(size=n).round(1)  # ties
             values[rng.random(n) < 0.2] = np.nan
             values[rng.random(n) < 0.05] = np.inf
-            tails.append(
-                tick_state.Tail(np.arange(n, dtype="int64"), values, need=tick_state.Need(window, False))
-            )
-        padded = tick_state._left_pad((t.values for t in tails), 2 * window)
+            tails.append(values)
+        padded = _streaming.left_pad(tails, 2 * window)
         prev = pd.DataFrame(padded.T).shift(1)
         expected = (prev - prev.rolling(window, min_periods=min_periods).median()).abs().to_numpy().T
-        mine = tick_state._deviations(tails, window, min_periods)
+        mine = _streaming.deviations(tails, window, min_periods)
         np.testing.assert_array_equal(mine, expected[:, -(window - 1) :])
 
 

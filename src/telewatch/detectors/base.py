@@ -7,11 +7,26 @@ points at or before ``t``, so scoring a prefix gives the prefix of the scores (n
 A detector never thresholds or alerts; that is the post-rules' job.
 
 Hyper-parameters are stored under their own names by ``__init__``; fitted state ends in ``_``.
+
+Two optional fast paths, plain arrays in and out, which a detector implements itself when its maths
+allows (the services reach them through the detector, never through a table of classes):
+
+* **matrix** — :meth:`Detector.fit_score_rows`: fit on each row of a matrix (metrics × time) and
+  score the row, as ``fit(s).score(s)`` per series (``telewatch.services.batch.score_matrix``);
+* **streaming** — :meth:`Detector.score_contexts`: score the new points of many series after their
+  contexts (the values just before them), as ``score(new, context=past)`` per series, keeping a
+  small per-series *carry* between calls (``telewatch.services.tick_state.score_group``: a monitor
+  tick).
+
+Both return ``None`` by default: no such path, callers score series one by one. The conformance
+suite (``tests/conformance/test_detectors.py``) checks, for every registered detector, that the
+three give the same scores (1e-9, same NaNs), gaps included.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import MutableMapping, Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -71,6 +86,45 @@ class Detector(Params, ABC):
         ...     def _score(self, series): return series.abs()
         >>> Static().context_points() is None
         True
+        """
+        return None
+
+    def fit_score_rows(self, values: np.ndarray) -> np.ndarray | None:
+        """Matrix path: row ``i`` of the result is ``clone().fit(s_i).score(s_i)`` where ``s_i`` is row
+        ``i`` of ``values`` (2-D float64, metrics × time, finite or NaN) as a series. Timestamps are
+        not passed: a detector whose scores depend on them has no matrix path. ``None`` (the
+        default): no matrix path, callers loop over the rows.
+
+        >>> class Static(Detector):
+        ...     def _fit(self, series): pass
+        ...     def _score(self, series): return series.abs()
+        >>> Static().fit_score_rows(np.zeros((2, 3))) is None
+        True
+        """
+        return None
+
+    @classmethod
+    def score_contexts(
+        cls,
+        models: Sequence[Detector],
+        contexts: Sequence[np.ndarray],
+        new: np.ndarray,
+        carries: Sequence[MutableMapping[str, np.ndarray]] | None = None,
+    ) -> np.ndarray | None:
+        """Streaming path: the scores of the new points of many series at once. Row ``i`` of ``new``
+        (2-D, all rows the same length) scored by ``models[i]`` (fitted, all of this class, with
+        the same hyper-parameters) after ``contexts[i]`` (the values just before them, at least
+        :meth:`context_points` of them when the series has that many), as
+        ``models[i].score(new_i, context=context_i)`` gives them. Timestamps are not passed: a
+        detector whose scores depend on them has no streaming path.
+
+        ``carries`` (optional, one mutable mapping per series) is what the detector keeps per series
+        between calls, read and updated in place (e.g. robust_bands' sorted windows, so that a tick
+        slides them over the new points instead of rebuilding them from the context). The caller
+        passes the mapping it got back only when this call's context ends exactly where the previous
+        call's new points ended, and an empty one otherwise; a detector ignores what it cannot use.
+
+        ``None`` (the default): no streaming path; callers score each series with :meth:`score`.
         """
         return None
 

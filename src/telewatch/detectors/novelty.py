@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,15 +80,28 @@ class Novelty(ExpectedBand, Detector):
         high = prev.expanding(1).max().to_numpy()
         return centre, low, high
 
-    @staticmethod
+    def fit_score_rows(self, values: np.ndarray) -> np.ndarray:
+        """Fit (each row's range) and score in the compiled kernels ``_score`` runs, over the matrix."""
+        from telewatch.detectors import _kernels
+
+        arr = np.ascontiguousarray(values, dtype="float64")
+        low, width = _kernels.novelty_fit(arr, bins=self.bins)
+        return _kernels.novelty_scores(arr, low, width, cooldown=self.cooldown, window=self.local_window)
+
+    @classmethod
     def score_contexts(
-        models: Sequence[Novelty], contexts: Sequence[np.ndarray], new: np.ndarray
+        cls,
+        models: Sequence[Detector],
+        contexts: Sequence[np.ndarray],
+        new: np.ndarray,
+        carries: Sequence[MutableMapping[str, np.ndarray]] | None = None,
     ) -> np.ndarray:
         """Scores of the new points of many series at once: row ``i`` of ``new`` (all rows the same
         length) scored by ``models[i]`` after ``contexts[i]`` (the values just before them), as
         ``models[i].score(new_i, context=context_i)`` gives them — one compiled pass over a matrix
         (contexts left-padded with NaN, which leaves the memory and the trailing medians of the new
-        points unchanged). The models must share ``cooldown`` and ``local_window``.
+        points unchanged). The models must share ``cooldown`` and ``local_window``. Nothing is
+        carried between calls (the memory is rebuilt from the context, as ``score`` does).
 
         >>> idx = pd.date_range("2024-01-01", periods=300, freq="min")
         >>> s = pd.Series(np.sin(np.arange(300) / 9.0), index=idx)
@@ -104,7 +117,7 @@ class Novelty(ExpectedBand, Detector):
         new = np.asarray(new, dtype="float64")
         if new.ndim != 2 or new.shape[0] != len(models) or len(contexts) != len(models):
             raise ValueError("score_contexts: one model, one context and one row of new points per series")
-        if len({(int(m.cooldown), int(m.local_window)) for m in models}) > 1:
+        if len({(int(m.cooldown), int(m.local_window)) for m in models}) > 1:  # type: ignore[attr-defined]
             raise ValueError("score_contexts: the models must share cooldown and local_window")
         width = max((c.size for c in contexts), default=0)
         m = new.shape[1]
@@ -115,10 +128,10 @@ class Novelty(ExpectedBand, Detector):
         x[:, width:] = new
         scores = _kernels.novelty_scores(
             x,
-            np.array([float(mo.low_) for mo in models]),
-            np.array([float(mo.width_) for mo in models]),
-            cooldown=int(models[0].cooldown),
-            window=int(models[0].local_window),
+            np.array([float(mo.low_) for mo in models]),  # type: ignore[attr-defined]
+            np.array([float(mo.width_) for mo in models]),  # type: ignore[attr-defined]
+            cooldown=int(models[0].cooldown),  # type: ignore[attr-defined]
+            window=int(models[0].local_window),  # type: ignore[attr-defined]
         )[:, width:]
         scores[np.isnan(new)] = np.nan
         return scores

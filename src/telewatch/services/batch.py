@@ -2,13 +2,10 @@
 
 :func:`score_matrix` gives, for every row of ``values``, the same scores as
 ``create_detector(detector, **params).fit(s).score(s)`` on that row as a series, but computes them
-over the whole matrix where the maths allows:
-
-* ``robust_z``: medians and MADs along the time axis, one vectorised expression;
-* ``novelty`` (the default): fit and score in compiled kernels (numba, GIL released) over the
-  block of rows, the novelty memory and the two rolling medians of the tie-breaker fused in one
-  pass per metric (:mod:`telewatch.detectors._kernels`);
-* any other registered detector: a per-metric loop over the registry (same results, no speed-up).
+over the whole matrix where the detector has a matrix path
+(:meth:`~telewatch.detectors.base.Detector.fit_score_rows`, implemented by the detector itself:
+``robust_z``'s vectorised medians, ``novelty``'s and ``robust_bands``' compiled kernels); any other
+registered detector is scored by a per-metric loop over the registry (same results, no speed-up).
 
 >>> import numpy as np, pandas as pd
 >>> idx = pd.date_range("2024-01-01", periods=500, freq="1min", tz="UTC")
@@ -30,17 +27,18 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ConfigError, ValidationError
-from telewatch.core.series import MAD_TO_SIGMA
-from telewatch.detectors import create_detector
-from telewatch.detectors.novelty import Novelty
-from telewatch.detectors.robust_z import RobustZ
+from telewatch.detectors import Detector, available_detectors, create_detector
 
 __all__ = ["batch_detectors", "score_matrix"]
 
 
 def batch_detectors() -> list[str]:
-    """Detector types with a vectorised batch path (others fall back to a per-metric loop)."""
-    return sorted(_BATCH)
+    """Detector types with a matrix path (others fall back to a per-metric loop)."""
+    return sorted(
+        name
+        for name, cls in available_detectors().items()
+        if cls.fit_score_rows is not Detector.fit_score_rows
+    )
 
 
 def score_matrix(
@@ -71,15 +69,14 @@ def score_matrix(
     out = np.empty_like(arr)
     if arr.shape[0] == 0:
         return out
-    fast = _BATCH.get(detector)
     dt_index = pd.DatetimeIndex(index)
 
     def run(start: int) -> None:
         block = arr[start : start + chunk_size]
-        if fast is not None and type(proto) is _BATCH_CLASS[detector]:
-            out[start : start + chunk_size] = fast(block, proto)
-        else:
-            out[start : start + chunk_size] = _loop(block, dt_index, detector, kwargs)
+        scores = proto.fit_score_rows(block)  # the detector's own matrix path, if it has one
+        if scores is None:
+            scores = _loop(block, dt_index, detector, kwargs)
+        out[start : start + chunk_size] = scores
 
     starts = range(0, arr.shape[0], chunk_size)
     if workers == 1 or len(starts) == 1:
@@ -118,31 +115,3 @@ def _loop(arr: np.ndarray, index: pd.DatetimeIndex, detector: str, params: dict[
         s = pd.Series(row, index=index)
         out[i] = create_detector(detector, **params).fit(s).score(s).to_numpy()
     return out
-
-
-# -- robust_z ----------------------------------------------------------------------------------
-def _robust_z(arr: np.ndarray, proto: Any) -> np.ndarray:
-    det: RobustZ = proto
-    count = np.sum(~np.isnan(arr), axis=1)
-    has = count > 0
-    safe = np.where(has[:, None], arr, 0.0)  # all-NaN rows: avoid nanmedian warnings
-    median = np.where(has, np.nanmedian(safe, axis=1), 0.0)
-    mad = np.where(has, np.nanmedian(np.abs(safe - median[:, None]), axis=1) * MAD_TO_SIGMA, 0.0)
-    std = np.where(has, np.nanstd(safe, axis=1), 0.0)
-    mad = np.where((mad == 0.0) & has, std, mad)
-    scale = np.maximum(np.maximum(mad, np.abs(median) * det.min_scale), 1e-9)
-    return np.abs(arr - median[:, None]) / scale[:, None]
-
-
-# -- novelty -----------------------------------------------------------------------------------
-def _novelty(arr: np.ndarray, proto: Any) -> np.ndarray:
-    # fit (each row's range) and score in compiled kernels, the same ones Novelty.score runs
-    from telewatch.detectors import _kernels
-
-    det: Novelty = proto
-    low, width = _kernels.novelty_fit(arr, bins=det.bins)
-    return _kernels.novelty_scores(arr, low, width, cooldown=det.cooldown, window=det.local_window)
-
-
-_BATCH = {"robust_z": _robust_z, "novelty": _novelty}
-_BATCH_CLASS: dict[str, type] = {"robust_z": RobustZ, "novelty": Novelty}

@@ -8,9 +8,11 @@ long-lived process:
   (:func:`context_need`: ``Detector.context_points()``, e.g. ``2 × window`` for ``robust_bands``;
   the day before the new points for a detector whose reach is unknown or unbounded, as the
   per-metric tick always gave);
-* for ``robust_bands``, the deviations ``|x[t-1] - median_t|`` of the last ``window - 1`` points and
-  the sorted windows of values and deviations, so that scoring five new points slides two sorted
-  windows five times (a numba kernel) instead of computing rolling medians over 600 points;
+* what the detector's streaming path carries per series between ticks (:attr:`ModelState.carry`,
+  see :meth:`telewatch.detectors.base.Detector.score_contexts`): for ``robust_bands``, the
+  deviations ``|x[t-1] - median_t|`` of the last ``window - 1`` points and the sorted windows of
+  values and deviations, so that scoring five new points slides two sorted windows five times (a
+  numba kernel) instead of computing rolling medians over 600 points;
 * the watermark (the newest point scored, ``monitor_series.last_scored``).
 
 The store holds what a restart needs to resume exactly (``tick_state``: watermark, where the context
@@ -29,22 +31,15 @@ Need(points=0, day=True)
 
 from __future__ import annotations
 
-import os
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from telewatch.core.series import MAD_TO_SIGMA
 from telewatch.detectors.base import Detector
-from telewatch.detectors.robust_bands import RobustBands
-from telewatch.detectors.robust_z import RobustZ
 from telewatch.store.db import Store
 
 __all__ = [
@@ -150,20 +145,54 @@ class Tail:
         return self.ts[start:], self.values[start:]
 
 
-@dataclass
 class ModelState:
-    """A fitted model (``None``: not enough points yet) and what the fast path keeps beside it."""
+    """A fitted model (``None``: not enough points yet) and what its streaming path carries between
+    ticks (:attr:`carry`, handed to ``score_contexts``; emptied when a series is scored otherwise).
 
-    model: Detector | None
-    trained_at: pd.Timestamp | None
-    deviations: np.ndarray | None = None  # robust_bands: the last window - 1 |x[t-1] - median_t|
-    # robust_bands: the sorted windows the next point's median and MAD slide from (2 × window,
-    # NaN-padded): the last window values, the last window - 1 deviations
-    windows: np.ndarray | None = None
-    need: Need = field(init=False)
+    ``deviations`` and ``windows`` name robust_bands' carry for the callers that hand it from one
+    state to the next (a retrained model keeps the windows: they depend on the values alone).
+    """
 
-    def __post_init__(self) -> None:
-        self.need = context_need(self.model) if self.model is not None else Need(0, False)
+    __slots__ = ("carry", "model", "need", "trained_at")
+
+    def __init__(
+        self,
+        model: Detector | None,
+        trained_at: pd.Timestamp | None,
+        deviations: np.ndarray | None = None,
+        windows: np.ndarray | None = None,
+    ) -> None:
+        self.model = model
+        self.trained_at = trained_at
+        self.carry: dict[str, np.ndarray] = {}
+        self.deviations = deviations
+        self.windows = windows
+        self.need = context_need(model) if model is not None else Need(0, False)
+
+    def __repr__(self) -> str:
+        return f"ModelState(model={self.model!r}, trained_at={self.trained_at!r}, carry={sorted(self.carry)})"
+
+    @property
+    def deviations(self) -> np.ndarray | None:
+        return self.carry.get("deviations")
+
+    @deviations.setter
+    def deviations(self, value: np.ndarray | None) -> None:
+        self._set("deviations", value)
+
+    @property
+    def windows(self) -> np.ndarray | None:
+        return self.carry.get("windows")
+
+    @windows.setter
+    def windows(self, value: np.ndarray | None) -> None:
+        self._set("windows", value)
+
+    def _set(self, key: str, value: np.ndarray | None) -> None:
+        if value is None:
+            self.carry.pop(key, None)
+        else:
+            self.carry[key] = value
 
 
 @dataclass
@@ -354,36 +383,41 @@ class Job:
 def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
     """Scores of the new points of every job (all with the same detector type), in order.
 
-    Series of the same fast-path class (``robust_z``, ``robust_bands``) with the same number of new
-    points (at most :data:`FAST_MAX_NEW`) are scored as one matrix; the others one by one with
-    ``model.score(new, context=tail)``. Updates each job's ``state.deviations``.
+    Series whose detector has a streaming path (:meth:`Detector.score_contexts`: ``robust_z``,
+    ``robust_bands``, ``novelty``), with the same hyper-parameters and the same number of new points
+    (at most :data:`FAST_MAX_NEW`), are scored as one matrix by the detector, with what it carries
+    per series (``state.carry``); the others one by one with ``model.score(new, context=tail)``.
     """
     out: list[np.ndarray | None] = [None] * len(jobs)
-    batches: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
-    owned: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
+    groups: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
     for i, job in enumerate(jobs):
         model = job.state.model
         assert model is not None
-        kind = type(model)
-        if kind in _FAST and 0 < job.ts.size <= FAST_MAX_NEW:
-            batches.setdefault((kind, job.ts.size, _FAST_KEY[kind](model)), []).append(i)
-        elif hasattr(kind, "score_contexts") and 0 < job.ts.size <= FAST_MAX_NEW:
-            # the detector scores many series after their contexts itself (Novelty.score_contexts)
+        if 0 < job.ts.size <= FAST_MAX_NEW and _streams(type(model)):
             key = tuple(sorted((k, repr(v)) for k, v in model.get_params().items()))
-            owned.setdefault((kind, job.ts.size, key), []).append(i)
+            groups.setdefault((type(model), job.ts.size, key), []).append(i)
         else:
             out[i] = _score_one(job)
-    for (kind, _m, _w), members in batches.items():
-        for i, scores in zip(members, _FAST[kind]([jobs[i] for i in members]), strict=True):
-            out[i] = scores
-    for (kind, _m, _p), members in owned.items():
-        contexts = [jobs[i].tail.context_for(jobs[i].need, int(jobs[i].ts[0]))[1] for i in members]
+    for (kind, _m, _p), members in groups.items():
+        group = [jobs[i] for i in members]
         matrix = kind.score_contexts(  # type: ignore[attr-defined]
-            [jobs[i].state.model for i in members], contexts, np.stack([jobs[i].values for i in members])
+            [j.state.model for j in group],
+            [j.tail.context_for(j.need, int(j.ts[0]))[1] for j in group],
+            np.stack([j.values for j in group]),
+            [j.state.carry for j in group],
         )
+        if matrix is None:  # no streaming path: one by one
+            for i, job in zip(members, group, strict=True):
+                out[i] = _score_one(job)
+            continue
         for row, i in enumerate(members):
             out[i] = matrix[row]
     return [np.asarray(s, dtype="float64") for s in out]
+
+
+def _streams(kind: type[Detector]) -> bool:
+    """Whether ``kind`` implements the streaming path (overrides :meth:`Detector.score_contexts`)."""
+    return getattr(kind.score_contexts, "__func__", None) is not Detector.score_contexts.__func__  # type: ignore[attr-defined]
 
 
 def _score_one(job: Job) -> np.ndarray:
@@ -392,252 +426,5 @@ def _score_one(job: Job) -> np.ndarray:
     new = pd.Series(job.values, index=to_index(job.ts))
     ctx_ts, ctx_values = job.tail.context_for(job.need, int(job.ts[0]))
     context = pd.Series(ctx_values, index=to_index(ctx_ts)) if ctx_ts.size else None
-    job.state.deviations = job.state.windows = None  # the fast path rebuilds them from the tail
+    job.state.carry.clear()  # the streaming path rebuilds it from the context
     return model.score(new, context=context).to_numpy(dtype="float64")
-
-
-def _robust_z(jobs: list[Job]) -> list[np.ndarray]:
-    x = np.stack([j.values for j in jobs])
-    median = np.array([j.state.model.median_ for j in jobs])  # type: ignore[union-attr]
-    scale = np.array([j.state.model.scale_ for j in jobs])  # type: ignore[union-attr]
-    return list(np.abs(x - median[:, None]) / scale[:, None])
-
-
-def _left_pad(arrays: Iterable[np.ndarray], width: int) -> np.ndarray:
-    """Rows of the last ``width`` values of each array, NaN in front where shorter (NaN = absent for
-    a rolling window with ``min_periods``)."""
-    rows = list(arrays)
-    out = np.full((len(rows), width), np.nan)
-    if width == 0:
-        return out
-    for i, a in enumerate(rows):
-        a = a[-width:]
-        if a.size:
-            out[i, width - a.size :] = a
-    return out
-
-
-def trailing_medians(raw: np.ndarray, *, count: int, window: int, min_periods: int) -> np.ndarray:
-    """Medians of ``raw[:, k : k + window]`` for ``k < count`` (metrics × count), as pandas' rolling
-    median: NaN and ±inf ignored, NaN where fewer than ``min_periods`` values (at least one); the
-    median of an even count is the mean of the two middle values. A compiled kernel (numba) sorts
-    each row's first window once and slides it by insertion: O(window) per new point.
-
-    >>> trailing_medians(np.array([[1.0, np.nan, 3.0, 10.0, 4.0]]), count=3, window=3, min_periods=2)
-    array([[2. , 6.5, 4. ]])
-    """
-    arr = np.ascontiguousarray(raw, dtype="float64")
-    out = np.empty((arr.shape[0], count))
-    if not (arr.shape[0] and count):
-        return out
-    kernel, least = _kernel(), max(min_periods, 1)
-    # rows are independent and the kernel releases the GIL: large matrices (the first tick of a
-    # process, thousands of metrics) are split over the cores in row blocks
-    workers = min(os.cpu_count() or 1, 4, max(1, arr.shape[0] * count * window // 50_000_000))
-    if workers == 1:
-        kernel(arr, count, window, least, out)
-        return out
-    bounds = np.linspace(0, arr.shape[0], workers + 1).astype(int)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = [
-            pool.submit(kernel, arr[lo:hi], count, window, least, out[lo:hi])
-            for lo, hi in pairwise(bounds.tolist())
-        ]
-        for job in done:
-            job.result()
-    return out
-
-
-_COMPILED: list[Callable[..., None]] = []
-
-
-def _kernel() -> Callable[..., None]:
-    """The compiled sliding-median kernel (numba imported and compiled on first use, cached on disk)."""
-    if _COMPILED:
-        return _COMPILED[0]
-    import numba
-
-    @numba.njit(cache=True, nogil=True)
-    def slide(raw: np.ndarray, count: int, window: int, min_periods: int, out: np.ndarray) -> None:
-        buf = np.empty(window)
-        for i in range(raw.shape[0]):
-            c = 0
-            for j in range(window):
-                v = raw[i, j]
-                if np.isfinite(v):
-                    buf[c] = v
-                    c += 1
-            buf[:c].sort()
-            for k in range(count):
-                if k > 0:
-                    old = raw[i, k - 1]
-                    if np.isfinite(old):
-                        p = np.searchsorted(buf[:c], old)
-                        for t in range(p, c - 1):
-                            buf[t] = buf[t + 1]
-                        c -= 1
-                    new = raw[i, k + window - 1]
-                    if np.isfinite(new):
-                        q = np.searchsorted(buf[:c], new)
-                        for t in range(c, q, -1):
-                            buf[t] = buf[t - 1]
-                        buf[q] = new
-                        c += 1
-                if c >= min_periods:
-                    out[i, k] = (buf[(c - 1) // 2] + buf[c // 2]) / 2.0
-                else:
-                    out[i, k] = np.nan
-
-    _COMPILED.append(slide)
-    return slide
-
-
-def _deviations(tails: list[Tail], window: int, min_periods: int) -> np.ndarray:
-    """``|x[t-1] - median_t|`` at the last ``window - 1`` points of each tail (rows)."""
-    if window <= 1:
-        return np.empty((len(tails), 0))
-    x = _left_pad((t.values for t in tails), 2 * window)
-    prev = np.full_like(x, np.nan)
-    prev[:, 1:] = x[:, :-1]  # the value before each point
-    # the rolling median (pandas' semantics, compiled) of prev at its last window - 1 columns
-    median = trailing_medians(prev[:, 2:], count=window - 1, window=window, min_periods=min_periods)
-    with np.errstate(invalid="ignore"):
-        return np.ascontiguousarray(np.abs(prev[:, window + 1 :] - median))
-
-
-def _robust_bands(jobs: list[Job]) -> list[np.ndarray]:
-    model: RobustBands = jobs[0].state.model  # type: ignore[assignment]
-    w, mp = int(model.window), int(model.min_periods)
-    m = jobs[0].ts.size
-    n = len(jobs)
-    raw = np.empty((n, w + m))
-    raw[:, :w] = _left_pad((j.tail.values for j in jobs), w)
-    raw[:, w:] = np.stack([j.values for j in jobs])
-    dev = np.empty((n, w - 1 + m))
-    windows = np.full((n, 2, w), np.nan)
-    have = np.zeros(n, dtype=bool)
-    missing = []
-    for i, j in enumerate(jobs):
-        st = j.state
-        if st.deviations is not None and st.deviations.size == w - 1:
-            dev[i, : w - 1] = st.deviations
-            if st.windows is not None and st.windows.shape == (2, w):
-                windows[i] = st.windows
-                have[i] = True
-        else:
-            missing.append(i)
-    if missing:
-        dev[missing, : w - 1] = _deviations([jobs[i].tail for i in missing], w, mp)
-    median = np.empty((n, m))
-    mad = np.empty((n, m))
-    _bands_kernel()(raw, dev, windows, have, m, w, max(mp, 1), median, mad)
-    floor = np.array([j.state.model.min_scale_ for j in jobs])  # type: ignore[union-attr]
-    scale = np.maximum(mad * MAD_TO_SIGMA, floor[:, None])
-    new = raw[:, w:]
-    scores = np.abs(new - median) / scale
-    scores[np.isnan(new)] = np.nan
-    for i, j in enumerate(jobs):
-        j.state.deviations = dev[i, m:]
-        j.state.windows = windows[i]
-    return list(scores)
-
-
-_BANDS: list[Callable[..., None]] = []
-
-
-def _bands_kernel() -> Callable[..., None]:
-    """The compiled robust_bands step: per row, slide the sorted window of values (median) and of
-    deviations (MAD) over the new points — O(window) per point, no sorting when the windows are
-    kept from the previous tick (``have``); fills ``dev``'s new part, ``median``, ``mad`` and leaves
-    the windows ready for the next tick. Medians as pandas' rolling median (see
-    :func:`trailing_medians`)."""
-    if _BANDS:
-        return _BANDS[0]
-    import numba
-
-    @numba.njit(cache=True, nogil=True)
-    def median_of(buf: np.ndarray, c: int, min_periods: int) -> float:
-        if c < min_periods:
-            return np.nan
-        return (buf[(c - 1) // 2] + buf[c // 2]) / 2.0
-
-    @numba.njit(cache=True, nogil=True)
-    def remove(buf: np.ndarray, c: int, v: float) -> int:
-        if not np.isfinite(v):
-            return c
-        p = np.searchsorted(buf[:c], v)
-        for t in range(p, c - 1):
-            buf[t] = buf[t + 1]
-        buf[c - 1] = np.nan
-        return c - 1
-
-    @numba.njit(cache=True, nogil=True)
-    def insert(buf: np.ndarray, c: int, v: float) -> int:
-        if not np.isfinite(v):
-            return c
-        q = np.searchsorted(buf[:c], v)
-        for t in range(c, q, -1):
-            buf[t] = buf[t - 1]
-        buf[q] = v
-        return c + 1
-
-    @numba.njit(cache=True, nogil=True)
-    def fill(buf: np.ndarray, values: np.ndarray) -> int:
-        c = 0
-        for v in values:
-            if np.isfinite(v):
-                buf[c] = v
-                c += 1
-        buf[c:] = np.nan
-        buf[:c].sort()
-        return c
-
-    @numba.njit(cache=True, nogil=True)
-    def step(
-        raw: np.ndarray,
-        dev: np.ndarray,
-        windows: np.ndarray,
-        have: np.ndarray,
-        m: int,
-        w: int,
-        min_periods: int,
-        median: np.ndarray,
-        mad: np.ndarray,
-    ) -> None:
-        for i in range(raw.shape[0]):
-            vals = windows[i, 0]
-            devs = windows[i, 1]
-            if have[i]:
-                cv = 0
-                while cv < w and np.isfinite(vals[cv]):
-                    cv += 1
-                cd = 0
-                while cd < w and np.isfinite(devs[cd]):
-                    cd += 1
-            else:
-                cv = fill(vals, raw[i, :w])
-                cd = fill(devs, dev[i, : w - 1])
-            for k in range(m):
-                if k > 0:
-                    cv = remove(vals, cv, raw[i, k - 1])
-                    cv = insert(vals, cv, raw[i, k + w - 1])
-                med = median_of(vals, cv, min_periods)
-                median[i, k] = med
-                d = abs(raw[i, w - 1 + k] - med)
-                dev[i, w - 1 + k] = d
-                cd = insert(devs, cd, d)
-                mad[i, k] = median_of(devs, cd, min_periods)
-                cd = remove(devs, cd, dev[i, k])
-            cv = remove(vals, cv, raw[i, m - 1])
-            cv = insert(vals, cv, raw[i, m + w - 1])
-
-    _BANDS.append(step)
-    return step
-
-
-_FAST: dict[type, Callable[[list[Job]], list[np.ndarray]]] = {RobustZ: _robust_z, RobustBands: _robust_bands}
-# the hyper-parameters that must agree within one matrix
-_FAST_KEY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
-    RobustZ: lambda d: (),
-    RobustBands: lambda d: (int(d.window), int(d.min_periods)),
-}
