@@ -39,6 +39,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from telewatch.core.series import MAD_TO_SIGMA
+
 PERIOD = 1440
 ScoreFn = Callable[[pd.DataFrame, int], np.ndarray]
 
@@ -111,7 +113,7 @@ def stl(frame: pd.DataFrame, n_train: int, *, period: int = PERIOD) -> np.ndarra
         ).fit()
         r = res.resid
         med = np.median(r[:n_train])
-        out.append(np.abs(r - med) / (1.4826 * np.median(np.abs(r[:n_train] - med))))
+        out.append(np.abs(r - med) / (MAD_TO_SIGMA * np.median(np.abs(r[:n_train] - med))))
     return np.vstack(out)
 
 
