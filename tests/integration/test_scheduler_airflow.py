@@ -7,8 +7,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +94,19 @@ monitors:
     return {"config": config, "dir": tmp_path}
 
 
+def _airflow_doc_examples() -> tuple[list[str], str, list[str]]:
+    """From docs/monitors.md's Airflow section: the install lines, the DAG file, the airflow commands."""
+    text = (REPO / "docs" / "monitors.md").read_text(encoding="utf-8")
+    section = text.split("\n## Airflow\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^ *```(\w*)\n(.*?)^ *```", section, re.S | re.M)
+    shell = [body for lang, body in blocks if lang == "bash"]
+    (dag_file,) = [textwrap.dedent(body) for lang, body in blocks if lang == "python"]
+    assert len(shell) == 2
+    install = [ln.split("#", 1)[0].strip() for ln in shell[0].splitlines() if ln.strip()]
+    commands = [ln.split(" #", 1)[0].strip() for ln in shell[1].splitlines() if ln.strip()]
+    return install, dag_file, commands
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(TELEWATCH), *args], capture_output=True, text=True, timeout=300, check=False)
 
@@ -128,12 +143,33 @@ def test_a_tick_through_airflow_raises_the_same_alert_as_check(
     home = work / "airflow-home"
     dags = home / "dags"
     dags.mkdir(parents=True)
-    (dags / "telewatch_dags.py").write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(REPO / 'src')!r})\n"
-        "from telewatch.scheduler.airflow import build_dags\n"
-        f"globals().update(build_dags({str(config)!r}, telewatch_bin={str(TELEWATCH)!r}, db={str(af_db)!r}))\n"
+    # the install and the DAG file of docs/monitors.md, as written there (paths swapped for the test's)
+    install, dag_file, commands = _airflow_doc_examples()
+    target = work / "airflow-path"
+    pip = next(ln for ln in install if "--no-deps --target" in ln).split()
+    assert pip[1:6] == [
+        "install",
+        "--no-deps",
+        "--target",
+        "/opt/telewatch/airflow-path",
+        "/path/to/telewatch",
+    ]
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [sys.executable, "-m", "pip", *pip[1:3], *quiet, "--target", str(target), str(REPO)],
+        check=True,
+        timeout=600,
     )
+    paths = {
+        "/opt/telewatch/airflow-path": str(target),
+        "/etc/telewatch/monitors.yaml": str(config),
+        "/opt/telewatch/.venv/bin/telewatch": str(TELEWATCH),
+        "/var/lib/telewatch/telewatch.duckdb": str(af_db),
+    }
+    for old, new in paths.items():
+        assert old in dag_file, old
+        dag_file = dag_file.replace(old, new)
+    (dags / "telewatch_dags.py").write_text(dag_file)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -148,6 +184,19 @@ def test_a_tick_through_airflow_raises_the_same_alert_as_check(
         [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    assert commands == ["airflow dags reserialize", "airflow dags list | grep telewatch_"]
+    for command in commands:  # `dags reserialize` parses the DAG file: the monitor's DAG is listed
+        done = subprocess.run(
+            command.replace("airflow ", f"{airflow} ", 1),
+            shell=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, command + ": " + done.stdout[-2000:] + done.stderr[-2000:]
+    assert "telewatch_failed-logins" in done.stdout
     run = subprocess.run(
         [str(airflow), "dags", "test", "telewatch_failed-logins", second.isoformat()],
         env=env,

@@ -46,6 +46,9 @@ def check_monitors(
     specs = (
         [config.monitors.monitor(monitor)] if monitor else [m for m in config.monitors.monitors if m.enabled]
     )
+    from telewatch.scheduler.runner import one_line_driver_logs
+
+    one_line_driver_logs()  # as under `telewatch run`: a failing source logs one line, no driver traceback
     setup = config.setup(deliver=deliver)
     return [run_monitor(spec, store=store, now=tick, alerting=setup) for spec in specs]
 

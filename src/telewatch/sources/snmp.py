@@ -1,7 +1,8 @@
 """SNMP polling as a source (pysnmp 7, asyncio API), SNMP v2c.
 
 Each poll reads the configured objects now: scalars with GET, tables with a walk (one series per row,
-labelled by the row index or by the value of a ``label_oid`` column such as ``ifDescr``). Gauges
+labelled by the row index or by the value of a ``label_oid`` column such as ``ifDescr``). A walk that
+returns no row is an error naming the object and its OID, as a GET of a missing object is. Gauges
 (CPU load, memory, temperature) are stored as read; counters (interface octets) become per-second
 rates from the previous poll, kept in the monitor's cursor. A counter that went down wrapped around
 its width (2^32 for Counter32, 2^64 for Counter64) when the wrapped delta is plausible (less than half
@@ -174,6 +175,11 @@ class SnmpSource(Source):
                 oid = resolve_oid(obj.oid)
                 if obj.walk:
                     rows = await walk(oid)
+                    if not rows:  # a wrong OID, a scalar walked, or a table this agent does not fill
+                        raise self.error(
+                            f"walk of {obj.name!r} (OID {oid}) returned no rows: the agent has nothing under"
+                            " that OID for this community (check the OID; a scalar needs `walk: false`)"
+                        )
                     names: dict[str, str] = {}
                     if obj.label_oid:
                         names = {

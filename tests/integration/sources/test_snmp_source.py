@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from support.snmpd import BASE_OID, SnmpAgent
+from telewatch.scheduler.jobs import check_monitors, load_config
+from telewatch.services.monitor import read_state
 from telewatch.sources.base import SourceError, SourceState
 from telewatch.sources.snmp import SnmpObject, SnmpSource
+from telewatch.store.db import Store
 
 T0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
 MINUTE = pd.Timedelta(minutes=1)
@@ -131,3 +137,58 @@ def test_polling_works_inside_a_running_event_loop(snmp_agent: SnmpAgent) -> Non
     thread.start()
     thread.join(timeout=30)
     assert got == [["cpu_load", "temperature_c"]]
+
+
+def test_a_walk_that_returns_nothing_is_an_error_naming_the_object_and_oid(
+    snmp_agent: SnmpAgent, tmp_path: Path
+) -> None:
+    """A walk of a subtree the agent does not have (a wrong OID, a table this device does not fill) used to
+    give no series and no word; it is an error naming the object and the OID, in the monitor's report too."""
+    snmp_agent.set_values({"1.1.0": ("gauge", 5), "2.1": ("counter", 1)})
+    missing = f"{BASE_OID}.77"  # nothing under it; the agent's walk ends at once
+    src = SnmpSource(
+        host="127.0.0.1",
+        port=snmp_agent.port,
+        community=snmp_agent.community,
+        objects=[
+            SnmpObject(name="cpu_load", oid=f"{BASE_OID}.1.1.0", kind="gauge"),
+            SnmpObject(name="fan_rpm", oid=missing, walk=True, label="fan"),
+        ],
+    )
+    expected = f"walk of 'fan_rpm' (OID {missing.lstrip('.')}) returned no rows"
+    with pytest.raises(SourceError, match=re.escape(expected)) as err:
+        src.fetch_incremental(state=SourceState(), end=T0)
+    assert str(err.value).startswith(f"snmp 127.0.0.1:{snmp_agent.port}: ")
+    assert snmp_agent.community not in str(err.value)
+
+    # the same object walked where the agent has rows is fine
+    ok = SnmpSource(
+        host="127.0.0.1",
+        port=snmp_agent.port,
+        community=snmp_agent.community,
+        objects=[SnmpObject(name="if_in", oid=f"{BASE_OID}.2", walk=True, rate=False)],
+    )
+    assert [s.key for s in ok.fetch(start=T0, end=T0 + MINUTE)] == ["if_in{device=127.0.0.1,index=1}"]
+
+    # a monitor's tick reports it (status error, the object and OID in the report and the stored state)
+    path = tmp_path / "monitors.yaml"
+    path.write_text(
+        f"""
+monitors:
+  - name: fans
+    source:
+      type: snmp
+      host: 127.0.0.1
+      port: {snmp_agent.port}
+      community: {snmp_agent.community}
+      objects:
+        - {{name: cpu_load, oid: "{BASE_OID}.1.1.0", kind: gauge}}
+        - {{name: fan_rpm, oid: "{missing}", walk: true, label: fan}}
+    schedule: {{every: 1m}}
+"""
+    )
+    with Store(tmp_path / "tw.duckdb") as store:
+        (report,) = check_monitors(load_config(path), store=store, now=T0)
+        assert report.status == "error"
+        assert expected in (report.error or "")
+        assert expected in (read_state(store, "fans").error or "")

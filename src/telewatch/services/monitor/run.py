@@ -122,7 +122,10 @@ def run_monitor(
         with store.transaction() as tx:
             _save_state(tx, state, spec.fingerprint())
         report.status, report.error, report.next_retry_at = "error", message, state.next_retry_at
-        log.warning("monitor %s failed (attempt %d): %s", spec.name, state.attempts, message)
+        where = src.describe() if src is not None else f"{getattr(spec.source, 'type', '')} source".strip()
+        line = " ".join(message.split())  # one line: the monitor, the source, the reason (no traceback)
+        line = line if line.startswith(where) else f"{where}: {line}"
+        log.warning("monitor %s failed (attempt %d): %s", spec.name, state.attempts, line)
     finally:
         if own_source and src is not None:
             src.close()
