@@ -219,11 +219,11 @@ def test_ui_sign_in_with_a_cookie_then_sign_out(client: TestClient, store: Store
     assert tokens.hash_token(READ_TOKEN) not in session
     # signed in: pages and the API calls the pages make
     assert client.get("/").status_code == 200
-    assert 'href="/logout"' in client.get("/").text
+    assert 'action="/logout"' in client.get("/").text  # a POST form: another site cannot sign anyone out
     assert client.get("/api/metrics").status_code == 200
     # a read sign-in cannot write
     assert client.post("/api/silences", json={}, headers={"Origin": "http://testserver"}).status_code == 403
-    client.get("/logout")
+    client.post("/logout", headers={"Origin": "http://testserver"})
     assert client.get("/").status_code == 303
     assert client.get("/api/metrics").status_code == 401
     # another site cannot post a token into the form (login CSRF)
@@ -296,7 +296,9 @@ def test_ui_sessions_survive_a_restart_and_end_on_sign_out_revoke_or_expiry(tmp_
         assert get(c, "/", config_session) == 200
         assert get(c, "/api/metrics", "made-up-session-id") == 401
         c.cookies.clear()
-        c.get("/logout", headers={"Cookie": f"{SESSION_COOKIE}={config_session}"})
+        c.post(
+            "/logout", headers={"Cookie": f"{SESSION_COOKIE}={config_session}", "Origin": "http://testserver"}
+        )
         assert get(c, "/api/metrics", config_session) == 401
         assert c.post("/api/tokens/laptop/revoke", headers=ADMIN_HEADERS).status_code == 200
         assert get(c, "/api/metrics", store_session) == 401

@@ -209,3 +209,31 @@ def test_bearer_tokens_are_not_accepted_from_the_query_string(client: TestClient
     for query in (f"token={READ_TOKEN}", f"access_token={READ_TOKEN}", f"%74oken={READ_TOKEN}"):
         assert client.get(f"/api/metrics?{query}").status_code == 401
     assert client.get("/api/metrics", headers=ADMIN_HEADERS).status_code == 200
+
+
+def test_the_sign_in_messages_in_russian(client: TestClient, app: FastAPI) -> None:
+    """The forced-sign-in and spent-link messages come from the catalogues (web/i18n/ru.json)."""
+    ru = {"Accept-Language": "ru-RU,ru;q=0.9"}
+    code = _code(app, READ_TOKEN)
+    forced = client.get(
+        f"/login?code={code}", headers={**ru, "Sec-Fetch-Site": "cross-site"}, follow_redirects=False
+    )
+    assert forced.status_code == 403
+    assert "открыта с другого сайта" in forced.text
+    assert "another site" not in forced.text
+    assert client.get(f"/login?code={code}", headers=ru, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    spent = client.get(f"/login?code={code}", headers=ru, follow_redirects=False)
+    assert spent.status_code == 401
+    assert "уже использована или истекла" in spent.text
+    wrong = client.get("/login?token=nope", headers=ru, follow_redirects=False)
+    assert "Этот токен недействителен" in wrong.text
+    foreign = client.post(
+        "/login", data={"token": READ_TOKEN}, headers={**ru, "Origin": "https://evil.example"}
+    )
+    assert "Входите со страницы самого telewatch" in foreign.text
+    # the same pages in English without a language asked for
+    assert (
+        "another site"
+        in client.get(f"/login?code={_code(app, READ_TOKEN)}", headers={"Sec-Fetch-Site": "cross-site"}).text
+    )

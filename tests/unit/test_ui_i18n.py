@@ -95,3 +95,12 @@ def _request(query: str = "", cookie: str | None = None, accept: str | None = No
 )
 def test_language_negotiation(query: str, cookie: str | None, accept: str | None, want: str) -> None:
     assert i18n.negotiate(_request(query, cookie, accept)) == want
+
+
+def test_the_sign_in_and_sign_out_messages_have_russian_translations() -> None:
+    from telewatch.web import login
+
+    texts = [v for k, v in vars(login).items() if k.startswith("_") and k.isupper() and isinstance(v, str)]
+    assert len(texts) >= 6
+    missing = [t for t in texts if t not in i18n.catalogue("ru")]
+    assert not missing, missing

@@ -6,6 +6,11 @@ server-side to the token's hash, see :mod:`telewatch.api.auth`); the token itsel
 within 15 minutes (:class:`telewatch.services.tokens.SignInCodes`); ``GET /login?token=…`` signs in
 straight away. Both are refused when another site or origin started the navigation (a forced sign-in
 into the attacker's account), as a cross-origin ``POST /login`` is.
+
+Signing out is ``POST /logout`` from telewatch's own page (``Origin``, else ``Referer``, naming this
+server; a ``Sec-Fetch-Site`` other than ``same-origin`` refused): another site can neither post to it nor
+link to it, since ``GET /logout`` only shows a confirmation form and changes nothing. Messages go through
+the UI's catalogues (:mod:`telewatch.web.i18n`), in the language the request asks for.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from telewatch import __version__
 from telewatch.api.auth import SESSION_COOKIE, Authenticator, safe_next, same_origin, session_id_from
 from telewatch.services.tokens import hash_token
+from telewatch.web import i18n
 
 _HERE = Path(__file__).parent
 _WRONG = "That token is not valid (unknown, revoked or expired)."
@@ -28,6 +34,12 @@ _SPENT = "That sign-in link was already used or has expired (links work once, fo
 _ELSEWHERE = (
     "This sign-in link was opened from another site, so it was not used: open it yourself (paste it in the"
     " address bar), or sign in here."
+)
+_EMPTY = "Enter a token."
+_FOREIGN_FORM = "Sign in from telewatch's own page."
+_SIGN_OUT_ELSEWHERE = (
+    "You were not signed out: the request came from another site. Sign out with the button below if you"
+    " meant to."
 )
 
 
@@ -49,6 +61,8 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
     def form(
         request: Request, *, next_url: str, error: str | None = None, status: int = 200, **kw: object
     ) -> Response:
+        if error is not None:  # the message in the page's language (web/i18n/*.json)
+            error = i18n.translate(i18n.negotiate(request), error)
         response = templates.TemplateResponse(
             request,
             "login.html",
@@ -93,7 +107,7 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
             request,
             hash_token(token) if token else None,
             next_url,
-            error=_WRONG if token else "Enter a token.",
+            error=_WRONG if token else _EMPTY,
         )
 
     @app.post("/login", include_in_schema=False, response_model=None)
@@ -101,25 +115,47 @@ def install_login(app: FastAPI, *, authenticator: Authenticator) -> None:
         origin = request.headers.get("origin")
         if origin and not same_origin(dict(request.headers), authenticator.base_url):
             # another site posting a token into this form (login CSRF): refuse
-            return form(request, next_url="/", error="Sign in from telewatch's own page.", status=403)
+            return form(request, next_url="/", error=_FOREIGN_FORM, status=403)
         try:
             fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
         except ValueError:  # more fields than the form has: not our form
-            return form(request, next_url="/", error="Sign in from telewatch's own page.", status=400)
+            return form(request, next_url="/", error=_FOREIGN_FORM, status=400)
         next_url = safe_next((fields.get("next") or ["/"])[0])
         token = (fields.get("token") or [""])[0].strip()
         return await sign_in(
             request,
             hash_token(token) if token else None,
             next_url,
-            error=_WRONG if token else "Enter a token.",
+            error=_WRONG if token else _EMPTY,
         )
 
+    def logout_form(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        if error is not None:
+            error = i18n.translate(i18n.negotiate(request), error)
+        response = templates.TemplateResponse(
+            request, "logout.html", {"version": __version__, "error": error}, status_code=status
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.get("/logout", include_in_schema=False, response_model=None)
-    def logout(request: Request) -> Response:
+    def logout_page(request: Request) -> Response:
+        # a GET never signs out (a link or redirect from another site could): it asks, with a form
+        if started_elsewhere(request, authenticator.base_url):
+            return logout_form(request, error=_SIGN_OUT_ELSEWHERE, status=403)
+        return logout_form(request)
+
+    @app.post("/logout", include_in_schema=False, response_model=None)
+    async def logout(request: Request) -> Response:
         session_id = session_id_from({"cookie": request.headers.get("cookie", "")})
-        if session_id:
-            authenticator.sessions.delete(session_id)
+        site = (request.headers.get("sec-fetch-site") or "same-origin").lower()
+        if session_id and (
+            site != "same-origin" or not same_origin(dict(request.headers), authenticator.base_url)
+        ):
+            # another site (or another port of this host) posting here: the user stays signed in
+            return logout_form(request, error=_SIGN_OUT_ELSEWHERE, status=403)
+        if session_id:  # (none: nothing to end, e.g. a tab left open after signing out elsewhere)
+            await anyio.to_thread.run_sync(authenticator.sessions.delete, session_id)
         response = RedirectResponse("/login?signed_out=1", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response

@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Scope
 
 from telewatch import __version__
-from telewatch.core.errors import TelewatchError
+from telewatch.core.errors import NotFoundError, TelewatchError
 from telewatch.services import catalog, overview
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -114,6 +114,12 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         response.headers["Vary"] = "Accept-Language, Cookie"
         return response
 
+    def not_found(request: Request, what: str) -> HTMLResponse:
+        """The UI's own 404 (translated, with a way back) for a page naming something that is not here."""
+        response = page(request, "notfound.html", "explore", what=what)
+        response.status_code = 404
+        return response
+
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly(request: Request) -> Response:
         # 4.8 MB, 1.4 MB gzipped: compressed once and kept; cached a week by the browser
@@ -159,7 +165,12 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         store: Store = request.app.state.store
         metrics = catalog.list_metrics(store)
         if metric_id is None and metric:  # links in alerts name the metric and its slice
-            metric_id = repo.get_metric(store.cursor(), metric, repo.parse_selector(labels)).id
+            try:
+                metric_id = repo.get_metric(store.cursor(), metric, repo.parse_selector(labels)).id
+            except NotFoundError:
+                return not_found(request, metric + (f"{{{labels}}}" if labels else ""))
+        if metric_id is not None and all(m.id != metric_id for m in metrics):
+            return not_found(request, f"#{metric_id}")
         if metric_id is None and metrics:
             metric_id = metrics[0].id
         data = [
@@ -170,6 +181,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
                 "labels": m.labels,
                 "group": m.group,
                 "unit": m.unit,
+                "points": m.points,
                 "first": int(m.first_ts.value // 1_000_000) if m.first_ts is not None else None,
                 "last": int(m.last_ts.value // 1_000_000) if m.last_ts is not None else None,
             }

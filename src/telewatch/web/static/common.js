@@ -174,3 +174,11 @@ if (!canWrite()) {
     }
   }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
 }
+
+// a notice a page left for the next one (the explorer's «Delete metric» for the overview): shown once
+(() => {
+  let text = null;
+  try { text = sessionStorage.getItem("tw_notice"); sessionStorage.removeItem("tw_notice"); } catch (_) { /* storage off */ }
+  const main = document.querySelector("main");
+  if (text && main) main.prepend(h("div", { class: "notice", id: "page-notice", role: "status" }, text));
+})();
