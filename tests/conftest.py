@@ -24,3 +24,13 @@ def shared_datasets() -> Path:
     if not SHARED.exists():
         pytest.skip(f"{SHARED} is not present (it always is in CI)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[object]:
+    """One Playwright driver for the whole run: tests/e2e and tests/security each launch their own
+    Chromium from it (``sync_playwright`` cannot be started twice in one process)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw

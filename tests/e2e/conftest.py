@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -72,21 +73,19 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+def browser(playwright_driver: Any) -> Iterator[object]:
 
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (scripts/system-packages.txt)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        # the pages' CSP refuses eval, which Playwright's wait_for_function(string) runs in the page: these
-        # tests bypass it; tests/security/test_headers.py checks every page runs under it with no violation
-        new_context = b.new_context
-        b.new_context = lambda **kw: new_context(**{"bypass_csp": True, **kw})  # type: ignore[method-assign]
-        try:
-            yield b
-        finally:
-            b.close()
+    b = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    # the pages' CSP refuses eval, which Playwright's wait_for_function(string) runs in the page: these
+    # tests bypass it; tests/security/test_headers.py checks every page runs under it with no violation
+    new_context = b.new_context
+    b.new_context = lambda **kw: new_context(**{"bypass_csp": True, **kw})  # type: ignore[method-assign]
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
