@@ -17,11 +17,13 @@ MAX_Z = 1e6
 #: The z of every score above constant training scores (nothing to scale a deviation by): about
 #: p = 1e-300, where z used to stop for every score.
 DEGENERATE_Z = 37.0
-#: :class:`Calibrator`: excesses beyond this many robust tail scales (median excess / ln 2) are left out
-#: of the mean excess — on an exponential tail that happens with probability e^-30 ≈ 1e-13, so on clean
-#: scores nothing is left out, while a few extreme points (the spike being scored, when it is part of
-#: the training scores) no longer set the scale they are measured in.
+#: :class:`Calibrator`: excesses beyond this many robust tail scales (median excess / ln 2) are isolated
+#: extremes — on an exponential tail that happens with probability e^-30 ≈ 1e-13 — and, when they are
+#: few (at most TRIM_MAX_POINTS or TRIM_MAX_SHARE of the tail), are left out of the mean excess and the
+#: range: a spike among the training scores does not set the scale it is measured in.
 TRIM_SCALES = 30.0
+TRIM_MAX_POINTS = 3
+TRIM_MAX_SHARE = 0.01
 #: :func:`screen_anomalies`: z (under the contamination-robust fit) from which a point is suspect.
 SCREEN_Z = 5.0
 #: :func:`screen_anomalies`: the quantile above which the contamination-robust tail is fitted.
@@ -39,10 +41,9 @@ class Calibrator:
     exponential tail is fitted to the excesses over ``u`` (a peaks-over-threshold estimate), so a
     score beyond anything seen in training still gets a finite, growing z instead of saturating.
     The tail's scale is the mean excess (``scale="mean"``, the maximum-likelihood estimate, leaving out
-    the excesses beyond :data:`TRIM_SCALES` robust scales) or, robust to a contaminated tail, the
-    median excess / ln 2 (``scale="median"``; equal for an exponential tail). Its floor is 1 % of the
-    scores' range without those isolated extremes, so an extreme point among the training scores does
-    not set the scale it is measured in. z comes from
+    a few isolated extremes: :data:`TRIM_SCALES`) or, robust to a contaminated tail, the median excess
+    / ln 2 (``scale="median"``; equal for an exponential tail), at least 1 % of the training scores'
+    range (without those extremes). z comes from
     the log tail probability, so it keeps growing with the raw score (about ``sqrt(2 (s - u) / scale)``
     far out): a 10× spike scores clearly above a 3× one, with no shared ceiling.
     z is at least 0 (typical points are 0), NaN stays NaN. Scores of different detectors (and
@@ -87,10 +88,15 @@ class Calibrator:
             beta = 0.0
         else:
             robust = float(np.median(excess)) / np.log(2.0)
-            kept = excess[excess <= TRIM_SCALES * robust] if robust > 0 else excess
-            kept = kept if kept.size else excess
-            top = self.u_ + float(kept.max())  # the range leaves the isolated extremes out too
-            beta = robust if self.scale == "median" else float(kept.mean())
+            far = excess > TRIM_SCALES * robust if robust > 0 else np.zeros(excess.size, dtype=bool)
+            # a few isolated extremes (the spike being scored, when it is among the training scores)
+            # do not set the scale they are measured in; many (a detector whose tail is a mixture, as
+            # novelty's tie-breakers below 0.01 and its novel values above 1) are the tail itself:
+            # trimming those called every novel value extreme (RedLab month: 75 -> 496 anomalies)
+            if 0 < far.sum() <= max(TRIM_MAX_POINTS, TRIM_MAX_SHARE * excess.size):
+                excess = excess[~far]
+                top = self.u_ + float(excess.max())  # the range leaves them out too
+            beta = robust if self.scale == "median" else float(excess.mean())
         spread = top - float(self.levels_[0])
         self.beta_ = max(beta, spread * 0.01, abs(self.u_) * 0.01, self.min_excess)
         # constant training scores (a flat stretch): no scale to measure a deviation in, so every
