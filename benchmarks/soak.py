@@ -144,7 +144,7 @@ monitors:
     # than merge_gap points after its end (services/monitor/), so the default 5 never resolves on
     # 1-minute ticks — the alert, its state and its anomaly would stay firing (and kept) for ever
     detector: {{type: robust_bands, merge_gap: {max(0, step_minutes - 1)}}}
-    train: {{every: {history}, window: {history}, min_points: 60}}
+    train: {{every: {history}, window: {history}, min_points: 60, warm_up: 0s}}
     alert: {{repeat_interval: 1h}}
     channels: [hook]
 """

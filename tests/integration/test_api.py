@@ -127,7 +127,7 @@ def test_index_page_lists_metrics_with_local_assets_only(client: TestClient) -> 
     html = client.get("/").text
     assert html.count('class="metric"') == 3
     for src in re.findall(r'(?:src|href)="([^"]+)"', html):
-        if src.startswith("/?"):
+        if src.startswith(("/?", "?")):  # this page with a query (the language switch)
             continue
         assert src.startswith("/"), f"external asset {src}"
         r = client.get(src)
@@ -168,7 +168,7 @@ def test_alert_chart_links_open_the_explorer_on_that_metric(client: TestClient) 
     """Alerts link to /explore?metric=NAME&labels=SLICE: the page must select that metric's slice."""
     ids = {(m["name"], tuple(m["labels"].items())): m["id"] for m in client.get("/api/metrics").json()}
     html = client.get("/explore", params={"metric": "cpu", "labels": "host=b"}).text
-    assert f'<option value="{ids[("cpu", (("host", "b"),))]}" selected' in html
+    assert f'<option value="{ids[("cpu", (("host", "b"),))]}" translate="no" selected' in html
     assert client.get("/explore", params={"metric": "nope"}).status_code == 404
 
 

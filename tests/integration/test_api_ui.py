@@ -447,7 +447,10 @@ def test_pages_render_and_unknown_paths_answer_json(client: TestClient) -> None:
     html = client.get("/", params={"group": "web"}).text
     assert html.count('class="metric"') == 2
     assert "not key=value" in client.get("/", params={"selector": "bad"}).text
-    assert client.get("/explore/999").status_code == 200  # the page says so; the data API 404s
+    missing = client.get("/explore/999")  # the UI's own not-found page (HTML), not a JSON error
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert 'href="/"' in missing.text
     body = _err(client.get("/no/such/page"), 404)
     assert body["error"] == "NotFound"
     _err(client.get("/explore/abc"), 422)

@@ -421,11 +421,11 @@ class TrainSpec(_Model):
 class AlertSpec(_Model):
     """How this monitor's anomalies are told (a rule derived for the monitor's ``channels``)."""
 
-    #: fixed, or (None) from the calibrated score and deviation: critical at z >= 8 or a deviation of
-    #: 50 % or more from what is usual at that hour, warning below
+    #: fixed, or (None) from the calibrated score and deviation: critical at z >= 8 with a deviation of
+    #: 20 % or more from what is usual at that hour, or at 50 % or more whatever the score; else warning
     severity: Literal["info", "warning", "critical"] | None = None
-    #: a blip — an anomaly already over when the tick sees it, shorter than this, below the critical
-    #: score (8), on one metric alone in its incident — is recorded and shown, not paged (0s pages all)
+    #: a blip — an anomaly already over when the tick sees it, shorter than this, on one metric alone
+    #: in its incident — is recorded and shown, not paged (0s pages all)
     min_blip: Duration = timedelta(minutes=3)
     min_duration: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)

@@ -29,10 +29,10 @@ def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> 
 
 def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
     """A blip: over by the time the tick sees it (not at the edge of the tick's data), shorter than
-    ``alert.min_blip``, below the critical score, with no other metric anomalous in its incident —
-    nothing for a person to act on when the message arrives. Recorded and shown in the UI; not paged."""
+    ``alert.min_blip``, with no other metric anomalous in its incident — nothing for a person to act
+    on when the message arrives. Recorded and shown in the UI; not paged."""
     data_end = report.tick - pd.Timedelta(spec.lag)
-    if related or a.end >= data_end - pd.Timedelta(minutes=2) or a.peak_score >= CRITICAL_SCORE:
+    if related or a.end >= data_end - pd.Timedelta(minutes=2):
         return False
     return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
 
@@ -170,6 +170,7 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
 #: monitor without a fixed ``alert.severity``: critical for an extreme score or a large deviation.
 CRITICAL_SCORE = 8.0
 CRITICAL_DEVIATION_PCT = 50.0
+CRITICAL_WITH_SCORE_PCT = 20.0
 
 
 def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
@@ -183,8 +184,11 @@ def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
         if spec.alert.severity is not None:
             levels = [SeverityLevel(level=spec.alert.severity)]
         else:
-            levels = [  # the first satisfied wins
-                SeverityLevel(level="critical", min_score=CRITICAL_SCORE),
+            levels = [  # the first satisfied wins: a large score alone (a value just past the range
+                # seen, by a few %) is not critical, a large deviation from the usual value is
+                SeverityLevel(
+                    level="critical", min_score=CRITICAL_SCORE, min_deviation_pct=CRITICAL_WITH_SCORE_PCT
+                ),
                 SeverityLevel(level="critical", min_deviation_pct=CRITICAL_DEVIATION_PCT),
                 SeverityLevel(level="warning"),
             ]
