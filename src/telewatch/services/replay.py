@@ -238,26 +238,13 @@ def _unwrap(value: Any) -> Any:
 
 
 def _wanted_names(spec: MonitorSpec) -> set[str] | None:
-    """The metric names a monitor's source produces, where the configuration says (None: every stored
-    metric, for a ``store`` source; an empty set where the names come from the data, e.g. a SQL
-    ``metric_column``, and the monitor names no ``metrics:``)."""
-    if spec.metrics:
-        return set(spec.metrics)
-    src: Any = spec.source
-    kind = getattr(src, "type", "")
-    if kind == "store":
+    """The metric names a monitor's source produces (``MonitorSpec.produced_names``); None for a
+    ``store`` source (every stored metric); an empty set where the names come from the data (a SQL
+    ``metric_column`` without ``metrics:``): nothing stored can be told to be that monitor's."""
+    if getattr(spec.source, "type", "") == "store":
         return None
-    if kind in ("postgres", "clickhouse") and getattr(src, "metric_column", None) is None:
-        if src.value_columns:
-            return set(src.value_columns)
-        return {src.value_column}
-    if kind == "prometheus" and src.name:
-        return {src.name}
-    if kind == "snmp":
-        return {o.name for o in src.objects}
-    if kind == "logs":
-        return {c.name for c in src.counts} | ({src.metric} if src.count_by else set())
-    return set()
+    names = spec.produced_names()
+    return set() if names is None else names
 
 
 def _load_batch(
