@@ -118,7 +118,8 @@ def test_shipped_rules_name_each_demo_kind_from_its_metrics() -> None:
 
 
 def test_types_from_the_scan_of_each_planted_demo_incident() -> None:
-    """The scan's directions over the demo's planted windows type every incident right."""
+    """The scan's directions over the demo's planted windows type every incident right (each
+    incident's own metrics flagged anomalous, as the incident service flags them)."""
     data = generate_demo(days=30)
     frame = data.frame.asfreq("1min")
     names = list(frame.columns)
@@ -130,7 +131,13 @@ def test_types_from_the_scan_of_each_planted_demo_incident() -> None:
         w1 = frame.index.get_loc(inc.end) + 1
         ranked = rank_window(values, w0, w1, names=names, target=names.index(inc.metrics[0]))
         cut = involvement_cut(ranked[0].score)
-        changes = [MetricChange(r.name, r.direction) for r in ranked if r.score >= cut]
+        # as the incident service does: the planted (anomalous) metrics are flagged and always
+        # involved; the others count when the scan says they clearly moved
+        changes = [
+            MetricChange(r.name, r.direction, anomalous=r.name in inc.metrics)
+            for r in ranked
+            if r.score >= cut or r.name in inc.metrics
+        ]
         typed = classify(rules, changes)
         right += typed is not None and typed.name == inc.kind
     assert right == len(data.incidents)
@@ -167,3 +174,30 @@ def test_rules_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
     path.write_text("types:\n  - {name: only, title: Only, all: [{metric: '*'}]}\n")
     monkeypatch.setenv("TELEWATCH_INCIDENT_TYPES", str(path))
     assert [t.name for t in load_rules().types] == ["only"]
+
+
+def test_the_type_explains_the_metrics_that_fired_not_those_that_moved_with_them() -> None:
+    """Seen on a real month: a throughput collapse typed "Latency degradation" (the response time
+    rose a little with it) and a latency burst typed "Error burst" (the error share moved with it).
+    The anomalous metrics decide; the scan's companions only add weight."""
+    rules = load_rules()
+
+    def typed(*changes: tuple[str, str, bool]) -> str | None:
+        found = classify(rules, [MetricChange(m, d, anomalous=a) for m, d, a in changes])  # type: ignore[arg-type]
+        return found.name if found is not None else None
+
+    assert typed(("throughput", "down", True), ("web_response", "up", False)) == "traffic_drop"
+    assert typed(("web_response", "up", True), ("error", "up", False)) == "latency_degradation"
+    assert typed(("throughput", "up", True)) == "traffic_surge"
+    # errors and traffic down both fired: an outage, not a traffic drop nor an error burst
+    assert (
+        typed(("error", "up", True), ("throughput", "down", True), ("apdex", "down", False))
+        == "backend_outage"
+    )
+    # the same changes with nothing flagged are typed by the count of matched conditions, as before
+    assert typed(("throughput", "down", False), ("web_response", "up", False), ("apdex", "down", False)) == (
+        "traffic_drop"
+    )
+    # a type that explains none of the anomalous metrics is not given: untyped beats a wrong type
+    assert typed(("memory_percent", "down", True), ("error", "up", False)) is None
+    assert typed(("web_response", "down", True), ("error", "up", False)) is None

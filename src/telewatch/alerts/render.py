@@ -109,10 +109,20 @@ def deviation_floor(deviation_pct: float | None) -> str | None:
 
     >>> deviation_floor(143.7), deviation_floor(-37.2), deviation_floor(7.9), deviation_floor(None)
     ('140', '35', '7', None)
+
+    Under 1 % the figure keeps a decimal or two (an APDEX 0.95 % below its usual value is not
+    "more than 0 %"):
+
+    >>> deviation_floor(-0.95), deviation_floor(0.057), deviation_floor(0.004)
+    ('0.9', '0.05', None)
     """
     if deviation_pct is None or math.isnan(deviation_pct):
         return None
     dev = abs(deviation_pct)
+    if dev < 1:
+        places = 1 if dev >= 0.1 else 2
+        floored = math.floor(dev * 10**places) / 10**places
+        return f"{floored:.{places}f}" if floored > 0 else None
     step = 1 if dev < 20 else 5 if dev < 100 else 10 if dev < 1000 else 100
     return str(int(dev // step * step))
 

@@ -94,6 +94,11 @@ _NAME_KINDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: names of a failure share (``error``, ``error_rate``, ``packet_loss_pct``): a ratio when the values
+#: stay within 0–1, a percent within 0–100 (fractional values only: whole numbers are counts)
+_SHARE_NAME = r"(^|_)(errors?|fail(ures?|ed)?|loss|drops?|dropped|timeouts?)(_?(rate|share|ratio|pct|percent|fraction))?$"
+
+
 def kind_bounds(kind: str) -> tuple[float, float]:
     """The ``(lowest, highest)`` value a metric of ``kind`` can take (see :data:`METRIC_KINDS`).
 
@@ -123,6 +128,14 @@ def infer_metric_kind(name: str = "", unit: str | None = None, values: ArrayLike
     ('count', 'rate', 'gauge')
     >>> infer_metric_kind("cpu_percent", values=[20.0, 350.0]), infer_metric_kind("m", values=[1, 5, 0])
     ('rate', 'count')
+
+    A failure share (``error``, ``error_rate``, ``packet_loss``) is a ``ratio`` when its values are
+    fractions within 0–1, a ``percent`` within 0–100, else whatever its name says:
+
+    >>> infer_metric_kind("error", values=[0.0002, 0.89]), infer_metric_kind("error_rate", values=[0.3, 12.5])
+    ('ratio', 'percent')
+    >>> infer_metric_kind("errors", values=[0, 3, 12]), infer_metric_kind("error_rate")
+    ('count', 'rate')
     """
     import re
 
@@ -135,6 +148,14 @@ def infer_metric_kind(name: str = "", unit: str | None = None, values: ArrayLike
         kind = next((k for pattern, k in _NAME_KINDS if re.search(pattern, n)), None)
     v = np.asarray(values if values is not None else [], dtype="float64").ravel()
     v = v[np.isfinite(v)]
+    # an error / failure / loss "rate" is a share of requests when its values say so
+    share = not u and bool(name) and v.size > 0 and re.search(_SHARE_NAME, name.strip().lower()) is not None
+    if share and float(v.min()) >= 0.0 and not bool(np.all(v == np.round(v))):
+        top = float(v.max())
+        if top <= 1.0:
+            return "ratio"
+        if top <= 100.0:
+            return "percent"
     if v.size == 0:
         return kind or "gauge"
     if float(v.min()) < 0.0:

@@ -18,9 +18,11 @@ A rule file looks like this (the shipped one is ``telewatch/data/incident_types.
 and ``reset`` (counter reset) that :func:`quality_changes` reports from
 :func:`telewatch.incidents.data_quality.find_data_quality` — so an incident the collection caused is
 typed as such, not as a latency degradation;
-``group`` (glob over the metric's group) may stand in for or narrow ``metric``. Among the rules
-that match, the one with the most matched conditions wins, then the higher ``priority``, then the
-earlier in the file.
+``group`` (glob over the metric's group) may stand in for or narrow ``metric``. A type must
+explain at least one of the incident's anomalous metrics (the others only moved with it). Among the
+rules that match, the one whose ``all`` conditions explain most anomalous metrics wins, then the one
+whose conditions explain most of them, then the one with the most matched conditions, then the
+higher ``priority``, then the earlier in the file.
 
 >>> rules = load_rules()
 >>> classify(rules, [MetricChange("error_rate", "up"), MetricChange("apdex", "down")]).name
@@ -57,6 +59,7 @@ __all__ = [
     "MetricChange",
     "RuleSet",
     "classify",
+    "explained",
     "involvement_cut",
     "load_rules",
     "quality_changes",
@@ -154,6 +157,9 @@ class MetricChange:
     metric: str
     direction: Direction
     group: str | None = None
+    #: the metric has an anomaly in the incident (not only moved with it in the scan): a type must
+    #: explain at least one such metric
+    anomalous: bool = False
 
 
 class _ChangeIndex:
@@ -292,7 +298,7 @@ def quality_changes(
     >>> t = pd.Timestamp("2024-01-01 10:00", tz="UTC")
     >>> gap = DataQualityIssue("collection_gap", t, t + pd.Timedelta(minutes=9), 10)
     >>> quality_changes("web_response_ms", [gap], t - pd.Timedelta(minutes=5), t + pd.Timedelta(hours=1))
-    [MetricChange(metric='web_response_ms', direction='gap', group=None)]
+    [MetricChange(metric='web_response_ms', direction='gap', group=None, anomalous=False)]
     """
     import pandas as pd
 
@@ -302,16 +308,44 @@ def quality_changes(
     return [MetricChange(metric, QUALITY_DIRECTIONS[k], group) for k in kinds]  # type: ignore[arg-type]
 
 
+def explained(rule: IncidentType, changes: Sequence[MetricChange]) -> tuple[int, int]:
+    """How many of ``changes`` the rule's ``all`` conditions match, and how many its ``all`` or
+    ``any`` conditions do: what the type is about first, then what it allows beside it."""
+    core = sum(1 for c in changes if any(cond.matches(c) for cond in rule.all))
+    conditions = [*rule.all, *rule.any]
+    return core, sum(1 for c in changes if any(cond.matches(c) for cond in conditions))
+
+
 def classify(rules: RuleSet, changes: Sequence[MetricChange]) -> IncidentType | None:
-    """The best-matching type for the changes, or None when no rule applies."""
-    best: tuple[int, int, int] | None = None
+    """The best-matching type for the changes, or None when no rule applies.
+
+    When some changes are flagged ``anomalous`` (the metrics whose anomalies make the incident; the
+    others only moved with it), a type must explain at least one of them, and the type whose ``all``
+    conditions explain most of them wins, then the one explaining most of them with ``all`` and
+    ``any``, before the count of matched conditions: a throughput collapse during which
+    the response time rose a little is not a "latency degradation", and a latency burst is not an
+    "error burst" because the error share moved with it.
+
+    >>> rules = load_rules()
+    >>> moved = [MetricChange("throughput_rpm", "down", anomalous=True), MetricChange("web_response_ms", "up")]
+    >>> classify(rules, moved).name
+    'traffic_drop'
+    >>> burst = [MetricChange("web_response_ms", "up", anomalous=True), MetricChange("error_rate", "up")]
+    >>> classify(rules, burst).name
+    'latency_degradation'
+    """
+    best: tuple[int, int, int, int, int] | None = None
     chosen: IncidentType | None = None
     index = _ChangeIndex(changes)
+    flagged = [c for c in changes if c.anomalous and c.direction != "flat"]
     for pos, rule in enumerate(rules.types):
         count = rule.match_count(index)
         if count is None:
             continue
-        key = (count, rule.priority, -pos)
+        core, covers = explained(rule, flagged) if flagged else (0, 0)
+        if flagged and covers == 0:
+            continue
+        key = (core, covers, count, rule.priority, -pos)
         if best is None or key > best:
             best, chosen = key, rule
     return chosen

@@ -427,9 +427,23 @@ class AlertSpec(_Model):
     #: a blip — an anomaly already over when the tick sees it, shorter than this, on one metric alone
     #: in its incident — is recorded and shown, not paged (0s pages all)
     min_blip: Duration = timedelta(minutes=3)
+    #: the least an anomalous value must lie outside its usual band to be paged, per metric (glob over
+    #: the metric name -> absolute amount in the metric's unit); a metric no glob names gets the
+    #: default of its kind: one percentage point for a share (0.01 for a 0–1 ratio such as APDEX or
+    #: an error share, 1 for a percent), none for others. Smaller anomalies are recorded, not paged
+    #: (``{"*": 0}`` pages them all)
+    min_change: dict[str, float] = Field(default_factory=dict)
     min_duration: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)
     send_resolved: bool = True
+
+    @field_validator("min_change")
+    @classmethod
+    def _floors_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [f"{k}: {v}" for k, v in value.items() if not v >= 0]
+        if bad:
+            raise ValueError(f"min_change amounts are 0 or more (got {', '.join(bad)})")
+        return value
 
 
 class RetrySpec(_Model):

@@ -3,7 +3,9 @@
 Every path can alert: a detection over stored data (``telewatch detect``, ``POST /api/detect/run``, an
 upload) hands its anomalies to the configured alert rules, as a monitor's tick does — but only those
 that reach into the last ``within`` (default an hour) before ``now``: a backfill of last month, or a
-re-detection of history, records its anomalies without paging about them.
+re-detection of history, records its anomalies without paging about them. A change too small to
+matter (a share off by less than a percentage point: :mod:`telewatch.postrules.material`) is not
+paged either.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from telewatch.postrules.material import worth_paging
 from telewatch.services.detection import AnomalyWindow
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -39,12 +42,23 @@ def alert_recent(
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
     recent = [a for a in anomalies if a.end >= now - pd.Timedelta(within)]
-    if not recent:
-        return 0, 0
     cur = store.cursor()
     candidates = []
     for a in recent:
         info = repo.get_metric(cur, a.metric_id)
+        series = repo.read_series(
+            cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
+        )
+        if not worth_paging(
+            info.name,
+            unit=info.unit,
+            history=series.to_numpy(),
+            value=a.value,
+            lower=a.lower,
+            upper=a.upper,
+            expected=a.expected,
+        ):
+            continue  # too small a change to matter (a share off by less than a percentage point)
         deviation = (a.value - a.expected) / abs(a.expected) * 100.0 if a.expected not in (None, 0) else None
         candidates.append(
             AlertCandidate(
@@ -64,14 +78,11 @@ def alert_recent(
                 last_seen=a.end,
                 owner=info.owner,
                 status="firing",
-                series=repo.read_series(
-                    cur,
-                    a.metric_id,
-                    start=a.start - pd.Timedelta(hours=6),
-                    end=a.end + pd.Timedelta(minutes=1),
-                ),
+                series=series,
             )
         )
+    if not candidates:
+        return 0, 0
     alerting.submit_alerts(store, candidates=candidates, rules=config, config=config, now=now)
     sent = len(alerting.deliver_outbox(store, channels=config, now=now).sent) if deliver else 0
     return len(candidates), sent

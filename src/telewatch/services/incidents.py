@@ -8,7 +8,7 @@ stored incidents merges them into the oldest. Rerunning it over the same anomali
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,9 @@ def _read_anomalies(
 
 
 def _involved(
-    scanned: ScannedRows | None, anomaly_directions: Mapping[int, str] | None = None
+    scanned: ScannedRows | None,
+    anomaly_directions: Mapping[int, str] | None = None,
+    anomalous: Collection[int] = (),
 ) -> list[MetricChange]:
     """Metrics that type the incident: those the scan says clearly moved in its window (score at
     least :func:`involvement_cut` of the top score), most suspicious first.
@@ -125,19 +127,23 @@ def _involved(
     formatted for them (an incident can involve thousands). ``anomaly_directions``: metric id →
     ``up``/``down`` of its anomaly (value against expected at its peak); an involved anomalous
     metric moved that way, whatever its window's mean did (a dip inside a noisy window can leave the
-    window's mean a little higher)."""
+    window's mean a little higher). The ``anomalous`` metrics (ids) are involved whatever their scan
+    score, flagged so that the type must explain one of them."""
     if scanned is None or not scanned.evidence.score.size:
         return []
     score = scanned.evidence.score
     order = np.argsort(-score, kind="stable")  # the ranking's order
-    rows = order[score[order] >= involvement_cut(float(score.max()))]
+    flagged = np.isin(np.asarray(scanned.metric_ids, dtype=np.int64)[order], np.fromiter(anomalous, np.int64))
+    rows = order[(score[order] >= involvement_cut(float(score.max()))) | flagged]
     moves = directions(scanned.evidence)[rows].tolist()
     known = anomaly_directions or {}
+    marked = set(anomalous)
     return [
         MetricChange(
             scanned.names[i].split("{")[0],
             known.get(scanned.metric_ids[i], move),  # type: ignore[arg-type]
             scanned.groups[i],
+            anomalous=scanned.metric_ids[i] in marked,
         )
         for i, move in zip(rows.tolist(), moves, strict=True)
     ]
@@ -421,7 +427,8 @@ def _rank_and_type(
     except (ValidationError, NotFoundError):
         return [], None  # no baseline (the very start of the data) or no data: untyped
     kept = [r for r in result.ranked if r.ranked.rank <= rank_limit or r.metric_id in anomalous]
-    return kept, classify(rules, _involved(result.scanned, _anomaly_directions(store, draft.anomaly_ids)))
+    changes = _involved(result.scanned, _anomaly_directions(store, draft.anomaly_ids), anomalous)
+    return kept, classify(rules, changes)
 
 
 _SUMMARY_SQL = (

@@ -1,4 +1,4 @@
-"""From a tick's anomalies to alert candidates: what pages (news, not habits, not blips), with the incident, the usual band and a severity from score and deviation; the rule a monitor's ``channels`` make."""
+"""From a tick's anomalies to alert candidates: what pages (news, not habits, not blips, not too small to matter), with the incident, the usual band and a severity from score and deviation; the rule a monitor's ``channels`` make."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
+from telewatch.postrules.material import worth_paging
 from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport, _naive
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -35,6 +36,23 @@ def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, relat
     if related or a.end >= data_end - pd.Timedelta(minutes=2):
         return False
     return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
+
+
+def _worth_paging(spec: MonitorSpec, cur: Any, a: FoundAnomaly, window: pd.Series) -> bool:
+    """Whether ``a`` moved its metric far enough outside the usual band to matter to a person
+    (``alert.min_change``, by default one percentage point for a share: see
+    :mod:`telewatch.postrules.material`). A smaller one is recorded, not paged."""
+    unit = repo.get_metric(cur, a.metric_id).unit
+    return worth_paging(
+        a.metric,
+        unit=unit,
+        history=window.to_numpy(),
+        value=a.value,
+        lower=a.lower,
+        upper=a.upper,
+        expected=a.expected,
+        overrides=spec.alert.min_change,
+    )
 
 
 def _incidents_of(
@@ -83,6 +101,8 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
         window = repo.read_series(
             cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
         )
+        if not _worth_paging(spec, cur, a, window):
+            continue
         out.append(
             AlertCandidate(
                 key=f"{spec.name}:{a.key}",
