@@ -251,6 +251,16 @@ def test_incident_ranking_formats_only_kept_rows_and_types_as_the_full_ranking(
             if r.ranked.score >= involvement_cut(top)
         ]
         assert incidents_service._involved(full.scanned) == involved
+        # the incident's own (anomalous) metrics are involved whatever their score, and flagged
+        anomalous = set(draft.metric_ids)
+        involved = [
+            MetricChange(
+                r.ranked.name.split("{")[0], r.ranked.direction, r.group, anomalous=r.metric_id in anomalous
+            )
+            for r in full.ranked
+            if r.ranked.score >= involvement_cut(top) or r.metric_id in anomalous
+        ]
+        assert incidents_service._involved(full.scanned, anomalous=anomalous) == involved
         for rank_limit in (0, 2, 10):
             kept, kind = incidents_service._rank_and_type(store, draft, rules, rank_limit)
             expected = [
