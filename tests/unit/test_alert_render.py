@@ -51,7 +51,7 @@ def links() -> Links:
             [
                 "Метрика <b>web_response_ms</b> в разрезе <code>dc=eu-west, service=checkout</code>",
                 "Отклонение более <b>130%</b> выше ожидаемого",
-                "ожидалось 220.0 (диапазон 195.0 – 245.0)",
+                "ожидалось 220,0 (диапазон 195,0 – 245,0)",  # a decimal comma in Russian
                 "Началось: 2026-11-23 11:43 UTC",
                 "Связанные метрики: web_error_rate, db_query_ms",
                 "Ответственный: @web-oncall",
@@ -119,10 +119,29 @@ def test_resolved_message() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pct", "text"), [(143.7, "140"), (-37.2, "35"), (7.9, "7"), (2500.0, "2500"), (None, None)]
+    ("pct", "text"),
+    [
+        (143.7, "140"),
+        (-37.2, "35"),
+        (7.9, "7"),
+        (2500.0, "2,500"),
+        (-0.95, "0.9"),
+        (0.004, None),
+        (None, None),
+    ],
 )
 def test_deviation_floor(pct: float | None, text: str | None) -> None:
+    # under 1 % a decimal stays: an APDEX 0.95 % below its usual value is not "more than 0 %"
     assert deviation_floor(pct) == text
+
+
+def test_russian_messages_write_numbers_the_russian_way() -> None:
+    from telewatch.alerts.render import format_number
+
+    assert format_number(4806.2, "ru") == "4\u00a0806"
+    assert format_number(0.01234, "ru") == "0,01234"
+    assert deviation_floor(2500.0, "ru") == "2\u00a0500"
+    assert deviation_floor(-0.95, "ru") == "0,9"
 
 
 def test_chart_marks_the_anomaly_and_band() -> None:

@@ -74,11 +74,14 @@ class Rendered:
     payload: dict[str, Any]
 
 
-def format_number(value: float | None) -> str:
-    """Four significant digits, thin grouping: ``1234.5`` → ``1,234``; ``0.012345`` → ``0.01235``.
+def format_number(value: float | None, language: str = "en") -> str:
+    """Four significant digits, grouped as the language writes numbers: ``1234.5`` → ``1,234``;
+    ``0.012345`` → ``0.01235``; in Russian a no-break space groups and a comma marks the decimals.
 
     >>> format_number(1234.5), format_number(0.012345), format_number(None)
     ('1,234', '0.01235', '—')
+    >>> format_number(12345.6, "ru"), format_number(0.012345, "ru")
+    ('12\u00a0346', '0,01235')
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -86,7 +89,14 @@ def format_number(value: float | None) -> str:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
     decimals = max(0, 3 - magnitude)
-    return f"{value:,.{decimals}f}"
+    return _localised(f"{value:,.{decimals}f}", language)
+
+
+def _localised(text: str, language: str) -> str:
+    """``1,234.5`` as ``language`` writes it (Russian: ``1 234,5`` with a no-break space)."""
+    if language != "ru":
+        return text
+    return text.replace(",", "\u00a0").replace(".", ",")
 
 
 def format_duration(delta: pd.Timedelta, language: str = "en") -> str:
@@ -104,7 +114,7 @@ def format_duration(delta: pd.Timedelta, language: str = "en") -> str:
     return " ".join(parts[:2]) or f"0 {units[3]}"
 
 
-def deviation_floor(deviation_pct: float | None) -> str | None:
+def deviation_floor(deviation_pct: float | None, language: str = "en") -> str | None:
     """The figure in "deviation more than X%": the absolute deviation rounded down to a round number.
 
     >>> deviation_floor(143.7), deviation_floor(-37.2), deviation_floor(7.9), deviation_floor(None)
@@ -113,8 +123,8 @@ def deviation_floor(deviation_pct: float | None) -> str | None:
     Under 1 % the figure keeps a decimal or two (an APDEX 0.95 % below its usual value is not
     "more than 0 %"):
 
-    >>> deviation_floor(-0.95), deviation_floor(0.057), deviation_floor(0.004)
-    ('0.9', '0.05', None)
+    >>> deviation_floor(-0.95), deviation_floor(0.057), deviation_floor(0.004), deviation_floor(0.95, "ru")
+    ('0.9', '0.05', None, '0,9')
     """
     if deviation_pct is None or math.isnan(deviation_pct):
         return None
@@ -122,9 +132,9 @@ def deviation_floor(deviation_pct: float | None) -> str | None:
     if dev < 1:
         places = 1 if dev >= 0.1 else 2
         floored = math.floor(dev * 10**places) / 10**places
-        return f"{floored:.{places}f}" if floored > 0 else None
+        return _localised(f"{floored:.{places}f}", language) if floored > 0 else None
     step = 1 if dev < 20 else 5 if dev < 100 else 10 if dev < 1000 else 100
-    return str(int(dev // step * step))
+    return _localised(f"{int(dev // step * step):,}", language)
 
 
 def slice_text(labels: dict[str, str]) -> str:
@@ -176,18 +186,18 @@ def alert_fields(
         "slice": slice_text(c.labels),
         "group": c.group,
         "value": c.value,
-        "value_text": format_number(c.value),
+        "value_text": format_number(c.value, language),
         "expected": c.expected,
-        "expected_text": format_number(c.expected) if c.expected is not None else None,
+        "expected_text": format_number(c.expected, language) if c.expected is not None else None,
         "lower": c.lower,
         "upper": c.upper,
         "band_text": (
-            f"{format_number(c.lower)} – {format_number(c.upper)}"
+            f"{format_number(c.lower, language)} – {format_number(c.upper, language)}"
             if c.lower is not None and c.upper is not None
             else None
         ),
         "deviation_pct": deviation,
-        "deviation_more_than": deviation_floor(deviation),
+        "deviation_more_than": deviation_floor(deviation, language),
         "direction": direction,
         "score": round(float(c.score), 3),
         "severity": event.severity,
