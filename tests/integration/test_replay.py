@@ -250,7 +250,10 @@ monitors:
         assert not report.errors
         found = [i.start for i in report.incidents]
         paged = [m.at for m in report.messages if m.kind != "resolved"]
+        severities.extend(m.severity for m in report.messages if m.kind != "resolved")
         return found, paged
+
+    severities: list[str] = []
 
     found, paged = run("")
     small_start, large_start = idx[small][0], idx[large][0]
@@ -260,5 +263,7 @@ monitors:
 
     assert near(found, small_start) and near(found, large_start), found  # both recorded
     assert near(paged, large_start) and not near(paged, small_start), paged
+    # 6 % of errors is 6 percentage points up: a warning, not "more than 29,000 %" and critical
+    assert severities == ["warning"], severities
     found, paged = run('min_change: {"*": 0}')
     assert near(paged, small_start) and near(paged, large_start), paged

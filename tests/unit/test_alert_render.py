@@ -157,3 +157,25 @@ def test_chart_marks_the_anomaly_and_band() -> None:
     assert any(abs(r - 0xC0) < 40 and abs(g - 0xDB) < 30 and b > 0xE0 for _, (r, g, b) in colors)
     assert any(r > 0xF0 and 0xC0 < g < 0xE8 and b < 0xD5 for _, (r, g, b) in colors)
     assert render_chart(replace(sample_candidate(now=NOW), series=None)) is None
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [("en", "Deviation more than <b>3 pp</b> above expected"), ("ru", "Отклонение более <b>3 п.п.</b> выше")],
+)
+def test_a_share_deviates_in_percentage_points(language: str, said: str) -> None:
+    """An error share from 0.03 % to 3.4 %: "3 percentage points above", not "11,000 % above"."""
+    e = event(
+        metric="error",
+        value=0.034,
+        expected=0.0003,
+        lower=0.0001,
+        upper=0.0009,
+        deviation_pct=3.37,
+        deviation_points=True,
+    )
+    out = Renderer(links=links()).render([e], kind="firing", language=language, now=NOW)
+    assert said in out.body_html, out.body_html
+    assert "11" not in out.subject.split("error")[-1]  # no relative figure anywhere near the metric
+    assert out.payload["alerts"][0]["deviation_points"] is True
+    assert out.payload["alerts"][0]["deviation_pct"] == pytest.approx(3.37)

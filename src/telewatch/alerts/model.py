@@ -39,6 +39,7 @@ class AlertCandidate:
     expected: float | None
     lower: float | None
     upper: float | None
+    #: relative to the expected value, in %; for a share (``deviation_points``) in percentage points
     deviation_pct: float | None
     score: float
     severity: str
@@ -51,6 +52,9 @@ class AlertCandidate:
     status: str = "firing"
     series: pd.Series | None = None
     band: pd.DataFrame | None = None
+    #: the metric is a share (an error share, APDEX) and ``deviation_pct`` is its change in percentage
+    #: points of the whole: 0.03 % -> 3.4 % is "3.3 points", not "11,000 %"
+    deviation_points: bool = False
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,9 @@ def alert_fields(
         ),
         "deviation_pct": deviation,
         "deviation_more_than": deviation_floor(deviation, language),
+        # a share's deviation is in percentage points, others' relative to the expected value
+        "deviation_unit": ((" п.п." if language == "ru" else " pp") if c.deviation_points else "%"),
+        "deviation_points": bool(c.deviation_points),
         "direction": direction,
         "score": round(float(c.score), 3),
         "severity": event.severity,

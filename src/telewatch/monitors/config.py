@@ -423,6 +423,7 @@ class AlertSpec(_Model):
 
     #: fixed, or (None) from the calibrated score and deviation: critical at z >= 8 with a deviation of
     #: 20 % or more from what is usual at that hour, or at 50 % or more whatever the score; else warning
+    #: (for a share — an error share, APDEX — the deviation is in percentage points of the whole)
     severity: Literal["info", "warning", "critical"] | None = None
     #: a blip — an anomaly already over when the tick sees it, shorter than this, on one metric alone
     #: in its incident — is recorded and shown, not paged (0s pages all)

@@ -108,3 +108,49 @@ def worth_paging(
     """
     kind = infer_metric_kind(metric, unit, history)  # type: ignore[arg-type]
     return material(value, lower, upper, expected, floor=min_change_for(metric, kind, overrides))
+
+
+def assess(
+    metric: str,
+    *,
+    unit: str | None,
+    history: object,
+    value: float,
+    lower: float | None,
+    upper: float | None,
+    expected: float | None,
+    overrides: Mapping[str, float] | None = None,
+) -> tuple[bool, float | None, bool]:
+    """What an alert step needs of one anomaly: whether it is worth paging (:func:`worth_paging`),
+    and its deviation with whether that is in percentage points (:func:`deviation`) — the metric's
+    kind inferred once from its name, ``unit`` and recent values."""
+    kind = infer_metric_kind(metric, unit, history)  # type: ignore[arg-type]
+    page = material(value, lower, upper, expected, floor=min_change_for(metric, kind, overrides))
+    dev, points = deviation(value, expected, kind)
+    return page, dev, points
+
+
+#: Kinds whose change is told in percentage points of the whole rather than relative to the expected
+#: value, and how many of the metric's units make one point.
+SHARE_POINT: dict[str, float] = {"ratio": 0.01, "percent": 1.0}
+
+
+def deviation(value: float, expected: float | None, kind: str) -> tuple[float | None, bool]:
+    """The deviation an alert states, and whether it is in percentage points: for a share (a
+    ``ratio`` or ``percent`` metric) the change in points of the whole — an error share from 0.03 %
+    to 3.4 % is 3.37 points, where "11,000 % above expected" would tell a person nothing; for other
+    kinds, relative to the expected value in %. (None, False) when it cannot be said.
+
+    >>> deviation(0.034, 0.0003, "ratio"), deviation(504.0, 4806.0, "rate")
+    ((3.37, True), (-89.51, False))
+    >>> deviation(1.0, 0.0, "count"), deviation(float("nan"), 1.0, "rate")
+    ((None, False), (None, False))
+    """
+    if expected is None or not math.isfinite(expected) or value is None or not math.isfinite(value):
+        return None, False
+    point = SHARE_POINT.get(kind)
+    if point is not None:
+        return round((value - expected) / point, 2), True
+    if expected == 0:
+        return None, False
+    return round((value - expected) / abs(expected) * 100.0, 2), False

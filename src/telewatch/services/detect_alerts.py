@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from telewatch.postrules.material import worth_paging
+from telewatch.postrules.material import assess
 from telewatch.services.detection import AnomalyWindow
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -49,7 +49,7 @@ def alert_recent(
         series = repo.read_series(
             cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
         )
-        if not worth_paging(
+        page, deviation, points = assess(
             info.name,
             unit=info.unit,
             history=series.to_numpy(),
@@ -57,9 +57,9 @@ def alert_recent(
             lower=a.lower,
             upper=a.upper,
             expected=a.expected,
-        ):
+        )
+        if not page:
             continue  # too small a change to matter (a share off by less than a percentage point)
-        deviation = (a.value - a.expected) / abs(a.expected) * 100.0 if a.expected not in (None, 0) else None
         candidates.append(
             AlertCandidate(
                 key=f"{DETECT_MONITOR}:{info.display_name}:{a.start.isoformat()}",
@@ -72,6 +72,7 @@ def alert_recent(
                 lower=a.lower,
                 upper=a.upper,
                 deviation_pct=deviation,
+                deviation_points=points,
                 score=a.peak_score,
                 severity="warning",
                 started_at=a.start,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
-from telewatch.postrules.material import worth_paging
+from telewatch.postrules.material import assess
 from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport, _naive
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -38,23 +37,6 @@ def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, relat
     return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
 
 
-def _worth_paging(spec: MonitorSpec, cur: Any, a: FoundAnomaly, window: pd.Series) -> bool:
-    """Whether ``a`` moved its metric far enough outside the usual band to matter to a person
-    (``alert.min_change``, by default one percentage point for a share: see
-    :mod:`telewatch.postrules.material`). A smaller one is recorded, not paged."""
-    unit = repo.get_metric(cur, a.metric_id).unit
-    return worth_paging(
-        a.metric,
-        unit=unit,
-        history=window.to_numpy(),
-        value=a.value,
-        lower=a.lower,
-        upper=a.upper,
-        expected=a.expected,
-        overrides=spec.alert.min_change,
-    )
-
-
 def _incidents_of(
     cur: Any, items: Sequence[tuple[int, str, pd.Timestamp]]
 ) -> dict[tuple[int, str, pd.Timestamp], tuple[int, str | None, tuple[str, ...]]]:
@@ -78,12 +60,6 @@ def _incidents_of(
     return out
 
 
-def _deviation(value: float, expected: float | None) -> float | None:
-    if expected is None or expected == 0 or np.isnan(value):
-        return None
-    return (value - expected) / abs(expected) * 100.0
-
-
 def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
     """Alert candidates (``telewatch.alerts.model.AlertCandidate``) for the anomalies of this tick:
     firing for new or extended ones (only those reaching into this tick's data: see
@@ -101,7 +77,17 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
         window = repo.read_series(
             cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
         )
-        if not _worth_paging(spec, cur, a, window):
+        page, deviation, points = assess(
+            a.metric,
+            unit=repo.get_metric(cur, a.metric_id).unit,
+            history=window.to_numpy(),
+            value=a.value,
+            lower=a.lower,
+            upper=a.upper,
+            expected=a.expected,
+            overrides=spec.alert.min_change,
+        )
+        if not page:  # too small a change to matter (alert.min_change): recorded, not paged
             continue
         out.append(
             AlertCandidate(
@@ -114,7 +100,8 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
                 expected=a.expected,
                 lower=a.lower,
                 upper=a.upper,
-                deviation_pct=_deviation(a.value, a.expected),
+                deviation_pct=deviation,
+                deviation_points=points,
                 score=a.peak_score,
                 severity=spec.alert.severity or "warning",
                 started_at=a.start,
@@ -187,7 +174,9 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
 
 
 #: Severity from the calibrated score and the deviation from what is usual at that hour, for a
-#: monitor without a fixed ``alert.severity``: critical for an extreme score or a large deviation.
+#: monitor without a fixed ``alert.severity``: critical for an extreme score or a large deviation —
+#: relative to the usual value in %, or for a share (an error share, APDEX) in percentage points of
+#: the whole (postrules.material.deviation: 0.03 % -> 3 % of errors is 3 points, a warning).
 CRITICAL_SCORE = 8.0
 CRITICAL_DEVIATION_PCT = 50.0
 CRITICAL_WITH_SCORE_PCT = 20.0
