@@ -52,7 +52,7 @@ def expire_series(
     ``"monitored"`` only those of series a monitor collects. Returns the rows (counted for a dry run)."""
     if table not in _SERIES_TABLES:
         raise ValueError(f"retention: {table!r} is not a series table")
-    where = "ts < ?" + (f" AND {_MONITORED}" if scope == "monitored" else " AND true")
+    where = "ts < ?" + (f" AND {_MONITORED}" if scope == "monitored" else "")
     return _count_or_delete(con, table, where, [cutoff], dry_run=dry_run)
 
 
