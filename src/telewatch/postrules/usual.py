@@ -11,6 +11,7 @@ negative users, no APDEX above 1).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 DAY_NS = 86_400 * 1_000_000_000
 MINUTE_NS = 60 * 1_000_000_000
@@ -63,6 +64,32 @@ def usual_at(
         float(np.quantile(sample, low_q)),
         float(np.quantile(sample, high_q)),
     )
+
+
+def usual_band(history: pd.Series, index: pd.DatetimeIndex, *, days: int = 7) -> pd.DataFrame:
+    """The band :func:`usual_at` gives at every time of ``index`` (columns ``expected``, ``lower``,
+    ``upper``), from ``history`` (the metric's points, UTC index, at least ``days`` days before
+    ``index``): what an alert's chart draws behind the value, so the reader sees the usual range at
+    each hour, not one flat line.
+
+    >>> idx = pd.date_range("2024-01-01", periods=3 * 1440, freq="1min", tz="UTC")
+    >>> hist = pd.Series(100 + 50 * np.sin(2 * np.pi * np.arange(idx.size) / 1440), index=idx)
+    >>> band = usual_band(hist, idx[-360:])
+    >>> bool((band["lower"] <= band["expected"]).all() and (band["expected"] <= band["upper"]).all())
+    True
+    >>> round(float(band["expected"].iloc[0])), round(float(band["expected"].iloc[-1]))
+    (50, 100)
+    """
+    ts = pd.DatetimeIndex(history.index)
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    keep = np.isfinite(history.to_numpy(dtype="float64"))
+    ts_ns = ts.as_unit("ns").asi8[keep]
+    values = history.to_numpy(dtype="float64")[keep]
+    target = pd.DatetimeIndex(index)
+    target = target.tz_localize("UTC") if target.tz is None else target.tz_convert("UTC")
+    rows = [usual_at(ts_ns, values, int(t), days=days) for t in target.as_unit("ns").asi8]
+    out = pd.DataFrame(rows, index=target, columns=["expected", "lower", "upper"], dtype="float64")
+    return out
 
 
 def habitual(

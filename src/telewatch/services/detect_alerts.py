@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from telewatch.postrules.material import assess
+from telewatch.services.alert_context import alert_context
 from telewatch.services.detection import AnomalyWindow
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -46,13 +47,11 @@ def alert_recent(
     candidates = []
     for a in recent:
         info = repo.get_metric(cur, a.metric_id)
-        series = repo.read_series(
-            cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
-        )
+        context = alert_context(cur, a.metric_id, a.start, a.end)
         page, deviation, points = assess(
             info.name,
             unit=info.unit,
-            history=series.to_numpy(),
+            history=context.history.to_numpy(),
             value=a.value,
             lower=a.lower,
             upper=a.upper,
@@ -79,7 +78,8 @@ def alert_recent(
                 last_seen=a.end,
                 owner=info.owner,
                 status="firing",
-                series=series,
+                series=context.window,
+                band=context.band,
             )
         )
     if not candidates:

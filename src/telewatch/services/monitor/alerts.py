@@ -9,6 +9,7 @@ import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
 from telewatch.postrules.material import assess
+from telewatch.services.alert_context import alert_context
 from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport, _naive
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -74,13 +75,11 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
         incident = incidents.get((a.metric_id, a.detector, a.start))
         if _blip(spec, report, a, related=incident[2] if incident else ()):
             continue
-        window = repo.read_series(
-            cur, a.metric_id, start=a.start - pd.Timedelta(hours=6), end=a.end + pd.Timedelta(minutes=1)
-        )
+        context = alert_context(cur, a.metric_id, a.start, a.end)
         page, deviation, points = assess(
             a.metric,
             unit=repo.get_metric(cur, a.metric_id).unit,
-            history=window.to_numpy(),
+            history=context.history.to_numpy(),
             value=a.value,
             lower=a.lower,
             upper=a.upper,
@@ -111,7 +110,8 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
                 incident_type=incident[1] if incident else None,
                 related=incident[2] if incident else (),
                 status="firing",
-                series=window,
+                series=context.window,
+                band=context.band,
             )
         )
     return out
