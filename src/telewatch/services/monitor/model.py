@@ -1,4 +1,4 @@
-"""What a monitor's tick passes around: the anomalies it found, its report, the alerting setup, and the small store helpers every part uses."""
+"""What a monitor's tick passes around: the anomalies it found, its report, the alerting setup, and the per-metric point read its anomaly steps share (SQL in ``store.monitors``)."""
 
 from __future__ import annotations
 
