@@ -19,6 +19,7 @@ from telewatch.postrules.alarms import AlarmFilter
 from telewatch.postrules.calibrate import Calibrator, screen_anomalies
 from telewatch.postrules.threshold import Threshold
 from telewatch.postrules.usual import held_through, still_outside, usual_at
+from telewatch.store import anomalies as anomalies_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -204,15 +205,8 @@ def known_anomalous(
     :func:`detect_metrics` passes its own detector as ``except_detector``: the anomalies it is about to
     replace must not shape the fit that replaces them, or every rerun would find more (a ratchet) and a
     rerun after a crash would differ from a run that was never interrupted."""
-    rows = (
-        store.cursor()
-        .execute(
-            "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector IS DISTINCT FROM ?"
-            " UNION ALL SELECT start_ts, end_ts FROM label_windows WHERE metric_id = ?"
-            " AND kind IN ('anomaly', 'confirmed')",
-            [metric_id, except_detector, metric_id],
-        )
-        .fetchall()
+    rows = anomalies_repo.anomalous_spans(
+        store.cursor(), metric_id=metric_id, except_detector=except_detector
     )
     mask = np.zeros(len(index), dtype=bool)
     if not rows or not len(index):
@@ -291,34 +285,30 @@ def _replace_results(
         }
     )
     with store.transaction(series=True) as tx:
-        tx.execute("DELETE FROM scores WHERE metric_id = ? AND detector = ?", [metric_id, detector])
-        tx.execute("DELETE FROM anomalies WHERE metric_id = ? AND detector = ?", [metric_id, detector])
+        anomalies_repo.delete_scores(tx, metric_id=metric_id, detector=detector)
+        anomalies_repo.delete_anomalies(tx, metric_id=metric_id, detector=detector)
         crash_point("detect.after_delete")
-        tx.register("_tw_scores", frame)
-        try:
-            tx.execute(
-                "INSERT INTO scores SELECT metric_id, detector, ts,"
-                " CASE WHEN isnan(score) THEN NULL ELSE score END FROM _tw_scores"
-            )
-        finally:
-            tx.unregister("_tw_scores")
-        for a in found:
-            tx.execute(
-                "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value,"
-                " expected, lower, upper) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        anomalies_repo.insert_scores(tx, frame)
+        anomalies_repo.record_anomalies(
+            tx,
+            anomalies_repo.anomaly_frame(
                 [
-                    metric_id,
-                    detector,
-                    a.start.tz_convert("UTC").tz_localize(None),
-                    a.end.tz_convert("UTC").tz_localize(None),
-                    a.peak.tz_convert("UTC").tz_localize(None),
-                    a.peak_score,
-                    a.value,
-                    a.expected,
-                    a.lower,
-                    a.upper,
-                ],
-            )
+                    (
+                        metric_id,
+                        detector,
+                        a.start,
+                        a.end,
+                        a.peak,
+                        a.peak_score,
+                        a.value,
+                        a.expected,
+                        a.lower,
+                        a.upper,
+                    )
+                    for a in found
+                ]
+            ),
+        )
         crash_point("detect.before_commit")
 
 
@@ -326,18 +316,4 @@ def read_anomalies(
     store: Store, *, metric_id: int | None = None, detector: str | None = None
 ) -> pd.DataFrame:
     """Stored anomalies, newest first."""
-    sql = (
-        "SELECT a.id, a.metric_id, m.name AS metric, a.detector, a.start_ts, a.end_ts, a.peak_ts,"
-        " a.peak_score, a.value, a.expected, a.lower, a.upper FROM anomalies a JOIN metrics m ON m.id = a.metric_id WHERE true"
-    )
-    params: list[object] = []
-    if metric_id is not None:
-        sql += " AND a.metric_id = ?"
-        params.append(metric_id)
-    if detector is not None:
-        sql += " AND a.detector = ?"
-        params.append(detector)
-    frame = store.cursor().execute(sql + " ORDER BY a.start_ts DESC", params).df()
-    for col in ("start_ts", "end_ts", "peak_ts"):
-        frame[col] = pd.to_datetime(frame[col]).dt.tz_localize("UTC")
-    return frame
+    return anomalies_repo.read_anomalies(store.cursor(), metric_id=metric_id, detector=detector)

@@ -12,7 +12,6 @@ incidents and the messages (one per channel) the outbox would have delivered.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,8 @@ from telewatch.monitors.config import (
     parse_monitors,
 )
 from telewatch.sources.base import ColumnarSource, FetchedBatch, series_key, utc
+from telewatch.store import anomalies as anomalies_repo
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -377,51 +378,36 @@ def _copy_metrics_meta(live: Store, scratch: Store) -> None:
 
 def _collect(scratch: Store, live: Store, report: ReplayReport) -> None:
     cur = scratch.cursor()
-    anomalies = cur.execute("SELECT start_ts FROM anomalies").fetchall()
-    report.anomalies = len(anomalies)
-    rows = cur.execute(
-        "SELECT id, start_ts, end_ts, type, title, peak_ts FROM incidents ORDER BY start_ts"
-    ).fetchall()
+    anomaly_starts = anomalies_repo.anomaly_starts(cur)
+    report.anomalies = len(anomaly_starts)
     names: dict[int, list[str]] = {}
-    for iid, name, labels in cur.execute(
-        "SELECT im.incident_id, m.name, m.labels FROM incident_metrics im JOIN metrics m ON m.id = im.metric_id"
-        " WHERE im.anomalous ORDER BY im.incident_id, im.rank"
-    ).fetchall():
-        names.setdefault(int(iid), []).append(series_key(str(name), json.loads(labels or "{}")))
+    for iid, name, member_labels in monitors_repo.anomalous_members(cur):
+        names.setdefault(iid, []).append(series_key(name, member_labels))
     incidents = {
-        int(r[0]): ReplayIncident(
-            id=int(r[0]),
-            start=pd.Timestamp(r[1]).tz_localize("UTC"),
-            end=pd.Timestamp(r[2]).tz_localize("UTC"),
-            peak=pd.Timestamp(r[5]).tz_localize("UTC"),
-            type=r[3],
-            title=str(r[4] or ""),
-            metrics=names.get(int(r[0]), []),
+        iid: ReplayIncident(
+            id=iid,
+            start=start,
+            end=end,
+            peak=peak,
+            type=kind,
+            title=title,
+            metrics=names.get(iid, []),
         )
-        for r in rows
+        for iid, start, end, kind, title, peak in monitors_repo.replay_incidents(cur)
     }
-    key_incident = {
-        str(k): int(i)
-        for k, i in cur.execute(
-            "SELECT key, incident_id FROM alert_state WHERE incident_id IS NOT NULL"
-        ).fetchall()
-    }
-    for row in cur.execute(
-        "SELECT id, created_at, channel, kind, severity, subject, body_text, alert_keys, chart_png"
-        " FROM alert_notifications ORDER BY created_at, id"
-    ).fetchall():
-        keys = json.loads(row[7] or "[]")
-        incident = next((key_incident[k] for k in keys if k in key_incident), None)
+    key_incident = monitors_repo.alert_incidents(cur)
+    for sent in monitors_repo.notifications(cur):
+        incident = next((key_incident[k] for k in sent.alert_keys if k in key_incident), None)
         msg = ReplayMessage(
-            id=int(row[0]),
-            at=pd.Timestamp(row[1]).tz_localize("UTC"),
-            channel=str(row[2]),
-            kind=str(row[3]),
-            severity=str(row[4]),
-            subject=str(row[5]),
-            text=str(row[6]),
+            id=sent.id,
+            at=sent.created_at,
+            channel=sent.channel,
+            kind=sent.kind,
+            severity=sent.severity,
+            subject=sent.subject,
+            text=sent.text,
             incident_id=incident,
-            chart_png=bytes(row[8]) if row[8] is not None else None,
+            chart_png=sent.chart_png,
         )
         report.messages.append(msg)
         if incident is not None and incident in incidents:
@@ -439,8 +425,8 @@ def _collect(scratch: Store, live: Store, report: ReplayReport) -> None:
     def day_of(ts: pd.Timestamp) -> ReplayDay | None:
         return days.get(f"{utc(ts):%Y-%m-%d}")
 
-    for (start_ts,) in anomalies:
-        d = day_of(pd.Timestamp(start_ts).tz_localize("UTC"))
+    for start_ts in anomaly_starts:
+        d = day_of(start_ts)
         if d is not None:
             d.anomalies += 1
     for inc in report.incidents:

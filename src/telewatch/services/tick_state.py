@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.detectors.base import Detector
+from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 
 __all__ = [
@@ -210,12 +211,7 @@ _MEMORY: weakref.WeakKeyDictionary[Store, dict[str, MonitorMemory]] = weakref.We
 
 
 def stored_generation(store: Store, monitor: str) -> str | None:
-    row = (
-        store.cursor()
-        .execute("SELECT generation FROM tick_generations WHERE monitor = ?", [monitor])
-        .fetchone()
-    )
-    return None if row is None else str(row[0])
+    return monitors_repo.stored_generation(store.cursor(), monitor)
 
 
 def attach(store: Store, *, monitor: str, fingerprint: str) -> MonitorMemory:
@@ -274,16 +270,7 @@ def read_new_points(
     ids = np.fromiter(after.keys(), dtype="int32", count=len(after))
     stamps = np.fromiter(after.values(), dtype="int64", count=len(after)).view("datetime64[ns]")
     frame = pd.DataFrame({"metric_id": ids, "after": stamps.astype("datetime64[us]")})
-    cur.register("_tw_tick_after", frame)
-    try:
-        rows = cur.execute(
-            "SELECT p.metric_id, p.ts, p.value FROM points p JOIN _tw_tick_after a ON p.metric_id = a.metric_id"
-            " WHERE p.ts > a.after AND p.ts > ? AND p.ts <= ? ORDER BY p.metric_id, p.ts",
-            [pd.Timestamp(stamps.min()).to_pydatetime(), utc_naive(end)],
-        ).df()
-    finally:
-        cur.unregister("_tw_tick_after")
-    return split_by_metric(rows)
+    return split_by_metric(monitors_repo.points_after(cur, frame, end=utc_naive(end)))
 
 
 def read_tails(
@@ -327,20 +314,7 @@ def _read_tails(
             ).astype("datetime64[us]"),
         }
     )
-    cur.register("_tw_tick_need", frame)
-    try:
-        rows = cur.execute(
-            "SELECT metric_id, ts, value FROM ("
-            " SELECT p.metric_id, p.ts, p.value, n.k, n.use_since, n.since,"
-            "  row_number() OVER (PARTITION BY p.metric_id ORDER BY p.ts DESC) AS rn"
-            " FROM points p JOIN _tw_tick_need n ON p.metric_id = n.metric_id"
-            " WHERE p.ts < n.before AND p.ts >= n.lower AND p.ts >= ?"
-            ") WHERE rn <= k OR (use_since AND ts >= since) ORDER BY metric_id, ts",
-            [frame["lower"].min().to_pydatetime()],
-        ).df()
-    finally:
-        cur.unregister("_tw_tick_need")
-    return split_by_metric(rows)
+    return split_by_metric(monitors_repo.points_before(cur, frame))
 
 
 def utc_naive(ts: pd.Timestamp) -> Any:

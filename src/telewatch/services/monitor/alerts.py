@@ -10,7 +10,9 @@ import pandas as pd
 from telewatch.monitors.config import MonitorSpec
 from telewatch.postrules.material import assess
 from telewatch.services.alert_context import alert_context
-from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport, _naive
+from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport
+from telewatch.store import anomalies as anomalies_repo
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -44,20 +46,13 @@ def _incidents_of(
     """(incident id, type, other anomalous metrics) of each (metric id, detector, start) anomaly."""
     out: dict[tuple[int, str, pd.Timestamp], tuple[int, str | None, tuple[str, ...]]] = {}
     for mid, det, start in items:
-        row = cur.execute(
-            "SELECT i.id, coalesce(i.type_title, i.type) FROM anomalies a"
-            " JOIN incident_anomalies ia ON ia.anomaly_id = a.id JOIN incidents i ON i.id = ia.incident_id"
-            " WHERE a.metric_id = ? AND a.detector = ? AND a.start_ts = ? ORDER BY i.id DESC LIMIT 1",
-            [mid, det, _naive(start)],
-        ).fetchone()
-        if row is None:
+        incident = monitors_repo.incident_of_anomaly(cur, metric_id=mid, detector=det, start=start)
+        if incident is None:
             continue
-        related = cur.execute(
-            "SELECT m.name FROM incident_metrics im JOIN metrics m ON m.id = im.metric_id"
-            " WHERE im.incident_id = ? AND im.anomalous AND im.metric_id <> ? ORDER BY im.rank LIMIT 5",
-            [int(row[0]), mid],
-        ).fetchall()
-        out[(mid, det, start)] = (int(row[0]), row[1], tuple(str(r[0]) for r in related))
+        related = monitors_repo.other_anomalous_metrics(
+            cur, incident_id=incident[0], except_metric=mid, limit=5
+        )
+        out[(mid, det, start)] = (incident[0], incident[1], tuple(related))
     return out
 
 
@@ -127,25 +122,17 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
     rows = []
     for item in report.resolved_items:
         start = pd.Timestamp(item["start"])
-        row = cur.execute(
-            "SELECT end_ts, peak_score, value, expected, lower, upper FROM anomalies WHERE metric_id = ?"
-            " AND detector = ? AND start_ts = ?",
-            [int(item["metric_id"]), item["detector"], _naive(start)],
-        ).fetchone()
-        if row is not None:
-            rows.append((item, start, row))
+        stored = anomalies_repo.anomaly_at(
+            cur, metric_id=int(item["metric_id"]), detector=str(item["detector"]), start=start
+        )
+        if stored is not None:
+            rows.append((item, start, stored))
     incidents = _incidents_of(cur, [(int(i["metric_id"]), str(i["detector"]), s) for i, s, _r in rows])
     for item, start, row in rows:
         info = repo.get_metric(cur, int(item["metric_id"]))
-        latest = cur.execute(
-            "SELECT value FROM points WHERE metric_id = ? AND ts <= ? AND value IS NOT NULL"
-            " ORDER BY ts DESC LIMIT 1",
-            [int(item["metric_id"]), _naive(report.tick)],
-        ).fetchone()
+        latest = monitors_repo.latest_value(cur, int(item["metric_id"]), at=report.tick)
         value = (
-            float(latest[0])
-            if latest is not None
-            else (float(row[2]) if row[2] is not None else float("nan"))
+            latest if latest is not None else (float(row.value) if row.value is not None else float("nan"))
         )
         incident = incidents.get((int(item["metric_id"]), str(item["detector"]), start))
         out.append(
@@ -156,14 +143,14 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
                 labels=dict(info.labels),
                 group=spec.group,
                 value=value,
-                expected=float(row[3]) if row[3] is not None else None,
-                lower=float(row[4]) if row[4] is not None else None,
-                upper=float(row[5]) if row[5] is not None else None,
+                expected=float(row.expected) if row.expected is not None else None,
+                lower=float(row.lower) if row.lower is not None else None,
+                upper=float(row.upper) if row.upper is not None else None,
                 deviation_pct=None,
-                score=float(row[1]),
+                score=row.peak_score,
                 severity=spec.alert.severity or "warning",
                 started_at=start,
-                last_seen=pd.Timestamp(row[0]).tz_localize("UTC"),
+                last_seen=row.end,
                 owner=spec.owner,
                 incident_id=incident[0] if incident else None,
                 incident_type=incident[1] if incident else None,

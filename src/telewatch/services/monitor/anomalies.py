@@ -15,12 +15,11 @@ from telewatch.services.monitor.model import (
     USUAL_REACH,
     FoundAnomaly,
     MonitorRunReport,
-    _joined,
-    _metric_infos,
-    _naive,
     _points_of,
     _us,
 )
+from telewatch.store import anomalies as anomalies_repo
+from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 
 
@@ -87,13 +86,7 @@ def _record_tick_anomalies(
     )
     stored = {
         int(pos): (pd.Timestamp(end).as_unit("ns").value, value, expected, lower, upper)
-        for pos, end, value, expected, lower, upper in _joined(
-            cur,
-            frame,
-            "SELECT c.pos, a.end_ts, a.value, a.expected, a.lower, a.upper FROM _tw_tick_frame c"
-            " JOIN anomalies a ON a.metric_id = c.metric_id AND a.detector = c.detector"
-            " AND a.start_ts = c.start_ts",
-        )
+        for pos, end, value, expected, lower, upper in anomalies_repo.anomalies_at_starts(cur, frame)
     }
     ends = {pos: row[0] for pos, row in stored.items()}
     after: dict[int, int] = {}
@@ -120,9 +113,8 @@ def _record_tick_anomalies(
             after[pos] = int(last - first)
     for pos, new_end in held.items():
         _akey, item, mid, det, _until = checks[pos]
-        cur.execute(
-            "UPDATE anomalies SET end_ts = ? WHERE metric_id = ? AND detector = ? AND start_ts = ?",
-            [_us([new_end])[0].to_pydatetime(), mid, det.type, _naive(pd.Timestamp(item["start"]))],
+        anomalies_repo.extend_anomaly(
+            cur, metric_id=mid, detector=det.type, start=pd.Timestamp(item["start"]), end=_us([new_end])[0]
         )
     for pos, (akey, item, _mid, det, _until) in enumerate(checks):
         if pos in after and after[pos] <= det.merge_gap:
@@ -148,44 +140,34 @@ def _record_windows(
         }
     )
     # the still-open anomaly of each candidate (the newest ending before its new points)
-    opens = {
-        int(pos): (start, end)
-        for pos, start, end in _joined(
-            cur,
-            frame,
-            "SELECT c.pos, arg_max(a.start_ts, a.end_ts), max(a.end_ts) FROM _tw_tick_frame c JOIN anomalies a"
-            " ON a.metric_id = c.metric_id AND a.detector = c.detector AND a.end_ts < c.first_ts GROUP BY c.pos",
-        )
-    }
+    opens = anomalies_repo.last_anomalies_before(cur, frame)
     # the last scores before the new ones: searched within a day first (the store's time order
     # prunes the scan), the rare candidate with fewer there asks for its whole past
-    rows = _joined(
-        cur,
-        frame,
-        "SELECT c.pos, s.ts, s.score FROM _tw_tick_frame c JOIN scores s ON s.metric_id = c.metric_id"
-        " AND s.detector = c.detector AND s.ts < c.first_ts AND s.ts >= c.lo WHERE s.ts >= ?"
-        " QUALIFY row_number() OVER (PARTITION BY c.pos ORDER BY s.ts DESC) <= c.n",
-        [frame["lo"].min().to_pydatetime()],
-    )
+    rows = anomalies_repo.last_scores_before(cur, frame, lo=frame["lo"].min())
     prior: dict[int, list[tuple[Any, Any]]] = {}
     for pos, ts, score in rows:
         prior.setdefault(int(pos), []).append((ts, score))
     for pos, cand in enumerate(cands):
         got = sorted(prior.get(pos, []), key=lambda r: r[0], reverse=True)
         if len(got) < lookback[pos]:
-            got = cur.execute(
-                "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts < ? ORDER BY ts DESC LIMIT ?",
-                [cand.mid, cand.det.type, frame["first_ts"].iloc[pos].to_pydatetime(), lookback[pos]],
-            ).fetchall()
+            got = anomalies_repo.scores_before(
+                cur,
+                metric_id=cand.mid,
+                detector=cand.det.type,
+                before=frame["first_ts"].iloc[pos],
+                limit=lookback[pos],
+            )
         if pos in opens and got:
-            start, end = opens[pos]
+            open_start, open_end = opens[pos]
             # only an anomaly that still touches the look-back can continue into the new points
-            if pd.Timestamp(start) < pd.Timestamp(got[-1][0]) <= pd.Timestamp(end):
-                got = cur.execute(
-                    "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts >= ? AND ts < ?"
-                    " ORDER BY ts DESC",
-                    [cand.mid, cand.det.type, start, frame["first_ts"].iloc[pos].to_pydatetime()],
-                ).fetchall()
+            if pd.Timestamp(open_start) < pd.Timestamp(got[-1][0]) <= pd.Timestamp(open_end):
+                got = anomalies_repo.scores_between(
+                    cur,
+                    metric_id=cand.mid,
+                    detector=cand.det.type,
+                    start=open_start,
+                    before=frame["first_ts"].iloc[pos],
+                )
         prior[pos] = got[::-1]
     # windows over the prior and the new scores
     found: list[
@@ -284,23 +266,8 @@ def _record_windows(
     windows["lower"] = pd.array(lowers, dtype="Float64")
     windows["upper"] = pd.array(uppers, dtype="Float64")
     # a window that grew backwards (merged with an earlier one) replaces it
-    cur.register("_tw_tick_windows", windows)
-    try:
-        cur.execute(
-            "DELETE FROM anomalies a USING _tw_tick_windows w WHERE a.metric_id = w.metric_id"
-            " AND a.detector = w.detector AND a.start_ts > w.start_ts AND a.start_ts <= w.end_ts"
-        )
-        cur.execute(
-            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected,"
-            " lower, upper) SELECT metric_id, detector, start_ts, end_ts, peak_ts, peak_score,"
-            " CASE WHEN isnan(value) THEN NULL ELSE value END, expected, lower, upper FROM _tw_tick_windows"
-            " ON CONFLICT (metric_id, detector, start_ts) DO UPDATE SET end_ts = excluded.end_ts,"
-            " peak_ts = excluded.peak_ts, peak_score = excluded.peak_score, value = excluded.value,"
-            " expected = excluded.expected, lower = excluded.lower, upper = excluded.upper"
-        )
-    finally:
-        cur.unregister("_tw_tick_windows")
-    infos = _metric_infos(cur, sorted({c.mid for c in cands}))
+    anomalies_repo.record_anomalies(cur, windows)
+    infos = monitors_repo.metric_infos(cur, sorted({c.mid for c in cands}))
     for k, (pos, start_ns, end_ns, peak_ns, peak_score, ongoing) in enumerate(found):
         cand = cands[pos]
         info = infos[cand.mid]

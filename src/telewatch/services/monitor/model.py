@@ -1,8 +1,7 @@
-"""What a monitor's tick passes around: the anomalies it found, its report, the alerting setup, and the small store helpers every part uses."""
+"""What a monitor's tick passes around: the anomalies it found, its report, the alerting setup, and the per-metric point read its anomaly steps share (SQL in ``store.monitors``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from telewatch.services import tick_state
-from telewatch.sources.base import series_key, utc
-from telewatch.store import repo
+from telewatch.sources.base import series_key
+from telewatch.store import monitors as monitors_repo
 
 log = logging.getLogger("telewatch.monitoring")
 
@@ -116,16 +115,8 @@ class AlertingSetup:
     deliver: bool = True
 
 
-def _naive(ts: pd.Timestamp) -> Any:
-    return utc(ts).tz_localize(None).to_pydatetime()
-
-
 def _wall() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
-
-
-def _ts(value: Any) -> pd.Timestamp | None:
-    return None if value is None else pd.Timestamp(value).tz_localize("UTC")
 
 
 _NAT = np.iinfo("int64").min  # NaT as datetime64[ns]
@@ -136,53 +127,19 @@ def _us(ns: np.ndarray | list[int]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).as_unit("us")
 
 
-def _joined(
-    cur: Any, frame: pd.DataFrame, sql: str, params: list[Any] | None = None
-) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` that joins the registered ``frame`` as ``_tw_tick_frame``."""
-    cur.register("_tw_tick_frame", frame)
-    try:
-        return list(cur.execute(sql, params or []).fetchall())
-    finally:
-        cur.unregister("_tw_tick_frame")
-
-
 def _points_of(
     cur: Any, metric_ids: list[int], *, lo: int, hi: int, include_hi: bool = False
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Stored points of a few metrics with ``lo <= ts < hi`` (``<= hi`` with ``include_hi``; ns since
-    the epoch), per metric. The ids go in as a literal list so that the scan is pruned by metric and
-    by time alike, whichever way the store's row groups are ordered."""
-    marks = ",".join("?" * len(metric_ids))
-    frame = cur.execute(
-        f"SELECT metric_id, ts, value FROM points WHERE metric_id IN ({marks}) AND ts >= ?"
-        f" AND ts {'<=' if include_hi else '<'} ? ORDER BY metric_id, ts",
-        [*metric_ids, _us([lo])[0].to_pydatetime(), _us([hi])[0].to_pydatetime()],
-    ).df()
+    the epoch), per metric (:func:`telewatch.store.monitors.points_between`)."""
+    frame = monitors_repo.points_between(
+        cur,
+        metric_ids,
+        lo=_us([lo])[0].to_pydatetime(),
+        hi=_us([hi])[0].to_pydatetime(),
+        include_hi=include_hi,
+    )
     return tick_state.split_by_metric(frame)
-
-
-def _metric_infos(cur: Any, metric_ids: list[int]) -> dict[int, repo.MetricInfo]:
-    """Name and labels of metrics, in one query (an id not in the store raises NotFoundError)."""
-    rows = cur.execute(
-        "SELECT id, name, labels FROM metrics WHERE id IN (SELECT unnest(?::INTEGER[]))", [metric_ids]
-    ).fetchall()
-    out = {
-        int(r[0]): repo.MetricInfo(id=int(r[0]), name=str(r[1]), labels=json.loads(r[2] or "{}"))
-        for r in rows
-    }
-    for mid in metric_ids:
-        if mid not in out:
-            out[mid] = repo.get_metric(cur, mid)  # raises NotFoundError naming the id
-    return out
-
-
-def _metric_info(cur: Any, metric_id: int) -> repo.MetricInfo:
-    """Name and labels of a metric (without ``repo.get_metric``'s scan of its points)."""
-    row = cur.execute("SELECT name, labels FROM metrics WHERE id = ?", [metric_id]).fetchone()
-    if row is None:
-        return repo.get_metric(cur, metric_id)  # raises NotFoundError naming the id
-    return repo.MetricInfo(id=metric_id, name=str(row[0]), labels=json.loads(row[1] or "{}"))
 
 
 #: The monitor cursor's entry for the alerts a tick found but has not queued yet.

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
-from telewatch.services.monitor.model import MonitorRunReport, _naive
+from telewatch.services.monitor.model import MonitorRunReport
 from telewatch.sources.base import FetchedBatch, FetchedSeries, series_key
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -52,20 +53,9 @@ def _store_batch(
     names: pd.DataFrame,
 ) -> None:
     with store.transaction(series=True) as tx:
-        tx.register("_tw_mon_names", names)
-        try:
-            found = tx.execute(
-                "SELECT n.pos, m.id FROM _tw_mon_names n JOIN metrics m ON m.name = n.name AND m.labels = n.labels"
-            ).fetchall()
-        finally:
-            tx.unregister("_tw_mon_names")
-        ids: dict[int, int] = {int(pos): int(mid) for pos, mid in found}
+        ids = monitors_repo.metric_ids_of(tx, names)
         if ids and (spec.owner is not None or spec.group is not None):
-            tx.execute(
-                "UPDATE metrics SET owner = coalesce(?, owner), grp = coalesce(?, grp)"
-                " WHERE id IN (SELECT unnest(?::INTEGER[]))",
-                [spec.owner, spec.group, sorted(set(ids.values()))],
-            )
+            monitors_repo.claim_metrics(tx, sorted(set(ids.values())), owner=spec.owner, group=spec.group)
         for pos, name in enumerate(batch.names):
             if pos not in ids:
                 ids[pos] = repo.upsert_metric(
@@ -87,17 +77,7 @@ def _store_batch(
             }
         ).drop_duplicates("series_key", keep="last")
         repo.replace_points(tx, points)  # points fetched again (a re-fetch) overwrite the stored ones
-        tx.register("_tw_mon_latest", latest)
-        try:
-            tx.execute(
-                "INSERT INTO monitor_series (monitor, series_key, metric_id, last_point)"
-                " SELECT ?, series_key, metric_id, last_point FROM _tw_mon_latest"
-                " ON CONFLICT (monitor, series_key) DO UPDATE SET metric_id = excluded.metric_id,"
-                " last_point = greatest(coalesce(monitor_series.last_point, excluded.last_point), excluded.last_point)",
-                [spec.name],
-            )
-        finally:
-            tx.unregister("_tw_mon_latest")
+        monitors_repo.record_series_batch(tx, monitor=spec.name, latest=latest)
 
 
 def _store_points_per_series(
@@ -114,11 +94,8 @@ def _store_points_per_series(
             )
             repo.write_points(tx, metric_id, values)
             key = series_key(item.name, labels)
-            tx.execute(
-                "INSERT INTO monitor_series (monitor, series_key, metric_id, last_point) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (monitor, series_key) DO UPDATE SET metric_id = excluded.metric_id,"
-                " last_point = greatest(coalesce(monitor_series.last_point, excluded.last_point), excluded.last_point)",
-                [spec.name, key, metric_id, _naive(values.index[-1])],
+            monitors_repo.record_series(
+                tx, monitor=spec.name, series_key=key, metric_id=metric_id, last_point=values.index[-1]
             )
             report.points += len(values)
             report.series += 1

@@ -14,8 +14,10 @@ from telewatch.postrules.alarms import alarm_windows
 from telewatch.postrules.usual import habitual, held_through, still_outside, usual_at
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate
-from telewatch.services.monitor.model import USUAL_REACH, FoundAnomaly, MonitorRunReport, _naive, _ts
+from telewatch.services.monitor.model import USUAL_REACH, FoundAnomaly, MonitorRunReport
 from telewatch.services.monitor.training import _load_model, _train, _unwarmed
+from telewatch.store import anomalies as anomalies_repo
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -32,15 +34,11 @@ def _score_per_metric(
     """The per-metric tick (the reference the streaming tick is measured against): several store
     queries per series, the model read and a day of context re-read every tick."""
     cur = store.cursor()
-    rows = cur.execute(
-        "SELECT series_key, metric_id, last_point, last_scored FROM monitor_series WHERE monitor = ? ORDER BY series_key",
-        [spec.name],
-    ).fetchall()
+    rows = monitors_repo.list_series(cur, spec.name)
     firing_before: dict[str, dict[str, Any]] = dict(cursor.get("firing") or {})
     firing_now: dict[str, dict[str, Any]] = {}
-    for key, metric_id, _last_point, last_scored in rows:
+    for key, metric_id, _last_point, scored_until in rows:
         info = repo.get_metric(cur, int(metric_id))
-        scored_until = _ts(last_scored)
         start = (
             scored_until + pd.Timedelta(microseconds=1)
             if scored_until is not None
@@ -94,46 +92,45 @@ def _score_per_metric(
             for akey, item in firing_before.items():
                 if item.get("series") != key or item.get("detector") != det.type or akey in firing_now:
                     continue
-                end_row = cur.execute(
-                    "SELECT end_ts, value, expected, lower, upper FROM anomalies WHERE metric_id = ?"
-                    " AND detector = ? AND start_ts = ?",
-                    [int(metric_id), det.type, _naive(pd.Timestamp(item["start"]))],
-                ).fetchone()
+                stored = anomalies_repo.anomaly_at(
+                    cur, metric_id=int(metric_id), detector=det.type, start=pd.Timestamp(item["start"])
+                )
                 after = 0
-                if end_row is not None:
+                if stored is not None:
                     since = repo.read_series(
                         cur,
                         int(metric_id),
-                        start=pd.Timestamp(end_row[0]).tz_localize("UTC") + pd.Timedelta(microseconds=1),
+                        start=stored.end + pd.Timedelta(microseconds=1),
                         end=new.index[-1] + pd.Timedelta(microseconds=1),
                     )
                     last_out = held_through(
-                        still_outside(since.to_numpy(dtype="float64"), *end_row[1:]), det.merge_gap
+                        still_outside(
+                            since.to_numpy(dtype="float64"),
+                            stored.value,
+                            stored.expected,
+                            stored.lower,
+                            stored.upper,
+                        ),
+                        det.merge_gap,
                     )
                     if last_out >= 0:  # held open while the metric has not come back
                         with store.transaction() as tx:
-                            tx.execute(
-                                "UPDATE anomalies SET end_ts = ? WHERE metric_id = ? AND detector = ?"
-                                " AND start_ts = ?",
-                                [
-                                    _naive(since.index[last_out]),
-                                    int(metric_id),
-                                    det.type,
-                                    _naive(pd.Timestamp(item["start"])),
-                                ],
+                            anomalies_repo.extend_anomaly(
+                                tx,
+                                metric_id=int(metric_id),
+                                detector=det.type,
+                                start=pd.Timestamp(item["start"]),
+                                end=since.index[last_out],
                             )
                         since = since.iloc[last_out + 1 :]
                     after = len(since)
-                if end_row is not None and after <= det.merge_gap:
+                if stored is not None and after <= det.merge_gap:
                     firing_now[akey] = item
                     continue
                 report.resolved.append(akey)
                 report.resolved_items.append({**item, "key": akey})
         with store.transaction() as tx:
-            tx.execute(
-                "UPDATE monitor_series SET last_scored = ? WHERE monitor = ? AND series_key = ?",
-                [_naive(new.index[-1]), spec.name, key],
-            )
+            monitors_repo.set_last_scored(tx, monitor=spec.name, series_key=key, last_scored=new.index[-1])
     cursor["firing"] = firing_now
     cursor["resolved"] = {k: firing_before[k] for k in report.resolved if k in firing_before}
     return False  # the caller stores the cursor (this reference path is not crash-atomic)
@@ -170,24 +167,20 @@ def _anomalies(
     records all its anomalies and resolutions in one)."""
     cur = store.cursor()
     lookback_points = det.merge_gap + det.min_points + 1
-    prior = cur.execute(
-        "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts < ? ORDER BY ts DESC LIMIT ?",
-        [metric_id, det.type, _naive(new.index[0]), lookback_points],
-    ).fetchall()
+    prior = anomalies_repo.scores_before(
+        cur, metric_id=metric_id, detector=det.type, before=new.index[0], limit=lookback_points
+    )
     # extend back to the start of a still-open anomaly, if any
-    open_row = cur.execute(
-        "SELECT start_ts, end_ts FROM anomalies WHERE metric_id = ? AND detector = ? AND end_ts < ?"
-        " ORDER BY end_ts DESC LIMIT 1",
-        [metric_id, det.type, _naive(new.index[0])],
-    ).fetchone()
+    open_row = anomalies_repo.last_anomaly_before(
+        cur, metric_id=metric_id, detector=det.type, before=new.index[0]
+    )
     if open_row is not None and prior:
         oldest_prior = pd.Timestamp(prior[-1][0])
         # only an anomaly that still touches the look-back can continue into the new points
         if pd.Timestamp(open_row[0]) < oldest_prior <= pd.Timestamp(open_row[1]):
-            prior = cur.execute(
-                "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? AND ts >= ? AND ts < ? ORDER BY ts DESC",
-                [metric_id, det.type, open_row[0], _naive(new.index[0])],
-            ).fetchall()
+            prior = anomalies_repo.scores_between(
+                cur, metric_id=metric_id, detector=det.type, start=open_row[0], before=new.index[0]
+            )
     prior_series = pd.Series(
         [float("nan") if r[1] is None else float(r[1]) for r in reversed(prior)],
         index=pd.DatetimeIndex([pd.Timestamp(r[0]) for r in reversed(prior)]).tz_localize("UTC")
@@ -253,30 +246,26 @@ def _anomalies(
             )
             continue
         found.append(anomaly)
-    for a in found:
-        # a window that grew backwards (merged with an earlier one) replaces it
-        cur.execute(
-            "DELETE FROM anomalies WHERE metric_id = ? AND detector = ? AND start_ts > ? AND start_ts <= ?",
-            [metric_id, det.type, _naive(a.start), _naive(a.end)],
+    # a window that grew backwards (merged with an earlier one) replaces it
+    if found:
+        anomalies_repo.record_anomalies(
+            cur,
+            anomalies_repo.anomaly_frame(
+                [
+                    (
+                        metric_id,
+                        det.type,
+                        a.start,
+                        a.end,
+                        a.peak,
+                        a.peak_score,
+                        a.value,
+                        a.expected,
+                        a.lower,
+                        a.upper,
+                    )
+                    for a in found
+                ]
+            ),
         )
-        cur.execute(
-            "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected,"
-            " lower, upper) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric_id, detector, start_ts)"
-            " DO UPDATE SET end_ts = excluded.end_ts, peak_ts = excluded.peak_ts,"
-            " peak_score = excluded.peak_score, value = excluded.value, expected = excluded.expected,"
-            " lower = excluded.lower, upper = excluded.upper",
-            [
-                metric_id,
-                det.type,
-                _naive(a.start),
-                _naive(a.end),
-                _naive(a.peak),
-                a.peak_score,
-                a.value,
-                a.expected,
-                a.lower,
-                a.upper,
-            ],
-        )
-    out = found
-    return out
+    return found

@@ -25,7 +25,6 @@ from telewatch.services.monitor.model import (
     AlertingSetup,
     FoundAnomaly,
     MonitorRunReport,
-    _naive,
     _wall,
     log,
 )
@@ -42,6 +41,7 @@ from telewatch.services.monitor.state import (
     release_lease,
 )
 from telewatch.sources.base import Source, SourceState, utc
+from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 
 
@@ -163,22 +163,19 @@ def _latest_only(report: MonitorRunReport) -> None:
 
 def _record_run(store: Store, report: MonitorRunReport, started: pd.Timestamp) -> None:
     with store.transaction() as tx:
-        tx.execute(
-            "INSERT INTO monitor_runs (monitor, tick_at, started_at, finished_at, status, attempt, points, scored,"
-            " anomalies, alerts, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                report.monitor,
-                _naive(report.tick),
-                _naive(started),
-                _naive(_wall()),
-                report.status,
-                report.attempt,
-                report.points,
-                report.scored,
-                len(report.anomalies),
-                report.alerts_submitted,
-                report.error,
-            ],
+        monitors_repo.record_run(
+            tx,
+            monitor=report.monitor,
+            tick_at=report.tick,
+            started_at=started,
+            finished_at=_wall(),
+            status=report.status,
+            attempt=report.attempt,
+            points=report.points,
+            scored=report.scored,
+            anomalies=len(report.anomalies),
+            alerts=report.alerts_submitted,
+            error=report.error,
         )
 
 

@@ -14,8 +14,9 @@ from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate
 from telewatch.services.monitor.anomalies import _record_tick_anomalies
-from telewatch.services.monitor.model import _NAT, OWED, MonitorRunReport, _naive, _owed, _wall
+from telewatch.services.monitor.model import _NAT, OWED, MonitorRunReport, _owed, _wall
 from telewatch.services.monitor.training import _load_models, _train, _unwarmed
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -55,10 +56,7 @@ def _score_streaming(
     memory: tick_state.MonitorMemory,
 ) -> bool:
     cur = store.cursor()
-    listed = cur.execute(
-        "SELECT series_key, metric_id, last_scored FROM monitor_series WHERE monitor = ? ORDER BY series_key",
-        [spec.name],
-    ).df()
+    listed = monitors_repo.series_watermarks(cur, spec.name)
     # watermarks as ns since the epoch (None: never scored)
     marks = listed["last_scored"].to_numpy(dtype="datetime64[ns]").view("int64")
     rows: list[tuple[str, int, int | None]] = [
@@ -250,16 +248,11 @@ def _tail_starts(
     cur: Any, monitor: str, metric_ids: list[int], needs: dict[int, tick_state.Need]
 ) -> dict[int, int]:
     """Where each metric's kept context tail started (ns), from ``tick_state``, when it kept enough."""
-    rows = cur.execute(
-        "SELECT metric_id, min(tail_start), min(tail_points) FROM tick_state WHERE monitor = ?"
-        " AND metric_id IN (SELECT unnest(?::INTEGER[])) AND tail_start IS NOT NULL GROUP BY metric_id",
-        [monitor, metric_ids],
-    ).fetchall()
     out: dict[int, int] = {}
-    for mid, start, points in rows:
-        need = needs[int(mid)]
-        if not need.day and int(points) >= need.points:
-            out[int(mid)] = int(pd.Timestamp(start).as_unit("ns").value)
+    for mid, start, points in monitors_repo.tail_starts(cur, monitor=monitor, metric_ids=metric_ids):
+        need = needs[mid]
+        if not need.day and points >= need.points:
+            out[mid] = int(start.as_unit("ns").value)
     return out
 
 
@@ -329,35 +322,11 @@ def _save_tick_state(
             .astype("datetime64[us]"),
         }
     )
-    now = _naive(_wall())
+    now = _wall()
     with store.transaction() as tx:
-        tx.register("_tw_tick_marks", marks)
-        tx.register("_tw_tick_state", state)
-        try:
-            tx.execute(
-                "UPDATE monitor_series SET last_scored = m.last_scored FROM _tw_tick_marks m"
-                " WHERE monitor_series.monitor = ? AND monitor_series.series_key = m.series_key",
-                [spec.name],
-            )
-            tx.execute(
-                "INSERT INTO tick_state (monitor, metric_id, detector, last_scored, tail_start, tail_points,"
-                " trained_at, updated_at) SELECT ?, metric_id, detector, last_scored, tail_start, tail_points,"
-                " trained_at, ? FROM _tw_tick_state ON CONFLICT (monitor, metric_id, detector) DO UPDATE SET"
-                " last_scored = excluded.last_scored, tail_start = excluded.tail_start,"
-                " tail_points = excluded.tail_points, trained_at = excluded.trained_at,"
-                " updated_at = excluded.updated_at",
-                [spec.name, now],
-            )
-            tx.execute(
-                "INSERT INTO tick_generations (monitor, generation, tick_at, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (monitor) DO UPDATE SET generation = excluded.generation,"
-                " tick_at = excluded.tick_at, updated_at = excluded.updated_at",
-                [spec.name, generation, _naive(tick), now],
-            )
-            tx.execute(
-                "UPDATE monitor_state SET cursor = ? WHERE monitor = ?",
-                [json.dumps(cursor, sort_keys=True), spec.name],
-            )
-        finally:
-            tx.unregister("_tw_tick_marks")
-            tx.unregister("_tw_tick_state")
+        monitors_repo.set_last_scored_batch(tx, monitor=spec.name, marks=marks)
+        monitors_repo.save_tick_state(tx, monitor=spec.name, state=state, updated_at=now)
+        monitors_repo.save_generation(
+            tx, monitor=spec.name, generation=generation, tick_at=tick, updated_at=now
+        )
+        monitors_repo.save_monitor_cursor(tx, monitor=spec.name, cursor=json.dumps(cursor, sort_keys=True))

@@ -5,15 +5,24 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import pandas as pd
-
 from telewatch.monitors.config import MonitorSpec
-from telewatch.services.monitor.model import _naive, _ts, _wall, log
+from telewatch.services.monitor.model import _wall, log
+from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
+from telewatch.store.monitors import MonitorState
+
+__all__ = [
+    "MonitorState",
+    "acquire_lease",
+    "backoff",
+    "default_holder",
+    "list_states",
+    "read_state",
+    "release_lease",
+]
 
 # -- lease ------------------------------------------------------------------------------------------
 # Set once per process: a lease whose holder does not carry it was taken by another process.
@@ -31,23 +40,13 @@ def acquire_lease(store: Store, *, monitor: str, holder: str, ttl: timedelta) ->
     now = _wall()
     try:
         with store.transaction() as tx:
-            row = tx.execute(
-                "SELECT holder, expires_at FROM monitor_leases WHERE monitor = ?", [monitor]
-            ).fetchone()
-            if (
-                row is not None
-                and row[0] != holder
-                and _of_this_process(str(row[0]))
-                and pd.Timestamp(row[1]).tz_localize("UTC") > now
-            ):
+            held = monitors_repo.lease_of(tx, monitor)
+            if held is not None and held[0] != holder and _of_this_process(held[0]) and held[1] > now:
                 return False
-            if row is not None and row[0] != holder and not _of_this_process(str(row[0])):
-                log.info("monitor %s: taking over the lease of %s (no longer running)", monitor, row[0])
-            tx.execute(
-                "INSERT INTO monitor_leases (monitor, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (monitor) DO UPDATE SET holder = excluded.holder,"
-                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
-                [monitor, holder, _naive(now), _naive(now + ttl)],
+            if held is not None and held[0] != holder and not _of_this_process(held[0]):
+                log.info("monitor %s: taking over the lease of %s (no longer running)", monitor, held[0])
+            monitors_repo.take_lease(
+                tx, monitor=monitor, holder=holder, acquired_at=now, expires_at=now + ttl
             )
     except Exception as exc:  # a concurrent writer won the row (DuckDB transaction conflict)
         if "conflict" in str(exc).lower():
@@ -62,7 +61,7 @@ def _of_this_process(holder: str) -> bool:
 
 def release_lease(store: Store, *, monitor: str, holder: str) -> None:
     with store.transaction() as tx:
-        tx.execute("DELETE FROM monitor_leases WHERE monitor = ? AND holder = ?", [monitor, holder])
+        monitors_repo.drop_lease(tx, monitor=monitor, holder=holder)
 
 
 def default_holder() -> str:
@@ -71,70 +70,17 @@ def default_holder() -> str:
 
 
 # -- state ------------------------------------------------------------------------------------------
-@dataclass
-class MonitorState:
-    monitor: str
-    last_run_at: pd.Timestamp | None = None
-    status: str = "never"
-    error: str | None = None
-    attempts: int = 0
-    next_retry_at: pd.Timestamp | None = None
-    last_attempt_at: pd.Timestamp | None = None
-    cursor: str = "{}"
-
-
 def read_state(store: Store, monitor: str) -> MonitorState:
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT last_run_at, status, error, attempts, next_retry_at, last_attempt_at, cursor"
-            " FROM monitor_state WHERE monitor = ?",
-            [monitor],
-        )
-        .fetchone()
-    )
-    if row is None:
-        return MonitorState(monitor=monitor)
-    return MonitorState(
-        monitor=monitor,
-        last_run_at=_ts(row[0]),
-        status=str(row[1]),
-        error=row[2],
-        attempts=int(row[3]),
-        next_retry_at=_ts(row[4]),
-        last_attempt_at=_ts(row[5]),
-        cursor=str(row[6] or "{}"),
-    )
+    return monitors_repo.read_monitor_state(store.cursor(), monitor)
 
 
 def list_states(store: Store) -> list[MonitorState]:
-    names = [
-        r[0] for r in store.cursor().execute("SELECT monitor FROM monitor_state ORDER BY monitor").fetchall()
-    ]
+    names = monitors_repo.monitor_names(store.cursor())
     return [read_state(store, n) for n in names]
 
 
 def _save_state(tx: Any, state: MonitorState, fingerprint: str | None) -> None:
-    tx.execute(
-        "INSERT INTO monitor_state (monitor, fingerprint, last_run_at, last_attempt_at, status, error, attempts,"
-        " next_retry_at, cursor, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (monitor) DO UPDATE SET fingerprint = excluded.fingerprint,"
-        " last_run_at = excluded.last_run_at, last_attempt_at = excluded.last_attempt_at,"
-        " status = excluded.status, error = excluded.error, attempts = excluded.attempts,"
-        " next_retry_at = excluded.next_retry_at, cursor = excluded.cursor, updated_at = excluded.updated_at",
-        [
-            state.monitor,
-            fingerprint,
-            _naive(state.last_run_at) if state.last_run_at is not None else None,
-            _naive(state.last_attempt_at) if state.last_attempt_at is not None else None,
-            state.status,
-            state.error,
-            state.attempts,
-            _naive(state.next_retry_at) if state.next_retry_at is not None else None,
-            state.cursor,
-            _naive(_wall()),
-        ],
-    )
+    monitors_repo.save_monitor_state(tx, state, fingerprint=fingerprint, updated_at=_wall())
 
 
 def backoff(spec: MonitorSpec, attempts: int) -> timedelta:

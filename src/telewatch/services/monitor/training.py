@@ -11,7 +11,8 @@ from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrated_scores
-from telewatch.services.monitor.model import MonitorRunReport, _naive
+from telewatch.services.monitor.model import MonitorRunReport
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -19,20 +20,15 @@ from telewatch.store.db import Store
 def _load_model(
     store: Store, spec: MonitorSpec, metric_id: int, det: DetectorSpec
 ) -> tuple[Detector, pd.Timestamp] | None:
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT model, trained_at, params FROM monitor_models WHERE monitor = ? AND metric_id = ? AND detector = ?",
-            [spec.name, metric_id, det.type],
-        )
-        .fetchone()
+    stored = monitors_repo.read_model(
+        store.cursor(), monitor=spec.name, metric_id=metric_id, detector=det.type
     )
-    if row is None or json.loads(row[2]) != json.loads(json.dumps(det.params, sort_keys=True, default=str)):
+    if stored is None or stored.params != json.loads(json.dumps(det.params, sort_keys=True, default=str)):
         return None
-    model = Detector.loads(bytes(row[0]))
+    model = Detector.loads(stored.blob)
     if getattr(model, "calibrator_", None) is None:
         return None  # stored before ticks calibrated their scores: retrained
-    return model, pd.Timestamp(row[1]).tz_localize("UTC")
+    return model, stored.trained_at
 
 
 def _train(
@@ -63,29 +59,20 @@ def _train(
     # the pipeline of `telewatch detect`: fit, screen a long incident out, refit, and a calibrator
     # trained on the model's own scores (kept with the model: the tick calibrates new scores with it)
     model, _z, _screened = calibrated_scores(det.type, det.params, series, np.ones(len(series), dtype=bool))
-    older = cur.execute(
-        "SELECT 1 FROM points WHERE metric_id = ? AND ts < ? LIMIT 1", [metric_id, _naive(series.index[0])]
-    ).fetchone()
-    if older is not None:
+    if monitors_repo.has_points_before(cur, metric_id, series.index[0]):
         model.scored_from_ = None  # type: ignore[attr-defined]  # the series started earlier: no warm-up
     with store.transaction() as tx:
-        tx.execute(
-            "INSERT INTO monitor_models (monitor, metric_id, detector, params, trained_at, train_start, train_end,"
-            " points, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (monitor, metric_id, detector) DO UPDATE SET params = excluded.params,"
-            " trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,"
-            " points = excluded.points, model = excluded.model",
-            [
-                spec.name,
-                metric_id,
-                det.type,
-                json.dumps(det.params, sort_keys=True, default=str),
-                _naive(tick),
-                _naive(series.index[0]),
-                _naive(series.index[-1]),
-                int(series.notna().sum()),
-                model.dumps(),
-            ],
+        monitors_repo.save_model(
+            tx,
+            monitor=spec.name,
+            metric_id=metric_id,
+            detector=det.type,
+            params=json.dumps(det.params, sort_keys=True, default=str),
+            trained_at=tick,
+            train_start=series.index[0],
+            train_end=series.index[-1],
+            points=int(series.notna().sum()),
+            blob=model.dumps(),
         )
     return model
 
@@ -96,25 +83,15 @@ def _load_models(store: Store, spec: MonitorSpec, memory: tick_state.MonitorMemo
         det.type: json.loads(json.dumps(det.params, sort_keys=True, default=str))
         for det in spec.all_detectors
     }
-    rows = (
-        store.cursor()
-        .execute(
-            "SELECT metric_id, detector, model, trained_at, params FROM monitor_models WHERE monitor = ?",
-            [spec.name],
-        )
-        .fetchall()
-    )
-    for metric_id, detector, blob, trained_at, params in rows:
-        if detector not in wanted or json.loads(params) != wanted[detector]:
+    for stored in monitors_repo.read_models(store.cursor(), spec.name):
+        if stored.detector not in wanted or stored.params != wanted[stored.detector]:
             continue  # another configuration's model: retrained on first use
-        key = (int(metric_id), str(detector))
-        model = Detector.loads(bytes(blob))
+        key = (stored.metric_id, stored.detector)
+        model = Detector.loads(stored.blob)
         if getattr(model, "calibrator_", None) is None:
             continue  # stored before ticks calibrated their scores: retrained on first use
         if key not in memory.models:
-            memory.models[key] = tick_state.ModelState(
-                model=model, trained_at=pd.Timestamp(trained_at).tz_localize("UTC")
-            )
+            memory.models[key] = tick_state.ModelState(model=model, trained_at=stored.trained_at)
     memory.loaded_models = True
 
 
