@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 
 from telewatch.alerts.model import AlertCandidate
@@ -64,7 +65,8 @@ def render_chart(
                     linestyle="--",
                     label=words["expected"],
                 )
-        ax.plot(x, series.to_numpy(), color="#222222", linewidth=1.2, label=words["value"])
+        gx, gy = _break_gaps(x, series.to_numpy())
+        ax.plot(gx, gy, color="#222222", linewidth=1.2, label=words["value"])
         start = candidate.started_at.tz_convert("UTC").tz_localize(None)
         stop = candidate.last_seen.tz_convert("UTC").tz_localize(None)
         if stop <= start:
@@ -89,3 +91,24 @@ _WORDS = {
     "en": {"band": "expected band", "expected": "expected", "value": "value", "anomaly": "anomaly"},
     "ru": {"band": "ожидаемый диапазон", "expected": "ожидание", "value": "значение", "anomaly": "аномалия"},
 }
+
+
+def _break_gaps(x: pd.DatetimeIndex, y: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The points with a NaN inserted in every gap longer than twice the usual step, so the line
+    breaks where no data came instead of drawing a slope nobody measured.
+
+    >>> x = pd.DatetimeIndex(["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 10:02", "2024-01-01 10:12"])
+    >>> gx, gy = _break_gaps(x, np.array([1.0, 2.0, 3.0, 4.0]))
+    >>> len(gx), bool(np.isnan(gy[3]))
+    (5, True)
+    """
+    if len(x) < 3:
+        return x, y
+    steps = np.diff(x.asi8)
+    usual = float(np.median(steps))
+    gaps = np.flatnonzero(steps > 2 * usual)
+    if usual <= 0 or gaps.size == 0:
+        return x, y
+    at = gaps + 1
+    stamps = np.insert(x.to_numpy(), at, x.to_numpy()[gaps] + (x.to_numpy()[at] - x.to_numpy()[gaps]) // 2)
+    return pd.DatetimeIndex(stamps), np.insert(np.asarray(y, dtype="float64"), at, np.nan)
