@@ -202,8 +202,9 @@ def bench_smd_select(
 @bench_app.command("labels")
 def bench_labels(
     detector: Annotated[
-        str, typer.Option(help="Detector type (default: the service default, novelty).")
-    ] = "novelty",
+        str | None,
+        typer.Option(help="Detector type (default: the service default, core.defaults.default_detector())."),
+    ] = None,
     params: ParamsOption = None,
     source: Annotated[
         list[str] | None, typer.Option(help="Only labels of these sources, e.g. demo, user, nab.")
