@@ -14,7 +14,7 @@ def render_chart(
 ) -> bytes | None:
     """A PNG of ``candidate.series`` over the last ``hours`` with its band, or None without a series.
 
-    >>> from telewatch.alerts.rules import sample_candidate
+    >>> from telewatch.alerts.sample import sample_candidate
     >>> render_chart(sample_candidate())[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """

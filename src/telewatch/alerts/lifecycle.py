@@ -39,7 +39,7 @@ def next_event(
     """What to tell people about ``candidate`` now: ``firing`` (new), ``update`` (more severe than what was
     said), ``repeat`` (still firing after ``repeat_interval``), ``resolved``, or None (already told).
 
-    >>> from telewatch.alerts.rules import sample_candidate
+    >>> from telewatch.alerts.sample import sample_candidate
     >>> c = sample_candidate(now=pd.Timestamp("2026-01-01 12:00", tz="UTC"))
     >>> next_event(c, severity="critical", state=None, repeat_interval=timedelta(hours=4), now=c.last_seen)
     'firing'

@@ -44,8 +44,9 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.utils import pass_eval_context
 
-from telewatch.alerts.config import Links, format_link
+from telewatch.alerts.links import Links, format_link
 from telewatch.alerts.model import AlertCandidate, severity_rank
+from telewatch.alerts.sample import sample_candidate
 from telewatch.core.errors import ConfigError
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -582,8 +583,6 @@ def _fit(body_html: str, limit: int) -> str:
     """Telegram refuses longer texts; a cut inside a tag would be refused too, so fall back to plain text."""
     if len(body_html) <= limit:
         return body_html
-    import re
-
     plain = html.unescape(re.sub(r"<[^>]+>", "", body_html))
     return html.escape(plain[: limit - 200]) + "\n…"
 
@@ -611,8 +610,6 @@ def check_templates(templates_dir: Path | None, *, languages: Sequence[str] = ("
 
     >>> check_templates(None)  # the packaged templates are fine
     """
-    from telewatch.alerts.rules import sample_candidate
-
     where = f" (overrides in {templates_dir})" if templates_dir is not None else ""
     renderer = Renderer(templates_dir=templates_dir)
     now = pd.Timestamp("2026-01-01 12:00", tz="UTC")

@@ -12,6 +12,7 @@ import pandas as pd
 
 from telewatch.alerts.config import Match, QuietHours, Rule
 from telewatch.alerts.model import AlertCandidate, Matcher, Silence, severity_rank
+from telewatch.alerts.sample import sample_candidate as sample_candidate  # re-exported: its old home
 from telewatch.core.errors import ValidationError
 
 _MATCHER = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
@@ -172,60 +173,3 @@ def silence_for(silences: Iterable[Silence], labels: Mapping[str, str], now: pd.
 
 def more_severe(a: str, b: str | None) -> bool:
     return b is None or severity_rank(a) > severity_rank(b)
-
-
-def sample_candidate(
-    *,
-    metric: str = "web_response_ms",
-    labels: dict[str, str] | None = None,
-    now: pd.Timestamp | None = None,
-    key: str | None = None,
-    incident_id: int | None = 42,
-    owner: str | None = "@web-oncall",
-    status: str = "firing",
-    score: float = 9.5,
-    severity: str = "critical",
-    with_series: bool = True,
-) -> AlertCandidate:
-    """A realistic candidate (a latency spike with its expected band): for ``alerts test`` and examples."""
-    import numpy as np
-
-    now = (now or pd.Timestamp.now(tz="UTC")).floor("min")
-    labels = {"dc": "eu-west", "service": "checkout"} if labels is None else labels
-    index = pd.date_range(end=now, periods=360, freq="min", tz="UTC")
-    phase = np.arange(len(index)) / 1440 * 2 * np.pi
-    expected = 180 + 40 * np.sin(phase)
-    rng = np.random.default_rng(7)
-    values = expected + rng.normal(0, 6, len(index))
-    started = now - pd.Timedelta(minutes=17)
-    values[index >= started] *= 2.4
-    series = pd.Series(values, index=index, name=metric) if with_series else None
-    band = (
-        pd.DataFrame({"expected": expected, "lower": expected - 25, "upper": expected + 25}, index=index)
-        if with_series
-        else None
-    )
-    value, exp = float(values[-1]), float(expected[-1])
-    return AlertCandidate(
-        key=key or f"sample:{metric}:{','.join(f'{k}={v}' for k, v in sorted(labels.items()))}",
-        monitor="sample",
-        metric=metric,
-        labels=labels,
-        group="web",
-        value=value,
-        expected=exp,
-        lower=exp - 25,
-        upper=exp + 25,
-        deviation_pct=(value - exp) / exp * 100,
-        score=score,
-        severity=severity,
-        started_at=started,
-        last_seen=now,
-        owner=owner,
-        incident_id=incident_id,
-        incident_type="latency degradation",
-        related=("web_error_rate", "db_query_ms"),
-        status=status,
-        series=series,
-        band=band,
-    )

@@ -19,6 +19,7 @@ from telewatch.api.deps import StoreDep
 from telewatch.api.routers import anomalies, ingest, metrics
 from telewatch.api.schemas import ERROR_RESPONSES, HealthPublic
 from telewatch.core.errors import IngestError, NotFoundError, TelewatchError
+from telewatch.services import status as status_service
 from telewatch.settings import Settings
 from telewatch.store.db import Store
 
@@ -149,12 +150,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @app.get("/api/health", response_model=HealthPublic, tags=["health"])
     def health(store: StoreDep) -> HealthPublic:
         """Liveness and the store's schema version."""
-        row = store.cursor().execute("SELECT count(*) FROM metrics").fetchone()
         return HealthPublic(
             status="ok",
             version=__version__,
             schema_version=store.schema_version(),
-            metrics=int(row[0]) if row else 0,
+            metrics=status_service.metric_count(store),
         )
 
     app.mount("/static/swagger", StaticFiles(directory=_swagger_dir()), name="swagger")

@@ -8,8 +8,9 @@ Being middleware (not a per-router dependency), a router added later cannot forg
   preview); every other method needs ``admin``, and so does every method on :data:`ADMIN_ONLY_PATHS`
   (token management: a read token must not list tokens).
 * Credentials: ``Authorization: Bearer <token>``, or the UI's session cookie (``telewatch_session``, a random
-  id mapped server-side to the token's hash; see :class:`SessionStore`). A cookie-authenticated write must
-  come from the same origin (``Origin``, else ``Referer``, matching the request's host or ``base_url``).
+  id mapped server-side to the token's hash; see :class:`telewatch.services.sessions.SessionStore`). A
+  cookie-authenticated write must come from the same origin (``Origin``, else ``Referer``, matching the
+  request's host or ``base_url``: :func:`telewatch.core.http.same_origin`).
 * Refusals: ``401`` + ``WWW-Authenticate: Bearer`` when the credential is missing or invalid (UI pages
   redirect to ``/login`` instead), ``403`` when the scope is too low or a cookie write is cross-origin —
   both with the same ``{"detail", "error"}`` body as every other error.
@@ -20,27 +21,18 @@ The principal (:class:`telewatch.services.tokens.Principal`) is left in ``reques
 from __future__ import annotations
 
 import json
-import secrets
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import FastAPI
 
-from telewatch.services.tokens import (
-    Principal,
-    SignInCodes,
-    TokenScope,
-    TokenVerifier,
-    hash_token,
-    parse_token_config,
-    scope_allows,
-)
+# SESSION_COOKIE and Authenticator are re-exported: tests and benchmarks name them from here
+from telewatch.core.http import SESSION_COOKIE as SESSION_COOKIE
+from telewatch.core.http import same_origin, session_id_from
+from telewatch.services.sessions import Authenticator as Authenticator
+from telewatch.services.tokens import Principal, TokenScope, scope_allows
 from telewatch.settings import Settings
 from telewatch.store.db import Store
 
@@ -50,7 +42,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-SESSION_COOKIE = "telewatch_session"
 OPEN_PATHS = frozenset({"/api/health", "/docs", "/openapi.json", "/login", "/logout", "/favicon.ico"})
 OPEN_PREFIXES = ("/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -90,125 +81,6 @@ def needed_scope(method: str, path: str) -> TokenScope:
     return "read"
 
 
-def safe_next(target: str | None) -> str:
-    """A post-sign-in redirect target: a local path only (no open redirect to another site).
-
-    >>> safe_next("/explore?x=1"), safe_next("//evil.example/"), safe_next("https://evil.example/")
-    ('/explore?x=1', '/', '/')
-    """
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-class SessionStore:
-    """UI sessions: random id → (token hash, expiry), in memory and, given a store, in ``ui_sessions``.
-
-    The cookie carries only the random id, never the token or its hash; the store keeps the id's SHA-256
-    only. Each request re-checks the token behind the session, so revoking a token ends its sessions too.
-    With a store, a restart of the server keeps everyone signed in: a session unknown to this process is
-    looked up there once (off the event loop) and then served from memory.
-    """
-
-    def __init__(self, *, ttl_s: float, store: Store | None = None) -> None:
-        self.ttl_s = ttl_s
-        self.store = store
-        self._sessions: dict[str, tuple[str, float]] = {}  # id -> (token hash, expiry as a UNIX time)
-        self._lock = threading.Lock()
-
-    def create(self, token_hash: str, *, session_id: str | None = None) -> str:
-        """A new session for a verified token's hash; returns its id (random unless given, e.g. by tests).
-
-        With a store this writes to it: call it from a worker thread, not the event loop.
-        """
-        session_id = session_id or secrets.token_urlsafe(32)
-        now = time.time()
-        with self._lock:
-            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}  # drop expired ones
-            self._sessions[session_id] = (token_hash, now + self.ttl_s)
-        if self.store is not None:
-            with self.store.transaction() as cur:
-                cur.execute("DELETE FROM ui_sessions WHERE expires_at <= ?", [_utc(now)])
-                cur.execute(
-                    "INSERT OR REPLACE INTO ui_sessions (session_sha256, token_sha256, created_at, expires_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    [hash_token(session_id), token_hash, _utc(now), _utc(now + self.ttl_s)],
-                )
-        return session_id
-
-    def token_hash(self, session_id: str) -> str | None:
-        """The token hash of a live session this process knows (memory only: safe on the event loop)."""
-        with self._lock:
-            entry = self._sessions.get(session_id)
-            if entry is None:
-                return None
-            if entry[1] <= time.time():
-                del self._sessions[session_id]
-                return None
-            return entry[0]
-
-    def stored_token_hash(self, session_id: str) -> str | None:
-        """The token hash of a live session kept in the store (a query: call it from a worker thread);
-        remembered in memory once found."""
-        if self.store is None:
-            return None
-        row = (
-            self.store.cursor()
-            .execute(
-                "SELECT token_sha256, epoch(expires_at) FROM ui_sessions"
-                " WHERE session_sha256 = ? AND expires_at > ?",
-                [hash_token(session_id), _utc(time.time())],
-            )
-            .fetchone()
-        )
-        if row is None:
-            return None
-        with self._lock:
-            self._sessions[session_id] = (str(row[0]), float(row[1]))
-        return str(row[0])
-
-    async def lookup(self, session_id: str) -> str | None:
-        """The token hash behind a session: from memory, else (after a restart) from the store."""
-        found = self.token_hash(session_id)
-        if found is None and self.store is not None:
-            found = await anyio.to_thread.run_sync(self.stored_token_hash, session_id)
-        return found
-
-    def delete(self, session_id: str) -> None:
-        """End a session (sign-out, or its token no longer valid); with a store, call it from a worker thread."""
-        with self._lock:
-            self._sessions.pop(session_id, None)
-        if self.store is not None:
-            with self.store.transaction() as cur:
-                cur.execute("DELETE FROM ui_sessions WHERE session_sha256 = ?", [hash_token(session_id)])
-
-
-def _utc(unix: float) -> datetime:
-    """A UNIX time as the store's naive UTC timestamp."""
-    return datetime.fromtimestamp(unix, UTC).replace(tzinfo=None)
-
-
-class Authenticator:
-    """Resolves a request's credentials to a principal; shared by the middleware and the sign-in page."""
-
-    def __init__(self, *, settings: Settings, store: Store | None) -> None:
-        raw = settings.api_tokens.get_secret_value() if settings.api_tokens is not None else None
-        self.verifier = TokenVerifier(config_tokens=parse_token_config(raw), store=store)
-        self.sessions = SessionStore(ttl_s=float(settings.session_ttl_s), store=store)
-        self.sign_in_codes = SignInCodes()  # one-time sign-in links (``/login?code=…``)
-        self.base_url = settings.base_url
-
-    async def verify_hash(self, token_hash: str) -> Principal | None:
-        principal = self.verifier.verify_config_hash(token_hash)
-        if principal is not None or self.verifier.store is None:
-            return principal
-        # the store lookup is a DuckDB query: keep it off the event loop
-        return await anyio.to_thread.run_sync(self.verifier.verify_store_hash, token_hash)
-
-    async def verify_token(self, token: str) -> Principal | None:
-        return await self.verify_hash(hash_token(token))
-
-
 def _headers(scope: Scope) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in scope.get("headers") or []:
@@ -216,31 +88,6 @@ def _headers(scope: Scope) -> dict[str, str]:
         text = value.decode("latin-1")
         out[name] = f"{out[name]}; {text}" if name == "cookie" and name in out else text
     return out
-
-
-def session_id_from(headers: dict[str, str]) -> str | None:
-    raw = headers.get("cookie")
-    if not raw:
-        return None
-    cookie: SimpleCookie = SimpleCookie()
-    try:
-        cookie.load(raw)
-    except Exception:  # a malformed Cookie header: treat as no session
-        return None
-    morsel = cookie.get(SESSION_COOKIE)
-    return morsel.value if morsel is not None and morsel.value else None
-
-
-def same_origin(headers: dict[str, str], base_url: str) -> bool:
-    """Whether ``Origin`` (else ``Referer``) names this server: the request's ``Host`` or ``base_url``'s host."""
-    origin = headers.get("origin") or headers.get("referer")
-    if not origin or origin == "null":
-        return False
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    allowed = {headers.get("host", "").lower(), urlsplit(base_url).netloc.lower()} - {""}
-    return parts.netloc.lower() in allowed
 
 
 class AuthMiddleware:

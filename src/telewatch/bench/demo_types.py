@@ -19,6 +19,7 @@ import pandas as pd
 from telewatch.demo import generate_demo
 from telewatch.services.demo_data import load_demo
 from telewatch.services.incidents import IncidentSummary, list_incidents, update_incidents
+from telewatch.store import incidents as incident_store
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -61,15 +62,14 @@ def evaluate_demo_types(
         if mode == "planted":
             for inc in data.incidents:
                 for name in inc.metrics:
-                    cur.execute(
-                        "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score)"
-                        " VALUES (?, 'planted', ?, ?, ?, 10)",
-                        [
-                            repo.get_metric(cur, name).id,
-                            inc.start.tz_localize(None),
-                            inc.end.tz_localize(None),
-                            inc.start.tz_localize(None),
-                        ],
+                    incident_store.plant_anomaly(
+                        cur,
+                        metric_id=repo.get_metric(cur, name).id,
+                        detector="planted",
+                        start=inc.start,
+                        end=inc.end,
+                        peak=inc.start,
+                        peak_score=10.0,
                     )
         else:
             from telewatch.services.detection import detect_metrics

@@ -279,12 +279,12 @@ def metrics_delete(
     db: DbOption = None,
 ) -> None:
     """Delete a metric with its points, scores, anomalies and labelled windows (incidents lose it)."""
-    from telewatch.services.catalog import delete_metric
-    from telewatch.store import repo
+    from telewatch.services.catalog import delete_metric, get_metric
+    from telewatch.store.repo import parse_selector
 
     try:
         with _open_store(db) as store:
-            found = repo.get_metric(store.cursor(), metric, repo.parse_selector(labels))
+            found = get_metric(store, metric, parse_selector(labels))
             if not yes and not typer.confirm(
                 f"Delete metric {found.id} {found.display_name} and its {found.points:,} points?"
             ):
@@ -414,13 +414,12 @@ def detect_cmd(
     db: DbOption = None,
 ) -> None:
     """Score stored metrics and record their anomalies."""
-    from telewatch.services.catalog import read_series
+    from telewatch.services.catalog import get_metric, read_series
     from telewatch.services.detection import detect_metrics
-    from telewatch.store import repo
 
     try:
         with _open_store(db) as store:
-            ids = [repo.get_metric(store.cursor(), m).id for m in metric] if metric else None
+            ids = [get_metric(store, m).id for m in metric] if metric else None
             settings = _settings(db)
             report = detect_metrics(
                 store,
@@ -454,27 +453,18 @@ def _plot_detections(
     store: Any, report: Any, plot_dir: Path, read_series: Any, ids: list[int] | None
 ) -> None:
     from telewatch.bench.report import plot_detection
-    from telewatch.store import repo
+    from telewatch.services.catalog import list_metrics, read_scores
 
-    cur = store.cursor()
     by_metric: dict[int, list[Any]] = {}
     for a in report.anomalies:
         by_metric.setdefault(a.metric_id, []).append(a)
-    for m in repo.list_metrics(cur):
+    for m in list_metrics(store):
         if ids is not None and m.id not in ids:
             continue
         view = read_series(store, m.id, max_points=10**9)
-        scores = cur.execute(
-            "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? ORDER BY ts",
-            [m.id, report.detector],
-        ).df()
-        if scores.empty:
+        score_series = read_scores(store, m.id, report.detector)
+        if score_series.empty:
             continue
-        import pandas as pd
-
-        score_series = pd.Series(
-            scores["score"].to_numpy(), index=pd.DatetimeIndex(scores["ts"]).tz_localize("UTC")
-        )
         path = plot_dir / f"{m.id}-{m.name}.png"
         plot_detection(
             path,

@@ -11,6 +11,7 @@ import pandas as pd
 from telewatch.core.errors import ConfigError
 from telewatch.monitors.config import MonitorsFile
 from telewatch.monitors.validate import validate_file
+from telewatch.scheduler.driver_logs import one_line_driver_logs
 from telewatch.services.monitor import AlertingSetup, MonitorRunReport, run_monitor
 from telewatch.store.db import Store
 
@@ -46,8 +47,6 @@ def check_monitors(
     specs = (
         [config.monitors.monitor(monitor)] if monitor else [m for m in config.monitors.monitors if m.enabled]
     )
-    from telewatch.scheduler.runner import one_line_driver_logs
-
     one_line_driver_logs()  # as under `telewatch run`: a failing source logs one line, no driver traceback
     setup = config.setup(deliver=deliver)
     return [run_monitor(spec, store=store, now=tick, alerting=setup) for spec in specs]

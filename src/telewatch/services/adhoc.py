@@ -371,8 +371,7 @@ def rank_window(
     metrics = repo.list_metrics(cur, group=group)
     if metric_ids:
         wanted = set(metric_ids)
-        known = cur.execute("SELECT id FROM metrics WHERE list_contains(?, id)", [sorted(wanted)]).fetchall()
-        unknown = sorted(wanted - {int(r[0]) for r in known})
+        unknown = sorted(wanted - repo.existing_metric_ids(cur, sorted(wanted)))
         if unknown:
             raise NotFoundError(f"no metric with id {', '.join(map(str, unknown[:10]))}")
         metrics = [m for m in metrics if m.id in wanted]

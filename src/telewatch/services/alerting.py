@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from telewatch.alerts import outbox
 from telewatch.alerts.channels import Channel, DeliveryError, build_channel
 from telewatch.alerts.chart import render_chart
 from telewatch.alerts.config import AlertingConfig, Rule
@@ -52,6 +51,7 @@ from telewatch.alerts.rules import (
 from telewatch.core.errors import ConfigError, ValidationError
 from telewatch.core.faults import crash_point
 from telewatch.core.secrets import redact
+from telewatch.store import alerts as alert_store
 from telewatch.store.db import Store
 
 __all__ = [
@@ -136,8 +136,8 @@ def submit_alerts(
             raise ValidationError(f"alert {c.key!r}: unknown severity {c.severity!r}")
 
     with store.transaction() as con:
-        states = outbox.load_states(con, [c.key for c in ordered])
-        silences = outbox.list_silences(con, now=now)
+        states = alert_store.load_states(con, [c.key for c in ordered])
+        silences = alert_store.list_silences(con, now=now)
         buckets: dict[tuple[str, str, str, bool], _Bucket] = {}
         state_rows: list[dict[str, Any]] = []
         for c in ordered:
@@ -148,8 +148,8 @@ def submit_alerts(
         notification_rows = [
             _bucket_row(store, bucket, config, renderer, now, charts) for bucket in buckets.values()
         ]
-        outbox.save_states(con, state_rows)
-        report.notifications.extend(outbox.insert_notifications(con, notification_rows))
+        alert_store.save_states(con, state_rows)
+        report.notifications.extend(alert_store.insert_notifications(con, notification_rows))
     return report
 
 
@@ -189,7 +189,7 @@ def _decide(
         silenced_by: int | None,
     ) -> None:
         state_rows.append(
-            outbox.state_row(
+            alert_store.state_row(
                 key=c.key,
                 rule=rule.name,
                 monitor=c.monitor,
@@ -249,7 +249,7 @@ def _decide(
             event == "firing"
             and rule.group_by_incident
             and c.incident_id is not None
-            and outbox.incident_notified(con, c.incident_id, c.monitor)
+            and alert_store.incident_notified(con, c.incident_id, c.monitor)
         ):
             event = "update"  # a new metric joined an incident people already know about
         keep(status="firing", notified=True, notified_severity=severity, last=now, silenced_by=None)
@@ -311,7 +311,7 @@ def _bucket_row(
     )
     keys = [e.candidate.key for e in bucket.events]
     severity = max((e.severity for e in bucket.events), key=severity_rank)
-    return outbox.notification_row(
+    return alert_store.notification_row(
         idempotency_key=idempotency_key(
             channel=bucket.channel, group=bucket.group, kind=kind, keys=keys, now=now
         ),
@@ -388,18 +388,15 @@ def _flush_digests(
     store: Store, sender: Channel, renderer: Renderer, now: pd.Timestamp, report: DeliveryReport
 ) -> None:
     with store.transaction() as con:
-        items = outbox.due_digest_items(con, sender.name, now)
+        items = alert_store.due_digest_items(con, sender.name, now)
         if not items:
             return
         if len(items) == 1:  # a digest of one is just the message itself
-            con.execute(
-                "UPDATE alert_notifications SET status = 'pending', next_attempt_at = ? WHERE id = ?",
-                [outbox.naive(now), items[0]["id"]],
-            )
+            alert_store.release_digest_item(con, items[0]["id"], now=now)
             return
         rendered = renderer.render_digest(items, language=items[0]["language"], now=now)
         ids = [i["id"] for i in items]
-        digest_id = outbox.insert_notification(
+        digest_id = alert_store.insert_notification(
             con,
             idempotency_key=f"{sender.name}:digest:{ids[0]}-{ids[-1]}:{len(ids)}",
             channel=sender.name,
@@ -421,7 +418,7 @@ def _flush_digests(
             next_attempt_at=now,
         )
         if digest_id is not None:
-            outbox.mark_digested(con, ids, digest_id)
+            alert_store.mark_digested(con, ids, digest_id)
             report.digests.append(digest_id)
 
 
@@ -431,14 +428,14 @@ def _deliver_channel(
     policy = sender.retry
     lease = pd.Timedelta(policy.lease)
     sent_here = 0
-    for item in outbox.queue(store.cursor(), sender.name):
+    for item in alert_store.queue(store.cursor(), sender.name):
         if sent_here >= limit:
             return
         if item.status == "sending" and item.lease_until is not None and item.lease_until > now:
             return  # another process is sending it; keep order behind it
         if item.attempts > 0 and now - item.created_at >= pd.Timedelta(policy.give_up_after):
             with store.transaction() as con:
-                outbox.mark_failed(con, item.id, reason=f"gave up after {item.attempts} attempts")
+                alert_store.mark_failed(con, item.id, reason=f"gave up after {item.attempts} attempts")
             report.gave_up.append(item.id)
             continue
         if item.next_attempt_at > now:
@@ -447,9 +444,9 @@ def _deliver_channel(
             continue
         if sender.rate_limit is not None:
             window = pd.Timedelta(sender.rate_limit.per)
-            if outbox.sent_since(store.cursor(), sender.name, now - window) >= sender.rate_limit.max:
+            if alert_store.sent_since(store.cursor(), sender.name, now - window) >= sender.rate_limit.max:
                 report.rate_limited.extend(
-                    q.id for q in outbox.queue(store.cursor(), sender.name) if q.id >= item.id
+                    q.id for q in alert_store.queue(store.cursor(), sender.name) if q.id >= item.id
                 )
                 return
         if not _deliver_one(store, sender, item.id, item.progress, now, lease, report):
@@ -467,14 +464,14 @@ def _deliver_one(
     report: DeliveryReport,
 ) -> bool:
     with store.transaction() as con:
-        attempt = outbox.claim(con, notification_id, now=now, lease=lease)
+        attempt = alert_store.claim(con, notification_id, now=now, lease=lease)
     if attempt is None:
         return False
     crash_point("deliver.after_claim")
-    message = outbox.load_message(store.cursor(), notification_id)
+    message = alert_store.load_message(store.cursor(), notification_id)
 
     def checkpoint(done: dict[str, Any]) -> None:
-        outbox.save_progress(store.cursor(), notification_id, done)
+        alert_store.save_progress(store.cursor(), notification_id, done)
 
     try:
         result = sender.send(message, progress=dict(progress), checkpoint=checkpoint)
@@ -482,7 +479,7 @@ def _deliver_one(
         error = redact(str(exc), sender.secrets())
         delay = backoff(attempt, sender.retry, retry_after=exc.retry_after)
         with store.transaction() as con:
-            outbox.finish_attempt(
+            alert_store.finish_attempt(
                 con, notification_id, attempt, ok=False, now=now, error=error, next_attempt_at=now + delay
             )
         report.failed.append(notification_id)
@@ -492,7 +489,7 @@ def _deliver_one(
         error = redact(f"{type(exc).__name__}: {exc}", sender.secrets())
         delay = backoff(attempt, sender.retry)
         with store.transaction() as con:
-            outbox.finish_attempt(
+            alert_store.finish_attempt(
                 con, notification_id, attempt, ok=False, now=now, error=error, next_attempt_at=now + delay
             )
         report.failed.append(notification_id)
@@ -500,7 +497,9 @@ def _deliver_one(
         return False
     crash_point("deliver.after_send")  # the channel has it; the store does not know yet
     with store.transaction() as con:
-        outbox.finish_attempt(con, notification_id, attempt, ok=True, now=now, remote_id=result.remote_id)
+        alert_store.finish_attempt(
+            con, notification_id, attempt, ok=True, now=now, remote_id=result.remote_id
+        )
     crash_point("deliver.after_mark")
     report.sent.append(notification_id)
     return True
@@ -543,7 +542,7 @@ def send_test(
         [event], kind="test", language=channel_config.language, now=now, chart_cid="chart" if chart else None
     )
     with store.transaction() as con:
-        notification_id = outbox.insert_notification(
+        notification_id = alert_store.insert_notification(
             con,
             idempotency_key=f"{channel}:test:{now.strftime('%Y%m%dT%H%M%S.%fZ')}",
             channel=channel,
@@ -575,7 +574,7 @@ def send_test(
     ok = notification_id in report.sent
     if not ok:  # a test that failed is not retried later: the user is watching now
         with store.transaction() as con:
-            outbox.mark_failed(con, notification_id, reason="test send failed")
+            alert_store.mark_failed(con, notification_id, reason="test send failed")
     return {
         "notification_id": notification_id,
         "channel": channel,
@@ -605,7 +604,7 @@ def add_silence(
     if end <= start:
         raise ValidationError(f"a silence must end after it starts ({start} .. {end})")
     with store.transaction() as con:
-        return outbox.insert_silence(
+        return alert_store.insert_silence(
             con,
             matchers=matchers,
             starts_at=start,
@@ -619,12 +618,12 @@ def add_silence(
 def list_silences(
     store: Store, *, include_expired: bool = False, now: pd.Timestamp | None = None
 ) -> list[Silence]:
-    return outbox.list_silences(store.cursor(), now=_utc(now), include_expired=include_expired)
+    return alert_store.list_silences(store.cursor(), now=_utc(now), include_expired=include_expired)
 
 
 def expire_silence(store: Store, *, silence_id: int, now: pd.Timestamp | None = None) -> Silence:
     with store.transaction() as con:
-        return outbox.expire_silence(con, silence_id, now=_utc(now))
+        return alert_store.expire_silence(con, silence_id, now=_utc(now))
 
 
 def notification_history(
@@ -637,12 +636,19 @@ def notification_history(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Stored notifications, newest first, each with its delivery status and attempt count."""
-    return outbox.history(store.cursor(), channel=channel, status=status, key=key, limit=limit, offset=offset)
+    return alert_store.history(
+        store.cursor(), channel=channel, status=status, key=key, limit=limit, offset=offset
+    )
 
 
 def notification_detail(store: Store, *, notification_id: int) -> dict[str, Any]:
     """One notification with its rendered text and every delivery attempt."""
-    return outbox.notification(store.cursor(), notification_id)
+    return alert_store.notification(store.cursor(), notification_id)
+
+
+def notification_chart(store: Store, *, notification_id: int) -> bytes | None:
+    """The chart PNG attached to a notification (None when it has none)."""
+    return alert_store.chart_png(store.cursor(), notification_id)
 
 
 def describe_channels(config: AlertingConfig) -> list[dict[str, Any]]:

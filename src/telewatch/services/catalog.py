@@ -29,6 +29,16 @@ def list_metrics(
     return repo.list_metrics(store.cursor(), group=group, selector=selector)
 
 
+def get_metric(store: Store, ref: str | int, labels: Mapping[str, str] | None = None) -> MetricInfo:
+    """One metric by id, or by name (plus labels when the name has several slices)."""
+    return repo.get_metric(store.cursor(), ref, labels)
+
+
+def read_scores(store: Store, metric_id: int, detector: str) -> pd.Series:
+    """The stored scores of one metric by one detector, in time order."""
+    return repo.read_scores(store.cursor(), metric_id, detector)
+
+
 @dataclass(frozen=True)
 class DeletedMetric:
     metric: MetricInfo

@@ -30,13 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-from telewatch.core.faults import crash_point
+from telewatch.store import maintenance
 from telewatch.store.db import Store
 
 log = logging.getLogger("telewatch.compaction")
 
 #: table -> the physical order a compacted day is written in
-ORDER = {"points": "metric_id, ts", "scores": "metric_id, detector, ts"}
+ORDER = maintenance.COMPACTION_ORDER
 _DAY = pd.Timedelta(days=1)
 
 
@@ -60,12 +60,7 @@ def _naive(ts: pd.Timestamp) -> Any:
 
 def compacted_until(store: Store, table: str) -> pd.Timestamp | None:
     """The day (UTC midnight) before which ``table`` is compacted, or ``None`` if never."""
-    row = (
-        store.cursor()
-        .execute("SELECT compacted_until FROM store_compaction WHERE tbl = ?", [table])
-        .fetchall()
-    )
-    return pd.Timestamp(row[0][0]).tz_localize("UTC") if row else None
+    return maintenance.compacted_until(store.cursor(), table)
 
 
 def compact_store(
@@ -95,11 +90,11 @@ def compact_store(
         report.days[table], report.rows[table] = 0, 0
         day = compacted_until(store, table)
         if day is None:
-            first = store.cursor().execute(f"SELECT min(ts) FROM {table}").fetchall()[0][0]
+            first = maintenance.first_series_ts(store.cursor(), table)
             if first is None:
                 report.until[table] = None
                 continue
-            day = pd.Timestamp(first).tz_localize("UTC").floor("D")
+            day = first.floor("D")
         while day < stop and (max_days is None or report.days[table] < max_days):
             report.rows[table] += _compact_day(store, table, day)
             report.days[table] += 1
@@ -117,24 +112,5 @@ def compact_store(
 
 def _compact_day(store: Store, table: str, day: pd.Timestamp) -> int:
     """One day of ``table`` rewritten in one transaction; returns the rows rewritten."""
-    start, end = _naive(day), _naive(day + _DAY)
     with store.transaction(series=True) as tx:
-        (count,) = tx.execute(
-            f"SELECT count(*) FROM {table} WHERE ts >= ? AND ts < ?", [start, end]
-        ).fetchall()[0]
-        if count:
-            # appended rows get row ids after every existing one: the old rows are those up to this id
-            (last,) = tx.execute(f"SELECT max(rowid) FROM {table}").fetchall()[0]
-            tx.execute(
-                f"INSERT INTO {table} SELECT * FROM {table} WHERE ts >= ? AND ts < ? ORDER BY {ORDER[table]}",
-                [start, end],
-            )
-            crash_point("compact.after_insert")
-            tx.execute(f"DELETE FROM {table} WHERE ts >= ? AND ts < ? AND rowid <= ?", [start, end, last])
-        tx.execute(
-            "INSERT INTO store_compaction (tbl, compacted_until, updated_at) VALUES (?, ?, current_timestamp)"
-            " ON CONFLICT (tbl) DO UPDATE SET compacted_until = excluded.compacted_until,"
-            " updated_at = excluded.updated_at",
-            [table, end],
-        )
-    return int(count)
+        return maintenance.compact_day(tx, table, _naive(day), _naive(day + _DAY))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
 from telewatch.demo import DemoData, generate_demo, nab_samples
@@ -54,7 +53,7 @@ def load_demo(
                 group=metric.group,
                 description=metric.description,
             )
-            _clear_metric(tx, ids[metric.name])
+            repo.clear_metric_data(tx, ids[metric.name])
             points += repo.write_points(tx, ids[metric.name], data.frame[metric.name])
         rows = [
             (ids[name], inc.start, inc.end, inc.kind, "demo", inc.description)
@@ -66,7 +65,7 @@ def load_demo(
             metric_id = repo.upsert_metric(
                 tx, name=name, group="nab-samples", description="NAB v1.1 sample (MIT, Numenta)"
             )
-            _clear_metric(tx, metric_id)
+            repo.clear_metric_data(tx, metric_id)
             points += repo.write_points(tx, metric_id, values)
             repo.write_label_windows(tx, [(metric_id, s, e, "anomaly", "nab", None) for s, e in windows])
     return DemoLoadReport(
@@ -77,8 +76,3 @@ def load_demo(
         last_ts=data.frame.index[-1],
         nab_samples=len(samples),
     )
-
-
-def _clear_metric(con: duckdb.DuckDBPyConnection, metric_id: int) -> None:
-    for table in ("points", "scores", "anomalies", "label_windows"):
-        con.execute(f"DELETE FROM {table} WHERE metric_id = ?", [metric_id])

@@ -7,7 +7,6 @@ bucketed onto a regular grid (``step``), and handed as one matrix to the window 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from telewatch.incidents.ranking import (
 )
 from telewatch.services.catalog import format_step
 from telewatch.services.catalog import step_duration as parse_step
+from telewatch.store import overview as overview_store
 from telewatch.store.db import Store
 
 __all__ = [
@@ -132,46 +132,9 @@ def _select_metrics(
 ) -> tuple[list[int], list[str], list[dict[str, str]], list[str | None]]:
     """Ids, names, labels and groups of the chosen metrics (by id), as columns: at 10,000 metrics
     no tuple per metric (each would count towards the next garbage collection)."""
-    where: list[str] = []
-    params: list[object] = []
-    if group is not None:
-        where.append("grp = ?")
-        params.append(group)
-    for key, value in (selector or {}).items():
-        where.append("json_extract_string(labels, ?) = ?")
-        params.extend(["$." + json.dumps(key), value])
-    if metric_ids is not None:
-        where.append("list_contains(?, id)")
-        params.append([int(i) for i in metric_ids])
-    sql = "SELECT id, name, labels, grp FROM metrics"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    cols = store.cursor().execute(sql + " ORDER BY id", params).fetchnumpy()
-    # one JSON document for all the label sets: at 10,000 metrics one parse instead of 10,000
-    groups = [None if g is None else str(g) for g in cols["grp"].tolist()]  # NULL (masked): None
-    return (
-        np.asarray(cols["id"], dtype=np.int64).tolist(),
-        [str(n) for n in np.asarray(cols["name"]).tolist()],
-        _parse_labels([str(t) for t in np.asarray(cols["labels"]).tolist()]),
-        groups,
+    return overview_store.select_metric_columns(
+        store.cursor(), group=group, selector=selector, metric_ids=metric_ids
     )
-
-
-def _parse_labels(texts: Sequence[str]) -> list[dict[str, str]]:
-    """The label dicts of the ``labels`` JSON texts, parsed as one JSON array (each its own dict).
-
-    >>> _parse_labels(['{}', '{"host": "a"}'])
-    [{}, {'host': 'a'}]
-    """
-    if not texts:
-        return []
-    try:
-        parsed: list[dict[str, str]] = json.loads("[" + ",".join(texts) + "]")
-    except json.JSONDecodeError:
-        parsed = []
-    if len(parsed) != len(texts):  # a text that is not one JSON value: parse them one by one
-        parsed = [json.loads(t) for t in texts]
-    return parsed
 
 
 def _find_metric(store: Store, ref: str | int) -> tuple[int, str, dict[str, str], str | None]:
@@ -179,23 +142,20 @@ def _find_metric(store: Store, ref: str | int) -> tuple[int, str, dict[str, str]
     ``metrics`` table alone (``get_metric`` also counts the metric's points: a scan of the store)."""
     con = store.cursor()
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = con.execute("SELECT id, name, labels, grp FROM metrics WHERE id = ?", [int(ref)]).fetchone()
-        if row is not None:
-            return int(row[0]), str(row[1]), json.loads(str(row[2])), row[3]
+        found = overview_store.metric_identity(con, int(ref))
+        if found is not None:
+            return found
         if isinstance(ref, int):
             raise NotFoundError(f"no metric with id {ref}")
-    rows = con.execute(
-        "SELECT id, name, labels, grp FROM metrics WHERE name = ? ORDER BY grp NULLS LAST, name, labels",
-        [str(ref)],
-    ).fetchall()
+    rows = overview_store.metric_identities_named(con, str(ref))
     if not rows:
         raise NotFoundError(f"no metric named {ref!r}")
     if len(rows) > 1:
-        slices = "; ".join(_display(str(r[1]), json.loads(str(r[2]))) for r in rows[:5])
+        slices = "; ".join(_display(r[1], r[2]) for r in rows[:5])
         raise ValidationError(
             f"metric name {ref!r} has {len(rows)} slices ({slices}); name one by its labels or id"
         )
-    return int(rows[0][0]), str(rows[0][1]), json.loads(str(rows[0][2])), rows[0][3]
+    return rows[0]
 
 
 def _display(name: str, labels: dict[str, str]) -> str:
@@ -209,21 +169,10 @@ def infer_step(
 
     Read over the window and the four window lengths before it, at least six hours: a short window
     over hourly data holds one point or none, which would leave the spacing unknown."""
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT median(d) FROM (SELECT epoch(ts) - epoch(lag(ts) OVER (PARTITION BY metric_id ORDER BY ts))"
-            " AS d FROM points WHERE metric_id IN (SELECT unnest(?::INTEGER[])) AND ts >= ? AND ts < ?)"
-            " WHERE d > 0",
-            [
-                [int(i) for i in metric_ids[:50]],
-                (start - max(4 * (end - start), pd.Timedelta("6h"))).tz_localize(None).to_pydatetime(),
-                end.tz_localize(None).to_pydatetime(),
-            ],
-        )
-        .fetchone()
+    median = overview_store.median_point_spacing(
+        store.cursor(), metric_ids[:50], start - max(4 * (end - start), pd.Timedelta("6h")), end
     )
-    seconds = float(row[0]) if row and row[0] is not None else 60.0
+    seconds = median if median is not None else 60.0
     return pd.Timedelta(seconds=max(1, round(seconds)))
 
 
@@ -281,14 +230,7 @@ def read_blocks(
     out = np.full((n_rows, n_cols), np.nan)
     if not n_rows or not n_cols:
         return out
-    step_us = int(step / pd.Timedelta(microseconds=1))
-    origin_naive = origin.tz_convert("UTC").tz_localize(None) if origin.tzinfo else origin
-    origin_us = int(origin_naive.as_unit("ns").value) // 1000  # .value is nanoseconds in any unit
-    column = "value" if table == "points" else "score"
     ids = np.asarray(metric_ids, dtype=np.int64)
-    # Row of a metric: ``metric_id - first id`` when the ids are consecutive (a whole store, or a
-    # group created at once: no join at all), else a hash join with a small (id, row) relation.
-    consecutive = bool(np.array_equal(ids, np.arange(ids[0], ids[0] + n_rows)))
     flat_out = out.reshape(-1)
     con = store.cursor()
     for layer in _layers(spans):
@@ -303,33 +245,19 @@ def read_blocks(
                 merged[-1][1] = max(merged[-1][1], b)
             else:
                 merged.append([a, b])
-        where_ts = " OR ".join(["(ts >= ? AND ts < ?)"] * len(merged))
-        ts_params = [(origin_naive + k * step).to_pydatetime() for a, b in merged for k in (a, b)]
         first_k = merged[0][0]
         column_of = np.full(merged[-1][1] - first_k, -1, dtype=np.int64)  # grid step -> column
         for i in layer:
             a, b = spans[i]
             column_of[a - first_k : b - first_k] = np.arange(offsets[i], offsets[i] + b - a)
-        if consecutive:
-            inner = (
-                f"SELECT metric_id - ? AS r, (epoch_us(ts) - ?) // ? AS k, {column} AS v FROM {table}"
-                f" WHERE metric_id >= ? AND metric_id < ? AND ({where_ts})"
-            )
-            inner_params: list[object] = [int(ids[0]), origin_us, step_us, int(ids[0]), int(ids[0]) + n_rows]
-        else:
-            inner = (
-                f"SELECT m.r, (epoch_us(t.ts) - ?) // ? AS k, t.{column} AS v FROM {table} t"
-                " JOIN (SELECT unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS r) m ON m.id = t.metric_id"
-                f" WHERE ({where_ts.replace('ts ', 't.ts ')})"
-            )
-            inner_params = [origin_us, step_us, ids.tolist(), list(range(n_rows))]
-        sql = f"{inner} AND {column} IS NOT NULL AND NOT isnan({column})"
-        frame = con.execute(sql, [*inner_params, *ts_params]).fetchnumpy()
-        k = np.asarray(frame["k"], dtype=np.int64) - first_k
+        rows, steps, values = overview_store.grid_cells(
+            con, ids, table=table, origin=origin, step=step, spans=[(a, b) for a, b in merged]
+        )
+        k = steps - first_k
         col = column_of[np.clip(k, 0, column_of.size - 1)]
         inside = (k >= 0) & (k < column_of.size) & (col >= 0)
-        cell = (np.asarray(frame["r"], dtype=np.int64) * n_cols + col)[inside]
-        vals = np.asarray(frame["v"], dtype=np.float64)[inside]
+        cell = (rows * n_cols + col)[inside]
+        vals = values[inside]
         if cell.size == 0:
             continue
         filled_before = np.count_nonzero(~np.isnan(flat_out))

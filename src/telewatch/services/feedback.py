@@ -9,51 +9,36 @@ incident or anomaly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
 from telewatch.core.errors import NotFoundError, ValidationError
+from telewatch.store import incidents as incident_store
 from telewatch.store import repo
 from telewatch.store.db import Store
+from telewatch.store.incidents import Feedback, IncidentNote
+
+__all__ = [
+    "FEEDBACK_KINDS",
+    "FEEDBACK_SOURCE",
+    "Feedback",
+    "IncidentNote",
+    "add_incident_note",
+    "give_feedback",
+    "incident_notifications",
+    "list_feedback",
+    "list_incident_notes",
+]
 
 FEEDBACK_KINDS = ("confirmed", "false_alarm", "expected")
 FEEDBACK_SOURCE = "feedback"
 
 
-@dataclass(frozen=True)
-class Feedback:
-    id: int
-    kind: str
-    start: pd.Timestamp
-    end: pd.Timestamp
-    metric_ids: list[int]
-    incident_id: int | None
-    anomaly_id: int | None
-    note: str | None
-    author: str | None
-    created_at: pd.Timestamp
-
-
-@dataclass(frozen=True)
-class IncidentNote:
-    id: int
-    incident_id: int
-    text: str
-    author: str | None
-    created_at: pd.Timestamp
-
-
 def _utc(ts: object) -> pd.Timestamp:
     stamp = pd.Timestamp(ts)  # type: ignore[arg-type]
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def _naive(ts: pd.Timestamp) -> pd.Timestamp:
-    return _utc(ts).tz_localize(None)
 
 
 def give_feedback(
@@ -84,27 +69,18 @@ def give_feedback(
     cur = store.cursor()
     ids = [int(m) for m in metric_ids]
     if anomaly_id is not None:
-        row = cur.execute(
-            "SELECT metric_id, start_ts, end_ts FROM anomalies WHERE id = ?", [anomaly_id]
-        ).fetchone()
-        if row is None:
+        found = incident_store.anomaly_window(cur, anomaly_id)
+        if found is None:
             raise NotFoundError(f"no anomaly with id {anomaly_id}")
-        ids = ids or [int(row[0])]
-        start = start if start is not None else _utc(row[1])
-        end = end if end is not None else _utc(row[2])
+        ids = ids or [found[0]]
+        start = start if start is not None else found[1]
+        end = end if end is not None else found[2]
     if incident_id is not None:
         # an incident supplies what is not given: its window and the metrics that were anomalous in it
         window = _incident_window(cur, incident_id)
         start = start if start is not None else window[0]
         end = end if end is not None else window[1]
-        ids = ids or [
-            int(r[0])
-            for r in cur.execute(
-                "SELECT DISTINCT a.metric_id FROM incident_anomalies ia JOIN anomalies a ON a.id = ia.anomaly_id"
-                " WHERE ia.incident_id = ? ORDER BY 1",
-                [incident_id],
-            ).fetchall()
-        ]
+        ids = ids or incident_store.incident_anomalous_metric_ids(cur, incident_id)
     if not ids:
         raise ValidationError("metric_ids: name at least one metric (or give an anomaly_id or incident_id)")
     if start is None or end is None:
@@ -117,29 +93,21 @@ def give_feedback(
     with store.transaction() as tx:
         for metric_id in ids:
             # one verdict per window: a changed mind replaces the earlier one
-            tx.execute(
-                "DELETE FROM label_windows WHERE metric_id = ? AND start_ts = ? AND end_ts = ? AND source = ?",
-                [metric_id, _naive(start), _naive(end), FEEDBACK_SOURCE],
+            incident_store.delete_feedback_window(
+                tx, metric_id=metric_id, start=start, end=end, source=FEEDBACK_SOURCE
             )
         repo.write_label_windows(tx, [(m, start, end, kind, FEEDBACK_SOURCE, note) for m in ids])
-        row = tx.execute(
-            "INSERT INTO feedback (incident_id, anomaly_id, kind, start_ts, end_ts, metric_ids, note, author)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id, created_at",
-            [incident_id, anomaly_id, kind, _naive(start), _naive(end), json.dumps(ids), note, author],
-        ).fetchone()
-    assert row is not None  # RETURNING always yields the row
-    return Feedback(
-        id=int(row[0]),
-        kind=kind,
-        start=start,
-        end=end,
-        metric_ids=ids,
-        incident_id=incident_id,
-        anomaly_id=anomaly_id,
-        note=note,
-        author=author,
-        created_at=_utc(row[1]),
-    )
+        return incident_store.insert_feedback(
+            tx,
+            kind=kind,
+            start=start,
+            end=end,
+            metric_ids=ids,
+            incident_id=incident_id,
+            anomaly_id=anomaly_id,
+            note=note,
+            author=author,
+        )
 
 
 def list_feedback(
@@ -152,49 +120,17 @@ def list_feedback(
 ) -> tuple[list[Feedback], int]:
     """Feedback given, newest first, and how many there are in all; ``anomaly_id`` may name several
     anomalies (a page of them: the first item of each is its current verdict)."""
-    where: list[str] = ["true"]
-    params: list[object] = []
-    if incident_id is not None:
-        where.append("incident_id = ?")
-        params.append(incident_id)
-    if isinstance(anomaly_id, int):
-        where.append("anomaly_id = ?")
-        params.append(anomaly_id)
-    elif anomaly_id is not None:
-        where.append("list_contains(?, anomaly_id)")
-        params.append([int(i) for i in anomaly_id])
-    cond = " AND ".join(where)
-    cur = store.cursor()
-    total_row = cur.execute(f"SELECT count(*) FROM feedback WHERE {cond}", params).fetchone()
-    rows = cur.execute(
-        "SELECT id, kind, start_ts, end_ts, metric_ids, incident_id, anomaly_id, note, author, created_at"
-        f" FROM feedback WHERE {cond} ORDER BY id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    ).fetchall()
-    items = [
-        Feedback(
-            id=int(r[0]),
-            kind=str(r[1]),
-            start=_utc(r[2]),
-            end=_utc(r[3]),
-            metric_ids=[int(x) for x in json.loads(str(r[4]))],
-            incident_id=None if r[5] is None else int(r[5]),
-            anomaly_id=None if r[6] is None else int(r[6]),
-            note=r[7],
-            author=r[8],
-            created_at=_utc(r[9]),
-        )
-        for r in rows
-    ]
-    return items, int(total_row[0]) if total_row else 0
+    return incident_store.list_feedback(
+        store.cursor(), incident_id=incident_id, anomaly_id=anomaly_id, limit=limit, offset=offset
+    )
 
 
 def _incident_window(cur: duckdb.DuckDBPyConnection, incident_id: int) -> tuple[pd.Timestamp, pd.Timestamp]:
     """An incident's (start, end), UTC; :class:`NotFoundError` naming the id when there is none."""
-    row = cur.execute("SELECT start_ts, end_ts FROM incidents WHERE id = ?", [incident_id]).fetchone()
-    if row is None:
+    window = incident_store.incident_window(cur, incident_id)
+    if window is None:
         raise NotFoundError(f"no incident with id {incident_id}")
-    return _utc(row[0]), _utc(row[1])
+    return window
 
 
 def add_incident_note(
@@ -207,29 +143,16 @@ def add_incident_note(
         raise ValidationError(f"incident_id: {incident_id} is not a valid id")
     with store.transaction() as tx:
         _incident_window(tx, incident_id)
-        row = tx.execute(
-            "INSERT INTO incident_notes (incident_id, text, author) VALUES (?, ?, ?) RETURNING id, created_at",
-            [incident_id, text.strip(), author],
-        ).fetchone()
-    assert row is not None
-    return IncidentNote(
-        id=int(row[0]), incident_id=incident_id, text=text.strip(), author=author, created_at=_utc(row[1])
-    )
+        return incident_store.insert_incident_note(
+            tx, incident_id=incident_id, text=text.strip(), author=author
+        )
 
 
 def list_incident_notes(store: Store, *, incident_id: int) -> list[IncidentNote]:
     """The notes of an incident, oldest first (:class:`NotFoundError` if there is no such incident)."""
     cur = store.cursor()
     _incident_window(cur, incident_id)
-    rows = cur.execute(
-        "SELECT id, incident_id, text, author, created_at FROM incident_notes WHERE incident_id = ?"
-        " ORDER BY id",
-        [incident_id],
-    ).fetchall()
-    return [
-        IncidentNote(id=int(r[0]), incident_id=int(r[1]), text=str(r[2]), author=r[3], created_at=_utc(r[4]))
-        for r in rows
-    ]
+    return incident_store.list_incident_notes(cur, incident_id)
 
 
 def incident_notifications(store: Store, *, incident_id: int) -> list[dict[str, object]] | None:
@@ -237,39 +160,4 @@ def incident_notifications(store: Store, *, incident_id: int) -> list[dict[str, 
 
     An incident's alerts are the notifications carrying a dedup key whose alert state points at it.
     """
-    cur = store.cursor()
-    tables = {
-        str(r[0])
-        for r in cur.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name IN ('alert_state', 'alert_notifications')"
-        ).fetchall()
-    }
-    if tables != {"alert_state", "alert_notifications"}:
-        return None
-    rows = cur.execute(
-        "SELECT n.id, n.channel, n.kind, n.severity, n.subject, n.status, n.attempts, n.created_at, n.sent_at,"
-        " n.last_error FROM alert_notifications n WHERE EXISTS (SELECT 1 FROM alert_state s"
-        " WHERE s.incident_id = ? AND list_contains(json_extract_string(n.alert_keys, '$[*]'), s.key))"
-        " ORDER BY n.id",
-        [incident_id],
-    ).fetchall()
-    names = (
-        "id",
-        "channel",
-        "kind",
-        "severity",
-        "subject",
-        "status",
-        "attempts",
-        "created_at",
-        "sent_at",
-        "last_error",
-    )
-    out = []
-    for row in rows:
-        rec = dict(zip(names, row, strict=True))
-        for key in ("created_at", "sent_at"):
-            if rec[key] is not None:
-                rec[key] = _utc(rec[key])
-        out.append(rec)
-    return out
+    return incident_store.incident_notifications(store.cursor(), incident_id)

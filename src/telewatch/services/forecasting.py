@@ -168,17 +168,9 @@ def forecast_metric(
 
 def group_anomaly_starts(store: Store, *, group: str, since: pd.Timestamp) -> list[pd.Timestamp]:
     """Start times of the stored anomalies of ``group``'s metrics since ``since``."""
-    naive = pd.Timestamp(since).tz_convert("UTC").tz_localize(None)
-    rows = (
-        store.cursor()
-        .execute(
-            "SELECT a.start_ts FROM anomalies a JOIN metrics m ON m.id = a.metric_id"
-            " WHERE m.grp = ? AND a.start_ts >= ? ORDER BY a.start_ts",
-            [group, naive.to_pydatetime()],
-        )
-        .fetchall()
+    return repo.anomaly_starts_in_group(
+        store.cursor(), group=group, since=pd.Timestamp(since).tz_convert("UTC")
     )
-    return [pd.Timestamp(r[0]).tz_localize("UTC") for r in rows]
 
 
 def forecast_group(

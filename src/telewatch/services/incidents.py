@@ -7,7 +7,6 @@ stored incidents merges them into the oldest. Rerunning it over the same anomali
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,10 @@ from telewatch.incidents.types import (
     with_quality,
 )
 from telewatch.services.explain import ScannedRows, explain_window
+from telewatch.store import incidents as incident_store
 from telewatch.store import repo
 from telewatch.store.db import Store
+from telewatch.store.incidents import IncidentFields, IncidentMemberRow, IncidentMetric, IncidentSummary
 
 MIN_WINDOW = pd.Timedelta("10min")
 """The shortest window an incident's metrics are ranked over (from its start)."""
@@ -45,37 +46,6 @@ __all__ = [
     "resolve_incident",
     "update_incidents",
 ]
-
-
-@dataclass(frozen=True)
-class IncidentSummary:
-    id: int
-    start: pd.Timestamp
-    end: pd.Timestamp
-    peak: pd.Timestamp
-    peak_score: float
-    state: str
-    type: str | None
-    type_title: str | None
-    slice_key: str | None
-    title: str
-    metrics: int
-    created_at: pd.Timestamp
-    updated_at: pd.Timestamp
-
-
-@dataclass(frozen=True)
-class IncidentMetric:
-    metric_id: int
-    metric: str
-    rank: int
-    score: float
-    direction: str
-    magnitude: float | None
-    magnitude_kind: str | None
-    lead_lag: int | None
-    anomalous: bool
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -95,10 +65,6 @@ class IncidentUpdate:
     resolved: int = 0
 
 
-def _naive(ts: pd.Timestamp) -> Any:
-    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None).to_pydatetime()
-
-
 def _utc(value: Any) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -107,20 +73,8 @@ def _utc(value: Any) -> pd.Timestamp:
 def _read_anomalies(
     store: Store, *, since: pd.Timestamp | None, split_label: str | None
 ) -> list[AnomalyRecord]:
-    sql = (
-        "SELECT a.id, a.metric_id, a.start_ts, a.end_ts, a.peak_ts, a.peak_score, m.labels"
-        " FROM anomalies a JOIN metrics m ON m.id = a.metric_id"
-    )
-    params: list[object] = []
-    if since is not None:
-        sql += " WHERE a.end_ts >= ?"
-        params.append(_naive(since))
-    rows = store.cursor().execute(sql + " ORDER BY a.start_ts, a.id", params).fetchall()
-    out = []
-    for r in rows:
-        key = json.loads(str(r[6])).get(split_label) if split_label else None
-        out.append(AnomalyRecord(int(r[0]), int(r[1]), _utc(r[2]), _utc(r[3]), _utc(r[4]), float(r[5]), key))
-    return out
+    spans = incident_store.read_anomaly_spans(store.cursor(), since=since, split_label=split_label)
+    return [AnomalyRecord(*span) for span in spans]
 
 
 def _involved(
@@ -157,17 +111,8 @@ def _anomaly_directions(store: Store, anomaly_ids: Sequence[int]) -> dict[int, s
     against the expected value (metrics whose anomalies store neither are absent)."""
     if not anomaly_ids:
         return {}
-    rows = (
-        store.cursor()
-        .execute(
-            "SELECT metric_id, value, expected FROM anomalies WHERE list_contains(?, id)"
-            " AND value IS NOT NULL AND expected IS NOT NULL AND NOT isnan(value) AND NOT isnan(expected)"
-            " AND value <> expected ORDER BY peak_score, id",
-            [[int(i) for i in anomaly_ids]],
-        )
-        .fetchall()
-    )
-    return {int(m): ("up" if float(v) > float(e) else "down") for m, v, e in rows}  # the strongest last
+    rows = incident_store.anomaly_values(store.cursor(), anomaly_ids)
+    return {m: ("up" if v > e else "down") for m, v, e in rows}  # the strongest last
 
 
 def _involved_rows(ranked: Sequence[Any], anomalous: set[int]) -> list[Any]:
@@ -194,11 +139,7 @@ def _title(store: Store, type_title: str | None, rows: Sequence[Any], anomalous_
     ]
     missing = [int(i) for i in anomalous_ids if int(i) not in ranked_ids]
     if missing:
-        found = dict(
-            store.cursor()
-            .execute("SELECT id, name FROM metrics WHERE list_contains(?, id)", [missing])
-            .fetchall()
-        )
+        found = incident_store.metric_names(store.cursor(), missing)
         # anomalous metrics the scan left out (no baseline yet) still name the incident, before movers
         n_anomalous = sum(1 for r in rows if r.metric_id in anomalous)
         names[n_anomalous:n_anomalous] = [str(found[i]) for i in missing if i in found]
@@ -241,35 +182,31 @@ def update_incidents(
         store, since=_utc(since) if since is not None else None, split_label=split_label
     )
     drafts = group_anomalies(anomalies, merge_gap=gap)
-    cur = store.cursor()
-    existing = cur.execute(
-        "SELECT id, start_ts, end_ts, slice_key, resolved_at, state, type, title, peak_score FROM incidents"
-        " ORDER BY id"
-    ).fetchall()
+    existing = incident_store.list_incident_spans(store.cursor())
     report = IncidentUpdate()
     claimed: set[int] = set()
     for draft in drafts:
         matches = [
             row
             for row in existing
-            if int(row[0]) not in claimed
-            and (row[3] is None or draft.key is None or row[3] == draft.key)
-            and _utc(row[1]) <= draft.end + gap
-            and draft.start <= _utc(row[2]) + gap
+            if row.id not in claimed
+            and (row.slice_key is None or draft.key is None or row.slice_key == draft.key)
+            and row.start <= draft.end + gap
+            and draft.start <= row.end + gap
         ]
         keep = matches[0] if matches else None
         if keep is not None and len(matches) == 1 and not rerank_unchanged:
-            same = _unchanged_state(store, int(keep[0]), draft, now=now_ts, quiet=quiet_td)
+            same = _unchanged_state(store, keep.id, draft, now=now_ts, quiet=quiet_td)
             if same is not None:
-                claimed.add(int(keep[0]))
-                (report.updated if same[1] else report.unchanged).append(int(keep[0]))
+                claimed.add(keep.id)
+                (report.updated if same[1] else report.unchanged).append(keep.id)
                 if same[0] == "open":
                     report.open += 1
                 else:
                     report.resolved += 1
                 continue
         ranked, typed = _rank_and_type(store, draft, rule_set, rank_limit)
-        resolved_at = _utc(keep[4]) if keep is not None and keep[4] is not None else None
+        resolved_at = keep.resolved_at if keep is not None else None
         state = (
             "resolved"
             if now_ts - draft.end >= quiet_td or (resolved_at is not None and resolved_at >= draft.end)
@@ -280,83 +217,56 @@ def update_incidents(
         ranked = _involved_rows(ranked, set(draft.metric_ids))
         type_title = typed.title if typed is not None else None
         title = _title(store, type_title, ranked, sorted(set(draft.metric_ids)))
-        fields = [
-            _naive(draft.start),
-            _naive(draft.end),
-            _naive(draft.peak),
-            draft.peak_score,
-            draft.peak_metric_id,
-            state,
-            typed.name if typed else None,
-            type_title,
-            draft.key,
-            title,
-        ]
+        fields = IncidentFields(
+            start=draft.start,
+            end=draft.end,
+            peak=draft.peak,
+            peak_score=draft.peak_score,
+            peak_metric_id=draft.peak_metric_id,
+            state=state,
+            type=typed.name if typed else None,
+            type_title=type_title,
+            slice_key=draft.key,
+            title=title,
+        )
         with store.transaction() as tx:
             if keep is None:
-                row = tx.execute(
-                    "INSERT INTO incidents (start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, type,"
-                    " type_title, slice_key, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    fields,
-                ).fetchone()
-                assert row is not None  # RETURNING yields the row
-                incident_id = int(row[0])
+                incident_id = incident_store.insert_incident(tx, fields)
                 report.created.append(incident_id)
             else:
-                incident_id = int(keep[0])
-                before = tx.execute(
-                    "SELECT start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, type, type_title,"
-                    " slice_key, title FROM incidents WHERE id = ?",
-                    [incident_id],
-                ).fetchone()
-                changed = before is None or [
-                    pd.Timestamp(v) if i < 3 else v for i, v in enumerate(before)
-                ] != [pd.Timestamp(v) if i < 3 else v for i, v in enumerate(fields)]
-                if changed:
-                    tx.execute(
-                        "UPDATE incidents SET start_ts = ?, end_ts = ?, peak_ts = ?, peak_score = ?,"
-                        " peak_metric_id = ?, state = ?, type = ?, type_title = ?, slice_key = ?, title = ?,"
-                        " updated_at = current_timestamp WHERE id = ?",
-                        [*fields, incident_id],
-                    )
+                incident_id = keep.id
+                before = incident_store.read_incident(tx, incident_id)
+                if before is None or before[0] != fields:
+                    incident_store.update_incident(tx, incident_id, fields)
                     report.updated.append(incident_id)
                 else:
                     report.unchanged.append(incident_id)
                 for other in matches[1:]:
-                    other_id = int(other[0])
-                    for table in ("incident_metrics", "incident_anomalies"):
-                        tx.execute(f"DELETE FROM {table} WHERE incident_id = ?", [other_id])
-                    tx.execute("DELETE FROM incidents WHERE id = ?", [other_id])
-                    report.merged.append(other_id)
-                    claimed.add(other_id)
+                    incident_store.delete_incident(tx, other.id)
+                    report.merged.append(other.id)
+                    claimed.add(other.id)
             claimed.add(incident_id)
-            tx.execute("DELETE FROM incident_metrics WHERE incident_id = ?", [incident_id])
-            tx.execute("DELETE FROM incident_anomalies WHERE incident_id = ?", [incident_id])
+            incident_store.clear_incident_members(tx, incident_id)
             anomalous = set(draft.metric_ids)
-            if ranked:  # one statement for all rows (columns as lists, zipped by unnest)
-                tx.execute(
-                    "INSERT INTO incident_metrics (incident_id, metric_id, rank, score, direction, magnitude,"
-                    " magnitude_kind, lead_lag, anomalous, reason) SELECT ?, unnest(?::INTEGER[]),"
-                    " unnest(?::INTEGER[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]),"
-                    " unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::BOOLEAN[]), unnest(?::VARCHAR[])",
-                    [
-                        incident_id,
-                        [r.metric_id for r in ranked],
-                        [r.ranked.rank for r in ranked],
-                        [r.ranked.score for r in ranked],
-                        [r.ranked.direction for r in ranked],
-                        [r.ranked.magnitude for r in ranked],
-                        [r.ranked.magnitude_kind for r in ranked],
-                        [r.ranked.lead_lag for r in ranked],
-                        [r.metric_id in anomalous for r in ranked],
-                        [r.ranked.reason for r in ranked],
-                    ],
-                )
-            if draft.anomaly_ids:
-                tx.execute(
-                    "INSERT INTO incident_anomalies (incident_id, anomaly_id) SELECT ?, unnest(?::INTEGER[])",
-                    [incident_id, list(draft.anomaly_ids)],
-                )
+            incident_store.write_incident_members(
+                tx,
+                incident_id,
+                [
+                    IncidentMemberRow(
+                        metric_id=r.metric_id,
+                        rank=r.ranked.rank,
+                        score=r.ranked.score,
+                        direction=r.ranked.direction,
+                        magnitude=r.ranked.magnitude,
+                        magnitude_kind=r.ranked.magnitude_kind,
+                        lead_lag=r.ranked.lead_lag,
+                        anomalous=r.metric_id in anomalous,
+                        reason=r.ranked.reason,
+                    )
+                    for r in ranked
+                ],
+            )
+            incident_store.write_incident_anomalies(tx, incident_id, draft.anomaly_ids)
         if state == "open":
             report.open += 1
         else:
@@ -370,14 +280,11 @@ def _unchanged_state(
     """When incident ``incident_id`` is stored with ``draft``'s window, peak and anomalies: bring its
     state up to date and return (state, whether it changed); else None (it needs ranking again)."""
     cur = store.cursor()
-    row = cur.execute(
-        "SELECT start_ts, end_ts, peak_ts, peak_score, peak_metric_id, slice_key, resolved_at, state"
-        " FROM incidents WHERE id = ?",
-        [incident_id],
-    ).fetchone()
-    if row is None:
+    found = incident_store.read_incident(cur, incident_id)
+    if found is None:
         return None
-    stored = (_utc(row[0]), _utc(row[1]), _utc(row[2]), float(row[3]), int(row[4]), row[5])
+    row, resolved_at = found
+    stored = (row.start, row.end, row.peak, row.peak_score, row.peak_metric_id, row.slice_key)
     if stored != (
         draft.start,
         draft.end,
@@ -387,24 +294,17 @@ def _unchanged_state(
         draft.key,
     ):
         return None
-    ids = cur.execute(
-        "SELECT anomaly_id FROM incident_anomalies WHERE incident_id = ? ORDER BY anomaly_id", [incident_id]
-    ).fetchall()
-    if [int(r[0]) for r in ids] != sorted(draft.anomaly_ids):
+    if incident_store.incident_anomaly_ids(cur, incident_id) != sorted(draft.anomaly_ids):
         return None
-    resolved_at = _utc(row[6]) if row[6] is not None else None
     state = (
         "resolved"
         if now - draft.end >= quiet or (resolved_at is not None and resolved_at >= draft.end)
         else "open"
     )
-    if state == row[7]:
+    if state == row.state:
         return state, False
     with store.transaction() as tx:
-        tx.execute(
-            "UPDATE incidents SET state = ?, updated_at = current_timestamp WHERE id = ?",
-            [state, incident_id],
-        )
+        incident_store.set_incident_state(tx, incident_id, state)
     return state, True
 
 
@@ -456,31 +356,6 @@ def _quality(store: Store, draft: IncidentDraft, scanned: ScannedRows | None) ->
     return out
 
 
-_SUMMARY_SQL = (
-    "SELECT i.id, i.start_ts, i.end_ts, i.peak_ts, i.peak_score, i.state, i.type, i.type_title, i.slice_key,"
-    " i.title, (SELECT count(*) FROM incident_metrics im WHERE im.incident_id = i.id),"
-    " i.created_at, i.updated_at FROM incidents i"
-)
-
-
-def _summary(row: Any) -> IncidentSummary:
-    return IncidentSummary(
-        id=int(row[0]),
-        start=_utc(row[1]),
-        end=_utc(row[2]),
-        peak=_utc(row[3]),
-        peak_score=float(row[4]),
-        state=str(row[5]),
-        type=row[6],
-        type_title=row[7],
-        slice_key=row[8],
-        title=str(row[9]),
-        metrics=int(row[10]),
-        created_at=_utc(row[11]),
-        updated_at=_utc(row[12]),
-    )
-
-
 def list_incidents(
     store: Store,
     *,
@@ -497,71 +372,20 @@ def list_incidents(
         raise ValidationError(f"state must be 'open' or 'resolved', got {state!r}")
     if limit < 1 or offset < 0:
         raise ValidationError("limit must be >= 1 and offset >= 0")
-    where: list[str] = []
-    params: list[object] = []
-    if state is not None:
-        where.append("i.state = ?")
-        params.append(state)
-    if since is not None:
-        where.append("i.end_ts >= ?")
-        params.append(_naive_utc(since))
-    if until is not None:
-        where.append("i.start_ts <= ?")
-        params.append(_naive_utc(until))
-    sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
-    rows = store.cursor().execute(
-        sql + " ORDER BY greatest(i.end_ts, i.updated_at) DESC, i.id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
+    return incident_store.list_incident_summaries(
+        store.cursor(), state=state, since=since, until=until, limit=limit, offset=offset
     )
-    return [_summary(r) for r in rows.fetchall()]
-
-
-def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def get_incident(store: Store, *, incident_id: int) -> IncidentDetail:
     cur = store.cursor()
-    row = cur.execute(_SUMMARY_SQL + " WHERE i.id = ?", [incident_id]).fetchone()
-    if row is None:
+    summary = incident_store.get_incident_summary(cur, incident_id)
+    if summary is None:
         raise NotFoundError(f"no incident with id {incident_id}")
-    metrics = cur.execute(
-        "SELECT im.metric_id, m.name, m.labels, im.rank, im.score, im.direction, im.magnitude, im.magnitude_kind,"
-        " im.lead_lag, im.anomalous, im.reason FROM incident_metrics im JOIN metrics m ON m.id = im.metric_id"
-        " WHERE im.incident_id = ? ORDER BY im.rank",
-        [incident_id],
-    ).fetchall()
-    anomaly_ids = [
-        int(r[0])
-        for r in cur.execute(
-            "SELECT anomaly_id FROM incident_anomalies WHERE incident_id = ? ORDER BY anomaly_id",
-            [incident_id],
-        ).fetchall()
-    ]
     return IncidentDetail(
-        incident=_summary(row),
-        metrics=[
-            IncidentMetric(
-                metric_id=int(r[0]),
-                metric=str(r[1])
-                + (
-                    "{" + ",".join(f"{k}={v}" for k, v in json.loads(str(r[2])).items()) + "}"
-                    if r[2] and r[2] != "{}"
-                    else ""
-                ),
-                rank=int(r[3]),
-                score=float(r[4]),
-                direction=str(r[5]),
-                magnitude=None if r[6] is None else float(r[6]),
-                magnitude_kind=r[7],
-                lead_lag=None if r[8] is None else int(r[8]),
-                anomalous=bool(r[9]),
-                reason=str(r[10]),
-            )
-            for r in metrics
-        ],
-        anomaly_ids=anomaly_ids,
+        incident=summary,
+        metrics=incident_store.incident_members(cur, incident_id),
+        anomaly_ids=incident_store.incident_anomaly_ids(cur, incident_id),
     )
 
 
@@ -569,11 +393,7 @@ def resolve_incident(store: Store, *, incident_id: int, at: pd.Timestamp | None 
     """Resolve an incident by hand; it reopens only if a later anomaly extends it past ``at``."""
     when = _utc(at) if at is not None else pd.Timestamp.now(tz="UTC")
     with store.transaction() as tx:
-        row = tx.execute("SELECT id FROM incidents WHERE id = ?", [incident_id]).fetchone()
-        if row is None:
+        if not incident_store.incident_exists(tx, incident_id):
             raise NotFoundError(f"no incident with id {incident_id}")
-        tx.execute(
-            "UPDATE incidents SET state = 'resolved', resolved_at = ?, updated_at = current_timestamp WHERE id = ?",
-            [_naive(when), incident_id],
-        )
+        incident_store.mark_incident_resolved(tx, incident_id, when)
     return get_incident(store, incident_id=incident_id).incident

@@ -113,10 +113,7 @@ def store_parsed(
             )
         crash_point("ingest.after_points")
         total = sum(r.points for r in reports)
-        tx.execute(
-            "INSERT INTO ingests (source, sha256, metrics, points) VALUES (?, ?, ?, ?)",
-            [source, sha256, len(reports), total],
-        )
+        repo.record_ingest(tx, source=source, sha256=sha256, metrics=len(reports), points=total)
         crash_point("ingest.before_commit")
     crash_point("ingest.after_commit")
     distinct = int(np.unique(np.concatenate(stamps)).size) if stamps else 0

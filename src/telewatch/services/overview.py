@@ -7,10 +7,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from telewatch.store import overview as overview_store
 from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.repo import MetricInfo
@@ -53,55 +53,28 @@ def summarize_metrics(
     if not metrics:
         return []
     ids = [m.id for m in metrics]
-    marks = ",".join("?" for _ in ids)
-    counts = {
-        int(r[0]): (int(r[1]), r[2])
-        for r in cur.execute(
-            "SELECT metric_id, count(*), max(end_ts) FROM anomalies"
-            f" WHERE metric_id IN ({marks}) GROUP BY metric_id",
-            ids,
-        ).fetchall()
-    }
-    inside = {
-        int(r[0]): int(r[1])
-        for r in cur.execute(
-            "SELECT p.metric_id, count(DISTINCT p.ts) FROM points p JOIN anomalies a"
-            " ON a.metric_id = p.metric_id AND p.ts BETWEEN a.start_ts AND a.end_ts"
-            f" WHERE p.metric_id IN ({marks}) GROUP BY p.metric_id",
-            ids,
-        ).fetchall()
-    }
-    scored = {
-        int(r[0])
-        for r in cur.execute(
-            f"SELECT DISTINCT metric_id FROM scores WHERE metric_id IN ({marks})", ids
-        ).fetchall()
-    } | set(counts)
+    counts = overview_store.anomaly_counts(cur, ids)
+    inside = overview_store.points_in_anomalies(cur, ids)
+    scored = overview_store.scored_metric_ids(cur, ids) | set(counts)
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     width_s = max(1, int((pd.Timedelta(hours=hours) / buckets).total_seconds()))
     # sums and counts per base bucket (ceil: the window (last - hours, last] maps onto 0..buckets-1),
     # merged below into buckets no finer than each metric's own step
     sums: dict[int, dict[int, tuple[float, int]]] = {m.id: {} for m in metrics}
-    rows = cur.execute(
-        "SELECT p.metric_id, CAST(ceil((epoch(p.ts) - epoch(l.last_ts - ?::INTERVAL)) / ?) AS BIGINT) - 1 AS b,"
-        " sum(p.value), count(p.value) FROM points p JOIN (SELECT metric_id, max(ts) AS last_ts FROM points"
-        f" WHERE metric_id IN ({marks}) GROUP BY metric_id) l ON l.metric_id = p.metric_id"
-        " WHERE p.ts > l.last_ts - ?::INTERVAL GROUP BY ALL",
-        [f"{hours} hours", width_s, *ids, f"{hours} hours"],
-    ).fetchall()
-    for metric_id, bucket, total, n in rows:
+    for metric_id, bucket, total, n in overview_store.spark_bucket_sums(
+        cur, ids, hours=hours, width_s=width_s
+    ):
         if total is not None and n:
-            sums[int(metric_id)][min(max(int(bucket), 0), buckets - 1)] = (float(total), int(n))
+            sums[metric_id][min(max(bucket, 0), buckets - 1)] = (total, n)
     # a step longer than a bucket leaves at most one point per bucket: only such sparse metrics need
     # their step looked up (a window over their points; a minute metric's buckets hold ~30 points each)
     sparse = [
         m_id for m_id, by_bucket in sums.items() if by_bucket and max(c for _, c in by_bucket.values()) <= 1
     ]
-    steps = _steps(cur, sparse, ",".join("?" * len(sparse)), hours) if sparse else {}
+    steps = overview_store.recent_step_seconds(cur, sparse, hours=hours) if sparse else {}
     out = []
     for m in metrics:
-        count, last_end = counts.get(m.id, (0, None))
-        last = repo._utc(last_end) if last_end is not None else None
+        count, last = counts.get(m.id, (0, None))
         total = m.points + m.missing
         silent = now - m.last_ts if m.last_ts is not None else None
         quiet_after = max(SILENT_AFTER, pd.Timedelta(seconds=3 * steps.get(m.id, 0.0)))
@@ -133,18 +106,6 @@ def summarize_metrics(
             )
         )
     return out
-
-
-def _steps(cur: duckdb.DuckDBPyConnection, ids: list[int], marks: str, hours: int) -> dict[int, float]:
-    """Each metric's step in seconds: the median spacing of its points in the last ``hours`` of its data."""
-    rows = cur.execute(
-        "SELECT metric_id, median(d) FROM (SELECT p.metric_id, epoch(p.ts) - epoch(lag(p.ts) OVER"
-        " (PARTITION BY p.metric_id ORDER BY p.ts)) AS d FROM points p JOIN (SELECT metric_id, max(ts) AS last_ts"
-        f" FROM points WHERE metric_id IN ({marks}) GROUP BY metric_id) l ON l.metric_id = p.metric_id"
-        " WHERE p.ts > l.last_ts - ?::INTERVAL) WHERE d > 0 GROUP BY metric_id",
-        [*ids, f"{hours} hours"],
-    ).fetchall()
-    return {int(r[0]): float(r[1]) for r in rows if r[1] is not None}
 
 
 def _spark_line(

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from telewatch.core.errors import ValidationError
+from telewatch.services.compaction import compact_store
+from telewatch.store import maintenance
 from telewatch.store.db import Store
 
 if TYPE_CHECKING:
@@ -150,7 +152,7 @@ def _naive(ts: pd.Timestamp) -> Any:
 def _firing_anomalies(store: Store) -> pd.DataFrame:
     """(metric_id, detector, start_ts) of the anomalies some monitor still has firing (its cursor)."""
     rows: list[tuple[int, str, Any]] = []
-    for (text,) in store.cursor().execute("SELECT cursor FROM monitor_state").fetchall():
+    for text in maintenance.monitor_cursors(store.cursor()):
         try:
             firing = (json.loads(text or "{}") or {}).get("firing") or {}
         except (ValueError, AttributeError):
@@ -211,56 +213,36 @@ def apply_retention(
     report.deleted = dict.fromkeys(TABLES, 0)
     cutoffs = {k: (stamp - pd.Timedelta(v) if v is not None else None) for k, v in policy.horizons().items()}
     report.cutoffs = cutoffs
-    monitored = (
-        "metric_id IN (SELECT metric_id FROM monitor_series)" if policy.scope == "monitored" else "true"
-    )
-
-    def run(tx: Any, table: str, where: str, params: list[Any]) -> None:
-        sql = ("SELECT count(*) FROM " if dry_run else "DELETE FROM ") + f"{table} WHERE {where}"
-        row = tx.execute(sql, params).fetchone()
-        report.deleted[table] += int(row[0]) if row else 0
+    deleted = report.deleted
 
     for table in ("points", "scores"):
         cutoff = cutoffs[table]
         if cutoff is not None:
             with store.transaction() as tx:
-                run(tx, table, f"ts < ? AND {monitored}", [_naive(cutoff)])
+                deleted[table] += maintenance.expire_series(
+                    tx, table, _naive(cutoff), scope=policy.scope, dry_run=dry_run
+                )
 
     if cutoffs["anomalies"] is not None:
-        _anomalies_and_incidents(store, report, _naive(cutoffs["anomalies"]), policy.scope, run)
+        firing = _firing_anomalies(store)
+        with store.transaction() as tx:
+            counts = maintenance.expire_anomalies_and_incidents(
+                tx, _naive(cutoffs["anomalies"]), firing, scope=policy.scope, dry_run=dry_run
+            )
+        for table, n in counts.items():
+            deleted[table] += n
 
     if cutoffs["alert_history"] is not None:
-        cut = _naive(cutoffs["alert_history"])
-        final = "status IN ('sent', 'failed', 'digested') AND created_at < ?"
         with store.transaction() as tx:
-            run(
-                tx,
-                "alert_delivery_attempts",
-                f"notification_id IN (SELECT id FROM alert_notifications WHERE {final})",
-                [cut],
-            )
-            run(tx, "alert_notifications", final, [cut])
-            run(tx, "alert_state", "status = 'resolved' AND coalesce(resolved_at, updated_at) < ?", [cut])
-            run(
-                tx,
-                "silences",
-                "least(ends_at, coalesce(expired_at, ends_at)) < ? AND id NOT IN"
-                " (SELECT silenced_by FROM alert_state WHERE status = 'firing' AND silenced_by IS NOT NULL)",
-                [cut],
-            )
+            counts = maintenance.expire_alert_history(tx, _naive(cutoffs["alert_history"]), dry_run=dry_run)
+        for table, n in counts.items():
+            deleted[table] += n
 
     if cutoffs["runs"] is not None:
         with store.transaction() as tx:
-            run(
-                tx,
-                "monitor_runs",
-                "tick_at < ? AND id NOT IN (SELECT max(id) FROM monitor_runs GROUP BY monitor)",
-                [_naive(cutoffs["runs"])],
-            )
+            deleted["monitor_runs"] += maintenance.expire_runs(tx, _naive(cutoffs["runs"]), dry_run=dry_run)
 
     if not dry_run and policy.compact_after is not None:
-        from telewatch.services.compaction import compact_store
-
         # a bounded number of days per pass: a large store's backlog is worked off over a few passes
         # instead of holding up one scheduling pass (about 2 s per day of 10,000 metrics)
         compaction = compact_store(
@@ -272,7 +254,7 @@ def apply_retention(
     if not dry_run and report.total + sum(report.compacted.values()) >= policy.checkpoint_rows:
         # DuckDB frees the blocks of deleted row groups at a checkpoint; the file then reuses them
         try:
-            store.cursor().execute("CHECKPOINT")
+            maintenance.checkpoint(store.cursor())
             report.checkpointed = True
         except Exception as exc:  # another transaction is running: the automatic checkpoint will do it
             report.warnings.append(f"checkpoint skipped: {exc}")
@@ -285,49 +267,6 @@ def apply_retention(
             ", ".join(f"{t} {n}" for t, n in report.deleted.items() if n),
         )
     return report
-
-
-def _anomalies_and_incidents(store: Store, report: RetentionReport, cut: Any, scope: Scope, run: Any) -> None:
-    monitored = "metric_id IN (SELECT metric_id FROM monitor_series)"
-    firing = _firing_anomalies(store)
-    incident_scope = (
-        f" AND (peak_metric_id IS NULL OR peak_{monitored}) AND NOT EXISTS (SELECT 1 FROM incident_anomalies ia"
-        f" JOIN anomalies a ON a.id = ia.anomaly_id WHERE ia.incident_id = i.id AND NOT a.{monitored})"
-        if scope == "monitored"
-        else ""
-    )
-    with store.transaction() as tx:
-        tx.register("_tw_ret_firing", firing)
-        try:
-            tx.execute(
-                "CREATE OR REPLACE TEMP TABLE _tw_ret_incidents AS SELECT i.id FROM incidents i"
-                " WHERE i.state = 'resolved' AND i.end_ts < ? AND coalesce(i.resolved_at, i.end_ts) < ?"
-                " AND i.id NOT IN (SELECT incident_id FROM alert_state"
-                "  WHERE status = 'firing' AND incident_id IS NOT NULL)"
-                " AND i.id NOT IN (SELECT incident_id FROM feedback WHERE incident_id IS NOT NULL)"
-                + incident_scope,
-                [cut, cut],
-            )
-            anomaly_scope = f" AND a.{monitored}" if scope == "monitored" else ""
-            tx.execute(
-                "CREATE OR REPLACE TEMP TABLE _tw_ret_anomalies AS SELECT a.id FROM anomalies a"
-                " WHERE a.end_ts < ?" + anomaly_scope + " AND a.id NOT IN (SELECT ia.anomaly_id FROM"
-                "  incident_anomalies ia WHERE ia.incident_id NOT IN (SELECT id FROM _tw_ret_incidents))"
-                " AND a.id NOT IN (SELECT anomaly_id FROM feedback WHERE anomaly_id IS NOT NULL)"
-                " AND NOT EXISTS (SELECT 1 FROM _tw_ret_firing f WHERE f.metric_id = a.metric_id"
-                "  AND f.detector = a.detector AND f.start_ts = a.start_ts)",
-                [cut],
-            )
-            in_incidents = "incident_id IN (SELECT id FROM _tw_ret_incidents)"
-            for table in ("incident_metrics", "incident_anomalies", "incident_notes"):
-                run(tx, table, in_incidents, [])
-            run(tx, "incidents", "id IN (SELECT id FROM _tw_ret_incidents)", [])
-            # links of kept incidents never point at a deleted anomaly (those anomalies are protected)
-            run(tx, "anomalies", "id IN (SELECT id FROM _tw_ret_anomalies)", [])
-            tx.execute("DROP TABLE IF EXISTS _tw_ret_incidents")
-            tx.execute("DROP TABLE IF EXISTS _tw_ret_anomalies")
-        finally:
-            tx.unregister("_tw_ret_firing")
 
 
 class RetentionSchedule:

@@ -28,10 +28,14 @@ import duckdb
 
 from telewatch.core.durations import parse_duration
 from telewatch.core.errors import ConfigError, NotFoundError, ValidationError
+from telewatch.store import auth as auth_store
+
+# a stored token is a row of the store's repository; re-exported: routers and the CLI name it from here
+from telewatch.store.auth import StoredToken as StoredToken
+from telewatch.store.auth import TokenScope as TokenScope
 from telewatch.store.db import Store
 
-Scope = Literal["read", "admin"]
-TokenScope = Scope
+Scope = TokenScope
 SCOPES: tuple[Scope, ...] = ("read", "admin")
 MIN_TOKEN_LENGTH = 8
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -107,27 +111,6 @@ class ConfigToken:
 
 
 @dataclass(frozen=True)
-class StoredToken:
-    """A token row of the store (never the token itself)."""
-
-    id: int
-    name: str
-    scope: Scope
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-    @property
-    def state(self) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= _now():
-            return "expired"
-        return "active"
-
-
-@dataclass(frozen=True)
 class Principal:
     """Who a request acts as: the token's name, its scope and where it came from."""
 
@@ -162,21 +145,6 @@ def parse_token_config(text: str | None, *, variable: str = "TELEWATCH_API_TOKEN
     return out
 
 
-def _row(row: tuple[Any, ...]) -> StoredToken:
-    return StoredToken(
-        id=int(row[0]),
-        name=str(row[1]),
-        scope=row[2],
-        created_at=row[3],
-        last_used_at=row[4],
-        expires_at=row[5],
-        revoked_at=row[6],
-    )
-
-
-_COLUMNS = "id, name, scope, created_at, last_used_at, expires_at, revoked_at"
-
-
 def create_token(
     store: Store, *, name: str, scope: str, expires_in: timedelta | None = None
 ) -> tuple[StoredToken, str]:
@@ -194,23 +162,24 @@ def create_token(
     token = new_token()
     expires_at = _now() + expires_in if expires_in is not None else None
     with store.transaction() as cur:
-        if cur.execute("SELECT 1 FROM api_tokens WHERE name = ?", [name]).fetchone():
+        if auth_store.token_name_taken(cur, name):
             raise TokenConflictError(
                 f"a token named {name!r} already exists (names stay taken after revoke): choose another name"
             )
-        row = cur.execute(
-            f"INSERT INTO api_tokens (name, scope, token_sha256, created_at, expires_at)"
-            f" VALUES (?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-            [name, scope, hash_token(token), _now(), expires_at],
-        ).fetchone()
-    assert row is not None
-    return _row(row), token
+        stored = auth_store.insert_token(
+            cur,
+            name=name,
+            scope=scope,
+            token_sha256=hash_token(token),
+            created_at=_now(),
+            expires_at=expires_at,
+        )
+    return stored, token
 
 
 def list_tokens(store: Store) -> list[StoredToken]:
     """Every stored token, oldest first (revoked and expired ones included)."""
-    rows = store.cursor().execute(f"SELECT {_COLUMNS} FROM api_tokens ORDER BY id").fetchall()
-    return [_row(r) for r in rows]
+    return auth_store.list_tokens(store.cursor())
 
 
 def revoke_token(store: Store, *, name: str, config_tokens: list[ConfigToken] | None = None) -> StoredToken:
@@ -224,31 +193,19 @@ def revoke_token(store: Store, *, name: str, config_tokens: list[ConfigToken] | 
             " API or the store: remove it from that setting and restart telewatch"
         )
     with store.transaction() as cur:
-        row = cur.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE name = ?", [name]).fetchone()
-        if row is None:
+        found = auth_store.token_named(cur, name)
+        if found is None:
             raise NotFoundError(f"no token named {name!r}")
-        if row[6] is not None:
+        if found.revoked_at is not None:
             raise TokenConflictError(
-                f"the token {name!r} was already revoked at {row[6]:%Y-%m-%d %H:%M:%S} UTC"
+                f"the token {name!r} was already revoked at {found.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
             )
-        row = cur.execute(
-            f"UPDATE api_tokens SET revoked_at = ? WHERE id = ? RETURNING {_COLUMNS}", [_now(), row[0]]
-        ).fetchone()
-    assert row is not None
-    return _row(row)
+        return auth_store.mark_revoked(cur, found.id, at=_now())
 
 
 def has_active_token(store: Store) -> bool:
     """Whether the store holds at least one token that is neither revoked nor expired."""
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-            [_now()],
-        )
-        .fetchone()
-    )
-    return bool(row and row[0])
+    return auth_store.count_active_tokens(store.cursor(), now=_now()) > 0
 
 
 class TokenVerifier:
@@ -282,22 +239,14 @@ class TokenVerifier:
         """A token of the store that is neither revoked nor expired (a DuckDB query)."""
         if self.store is None:
             return None
-        row = (
-            self.store.cursor()
-            .execute(
-                "SELECT id, name, scope, token_sha256, expires_at, revoked_at, last_used_at"
-                " FROM api_tokens WHERE token_sha256 = ?",
-                [token_hash],
-            )
-            .fetchone()
-        )
-        if row is None or not hmac.compare_digest(str(row[3]), token_hash):
+        match = auth_store.token_with_hash(self.store.cursor(), token_hash)
+        if match is None or not hmac.compare_digest(match.token_sha256, token_hash):
             return None
-        now = _now()
-        if row[5] is not None or (row[4] is not None and row[4] <= now):
+        found, now = match.token, _now()
+        if found.revoked_at is not None or (found.expires_at is not None and found.expires_at <= now):
             return None
-        self._touch(int(row[0]), row[6], now)
-        return Principal(name=str(row[1]), scope=row[2], source="store")
+        self._touch(found.id, found.last_used_at, now)
+        return Principal(name=found.name, scope=found.scope, source="store")
 
     def _touch(self, token_id: int, last_used: datetime | None, now: datetime) -> None:
         seen = self._touched.get(token_id) or last_used
@@ -306,9 +255,7 @@ class TokenVerifier:
         self._touched[token_id] = now
         assert self.store is not None
         try:
-            self.store.cursor().execute(
-                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", [now, token_id]
-            )
+            auth_store.touch_token(self.store.cursor(), token_id, at=now)
         except duckdb.Error:  # best effort: a write conflict must not refuse a valid token
             self._touched.pop(token_id, None)
 
@@ -356,14 +303,4 @@ class SignInCodes:
 def unused_bootstrap_token_hash(store: Store) -> str | None:
     """The hash of the zero-config admin token while nobody has used it yet (so a restart can print a new
     sign-in link for it), else ``None``."""
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT token_sha256 FROM api_tokens WHERE name LIKE ? AND scope = 'admin' AND last_used_at IS NULL"
-            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
-            " AND (SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL) = 1",
-            [BOOTSTRAP_PREFIX + "%", _now()],
-        )
-        .fetchone()
-    )
-    return str(row[0]) if row else None
+    return auth_store.unused_bootstrap_token_hash(store.cursor(), name_prefix=BOOTSTRAP_PREFIX, now=_now())

@@ -746,6 +746,77 @@ def parse_file(
         raise IngestError(f"a timestamp is out of range (1678-2261): {exc}", source=label) from exc
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What :func:`preview` found in the head of a file: the series parsed from it and its cells."""
+
+    parsed: ParsedFile  # the head parsed with the upload's rules
+    delimiter: str
+    header: bool  # whether the first line names the columns
+    columns: list[str]  # column names (col1..colN when the file has no header)
+    rows: list[list[str]]  # the first lines, split into cells, as in the file
+    lines_in_file: int  # lines in the whole file (after unpacking a compressed one)
+
+
+#: bytes of the file's start a preview decodes (cut back to a line end)
+PREVIEW_HEAD_BYTES = 4 << 20
+
+
+def preview(
+    source: str | Path | bytes,
+    options: IngestOptions | None = None,
+    *,
+    name: str | None = None,
+    lines: int = 200,
+    show: int = 20,
+) -> Preview:
+    r"""Parse the first ``lines`` lines of a file with the same rules and limits as :func:`parse_file`,
+    and split its first ``show`` lines into cells: what an upload of the file would store.
+
+    A malformed head raises :class:`IngestError` naming the line and column, as the upload would; a
+    line over ``max_line_bytes`` anywhere in the file is refused before the head is cut.
+
+    >>> p = preview(b"time,cpu\n2026-01-01 00:00,1\n2026-01-01 00:01,2\n", show=2)
+    >>> p.columns, p.rows[1], p.lines_in_file, [s.name for s in p.parsed.series]
+    (['time', 'cpu'], ['2026-01-01 00:00', '1'], 3, ['cpu'])
+    """
+    options = options or IngestOptions()
+    label = name if name is not None else (None if isinstance(source, bytes | bytearray) else str(source))
+    deadline = _Deadline(options.max_parse_seconds, label)
+    raw = _load_bytes(source, options, label, deadline)
+    _check_lines(raw, options, label, deadline)  # before the head is cut, which would hide a long line
+    head_bytes = raw[:PREVIEW_HEAD_BYTES]
+    if len(raw) > len(head_bytes):
+        # cut at a line end (and a whole UTF-8 character) so the head stays well formed
+        head_bytes = head_bytes[: head_bytes.rfind(b"\n") + 1] or head_bytes
+    text = _decode(head_bytes, label)
+    all_lines = text.split("\n")
+    head = "\n".join(all_lines[:lines]) + "\n"
+    total_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    parsed = parse_file(head.encode("utf-8"), options, name=label)
+    delimiter = _sniff_delimiter(head, options.format)
+    try:
+        cells = [
+            row
+            for row in csv.reader(io.StringIO("\n".join(all_lines[: show + 1])), delimiter=delimiter)
+            if row and any(c.strip() for c in row)
+        ][:show]
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise IngestError(f"malformed CSV: {exc}", source=label) from exc
+    header = bool(cells) and parsed.timestamp_column in cells[0]
+    names = cells[0] if header else (list(options.columns) if options.columns else [])
+    if not names and cells:
+        names = [f"col{i + 1}" for i in range(len(cells[0]))]
+    return Preview(
+        parsed=parsed,
+        delimiter=delimiter,
+        header=header,
+        columns=names,
+        rows=cells,
+        lines_in_file=total_lines,
+    )
+
+
 def _interpret(
     records: pd.DataFrame,
     lines: np.ndarray,

@@ -1,4 +1,6 @@
-"""Repositories: typed reads and writes of the store's tables. All SQL uses bind parameters."""
+"""The metrics-and-points repository: typed reads and writes of ``metrics``, ``points``, ``ingests``
+and ``label_windows`` (plus the per-metric reads and deletes of ``scores`` and ``anomalies`` that go
+with a metric's data). All values are bound parameters."""
 
 from __future__ import annotations
 
@@ -110,6 +112,16 @@ def upsert_metric(
     return metric_id
 
 
+def record_ingest(
+    con: duckdb.DuckDBPyConnection, *, source: str, sha256: str | None, metrics: int, points: int
+) -> None:
+    """Remember one upload: where it came from, its digest and how many metrics and points it stored."""
+    con.execute(
+        "INSERT INTO ingests (source, sha256, metrics, points) VALUES (?, ?, ?, ?)",
+        [source, sha256, metrics, points],
+    )
+
+
 def write_points(con: duckdb.DuckDBPyConnection, metric_id: int, series: pd.Series) -> int:
     """Insert or overwrite points of one metric (NaN is stored as a missing value). Idempotent."""
     if series.empty:
@@ -214,6 +226,18 @@ def list_metrics(
     return [_metric_from_row(r) for r in con.execute(sql, params).fetchall()]
 
 
+def count_metrics(con: duckdb.DuckDBPyConnection) -> int:
+    """How many metrics the store holds."""
+    row = con.execute("SELECT count(*) FROM metrics").fetchone()
+    return int(row[0]) if row else 0
+
+
+def existing_metric_ids(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> set[int]:
+    """Those of ``ids`` that name a stored metric."""
+    rows = con.execute("SELECT id FROM metrics WHERE list_contains(?, id)", [sorted(set(ids))]).fetchall()
+    return {int(r[0]) for r in rows}
+
+
 def get_metric(
     con: duckdb.DuckDBPyConnection, ref: str | int, labels: Mapping[str, str] | None = None
 ) -> MetricInfo:
@@ -287,6 +311,30 @@ def read_series(
     return pd.Series(frame.iloc[:, 1].to_numpy(dtype="float64"), index=index, name="value")
 
 
+def read_scores(con: duckdb.DuckDBPyConnection, metric_id: int, detector: str) -> pd.Series:
+    """The stored scores of one metric by one detector, in time order (UTC index; NaN where missing)."""
+    frame = con.execute(
+        "SELECT ts, score FROM scores WHERE metric_id = ? AND detector = ? ORDER BY ts", [metric_id, detector]
+    ).df()
+    return pd.Series(
+        frame["score"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(frame["ts"]).tz_localize("UTC")
+    )
+
+
+def anomaly_starts_in_group(
+    con: duckdb.DuckDBPyConnection, *, group: str, since: pd.Timestamp
+) -> list[pd.Timestamp]:
+    """Start times (UTC, in order) of the stored anomalies of ``group``'s metrics since ``since``."""
+    naive = _naive_utc(since)
+    assert naive is not None  # since is a timestamp
+    rows = con.execute(
+        "SELECT a.start_ts FROM anomalies a JOIN metrics m ON m.id = a.metric_id"
+        " WHERE m.grp = ? AND a.start_ts >= ? ORDER BY a.start_ts",
+        [group, naive.to_pydatetime()],
+    ).fetchall()
+    return [pd.Timestamp(r[0]).tz_localize("UTC") for r in rows]
+
+
 def write_label_windows(
     con: duckdb.DuckDBPyConnection,
     rows: Sequence[tuple[int, pd.Timestamp, pd.Timestamp, str, str, str | None]],
@@ -315,6 +363,13 @@ def read_label_windows(con: duckdb.DuckDBPyConnection, metric_id: int | None = N
 
 # the tables holding rows of one metric alone (incidents may span several metrics: handled apart)
 _METRIC_TABLES = ("points", "scores", "label_windows", "monitor_series", "monitor_models", "tick_state")
+
+
+def clear_metric_data(con: duckdb.DuckDBPyConnection, metric_id: int) -> None:
+    """Delete a metric's points, scores, anomalies and labelled windows, keeping the metric itself
+    (a reload that replaces its data)."""
+    for table in ("points", "scores", "anomalies", "label_windows"):
+        con.execute(f"DELETE FROM {table} WHERE metric_id = ?", [metric_id])
 
 
 def delete_metric(con: duckdb.DuckDBPyConnection, metric_id: int) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """The sign-in page (``/login``) and sign-out (``/logout``) of the web UI.
 
 Signing in with a token sets an HttpOnly, SameSite=Strict cookie holding a random session id (mapped
-server-side to the token's hash, see :mod:`telewatch.api.auth`); the token itself never goes to the cookie.
+server-side to the token's hash, see :mod:`telewatch.services.sessions`); the token itself never goes to the
+cookie.
 ``GET /login?code=…`` — the one-time link ``telewatch serve`` prints on a first start — signs in once,
 within 15 minutes (:class:`telewatch.services.tokens.SignInCodes`); ``GET /login?token=…`` signs in
 straight away. Both are refused when another site or origin started the navigation (a forced sign-in
@@ -24,7 +25,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from telewatch import __version__
-from telewatch.api.auth import SESSION_COOKIE, Authenticator, safe_next, same_origin, session_id_from
+from telewatch.core.http import SESSION_COOKIE, safe_next, same_origin, session_id_from
+from telewatch.services.sessions import Authenticator
 from telewatch.services.tokens import hash_token
 from telewatch.web import i18n
 

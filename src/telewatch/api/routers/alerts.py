@@ -213,9 +213,7 @@ def get_notification(store: StoreDep, notification_id: int) -> NotificationDetai
 @router.get("/alerts/notifications/{notification_id}/chart.png", response_class=Response)
 def notification_chart(store: StoreDep, notification_id: int) -> Response:
     """The chart PNG attached to a notification."""
-    from telewatch.alerts import outbox
-
-    png = outbox.chart_png(store.cursor(), notification_id)
+    png = alerting.notification_chart(store, notification_id=notification_id)
     if png is None:
         raise NotFoundError(f"notification {notification_id} has no chart")
     return Response(content=png, media_type="image/png")

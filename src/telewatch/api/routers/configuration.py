@@ -4,6 +4,7 @@ alerting configuration file). Editing stays in the YAML files, reviewed like cod
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 from telewatch.api.deps import StoreDep
 from telewatch.api.schemas import ErrorPublic
 from telewatch.core.errors import ConfigError
+from telewatch.services import status
 
 router = APIRouter(prefix="/api", tags=["configuration"])
 
@@ -35,26 +37,7 @@ class MonitorStatusPublic(BaseModel):
 @router.get("/monitor-status", response_model=list[MonitorStatusPublic])
 def monitor_status(store: StoreDep) -> list[MonitorStatusPublic]:
     """Every monitor that has run here: status, last run, failure streak, series and run counts."""
-    cur = store.cursor()
-    present = {
-        str(r[0])
-        for r in cur.execute(
-            "SELECT table_name FROM information_schema.tables"
-            " WHERE table_name IN ('monitor_state', 'monitor_series', 'monitor_runs')"
-        ).fetchall()
-    }
-    if present != {"monitor_state", "monitor_series", "monitor_runs"}:
-        return []
-    rows = cur.execute(
-        "SELECT s.monitor, s.status, s.last_run_at, s.last_attempt_at, s.attempts, s.error, s.next_retry_at,"
-        " (SELECT count(*) FROM monitor_series m WHERE m.monitor = s.monitor),"
-        " (SELECT count(*) FROM monitor_runs r WHERE r.monitor = s.monitor),"
-        " (SELECT arg_max(points, id) FROM monitor_runs r WHERE r.monitor = s.monitor),"
-        " (SELECT arg_max(anomalies, id) FROM monitor_runs r WHERE r.monitor = s.monitor)"
-        " FROM monitor_state s ORDER BY s.monitor"
-    ).fetchall()
-    names = list(MonitorStatusPublic.model_fields)
-    return [MonitorStatusPublic(**dict(zip(names, row, strict=True))) for row in rows]
+    return [MonitorStatusPublic(**asdict(row)) for row in status.monitor_statuses(store)]
 
 
 @router.get(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated
 
@@ -13,12 +11,10 @@ from pydantic import BaseModel, Field
 from telewatch.api.deps import SettingsDep
 from telewatch.api.routers.ingest import ReadingOptions, read_upload
 from telewatch.api.schemas import ErrorPublic
-from telewatch.core.errors import IngestError
 from telewatch.sources import files
 from telewatch.sources.files import IngestOptions
 
 router = APIRouter(prefix="/api", tags=["ingest"])
-_CHUNK = 1 << 20
 
 
 class PreviewSeries(BaseModel):
@@ -69,42 +65,19 @@ async def preview(
         max_line_bytes=settings.max_line_bytes,
         max_parse_seconds=settings.max_parse_seconds,
     )
-    deadline = files._Deadline(options.max_parse_seconds, name)
-    raw = files._load_bytes(data, options, name, deadline)
-    files._check_lines(raw, options, name, deadline)  # before the head is cut, which would hide a long line
-    head_bytes = raw[: 4 * _CHUNK]
-    if len(raw) > len(head_bytes):
-        # cut at a line end (and a whole UTF-8 character) so the head stays well formed
-        head_bytes = head_bytes[: head_bytes.rfind(b"\n") + 1] or head_bytes
-    text = files._decode(head_bytes, name)
-    all_lines = text.split("\n")
-    head = "\n".join(all_lines[:lines]) + "\n"
-    total_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-    parsed = files.parse_file(head.encode("utf-8"), options, name=name)
-    delimiter = files._sniff_delimiter(head, reading["format"])
-    try:
-        cells = [
-            row
-            for row in csv.reader(io.StringIO("\n".join(all_lines[: show + 1])), delimiter=delimiter)
-            if row and any(c.strip() for c in row)
-        ][:show]
-    except csv.Error as exc:  # e.g. a field over the csv module's size limit
-        raise IngestError(f"malformed CSV: {exc}", source=name) from exc
-    header = bool(cells) and parsed.timestamp_column in cells[0]
-    names = cells[0] if header else (list(options.columns) if options.columns else [])
-    if not names and cells:
-        names = [f"col{i + 1}" for i in range(len(cells[0]))]
+    found = files.preview(data, options, name=name, lines=lines, show=show)
+    parsed = found.parsed
     return PreviewPublic(
         source=name,
         format=parsed.format,
-        delimiter=delimiter,
+        delimiter=found.delimiter,
         shape=parsed.shape,
-        header=header,
+        header=found.header,
         timestamp_column=parsed.timestamp_column,
-        columns=names,
-        rows=cells,
+        columns=found.columns,
+        rows=found.rows,
         rows_parsed=parsed.rows,
-        lines_in_file=total_lines,
+        lines_in_file=found.lines_in_file,
         series=[
             PreviewSeries(
                 name=s.name,

@@ -11,12 +11,12 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 
-import duckdb
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from telewatch import __version__
 from telewatch.api.deps import StoreDep
+from telewatch.services import status
 from telewatch.store.db import Store
 
 router = APIRouter(tags=["prometheus"])
@@ -65,16 +65,9 @@ class _Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-    ).fetchall()
-    return {str(r[0]) for r in rows}
-
-
 def render_metrics(store: Store) -> str:
     """The exposition text (the store read in a handful of aggregate queries)."""
-    cur = store.cursor()
+    stats = status.store_statistics(store)
     out = _Exposition()
     out.family("telewatch_up", "gauge", "1 when telewatch serves and its store answers.")
     out.sample("telewatch_up", 1.0)
@@ -83,71 +76,52 @@ def render_metrics(store: Store) -> str:
     out.family("telewatch_uptime_seconds", "gauge", "Seconds since this process loaded the API.")
     out.sample("telewatch_uptime_seconds", round(time.time() - _STARTED, 3))
     out.family("telewatch_store_schema_version", "gauge", "Applied schema migration version of the store.")
-    out.sample("telewatch_store_schema_version", float(store.schema_version()))
+    out.sample("telewatch_store_schema_version", float(stats.schema_version))
 
-    metrics = cur.execute("SELECT id, name, labels FROM metrics").fetchall()
-    names = {int(r[0]): (str(r[1]), str(r[2])) for r in metrics}
+    names = stats.metrics
     out.family("telewatch_metrics", "gauge", "Metrics in the store.")
     out.sample("telewatch_metrics", float(len(names)))
-    row = cur.execute("SELECT count(*), count(value) FROM points").fetchone()
     out.family("telewatch_points", "gauge", "Stored points (values and missing values).")
-    out.sample("telewatch_points", float(row[0]) if row else 0.0)
+    out.sample("telewatch_points", float(stats.points))
 
     out.family("telewatch_metric_last_point_timestamp_seconds", "gauge", "Time of a metric's newest point.")
-    for metric_id, last in cur.execute(
-        "SELECT metric_id, epoch(max(ts)) FROM points GROUP BY metric_id ORDER BY metric_id"
-    ).fetchall():
-        if int(metric_id) in names:
-            name, labels = names[int(metric_id)]
+    for metric_id, last in stats.last_point:
+        if metric_id in names:
+            name, labels = names[metric_id]
             out.sample(
                 "telewatch_metric_last_point_timestamp_seconds", float(last), _metric_labels(name, labels)
             )
 
     out.family("telewatch_anomaly_score", "gauge", "A metric's latest anomaly score per detector.")
-    for metric_id, detector, score in cur.execute(
-        "SELECT metric_id, detector, arg_max(score, ts) FROM scores WHERE score IS NOT NULL"
-        " GROUP BY metric_id, detector ORDER BY metric_id, detector"
-    ).fetchall():
-        if int(metric_id) in names:
-            name, labels = names[int(metric_id)]
+    for metric_id, detector, score in stats.latest_scores:
+        if metric_id in names:
+            name, labels = names[metric_id]
             out.sample(
-                "telewatch_anomaly_score", float(score), _metric_labels(name, labels, detector=str(detector))
+                "telewatch_anomaly_score", float(score), _metric_labels(name, labels, detector=detector)
             )
 
     out.family("telewatch_anomalies", "gauge", "Stored anomaly windows per metric and detector.")
-    for metric_id, detector, count in cur.execute(
-        "SELECT metric_id, detector, count(*) FROM anomalies GROUP BY metric_id, detector"
-        " ORDER BY metric_id, detector"
-    ).fetchall():
-        if int(metric_id) in names:
-            name, labels = names[int(metric_id)]
-            out.sample(
-                "telewatch_anomalies", float(count), _metric_labels(name, labels, detector=str(detector))
-            )
+    for metric_id, detector, count in stats.anomalies:
+        if metric_id in names:
+            name, labels = names[metric_id]
+            out.sample("telewatch_anomalies", float(count), _metric_labels(name, labels, detector=detector))
 
-    incident_cols = _table_columns(cur, "incidents")
     out.family(
         "telewatch_incidents", "gauge", "Incidents by status (0 when incident tracking is not set up)."
     )
-    state_col = next((c for c in ("status", "state") if c in incident_cols), None)
-    if state_col is not None:
-        for state, count in cur.execute(
-            f"SELECT {state_col}, count(*) FROM incidents GROUP BY 1 ORDER BY 1"
-        ).fetchall():
-            out.sample("telewatch_incidents", float(count), {"status": str(state)})
+    if stats.incidents_by_state is not None:
+        for state, count in stats.incidents_by_state:
+            out.sample("telewatch_incidents", float(count), {"status": state})
     else:
         out.sample("telewatch_incidents", 0.0, {"status": "open"})
 
     out.family("telewatch_alert_notifications", "gauge", "Alert notifications in the outbox by status.")
-    if "status" in _table_columns(cur, "alert_notifications"):
-        for state, count in cur.execute(
-            "SELECT status, count(*) FROM alert_notifications GROUP BY 1 ORDER BY 1"
-        ).fetchall():
-            out.sample("telewatch_alert_notifications", float(count), {"status": str(state)})
+    for state, count in stats.notifications_by_status or []:
+        out.sample("telewatch_alert_notifications", float(count), {"status": state})
 
     out.family("telewatch_feedback", "gauge", "Feedback given on incidents and anomalies, by kind.")
-    for kind, count in cur.execute("SELECT kind, count(*) FROM feedback GROUP BY 1 ORDER BY 1").fetchall():
-        out.sample("telewatch_feedback", float(count), {"kind": str(kind)})
+    for kind, count in stats.feedback_by_kind:
+        out.sample("telewatch_feedback", float(count), {"kind": kind})
     return out.text()
 
 

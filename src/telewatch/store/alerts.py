@@ -1,4 +1,11 @@
-"""The outbox tables: notifications, delivery attempts, alert state and silences. SQL with bind parameters."""
+"""The alerting repository: the durable outbox and the state of alerts. SQL with bind parameters only.
+
+Owns the tables ``alert_state`` (one row per alert key: firing/resolved, notified, silenced by),
+``alert_notifications`` (the outbox: one row per message per channel, with its delivery status, lease and
+checkpointed progress; sequence ``alert_notification_id_seq``), ``alert_delivery_attempts`` (one row per
+try) and ``silences``. The decisions (rules, dedup, grouping, retries) are
+:mod:`telewatch.services.alerting`'s; this module reads and writes rows and converts them to values.
+"""
 
 from __future__ import annotations
 
@@ -448,6 +455,14 @@ def due_digest_items(con: duckdb.DuckDBPyConnection, channel: str, now: pd.Times
         }
         for r in rows
     ]
+
+
+def release_digest_item(con: duckdb.DuckDBPyConnection, notification_id: int, *, now: pd.Timestamp) -> None:
+    """A digest of one is just the message itself: queue the held item for sending from ``now``."""
+    con.execute(
+        "UPDATE alert_notifications SET status = 'pending', next_attempt_at = ? WHERE id = ?",
+        [naive(now), notification_id],
+    )
 
 
 def mark_digested(con: duckdb.DuckDBPyConnection, item_ids: Sequence[int], digest_id: int) -> None:
