@@ -8,6 +8,9 @@ import pandas as pd
 
 from telewatch.incidents.data_quality import find_data_quality
 from telewatch.incidents.types import MetricChange, classify, load_rules, quality_changes
+from telewatch.services.incidents import list_incidents, update_incidents
+from telewatch.store import repo
+from telewatch.store.db import Store
 
 IDX = pd.date_range("2024-05-01", periods=3 * 1440, freq="1min", tz="UTC")
 
@@ -79,3 +82,47 @@ def test_any_direction_does_not_match_a_data_quality_change() -> None:
     rules = load_rules()
     # an error-rate gap is not an error burst
     assert classify(rules, [MetricChange("error_rate", "gap")]).name == "collection_gap"  # type: ignore[union-attr]
+
+
+def _incident_type(store: Store, web: pd.Series, anomaly: tuple[pd.Timestamp, pd.Timestamp]) -> str | None:
+    """Store web_response_ms (``web``) and apdex, one anomaly of web_response_ms over ``anomaly``
+    (above its usual value, as detection stores it), group incidents and return the one incident's type."""
+    rng = np.random.default_rng(9)
+    apdex = pd.Series(np.clip(0.95 + 0.01 * rng.normal(size=IDX.size), 0, 1), index=IDX).round(4)
+    cur = store.cursor()
+    ids = {}
+    for name, unit, values in (("web_response_ms", "ms", web), ("apdex", "score", apdex)):
+        ids[name] = repo.upsert_metric(cur, name=name, unit=unit, group="web")
+        repo.write_points(cur, ids[name], values)
+    start, end = anomaly
+    cur.execute(
+        "INSERT INTO anomalies (metric_id, detector, start_ts, end_ts, peak_ts, peak_score, value, expected,"
+        " lower, upper) VALUES (?, 'novelty', ?, ?, ?, 9.0, ?, 120.0, 100.0, 140.0)",
+        [
+            ids["web_response_ms"],
+            start.tz_localize(None),
+            end.tz_localize(None),
+            start.tz_localize(None),
+            float(web.loc[start]),
+        ],
+    )
+    update_incidents(store, now=IDX[-1])
+    (incident,) = list_incidents(store)
+    return incident.type
+
+
+def test_an_incident_of_a_gap_then_stuck_values_is_typed_as_a_collection_problem(store: Store) -> None:
+    """Wired into incident typing: the RedLab case (a collection gap, then 14 identical readings at a
+    high value) is a collection gap, not a latency degradation."""
+    series = _latency()
+    t0 = 2 * 1440 + 600
+    series.iloc[t0 : t0 + 14] = 260.0  # 14 identical readings, twice the usual
+    series = series.drop(series.index[t0 - 30 : t0])  # after 30 minutes without points
+    assert _incident_type(store, series, (IDX[t0], IDX[t0 + 13])) == "collection_gap"
+
+
+def test_the_same_rise_with_no_collection_problem_stays_a_latency_degradation(store: Store) -> None:
+    series = _latency()
+    t0 = 2 * 1440 + 600
+    series.iloc[t0 : t0 + 14] = 260.0 + np.arange(14)  # a real rise: the values vary
+    assert _incident_type(store, series, (IDX[t0], IDX[t0 + 13])) == "latency_degradation"

@@ -8,6 +8,7 @@ import pytest
 
 from telewatch.detectors import create_detector
 from telewatch.detectors.bands import METRIC_KINDS, bound_band, infer_metric_kind, kind_bounds
+from telewatch.store.db import Store
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,42 @@ def test_bands_stay_in_the_physical_range() -> None:
     band = pd.DataFrame({"expected": [0.5], "lower": [-0.2], "upper": [1.4]})
     assert bound_band(band, bounds=(0.1, 1.2)).iloc[0].tolist() == [0.5, 0.1, 1.2]
     assert bound_band(band, "gauge").equals(band)
+
+
+def _near_limits() -> dict[str, pd.Series]:
+    rng = np.random.default_rng(1)
+    n = 4 * 1440
+    idx = pd.date_range("2024-02-01", periods=n, freq="1min", tz="UTC")
+    day = np.sin(2 * np.pi * np.arange(n) / 1440)
+    return {
+        "active_users": pd.Series(
+            np.clip(3000 + 3000 * day + 400 * rng.normal(size=n), 0, None).round(), idx
+        ),
+        "memory_percent": pd.Series(np.clip(90 + 9 * day + 3 * rng.normal(size=n), 0, 100), idx),
+        "apdex": pd.Series(np.clip(0.97 + 0.05 * rng.normal(size=n), 0, 1), idx),
+    }
+
+
+def test_the_explorer_shows_bands_in_the_physical_range(store: Store) -> None:
+    """Where the displayed band is made (services.adhoc: a detector's band, or the rolling robust band
+    the explorer falls back to), a stored metric's band keeps to the range of its kind."""
+    from telewatch.services.adhoc import DetectorSpec, detect_adhoc, expected_band
+    from telewatch.store import repo
+
+    cur = store.cursor()
+    for name, series in _near_limits().items():
+        repo.write_points(cur, repo.upsert_metric(cur, name=name), series)
+        lo, hi = kind_bounds(infer_metric_kind(name, values=series.to_numpy()))
+        out = detect_adhoc(store, detectors=[DetectorSpec("deviation", {})], metric=name)
+        band = out.results[0].band
+        assert band is not None
+        assert (band.stack().dropna() >= lo).all(), name
+        assert (band.stack().dropna() <= hi).all(), name
+        fallback = expected_band(out.series, window=288, k=4.0)
+        assert (fallback.stack().dropna() >= lo).all(), name
+        assert (fallback.stack().dropna() <= hi).all(), name
+        # the raw band (no kind) leaves the range: the bound is what keeps it in
+        raw = expected_band(out.series, window=288, k=4.0, kind="gauge")
+        assert (raw.stack() < lo).any() or (raw.stack() > hi).any(), name
+    apdex = _near_limits()["apdex"].rename("apdex")
+    assert (expected_band(apdex, window=288, k=4.0)["upper"].dropna() <= 1.0).all()

@@ -28,6 +28,7 @@ from rich.table import Table
 from telewatch.bench.cv import choose_threshold, cross_validate_threshold, rolling_origin_splits
 from telewatch.bench.metrics import PRF, composite_f1, point_adjusted_f1, point_f1, pool
 from telewatch.bench.report import plot_detection, write_json
+from telewatch.core.defaults import default_detector
 from telewatch.core.errors import ValidationError
 from telewatch.detectors import create_detector
 from telewatch.store import repo
@@ -115,7 +116,7 @@ def labels_array(index: pd.DatetimeIndex, windows: pd.DataFrame) -> np.ndarray:
 def run_labels_benchmark(
     store: Store,
     *,
-    detector: str = "robust_bands",
+    detector: str | None = None,
     detector_params: dict[str, Any] | None = None,
     sources: Sequence[str] | None = None,
     train_share: float = 0.3,
@@ -125,7 +126,9 @@ def run_labels_benchmark(
     plots_dir: Path | None = None,
     console: Console | None = None,
 ) -> LabelsResult:
-    """Evaluate ``detector`` on every stored metric that has labelled windows."""
+    """Evaluate ``detector`` (default: the service default, :func:`~telewatch.core.defaults.default_detector`,
+    as every other detection path) on every stored metric that has labelled windows."""
+    detector = detector or default_detector()
     if not 0.0 < train_share < 1.0:
         raise ValidationError("train_share must lie in (0, 1)")
     console = console or Console(stderr=True)

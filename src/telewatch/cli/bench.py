@@ -202,8 +202,9 @@ def bench_smd_select(
 @bench_app.command("labels")
 def bench_labels(
     detector: Annotated[
-        str, typer.Option(help="Detector type (default: the service default, novelty).")
-    ] = "novelty",
+        str | None,
+        typer.Option(help="Detector type (default: the service default, core.defaults.default_detector())."),
+    ] = None,
     params: ParamsOption = None,
     source: Annotated[
         list[str] | None, typer.Option(help="Only labels of these sources, e.g. demo, user, nab.")
@@ -247,5 +248,35 @@ def bench_labels(
     except TelewatchError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(result.summary_line(), highlight=False, soft_wrap=True)
+
+
+@bench_app.command("demo")
+def bench_demo(
+    detector: Annotated[
+        str | None, typer.Option(help="Detector type (default: the service default).")
+    ] = None,
+    params: ParamsOption = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Calibrated z threshold (default: the service default, 5).")
+    ] = None,
+    days: Annotated[int, typer.Option(min=7, max=120, help="Days of demo data.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo month.")] = 7,
+) -> None:
+    """Run detection on the demo month (fixed end) and count the planted incidents caught (a stored
+    anomaly on a planted metric within ±15 min of the window) and the incidents outside them."""
+    from telewatch.bench.demo_catch import evaluate_demo_catch
+
+    started = time.perf_counter()
+    try:
+        result = evaluate_demo_catch(
+            seed=seed, days=days, detector=detector, params=parse_params(params), threshold=threshold
+        )
+    except TelewatchError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    for line in result.detail_lines():
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"{time.perf_counter() - started:.1f} s")
     console.print(result.summary_line(), highlight=False, soft_wrap=True)

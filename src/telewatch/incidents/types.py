@@ -50,7 +50,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
 from telewatch.core.errors import ConfigError
-from telewatch.incidents.data_quality import QUALITY_DIRECTIONS, DataQualityIssue, issues_between
+from telewatch.incidents.data_quality import (
+    QUALITY_DIRECTIONS,
+    DataQualityIssue,
+    find_data_quality,
+    issues_between,
+)
 
 __all__ = [
     "DEFAULT_RULES_ENV",
@@ -62,7 +67,9 @@ __all__ = [
     "explained",
     "involvement_cut",
     "load_rules",
+    "metric_quality_changes",
     "quality_changes",
+    "with_quality",
 ]
 
 #: The directions of a data-quality change (see :mod:`telewatch.incidents.data_quality`); a condition
@@ -306,6 +313,57 @@ def quality_changes(
     found = issues_between(list(issues), pd.Timestamp(start), pd.Timestamp(end), slack=pad)  # type: ignore[arg-type]
     kinds = sorted({i.kind for i in found}, key=list(QUALITY_DIRECTIONS).index)
     return [MetricChange(metric, QUALITY_DIRECTIONS[k], group) for k in kinds]  # type: ignore[arg-type]
+
+
+#: How far around an incident a metric's data-quality issue still counts as the incident's cause (a
+#: gap just before the values that were flagged when points came back).
+QUALITY_SLACK_MINUTES = 10
+
+
+def metric_quality_changes(
+    metric: str, series: object, start: object, end: object, *, group: str | None = None
+) -> list[MetricChange]:
+    """The data-quality changes (:func:`quality_changes`) of one metric during an incident ``[start,
+    end]``, from its ``series`` (a pandas Series around the incident, with some history before it so
+    that a stuck run is judged against how often the metric repeats itself).
+
+    >>> import numpy as np, pandas as pd
+    >>> idx = pd.date_range("2024-01-01", periods=600, freq="1min", tz="UTC")
+    >>> s = pd.Series(np.random.default_rng(1).normal(100, 9, 600).round(1), index=idx)
+    >>> s = s.drop(idx[400:420])            # 20 minutes without points
+    >>> metric_quality_changes("web_response_ms", s, idx[420], idx[430])
+    [MetricChange(metric='web_response_ms', direction='gap', group=None, anomalous=False)]
+    """
+    import pandas as pd
+
+    values = series if isinstance(series, pd.Series) else pd.Series(series)
+    return quality_changes(
+        metric,
+        find_data_quality(values),
+        start,
+        end,
+        group=group,
+        slack=pd.Timedelta(minutes=QUALITY_SLACK_MINUTES),
+    )
+
+
+def with_quality(changes: Sequence[MetricChange], quality: Sequence[MetricChange]) -> list[MetricChange]:
+    """The incident's ``changes`` with each metric that has a data-quality change (``quality``) moved
+    by that instead: its up/down came from the broken collection (a gap, the same value repeated),
+    not from the system. Other metrics keep their moves; a metric flagged ``anomalous`` stays so.
+
+    >>> up = [MetricChange("web_response_ms", "up", anomalous=True), MetricChange("apdex", "down")]
+    >>> with_quality(up, [MetricChange("web_response_ms", "gap")])  # doctest: +NORMALIZE_WHITESPACE
+    [MetricChange(metric='apdex', direction='down', group=None, anomalous=False),
+     MetricChange(metric='web_response_ms', direction='gap', group=None, anomalous=True)]
+    """
+    from dataclasses import replace
+
+    flagged = {c.metric for c in changes if c.anomalous}
+    broken = {c.metric for c in quality}
+    return [c for c in changes if c.metric not in broken] + [
+        replace(q, anomalous=q.anomalous or q.metric in flagged) for q in quality
+    ]
 
 
 def explained(rule: IncidentType, changes: Sequence[MetricChange]) -> tuple[int, int]:

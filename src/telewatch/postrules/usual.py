@@ -151,6 +151,27 @@ def habitual(
     return bool(value >= reach - slack)
 
 
+def ordinary_blip(
+    points: int, value: float, lower: float | None, upper: float | None, *, max_points: int = 1
+) -> bool:
+    """Whether an anomaly is a lone reading (at most ``max_points`` points) that stays within one band
+    width of what the metric usually does at this hour (``lower``/``upper`` from :func:`usual_at`):
+    a new daily high by a few per cent, one noisy minute past the band. Novelty flags such a value
+    because it is new, not because it is far; a person has nothing to act on. A lone reading far out
+    (an outage's first minute, an error rate 100 times its usual) is not a blip, nor is anything
+    longer, nor a value without a usual band.
+
+    >>> ordinary_blip(1, 1301.0, 778.0, 1191.0), ordinary_blip(1, 0.43, 0.0, 0.004)
+    (True, False)
+    >>> ordinary_blip(5, 1301.0, 778.0, 1191.0), ordinary_blip(1, 1301.0, None, None)
+    (False, False)
+    """
+    if points > max_points or lower is None or upper is None or not np.isfinite(value):
+        return False
+    width = float(upper) - float(lower)
+    return bool(float(lower) - width <= value <= float(upper) + width)
+
+
 #: An anomaly is held open while its metric stays beyond its band by at least this share of the
 #: distance from the usual value to the anomaly's peak (an outage that flattened out at 10 % of the
 #: usual traffic is still an outage, though the detector stopped scoring it as new).

@@ -22,6 +22,7 @@ from telewatch.core.errors import ConfigError, NotFoundError, TelewatchError, Va
 from telewatch.core.registry import ParameterValueError
 from telewatch.core.series import MAD_TO_SIGMA, infer_step
 from telewatch.detectors import create_detector
+from telewatch.detectors.bands import bound_band, infer_metric_kind
 from telewatch.postrules.alarms import alarm_windows
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -150,7 +151,8 @@ def detect_adhoc(
             raise ValidationError("a stored metric needs the store")
         cur = store.cursor()
         info = repo.get_metric(cur, metric, labels)
-        values = repo.read_series(cur, info.id, start=start, end=end, step=step)
+        # named after the metric: the band shown for it is bounded by its kind (see expected_band)
+        values = repo.read_series(cur, info.id, start=start, end=end, step=step).rename(info.name)
     elif metric is not None:
         raise ValidationError("give either a stored metric or data, not both")
     if len(values) > MAX_ADHOC_POINTS:
@@ -160,6 +162,12 @@ def detect_adhoc(
     if values.dropna().empty:
         raise ValidationError("the series has no values in the chosen window")
     train = values if train_share is None else values.iloc[: max(2, int(len(values) * train_share))]
+    # the band shown stays in the metric's physical range (no negative users, no APDEX above 1)
+    kind = infer_metric_kind(
+        info.name if info is not None else str(values.name or ""),
+        info.unit if info is not None else None,
+        values.to_numpy(dtype="float64"),
+    )
     results = [
         _run_one(
             spec,
@@ -169,6 +177,7 @@ def detect_adhoc(
             min_points=min_points,
             merge_gap=merge_gap,
             calibrate=calibrate,
+            kind=kind,
         )
         for spec in detectors
     ]
@@ -184,6 +193,7 @@ def _run_one(
     min_points: int,
     merge_gap: int,
     calibrate: bool,
+    kind: str | None = None,
 ) -> DetectorResult:
     from telewatch.detectors.bands import ExpectedBand
     from telewatch.services.detection import calibrated_scores
@@ -203,7 +213,7 @@ def _run_one(
         else:
             scores = det.fit(train).score(series)
         if isinstance(det, ExpectedBand):
-            band = det.expected(series)
+            band = det.expected(series, kind=kind)
     except ConfigError:
         raise
     except (TelewatchError, ValueError, TypeError) as exc:
@@ -230,13 +240,17 @@ def _run_one(
     )
 
 
-def expected_band(series: pd.Series, *, window: int = 288, k: float = 4.0) -> pd.DataFrame:
-    """The band a point is expected in: trailing median ± ``k`` robust sigmas (the point excluded).
+def expected_band(
+    series: pd.Series, *, window: int = 288, k: float = 4.0, kind: str | None = None
+) -> pd.DataFrame:
+    """The band a point is expected in: trailing median ± ``k`` robust sigmas (the point excluded),
+    kept in the range a metric of ``kind`` can take (:func:`~telewatch.detectors.bands.bound_band`;
+    default: inferred from the series' name and values, :func:`~telewatch.detectors.bands.infer_metric_kind`).
 
     >>> idx = pd.date_range("2024-05-01", periods=100, freq="1min")
     >>> band = expected_band(pd.Series(np.arange(100.0), index=idx), window=10)
-    >>> list(band.columns)
-    ['expected', 'lower', 'upper']
+    >>> list(band.columns), float(band["lower"].min()) >= 0.0
+    (['expected', 'lower', 'upper'], True)
     """
     if window < 2:
         raise ValidationError("window must be at least 2 points")
@@ -244,7 +258,10 @@ def expected_band(series: pd.Series, *, window: int = 288, k: float = 4.0) -> pd
     minp = max(2, min(window, 10))
     median = prev.rolling(window, min_periods=minp).median()
     mad = (prev - median).abs().rolling(window, min_periods=minp).median() * MAD_TO_SIGMA
-    return pd.DataFrame({"expected": median, "lower": median - k * mad, "upper": median + k * mad})
+    band = pd.DataFrame({"expected": median, "lower": median - k * mad, "upper": median + k * mad})
+    if kind is None:
+        kind = infer_metric_kind(str(series.name or ""), None, series.to_numpy(dtype="float64"))
+    return bound_band(band, kind)
 
 
 def downsample(series: pd.Series, *, max_points: int, how: str = "mean") -> pd.Series:

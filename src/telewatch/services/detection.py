@@ -18,7 +18,7 @@ from telewatch.detectors.base import Detector
 from telewatch.postrules.alarms import AlarmFilter
 from telewatch.postrules.calibrate import Calibrator, screen_anomalies
 from telewatch.postrules.threshold import Threshold
-from telewatch.postrules.usual import held_through, still_outside, usual_at
+from telewatch.postrules.usual import held_through, ordinary_blip, still_outside, usual_at
 from telewatch.store import anomalies as anomalies_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -133,8 +133,8 @@ def calibrated_scores(
     is that of a single pass. Returns the fitted detector, the z's (a Series like ``series``) and the
     mask of the points screened out.
 
-    The series' first stretch (:func:`warm_up`: a day, or a tenth of a shorter series) has no score: a
-    detector scoring a series from its first point has no history there yet (novelty's memory is
+    The series' first stretch (:func:`warm_up`: three days, or a tenth of a shorter series) has no
+    score: a detector scoring a series from its first point has no history there yet (novelty's memory is
     empty, rolling windows are short), so its scores there are artefacts — they would be flagged as
     anomalies at the start of every series and would inflate the calibrator's tail.
     """
@@ -177,17 +177,19 @@ def calibrate(model: Detector, raw: np.ndarray) -> np.ndarray:
     return np.asarray(calibrator(np.asarray(raw, dtype="float64")), dtype="float64")
 
 
-#: :func:`warm_up`: the stretch at the start of a series that gets no calibrated score
-WARM_UP = pd.Timedelta(days=1)
+#: :func:`warm_up`: the stretch at the start of a series that gets no calibrated score — as long as
+#: a monitor's default ``train.warm_up`` (``monitors.config``), before which a monitor scores nothing:
+#: the history covers the daily cycle two or three times before a value counts as new.
+WARM_UP = pd.Timedelta(days=3)
 
 
 def warm_up(index: pd.DatetimeIndex) -> np.ndarray:
-    """The points of a series' first day (or of the first tenth of a series shorter than ten days),
-    where a detector has no history yet.
+    """The points of a series' first :data:`WARM_UP` (three days; or of the first tenth of a series
+    shorter than thirty days), where a detector has no history yet.
 
-    >>> idx = pd.date_range("2024-01-01", periods=20 * 1440, freq="1min")
+    >>> idx = pd.date_range("2024-01-01", periods=40 * 1440, freq="1min")
     >>> int(warm_up(idx).sum()), int(warm_up(idx[:1440]).sum())
-    (1440, 144)
+    (4320, 144)
     """
     if len(index) == 0:
         return np.zeros(0, dtype=bool)
@@ -238,8 +240,11 @@ def anomaly_windows(series: pd.Series, z: np.ndarray, *, cut: Threshold, alarm: 
     at or over the threshold, each with the value at its peak and the value and band usual at that
     hour (:func:`~telewatch.postrules.usual.usual_at`), **held open** while the metric stays beyond
     its band after the flagged points (:func:`~telewatch.postrules.usual.held_through`: an outage the
-    detector flagged once lasts as long as the metric stays out), overlapping runs merged. A monitor's
-    tick finds the same windows in the points it has (``services.monitor``)."""
+    detector flagged once lasts as long as the metric stays out), overlapping runs merged. A lone
+    reading within one band width of the usual band (:func:`~telewatch.postrules.usual.ordinary_blip`:
+    a new daily high by a few per cent) is left out, unless it lies within ``merge_gap`` points of the
+    series' end (it may be the start of something). A monitor's tick finds the same windows in the
+    points it has (``services.monitor``)."""
     ts = np.asarray(pd.DatetimeIndex(series.index).as_unit("ns").asi8, dtype="int64")
     values = series.to_numpy(dtype="float64")
     out: list[Window] = []
@@ -269,7 +274,12 @@ def anomaly_windows(series: pd.Series, z: np.ndarray, *, cut: Threshold, alarm: 
                 )
             continue
         out.append(Window(start, end, peak, score, value, expected, lower, upper))
-    return out
+    return [
+        w
+        for w in out
+        if len(values) - w.end <= alarm.merge_gap  # at the end of the data: may be a beginning
+        or not ordinary_blip(w.end - w.start, w.value, w.lower, w.upper)
+    ]
 
 
 def _replace_results(

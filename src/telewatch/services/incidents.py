@@ -18,9 +18,18 @@ import pandas as pd
 from telewatch.core.errors import NotFoundError, ValidationError
 from telewatch.incidents.grouping import AnomalyRecord, IncidentDraft, group_anomalies
 from telewatch.incidents.ranking import directions
-from telewatch.incidents.types import MetricChange, RuleSet, classify, involvement_cut, load_rules
+from telewatch.incidents.types import (
+    MetricChange,
+    RuleSet,
+    classify,
+    involvement_cut,
+    load_rules,
+    metric_quality_changes,
+    with_quality,
+)
 from telewatch.services.explain import ScannedRows, explain_window
 from telewatch.store import incidents as incident_store
+from telewatch.store import repo
 from telewatch.store.db import Store
 from telewatch.store.incidents import IncidentFields, IncidentMemberRow, IncidentMetric, IncidentSummary
 
@@ -328,7 +337,29 @@ def _rank_and_type(
         return [], None  # no baseline (the very start of the data) or no data: untyped
     kept = [r for r in result.ranked if r.ranked.rank <= rank_limit or r.metric_id in anomalous]
     changes = _involved(result.scanned, _anomaly_directions(store, draft.anomaly_ids), anomalous)
-    return kept, classify(rules, changes)
+    return kept, classify(rules, with_quality(changes, _quality(store, draft, result.scanned)))
+
+
+def _quality(store: Store, draft: IncidentDraft, scanned: ScannedRows | None) -> list[MetricChange]:
+    """Data-quality changes (collection gap, stuck value, counter reset) of the incident's anomalous
+    metrics, from a day of each one's points before it (``incidents.types.metric_quality_changes``)."""
+    names = (
+        dict(zip(scanned.metric_ids, zip(scanned.names, scanned.groups, strict=True), strict=True))
+        if scanned
+        else {}
+    )
+    out: list[MetricChange] = []
+    for mid in [m for m in draft.metric_ids if m in names][:20]:  # a huge incident: its first 20
+        series = repo.read_series(
+            store.cursor(),
+            mid,
+            start=draft.start - pd.Timedelta(days=1),
+            end=draft.end + pd.Timedelta(minutes=15),
+        )
+        out += metric_quality_changes(
+            names[mid][0].split("{")[0], series, draft.start, draft.end, group=names[mid][1]
+        )
+    return out
 
 
 def list_incidents(

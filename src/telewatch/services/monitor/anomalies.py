@@ -10,7 +10,7 @@ import pandas as pd
 
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
-from telewatch.postrules.usual import habitual, held_through, still_outside, usual_at
+from telewatch.postrules.usual import habitual, held_through, ordinary_blip, still_outside, usual_at
 from telewatch.services.monitor.model import (
     USUAL_REACH,
     FoundAnomaly,
@@ -242,6 +242,19 @@ def _record_windows(
                 found[keep[-1]] = (prev[0], prev[1], end_ns, prev[3], prev[4], prev[5] or f[5])
             continue
         keep.append(k)
+    # a lone reading within a band width of the usual band, over by now, is no anomaly (as detection's
+    # anomaly_windows: postrules.usual.ordinary_blip); one at the edge of the data may be a beginning
+    keep = [
+        k
+        for k in keep
+        if found[k][5]
+        or not ordinary_blip(
+            _span_points(points, cands[found[k][0]].mid, found[k][1], found[k][2]),
+            values[k],
+            lowers[k],
+            uppers[k],
+        )
+    ]
     found = [found[k] for k in keep]
     values, expecteds, lowers, uppers, habits = (
         [values[k] for k in keep],
@@ -295,3 +308,11 @@ def _record_windows(
             "detector": anomaly.detector,
             "start": anomaly.start.isoformat(),
         }
+
+
+def _span_points(
+    points: dict[int, tuple[np.ndarray, np.ndarray]], mid: int, start_ns: int, end_ns: int
+) -> int:
+    """How many of the metric's points lie in ``[start_ns, end_ns]``."""
+    ts = points.get(mid, (np.empty(0, "int64"), np.empty(0)))[0]
+    return int(np.searchsorted(ts, end_ns, side="right") - np.searchsorted(ts, start_ns, side="left"))

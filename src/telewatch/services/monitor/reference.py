@@ -11,7 +11,7 @@ import pandas as pd
 from telewatch.detectors.base import Detector
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
 from telewatch.postrules.alarms import alarm_windows
-from telewatch.postrules.usual import habitual, held_through, still_outside, usual_at
+from telewatch.postrules.usual import habitual, held_through, ordinary_blip, still_outside, usual_at
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate
 from telewatch.services.monitor.model import USUAL_REACH, FoundAnomaly, MonitorRunReport
@@ -246,6 +246,14 @@ def _anomalies(
             )
             continue
         found.append(anomaly)
+    # a lone reading just past the usual band, over by now, is no anomaly (as the streaming tick)
+    stamps = pd.DatetimeIndex(values.index)
+    found = [
+        a
+        for a in found
+        if a.ongoing
+        or not ordinary_blip(int(((stamps >= a.start) & (stamps <= a.end)).sum()), a.value, a.lower, a.upper)
+    ]
     # a window that grew backwards (merged with an earlier one) replaces it
     if found:
         anomalies_repo.record_anomalies(
