@@ -39,7 +39,8 @@ def test_call_equals_the_vectorised_formula(seed: int) -> None:
         for size in (1, 3, 5, 60, 4000):
             x = rng.normal(0, 3, size) * rng.choice([1.0, 10.0, 1e6], size)
             x[rng.random(size) < 0.1] = np.nan
-            for values in (x, np.concatenate([x, edge])):
+            finite = np.concatenate([np.nan_to_num(x), [0.0, -1.0, 1e308, -1e308, 1e-300, 5e5, 3.0]])
+            for values in (x, np.concatenate([x, edge]), np.nan_to_num(x), finite):
                 np.testing.assert_array_equal(cal(values), _reference(cal, values))
                 np.testing.assert_array_equal(cal.log_tail_probability(values), _reference_log(cal, values))
 
@@ -52,6 +53,20 @@ def _reference_log(cal: Calibrator, s: np.ndarray) -> np.ndarray:
         tail = np.log(cal.p_u_) - (s - cal.u_) / cal.beta_
     log_p = np.where(s > cal.u_, tail, log_p)
     return np.where(np.isnan(s), np.nan, np.minimum(log_p, 0.0))
+
+
+def test_a_pickled_calibrator_leaves_its_table_out_and_gives_the_same_z() -> None:
+    import pickle
+
+    cal = Calibrator().train(np.abs(np.random.default_rng(1).normal(0, 1, 1000)))
+    x = np.array([0.1, 1.0, 2.5, 9.0])
+    size = len(pickle.dumps(cal))
+    before = cal(x)
+    assert "_log_p_table" in vars(cal)
+    again = pickle.loads(pickle.dumps(cal))
+    assert "_log_p_table" not in vars(again)
+    assert len(pickle.dumps(cal)) == size  # the table built by the call is not stored
+    np.testing.assert_array_equal(again(x), before)
 
 
 def test_untrained_is_a_clear_error() -> None:

@@ -140,6 +140,8 @@ class Calibrator:
     def __call__(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
         """Calibrated z (≥ 0) for each score; a Series in gives an array out, same order."""
         s = np.asarray(scores, dtype="float64")
+        if s.ndim == 1 and np.isfinite(s).all():
+            return self._z_finite(s)
         nan = np.isnan(s)
         log_p = self._log_tail(s, nan)  # NaN exactly where s is; never above 0
         # -ndtri_exp of log_p with NaN -> 0 and -inf -> -1e300; then z's NaN and -inf -> 0, +inf ->
@@ -151,6 +153,32 @@ class Calibrator:
         z = np.where(z == np.inf, MAX_Z, z)
         z = np.minimum(np.fmax(z, 0.0), DEGENERATE_Z if self.degenerate_ else MAX_Z)
         return np.where(nan, np.nan, z)
+
+    def _z_finite(self, s: np.ndarray) -> np.ndarray:
+        """``self(s)`` for finite scores (a tick's few points, nearly always), in fewer steps: the
+        empirical log tail probability looked up in a table of its possible values, the fitted tail
+        only where a score is above ``u``."""
+        if not hasattr(self, "levels_"):
+            raise NotFoundError("Calibrator: call train() before use")
+        table = self.__dict__.get("_log_p_table")
+        if table is None:
+            size = self.levels_.size
+            # log(clip(1 - i / size, 1e-300, 1)) for every count i of levels below a score
+            table = np.log(np.maximum(1.0 - np.arange(size + 1) / size, 1e-300))
+            self._log_p_table = table
+        log_p = table[np.searchsorted(self.levels_, s, side="left")]
+        over = s > self.u_
+        if over.any():
+            with np.errstate(over="ignore", invalid="ignore"):
+                tail = np.log(self.p_u_) - (s[over] - self.u_) / self.beta_
+            log_p[over] = np.where(tail == -np.inf, -1e300, np.minimum(tail, 0.0))
+        z = -ndtri_exp(log_p)  # finite, or -inf where log_p = 0
+        return np.minimum(np.fmax(z, 0.0), DEGENERATE_Z if self.degenerate_ else MAX_Z)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_log_p_table", None)  # derived, rebuilt on first use
+        return state
 
 
 def screen_anomalies(
