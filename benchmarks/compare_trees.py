@@ -115,17 +115,20 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=5, help="steady ticks per process (median)")
     args = parser.parse_args()
     old, new = args.old.resolve(), HERE.parent.parent
-    runs = {
-        "scale, old": (old, "scale", str(args.scale_metrics), str(args.days)),
-        "scale, new": (new, "scale", str(args.scale_metrics), str(args.days)),
-        "tick, old (its default detector)": (old, "tick", "old", "-", str(args.metrics), str(args.ticks)),
-        "tick, new (default detector)": (new, "tick", "new", "-", str(args.metrics), str(args.ticks)),
-        "tick, new (robust_bands)": (new, "tick", "new", "robust_bands", str(args.metrics), str(args.ticks)),
+    runs: dict[str, tuple[Path, tuple[str, ...]]] = {
+        "scale, old": (old, ("scale", str(args.scale_metrics), str(args.days))),
+        "scale, new": (new, ("scale", str(args.scale_metrics), str(args.days))),
+        "tick, old (its default detector)": (old, ("tick", "old", "-", str(args.metrics), str(args.ticks))),
+        "tick, new (default detector)": (new, ("tick", "new", "-", str(args.metrics), str(args.ticks))),
+        "tick, new (robust_bands)": (
+            new,
+            ("tick", "new", "robust_bands", str(args.metrics), str(args.ticks)),
+        ),
     }
     got: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for r in range(args.rounds):
         print(f"round {r + 1}, load {os.getloadavg()[0]:.1f}", flush=True)
-        for name, (tree, *child) in runs.items():
+        for name, (tree, child) in runs.items():
             wall, cpu, det = run_child(tree, *child)
             got[name].append((wall, cpu))
             print(f"  {name:36} {det:14} wall {wall:7.3f} s  CPU {cpu:7.3f} s", flush=True)
