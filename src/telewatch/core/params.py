@@ -27,6 +27,18 @@ from typing import Any, Self
 
 from telewatch.core.errors import ValidationError
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _param_names(cls: type) -> tuple[str, ...]:
+    """``__init__``'s parameter names of ``cls``, read once per class (a tick asks for the
+    parameters of every series' model; ``inspect.signature`` costs tens of microseconds)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")  # type: ignore[misc]
+        _NAMES[cls] = names
+    return names
+
 
 class Params:
     """``get_params``, ``clone``, ``dumps``/``loads`` and ``repr`` from the ``__init__`` signature."""
@@ -36,8 +48,7 @@ class Params:
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters given to ``__init__``."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in _param_names(type(self))}
 
     def clone(self) -> Self:
         """An unfitted copy with the same hyper-parameters."""

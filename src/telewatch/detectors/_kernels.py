@@ -293,10 +293,11 @@ def _novelty_memory(
     stack_t: np.ndarray,
     stack_d: np.ndarray,
     out: np.ndarray,
-) -> None:
+) -> int:
     """``Novelty._novelty``: each value's distance (in bins) to the nearest bin visited
     before, on a bin's first visit only, weighted down within ``cooldown`` points of an
-    earlier novelty at least as far out."""
+    earlier novelty at least as far out. Returns how many bins were visited (sorted in
+    ``seen[:k]``)."""
     big = 1e9
     k = 0  # bins seen, sorted in seen[:k]
     top = 0  # earlier novelties, distances strictly decreasing
@@ -334,6 +335,7 @@ def _novelty_memory(
         k += 1
         if slot >= 0:
             visited[slot] = 1
+    return k
 
 
 @_jit

@@ -98,10 +98,16 @@ class Novelty(ExpectedBand, Detector):
     ) -> np.ndarray:
         """Scores of the new points of many series at once: row ``i`` of ``new`` (all rows the same
         length) scored by ``models[i]`` after ``contexts[i]`` (the values just before them), as
-        ``models[i].score(new_i, context=context_i)`` gives them — one compiled pass over a matrix
-        (contexts left-padded with NaN, which leaves the memory and the trailing medians of the new
-        points unchanged). The models must share ``cooldown`` and ``local_window``. Nothing is
-        carried between calls (the memory is rebuilt from the context, as ``score`` does).
+        ``models[i].score(new_i, context=context_i)`` gives them. The models must share
+        ``cooldown`` and ``local_window``.
+
+        ``carries[i]`` keeps, between calls, ``novelty``: the tie-breaker's two sliding windows and
+        the bins the series visited with the position of each one's latest visit
+        (``telewatch.detectors._novelty_streaming``). With it a tick of five new points slides two
+        windows five times and looks five bins up, instead of rebuilding the memory and two
+        rolling medians from a day of context; a row whose new points reach a bin the context has
+        not visited (a novelty), whose carry is missing or whose fit changed is scored over its
+        whole context and its carry rebuilt. Same scores either way.
 
         >>> idx = pd.date_range("2024-01-01", periods=300, freq="min")
         >>> s = pd.Series(np.sin(np.arange(300) / 9.0), index=idx)
@@ -111,27 +117,72 @@ class Novelty(ExpectedBand, Detector):
         ...                               np.stack([s.iloc[290:].to_numpy()] * 2))
         >>> bool(np.allclose(many[0], one))
         True
+        >>> carry: dict[str, np.ndarray] = {}
+        >>> _ = Novelty.score_contexts([det], [s.iloc[140:285].to_numpy()], s.iloc[285:290].to_numpy()[None, :], [carry])
+        >>> sorted(carry)
+        ['novelty']
+        >>> again = Novelty.score_contexts([det], [s.iloc[150:290].to_numpy()], s.iloc[290:].to_numpy()[None, :], [carry])
+        >>> bool(np.array_equal(again[0], one))
+        True
         """
-        from telewatch.detectors import _kernels
+        from telewatch.detectors import _novelty_streaming as ns
 
         new = np.asarray(new, dtype="float64")
         if new.ndim != 2 or new.shape[0] != len(models) or len(contexts) != len(models):
             raise ValueError("score_contexts: one model, one context and one row of new points per series")
         if len({(int(m.cooldown), int(m.local_window)) for m in models}) > 1:  # type: ignore[attr-defined]
             raise ValueError("score_contexts: the models must share cooldown and local_window")
-        width = max((c.size for c in contexts), default=0)
-        m = new.shape[1]
-        x = np.full((len(models), width + m), np.nan)
-        for i, ctx in enumerate(contexts):
-            if ctx.size:
-                x[i, width - ctx.size : width] = ctx
-        x[:, width:] = new
-        scores = _kernels.novelty_scores(
-            x,
-            np.array([float(mo.low_) for mo in models]),  # type: ignore[attr-defined]
-            np.array([float(mo.width_) for mo in models]),  # type: ignore[attr-defined]
-            cooldown=int(models[0].cooldown),  # type: ignore[attr-defined]
-            window=int(models[0].local_window),  # type: ignore[attr-defined]
-        )[:, width:]
+        n, m = new.shape
+        w = int(models[0].local_window)  # type: ignore[attr-defined]
+        if w < 2:
+            raise ValueError(f"novelty: local_window must be at least 2, got {w}")
+        cooldown = max(int(models[0].cooldown), 1)  # type: ignore[attr-defined]
+        kept = carries if carries is not None else [{} for _ in range(n)]
+        low = np.array([float(mo.low_) for mo in models])  # type: ignore[attr-defined]
+        width = np.array([float(mo.width_) for mo in models])  # type: ignore[attr-defined]
+        ctx = [np.asarray(c, dtype="float64") for c in contexts]
+        size = np.array([c.size for c in ctx], dtype="int64")
+        last = np.array([c[-1] if c.size else np.nan for c in ctx])
+        held = [k.get("novelty") for k in kept]
+        offsets = np.zeros(n + 1, dtype="int64")
+        np.cumsum([0 if h is None else h.size for h in held], out=offsets[1:])
+        flat = np.concatenate([h for h in held if h is not None]) if offsets[-1] else np.empty(0)
+        memory, tie = np.empty((n, m)), np.empty((n, m))
+        status = np.zeros(n, dtype="uint8")
+        sizes = np.zeros(n, dtype="int64")
+        ns.fast_rows(
+            flat, offsets, np.ascontiguousarray(new), low, width, size, last, w, memory, tie, status, sizes
+        )
+        scores = memory + tie
+        done = ns.MEMORY_DONE | ns.TIE_DONE
+        for i in np.flatnonzero(status == done).tolist():
+            kept[i]["novelty"] = flat[offsets[i] : offsets[i] + sizes[i]].copy()
+        redo = np.flatnonzero(status != done)
+        if redo.size:
+            rows = redo.tolist()
+            x = np.concatenate([part for i in rows for part in (ctx[i], new[i])])
+            x_offsets = np.zeros(len(rows) + 1, dtype="int64")
+            np.cumsum(size[redo] + m, out=x_offsets[1:])
+            c_offsets = np.zeros(len(rows) + 1, dtype="int64")
+            np.cumsum([ns.carry_size(w, int(size[i]) + m) for i in rows], out=c_offsets[1:])
+            carry = np.empty(int(c_offsets[-1]))
+            c_sizes = np.zeros(len(rows), dtype="int64")
+            again = np.empty((len(rows), m))
+            ns.full_rows(
+                x,
+                x_offsets,
+                size[redo],
+                low[redo],
+                width[redo],
+                cooldown,
+                w,
+                again,
+                carry,
+                c_offsets,
+                c_sizes,
+            )
+            scores[redo] = again
+            for j, i in enumerate(rows):
+                kept[i]["novelty"] = carry[c_offsets[j] : c_offsets[j] + c_sizes[j]].copy()
         scores[np.isnan(new)] = np.nan
         return scores

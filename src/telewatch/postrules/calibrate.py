@@ -31,6 +31,7 @@ SCREEN_TAIL = 0.8
 #: :func:`screen_anomalies`: the suspects are only left out when they are at least this share of the
 #: points a :class:`Calibrator` fits its tail to (a few isolated extremes hardly move the fit).
 SCREEN_MIN_SHARE = 0.1
+_MAX = float(np.finfo(np.float64).max)
 
 
 class Calibrator:
@@ -107,18 +108,27 @@ class Calibrator:
 
     def log_tail_probability(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
         """Natural log of the estimated ``P(score >= s)`` (NaN stays NaN); finite far beyond 1e-300."""
+        s = np.asarray(scores, dtype="float64")
+        return self._log_tail(s, np.isnan(s))
+
+    def _log_tail(self, s: np.ndarray, nan: np.ndarray) -> np.ndarray:
+        # written for the few points of a tick (tens of thousands of calls a tick): plain ufuncs and
+        # masks, no nan_to_num / clip, one errstate; the values are those of the vectorised formula
         if not hasattr(self, "levels_"):
             raise NotFoundError("Calibrator: call train() before use")
-        s = np.asarray(scores, dtype="float64")
-        # share of training quantiles at or above s (ties count as "at least as high")
-        p = 1.0 - np.searchsorted(self.levels_, np.nan_to_num(s), side="left") / self.levels_.size
-        with np.errstate(divide="ignore"):
-            log_p = np.log(np.clip(p, 1e-300, 1.0))
-        over = s > self.u_
+        clean = s
+        if nan.any() or np.isinf(s).any():  # as np.nan_to_num: NaN -> 0, ±inf -> ±max
+            clean = np.where(nan, 0.0, s)
+            clean = np.where(clean == np.inf, _MAX, np.where(clean == -np.inf, -_MAX, clean))
+        # share of training quantiles at or above s (ties count as "at least as high"): at most 1
+        p = 1.0 - np.searchsorted(self.levels_, clean, side="left") / self.levels_.size
+        log_p = np.log(np.maximum(p, 1e-300))
         with np.errstate(over="ignore", invalid="ignore"):
             tail = np.log(self.p_u_) - (s - self.u_) / self.beta_
-        log_p = np.where(over, tail, log_p)  # above u the fitted tail, not the (saturating) empirical one
-        return np.where(np.isnan(s), np.nan, np.minimum(log_p, 0.0))
+        log_p = np.where(
+            s > self.u_, tail, log_p
+        )  # above u the fitted tail, not the (saturating) empirical one
+        return np.where(nan, np.nan, np.minimum(log_p, 0.0))
 
     def tail_probability(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
         """Estimated ``P(score >= s)`` under the training distribution, at least 1e-300 (NaN stays
@@ -129,11 +139,46 @@ class Calibrator:
 
     def __call__(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
         """Calibrated z (≥ 0) for each score; a Series in gives an array out, same order."""
-        log_p = self.log_tail_probability(scores)
+        s = np.asarray(scores, dtype="float64")
+        if s.ndim == 1 and np.isfinite(s).all():
+            return self._z_finite(s)
+        nan = np.isnan(s)
+        log_p = self._log_tail(s, nan)  # NaN exactly where s is; never above 0
+        # -ndtri_exp of log_p with NaN -> 0 and -inf -> -1e300; then z's NaN and -inf -> 0, +inf ->
+        # MAX_Z, clipped to [0, DEGENERATE_Z or MAX_Z] (fmax drops NaN)
+        arg = np.where(nan, 0.0, log_p)
+        arg = np.where(arg == -np.inf, -1e300, arg)
         with np.errstate(invalid="ignore", over="ignore"):
-            z = -ndtri_exp(np.nan_to_num(log_p, nan=0.0, neginf=-1e300))
-        z = np.clip(np.nan_to_num(z, posinf=MAX_Z), 0.0, DEGENERATE_Z if self.degenerate_ else MAX_Z)
-        return np.where(np.isnan(log_p), np.nan, z)
+            z = -ndtri_exp(arg)
+        z = np.where(z == np.inf, MAX_Z, z)
+        z = np.minimum(np.fmax(z, 0.0), DEGENERATE_Z if self.degenerate_ else MAX_Z)
+        return np.where(nan, np.nan, z)
+
+    def _z_finite(self, s: np.ndarray) -> np.ndarray:
+        """``self(s)`` for finite scores (a tick's few points, nearly always), in fewer steps: the
+        empirical log tail probability looked up in a table of its possible values, the fitted tail
+        only where a score is above ``u``."""
+        if not hasattr(self, "levels_"):
+            raise NotFoundError("Calibrator: call train() before use")
+        table = self.__dict__.get("_log_p_table")
+        if table is None:
+            size = self.levels_.size
+            # log(clip(1 - i / size, 1e-300, 1)) for every count i of levels below a score
+            table = np.log(np.maximum(1.0 - np.arange(size + 1) / size, 1e-300))
+            self._log_p_table = table
+        log_p = table[np.searchsorted(self.levels_, s, side="left")]
+        over = s > self.u_
+        if over.any():
+            with np.errstate(over="ignore", invalid="ignore"):
+                tail = np.log(self.p_u_) - (s[over] - self.u_) / self.beta_
+            log_p[over] = np.where(tail == -np.inf, -1e300, np.minimum(tail, 0.0))
+        z = -ndtri_exp(log_p)  # finite, or -inf where log_p = 0
+        return np.minimum(np.fmax(z, 0.0), DEGENERATE_Z if self.degenerate_ else MAX_Z)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_log_p_table", None)  # derived, rebuilt on first use
+        return state
 
 
 def screen_anomalies(
