@@ -279,8 +279,7 @@ def metrics_delete(
     db: DbOption = None,
 ) -> None:
     """Delete a metric with its points, scores, anomalies and labelled windows (incidents lose it)."""
-    from telewatch.services.catalog import delete_metric, get_metric
-    from telewatch.store.repo import parse_selector
+    from telewatch.services.catalog import delete_metric, get_metric, parse_selector
 
     try:
         with _open_store(db) as store:
@@ -311,8 +310,7 @@ def metrics_cmd(
     """List the stored metrics with their points and time range."""
     if ctx.invoked_subcommand is not None:
         return
-    from telewatch.services.catalog import list_metrics
-    from telewatch.store.repo import parse_selector
+    from telewatch.services.catalog import list_metrics, parse_selector
 
     try:
         with _open_store(db) as store:

@@ -72,8 +72,8 @@ def explain(
     Example: telewatch explain --window 2026-10-16T18:35..2026-10-16T19:00 --metric throughput_rpm
     """
     from telewatch.incidents.ranking import ScanConfig
+    from telewatch.services.catalog import parse_selector
     from telewatch.services.explain import explain_window, format_step, parse_step, parse_window
-    from telewatch.store.repo import parse_selector
 
     try:
         start, end = parse_window(window)

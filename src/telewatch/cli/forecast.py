@@ -51,10 +51,10 @@ def forecast_cmd(
 ) -> None:
     """Forecast a stored metric with prediction intervals and predicted limit breaches."""
     from telewatch.forecast import DEFAULT_MODEL
+    from telewatch.services.catalog import parse_selector
     from telewatch.services.forecasting import forecast_metric, forecast_payload
     from telewatch.settings import Settings
     from telewatch.store.db import Store
-    from telewatch.store.repo import parse_selector
 
     settings = Settings() if db is None else Settings(db_path=db)
     try:

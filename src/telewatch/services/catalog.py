@@ -12,7 +12,25 @@ from telewatch.core.durations import parse_duration
 from telewatch.core.errors import ValidationError
 from telewatch.store import repo
 from telewatch.store.db import Store
-from telewatch.store.repo import MetricInfo
+from telewatch.store.repo import MetricInfo, parse_selector
+
+__all__ = [
+    "DeletedMetric",
+    "MetricInfo",
+    "SeriesView",
+    "delete_metric",
+    "format_step",
+    "get_metric",
+    "list_metrics",
+    "parse_selector",
+    "parse_step",
+    "parse_time",
+    "read_label_windows",
+    "read_points",
+    "read_scores",
+    "read_series",
+    "step_duration",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,18 @@ def list_metrics(
 def get_metric(store: Store, ref: str | int, labels: Mapping[str, str] | None = None) -> MetricInfo:
     """One metric by id, or by name (plus labels when the name has several slices)."""
     return repo.get_metric(store.cursor(), ref, labels)
+
+
+def read_points(
+    store: Store, metric_id: int, *, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+) -> pd.Series:
+    """The raw points of one metric in [start, end), in time order (gaps stay gaps)."""
+    return repo.read_series(store.cursor(), metric_id, start=start, end=end)
+
+
+def read_label_windows(store: Store, metric_id: int | None = None) -> pd.DataFrame:
+    """Labelled anomaly windows (of one metric, or all): planted demo incidents, imported labels, feedback."""
+    return repo.read_label_windows(store.cursor(), metric_id)
 
 
 def read_scores(store: Store, metric_id: int, detector: str) -> pd.Series:

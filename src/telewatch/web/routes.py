@@ -19,9 +19,7 @@ from starlette.types import Scope
 from telewatch import __version__
 from telewatch.core.errors import NotFoundError, TelewatchError
 from telewatch.services import catalog, overview
-from telewatch.store import repo
 from telewatch.store.db import Store
-from telewatch.store.repo import parse_selector
 from telewatch.web import i18n
 
 _HERE = Path(__file__).parent
@@ -140,7 +138,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         hours = _RANGE_HOURS.get(range or "24h", 24)  # the time picker's ?range= (timerange.js)
         try:
             rows = overview.summarize_metrics(
-                store, group=group or None, selector=parse_selector(selector), hours=hours
+                store, group=group or None, selector=catalog.parse_selector(selector), hours=hours
             )
         except TelewatchError as exc:
             rows, error = [], str(exc)
@@ -166,7 +164,7 @@ def install_web(app: FastAPI, *, plotly_js: Path) -> None:
         metrics = catalog.list_metrics(store)
         if metric_id is None and metric:  # links in alerts name the metric and its slice
             try:
-                metric_id = repo.get_metric(store.cursor(), metric, repo.parse_selector(labels)).id
+                metric_id = catalog.get_metric(store, metric, catalog.parse_selector(labels)).id
             except NotFoundError:
                 return not_found(request, metric + (f"{{{labels}}}" if labels else ""))
         if metric_id is not None and all(m.id != metric_id for m in metrics):

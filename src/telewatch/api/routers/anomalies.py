@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 
 from telewatch.api.deps import StoreDep
 from telewatch.api.schemas import AnomalyPublic, LabelWindowPublic
+from telewatch.services import catalog
 from telewatch.services.detection import read_anomalies
-from telewatch.store import repo
 
 router = APIRouter(prefix="/api", tags=["anomalies"])
 
@@ -32,7 +32,7 @@ _METRIC = Query(
 
 def _metric_id(store: StoreDep, metric: str | None) -> int | None:
     """The id of ``metric`` (an id or a name); 404 when there is none, 400 when a name is ambiguous."""
-    return None if metric is None else repo.get_metric(store.cursor(), metric.strip()).id
+    return None if metric is None else catalog.get_metric(store, metric.strip()).id
 
 
 @router.get("/anomalies", response_model=list[AnomalyPublic])
@@ -65,7 +65,7 @@ def list_anomalies(
 @router.get("/labels", response_model=list[LabelWindowPublic])
 def list_labels(store: StoreDep, metric: Annotated[str | None, _METRIC] = None) -> list[LabelWindowPublic]:
     """Labelled anomaly windows (planted demo incidents, imported labels, feedback)."""
-    frame = repo.read_label_windows(store.cursor(), _metric_id(store, metric))
+    frame = catalog.read_label_windows(store, _metric_id(store, metric))
     return [
         LabelWindowPublic(
             id=int(r["id"]),

@@ -17,8 +17,6 @@ from telewatch.api.schemas import ErrorPublic, MetricPublic
 from telewatch.core.errors import ConfigError, ValidationError
 from telewatch.detectors import available_detectors
 from telewatch.services import adhoc, catalog, detection, overview
-from telewatch.store import repo
-from telewatch.store.repo import parse_selector
 
 router = APIRouter(prefix="/api", tags=["detection"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -213,7 +211,7 @@ def detect(body: DetectRequest, store: StoreDep) -> DetectResponse:
         store,
         detectors=[adhoc.DetectorSpec(d.name, d.params) for d in body.detectors],
         metric=body.metric,
-        labels=parse_selector(body.labels),
+        labels=catalog.parse_selector(body.labels),
         values=values,
         start=start,
         end=end,
@@ -286,9 +284,8 @@ def decompose(
     start, end = catalog.parse_time(from_, what="from"), catalog.parse_time(to, what="to")
     if start is not None and end is not None and end <= start:
         raise ValidationError("the window is empty: to is not after from")
-    cur = store.cursor()
-    info = repo.get_metric(cur, metric, parse_selector(labels))
-    values = repo.read_series(cur, info.id, start=start, end=end)
+    info = catalog.get_metric(store, metric, catalog.parse_selector(labels))
+    values = catalog.read_points(store, info.id, start=start, end=end)
     d = adhoc.decompose(values)
     return DecompositionOut(
         metric=metric_public(info),
@@ -329,9 +326,9 @@ def metrics_overview(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> OverviewPage:
     """Every metric with a 24-hour sparkline, its anomaly rate and state (anomalous first)."""
-    rows = overview.summarize_metrics(store, group=group, selector=parse_selector(selector))
+    rows = overview.summarize_metrics(store, group=group, selector=catalog.parse_selector(selector))
     rows.sort(key=lambda r: (r.state != "anomalous", -r.anomaly_rate))
-    groups = sorted({m.group for m in repo.list_metrics(store.cursor()) if m.group})
+    groups = sorted({m.group for m in catalog.list_metrics(store) if m.group})
     page = rows[offset : offset + limit]
     return OverviewPage(
         items=[
@@ -380,7 +377,7 @@ def run_detection(body: RunRequest, store: StoreDep, settings: SettingsDep) -> R
     if body.threshold is not None and not np.isfinite(body.threshold):
         raise ValidationError("threshold must be a finite number")
     if body.metric_ids:
-        known = {m.id for m in repo.list_metrics(store.cursor())}
+        known = {m.id for m in catalog.list_metrics(store)}
         missing = sorted(set(body.metric_ids) - known)
         if missing:
             from telewatch.core.errors import NotFoundError

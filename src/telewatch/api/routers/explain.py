@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from telewatch.api.deps import StoreDep
 from telewatch.incidents.ranking import ScanConfig
+from telewatch.services.catalog import parse_selector
 from telewatch.services.explain import explain_window, parse_step
-from telewatch.store.repo import parse_selector
 
 router = APIRouter(prefix="/api", tags=["explain"])
 

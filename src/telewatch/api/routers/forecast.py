@@ -17,8 +17,7 @@ from telewatch.forecast import DEFAULT_MODEL, available_forecasters
 from telewatch.forecast.breach import PredictedBreach
 from telewatch.forecast.outlook import IncidentOutlook
 from telewatch.services import forecasting
-from telewatch.services.catalog import parse_time
-from telewatch.store.repo import parse_selector
+from telewatch.services.catalog import list_metrics, parse_selector, parse_time
 
 router = APIRouter(prefix="/api/forecast", tags=["forecast"])
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -169,9 +168,7 @@ def forecast_group(
 ) -> GroupForecastPublic:
     """Every metric of a group with its forecast, and the group's incident outlook for the next hour
     (the chance, stated plainly, and what it rests on)."""
-    from telewatch.store import repo
-
-    if not repo.list_metrics(store.cursor(), group=group):
+    if not list_metrics(store, group=group):
         from telewatch.core.errors import NotFoundError
 
         raise NotFoundError(f"no metrics in group {group!r}")

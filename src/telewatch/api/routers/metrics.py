@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from telewatch.api.deps import SettingsDep, StoreDep
 from telewatch.api.schemas import ErrorPublic, MetricPublic, SeriesPublic
 from telewatch.services import catalog
-from telewatch.store.repo import MetricInfo, parse_selector
+from telewatch.services.catalog import MetricInfo, parse_selector
 
 router = APIRouter(prefix="/api", tags=["metrics"])
 _ERRORS: dict[int | str, dict[str, object]] = {
