@@ -126,3 +126,24 @@ def test_the_same_rise_with_no_collection_problem_stays_a_latency_degradation(st
     t0 = 2 * 1440 + 600
     series.iloc[t0 : t0 + 14] = 260.0 + np.arange(14)  # a real rise: the values vary
     assert _incident_type(store, series, (IDX[t0], IDX[t0 + 13])) == "latency_degradation"
+
+
+def test_a_metric_that_is_often_missing_does_not_make_every_incident_a_collection_gap() -> None:
+    """An error share written only when there were errors: a third of its minutes missing, gaps of up
+    to ~10 minutes at night. A burst with a 4-minute gap beside it is an error burst, not a
+    collection gap; a gap longer than any the day saw still is one."""
+    from telewatch.incidents.types import metric_quality_changes
+
+    rng = np.random.default_rng(5)
+    idx = pd.date_range("2024-05-14", periods=1440, freq="1min", tz="UTC")
+    values = pd.Series(np.abs(rng.normal(0.0003, 0.0001, idx.size)), index=idx)
+    kept = rng.random(idx.size) > 0.33
+    kept[200:210] = False  # a 10-minute hole at night
+    burst = idx[1400]
+    kept[1395:1399] = False  # four minutes missing just before the burst
+    kept[1399:1404] = True
+    values[1399:1404] = 0.06
+    series = values[kept]
+    assert metric_quality_changes("error", series, burst, burst + pd.Timedelta(minutes=3)) == []
+    longer = series.drop(series.index[(series.index >= idx[1380]) & (series.index < idx[1399])])
+    assert [c.direction for c in metric_quality_changes("error", longer, burst, burst)] == ["gap"]

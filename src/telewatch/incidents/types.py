@@ -45,6 +45,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
@@ -337,14 +338,47 @@ def metric_quality_changes(
     import pandas as pd
 
     values = series if isinstance(series, pd.Series) else pd.Series(series)
+    slack = pd.Timedelta(minutes=QUALITY_SLACK_MINUTES)
     return quality_changes(
         metric,
-        find_data_quality(values),
+        find_data_quality(values, gap_steps=unusual_gap_steps(values, pd.Timestamp(start) - slack)),  # type: ignore[arg-type]
         start,
         end,
         group=group,
-        slack=pd.Timedelta(minutes=QUALITY_SLACK_MINUTES),
+        slack=slack,
     )
+
+
+#: The shortest gap (missing steps) that can type an incident, however gappy the metric's history.
+MIN_TYPING_GAP = 5
+
+
+def unusual_gap_steps(series: object, before: object) -> int:
+    """How many steps a gap must miss to be news for this metric: more than any gap in its history
+    before ``before``, and at least :data:`MIN_TYPING_GAP`. A metric written only when something
+    happens (an error share with a third of its minutes missing) has gaps all day: a four-minute one
+    during an error burst is not a collection gap.
+
+    >>> import numpy as np, pandas as pd
+    >>> idx = pd.date_range("2024-01-01", periods=600, freq="1min", tz="UTC")
+    >>> s = pd.Series(1.0, index=idx)
+    >>> unusual_gap_steps(s, idx[500])
+    5
+    >>> unusual_gap_steps(s.drop(idx[100:112]), idx[500])  # a 12-minute gap earlier: 13 needed
+    13
+    """
+    import pandas as pd
+
+    from telewatch.incidents.data_quality import sampling_step
+
+    values = series if isinstance(series, pd.Series) else pd.Series(series)
+    index = pd.DatetimeIndex(values.index)
+    history = index[index < pd.Timestamp(before)]  # type: ignore[arg-type]
+    step = sampling_step(index)
+    if step is None or step <= pd.Timedelta(0) or len(history) < 2:
+        return MIN_TYPING_GAP
+    missing = np.diff(history.as_unit("ns").asi8) // step.value - 1
+    return max(MIN_TYPING_GAP, int(missing.max()) + 1)
 
 
 def with_quality(changes: Sequence[MetricChange], quality: Sequence[MetricChange]) -> list[MetricChange]:
