@@ -179,3 +179,12 @@ def test_a_share_deviates_in_percentage_points(language: str, said: str) -> None
     assert "11" not in out.subject.split("error")[-1]  # no relative figure anywhere near the metric
     assert out.payload["alerts"][0]["deviation_points"] is True
     assert out.payload["alerts"][0]["deviation_pct"] == pytest.approx(3.37)
+
+
+def test_a_shipped_incident_type_is_named_in_the_message_language() -> None:
+    e = event(incident_type="Traffic surge")
+    ru = Renderer(links=links()).render([e], kind="firing", language="ru", now=NOW)
+    en = Renderer(links=links()).render([e], kind="firing", language="en", now=NOW)
+    assert "Всплеск трафика" in ru.body_text
+    assert "Traffic surge" not in ru.body_text
+    assert "Traffic surge" in en.body_text

@@ -48,6 +48,7 @@ from telewatch.alerts.links import Links, format_link
 from telewatch.alerts.model import AlertCandidate, severity_rank
 from telewatch.alerts.sample import sample_candidate
 from telewatch.core.errors import ConfigError
+from telewatch.incidents.types import title_in
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
@@ -214,7 +215,7 @@ def alert_fields(
         ),
         "owner": event.owner,
         "incident_id": c.incident_id,
-        "incident_type": c.incident_type,
+        "incident_type": title_in(c.incident_type, language),
         "related": list(c.related),
         "rule": event.rule,
         "chart_url": format_link(links.chart, link_fields),

@@ -70,6 +70,7 @@ __all__ = [
     "load_rules",
     "metric_quality_changes",
     "quality_changes",
+    "title_in",
     "with_quality",
 ]
 
@@ -112,6 +113,8 @@ class IncidentType(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9_\-]+$")
     title: str
+    #: the title in other languages (``{ru: ...}``): alerts and the UI in that language show it
+    titles: dict[str, str] = Field(default_factory=dict)
     description: str = ""
     priority: int = 0
     all: list[Condition] = Field(default_factory=list)
@@ -273,6 +276,27 @@ def _parse_rules(text: str, source: str) -> RuleSet:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise ConfigError(f"incident types {source}: {where}") from exc
+
+
+def title_in(title: str | None, language: str, rules: RuleSet | None = None) -> str | None:
+    """An incident type's title (or name) as ``language`` says it, from the rule's ``titles``; the
+    text itself when no rule has it or the rule has no title in that language.
+
+    >>> title_in("Traffic surge", "ru"), title_in("traffic_surge", "ru"), title_in("Traffic surge", "en")
+    ('Всплеск трафика', 'Всплеск трафика', 'Traffic surge')
+    >>> title_in("My own type", "ru"), title_in(None, "ru")
+    ('My own type', None)
+    """
+    if title is None:
+        return None
+    try:
+        chosen = rules if rules is not None else load_rules()
+    except ConfigError:
+        return title
+    for rule in chosen.types:
+        if title in (rule.title, rule.name):
+            return rule.titles.get(language, rule.title if title == rule.name else title)
+    return title
 
 
 def involvement_cut(top_score: float) -> float:

@@ -56,7 +56,7 @@ async function draw() {
   const head = h("section", { class: "card" },
     h("h2", { class: "page", id: "incident-title" }, `#${inc.id} `, titleEl(inc.title), " ", stateBadge(pick(inc, "state", "status"))),
     h("dl", { class: "kv" },
-      h("dt", {}, t("Type")), h("dd", { id: "incident-type", translate: "no" }, pick(inc, "type_title", "type") || t("unclassified")),
+      h("dt", {}, t("Type")), h("dd", { id: "incident-type" }, pick(inc, "type_title", "type") ? t(pick(inc, "type_title", "type")) : t("unclassified")),
       h("dt", {}, t("Window")), h("dd", {}, timeEl(start), " – ", timeEl(end), " ", h("span", { class: "muted" }, tzName(start))),
       h("dt", {}, t("Peak")), h("dd", {}, timeEl(pick(inc, "peak", "peak_ts")), ", ", t("score {score}", { score: fmtNum(inc.peak_score) })),
       h("dt", {}, t("Metrics involved")), h("dd", {}, String(metrics.length))),

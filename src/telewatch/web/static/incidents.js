@@ -26,7 +26,7 @@ async function drawIncidents() {
       h("tbody", {}, list.map((inc) => h("tr", { class: "incident-row", "data-incident-id": inc.id },
         h("td", {}, h("a", { href: `/incidents/${inc.id}` }, `#${inc.id}`)),
         h("td", {}, h("a", { href: `/incidents/${inc.id}` }, titleEl(pick(inc, "title", "summary")))),
-        h("td", { translate: "no" }, pick(inc, "type_title", "type") || "—"),
+        h("td", {}, pick(inc, "type_title", "type") ? t(pick(inc, "type_title", "type")) : "—"),
         h("td", {}, stateBadge(pick(inc, "state", "status"))),
         h("td", {}, timeEl(pick(inc, "start", "start_ts", "started_at"))),
         h("td", {}, timeEl(pick(inc, "end", "end_ts", "ended_at"))),

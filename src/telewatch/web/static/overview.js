@@ -28,7 +28,7 @@ async function drawOpenIncidents() {
 function typeText(inc) {
   const title = pick(inc, "type_title"), name = pick(inc, "type", "kind");
   if (!title && !name) return t("untyped");
-  return h("span", { translate: "no", title: name || "" }, title || name);
+  return h("span", { title: name || "" }, t(title || name));  // shipped types are in the catalogue
 }
 document.getElementById("group-filter")?.addEventListener("change", (e) => e.target.form.submit());
 window.onRefresh = () => location.reload();
