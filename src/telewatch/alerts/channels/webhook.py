@@ -41,7 +41,11 @@ def slack_body(message: OutboundMessage) -> dict[str, Any]:
             fields.append({"title": "Expected", "value": a["expected_text"] + band, "short": True})
         if a.get("deviation_more_than") is not None:
             fields.append(
-                {"title": "Deviation", "value": f"more than {a['deviation_more_than']}{a.get('deviation_unit', '%')}", "short": True}
+                {
+                    "title": "Deviation",
+                    "value": f"more than {a['deviation_more_than']}{a.get('deviation_unit', '%')}",
+                    "short": True,
+                }
             )
         if a.get("owner"):
             fields.append({"title": "Owner", "value": a["owner"], "short": True})
