@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.detectors.base import Detector
+from telewatch.postrules.calibrate import CalibratorStack
 from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 
@@ -205,6 +206,8 @@ class MonitorMemory:
     tails: dict[int, Tail] = field(default_factory=dict)
     models: dict[tuple[int, str], ModelState] = field(default_factory=dict)
     loaded_models: bool = False  # the monitor's stored models were read into ``models``
+    #: per detector type, the models' calibrators stacked for calibrating a tick's scores at once
+    calibration: dict[str, CalibratorStack] = field(default_factory=dict)
 
 
 _MEMORY: weakref.WeakKeyDictionary[Store, dict[str, MonitorMemory]] = weakref.WeakKeyDictionary()
