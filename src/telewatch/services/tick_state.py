@@ -129,22 +129,26 @@ class Tail:
             new_ts[:live] = self._ts[self.lo : self.hi]
             new_values[:live] = self._values[self.lo : self.hi]
             self._ts, self._values, self.lo, self.hi = new_ts, new_values, 0, live
-        self._ts[self.hi : self.hi + n] = ts
-        self._values[self.hi : self.hi + n] = values
-        self.hi += n
-        keep = max(self.lo, self.hi - need.points)
-        if need.day and self.hi > self.lo:
-            cut = self.lo + int(np.searchsorted(self.ts, self._ts[self.hi - 1] - _DAY_NS, side="right"))
+        lo, hi = self.lo, self.hi + n
+        self._ts[self.hi : hi] = ts
+        self._values[self.hi : hi] = values
+        self.hi = hi
+        keep = max(lo, hi - need.points)
+        if need.day and hi > lo:
+            # the ndarray method, not np.searchsorted: a tick calls this for every series
+            span = self._ts[lo:hi]
+            cut = lo + int(span.searchsorted(span[-1] - _DAY_NS, side="right"))
             keep = min(keep, cut)
         self.lo, self.need = keep, need
         return self
 
     def context_for(self, need: Need, first_new: int) -> tuple[np.ndarray, np.ndarray]:
         """The context one detector gets before a new point at ``first_new``."""
-        start = max(0, self.ts.size - need.points)
+        lo, hi = self.lo, self.hi
+        start = max(lo, hi - need.points)
         if need.day:
-            start = min(start, int(np.searchsorted(self.ts, first_new - _DAY_NS, side="left")))
-        return self.ts[start:], self.values[start:]
+            start = min(start, lo + int(self._ts[lo:hi].searchsorted(first_new - _DAY_NS, side="left")))
+        return self._ts[start:hi], self._values[start:hi]
 
 
 class ModelState:
@@ -155,7 +159,7 @@ class ModelState:
     state to the next (a retrained model keeps the windows: they depend on the values alone).
     """
 
-    __slots__ = ("carry", "model", "need", "trained_at")
+    __slots__ = ("_group", "carry", "model", "need", "trained_at")
 
     def __init__(
         self,
@@ -170,6 +174,23 @@ class ModelState:
         self.deviations = deviations
         self.windows = windows
         self.need = context_need(model) if model is not None else Need(0, False)
+        self._group: tuple[Detector | None, tuple[Any, ...] | None] = (None, None)
+
+    def stream_key(self) -> tuple[Any, ...] | None:
+        """What :func:`score_group` groups this model's series by (its type and hyper-parameters),
+        ``None`` when its type has no streaming path; worked out once per model."""
+        model = self.model
+        if model is None:
+            return None
+        held, key = self._group
+        if held is not model:
+            key = (
+                (type(model), tuple(sorted((k, repr(v)) for k, v in model.get_params().items())))
+                if _streams(type(model))
+                else None
+            )
+            self._group = (model, key)
+        return key
 
     def __repr__(self) -> str:
         return f"ModelState(model={self.model!r}, trained_at={self.trained_at!r}, carry={sorted(self.carry)})"
@@ -368,11 +389,10 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
     out: list[np.ndarray | None] = [None] * len(jobs)
     groups: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
     for i, job in enumerate(jobs):
-        model = job.state.model
-        assert model is not None
-        if 0 < job.ts.size <= FAST_MAX_NEW and _streams(type(model)):
-            key = tuple(sorted((k, repr(v)) for k, v in model.get_params().items()))
-            groups.setdefault((type(model), job.ts.size, key), []).append(i)
+        assert job.state.model is not None
+        key = job.state.stream_key() if 0 < job.ts.size <= FAST_MAX_NEW else None
+        if key is not None:
+            groups.setdefault((key[0], job.ts.size, key[1]), []).append(i)
         else:
             out[i] = _score_one(job)
     for (kind, _m, _p), members in groups.items():
