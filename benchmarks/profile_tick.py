@@ -18,9 +18,9 @@ import pandas as pd
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_tick  # noqa: E402
+import bench_tick
 
-from telewatch.store.db import Store  # noqa: E402
+from telewatch.store.db import Store
 
 
 def main() -> None:
