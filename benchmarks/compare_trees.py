@@ -114,7 +114,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--ticks", type=int, default=5, help="steady ticks per process (median)")
     parser.add_argument(
-        "--only-tick", action="store_true", help="the default detector's tick only (no scale, no robust_bands)"
+        "--only-tick",
+        action="store_true",
+        help="the default detector's tick only (no scale, no robust_bands)",
     )
     args = parser.parse_args()
     old, new = args.old.resolve(), HERE.parent.parent
@@ -129,7 +131,9 @@ def main() -> None:
         ),
     }
     if args.only_tick:
-        runs = {k: v for k, v in runs.items() if k.startswith("tick, old") or k == "tick, new (default detector)"}
+        runs = {
+            k: v for k, v in runs.items() if k.startswith("tick, old") or k == "tick, new (default detector)"
+        }
     got: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for r in range(args.rounds):
         print(f"round {r + 1}, load {os.getloadavg()[0]:.1f}", flush=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -41,12 +43,27 @@ def main() -> None:
     work = args.dir / "work.duckdb"
     shutil.copy(base, work)
     source = bench_tick.MinuteSource(args.metrics)
+    gc_seconds = [0.0, 0.0]  # [total, started at]
+    gc_counts = [0, 0, 0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_seconds[1] = time.perf_counter()
+        else:
+            gc_seconds[0] += time.perf_counter() - gc_seconds[1]
+            gc_counts[info["generation"]] += 1
+
+    gc.callbacks.append(on_gc)
     try:
         with Store(work) as store:
             for k in range(args.ticks + 1):
                 now = bench_tick.T + pd.Timedelta(minutes=5 * (k + 1))
+                gc_seconds[0], gc_counts[:] = 0.0, [0, 0, 0]
                 t = bench_tick.one_tick(store, spec, source, now, streaming=True)
-                print(f"tick {k}: wall {t.seconds:.3f} s, CPU {t.cpu:.3f} s, phases {t.phases}")
+                print(
+                    f"tick {k}: wall {t.seconds:.3f} s, CPU {t.cpu:.3f} s, phases {t.phases},"
+                    f" garbage collection {gc_seconds[0]:.3f} s (collections by generation {gc_counts})"
+                )
             now = bench_tick.T + pd.Timedelta(minutes=5 * (args.ticks + 2))
             prof = cProfile.Profile()
             prof.enable()

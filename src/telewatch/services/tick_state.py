@@ -116,6 +116,10 @@ class Tail:
     def values(self) -> np.ndarray:
         return self._values[self.lo : self.hi]
 
+    def first_ts(self, default: int) -> int:
+        """The oldest point's time (ns), ``default`` when the tail is empty."""
+        return int(self._ts[self.lo]) if self.hi > self.lo else default
+
     def extend(self, ts: np.ndarray, values: np.ndarray, need: Need) -> Tail:
         """Append new points (in place) and trim to ``need``; returns this tail."""
         n = ts.size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -245,7 +246,8 @@ def _calibrated(
     if (starts > _NO_START).any():
         ts = np.concatenate([np.asarray(job.ts, dtype="int64") for job in group])
         z[ts < np.repeat(starts, sizes)] = np.nan
-    return np.split(z, np.cumsum(sizes)[:-1])
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    return [z[a:b] for a, b in pairwise(bounds)]
 
 
 _NO_START = np.iinfo(np.int64).min
@@ -355,10 +357,10 @@ def _save_tick_state(
             "last_scored": np.array([last[mid] for mid, _d in rows], dtype="int64")
             .astype("datetime64[ns]")
             .astype("datetime64[us]"),
-            "tail_start": np.array([int(t.ts[0]) if t.ts.size else _NAT for t in tails], dtype="int64")
+            "tail_start": np.array([t.first_ts(_NAT) for t in tails], dtype="int64")
             .view("datetime64[ns]")
             .astype("datetime64[us]"),
-            "tail_points": np.array([t.ts.size for t in tails], dtype="int32"),
+            "tail_points": np.array([t.hi - t.lo for t in tails], dtype="int32"),
             "trained_at": np.array(
                 [h.trained_at.value if h.trained_at is not None else _NAT for h in held], dtype="int64"
             )
