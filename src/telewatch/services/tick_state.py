@@ -139,9 +139,11 @@ class Tail:
         self.hi = hi
         keep = max(lo, hi - need.points)
         if need.day and hi > lo:
-            # the ndarray method, not np.searchsorted: a tick calls this for every series
-            span = self._ts[lo:hi]
-            cut = lo + int(span.searchsorted(span[-1] - _DAY_NS, side="right"))
+            # the first point after the day before the newest one: in the steady state the day's start
+            # moved by the points just added, so that guess is checked first (two comparisons; exactly
+            # searchsorted's answer when it holds), else searched
+            key = int(self._ts[hi - 1]) - _DAY_NS
+            cut = _first_after(self._ts, lo, hi, key, min(lo + n, hi))
             keep = min(keep, cut)
         self.lo, self.need = keep, need
         return self
@@ -151,8 +153,26 @@ class Tail:
         lo, hi = self.lo, self.hi
         start = max(lo, hi - need.points)
         if need.day:
-            start = min(start, lo + int(self._ts[lo:hi].searchsorted(first_new - _DAY_NS, side="left")))
+            # the first point at or after the day before ``first_new``: in the steady state the tail
+            # starts there (``extend`` trimmed it to the day before the newest point)
+            start = min(start, _first_at(self._ts, lo, hi, first_new - _DAY_NS, lo))
         return self._ts[start:hi], self._values[start:hi]
+
+
+def _first_at(ts: np.ndarray, lo: int, hi: int, key: int, guess: int) -> int:
+    """``lo + searchsorted(ts[lo:hi], key, side="left")`` (``ts[lo:hi]`` sorted), ``guess`` when it is
+    that index (checked: everything before it is below ``key``, it is not)."""
+    if lo <= guess <= hi and (guess == lo or ts[guess - 1] < key) and (guess == hi or ts[guess] >= key):
+        return guess
+    return lo + int(ts[lo:hi].searchsorted(key, side="left"))
+
+
+def _first_after(ts: np.ndarray, lo: int, hi: int, key: int, guess: int) -> int:
+    """``lo + searchsorted(ts[lo:hi], key, side="right")`` (``ts[lo:hi]`` sorted), ``guess`` when it is
+    that index (checked: everything before it is at most ``key``, it is above)."""
+    if lo <= guess <= hi and (guess == lo or ts[guess - 1] <= key) and (guess == hi or ts[guess] > key):
+        return guess
+    return lo + int(ts[lo:hi].searchsorted(key, side="right"))
 
 
 class ModelState:
