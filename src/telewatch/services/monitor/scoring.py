@@ -222,7 +222,7 @@ def _calibrated(
     """The raw scores of a detector group as calibrated z's, none before a model's ``scored_from_``:
     ``_unwarmed(model, ts, calibrate(model, raw))`` for every job, computed for the whole group at
     once on a :class:`~telewatch.postrules.calibrate.CalibratorStack` kept in ``memory`` (the same
-    numbers: ``tests/unit/test_calibrator_call.py``)."""
+    numbers: ``tests/unit/test_calibrator_stack.py``)."""
     if not group:
         return []
     calibrators: list[Calibrator] = []
