@@ -1,7 +1,7 @@
 """Old tree against this one, interleaved: bench_scale's default row and bench_tick's steady tick.
 
 Run: ``.venv/bin/python benchmarks/compare_trees.py OLD_TREE [--rounds 3] [--metrics 10000]
-[--scale-metrics 1000] [--days 30] [--ticks 5]``, ``OLD_TREE`` a checkout of the commit to compare
+[--scale-metrics 1000] [--days 30] [--ticks 5] [--only-tick]``, ``OLD_TREE`` a checkout of the commit to compare
 with (``git worktree add ../old 8d6278d``). Each round runs, one after the other and each in a
 fresh process of its own tree (``PYTHONPATH=TREE/src``, the tree's own ``benchmarks/``):
 
@@ -113,6 +113,11 @@ def main() -> None:
     parser.add_argument("--scale-metrics", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--ticks", type=int, default=5, help="steady ticks per process (median)")
+    parser.add_argument(
+        "--only-tick",
+        action="store_true",
+        help="the default detector's tick only (no scale, no robust_bands)",
+    )
     args = parser.parse_args()
     old, new = args.old.resolve(), HERE.parent.parent
     runs: dict[str, tuple[Path, tuple[str, ...]]] = {
@@ -125,6 +130,10 @@ def main() -> None:
             ("tick", "new", "robust_bands", str(args.metrics), str(args.ticks)),
         ),
     }
+    if args.only_tick:
+        runs = {
+            k: v for k, v in runs.items() if k.startswith("tick, old") or k == "tick, new (default detector)"
+        }
     got: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for r in range(args.rounds):
         print(f"round {r + 1}, load {os.getloadavg()[0]:.1f}", flush=True)
@@ -142,6 +151,8 @@ def main() -> None:
         ("tick, new (default detector)", "tick, old (its default detector)"),
         ("tick, new (robust_bands)", "tick, old (its default detector)"),
     ):
+        if new_name not in got:
+            continue
         pairs = list(zip(got[new_name], got[old_name], strict=True))
         walls = [n[0] / o[0] for n, o in pairs]
         cpus = [n[1] / o[1] for n, o in pairs]

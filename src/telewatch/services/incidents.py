@@ -29,7 +29,7 @@ from telewatch.incidents.types import (
 )
 from telewatch.services.explain import ScannedRows, explain_window
 from telewatch.store import incidents as incident_store
-from telewatch.store import repo
+from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 from telewatch.store.incidents import IncidentFields, IncidentMemberRow, IncidentMetric, IncidentSummary
 
@@ -349,17 +349,37 @@ def _quality(store: Store, draft: IncidentDraft, scanned: ScannedRows | None) ->
         else {}
     )
     out: list[MetricChange] = []
-    for mid in [m for m in draft.metric_ids if m in names][:20]:  # a huge incident: its first 20
-        series = repo.read_series(
-            store.cursor(),
-            mid,
-            start=draft.start - pd.Timedelta(days=1),
-            end=draft.end + pd.Timedelta(minutes=15),
+    mids = [m for m in draft.metric_ids if m in names][:20]  # a huge incident: its first 20
+    if not mids:
+        return out
+    # one query for all of them (one per metric cost a scan each: ~0.5 s a tick at 10,000 metrics;
+    # store.monitors.points_of: a day is nearly every row group of a store written tick by tick),
+    # each metric's points then as repo.read_series gives them
+    frame = monitors_repo.points_of(
+        store.cursor(),
+        mids,
+        lo=_naive_utc(draft.start - pd.Timedelta(days=1)),
+        hi=_naive_utc(draft.end + pd.Timedelta(minutes=15)),
+    )
+    ids = frame["metric_id"].to_numpy(dtype="int64")
+    for mid in mids:
+        rows = frame.iloc[int(np.searchsorted(ids, mid, "left")) : int(np.searchsorted(ids, mid, "right"))]
+        index = (
+            pd.DatetimeIndex(rows["ts"]).tz_localize("UTC") if len(rows) else pd.DatetimeIndex([], tz="UTC")
         )
+        series = pd.Series(rows["value"].to_numpy(dtype="float64"), index=index, name="value")
         out += metric_quality_changes(
             names[mid][0].split("{")[0], series, draft.start, draft.end, group=names[mid][1]
         )
     return out
+
+
+def _naive_utc(ts: pd.Timestamp) -> Any:
+    """A naive UTC datetime (the store's), as ``repo.read_series`` passes its bounds."""
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
 
 
 def list_incidents(

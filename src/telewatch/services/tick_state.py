@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.detectors.base import Detector
+from telewatch.postrules.calibrate import CalibratorStack
 from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 
@@ -115,6 +116,10 @@ class Tail:
     def values(self) -> np.ndarray:
         return self._values[self.lo : self.hi]
 
+    def first_ts(self, default: int) -> int:
+        """The oldest point's time (ns), ``default`` when the tail is empty."""
+        return int(self._ts[self.lo]) if self.hi > self.lo else default
+
     def extend(self, ts: np.ndarray, values: np.ndarray, need: Need) -> Tail:
         """Append new points (in place) and trim to ``need``; returns this tail."""
         n = ts.size
@@ -128,22 +133,46 @@ class Tail:
             new_ts[:live] = self._ts[self.lo : self.hi]
             new_values[:live] = self._values[self.lo : self.hi]
             self._ts, self._values, self.lo, self.hi = new_ts, new_values, 0, live
-        self._ts[self.hi : self.hi + n] = ts
-        self._values[self.hi : self.hi + n] = values
-        self.hi += n
-        keep = max(self.lo, self.hi - need.points)
-        if need.day and self.hi > self.lo:
-            cut = self.lo + int(np.searchsorted(self.ts, self._ts[self.hi - 1] - _DAY_NS, side="right"))
+        lo, hi = self.lo, self.hi + n
+        self._ts[self.hi : hi] = ts
+        self._values[self.hi : hi] = values
+        self.hi = hi
+        keep = max(lo, hi - need.points)
+        if need.day and hi > lo:
+            # the first point after the day before the newest one: in the steady state the day's start
+            # moved by the points just added, so that guess is checked first (two comparisons; exactly
+            # searchsorted's answer when it holds), else searched
+            key = int(self._ts[hi - 1]) - _DAY_NS
+            cut = _first_after(self._ts, lo, hi, key, min(lo + n, hi))
             keep = min(keep, cut)
         self.lo, self.need = keep, need
         return self
 
     def context_for(self, need: Need, first_new: int) -> tuple[np.ndarray, np.ndarray]:
         """The context one detector gets before a new point at ``first_new``."""
-        start = max(0, self.ts.size - need.points)
+        lo, hi = self.lo, self.hi
+        start = max(lo, hi - need.points)
         if need.day:
-            start = min(start, int(np.searchsorted(self.ts, first_new - _DAY_NS, side="left")))
-        return self.ts[start:], self.values[start:]
+            # the first point at or after the day before ``first_new``: in the steady state the tail
+            # starts there (``extend`` trimmed it to the day before the newest point)
+            start = min(start, _first_at(self._ts, lo, hi, first_new - _DAY_NS, lo))
+        return self._ts[start:hi], self._values[start:hi]
+
+
+def _first_at(ts: np.ndarray, lo: int, hi: int, key: int, guess: int) -> int:
+    """``lo + searchsorted(ts[lo:hi], key, side="left")`` (``ts[lo:hi]`` sorted), ``guess`` when it is
+    that index (checked: everything before it is below ``key``, it is not)."""
+    if lo <= guess <= hi and (guess == lo or ts[guess - 1] < key) and (guess == hi or ts[guess] >= key):
+        return guess
+    return lo + int(ts[lo:hi].searchsorted(key, side="left"))
+
+
+def _first_after(ts: np.ndarray, lo: int, hi: int, key: int, guess: int) -> int:
+    """``lo + searchsorted(ts[lo:hi], key, side="right")`` (``ts[lo:hi]`` sorted), ``guess`` when it is
+    that index (checked: everything before it is at most ``key``, it is above)."""
+    if lo <= guess <= hi and (guess == lo or ts[guess - 1] <= key) and (guess == hi or ts[guess] > key):
+        return guess
+    return lo + int(ts[lo:hi].searchsorted(key, side="right"))
 
 
 class ModelState:
@@ -154,7 +183,7 @@ class ModelState:
     state to the next (a retrained model keeps the windows: they depend on the values alone).
     """
 
-    __slots__ = ("carry", "model", "need", "trained_at")
+    __slots__ = ("_group", "carry", "model", "need", "trained_at")
 
     def __init__(
         self,
@@ -169,6 +198,23 @@ class ModelState:
         self.deviations = deviations
         self.windows = windows
         self.need = context_need(model) if model is not None else Need(0, False)
+        self._group: tuple[Detector | None, tuple[Any, ...] | None] = (None, None)
+
+    def stream_key(self) -> tuple[Any, ...] | None:
+        """What :func:`score_group` groups this model's series by (its type and hyper-parameters),
+        ``None`` when its type has no streaming path; worked out once per model."""
+        model = self.model
+        if model is None:
+            return None
+        held, key = self._group
+        if held is not model:
+            key = (
+                (type(model), tuple(sorted((k, repr(v)) for k, v in model.get_params().items())))
+                if _streams(type(model))
+                else None
+            )
+            self._group = (model, key)
+        return key
 
     def __repr__(self) -> str:
         return f"ModelState(model={self.model!r}, trained_at={self.trained_at!r}, carry={sorted(self.carry)})"
@@ -205,6 +251,8 @@ class MonitorMemory:
     tails: dict[int, Tail] = field(default_factory=dict)
     models: dict[tuple[int, str], ModelState] = field(default_factory=dict)
     loaded_models: bool = False  # the monitor's stored models were read into ``models``
+    #: per detector type, the models' calibrators stacked for calibrating a tick's scores at once
+    calibration: dict[str, CalibratorStack] = field(default_factory=dict)
 
 
 _MEMORY: weakref.WeakKeyDictionary[Store, dict[str, MonitorMemory]] = weakref.WeakKeyDictionary()
@@ -365,11 +413,10 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
     out: list[np.ndarray | None] = [None] * len(jobs)
     groups: dict[tuple[type, int, tuple[Any, ...]], list[int]] = {}
     for i, job in enumerate(jobs):
-        model = job.state.model
-        assert model is not None
-        if 0 < job.ts.size <= FAST_MAX_NEW and _streams(type(model)):
-            key = tuple(sorted((k, repr(v)) for k, v in model.get_params().items()))
-            groups.setdefault((type(model), job.ts.size, key), []).append(i)
+        assert job.state.model is not None
+        key = job.state.stream_key() if 0 < job.ts.size <= FAST_MAX_NEW else None
+        if key is not None:
+            groups.setdefault((key[0], job.ts.size, key[1]), []).append(i)
         else:
             out[i] = _score_one(job)
     for (kind, _m, _p), members in groups.items():

@@ -437,6 +437,24 @@ def points_between(
     ).df()
 
 
+def points_of(
+    con: duckdb.DuckDBPyConnection, metric_ids: Sequence[int], *, lo: datetime, hi: datetime
+) -> pd.DataFrame:
+    """Points ``metric_id, ts, value`` of a few metrics with ``lo <= ts < hi`` (naive UTC), by metric
+    and time, as :func:`points_between` gives them; for a range most row groups fall in (a day of a
+    store written tick by tick), where the ids are matched by a hash semi-join (about half the CPU of
+    the literal list's chain of comparisons over every row), within their min-max range (which the
+    scan prunes row groups by)."""
+    ids = [int(m) for m in metric_ids]
+    if not ids:
+        return pd.DataFrame({"metric_id": [], "ts": [], "value": []})
+    return con.execute(
+        "SELECT metric_id, ts, value FROM points WHERE metric_id BETWEEN ? AND ?"
+        " AND metric_id IN (SELECT unnest(?::INTEGER[])) AND ts >= ? AND ts < ? ORDER BY metric_id, ts",
+        [min(ids), max(ids), ids, lo, hi],
+    ).df()
+
+
 def points_after(con: duckdb.DuckDBPyConnection, after: pd.DataFrame, *, end: datetime) -> pd.DataFrame:
     """Points ``metric_id, ts, value`` of every metric of ``after`` (a frame ``metric_id, after``, naive
     UTC) with ``after < ts <= end``, by metric and time: one query."""

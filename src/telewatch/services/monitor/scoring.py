@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from telewatch.core.faults import crash_point
 from telewatch.monitors.config import DetectorSpec, MonitorSpec
+from telewatch.postrules.calibrate import Calibrator, CalibratorStack
 from telewatch.services import tick_state
 from telewatch.services.detection import calibrate
 from telewatch.services.monitor.anomalies import _record_tick_anomalies
@@ -169,10 +171,9 @@ def _score_streaming(
             )
     scored: dict[tuple[int, str], np.ndarray] = {}
     for det_type, group in jobs.items():
-        for job, scores in zip(group, tick_state.score_group(det_type, group), strict=True):
-            assert job.state.model is not None
-            z = calibrate(job.state.model, scores)
-            scored[(job.metric_id, det_type)] = _unwarmed(job.state.model, job.ts, z)
+        raw = tick_state.score_group(det_type, group)
+        for job, z in zip(group, _calibrated(memory, det_type, group, raw), strict=True):
+            scored[(job.metric_id, det_type)] = z
     _write_score_batch(store, jobs, scored)
     crash_point("tick.after_scores")
 
@@ -213,6 +214,51 @@ def _score_streaming(
     memory.generation = generation
     tick_state.keep(store, monitor=spec.name, memory=memory)
     return True
+
+
+def _calibrated(
+    memory: tick_state.MonitorMemory, det_type: str, group: list[tick_state.Job], raw: list[np.ndarray]
+) -> list[np.ndarray]:
+    """The raw scores of a detector group as calibrated z's, none before a model's ``scored_from_``:
+    ``_unwarmed(model, ts, calibrate(model, raw))`` for every job, computed for the whole group at
+    once on a :class:`~telewatch.postrules.calibrate.CalibratorStack` kept in ``memory`` (the same
+    numbers: ``tests/unit/test_calibrator_stack.py``)."""
+    if not group:
+        return []
+    calibrators: list[Calibrator] = []
+    for job in group:
+        model = job.state.model
+        assert model is not None
+        cal = getattr(model, "calibrator_", None)
+        if not isinstance(cal, Calibrator):  # none (refused there) or not ours: one by one
+            return [
+                _unwarmed(j.state.model, j.ts, calibrate(j.state.model, r))  # type: ignore[arg-type]
+                for j, r in zip(group, raw, strict=True)
+            ]
+        calibrators.append(cal)
+    stack = memory.calibration.get(det_type)
+    if stack is None:
+        stack = memory.calibration[det_type] = CalibratorStack()
+    rows = stack.rows_for(calibrators)
+    sizes = np.array([r.size for r in raw], dtype="int64")
+    z = stack.z(np.concatenate(raw), np.repeat(rows, sizes))
+    starts = np.array([_start_ns(job.state.model) for job in group], dtype="int64")
+    if (starts > _NO_START).any():
+        ts = np.concatenate([np.asarray(job.ts, dtype="int64") for job in group])
+        z[ts < np.repeat(starts, sizes)] = np.nan
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    return [z[a:b] for a, b in pairwise(bounds)]
+
+
+_NO_START = np.iinfo(np.int64).min
+
+
+def _start_ns(model: Any) -> int:
+    """``pd.Timestamp(model.scored_from_).value``, or the smallest int64 when it has none."""
+    start = getattr(model, "scored_from_", None)
+    if start is None:
+        return int(_NO_START)
+    return int(start.value if isinstance(start, pd.Timestamp) else pd.Timestamp(start).value)
 
 
 def _series_to_visit(
@@ -311,10 +357,10 @@ def _save_tick_state(
             "last_scored": np.array([last[mid] for mid, _d in rows], dtype="int64")
             .astype("datetime64[ns]")
             .astype("datetime64[us]"),
-            "tail_start": np.array([int(t.ts[0]) if t.ts.size else _NAT for t in tails], dtype="int64")
+            "tail_start": np.array([t.first_ts(_NAT) for t in tails], dtype="int64")
             .view("datetime64[ns]")
             .astype("datetime64[us]"),
-            "tail_points": np.array([t.ts.size for t in tails], dtype="int32"),
+            "tail_points": np.array([t.hi - t.lo for t in tails], dtype="int32"),
             "trained_at": np.array(
                 [h.trained_at.value if h.trained_at is not None else _NAT for h in held], dtype="int64"
             )
