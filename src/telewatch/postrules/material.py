@@ -84,32 +84,6 @@ def material(
     return bool(math.isnan(distance) or distance >= floor)
 
 
-def worth_paging(
-    metric: str,
-    *,
-    unit: str | None,
-    history: object,
-    value: float,
-    lower: float | None,
-    upper: float | None,
-    expected: float | None,
-    overrides: Mapping[str, float] | None = None,
-) -> bool:
-    """:func:`material` with the floor of ``metric``: its kind inferred from its name, ``unit`` and
-    recent values (``history``, array-like), then :func:`min_change_for`.
-
-    >>> import numpy as np
-    >>> night = np.full(600, 0.0002)
-    >>> worth_paging("error", unit=None, history=night, value=0.0059, lower=0.0001, upper=0.0004, expected=0.0002)
-    False
-    >>> worth_paging("error", unit=None, history=night, value=0.0059, lower=0.0001, upper=0.0004,
-    ...              expected=0.0002, overrides={"error": 0.001})
-    True
-    """
-    kind = infer_metric_kind(metric, unit, history)  # type: ignore[arg-type]
-    return material(value, lower, upper, expected, floor=min_change_for(metric, kind, overrides))
-
-
 def assess(
     metric: str,
     *,
@@ -121,9 +95,19 @@ def assess(
     expected: float | None,
     overrides: Mapping[str, float] | None = None,
 ) -> tuple[bool, float | None, bool]:
-    """What an alert step needs of one anomaly: whether it is worth paging (:func:`worth_paging`),
-    and its deviation with whether that is in percentage points (:func:`deviation`) — the metric's
-    kind inferred once from its name, ``unit`` and recent values."""
+    """What an alert step needs of one anomaly: whether it is worth paging (:func:`material` with the
+    floor of the metric: :func:`min_change_for`), and its deviation with whether that is in
+    percentage points (:func:`deviation`) — the metric's kind inferred once from its name, ``unit``
+    and recent values (``history``, array-like).
+
+    >>> import numpy as np
+    >>> night = np.full(600, 0.0002)
+    >>> assess("error", unit=None, history=night, value=0.0059, lower=0.0001, upper=0.0004, expected=0.0002)
+    (False, 0.57, True)
+    >>> assess("error", unit=None, history=night, value=0.0059, lower=0.0001, upper=0.0004,
+    ...        expected=0.0002, overrides={"error": 0.001})[0]
+    True
+    """
     kind = infer_metric_kind(metric, unit, history)  # type: ignore[arg-type]
     page = material(value, lower, upper, expected, floor=min_change_for(metric, kind, overrides))
     dev, points = deviation(value, expected, kind)
