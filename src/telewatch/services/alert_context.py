@@ -1,14 +1,18 @@
-"""What an alert about one anomaly shows beside its numbers: the chart's last hours of the metric and
-the band usual at each of those minutes (the same time of day on the previous days), for every path
-that alerts (a monitor's tick, ``telewatch detect``, an upload)."""
+"""The firing alert about one anomaly, for every path that alerts (a monitor's tick, ``telewatch
+detect``, an upload): whether it is worth paging, its deviation, and what it shows beside its numbers —
+the chart's last hours of the metric and the band usual at each of those minutes (the same time of
+day on the previous days)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from telewatch.alerts.model import AlertCandidate
+from telewatch.postrules.material import assess
 from telewatch.postrules.usual import usual_band
 from telewatch.store import repo
 
@@ -36,5 +40,69 @@ def alert_context(cur: Any, metric_id: int, start: pd.Timestamp, end: pd.Timesta
         cur, metric_id, start=first - pd.Timedelta(days=BAND_DAYS), end=end + pd.Timedelta(minutes=1)
     )
     window = history[history.index >= first]
-    band = usual_band(history[history.index < end + pd.Timedelta(minutes=1)], pd.DatetimeIndex(window.index))
+    band = usual_band(history, pd.DatetimeIndex(window.index))
     return AlertContext(window=window, band=band, history=history)
+
+
+def firing_candidate(
+    cur: Any,
+    *,
+    key: str,
+    monitor: str,
+    metric_id: int,
+    metric: str,
+    labels: Mapping[str, str],
+    group: str | None,
+    owner: str | None,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    value: float,
+    expected: float | None,
+    lower: float | None,
+    upper: float | None,
+    score: float,
+    severity: str,
+    min_change: Mapping[str, float] | None = None,
+    incident: tuple[int, str | None, Sequence[str]] | None = None,
+) -> AlertCandidate | None:
+    """The firing alert for one anomaly, with its chart and usual band, its deviation (in percentage
+    points for a share) — or None when the change is too small to matter (``min_change``, see
+    :mod:`telewatch.postrules.material`): recorded, not paged. ``incident``: (id, type, the other
+    anomalous metrics) of the incident the anomaly belongs to."""
+    context = alert_context(cur, metric_id, start, end)
+    page, deviation, points = assess(
+        metric,
+        unit=repo.get_metric(cur, metric_id).unit,
+        history=context.history.to_numpy(),
+        value=value,
+        lower=lower,
+        upper=upper,
+        expected=expected,
+        overrides=min_change,
+    )
+    if not page:
+        return None
+    return AlertCandidate(
+        key=key,
+        monitor=monitor,
+        metric=metric,
+        labels=dict(labels),
+        group=group,
+        value=value,
+        expected=expected,
+        lower=lower,
+        upper=upper,
+        deviation_pct=deviation,
+        deviation_points=points,
+        score=score,
+        severity=severity,
+        started_at=start,
+        last_seen=end,
+        owner=owner,
+        incident_id=incident[0] if incident else None,
+        incident_type=incident[1] if incident else None,
+        related=tuple(incident[2]) if incident else (),
+        status="firing",
+        series=context.window,
+        band=context.band,
+    )

@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from telewatch.postrules.material import assess
-from telewatch.services.alert_context import alert_context
+from telewatch.services.alert_context import firing_candidate
 from telewatch.services.detection import AnomalyWindow
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -37,7 +36,6 @@ def alert_recent(
 ) -> tuple[int, int]:
     """Submit the anomalies ending within ``within`` of ``now`` to the alert rules of ``config``
     (an ``AlertingConfig``) and deliver the outbox. Returns (candidates submitted, messages sent)."""
-    from telewatch.alerts.model import AlertCandidate
     from telewatch.services import alerting
 
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
@@ -47,41 +45,26 @@ def alert_recent(
     candidates = []
     for a in recent:
         info = repo.get_metric(cur, a.metric_id)
-        context = alert_context(cur, a.metric_id, a.start, a.end)
-        page, deviation, points = assess(
-            info.name,
-            unit=info.unit,
-            history=context.history.to_numpy(),
+        candidate = firing_candidate(
+            cur,
+            key=f"{DETECT_MONITOR}:{info.display_name}:{a.start.isoformat()}",
+            monitor=DETECT_MONITOR,
+            metric_id=a.metric_id,
+            metric=info.name,
+            labels=info.labels,
+            group=info.group,
+            owner=info.owner,
+            start=a.start,
+            end=a.end,
             value=a.value,
+            expected=a.expected,
             lower=a.lower,
             upper=a.upper,
-            expected=a.expected,
+            score=a.peak_score,
+            severity="warning",
         )
-        if not page:
-            continue  # too small a change to matter (a share off by less than a percentage point)
-        candidates.append(
-            AlertCandidate(
-                key=f"{DETECT_MONITOR}:{info.display_name}:{a.start.isoformat()}",
-                monitor=DETECT_MONITOR,
-                metric=info.name,
-                labels=dict(info.labels),
-                group=info.group,
-                value=a.value,
-                expected=a.expected,
-                lower=a.lower,
-                upper=a.upper,
-                deviation_pct=deviation,
-                deviation_points=points,
-                score=a.peak_score,
-                severity="warning",
-                started_at=a.start,
-                last_seen=a.end,
-                owner=info.owner,
-                status="firing",
-                series=context.window,
-                band=context.band,
-            )
-        )
+        if candidate is not None:  # None: too small a change to matter (a share off by under a point)
+            candidates.append(candidate)
     if not candidates:
         return 0, 0
     alerting.submit_alerts(store, candidates=candidates, rules=config, config=config, now=now)

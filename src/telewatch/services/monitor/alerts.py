@@ -8,8 +8,7 @@ from typing import Any
 import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
-from telewatch.postrules.material import assess
-from telewatch.services.alert_context import alert_context
+from telewatch.services.alert_context import firing_candidate
 from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport
 from telewatch.store import anomalies as anomalies_repo
 from telewatch.store import monitors as monitors_repo
@@ -60,7 +59,6 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
     """Alert candidates (``telewatch.alerts.model.AlertCandidate``) for the anomalies of this tick:
     firing for new or extended ones (only those reaching into this tick's data: see
     :func:`_alertable`), each with its incident so one incident is one message."""
-    from telewatch.alerts.model import AlertCandidate
 
     out: list[Any] = []
     cur = store.cursor()
@@ -70,45 +68,28 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
         incident = incidents.get((a.metric_id, a.detector, a.start))
         if _blip(spec, report, a, related=incident[2] if incident else ()):
             continue
-        context = alert_context(cur, a.metric_id, a.start, a.end)
-        page, deviation, points = assess(
-            a.metric,
-            unit=repo.get_metric(cur, a.metric_id).unit,
-            history=context.history.to_numpy(),
+        candidate = firing_candidate(
+            cur,
+            key=f"{spec.name}:{a.key}",
+            monitor=spec.name,
+            metric_id=a.metric_id,
+            metric=a.metric,
+            labels=a.labels,
+            group=spec.group,
+            owner=spec.owner,
+            start=a.start,
+            end=a.end,
             value=a.value,
+            expected=a.expected,
             lower=a.lower,
             upper=a.upper,
-            expected=a.expected,
-            overrides=spec.alert.min_change,
+            score=a.peak_score,
+            severity=spec.alert.severity or "warning",
+            min_change=spec.alert.min_change,
+            incident=incident,
         )
-        if not page:  # too small a change to matter (alert.min_change): recorded, not paged
-            continue
-        out.append(
-            AlertCandidate(
-                key=f"{spec.name}:{a.key}",
-                monitor=spec.name,
-                metric=a.metric,
-                labels=a.labels,
-                group=spec.group,
-                value=a.value,
-                expected=a.expected,
-                lower=a.lower,
-                upper=a.upper,
-                deviation_pct=deviation,
-                deviation_points=points,
-                score=a.peak_score,
-                severity=spec.alert.severity or "warning",
-                started_at=a.start,
-                last_seen=a.end,
-                owner=spec.owner,
-                incident_id=incident[0] if incident else None,
-                incident_type=incident[1] if incident else None,
-                related=incident[2] if incident else (),
-                status="firing",
-                series=context.window,
-                band=context.band,
-            )
-        )
+        if candidate is not None:  # None: too small a change to matter (alert.min_change)
+            out.append(candidate)
     return out
 
 
