@@ -16,6 +16,9 @@ from pathlib import Path
 
 from starlette.requests import Request
 
+from telewatch.core.errors import ConfigError
+from telewatch.incidents.types import load_rules
+
 LANGUAGES = ("en", "ru")
 DEFAULT = "en"
 COOKIE = "tw_lang"  # the language the user chose (the switch in the header, or ?lang=)
@@ -27,7 +30,18 @@ def catalogue(lang: str) -> dict[str, str]:
     """The messages of ``lang`` (an empty dict for English keys translated as themselves)."""
     path = _HERE / f"{lang}.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return {str(k): str(v) for k, v in data.items() if v}
+    words = {str(k): str(v) for k, v in data.items() if v}
+    return {**_incident_type_titles(lang), **words}
+
+
+def _incident_type_titles(lang: str) -> dict[str, str]:
+    """The incident types' titles in ``lang`` (their ``titles`` in the rule file), so the UI names a
+    type as alerts do, from one place. A rule file that cannot be read adds nothing."""
+    try:
+        rules = load_rules()
+    except ConfigError:
+        return {}
+    return {t.title: t.titles[lang] for t in rules.types if lang in t.titles}
 
 
 def translate(lang: str, text: str, /, **params: object) -> str:
