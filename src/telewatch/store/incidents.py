@@ -97,20 +97,6 @@ class IncidentSummary:
 
 
 @dataclass(frozen=True)
-class IncidentMetric:
-    metric_id: int
-    metric: str
-    rank: int
-    score: float
-    direction: str
-    magnitude: float | None
-    magnitude_kind: str | None
-    lead_lag: int | None
-    anomalous: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class IncidentFields:
     """The columns of an incident that grouping and ranking set (times UTC)."""
 
@@ -149,6 +135,13 @@ class IncidentMemberRow:
     lead_lag: int | None
     anomalous: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class IncidentMetric(IncidentMemberRow):
+    """A ranked metric of an incident as read back: the stored row with the metric's name."""
+
+    metric: str
 
 
 class AnomalySpan(NamedTuple):
