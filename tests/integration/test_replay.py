@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -270,3 +271,43 @@ monitors:
     found, paged = run('min_change: {"*": 0}')
     assert near(paged, small_start), paged
     assert near(paged, large_start), paged
+
+
+@pytest.mark.slow
+def test_a_burst_over_before_the_tick_is_told_once_as_over_an_ongoing_one_pages(tmp_path: Path) -> None:
+    """Latency x10 for five minutes (10:03-10:07) is over when the 10:15 tick sees it: one message that
+    says it is back to normal, a warning, and no "resolved" message after it. The same jump lasting
+    50 minutes (15:05-15:54) is still going on at the 15:15 tick: critical, then resolved."""
+    days = 5
+    idx = pd.date_range(START, periods=days * 1440, freq="1min")
+    rng = np.random.default_rng(5)
+    minute = (idx.hour * 60 + idx.minute).to_numpy()
+    latency = 0.2 + 0.03 * np.sin(2 * np.pi * minute / 1440) + rng.normal(0, 0.005, idx.size)
+    last = START + pd.Timedelta(days=4)
+    burst = (idx >= last + pd.Timedelta(hours=10, minutes=3)) & (
+        idx < last + pd.Timedelta(hours=10, minutes=8)
+    )
+    outage = (idx >= last + pd.Timedelta(hours=15, minutes=5)) & (
+        idx < last + pd.Timedelta(hours=15, minutes=55)
+    )
+    latency[burst | outage] *= 10
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="web_response", unit="s")
+            repo.write_points(tx, mid, pd.Series(latency, index=idx))
+        report = replay(live, start=last, end=last + pd.Timedelta(days=1), every=timedelta(minutes=15))
+    assert not report.errors
+
+    def told(at: pd.Timestamp) -> list[Any]:
+        hit = [i for i in report.incidents if i.start <= at + pd.Timedelta(minutes=5) and i.end >= at]
+        assert len(hit) == 1, [i.to_dict() for i in report.incidents]
+        return [m for m in report.messages if m.incident_id == hit[0].id]
+
+    over = told(last + pd.Timedelta(hours=10, minutes=3))
+    assert [(m.kind, m.severity) for m in over] == [("firing", "warning")], [m.to_dict() for m in over]
+    assert "(back to normal)" in over[0].subject
+    assert "already back to normal, after 5 min" in over[0].text
+    ongoing = told(last + pd.Timedelta(hours=15, minutes=5))
+    assert [m.kind for m in ongoing] == ["firing", "resolved"], [m.to_dict() for m in ongoing]
+    assert ongoing[0].severity == "critical"
+    assert "back to normal" not in ongoing[0].subject

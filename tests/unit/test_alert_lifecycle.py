@@ -14,7 +14,13 @@ from telewatch.alerts.config import parse_alerting_config
 from telewatch.alerts.model import AlertCandidate
 from telewatch.alerts.rules import parse_matcher, sample_candidate
 from telewatch.core.errors import ValidationError
-from telewatch.services.alerting import add_silence, expire_silence, notification_history, submit_alerts
+from telewatch.services.alerting import (
+    add_silence,
+    expire_silence,
+    notification_detail,
+    notification_history,
+    submit_alerts,
+)
 from telewatch.store.db import Store
 
 T0 = pd.Timestamp("2026-11-23 12:00", tz="UTC")
@@ -57,6 +63,10 @@ def payload(store: Store, notification_id: int) -> dict[str, Any]:
     )
     assert row is not None
     return dict(json.loads(row[0]))
+
+
+def body(store: Store, notification_id: int) -> str:
+    return str(notification_detail(store, notification_id=notification_id)["body_text"])
 
 
 def test_one_alert_per_key_while_it_lasts_then_repeat(store: Store) -> None:
@@ -164,6 +174,65 @@ def test_resolved_notice_once_then_quiet(store: Store) -> None:
     # it fires again later: a new alert
     t2 = T0 + pd.Timedelta(hours=1)
     assert len(submit_alerts(store, candidates=[cand(now=t2)], rules=cfg, now=t2).notifications) == 1
+
+
+def test_an_alert_already_over_is_told_once_as_over_and_never_critical(store: Store) -> None:
+    """A burst found after it ended (06:58-06:59, seen at the 07:15 tick): one message that says it is
+    back to normal, capped at the rule's recovered_severity, and no "resolved" message after it."""
+    cfg = config(severity=[{"level": "critical", "min_score": 8}, {"level": "warning"}])
+    start = T0 - pd.Timedelta(minutes=17)
+    over = cand(
+        score=9.0,
+        incident_id=None,
+        started_at=start,
+        last_seen=start + pd.Timedelta(minutes=1),
+        recovered=True,
+    )
+    report = submit_alerts(store, candidates=[over], rules=cfg, now=T0)
+    assert report.firing == ["web:web_latency"]
+    assert len(report.notifications) == 1
+    first = rows(store)[-1]
+    assert first["severity"] == "warning"  # critical by score, but already over
+    assert first["subject"].endswith("(back to normal)")
+    assert "already back to normal, after 2 min" in body(store, first["id"])
+    assert payload(store, first["id"])["alerts"][0]["recovered"] is True
+    # the tick after: the anomaly's resolution is not news any more
+    t1 = T0 + pd.Timedelta(minutes=15)
+    done = replace(over, status="resolved", recovered=False)
+    assert submit_alerts(store, candidates=[done], rules=cfg, now=t1).notifications == []
+    # the same key ongoing (not over) is critical as before, in Russian too
+    ongoing = cand(key="web:other", score=9.0, incident_id=None)
+    submit_alerts(store, candidates=[ongoing], rules=cfg, now=t1)
+    assert rows(store)[-1]["severity"] == "critical"
+    assert "back to normal" not in rows(store)[-1]["subject"]
+    # a rule may let an alert that is over still page
+    keep = config(severity=[{"level": "critical", "min_score": 8}], recovered_severity="critical")
+    again = replace(over, key="web:third")
+    submit_alerts(store, candidates=[again], rules=keep, now=t1)
+    assert rows(store)[-1]["severity"] == "critical"
+
+
+def test_over_alert_text_in_russian(store: Store) -> None:
+    cfg = parse_alerting_config(
+        {
+            "channels": {
+                "mail": {
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "from": "a@b.c",
+                    "to": ["x@y.z"],
+                    "language": "ru",
+                }
+            },
+            "rules": [{"name": "web", "channels": ["mail"]}],
+        }
+    )
+    start = T0 - pd.Timedelta(minutes=20)
+    over = cand(incident_id=None, started_at=start, last_seen=start + pd.Timedelta(minutes=4), recovered=True)
+    submit_alerts(store, candidates=[over], rules=cfg, now=T0)
+    row = rows(store)[-1]
+    assert row["subject"].endswith("(уже в норме)")
+    assert "уже вернулась в норму, через 5 мин" in body(store, row["id"])
 
 
 def test_resolved_without_a_firing_notice_says_nothing(store: Store) -> None:

@@ -217,6 +217,9 @@ class Rule(_Model):
     owners: list[OwnerRule] = Field(default_factory=list)
     group_by_incident: bool = True
     send_resolved: bool = True
+    #: the highest severity of an alert that is already over when it is first told (a two-minute
+    #: burst found by a tick ten minutes later): critical pages are for what is happening now
+    recovered_severity: Literal["info", "warning", "critical"] = "warning"
     quiet_hours: QuietHours | None = None
     digest: Digest | None = None
 

@@ -55,6 +55,10 @@ class AlertCandidate:
     #: the metric is a share (an error share, APDEX) and ``deviation_pct`` is its change in percentage
     #: points of the whole: 0.03 % -> 3.4 % is "3.3 points", not "11,000 %"
     deviation_points: bool = False
+    #: the anomaly was already over when the detection saw it (the metric back inside its band
+    #: before the end of the data): told once, at most at the rule's ``recovered_severity``, with
+    #: no separate "resolved" message after it
+    recovered: bool = False
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,9 @@ def alert_fields(
         "duration_text": format_duration(
             (last - started + pd.Timedelta(minutes=1)) if resolved else (max(last, now) - started), language
         ),
+        # over before it was told: how long it lasted (first to last anomalous point, inclusive)
+        "recovered": bool(c.recovered) and not resolved,
+        "lasted_text": format_duration(last - started + pd.Timedelta(minutes=1), language),
         "owner": event.owner,
         "incident_id": c.incident_id,
         "incident_type": title_in(c.incident_type, language),

@@ -437,6 +437,10 @@ class AlertSpec(_Model):
     min_duration: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)
     send_resolved: bool = True
+    #: the highest severity of an anomaly already over when the tick first sees it (a two-minute
+    #: burst between two 15-minute ticks): told once, saying it is back to normal, with no
+    #: "resolved" message after it; critical pages are for what is happening now
+    recovered_severity: Literal["info", "warning", "critical"] = "warning"
 
     @field_validator("min_change")
     @classmethod

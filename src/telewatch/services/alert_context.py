@@ -44,6 +44,21 @@ def alert_context(cur: Any, metric_id: int, start: pd.Timestamp, end: pd.Timesta
     return AlertContext(window=window, band=band, history=history)
 
 
+#: An anomaly whose last anomalous point lies this close to the end of the data is still going on
+#: (the next reading may well be anomalous too); one that ended earlier is over.
+ONGOING_EDGE = pd.Timedelta(minutes=2)
+
+
+def is_ongoing(end: pd.Timestamp, data_end: pd.Timestamp) -> bool:
+    """Whether an anomaly that last fired at ``end`` may still be going on at ``data_end``.
+
+    >>> t = pd.Timestamp("2024-04-28 07:15", tz="UTC")
+    >>> is_ongoing(t - pd.Timedelta(minutes=1), t), is_ongoing(t - pd.Timedelta(minutes=16), t)
+    (True, False)
+    """
+    return bool(end >= data_end - ONGOING_EDGE)
+
+
 def firing_candidate(
     cur: Any,
     *,
@@ -64,11 +79,13 @@ def firing_candidate(
     severity: str,
     min_change: Mapping[str, float] | None = None,
     incident: tuple[int, str | None, Sequence[str]] | None = None,
+    recovered: bool = False,
 ) -> AlertCandidate | None:
     """The firing alert for one anomaly, with its chart and usual band, its deviation (in percentage
     points for a share) — or None when the change is too small to matter (``min_change``, see
     :mod:`telewatch.postrules.material`): recorded, not paged. ``incident``: (id, type, the other
-    anomalous metrics) of the incident the anomaly belongs to."""
+    anomalous metrics) of the incident the anomaly belongs to; ``recovered``: already over when
+    found (see :func:`is_ongoing`)."""
     context = alert_context(cur, metric_id, start, end)
     page, deviation, points = assess(
         metric,
@@ -105,4 +122,5 @@ def firing_candidate(
         status="firing",
         series=context.window,
         band=context.band,
+        recovered=recovered,
     )

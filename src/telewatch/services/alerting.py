@@ -176,6 +176,12 @@ def _decide(
             report.skipped.append(SkippedCandidate(c.key, f"below the severity levels of rule {rule.name!r}"))
             return
     told = state is not None and state.status == "firing" and state.notified
+    if (
+        c.status == "firing"
+        and c.recovered
+        and severity_rank(severity) > severity_rank(rule.recovered_severity)
+    ):
+        severity = rule.recovered_severity  # already over: a person hears of it, nobody is woken
     if c.status == "firing" and not told and _utc(c.last_seen) - _utc(c.started_at) < rule.min_duration:
         report.skipped.append(SkippedCandidate(c.key, f"pending: shorter than min_duration of {rule.name!r}"))
         return
@@ -252,7 +258,9 @@ def _decide(
             and alert_store.incident_notified(con, c.incident_id, c.monitor)
         ):
             event = "update"  # a new metric joined an incident people already know about
-        keep(status="firing", notified=True, notified_severity=severity, last=now, silenced_by=None)
+        # already over when first told: the message says so, and no "resolved" message follows
+        status = "resolved" if c.recovered and not told else "firing"
+        keep(status=status, notified=True, notified_severity=severity, last=now, silenced_by=None)
         report.firing.append(c.key)
 
     digest_at: pd.Timestamp | None = None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from telewatch.services.alert_context import firing_candidate
+from telewatch.services.alert_context import firing_candidate, is_ongoing
 from telewatch.services.detection import AnomalyWindow
 from telewatch.store import repo
 from telewatch.store.db import Store
@@ -62,6 +62,7 @@ def alert_recent(
             upper=a.upper,
             score=a.peak_score,
             severity="warning",
+            recovered=info.last_ts is not None and not is_ongoing(a.end, info.last_ts),
         )
         if candidate is not None:  # None: too small a change to matter (a share off by under a point)
             candidates.append(candidate)

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
-from telewatch.services.alert_context import firing_candidate
+from telewatch.services.alert_context import firing_candidate, is_ongoing
 from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport
 from telewatch.store import anomalies as anomalies_repo
 from telewatch.store import monitors as monitors_repo
@@ -29,12 +29,17 @@ def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> 
     return bool(a.ongoing or a.end >= recent)
 
 
+def _over(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
+    """Over by the time the tick sees it: not ongoing, and not at the edge of the tick's data."""
+    data_end = report.tick - pd.Timedelta(spec.lag)
+    return not a.ongoing and not is_ongoing(a.end, data_end)
+
+
 def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
     """A blip: over by the time the tick sees it (not at the edge of the tick's data), shorter than
     ``alert.min_blip``, with no other metric anomalous in its incident — nothing for a person to act
     on when the message arrives. Recorded and shown in the UI; not paged."""
-    data_end = report.tick - pd.Timedelta(spec.lag)
-    if related or a.end >= data_end - pd.Timedelta(minutes=2):
+    if related or not _over(spec, report, a):
         return False
     return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
 
@@ -87,6 +92,7 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
             severity=spec.alert.severity or "warning",
             min_change=spec.alert.min_change,
             incident=incident,
+            recovered=_over(spec, report, a),
         )
         if candidate is not None:  # None: too small a change to matter (alert.min_change)
             out.append(candidate)
@@ -179,6 +185,7 @@ def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
                 channels=list(spec.channels),
                 owner=spec.owner if spec.owner and spec.owner.startswith("@") else None,
                 send_resolved=spec.alert.send_resolved,
+                recovered_severity=spec.alert.recovered_severity,
             )
         )
     return rules
