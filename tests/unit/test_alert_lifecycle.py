@@ -205,6 +205,24 @@ def test_an_alert_already_over_is_told_once_as_over_and_never_critical(store: St
     submit_alerts(store, candidates=[ongoing], rules=cfg, now=t1)
     assert rows(store)[-1]["severity"] == "critical"
     assert "back to normal" not in rows(store)[-1]["subject"]
+    # an incident whose every metric is over says so in its one message
+    t2 = t1 + pd.Timedelta(minutes=15)
+    pair = [
+        replace(
+            over,
+            key=f"web:{m}",
+            metric=m,
+            incident_id=9,
+            last_seen=t2 - pd.Timedelta(minutes=9),
+            started_at=t2 - pd.Timedelta(minutes=12),
+        )
+        for m in ("error", "apdex")
+    ]
+    submit_alerts(store, candidates=pair, rules=cfg, now=t2)
+    assert (
+        rows(store)[-1]["subject"]
+        == "[WARNING] Incident #9 (latency degradation): 2 metrics (back to normal)"
+    )
     # a rule may let an alert that is over still page
     keep = config(severity=[{"level": "critical", "min_score": 8}], recovered_severity="critical")
     again = replace(over, key="web:third")

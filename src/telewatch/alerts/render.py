@@ -556,6 +556,7 @@ class Renderer:
             "incident_url": first["incident_url"] if len(incidents) == 1 else None,
             "owners": owners,
             "all_resolved": all(a["status"] == "resolved" for a in alerts),
+            "all_recovered": all(a["recovered"] for a in alerts),
             "base_url": self.links.base,
             "generated_at": now.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC"),
             "chart_cid": chart_cid,

@@ -30,9 +30,9 @@ def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> 
 
 
 def _over(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
-    """Over by the time the tick sees it: not ongoing, and not at the edge of the tick's data."""
-    data_end = report.tick - pd.Timedelta(spec.lag)
-    return not a.ongoing and not is_ongoing(a.end, data_end)
+    """Over by the time the tick sees it: its last anomalous point is not at the edge of the tick's
+    data (``a.ongoing`` is wider: within the detector's merge gap, so the next tick may extend it)."""
+    return not is_ongoing(a.end, report.tick - pd.Timedelta(spec.lag))
 
 
 def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
