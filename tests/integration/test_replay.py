@@ -306,7 +306,7 @@ def test_a_burst_over_before_the_tick_is_told_once_as_over_an_ongoing_one_pages(
     over = told(last + pd.Timedelta(hours=10, minutes=3))
     assert [(m.kind, m.severity) for m in over] == [("firing", "warning")], [m.to_dict() for m in over]
     assert "(back to normal)" in over[0].subject
-    assert "already back to normal, after 5 min" in over[0].text
+    assert "already back to normal, after 5 min\n" in over[0].text
     ongoing = told(last + pd.Timedelta(hours=15, minutes=5))
     assert [m.kind for m in ongoing] == ["firing", "resolved"], [m.to_dict() for m in ongoing]
     assert ongoing[0].severity == "critical"

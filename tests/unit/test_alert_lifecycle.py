@@ -194,7 +194,7 @@ def test_an_alert_already_over_is_told_once_as_over_and_never_critical(store: St
     first = rows(store)[-1]
     assert first["severity"] == "warning"  # critical by score, but already over
     assert first["subject"].endswith("(back to normal)")
-    assert "already back to normal, after 2 min" in body(store, first["id"])
+    assert "already back to normal, after 2 min\n" in body(store, first["id"])
     assert payload(store, first["id"])["alerts"][0]["recovered"] is True
     # the tick after: the anomaly's resolution is not news any more
     t1 = T0 + pd.Timedelta(minutes=15)
@@ -250,7 +250,7 @@ def test_over_alert_text_in_russian(store: Store) -> None:
     submit_alerts(store, candidates=[over], rules=cfg, now=T0)
     row = rows(store)[-1]
     assert row["subject"].endswith("(уже в норме)")
-    assert "уже вернулась в норму, через 5 мин" in body(store, row["id"])
+    assert "уже вернулась в норму, через 5 мин\n" in body(store, row["id"])
 
 
 def test_resolved_without_a_firing_notice_says_nothing(store: Store) -> None:
