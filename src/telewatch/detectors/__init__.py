@@ -13,6 +13,7 @@ from telewatch.detectors import forecast_interval as _forecast_interval  # noqa:
 from telewatch.detectors import level_shift as _level_shift  # noqa: F401  isort: skip
 from telewatch.detectors import novelty as _novelty  # noqa: F401  isort: skip
 from telewatch.detectors import ensemble as _ensemble  # noqa: F401  isort: skip
+from telewatch.detectors import novelty_seasonal as _novelty_seasonal  # noqa: F401  isort: skip
 from telewatch.detectors import multivariate as _multivariate  # noqa: F401  isort: skip
 from telewatch.detectors import isolation_forest as _isolation_forest  # noqa: F401  isort: skip
 from telewatch.detectors import ocsvm as _ocsvm  # noqa: F401  isort: skip

@@ -220,3 +220,38 @@ def bands_kernel() -> Callable[..., None]:
 
     _BANDS.append(step)
     return step
+
+
+_PREV: list[Callable[..., np.ndarray]] = []
+
+
+def previous_at_least(values: np.ndarray, cooldown: int) -> np.ndarray:
+    """``min(1, gap / cooldown)`` for each point of ``values`` (1-D), ``gap`` the points since the
+    latest earlier point at least as high; 1 where there is none (NaN neither counts nor is
+    weighed). A monotonic stack: O(n).
+
+    >>> previous_at_least(np.array([3.0, 1.0, 2.0, 3.0, np.nan, 4.0]), 4).tolist()
+    [1.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    if not _PREV:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def weights(x: np.ndarray, cooldown: int) -> np.ndarray:
+            out = np.ones(x.size)
+            stack = np.empty(x.size, dtype=np.int64)  # positions, values strictly decreasing
+            top = 0
+            for t in range(x.size):
+                v = x[t]
+                if not np.isfinite(v):
+                    continue
+                while top > 0 and x[stack[top - 1]] < v:
+                    top -= 1
+                if top > 0:
+                    out[t] = min(1.0, (t - stack[top - 1]) / cooldown)
+                stack[top] = t
+                top += 1
+            return out
+
+        _PREV.append(weights)
+    return _PREV[0](np.ascontiguousarray(values, dtype="float64"), max(int(cooldown), 1))

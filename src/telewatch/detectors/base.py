@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import MutableMapping, Sequence
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ import pandas as pd
 from telewatch.core.errors import ValidationError
 from telewatch.core.params import Params
 from telewatch.core.series import validate_series
+
+if TYPE_CHECKING:
+    from telewatch.postrules.calibrate import Calibrator
 
 
 class NotFittedError(ValidationError):
@@ -88,6 +91,24 @@ class Detector(Params, ABC):
         True
         """
         return None
+
+    def train_calibrator(self, scores: np.ndarray) -> Calibrator:
+        """The calibrator (raw score → z) of this fitted detector, from its raw scores of the
+        training points: a :class:`~telewatch.postrules.calibrate.Calibrator` trained on them, what
+        every path uses (``telewatch.services.detection.calibrated_scores``). A detector whose raw
+        scores are already calibrated (e.g. ``novelty_seasonal``'s surprisal, ``-ln p``) returns a
+        calibrator that keeps them as they are instead of fitting a second tail on top.
+
+        >>> class Static(Detector):
+        ...     def _fit(self, series): pass
+        ...     def _score(self, series): return series.abs()
+        >>> cal = Static().train_calibrator(np.abs(np.random.default_rng(0).normal(size=1000)))
+        >>> round(float(cal(np.array([10.0]))[0]), 1) > 5
+        True
+        """
+        from telewatch.postrules.calibrate import Calibrator
+
+        return Calibrator().train(scores)
 
     def fit_score_rows(self, values: np.ndarray) -> np.ndarray | None:
         """Matrix path: row ``i`` of the result is ``clone().fit(s_i).score(s_i)`` where ``s_i`` is row

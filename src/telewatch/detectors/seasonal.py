@@ -61,8 +61,13 @@ def detect_periods(
     if x.size > max_points:  # coarsen: mean of blocks, so a month of minutes stays fast
         k = int(np.ceil(x.size / max_points))
         trimmed = x[: x.size // k * k].reshape(-1, k)
-        with np.errstate(all="ignore"):
-            x = np.nanmean(trimmed, axis=1) if np.isnan(trimmed).any() else trimmed.mean(axis=1)
+        valid = ~np.isnan(trimmed)
+        if valid.all():
+            x = trimmed.mean(axis=1)
+        else:  # np.nanmean's numbers, without its warning on an all-NaN block (a gap of a block)
+            counts = valid.sum(axis=1)
+            sums = np.where(valid, trimmed, 0.0).sum(axis=1)
+            x = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         step = step * k
     n = x.size
     trend = pd.Series(x).rolling(max(5, n // 8) | 1, center=True, min_periods=1).median().to_numpy()

@@ -16,7 +16,7 @@ from telewatch.core.faults import crash_point
 from telewatch.detectors import create_detector
 from telewatch.detectors.base import Detector
 from telewatch.postrules.alarms import AlarmFilter
-from telewatch.postrules.calibrate import Calibrator, screen_anomalies
+from telewatch.postrules.calibrate import screen_anomalies
 from telewatch.postrules.threshold import Threshold
 from telewatch.postrules.usual import held_through, ordinary_blip, still_outside, usual_at
 from telewatch.store import anomalies as anomalies_repo
@@ -157,7 +157,7 @@ def calibrated_scores(
             train = kept
         else:
             screened[:] = False
-    calibrator = Calibrator().train(raw[train])
+    calibrator = det.train_calibrator(raw[train])
     det.calibrator_ = calibrator  # type: ignore[attr-defined]  # kept with the model for the ticks
     # where scoring starts when the series starts here (a monitor's first tick scores its history)
     det.scored_from_ = (  # type: ignore[attr-defined]

@@ -1,0 +1,135 @@
+"""novelty_seasonal: novelty alone on a short history, novelty plus a seasonal channel after it, and
+the z the detection paths give it (``services.detection.calibrated_scores``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ndtri_exp
+
+from telewatch.detectors import create_detector
+from telewatch.detectors.novelty import Novelty
+from telewatch.detectors.novelty_seasonal import NoveltySeasonal, repeat_weights
+from telewatch.postrules.calibrate import Calibrator
+from telewatch.services.detection import calibrated_scores
+
+STEP = pd.Timedelta(minutes=5)
+PER_DAY = 288
+
+
+def daily(days: int, seed: int = 0) -> pd.Series:
+    """A metric with a daily cycle (users: 1,000 at night, 3,000 at the afternoon peak) and noise."""
+    idx = pd.date_range("2024-03-04", periods=days * PER_DAY, freq=STEP, tz="UTC")
+    t = np.arange(idx.size)
+    rng = np.random.default_rng(seed)
+    x = 2000 - 1000 * np.cos(2 * np.pi * t / PER_DAY) + rng.normal(0, 40, idx.size)
+    return pd.Series(x, index=idx, name="users")
+
+
+def test_short_history_is_novelty_exactly() -> None:
+    s = daily(6)
+    det = NoveltySeasonal().fit(s.iloc[: 2 * PER_DAY])  # two days < min_days
+    assert det.seasonal_ is None
+    want = Novelty().fit(s.iloc[: 2 * PER_DAY]).score(s).to_numpy()
+    np.testing.assert_array_equal(det.score(s).to_numpy(), want)
+    # and its streaming path is novelty's, carry included
+    past, new = s.iloc[1000:1500].to_numpy(), s.iloc[1500:1505].to_numpy()[None, :]
+    carry: dict[str, np.ndarray] = {}
+    got = NoveltySeasonal.score_contexts([det], [past], new, [carry])
+    assert got is not None
+    assert "novelty" in carry
+    np.testing.assert_allclose(got[0], det.score(s.iloc[1500:1505], context=s.iloc[1000:1500]).to_numpy())
+
+
+def test_a_drop_inside_the_range_is_caught_at_the_peak_and_novelty_misses_it() -> None:
+    """Users halve for 40 minutes at the afternoon peak, to a value seen every night: novelty's
+    z stays low; the combined z passes 5 (the detection paths' threshold)."""
+    s = daily(10)
+    peak = 8 * PER_DAY + PER_DAY // 2  # day 9, 12:00
+    s.iloc[peak : peak + 8] *= 0.5
+    train = np.ones(len(s), dtype=bool)
+    _, z_novelty, _ = calibrated_scores("novelty", {}, s, train)
+    det, z, _ = calibrated_scores("novelty_seasonal", {}, s, train)
+    assert isinstance(det, NoveltySeasonal)
+    assert det.seasonal_ is not None
+    window = slice(peak, peak + 8)
+    assert np.nanmax(z_novelty.to_numpy()[window]) < 5.0
+    assert np.nanmax(z.to_numpy()[window]) >= 5.0
+    # quiet elsewhere after the warm-up: no point of an ordinary day reaches 5
+    quiet = z.to_numpy().copy()
+    quiet[peak - 12 : peak + 24] = np.nan
+    assert np.nanmax(quiet) < 5.0
+
+
+def test_a_new_maximum_still_scores_as_novelty_does() -> None:
+    s = daily(10)
+    s.iloc[9 * PER_DAY + 100] = 6000.0  # twice the daily peak
+    train = np.ones(len(s), dtype=bool)
+    _, z_novelty, _ = calibrated_scores("novelty", {}, s, train)
+    _, z, _ = calibrated_scores("novelty_seasonal", {}, s, train)
+    at = 9 * PER_DAY + 100
+    assert z_novelty.iloc[at] >= 5.0
+    assert z.iloc[at] >= 5.0
+
+
+def test_the_calibrated_score_is_the_larger_channel_z() -> None:
+    """train_calibrator (novelty's calibrator) turns the score into max(z_novelty, z_seasonal),
+    z_seasonal being the seasonal channel's surprisal (after the repeat weights) as a z."""
+    s = daily(8, seed=3)
+    s.iloc[7 * PER_DAY + 150 : 7 * PER_DAY + 160] += 800.0
+    det = create_detector("novelty_seasonal").fit(s)
+    assert isinstance(det, NoveltySeasonal)
+    assert det.calibrators_ is not None
+    cal_n, cal_s = det.calibrators_
+    raw = det.score(s).to_numpy()
+    z = det.train_calibrator(raw)(raw)
+    z_n = cal_n(det.novelty_.score(s).to_numpy())
+    surprisal = -cal_s.log_tail_probability(det.seasonal_.score(s).to_numpy())  # type: ignore[union-attr]
+    surprisal = surprisal * repeat_weights(surprisal, det.seasonal_cooldown)
+    z_s = np.maximum(-ndtri_exp(-surprisal), 0.0)
+    beyond = surprisal > -np.log(cal_n.p_u_)  # where the seasonal channel can count
+    np.testing.assert_allclose(z[beyond], np.maximum(z_n, z_s)[beyond], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(z[~beyond], z_n[~beyond], rtol=1e-12, atol=1e-12)
+    assert np.nanmax(z_s) >= 5.0  # the shifted stretch
+
+
+def test_without_the_seasonal_channel_the_calibrator_is_trained_on_the_scores() -> None:
+    s = daily(2)
+    det = NoveltySeasonal().fit(s)
+    raw = det.score(s).to_numpy()
+    want = Calibrator().train(raw)
+    got = det.train_calibrator(raw)
+    np.testing.assert_array_equal(got(raw), want(raw))
+
+
+def test_the_seasonal_channel_needs_a_daily_cycle_when_asked() -> None:
+    idx = pd.date_range("2024-03-04", periods=6 * PER_DAY, freq=STEP, tz="UTC")
+    flat = pd.Series(np.random.default_rng(1).normal(50, 2, idx.size), index=idx)
+    assert NoveltySeasonal().fit(flat).seasonal_ is not None  # history alone decides by default
+    assert NoveltySeasonal(require_cycle=True).fit(flat).seasonal_ is None
+    assert NoveltySeasonal(require_cycle=True).fit(daily(6)).seasonal_ is not None
+
+
+def test_streaming_leaves_series_with_the_seasonal_channel_to_be_scored_one_by_one() -> None:
+    s = daily(6)
+    det = NoveltySeasonal().fit(s.iloc[: 4 * PER_DAY])
+    assert det.seasonal_ is not None
+    got = NoveltySeasonal.score_contexts(
+        [det], [s.iloc[:1000].to_numpy()], s.iloc[1000:1005].to_numpy()[None, :]
+    )
+    assert got is None
+
+
+@pytest.mark.parametrize("cooldown", [1, 3, 10])
+def test_repeat_weights_against_a_plain_loop(cooldown: int) -> None:
+    x = np.random.default_rng(cooldown).exponential(1.0, 400)
+    x[::37] = np.nan
+    want = np.ones(x.size)
+    for t in range(x.size):
+        if np.isnan(x[t]):
+            continue
+        earlier = [k for k in range(t) if not np.isnan(x[k]) and x[k] >= x[t]]
+        if earlier:
+            want[t] = min(1.0, (t - earlier[-1]) / cooldown)
+    np.testing.assert_array_equal(repeat_weights(x, cooldown), want)
