@@ -106,7 +106,9 @@ def test_templates_can_be_overridden_one_file_at_a_time(tmp_path: Path) -> None:
 
 def test_resolved_message() -> None:
     e = AlertEvent(
-        candidate=replace(sample_candidate(now=NOW), status="resolved"),
+        candidate=replace(  # the latest value back at the expected one
+            sample_candidate(now=NOW), status="resolved", value=sample_candidate(now=NOW).expected
+        ),
         event="resolved",
         severity="critical",
         owner=None,
@@ -116,6 +118,35 @@ def test_resolved_message() -> None:
     # the true duration: first to last anomalous minute (17 min before NOW to NOW), not until the message
     assert "Back to normal after 18 min" in out.body_html
     assert out.payload["status"] == "resolved"
+
+
+@pytest.mark.parametrize(
+    ("language", "value", "text"),
+    [
+        (
+            "en",
+            8336.0,
+            "No longer flagged after 18 min, but still above the usual band: last value <b>8,336</b>",
+        ),
+        ("en", 5100.0, "Back to normal after 18 min"),
+        ("ru", 2000.0, "но всё ещё ниже обычного: последнее значение <b>2 000</b>, обычно 4 017 – 5 854"),
+    ],
+)
+def test_a_resolved_message_does_not_call_a_value_outside_the_usual_band_normal(
+    language: str, value: float, text: str
+) -> None:
+    """A surge the detector let go of while traffic is still well above the usual band (the detector
+    adapted to a slow return) is "no longer flagged", not "back to normal"."""
+    c = replace(
+        sample_candidate(now=NOW), status="resolved", value=value, expected=4701.0, lower=4017.0, upper=5854.0
+    )
+    e = AlertEvent(candidate=c, event="resolved", severity="critical", owner=None)
+    out = Renderer().render([e], kind="resolved", language=language, now=NOW + pd.Timedelta(minutes=20))
+    body = out.body_html.replace("\u00a0", " ").replace("\u202f", " ")  # Russian digit groups
+    assert text in body, body
+    assert out.payload["alerts"][0]["still_outside"] == (
+        None if value == 5100.0 else "above" if value > 5854.0 else "below"
+    )
 
 
 @pytest.mark.parametrize(

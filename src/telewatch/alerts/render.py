@@ -213,6 +213,13 @@ def alert_fields(
         "duration_text": format_duration(
             (last - started + pd.Timedelta(minutes=1)) if resolved else (max(last, now) - started), language
         ),
+        # resolved, yet the latest value lies outside the band usual now: the detector let go of a
+        # slow return (a surge easing off over hours) — the message must not say "back to normal"
+        "still_outside": (
+            ("above" if c.value > c.upper else "below" if c.value < c.lower else None)
+            if resolved and c.lower is not None and c.upper is not None and not math.isnan(c.value)
+            else None
+        ),
         # over before it was told: how long it lasted (first to last anomalous point, inclusive)
         "recovered": bool(c.recovered) and not resolved,
         "lasted_text": format_duration(last - started + pd.Timedelta(minutes=1), language),

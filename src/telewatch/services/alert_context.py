@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from telewatch.alerts.model import AlertCandidate
@@ -42,6 +43,35 @@ def alert_context(cur: Any, metric_id: int, start: pd.Timestamp, end: pd.Timesta
     window = history[history.index >= first]
     band = usual_band(history, pd.DatetimeIndex(window.index))
     return AlertContext(window=window, band=band, history=history)
+
+
+@dataclass(frozen=True)
+class Latest:
+    """A metric's latest reading and the band usual at its time (None where not known)."""
+
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+def latest_against_usual(cur: Any, metric_id: int, at: pd.Timestamp) -> Latest:
+    """The metric's latest reading at or before ``at``, with the band usual at that minute
+    (:func:`~telewatch.postrules.usual.usual_band` over the ``BAND_DAYS`` before): what a
+    resolved message compares the value with — not the band of the anomaly's start, hours ago."""
+    history = repo.read_series(
+        cur, metric_id, start=at - pd.Timedelta(days=BAND_DAYS), end=at + pd.Timedelta(minutes=1)
+    ).dropna()
+    if history.empty:
+        return Latest(None, None, None, None)
+    band = usual_band(history, pd.DatetimeIndex(history.index[-1:])).iloc[-1]
+
+    def known(x: float) -> float | None:
+        return float(x) if np.isfinite(x) else None
+
+    return Latest(
+        float(history.iloc[-1]), known(band["expected"]), known(band["lower"]), known(band["upper"])
+    )
 
 
 #: An anomaly whose last anomalous point lies this close to the end of the data is still going on

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from telewatch.monitors.config import MonitorSpec
-from telewatch.services.alert_context import firing_candidate, is_ongoing
+from telewatch.services.alert_context import Latest, firing_candidate, is_ongoing, latest_against_usual
 from telewatch.services.monitor.model import AlertingSetup, FoundAnomaly, MonitorRunReport
 from telewatch.store import anomalies as anomalies_repo
 from telewatch.store import monitors as monitors_repo
@@ -101,7 +101,8 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
 
 def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Store) -> list[Any]:
     """Resolved candidates for the anomalies that ended: the true duration (first to last anomalous
-    point) and, as the value, the metric's latest reading (back to normal)."""
+    point) and, as the value, the metric's latest reading with the band usual at its minute (the
+    message says so when the detector let go while the value is still outside it)."""
     from telewatch.alerts.model import AlertCandidate
 
     out: list[Any] = []
@@ -117,10 +118,15 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
     incidents = _incidents_of(cur, [(int(i["metric_id"]), str(i["detector"]), s) for i, s, _r in rows])
     for item, start, row in rows:
         info = repo.get_metric(cur, int(item["metric_id"]))
-        latest = monitors_repo.latest_value(cur, int(item["metric_id"]), at=report.tick)
-        value = (
-            latest if latest is not None else (float(row.value) if row.value is not None else float("nan"))
-        )
+        # the latest reading against the band usual at its minute (the stored band is the peak's)
+        now = latest_against_usual(cur, int(item["metric_id"]), report.tick)
+        if now.value is None:
+            now = Latest(
+                float(row.value) if row.value is not None else float("nan"),
+                float(row.expected) if row.expected is not None else None,
+                float(row.lower) if row.lower is not None else None,
+                float(row.upper) if row.upper is not None else None,
+            )
         incident = incidents.get((int(item["metric_id"]), str(item["detector"]), start))
         out.append(
             AlertCandidate(
@@ -129,10 +135,10 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
                 metric=info.name,
                 labels=dict(info.labels),
                 group=spec.group,
-                value=value,
-                expected=float(row.expected) if row.expected is not None else None,
-                lower=float(row.lower) if row.lower is not None else None,
-                upper=float(row.upper) if row.upper is not None else None,
+                value=now.value if now.value is not None else float("nan"),
+                expected=now.expected,
+                lower=now.lower,
+                upper=now.upper,
                 deviation_pct=None,
                 score=row.peak_score,
                 severity=spec.alert.severity or "warning",
