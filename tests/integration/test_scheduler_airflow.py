@@ -87,7 +87,7 @@ monitors:
     source: {{type: logs, path: auth.jsonl, counts: [{{name: failed_logins, where: {{result: fail}}}}]}}
     schedule: {{every: 15m}}
     train: {{every: 1d, window: 1d, min_points: 60, warm_up: 0s}}
-    alert: {{severity: critical}}
+    alert: {{severity: critical, recovered_severity: critical}}  # a burst of failed logins pages even when over
     channels: [ops-hook]
 """
     )
