@@ -10,7 +10,12 @@ import pandas as pd
 
 from telewatch.alerts.chart import render_chart
 from telewatch.alerts.sample import sample_candidate
-from telewatch.services.alert_context import CHART_HOURS, alert_context
+from telewatch.services.alert_context import (
+    CHART_HOURS,
+    alert_context,
+    firing_candidate,
+    latest_against_usual,
+)
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -40,3 +45,42 @@ def test_the_band_follows_the_daily_cycle_over_the_chart_window(tmp_path: Path) 
     assert png is not None
     (tmp_path / "chart.png").write_bytes(png)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_its_usual_band(
+    tmp_path: Path,
+) -> None:
+    """A 20-minute collapse that ended 40 minutes before the data's end: its alert's chart runs on to the
+    end of the data (the reader sees traffic back), and the latest reading is compared with the band
+    usual at its own minute."""
+    idx = pd.date_range("2026-03-01", periods=8 * 1440, freq="1min", tz="UTC")
+    minute = (idx.hour * 60 + idx.minute).to_numpy()
+    values = 1000 + 400 * np.sin(2 * np.pi * minute / 1440) + np.random.default_rng(2).normal(0, 10, idx.size)
+    values[-60:-40] = 50.0
+    with Store(tmp_path / "s.duckdb") as store:
+        with store.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="throughput")
+            repo.write_points(tx, mid, pd.Series(values, index=idx))
+        cur = store.cursor()
+        common = {
+            "key": "k", "monitor": "m", "metric_id": mid, "metric": "throughput", "labels": {}, "group": None,
+            "owner": None, "start": idx[-60], "end": idx[-41], "value": 50.0, "expected": 1000.0,
+            "lower": 900.0, "upper": 1100.0, "score": 9.0, "severity": "warning",
+        }  # fmt: skip
+        over = firing_candidate(cur, **common, recovered=True, data_end=idx[-1])  # type: ignore[arg-type]
+        ongoing = firing_candidate(cur, **common)  # type: ignore[arg-type]
+        latest = latest_against_usual(cur, mid, idx[-1] + pd.Timedelta(minutes=5))
+    assert over is not None
+    assert ongoing is not None
+    assert over.recovered
+    assert over.series is not None
+    assert over.series.index[-1] == idx[-1]
+    assert ongoing.series is not None
+    assert ongoing.series.index[-1] == idx[-41]
+    usual = 1000 + 400 * np.sin(2 * np.pi * minute[-1] / 1440)
+    assert latest.value == values[-1]
+    assert latest.expected is not None
+    assert abs(latest.expected - usual) < 30
+    assert latest.lower is not None
+    assert latest.upper is not None
+    assert latest.lower <= values[-1] <= latest.upper

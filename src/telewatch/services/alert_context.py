@@ -110,13 +110,15 @@ def firing_candidate(
     min_change: Mapping[str, float] | None = None,
     incident: tuple[int, str | None, Sequence[str]] | None = None,
     recovered: bool = False,
+    data_end: pd.Timestamp | None = None,
 ) -> AlertCandidate | None:
     """The firing alert for one anomaly, with its chart and usual band, its deviation (in percentage
     points for a share) — or None when the change is too small to matter (``min_change``, see
     :mod:`telewatch.postrules.material`): recorded, not paged. ``incident``: (id, type, the other
     anomalous metrics) of the incident the anomaly belongs to; ``recovered``: already over when
-    found (see :func:`is_ongoing`)."""
-    context = alert_context(cur, metric_id, start, end)
+    found (see :func:`is_ongoing`): its chart then runs on to ``data_end`` (the end of the data the
+    detection saw), so the reader sees the return to normal."""
+    context = alert_context(cur, metric_id, start, max(end, data_end) if recovered and data_end else end)
     page, deviation, points = assess(
         metric,
         unit=repo.get_metric(cur, metric_id).unit,

@@ -63,6 +63,7 @@ def alert_recent(
             score=a.peak_score,
             severity="warning",
             recovered=info.last_ts is not None and not is_ongoing(a.end, info.last_ts),
+            data_end=info.last_ts,
         )
         if candidate is not None:  # None: too small a change to matter (a share off by under a point)
             candidates.append(candidate)

@@ -93,6 +93,7 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
             min_change=spec.alert.min_change,
             incident=incident,
             recovered=_over(spec, report, a),
+            data_end=report.tick - pd.Timedelta(spec.lag),
         )
         if candidate is not None:  # None: too small a change to matter (alert.min_change)
             out.append(candidate)
