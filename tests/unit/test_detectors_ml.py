@@ -206,13 +206,14 @@ def _minute_series(seed: int, *, cycle: float, days: int = 7) -> pd.Series:
 
 
 #: :func:`test_feature_models_catch_a_6_sigma_20_minute_spike_at_the_default_threshold`: the most
-#: points at or above the default threshold allowed on the series without the spike (five scored
-#: days, 5,760 points) and elsewhere on the series with it (measured: 0 on every seed and shape).
+#: points at or above the default threshold allowed on the series without the spike (four scored
+#: days, 5,760 points) and elsewhere on the series with it (measured: none without the spike on any
+#: seed and shape; one point elsewhere once in sixty, One-Class SVM).
 MAX_FALSE_ALARM_POINTS = 2
 
 
 @pytest.mark.parametrize("name", ["isolation_forest", "ocsvm"])
-@pytest.mark.parametrize("cycle", [0.0, 10.0])
+@pytest.mark.parametrize("cycle", [0.0, 10.0, 30.0])
 @pytest.mark.parametrize("seed", range(10))
 def test_feature_models_catch_a_6_sigma_20_minute_spike_at_the_default_threshold(
     name: str, cycle: float, seed: int
@@ -220,9 +221,9 @@ def test_feature_models_catch_a_6_sigma_20_minute_spike_at_the_default_threshold
     """Through the pipeline's calibration (fit on the whole week, spike included; the first three days
     get no score): a +6 sigma spike lasting 20 minutes on day six, at a different hour for each seed,
     reaches the default threshold, and the same week without the spike has no more than
-    MAX_FALSE_ALARM_POINTS points there. Before, Isolation Forest missed such a spike on seeds 3 and
-    6 of a flat level and on nine seeds of ten with a daily cycle (z 3.7-4.6), and One-Class SVM
-    flagged about one ordinary point a week."""
+    MAX_FALSE_ALARM_POINTS points there. Before, Isolation Forest missed such a spike on nine seeds
+    of ten with a daily cycle of 10 or 30 sigma (z 3.3-4.8), and One-Class SVM on four seeds in
+    ten on each shape, while flagging up to two ordinary points a week."""
     from telewatch.services.detection import DEFAULT_THRESHOLD, calibrated_scores
 
     clean = _minute_series(seed, cycle=cycle)

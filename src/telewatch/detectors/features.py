@@ -3,9 +3,10 @@
 Every feature at ``t`` uses only values at or before ``t``: the value itself, its differences to
 ``lags`` earlier rows, its distance from the mean of the ``windows`` previous rows in units of their
 standard deviation, how far the mean of the last ``smooth`` rows lies from the mean of the
-``min(windows)`` rows before them in units of the noise (the standard deviation of the one-step
-differences over the ``max(windows)`` previous rows, over sqrt 2: a daily ramp does not inflate
-it), and the time of day and day of week (as sine and cosine, so 23:59 sits next to
+``min(windows)`` rows before them, carried forward by the slope of the ``max(windows)`` rows
+before those, in units of the noise (the standard deviation of the one-step differences over the
+``max(windows)`` previous rows, over sqrt 2): a daily ramp neither moves nor inflates it, and the
+time of day and day of week (as sine and cosine, so 23:59 sits next to
 00:00) — each calendar feature only when the training series spans a whole day (week), since a
 shorter one cannot teach it. Features are standardised with medians and robust scales
 learned in :meth:`FeatureBuilder.fit`; missing features (no history yet, NaN values) become 0, the
@@ -72,13 +73,19 @@ def raw_features(
         # a shift that lasts: one-point features see a 20-minute spike only at its edges (a 6-sigma
         # step is a 4.2-sigma one-step difference, which ordinary noise reaches in a fortnight); the
         # mean of the last `smooth` rows sees it on every row, with noise sigma * sqrt(1/smooth +
-        # 1/min(windows)), and the one-step differences measure sigma without a daily ramp in it
+        # 1/min(windows)); the slope before the reference carries it over a daily ramp (without it,
+        # a 30-sigma daily cycle hid the spike), and the one-step differences measure sigma
+        # without the ramp in it
         ref = x.shift(smooth).rolling(min(windows), min_periods=2).mean()
         recent = x.rolling(smooth, min_periods=1).mean()
-        noise = (x - prev).shift(1).rolling(max(windows), min_periods=2).std() / np.sqrt(2.0)
+        step = (x - prev).shift(1)
+        noise = step.rolling(max(windows), min_periods=2).std() / np.sqrt(2.0)
         noise = noise.clip(lower=0.5 * noise.expanding(min_periods=1).median())
+        # the slope over the rows before the reference, carried to the recent rows' centre
+        slope = step.shift(smooth).rolling(max(windows), min_periods=2).mean().fillna(0.0)
+        ahead = (smooth + min(windows)) / 2.0
         with np.errstate(all="ignore"):
-            shift = (recent - ref) / noise.where(noise > 0)
+            shift = (recent - ref - slope * ahead) / noise.where(noise > 0)
         cols.append(shift.to_numpy(dtype="float64"))
         names.append(f"shift_{smooth}")
     ns = pd.DatetimeIndex(series.index).as_unit("ns").asi8
