@@ -42,13 +42,16 @@ def top_hits(scores: pd.Series, planted: list[int], k: int) -> int:
 def test_features_are_causal_and_calendar_needs_a_full_cycle() -> None:
     s = seasonal(2)
     fb = FeatureBuilder(lags=(1, 5), windows=(10,)).fit(s)
-    assert fb.names_ == ["value", "diff_1", "diff_5", "z_10", "tod_sin", "tod_cos"]
+    assert fb.names_ == ["value", "diff_1", "diff_5", "z_10", "shift_10", "tod_sin", "tod_cos"]
     full = fb.transform(s)
     np.testing.assert_allclose(full[:500], fb.transform(s.iloc[:500]))
     short = FeatureBuilder().fit(s.iloc[:600])
     assert not any(n.startswith(("tod", "dow")) for n in short.names_)
     with pytest.raises(ConfigError, match="lags"):
         FeatureBuilder(lags=(0,))
+    with pytest.raises(ConfigError, match="smooth"):
+        FeatureBuilder(smooth=-1)
+    assert "shift_10" not in FeatureBuilder(smooth=0).fit(s).names_
 
 
 @pytest.mark.parametrize(
@@ -192,68 +195,100 @@ def test_smd_runs_multivariate_detectors(shared_datasets: Path, tmp_path: Path) 
     assert (tmp_path / "smd.json").stat().st_size > 0
 
 
-def _level_with_spike(seed: int, days: int = 14) -> tuple[pd.Series, int]:
-    """A noisy level (sigma 10) sampled each minute, with a +6 sigma spike lasting 20 minutes."""
+def _minute_series(seed: int, *, cycle: float, days: int = 7) -> pd.Series:
+    """A week of minute data: a level of 1000 with noise sigma 20 and a daily cycle of ``cycle``
+    sigmas either way (0: a flat level)."""
     rng = np.random.default_rng(seed)
     n = days * 1440
-    idx = pd.date_range("2024-03-01", periods=n, freq="1min", tz="UTC")
-    values = 1000 + rng.normal(0, 10, n)
-    at = 10 * 1440 + 300
-    values[at : at + 20] += 60.0
-    return pd.Series(values, index=idx), at
+    idx = pd.date_range("2024-03-04", periods=n, freq="1min", tz="UTC")
+    day = 2 * np.pi * (np.arange(n) % 1440) / 1440
+    return pd.Series(1000 + 20 * cycle * np.sin(day - 2.0) + rng.normal(0, 20, n), index=idx)
+
+
+#: :func:`test_feature_models_catch_a_6_sigma_20_minute_spike_at_the_default_threshold`: the most
+#: points at or above the default threshold allowed on the series without the spike (four scored
+#: days, 5,760 points) and elsewhere on the series with it (measured: none without the spike on any
+#: seed and shape; one point elsewhere once in sixty, One-Class SVM).
+MAX_FALSE_ALARM_POINTS = 2
 
 
 @pytest.mark.parametrize("name", ["isolation_forest", "ocsvm"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("cycle", [0.0, 10.0, 30.0])
+@pytest.mark.parametrize("seed", range(10))
 def test_feature_models_catch_a_6_sigma_20_minute_spike_at_the_default_threshold(
-    name: str, seed: int
+    name: str, cycle: float, seed: int
 ) -> None:
-    """Through the pipeline's calibration (fit on the whole series, spike included): Isolation Forest
-    and One-Class SVM calibrated to z ≈ 3.5 and < 5 on such a spike and never reached the default
-    threshold; their scores now extrapolate past the training range."""
+    """Through the pipeline's calibration (fit on the whole week, spike included; the first three days
+    get no score): a +6 sigma spike lasting 20 minutes on day six, at a different hour for each seed,
+    reaches the default threshold, and the same week without the spike has no more than
+    MAX_FALSE_ALARM_POINTS points there. Before, Isolation Forest missed such a spike on nine seeds
+    of ten with a daily cycle of 10 or 30 sigma (z 3.3-4.8), and One-Class SVM on four seeds in
+    ten on each shape, while flagging up to two ordinary points a week."""
     from telewatch.services.detection import DEFAULT_THRESHOLD, calibrated_scores
 
-    series, at = _level_with_spike(seed)
-    _, z, _ = calibrated_scores(name, {}, series, np.ones(len(series), dtype=bool))
-    zz = z.to_numpy()
+    clean = _minute_series(seed, cycle=cycle)
+    at = 5 * 1440 + (seed * 149) % 1400
+    series = clean.copy()
+    series.iloc[at : at + 20] += 6 * 20.0
+    everywhere = np.ones(len(series), dtype=bool)
+    zz = calibrated_scores(name, {}, series, everywhere)[1].to_numpy()
     assert np.nanmax(zz[at : at + 20]) >= DEFAULT_THRESHOLD
     elsewhere = np.ones(len(series), dtype=bool)
     elsewhere[at - 5 : at + 80] = False
-    assert not (np.nan_to_num(zz[elsewhere]) >= DEFAULT_THRESHOLD).any()
+    assert (np.nan_to_num(zz[elsewhere]) >= DEFAULT_THRESHOLD).sum() <= MAX_FALSE_ALARM_POINTS
+    z_clean = calibrated_scores(name, {}, clean, everywhere)[1].to_numpy()
+    assert (np.nan_to_num(z_clean) >= DEFAULT_THRESHOLD).sum() <= MAX_FALSE_ALARM_POINTS
 
 
-def test_ocsvm_score_orders_rows_like_its_decision_function() -> None:
-    series, _ = _level_with_spike(4, days=3)
-    det = create_detector("ocsvm").fit(series)
+def test_ocsvm_score_is_its_decision_function_plus_the_distance_past_the_training_extent() -> None:
+    from telewatch.detectors.ocsvm import OneClassSVMDetector
+
+    series = _minute_series(4, cycle=10.0, days=3)
+    det = OneClassSVMDetector().fit(series)
+    assert det.model_ is not None
     x = det.features_.transform(series)
-    ours = det._log_shortfall(x)
+    score = det.score(series).to_numpy()
     theirs = -det.model_.decision_function(x)
-    near = theirs < np.quantile(theirs, 0.999)  # where the kernel sum does not underflow
-    order = np.argsort(theirs[near], kind="stable")
-    assert (np.diff(ours[near][order]) >= -1e-9).all()
-    assert np.isfinite(ours).all()
+    inside = (np.abs(x) <= det.extent_).all(axis=1)
+    assert 0.9 < inside.mean() < 1.0
+    order = np.argsort(theirs[inside], kind="stable")
+    assert (np.diff(score[inside][order]) >= -1e-12).all()  # inside: the decision function's order
+    # far outside, where the kernel sum has vanished, the score keeps growing with the deviation
+    far = series.copy()
+    far.iloc[-30:] += np.array([20.0, 200.0])[:, None].repeat(15, axis=1).ravel()
+    tail = det.score(far).to_numpy()[-30:]
+    assert tail[15:].max() > tail[:15].max() + 5
 
 
 @pytest.mark.parametrize("name", ["mv_robust_z", "mv_pca", "mv_ensemble"])
 def test_multivariate_detectors_catch_a_6_sigma_20_minute_spike_in_one_metric(name: str) -> None:
-    """Eight metrics, some with a daily cycle; one gets +6 sigma for 20 minutes. At the bench's
-    thresholds from train scores (the 0.995 quantile, POT at risk 0.003) the spike is caught."""
+    """Eight metrics, some with a daily cycle; one gets +6 sigma for 20 minutes, at a different hour
+    for each of ten seeds. At the bench's thresholds from train scores (the 0.995 quantile, POT at
+    risk 0.003) the spike is caught on every seed, and the same ten days without it have no more
+    flagged rows than twice the threshold's target share (measured: at most 0.75 % and 0.44 %).
+    Before ``mv_ensemble``'s short-term reference skipped the last 10 rows it missed seed 8."""
     from telewatch.bench.cv import choose_threshold
     from telewatch.detectors.multivariate import create_multivariate_detector
 
-    rng = np.random.default_rng(0)
     n = 10 * 1440
     idx = pd.date_range("2024-03-01", periods=2 * n, freq="1min", tz="UTC")
     cycle = np.sin(2 * np.pi * np.arange(2 * n) / 1440)[:, None] * np.linspace(0, 5, 8)[None, :]
-    frame = pd.DataFrame(rng.normal(size=(2 * n, 8)) + cycle, index=idx, columns=[f"m{j}" for j in range(8)])
-    train, test = frame.iloc[:n], frame.iloc[n:].copy()
-    at = 3 * 1440 + 200
-    test.iloc[at : at + 20, 3] += 6.0
-    det = create_multivariate_detector(name).fit(train)
-    s_train = det.score(train).to_numpy()
-    s_test = det.score(test, context=train).to_numpy()
-    for threshold in (
-        choose_threshold(s_train, "quantile", q=0.995),
-        choose_threshold(s_train, "pot", risk=0.003),
-    ):
-        assert (s_test[at : at + 20] > threshold).any()
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        frame = pd.DataFrame(
+            rng.normal(size=(2 * n, 8)) + cycle, index=idx, columns=[f"m{j}" for j in range(8)]
+        )
+        train, clean = frame.iloc[:n], frame.iloc[n:]
+        test = clean.copy()
+        at = 3 * 1440 + 200 + (seed * 149) % 1400
+        test.iloc[at : at + 20, 3] += 6.0
+        det = create_multivariate_detector(name).fit(train)
+        s_train = det.score(train).to_numpy()
+        s_test = det.score(test, context=train).to_numpy()
+        s_clean = det.score(clean, context=train).to_numpy()
+        for threshold, target in (
+            (choose_threshold(s_train, "quantile", q=0.995), 0.005),
+            (choose_threshold(s_train, "pot", risk=0.003), 0.003),
+        ):
+            assert (s_test[at : at + 20] > threshold).any(), (seed, target)
+            assert (s_clean > threshold).mean() <= 2 * target, (seed, target)

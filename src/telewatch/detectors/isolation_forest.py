@@ -27,8 +27,10 @@ class IsolationForestDetector(Detector):
     the extremes spread out, so a 6-sigma spike reaches the default threshold (on ``a`` it calibrated
     to z ≈ 3.5, and no spike could ever reach 5). The trees cannot extrapolate either (every point
     past the training range ends in the same leaf), so the score adds how far, in robust sigmas, the
-    furthest feature lies beyond its usual extent (the ``EXTENT_QUANTILE`` of its training values). Each row's features use only
-    the past, and each row is scored on its own, so scores are causal. Fewer than 8 training rows
+    furthest feature lies beyond its usual extent (the ``EXTENT_QUANTILE`` of its training values).
+    Among the features, ``shift_<smooth>`` (the mean of the last ``smooth`` rows against the rows
+    before, in noise sigmas) is what lets a spike that lasts (6 sigma for 20 minutes) stand out on
+    every row of it, not only at its edges. Each row's features use only the past, and each row is scored on its own, so scores are causal. Fewer than 8 training rows
     leave nothing to grow trees from: the score is then the mean absolute standardised feature.
     Deterministic for a given ``random_state``.
 
@@ -53,6 +55,7 @@ class IsolationForestDetector(Detector):
         windows: tuple[int, ...] = (10, 60),
         seasonal: bool = True,
         random_state: int = 0,
+        smooth: int = 10,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -60,11 +63,12 @@ class IsolationForestDetector(Detector):
         self.windows = windows
         self.seasonal = seasonal
         self.random_state = random_state
+        self.smooth = smooth
 
     def _fit(self, series: pd.Series) -> None:
         from sklearn.ensemble import IsolationForest
 
-        self.features_ = FeatureBuilder(self.lags, self.windows, self.seasonal).fit(series)
+        self.features_ = FeatureBuilder(self.lags, self.windows, self.seasonal, self.smooth).fit(series)
         x = self.features_.transform(series)[series.notna().to_numpy()]
         self.model_: IsolationForest | None = None
         # the trees cannot tell a point just past the training range from one far past it: the
