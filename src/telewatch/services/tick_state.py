@@ -31,6 +31,7 @@ Need(points=0, day=True)
 
 from __future__ import annotations
 
+import gc
 import uuid
 import weakref
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ __all__ = [
     "context_need",
     "forget",
     "score_group",
+    "settle_heap",
 ]
 
 #: Context kept for a detector whose reach is unknown or unbounded (the per-metric tick's choice).
@@ -253,6 +255,41 @@ class MonitorMemory:
     loaded_models: bool = False  # the monitor's stored models were read into ``models``
     #: per detector type, the models' calibrators stacked for calibrating a tick's scores at once
     calibration: dict[str, CalibratorStack] = field(default_factory=dict)
+    #: models and context tails brought into memory (read, trained) since the heap was last settled
+    unsettled: int = 0
+
+    def settle(self) -> bool:
+        """:func:`settle_heap` once ``unsettled`` reached :data:`SETTLE_AFTER`; returns whether it
+        did."""
+        if self.unsettled < SETTLE_AFTER:
+            return False
+        settle_heap()
+        self.unsettled = 0
+        return True
+
+
+#: How many models and tails a tick must bring into memory before the heap is settled (below that
+#: the collector's walk over them costs less than the full collection settling does).
+SETTLE_AFTER = 1000
+
+
+def settle_heap() -> None:
+    """Move the objects alive now out of the garbage collector's generations (``gc.freeze``), after
+    one full collection (``gc.unfreeze`` first: what an earlier settle froze and has since become
+    garbage in a cycle is collected now).
+
+    A monitor's memory holds a few Python objects per series (the model, its calibrator, the state,
+    the tail): ~100,000 at 10,000 metrics, on top of the interpreter's ~170,000. A tick allocates
+    enough short-lived objects to make CPython run a full collection over all of them in one tick
+    of two (0.15-0.35 s at 10,000 metrics); frozen, they are no longer walked (a full collection
+    then walks only what came since: ~0.04 s a tick). Frozen objects are still freed by reference
+    counting when dropped (a model replaced by its retrained one: the state holds no cycles). Called
+    after a tick that loaded or rebuilt much of that state (the first tick of a process, a
+    retraining), process-wide, as the scheduler's process holds these objects for its lifetime.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 _MEMORY: weakref.WeakKeyDictionary[Store, dict[str, MonitorMemory]] = weakref.WeakKeyDictionary()

@@ -100,6 +100,7 @@ def _score_streaming(
     # models: from memory, the store once, or (re)trained on the monitor's schedule
     if not memory.loaded_models:
         _load_models(store, spec, memory)
+        memory.unsettled += len(memory.models)
     due = tick - pd.Timedelta(spec.train.every)  # a model trained at or before this is retrained
     detectors = spec.all_detectors
     per_metric: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -120,6 +121,7 @@ def _score_streaming(
                     report=report,
                 )
                 report.trained += model is not None
+                memory.unsettled += 1
                 memory.models[(mid, det.type)] = tick_state.ModelState(
                     model=model,
                     trained_at=tick if model is not None else None,
@@ -146,6 +148,7 @@ def _score_streaming(
     if missing:
         lower = _tail_starts(cur, spec.name, list(missing), needs)
         memory.tails.update(tick_state.read_tails(cur, wanted=missing, lower=lower))
+        memory.unsettled += len(missing)
         for mid in missing:
             for det in detectors:
                 memory.models[(mid, det.type)].deviations = None
@@ -213,6 +216,9 @@ def _score_streaming(
     crash_point("tick.after_state")
     memory.generation = generation
     tick_state.keep(store, monitor=spec.name, memory=memory)
+    # a tick that brought much long-lived state into memory (a restart's first tick, a retraining):
+    # freeze it out of the garbage collector's walks (see tick_state.settle_heap)
+    memory.settle()
     return True
 
 
