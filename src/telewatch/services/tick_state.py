@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.detectors.base import Detector
-from telewatch.postrules.calibrate import CalibratorStack
+from telewatch.postrules.calibrate import Calibrator, CalibratorStack
 from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
 
@@ -161,6 +161,17 @@ class Tail:
         return self._ts[start:hi], self._values[start:hi]
 
 
+#: :meth:`ModelState.calibration`'s start of a model without ``scored_from_``: before any time.
+NO_START = int(np.iinfo(np.int64).min)
+
+
+def _start_ns(start: Any) -> int:
+    """``pd.Timestamp(start).value``, :data:`NO_START` for ``None``."""
+    if start is None:
+        return NO_START
+    return int(start.value if isinstance(start, pd.Timestamp) else pd.Timestamp(start).value)
+
+
 def _first_at(ts: np.ndarray, lo: int, hi: int, key: int, guess: int) -> int:
     """``lo + searchsorted(ts[lo:hi], key, side="left")`` (``ts[lo:hi]`` sorted), ``guess`` when it is
     that index (checked: everything before it is below ``key``, it is not)."""
@@ -185,7 +196,7 @@ class ModelState:
     state to the next (a retrained model keeps the windows: they depend on the values alone).
     """
 
-    __slots__ = ("_group", "carry", "model", "need", "trained_at")
+    __slots__ = ("_calibration", "_group", "carry", "model", "need", "trained_at")
 
     def __init__(
         self,
@@ -201,6 +212,7 @@ class ModelState:
         self.windows = windows
         self.need = context_need(model) if model is not None else Need(0, False)
         self._group: tuple[Detector | None, tuple[Any, ...] | None] = (None, None)
+        self._calibration: tuple[Detector | None, Calibrator | None, int] = (None, None, NO_START)
 
     def stream_key(self) -> tuple[Any, ...] | None:
         """What :func:`score_group` groups this model's series by (its type and hyper-parameters),
@@ -217,6 +229,18 @@ class ModelState:
             )
             self._group = (model, key)
         return key
+
+    def calibration(self) -> tuple[Calibrator | None, int]:
+        """The model's calibrator (``None``: none, or not a :class:`Calibrator`) and the start of its
+        scores (``scored_from_``, ns; :data:`NO_START` when it has none): worked out once per model."""
+        model = self.model
+        held, cal, start = self._calibration
+        if held is not model or held is None:
+            found = getattr(model, "calibrator_", None)
+            cal = found if isinstance(found, Calibrator) else None
+            start = _start_ns(getattr(model, "scored_from_", None))
+            self._calibration = (model, cal, start)
+        return cal, start
 
     def __repr__(self) -> str:
         return f"ModelState(model={self.model!r}, trained_at={self.trained_at!r}, carry={sorted(self.carry)})"
@@ -427,7 +451,7 @@ def to_index(ts: np.ndarray) -> pd.DatetimeIndex:
 
 
 # -- scoring ---------------------------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One series and detector to score this tick."""
 

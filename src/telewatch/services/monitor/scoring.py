@@ -232,11 +232,10 @@ def _calibrated(
     if not group:
         return []
     calibrators: list[Calibrator] = []
-    for job in group:
-        model = job.state.model
-        assert model is not None
-        cal = getattr(model, "calibrator_", None)
-        if not isinstance(cal, Calibrator):  # none (refused there) or not ours: one by one
+    starts = np.empty(len(group), dtype="int64")
+    for i, job in enumerate(group):
+        cal, starts[i] = job.state.calibration()
+        if cal is None:  # none (refused there) or not ours: one by one
             return [
                 _unwarmed(j.state.model, j.ts, calibrate(j.state.model, r))  # type: ignore[arg-type]
                 for j, r in zip(group, raw, strict=True)
@@ -248,23 +247,11 @@ def _calibrated(
     rows = stack.rows_for(calibrators)
     sizes = np.array([r.size for r in raw], dtype="int64")
     z = stack.z(np.concatenate(raw), np.repeat(rows, sizes))
-    starts = np.array([_start_ns(job.state.model) for job in group], dtype="int64")
-    if (starts > _NO_START).any():
+    if (starts > tick_state.NO_START).any():
         ts = np.concatenate([np.asarray(job.ts, dtype="int64") for job in group])
         z[ts < np.repeat(starts, sizes)] = np.nan
     bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     return [z[a:b] for a, b in pairwise(bounds)]
-
-
-_NO_START = np.iinfo(np.int64).min
-
-
-def _start_ns(model: Any) -> int:
-    """``pd.Timestamp(model.scored_from_).value``, or the smallest int64 when it has none."""
-    start = getattr(model, "scored_from_", None)
-    if start is None:
-        return int(_NO_START)
-    return int(start.value if isinstance(start, pd.Timestamp) else pd.Timestamp(start).value)
 
 
 def _series_to_visit(
