@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from telewatch.monitors.config import parse_monitors
 from telewatch.services.incidents import list_incidents, update_incidents
+from telewatch.services.monitor import run_monitor
+from telewatch.sources.base import ColumnarSource, FetchedBatch
 from telewatch.store import maintenance, repo
 from telewatch.store import monitors as monitors_repo
 from telewatch.store.db import Store
@@ -160,3 +165,110 @@ def test_a_metric_that_joins_an_open_incident_gets_its_data_quality_read(tmp_pat
         update_incidents(store, now=IDX[T0 + 25], rerank_unchanged=True)
         (again,) = list_incidents(store)
         assert again.type == cold
+
+
+def test_an_offered_read_gives_the_day_before_until_a_write_drops_it(tmp_path: Path) -> None:
+    with Store(tmp_path / "offer.duckdb") as store:
+        mid = repo.upsert_metric(store.cursor(), name="m")
+        _write(store, mid, pd.Series(np.arange(T0 + 30, dtype="float64"), index=IDX[: T0 + 30]))
+        start = IDX[T0]
+        lo, st, hi = _naive(start - pd.Timedelta(days=1)), _naive(start), _naive(IDX[T0 + 30])
+        ns = np.asarray(IDX[: T0 + 30].as_unit("ns").asi8, dtype="int64")
+        marked = np.arange(T0 + 30, dtype="float64") + 0.5  # not the stored values: shows which was used
+
+        def offer(first: int) -> None:
+            monitors_repo.offer_points(
+                store, [mid], {mid: (ns[first:], marked[first:])}, lo=int(ns[first]), hi=int(ns[-1])
+            )
+
+        offer(T0 - 1440 - 60)  # reaches past the day before the start
+        got = monitors_repo.quality_points(store, [mid], lo=lo, start=st, hi=hi)[mid][1]
+        assert got.size == 1440 + 30
+        np.testing.assert_array_equal(got[:1440], marked[T0 - 1440 : T0])  # the day before: offered
+        np.testing.assert_array_equal(got[1440:], np.arange(T0, T0 + 30))  # the rest: read
+        monitors_repo._DAY_BEFORE.held.clear()
+        offer(T0 - 1440 + 1)  # short of the day before: not used
+        assert _lists(monitors_repo.quality_points(store, [mid], lo=lo, start=st, hi=hi)) == _one_read(
+            store, [mid], lo, hi
+        )
+        monitors_repo._DAY_BEFORE.held.clear()
+        offer(T0 - 1440 - 60)
+        _write(store, mid, pd.Series([7.0], index=[IDX[T0 - 100]]))  # a write in the offered range
+        assert store not in monitors_repo._DAY_BEFORE.offered
+        assert _lists(monitors_repo.quality_points(store, [mid], lo=lo, start=st, hi=hi)) == _one_read(
+            store, [mid], lo, hi
+        )
+
+
+class _Collected(ColumnarSource):
+    """Four metrics of 1-minute points from ``IDX[0]``: ``m0`` spikes at ``DAY + 20``; ``m1`` stops for
+    20 minutes and comes back stuck at a high value, a few minutes later."""
+
+    kind = "test"
+    names: ClassVar[list[str]] = ["m0", "m1", "m2", "m3"]
+
+    def fetch_batch(self, *, start: pd.Timestamp, end: pd.Timestamp) -> FetchedBatch:
+        first = max(0, int(np.ceil((start - IDX[0]) / pd.Timedelta(minutes=1))))
+        last = int(np.ceil((end - IDX[0]) / pd.Timedelta(minutes=1)))
+        minutes = np.arange(first, max(first, last))
+        ts, values, offsets = [], [], [0]
+        for k in range(len(self.names)):
+            x = 50 + 10 * np.sin(2 * np.pi * minutes / 1440 + k) + np.sin(minutes * 12.9898 + k) % 1.0
+            keep = np.ones(minutes.size, dtype=bool)
+            if k == 0:
+                x = np.where((minutes >= DAY + 20) & (minutes < DAY + 26), x + 80, x)
+            if k == 1:
+                keep = (minutes < DAY + 4) | (minutes >= DAY + 24)
+                x = np.where((minutes >= DAY + 24) & (minutes < DAY + 40), 140.0, x)
+            ts.append(IDX[0].value + minutes[keep].astype("int64") * 60_000_000_000)
+            values.append(x[keep])
+            offsets.append(offsets[-1] + int(keep.sum()))
+        return FetchedBatch(
+            list(self.names),
+            [{} for _ in self.names],
+            np.concatenate(ts),
+            np.concatenate(values),
+            np.array(offsets),
+        )
+
+
+DAY = 1440
+
+
+def _incidents(store: Store) -> list[tuple[object, ...]]:
+    return [(i.id, i.start, i.end, i.type, i.title) for i in list_incidents(store)]
+
+
+def test_ticks_store_the_incidents_that_reads_of_the_whole_range_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same ticks with the day before kept and offered, and with every data-quality read made
+    in full (``enabled = False``): the same incidents, types and titles after every tick."""
+    spec = parse_monitors(
+        {
+            "monitors": [
+                {
+                    "name": "quality",
+                    "source": {"type": "logs", "path": "unused", "count_by": ["event"]},
+                    "schedule": {"every": "5m"},
+                    "history": "1d",
+                    "train": {"every": "7d", "window": "1d", "min_points": 60, "warm_up": "0s"},
+                }
+            ]
+        }
+    ).monitors[0]
+    source = _Collected()
+    runs: dict[bool, list[list[tuple[object, ...]]]] = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(monitors_repo._DAY_BEFORE, "enabled", enabled)
+        runs[enabled] = []
+        with Store(tmp_path / f"ticks-{enabled}.duckdb") as store:
+            for k in range(1, 11):
+                now = IDX[0] + pd.Timedelta(minutes=DAY + 5 * k)
+                report = run_monitor(spec, store=store, now=now, source=source)
+                assert report.status == "ok", report.error
+                runs[enabled].append(_incidents(store))
+            if enabled:
+                assert monitors_repo._DAY_BEFORE.held[store]  # the kept path ran
+    assert runs[True] == runs[False]
+    assert "collection_gap" in {row[3] for rows in runs[True] for row in rows}, runs[True][-1]

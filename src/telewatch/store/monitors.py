@@ -458,6 +458,8 @@ def points_of(
 
 
 _Key = tuple[int, datetime, datetime]
+#: ``(lo, hi, metric ids, points)`` of a read (ns, both bounds included; per metric ``(ts ns, value)``)
+_Offer = tuple[int, int, frozenset[int], dict[int, tuple[np.ndarray, np.ndarray]]]
 
 
 class _DayBefore:
@@ -470,14 +472,23 @@ class _DayBefore:
     entries go first past :attr:`LIMIT` (a day of 1-minute points is ~23 KB)."""
 
     LIMIT = 512
+    #: False: nothing is kept or taken from an offer (every read is one read of its whole range)
+    enabled = True
 
     def __init__(self) -> None:
         #: per store, ``(metric_id, lo, start)`` → ``(ts, value)``
         self.held: weakref.WeakKeyDictionary[Any, dict[_Key, tuple[np.ndarray, np.ndarray]]]
         self.held = weakref.WeakKeyDictionary()
+        #: per store, the points another read of this process just made (:func:`offer_points`)
+        self.offered: weakref.WeakKeyDictionary[Any, _Offer] = weakref.WeakKeyDictionary()
 
     def written(self, metric_ids: np.ndarray | None, lo: datetime | None, hi: datetime | None) -> None:
         lo, hi = _naive_or_none(lo), _naive_or_none(hi)
+        lo_ns = None if lo is None else pd.Timestamp(lo).value
+        hi_ns = None if hi is None else pd.Timestamp(hi).value
+        for store, (r_lo, r_hi, _ids, _points) in list(self.offered.items()):
+            if (lo_ns is None or lo_ns <= r_hi) and (hi_ns is None or hi_ns >= r_lo):
+                del self.offered[store]
         for entries in list(self.held.values()):
             hit = [
                 key
@@ -505,7 +516,27 @@ def quality_points(
     — an incident's data-quality read, a tick after another: the day before its start is a scan of
     every row group of a store written tick by tick, the rest a few recent ones."""
     ids = list(dict.fromkeys(int(m) for m in metric_ids))
+    if not _DAY_BEFORE.enabled:
+        return {
+            mid: _split(points_of(store.cursor(), ids, lo=lo, hi=hi)).get(mid, (_NO_TS, _NO_VALUES))
+            for mid in ids
+        }
     entries = _DAY_BEFORE.held.setdefault(store, {})
+    offered = _DAY_BEFORE.offered.get(store)
+    if offered is not None:
+        # a read this tick made already holds the day before (the metrics with new anomalies)
+        r_lo, r_hi, r_ids, r_points = offered
+        lo_ns, start_ns = pd.Timestamp(lo).value, pd.Timestamp(start).value
+        if r_lo <= lo_ns and start_ns <= r_hi:
+            for mid in ids:
+                if (mid, lo, start) in entries or mid not in r_ids:
+                    continue
+                ts, values = r_points.get(mid, (_NO_NS, _NO_VALUES))
+                a, b = np.searchsorted(ts, [lo_ns, start_ns], "left").tolist()
+                entries[(mid, lo, start)] = (
+                    ts[a:b].view("datetime64[ns]").astype("datetime64[us]"),
+                    values[a:b].copy(),
+                )
     missing = [m for m in ids if (m, lo, start) not in entries]
     kept = [m for m in ids if (m, lo, start) in entries]
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -529,6 +560,26 @@ def quality_points(
 
 
 _NO_TS = np.empty(0, dtype="datetime64[us]")
+_NO_NS = np.empty(0, dtype="int64")
+
+
+def offer_points(
+    store: Any,
+    metric_ids: Sequence[int],
+    points: dict[int, tuple[np.ndarray, np.ndarray]],
+    *,
+    lo: int,
+    hi: int,
+) -> None:
+    """Hand :func:`quality_points` the points of ``metric_ids`` with ``lo <= ts <= hi`` (ns) that a
+    caller just read from ``store`` (per metric ``(ts ns, value)``, a metric without points absent):
+    the day before an incident's start is sliced from them instead of read again (the tick's
+    anomalies read a week before their peaks for the metrics that just joined an incident). Only
+    the latest offer is kept; a write of points in its range drops it."""
+    if _DAY_BEFORE.enabled:
+        _DAY_BEFORE.offered[store] = (int(lo), int(hi), frozenset(int(m) for m in metric_ids), points)
+
+
 _NO_VALUES = np.empty(0, dtype="float64")
 
 
