@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from telewatch.core.faults import crash_point
+from telewatch.store import repo
 
 Scope = Literal["monitored", "all"]
 
@@ -53,6 +54,8 @@ def expire_series(
     if table not in _SERIES_TABLES:
         raise ValueError(f"retention: {table!r} is not a series table")
     where = "ts < ?" + (f" AND {_MONITORED}" if scope == "monitored" else "")
+    if table == "points" and not dry_run:
+        repo.points_written(None, None, cutoff)
     return _count_or_delete(con, table, where, [cutoff], dry_run=dry_run)
 
 

@@ -12,12 +12,14 @@ All SQL uses bind parameters; timestamps go in and come out as naive UTC (the st
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from telewatch.store import repo
@@ -453,6 +455,144 @@ def points_of(
         " AND metric_id IN (SELECT unnest(?::INTEGER[])) AND ts >= ? AND ts < ? ORDER BY metric_id, ts",
         [min(ids), max(ids), ids, lo, hi],
     ).df()
+
+
+_Key = tuple[int, datetime, datetime]
+#: ``(lo, hi, metric ids, points)`` of a read (ns, both bounds included; per metric ``(ts ns, value)``)
+_Offer = tuple[int, int, frozenset[int], dict[int, tuple[np.ndarray, np.ndarray]]]
+
+
+class _DayBefore:
+    """Points of metrics before a fixed time (an incident's start) kept between reads, per store:
+    ``(metric_id, lo, start)`` → ``(ts, value)`` arrays of the points with ``lo <= ts < start``.
+
+    Dropped when this process writes or deletes points of the metric in that range
+    (:func:`telewatch.store.repo.on_points_written`: every writer of ``points`` goes through
+    ``store.repo`` or ``store.maintenance``, and no other process can open the store). The oldest
+    entries go first past :attr:`LIMIT` (a day of 1-minute points is ~23 KB)."""
+
+    LIMIT = 512
+    #: False: nothing is kept or taken from an offer (every read is one read of its whole range)
+    enabled = True
+
+    def __init__(self) -> None:
+        #: per store, ``(metric_id, lo, start)`` → ``(ts, value)``
+        self.held: weakref.WeakKeyDictionary[Any, dict[_Key, tuple[np.ndarray, np.ndarray]]]
+        self.held = weakref.WeakKeyDictionary()
+        #: per store, the points another read of this process just made (:func:`offer_points`)
+        self.offered: weakref.WeakKeyDictionary[Any, _Offer] = weakref.WeakKeyDictionary()
+
+    def written(self, metric_ids: np.ndarray | None, lo: datetime | None, hi: datetime | None) -> None:
+        lo, hi = _naive_or_none(lo), _naive_or_none(hi)
+        lo_ns = None if lo is None else pd.Timestamp(lo).value
+        hi_ns = None if hi is None else pd.Timestamp(hi).value
+        for store, (r_lo, r_hi, _ids, _points) in list(self.offered.items()):
+            if (lo_ns is None or lo_ns <= r_hi) and (hi_ns is None or hi_ns >= r_lo):
+                del self.offered[store]
+        for entries in list(self.held.values()):
+            hit = [
+                key
+                for key in entries
+                if (lo is None or lo < key[2]) and (hi is None or hi >= key[1])  # [lo, hi] meets [key1, key2)
+            ]
+            if hit and metric_ids is not None:
+                touched = set(np.unique(np.asarray(metric_ids, dtype="int64")).tolist())
+                hit = [key for key in hit if key[0] in touched]
+            for key in hit:
+                del entries[key]
+
+
+_DAY_BEFORE = _DayBefore()
+repo.on_points_written(_DAY_BEFORE.written)
+
+
+def quality_points(
+    store: Any, metric_ids: Sequence[int], *, lo: datetime, start: datetime, hi: datetime
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per metric, ``(ts, value)`` (``datetime64[us]`` naive UTC, float64 with NaN for a missing
+    value) of its points with ``lo <= ts < hi``: what :func:`points_of` gives over that range. The
+    points before ``start`` are kept in this process between calls with the same ``lo`` and
+    ``start`` (``store``'s, until a write changes them), so a later call reads only ``[start, hi)``
+    — an incident's data-quality read, a tick after another: the day before its start is a scan of
+    every row group of a store written tick by tick, the rest a few recent ones."""
+    ids = list(dict.fromkeys(int(m) for m in metric_ids))
+    if not _DAY_BEFORE.enabled:
+        return {
+            mid: _split(points_of(store.cursor(), ids, lo=lo, hi=hi)).get(mid, (_NO_TS, _NO_VALUES))
+            for mid in ids
+        }
+    entries = _DAY_BEFORE.held.setdefault(store, {})
+    offered = _DAY_BEFORE.offered.get(store)
+    if offered is not None:
+        # a read this tick made already holds the day before (the metrics with new anomalies)
+        r_lo, r_hi, r_ids, r_points = offered
+        lo_ns, start_ns = pd.Timestamp(lo).value, pd.Timestamp(start).value
+        if r_lo <= lo_ns and start_ns <= r_hi:
+            for mid in ids:
+                if (mid, lo, start) in entries or mid not in r_ids:
+                    continue
+                ts, values = r_points.get(mid, (_NO_NS, _NO_VALUES))
+                a, b = np.searchsorted(ts, [lo_ns, start_ns], "left").tolist()
+                entries[(mid, lo, start)] = (
+                    ts[a:b].view("datetime64[ns]").astype("datetime64[us]"),
+                    values[a:b].copy(),
+                )
+    missing = [m for m in ids if (m, lo, start) not in entries]
+    kept = [m for m in ids if (m, lo, start) in entries]
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if missing:
+        for mid, (ts, values) in _split(points_of(store.cursor(), missing, lo=lo, hi=hi)).items():
+            cut = int(np.searchsorted(ts, np.datetime64(start, "us"), "left"))
+            entries[(mid, lo, start)] = (ts[:cut].copy(), values[:cut].copy())
+            out[mid] = (ts, values)
+        for mid in missing:  # no point before hi: nothing before start either
+            entries.setdefault((mid, lo, start), (_NO_TS, _NO_VALUES))
+    if kept:
+        recent = _split(points_of(store.cursor(), kept, lo=start, hi=hi))
+        for mid in kept:
+            old_ts, old_values = entries.pop((mid, lo, start))
+            entries[(mid, lo, start)] = (old_ts, old_values)  # the most recently used last
+            new_ts, new_values = recent.get(mid, (_NO_TS, _NO_VALUES))
+            out[mid] = (np.concatenate([old_ts, new_ts]), np.concatenate([old_values, new_values]))
+    while len(entries) > _DAY_BEFORE.LIMIT:
+        del entries[next(iter(entries))]
+    return {mid: out.get(mid, (_NO_TS, _NO_VALUES)) for mid in ids}
+
+
+_NO_TS = np.empty(0, dtype="datetime64[us]")
+_NO_NS = np.empty(0, dtype="int64")
+
+
+def offer_points(
+    store: Any,
+    metric_ids: Sequence[int],
+    points: dict[int, tuple[np.ndarray, np.ndarray]],
+    *,
+    lo: int,
+    hi: int,
+) -> None:
+    """Hand :func:`quality_points` the points of ``metric_ids`` with ``lo <= ts <= hi`` (ns) that a
+    caller just read from ``store`` (per metric ``(ts ns, value)``, a metric without points absent):
+    the day before an incident's start is sliced from them instead of read again (the tick's
+    anomalies read a week before their peaks for the metrics that just joined an incident). Only
+    the latest offer is kept; a write of points in its range drops it."""
+    if _DAY_BEFORE.enabled:
+        _DAY_BEFORE.offered[store] = (int(lo), int(hi), frozenset(int(m) for m in metric_ids), points)
+
+
+_NO_VALUES = np.empty(0, dtype="float64")
+
+
+def _split(frame: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """A frame ``metric_id, ts, value`` by metric and time → per metric ``(ts, value)`` arrays."""
+    if frame.empty:
+        return {}
+    ids = frame["metric_id"].to_numpy(dtype="int64")
+    ts = frame["ts"].to_numpy(dtype="datetime64[us]")
+    values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    starts, ends = np.concatenate([[0], cuts]), np.concatenate([cuts, [ids.size]])
+    return {int(ids[a]): (ts[a:b], values[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)}
 
 
 def points_after(con: duckdb.DuckDBPyConnection, after: pd.DataFrame, *, end: datetime) -> pd.DataFrame:

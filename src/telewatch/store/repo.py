@@ -5,8 +5,9 @@ with a metric's data). All values are bound parameters."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 import numpy as np
@@ -142,6 +143,25 @@ def write_points(con: duckdb.DuckDBPyConnection, metric_id: int, series: pd.Seri
     return len(frame)
 
 
+#: Told of every write or delete of ``points`` in this process (the metrics, or None: any; the time
+#: range, bounds included, None: unbounded), so that a cache of stored points drops what changed
+#: (``store.monitors.quality_points``).
+PointsListener = Callable[[np.ndarray | None, datetime | None, datetime | None], None]
+_POINTS_LISTENERS: list[PointsListener] = []
+
+
+def on_points_written(listener: PointsListener) -> None:
+    """Call ``listener(metric_ids, lo, hi)`` after every write or delete of ``points``."""
+    _POINTS_LISTENERS.append(listener)
+
+
+def points_written(metric_ids: np.ndarray | None, lo: datetime | None, hi: datetime | None) -> None:
+    """Tell the listeners (:func:`on_points_written`) that points of ``metric_ids`` (None: any
+    metric) with ``lo <= ts <= hi`` (None: unbounded; naive UTC) were written or deleted."""
+    for listener in _POINTS_LISTENERS:
+        listener(metric_ids, lo, hi)
+
+
 def replace_points(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
     """Store rows ``metric_id, ts, value`` (``ts`` naive UTC, unique per metric; NaN = missing),
     overwriting the points already stored at the same ``(metric_id, ts)``.
@@ -168,6 +188,8 @@ def _replace(
     stamps = pd.DatetimeIndex(frame["ts"])
     bounds = [stamps.min().to_pydatetime(), stamps.max().to_pydatetime()]
     on = " AND ".join(f"t.{k} = n.{k}" for k in keys)
+    if table == "points":
+        points_written(frame["metric_id"].to_numpy(), bounds[0], bounds[1])
     con.register(name, frame)
     try:
         con.execute(f"DELETE FROM {table} t USING {name} n WHERE {on} AND t.ts >= ? AND t.ts <= ?", bounds)
@@ -368,6 +390,7 @@ _METRIC_TABLES = ("points", "scores", "label_windows", "monitor_series", "monito
 def clear_metric_data(con: duckdb.DuckDBPyConnection, metric_id: int) -> None:
     """Delete a metric's points, scores, anomalies and labelled windows, keeping the metric itself
     (a reload that replaces its data)."""
+    points_written(np.array([metric_id]), None, None)
     for table in ("points", "scores", "anomalies", "label_windows"):
         con.execute(f"DELETE FROM {table} WHERE metric_id = ?", [metric_id])
 
@@ -405,6 +428,7 @@ def delete_metric(con: duckdb.DuckDBPyConnection, metric_id: int) -> dict[str, i
         + run("DELETE FROM incident_metrics WHERE metric_id = ?", [metric_id]),
         "anomalies": run("DELETE FROM anomalies WHERE metric_id = ?", [metric_id]),
     }
+    points_written(np.array([metric_id]), None, None)
     for table in _METRIC_TABLES:
         counts[table] = run(f"DELETE FROM {table} WHERE metric_id = ?", [metric_id])
     emptied: list[int] = []

@@ -59,7 +59,7 @@ def _record_tick_anomalies(
             if det_scores is not None and (det_scores >= det.threshold).any():  # NaN never crosses
                 cands.append(_Candidate(key, mid, det, ts, det_scores))
     if cands:
-        _record_windows(cur, cands, report=report, firing_now=firing_now)
+        _record_windows(store, cands, report=report, firing_now=firing_now)
     checks: list[tuple[str, dict[str, Any], int, DetectorSpec, int]] = []
     for key, (mid, ts, _values) in visit:
         for det in spec.all_detectors:
@@ -125,8 +125,9 @@ def _record_tick_anomalies(
 
 
 def _record_windows(
-    cur: Any, cands: list[_Candidate], *, report: MonitorRunReport, firing_now: dict[str, dict[str, Any]]
+    store: Store, cands: list[_Candidate], *, report: MonitorRunReport, firing_now: dict[str, dict[str, Any]]
 ) -> None:
+    cur = store.cursor()
     first = [int(c.ts[0]) for c in cands]
     lookback = [c.det.merge_gap + c.det.min_points + 1 for c in cands]
     frame = pd.DataFrame(
@@ -202,13 +203,14 @@ def _record_windows(
     # the value at the peak, what is usual at that hour (expected value and band) and whether it is a
     # habit, from one read of the candidates' points; an anomaly whose metric stays beyond its band
     # after the flagged points is held open through them (its end follows, see postrules.usual.held_through)
-    points = _points_of(
-        cur,
-        sorted({cands[f[0]].mid for f in found}),
-        lo=min(f[3] for f in found) - USUAL_REACH.value,
-        hi=max(int(cands[f[0]].ts[-1]) for f in found),
-        include_hi=True,
+    read = sorted({cands[f[0]].mid for f in found})
+    read_lo, read_hi = (
+        min(f[3] for f in found) - USUAL_REACH.value,
+        max(int(cands[f[0]].ts[-1]) for f in found),
     )
+    points = _points_of(cur, read, lo=read_lo, hi=read_hi, include_hi=True)
+    # these metrics join an incident now: its data-quality read takes their day before from here
+    monitors_repo.offer_points(store, read, points, lo=read_lo, hi=read_hi)
     values, expecteds, lowers, uppers, habits = [], [], [], [], []
     for k, (pos, start_ns, end_ns, peak_ns, score, ongoing) in enumerate(found):
         cand = cands[pos]

@@ -100,6 +100,7 @@ def _score_streaming(
     # models: from memory, the store once, or (re)trained on the monitor's schedule
     if not memory.loaded_models:
         _load_models(store, spec, memory)
+        memory.unsettled += len(memory.models)
     due = tick - pd.Timedelta(spec.train.every)  # a model trained at or before this is retrained
     detectors = spec.all_detectors
     per_metric: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -120,6 +121,7 @@ def _score_streaming(
                     report=report,
                 )
                 report.trained += model is not None
+                memory.unsettled += 1
                 memory.models[(mid, det.type)] = tick_state.ModelState(
                     model=model,
                     trained_at=tick if model is not None else None,
@@ -146,6 +148,7 @@ def _score_streaming(
     if missing:
         lower = _tail_starts(cur, spec.name, list(missing), needs)
         memory.tails.update(tick_state.read_tails(cur, wanted=missing, lower=lower))
+        memory.unsettled += len(missing)
         for mid in missing:
             for det in detectors:
                 memory.models[(mid, det.type)].deviations = None
@@ -213,6 +216,9 @@ def _score_streaming(
     crash_point("tick.after_state")
     memory.generation = generation
     tick_state.keep(store, monitor=spec.name, memory=memory)
+    # a tick that brought much long-lived state into memory (a restart's first tick, a retraining):
+    # freeze it out of the garbage collector's walks (see tick_state.settle_heap)
+    memory.settle()
     return True
 
 
@@ -226,11 +232,10 @@ def _calibrated(
     if not group:
         return []
     calibrators: list[Calibrator] = []
-    for job in group:
-        model = job.state.model
-        assert model is not None
-        cal = getattr(model, "calibrator_", None)
-        if not isinstance(cal, Calibrator):  # none (refused there) or not ours: one by one
+    starts = np.empty(len(group), dtype="int64")
+    for i, job in enumerate(group):
+        cal, starts[i] = job.state.calibration()
+        if cal is None:  # none (refused there) or not ours: one by one
             return [
                 _unwarmed(j.state.model, j.ts, calibrate(j.state.model, r))  # type: ignore[arg-type]
                 for j, r in zip(group, raw, strict=True)
@@ -242,23 +247,11 @@ def _calibrated(
     rows = stack.rows_for(calibrators)
     sizes = np.array([r.size for r in raw], dtype="int64")
     z = stack.z(np.concatenate(raw), np.repeat(rows, sizes))
-    starts = np.array([_start_ns(job.state.model) for job in group], dtype="int64")
-    if (starts > _NO_START).any():
+    if (starts > tick_state.NO_START).any():
         ts = np.concatenate([np.asarray(job.ts, dtype="int64") for job in group])
         z[ts < np.repeat(starts, sizes)] = np.nan
     bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     return [z[a:b] for a, b in pairwise(bounds)]
-
-
-_NO_START = np.iinfo(np.int64).min
-
-
-def _start_ns(model: Any) -> int:
-    """``pd.Timestamp(model.scored_from_).value``, or the smallest int64 when it has none."""
-    start = getattr(model, "scored_from_", None)
-    if start is None:
-        return int(_NO_START)
-    return int(start.value if isinstance(start, pd.Timestamp) else pd.Timestamp(start).value)
 
 
 def _series_to_visit(
