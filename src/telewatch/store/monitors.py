@@ -639,16 +639,6 @@ def has_points_before(con: duckdb.DuckDBPyConnection, metric_id: int, ts: pd.Tim
     return row is not None
 
 
-def latest_value(con: duckdb.DuckDBPyConnection, metric_id: int, *, at: pd.Timestamp) -> float | None:
-    """The metric's last non-missing value at or before ``at`` (None: none)."""
-    row = con.execute(
-        "SELECT value FROM points WHERE metric_id = ? AND ts <= ? AND value IS NOT NULL"
-        " ORDER BY ts DESC LIMIT 1",
-        [metric_id, naive_utc(at)],
-    ).fetchone()
-    return None if row is None else float(row[0])
-
-
 # -- incidents of the tick's anomalies (for its alerts) ----------------------------------------------
 def incident_of_anomaly(
     con: duckdb.DuckDBPyConnection, *, metric_id: int, detector: str, start: pd.Timestamp
