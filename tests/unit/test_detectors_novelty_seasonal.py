@@ -133,3 +133,21 @@ def test_repeat_weights_against_a_plain_loop(cooldown: int) -> None:
         if earlier:
             want[t] = min(1.0, (t - earlier[-1]) / cooldown)
     np.testing.assert_array_equal(repeat_weights(x, cooldown), want)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_screen_tail_is_screen_anomalies(seed: int) -> None:
+    """The screen novelty_seasonal runs gives screen_anomalies' masks: clean, contaminated, tied
+    (novelty-like: tie-breakers below 0.01, novel values above 1), constant, short, with NaNs."""
+    from telewatch.detectors.novelty_seasonal import screen_tail
+    from telewatch.postrules.calibrate import screen_anomalies
+
+    rng = np.random.default_rng(seed)
+    clean = np.abs(rng.normal(0, 1, 5_000))
+    dirty = clean.copy()
+    dirty[2_000 : 2_000 + 40 * (seed + 1)] = 20.0 + seed
+    tied = np.where(rng.random(5_000) < 0.97, rng.random(5_000) * 0.01, 1.0 + rng.exponential(1.0, 5_000))
+    holes = dirty.copy()
+    holes[::17] = np.nan
+    for x in (clean, dirty, tied, holes, np.full(300, 2.0), clean[:19], np.round(dirty, 1)):
+        np.testing.assert_array_equal(screen_tail(x), screen_anomalies(x))

@@ -42,12 +42,19 @@ DAY_NS = 86_400 * 10**9
 WEEK_NS = 7 * DAY_NS
 #: A weekly profile (on what the daily one leaves) is learned from this many days of training data.
 WEEKLY_DAYS = 14
+#: ... and where a typical slot of the week holds this many timestamps.
+WEEKLY_MIN_POINTS = 4
 #: Slots are at least this wide (ns): five minutes, so a slot of 1-minute data holds 5 points a day.
 MIN_SLOT = 300 * 10**9
 #: Defaults of the channel's parameters (``novelty_seasonal``'s ``seasonal`` mapping overrides them).
 WINDOW = 144
 HOLD = 6.0
 MAX_HOLD_NS = 12 * 3600 * 10**9
+#: A profile (daily, weekly) is kept where its robust spread is at least this share of the noise
+#: around it; else the channel's baseline is flat there.
+MIN_CYCLE = 1.0
+#: Below this many timestamps in a typical slot, a slot's median pools its neighbours too.
+POOL_BELOW = 8
 MIN_SCALE = 0.05
 
 
@@ -83,10 +90,11 @@ def slots_of(ts_ns: np.ndarray, slot_ns: int, period_ns: int = DAY_NS) -> np.nda
 
 
 def _slot_medians(
-    ts_ns: np.ndarray, x: np.ndarray, slot_ns: int, period_ns: int = DAY_NS
+    ts_ns: np.ndarray, x: np.ndarray, slot_ns: int, period_ns: int = DAY_NS, pool: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's per-slot median (NaN for a slot without points) and the smallest positive step
-    between two values of a slot (0 where there is none)."""
+    between two values of a slot (0 where there is none); with ``pool``, each slot's median is
+    over it and ``pool`` slots either side (a day's wrap included)."""
     n_slots = -(-period_ns // slot_ns)
     slot = slots_of(ts_ns, slot_ns, period_ns)
     order = np.argsort(slot.astype(np.int32), kind="stable")
@@ -98,6 +106,9 @@ def _slot_medians(
     rows = x.shape[0]
     grid = np.full((rows, n_slots, max(width, 1)), np.nan)
     grid[:, sorted_slot, pos] = x[:, order]
+    if pool > 0:
+        grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
+        width = grid.shape[2]
     grid.sort(axis=2)  # NaN last
     present = (~np.isnan(grid)).sum(axis=2)
     lo = np.maximum((present - 1) // 2, 0)
@@ -136,11 +147,18 @@ def fit_profile(
     hold: float = HOLD,
     max_hold_ns: int = MAX_HOLD_NS,
     min_scale: float = MIN_SCALE,
+    pool_slots: int | None = None,
+    min_cycle: float = MIN_CYCLE,
 ) -> ProfileFit:
     """Fit the channel on each row of ``x`` (series × time, NaN for missing), all at ``ts_ns``."""
     x = np.atleast_2d(np.asarray(x, dtype="float64"))
     slot_ns = slot_ns_for(step_ns)
-    med, resolution = _slot_medians(ts_ns, x, slot_ns)
+    # a slot's median over fewer than POOL_BELOW timestamps (5-minute data, 3 days: 3) is noisy:
+    # then over it and its neighbours (decided on the timestamps alone, the same for every row)
+    per_slot = np.bincount(slots_of(ts_ns, slot_ns), minlength=-(-DAY_NS // slot_ns))
+    typical = float(np.median(per_slot)) if per_slot.size else 0.0
+    pool = pool_slots if pool_slots is not None else (1 if typical < POOL_BELOW else 0)
+    med, resolution = _slot_medians(ts_ns, x, slot_ns, pool=pool)
     missing = np.isnan(med)
     if missing.any():  # a slot never seen: the median of the others (0 when none)
         fill = np.zeros(med.shape[0])
@@ -150,9 +168,21 @@ def fit_profile(
         med = np.where(missing, fill[:, None], med)
     slot = slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
+    # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
+    # the series' median — the channel is then a held robust level, and the profile's noise (the
+    # medians of a few points per slot) does not become the baseline
+    weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * _robust_sigma(r)
+    if weak.any():
+        med[weak] = _median_rows(x[weak])[:, None]
+        r[weak] = x[weak] - med[weak][:, slot]
     weekly = _weekly(ts_ns, r, slot_ns)
     if weekly is not None:
-        r = r - weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
+        w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
+        strong = ~weak & (_robust_sigma(weekly) >= min_cycle * _robust_sigma(r - w_of))
+        weekly[~strong] = 0.0
+        r = r - np.where(strong[:, None], w_of, 0.0)
+        if not strong.any():
+            weekly = None
     # the values' own spread (about their median), for the floor of the scale
     centre = _median_rows(x)
     spread = _robust_sigma(x - centre[:, None])
@@ -160,7 +190,7 @@ def fit_profile(
         [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
     )
     scale0 = np.maximum(_robust_sigma(r), floor)
-    reach = max(int(window), int(max_hold_ns // max(int(step_ns), 1)))
+    reach = int(window) + int(max_hold_ns // max(int(step_ns), 1))
     first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
     resid = r - _levels(first, r)
     scale = np.maximum(_robust_sigma(resid), floor)
@@ -176,7 +206,8 @@ def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None
     first = np.where(any_present, ts_ns[np.argmax(present, axis=1)], 0)
     last = np.where(any_present, ts_ns[r.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)], 0)
     long = any_present & (last - first >= WEEKLY_DAYS * DAY_NS)
-    if not long.any():
+    per_slot = np.bincount(slots_of(ts_ns, slot_ns, WEEK_NS), minlength=-(-WEEK_NS // slot_ns))
+    if not long.any() or float(np.median(per_slot)) < WEEKLY_MIN_POINTS:
         return None
     med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS)
     centre = np.nanmedian(med, axis=1)
@@ -212,24 +243,29 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
     enough = max(1, w // 4)
     present = ~np.isnan(r)
     held = present & (np.abs(np.where(present, r, 0.0)) <= fit.hold * fit.scale[:, None])
-    rows, n = r.shape
-    zero = np.zeros((rows, 1))
-    cs_all = np.concatenate([zero, np.cumsum(np.where(present, r, 0.0), axis=1)], axis=1)
-    cs_held = np.concatenate([zero, np.cumsum(np.where(held, r, 0.0), axis=1)], axis=1)
-    c_all = np.concatenate([zero, np.cumsum(present, axis=1)], axis=1)
-    c_held = np.concatenate([zero, np.cumsum(held, axis=1)], axis=1)
-    t = np.arange(n)
-    lo, far = np.maximum(t - w, 0), np.maximum(t - h, 0)
-    n_held, n_far = c_held[:, t] - c_held[:, lo], c_held[:, t] - c_held[:, far]
-    n_all = c_all[:, t] - c_all[:, lo]
+    n = r.shape[1]
+    c_all = np.cumsum(present, axis=1, dtype=np.int64)
+    c_held = np.cumsum(held, axis=1, dtype=np.int64)
+    cs_all = np.cumsum(np.where(present, r, 0.0), axis=1)
+    cs_held = np.cumsum(np.where(held, r, 0.0), axis=1)
+
+    def window(cs: np.ndarray, k: int) -> np.ndarray:
+        """Sums over the ``k`` points before each point (the point left out): ``cs[t-1] - cs[t-1-k]``."""
+        out = np.zeros_like(cs)
+        out[:, 1:] = cs[:, :-1]
+        if k < n:
+            out[:, k + 1 :] -= cs[:, : n - k - 1]
+        return out
+
+    n_held, n_far, n_all = window(c_held, w), window(c_held, h), window(c_all, w)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(
             n_held >= enough,
-            (cs_held[:, t] - cs_held[:, lo]) / np.maximum(n_held, 1),
+            window(cs_held, w) / np.maximum(n_held, 1),
             np.where(
                 n_far >= enough,
-                (cs_held[:, t] - cs_held[:, far]) / np.maximum(n_far, 1),
-                np.where(n_all > 0, (cs_all[:, t] - cs_all[:, lo]) / np.maximum(n_all, 1), 0.0),
+                window(cs_held, h) / np.maximum(n_far, 1),
+                np.where(n_all > 0, window(cs_all, w) / np.maximum(n_all, 1), 0.0),
             ),
         )
 
@@ -256,9 +292,15 @@ def index_ns(index: pd.Index) -> np.ndarray:
 
 
 def step_ns_of(index: pd.Index) -> int:
-    """The series' step (its most common interval), 1 minute when it has none."""
+    """The series' spacing: its most common interval or, when larger, its mean interval (an
+    irregular series with a few points an hour gets slots that hold some); 1 minute when it has
+    none."""
     step = infer_step(pd.DatetimeIndex(index))
-    return int(step.value) if step is not None else 60 * 10**9
+    if step is None:
+        return 60 * 10**9
+    ts = index_ns(index)
+    mean = (int(ts[-1]) - int(ts[0])) // max(ts.size - 1, 1)
+    return max(int(step.value), int(mean))
 
 
 class DailyProfile(ExpectedBand, Detector):
@@ -281,7 +323,9 @@ class DailyProfile(ExpectedBand, Detector):
         max_hold: str = "12h",
         min_scale: float = MIN_SCALE,
         band_sigma: float = 4.0,
+        pool: int | None = None,
     ) -> None:
+        self.pool = pool
         self.window = window
         self.hold = hold
         self.max_hold = max_hold
@@ -298,6 +342,7 @@ class DailyProfile(ExpectedBand, Detector):
             hold=self.hold,
             max_hold_ns=self.max_hold_ns(),
             min_scale=self.min_scale,
+            pool_slots=self.pool,
         )
 
     def max_hold_ns(self) -> int:
