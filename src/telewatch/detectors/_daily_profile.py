@@ -277,11 +277,42 @@ def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndar
 
 
 def level_after(fit: ProfileFit, r_window: np.ndarray, new_r: np.ndarray) -> np.ndarray:
-    """Scores of new residuals ``new_r`` (rows × m) after ``r_window`` (rows × window, the residuals
-    of the points just before, NaN-padded on the left when fewer): what :func:`channel_scores`
-    gives them with that past — the streaming path."""
+    """Scores of new residuals ``new_r`` (rows × m) after ``r_window`` (rows × k, the residuals of
+    the points just before, NaN-padded on the left when fewer; ``k`` at least ``reach``): what
+    :func:`channel_scores` gives them with that past — the streaming path. The window sums of
+    :func:`_levels`, taken at the new points only."""
     both = np.concatenate([r_window, new_r], axis=1)
-    level = _levels(fit, both)[:, r_window.shape[1] :]
+    w, h = fit.window, max(fit.reach, fit.window)
+    enough = max(1, w // 4)
+    present = ~np.isnan(both)
+    held = present & (np.abs(np.where(present, both, 0.0)) <= fit.hold * fit.scale[:, None])
+    rows, n = both.shape
+    m = new_r.shape[1]
+    zero = np.zeros((rows, 1))
+    c_all = np.concatenate([zero, np.cumsum(present, axis=1, dtype=np.int64)], axis=1)
+    c_held = np.concatenate([zero, np.cumsum(held, axis=1, dtype=np.int64)], axis=1)
+    cs_all = np.concatenate([zero, np.cumsum(np.where(present, both, 0.0), axis=1)], axis=1)
+    cs_held = np.concatenate([zero, np.cumsum(np.where(held, both, 0.0), axis=1)], axis=1)
+    at = np.arange(n - m, n)  # the new points' positions: sums over the points before each
+
+    def window(c: np.ndarray, k: int) -> np.ndarray:
+        lo = at - k
+        out = c[:, at].copy()
+        inside = lo > 0
+        out[:, inside] -= c[:, lo[inside]]
+        return out
+
+    n_held, n_far, n_all = window(c_held, w), window(c_held, h), window(c_all, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.where(
+            n_held >= enough,
+            window(cs_held, w) / np.maximum(n_held, 1),
+            np.where(
+                n_far >= enough,
+                window(cs_held, h) / np.maximum(n_far, 1),
+                np.where(n_all > 0, window(cs_all, w) / np.maximum(n_all, 1), 0.0),
+            ),
+        )
     return np.abs(new_r - level) / fit.scale[:, None]
 
 

@@ -386,6 +386,8 @@ class NoveltySeasonal(ExpectedBand, Detector):
         kept = carries if carries is not None else [{} for _ in models]
         raw = Novelty.score_contexts([m.novelty_ for m in models], contexts, new, kept)  # type: ignore[attr-defined]
         new_times = np.asarray(new_times, dtype="int64")
+        fast: list[int] = []  # rows whose carry holds: scored together
+        surprisals: dict[int, np.ndarray] = {}
         for i, model in enumerate(models):
             seasonal = getattr(model, "seasonal_", None)
             if seasonal is None:
@@ -393,40 +395,137 @@ class NoveltySeasonal(ExpectedBand, Detector):
             assert isinstance(model, NoveltySeasonal)
             assert model.calibrators_ is not None
             fit = seasonal.fit_
-            cal_n, cal_s = model.calibrators_
+            cal_s = model.calibrators_[1]
             cooldown = int(model.seasonal_cooldown)
-            ctx = np.asarray(contexts[i], dtype="float64")
-            ctx_ts = np.asarray(context_times[i], dtype="int64")
-            carry = kept[i]
-            stack = carry.get("seasonal")
+            size = len(contexts[i])
+            stack = kept[i].get("seasonal")
             key = np.array([fit.scale[0], cal_s.u_, cal_s.beta_, cal_s.p_u_, float(cooldown)])
-            need = min(ctx.size, cooldown) if cooldown > 0 else 0
+            need = min(size, cooldown) if cooldown > 0 else 0
             if stack is not None and stack.size >= 6 and np.array_equal(stack[:5], key) and stack[5] >= need:
-                tail_x, tail_ts = ctx[-fit.reach :], ctx_ts[-fit.reach :]
-                r_ctx = tail_x - fit.value(tail_ts)[0]
-                r_new = new[i] - fit.value(new_times[i])[0]
-                z = dp.level_after(fit, r_ctx[None, :], r_new[None, :])[0]
-                with np.errstate(invalid="ignore", over="ignore"):
-                    surprisal = -cal_s.log_tail_probability(z)
-                weights, carry["seasonal"] = _advance(stack, surprisal, ctx.size, cooldown)
-                surprisal = surprisal * weights if cooldown > 0 else surprisal
-            else:
-                ts_all = np.concatenate([ctx_ts, new_times[i]])
-                x_all = np.concatenate([ctx, new[i]])
-                z_all = dp.channel_scores(fit, ts_all, x_all[None, :])[0]
-                with np.errstate(invalid="ignore", over="ignore"):
-                    s_all = -cal_s.log_tail_probability(z_all)
-                weights_all = repeat_weights(s_all, cooldown) if cooldown > 0 else np.ones(s_all.size)
-                surprisal = (s_all * weights_all)[ctx.size :]
-                carry["seasonal"] = _stack_of(s_all, cooldown, key)
+                fast.append(i)
+                continue
+            ctx = np.asarray(contexts[i], dtype="float64")
+            ts_all = np.concatenate([np.asarray(context_times[i], dtype="int64"), new_times[i]])
+            z_all = dp.channel_scores(fit, ts_all, np.concatenate([ctx, new[i]])[None, :])[0]
             with np.errstate(invalid="ignore", over="ignore"):
-                start = -np.log(cal_n.p_u_)
-                as_novelty = np.where(
-                    surprisal > start, cal_n.u_ + cal_n.beta_ * (surprisal - start), -np.inf
+                s_all = -cal_s.log_tail_probability(z_all)
+            weights_all = repeat_weights(s_all, cooldown) if cooldown > 0 else np.ones(s_all.size)
+            surprisals[i] = (s_all * weights_all)[size:]
+            kept[i]["seasonal"] = _stack_of(s_all, cooldown, key)
+        if fast:
+            z = _profile_scores(
+                [models[i].seasonal_.fit_ for i in fast],  # type: ignore[attr-defined]
+                [contexts[i] for i in fast],
+                [context_times[i] for i in fast],
+                new[fast],
+                new_times[fast],
+            )
+            with np.errstate(invalid="ignore", over="ignore"):
+                surprisal = -_log_tails([models[i].calibrators_[1] for i in fast], z)  # type: ignore[attr-defined]
+            cooldowns = {int(models[i].seasonal_cooldown) for i in fast}  # type: ignore[attr-defined]
+            if len(cooldowns) == 1 and min(cooldowns) > 0:  # one compiled pass over every row
+                stacks = _advance_rows(
+                    [kept[i]["seasonal"] for i in fast],
+                    surprisal,
+                    np.array([len(contexts[i]) for i in fast], dtype="int64"),
+                    cooldowns.pop(),
                 )
-            raw[i] = np.fmax(raw[i], as_novelty)
+                weights = stacks.pop()
+                for row, i in enumerate(fast):
+                    kept[i]["seasonal"] = stacks[row]
+                    surprisals[i] = surprisal[row] * weights[row]
+            else:
+                for row, i in enumerate(fast):
+                    cooldown = int(models[i].seasonal_cooldown)  # type: ignore[attr-defined]
+                    if cooldown > 0:
+                        w_row, kept[i]["seasonal"] = _advance(
+                            kept[i]["seasonal"], surprisal[row], len(contexts[i]), cooldown
+                        )
+                        surprisals[i] = surprisal[row] * w_row
+                    else:
+                        surprisals[i] = surprisal[row]
+        if surprisals:
+            rows = sorted(surprisals)
+            cals = [models[i].calibrators_[0] for i in rows]  # type: ignore[attr-defined]
+            sur = np.stack([surprisals[i] for i in rows])
+            start = np.array([-np.log(c.p_u_) for c in cals])[:, None]
+            u = np.array([c.u_ for c in cals])[:, None]
+            beta = np.array([c.beta_ for c in cals])[:, None]
+            with np.errstate(invalid="ignore", over="ignore"):
+                as_novelty = np.where(sur > start, u + beta * (sur - start), -np.inf)
+            raw[rows] = np.fmax(raw[rows], as_novelty)
         raw[np.isnan(new)] = np.nan
         return raw
+
+
+def _profile_scores(
+    fits: Sequence[Any],
+    contexts: Sequence[np.ndarray],
+    context_times: Sequence[np.ndarray],
+    new: np.ndarray,
+    new_times: np.ndarray,
+) -> np.ndarray:
+    """The profile channel's scores of the new points of many series (``fits`` their
+    :class:`~telewatch.detectors._daily_profile.ProfileFit` s) after their contexts: each row's
+    last ``reach`` context points (NaN-padded on the left) and the new ones, as one matrix per
+    group of fits alike (slot width, window, reach, hold)."""
+    from telewatch.detectors import _daily_profile as dp
+
+    out = np.empty(new.shape)
+    groups: dict[tuple[int, int, int, float, int], list[int]] = {}
+    for row, fit in enumerate(fits):
+        weekly = 0 if fit.weekly is None else fit.weekly.shape[1]
+        groups.setdefault((fit.slot_ns, fit.window, fit.reach, fit.hold, weekly), []).append(row)
+    for (slot_ns, window, reach, hold, weekly), rows in groups.items():
+        k = len(rows)
+        xs = np.full((k, reach), np.nan)
+        ts = np.zeros((k, reach), dtype="int64")
+        for j, row in enumerate(rows):
+            c = np.asarray(contexts[row], dtype="float64")[-reach:]
+            if c.size:
+                xs[j, reach - c.size :] = c
+                ts[j, reach - c.size :] = np.asarray(context_times[row], dtype="int64")[-reach:]
+        daily = np.stack([fits[row].profile[0] for row in rows])
+        weeks = np.stack([fits[row].weekly[0] for row in rows]) if weekly else None
+        scale = np.array([fits[row].scale[0] for row in rows])
+
+        stacked = dp.ProfileFit(slot_ns, daily, scale, window, hold, reach, weeks)
+        r_ctx = xs - _profile_at(daily, weeks, ts, slot_ns)
+        r_new = new[rows] - _profile_at(daily, weeks, new_times[rows], slot_ns)
+        out[rows] = dp.level_after(stacked, r_ctx, r_new)
+    return out
+
+
+def _profile_at(daily: np.ndarray, weeks: np.ndarray | None, ts: np.ndarray, slot_ns: int) -> np.ndarray:
+    """Each row's profile (daily, plus weekly) at its own timestamps ``ts`` (rows × points)."""
+    from telewatch.detectors import _daily_profile as dp
+
+    v = np.take_along_axis(daily, dp.slots_of(ts, slot_ns), axis=1)
+    if weeks is not None:
+        v = v + np.take_along_axis(weeks, dp.slots_of(ts, slot_ns, dp.WEEK_NS), axis=1)
+    return v
+
+
+def _log_tails(calibrators: Sequence[Calibrator], scores: np.ndarray) -> np.ndarray:
+    """``calibrators[i].log_tail_probability(scores[i])`` for every row at once (the calibrator's
+    formula, on its levels stacked)."""
+    sizes = np.array([c.levels_.size for c in calibrators])
+    width = int(sizes.max())
+    levels = np.full((len(calibrators), width), np.inf)
+    for i, c in enumerate(calibrators):
+        levels[i, : c.levels_.size] = c.levels_
+    nan = np.isnan(scores)
+    clean = np.where(nan, 0.0, scores)
+    below = (levels[:, None, :] < clean[:, :, None]).sum(axis=2)  # searchsorted(levels, s, "left")
+    p = 1.0 - below / sizes[:, None]
+    log_p = np.log(np.maximum(p, 1e-300))
+    log_p_u = np.array([np.log(c.p_u_) for c in calibrators])[:, None]
+    u = np.array([c.u_ for c in calibrators])[:, None]
+    beta = np.array([c.beta_ for c in calibrators])[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = log_p_u - (scores - u) / beta
+    log_p = np.where(scores > u, tail, log_p)
+    return np.where(nan, np.nan, np.minimum(log_p, 0.0))
 
 
 def _stack_of(surprisal: np.ndarray, cooldown: int, key: np.ndarray) -> np.ndarray:
@@ -485,3 +584,76 @@ def _advance(
     out[6::2] = [new_ages[k] for k in live]
     out[7::2] = [vals[k] for k in live]
     return weights, out
+
+
+_ADVANCE: list[Any] = []
+
+
+def _advance_rows(
+    stacks: Sequence[np.ndarray], surprisal: np.ndarray, sizes: np.ndarray, cooldown: int
+) -> list[np.ndarray]:
+    """:func:`_advance` for many rows in one compiled pass: the new stacks, then (last) the
+    weights (rows × m)."""
+    if not _ADVANCE:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(  # type: ignore[no-untyped-def]
+            flat, offsets, surprisal, sizes, cooldown, weights, out, out_offsets
+        ):
+            k, m = surprisal.shape
+            pos = np.empty(flat.size // 2 + m + 1)
+            val = np.empty(flat.size // 2 + m + 1)
+            o = 0
+            for r in range(k):
+                lo, hi = offsets[r], offsets[r + 1]
+                top = 0
+                for e in range(lo + 6, hi, 2):
+                    if flat[e] < sizes[r]:
+                        pos[top] = -1.0 - flat[e]
+                        val[top] = flat[e + 1]
+                        top += 1
+                for j in range(m):
+                    weights[r, j] = 1.0
+                    v = surprisal[r, j]
+                    if not np.isfinite(v):
+                        continue
+                    while top > 0 and val[top - 1] < v:
+                        top -= 1
+                    if top > 0:
+                        weights[r, j] = min(1.0, (j - pos[top - 1]) / cooldown)
+                    pos[top] = j
+                    val[top] = v
+                    top += 1
+                out_offsets[r] = o
+                for e in range(5):
+                    out[o + e] = flat[lo + e]
+                out[o + 5] = flat[lo + 5] + m
+                o += 6
+                for t in range(top):
+                    age = m - 1 - pos[t]
+                    if age + 1 < cooldown:
+                        out[o] = age
+                        out[o + 1] = val[t]
+                        o += 2
+            out_offsets[k] = o
+
+        _ADVANCE.append(kernel)
+    k, m = surprisal.shape
+    offsets = np.zeros(k + 1, dtype="int64")
+    np.cumsum([st.size for st in stacks], out=offsets[1:])
+    flat = np.concatenate(stacks) if k else np.empty(0)
+    weights = np.empty((k, m))
+    out = np.empty(flat.size + k * 2 * m)
+    out_offsets = np.zeros(k + 1, dtype="int64")
+    _ADVANCE[0](
+        flat,
+        offsets,
+        np.ascontiguousarray(surprisal, dtype="float64"),
+        sizes,
+        float(cooldown),
+        weights,
+        out,
+        out_offsets,
+    )
+    return [out[out_offsets[r] : out_offsets[r + 1]].copy() for r in range(k)] + [weights]
