@@ -27,9 +27,10 @@ N = 720
 SPIKES = (500, 560, 640)
 
 
-def make(name: str) -> Detector:
+def make(name: str, extra: dict[str, Any] | None = None) -> Detector:
     cls = available_detectors()[name]
     params: dict[str, Any] = dict(getattr(cls, "test_params", {}) or {})
+    params.update(extra or {})
     return cls(**params)
 
 
@@ -206,9 +207,10 @@ def test_matrix_per_series_and_streaming_scores_agree(name: str) -> None:
     check_paths(name, [gappy(seed) for seed in range(3)], fit_until=400, start=430)
 
 
-#: Detectors whose scores change once the training data spans days (``novelty_seasonal``'s
-#: seasonal channel from 3 days): their paths are checked on series long enough for that too.
-LONG = ["novelty_seasonal"]
+#: Detectors (and parameters) whose scores change once the training data spans days
+#: (``novelty_seasonal``'s seasonal channel from 3 days): their paths are checked on series long
+#: enough for that too.
+LONG = [("novelty_seasonal", {"channel": "profile"}), ("novelty_seasonal", {"channel": "baseline"})]
 
 
 def long_gappy(seed: int) -> pd.Series:
@@ -224,26 +226,30 @@ def long_gappy(seed: int) -> pd.Series:
     return s
 
 
-@pytest.mark.parametrize("long_name", LONG)
-def test_paths_agree_with_the_seasonal_channel_on(long_name: str) -> None:
+@pytest.mark.parametrize(("long_name", "params"), LONG)
+def test_paths_agree_with_the_seasonal_channel_on(long_name: str, params: dict[str, Any]) -> None:
     rows = [long_gappy(seed) for seed in range(3)]
-    models = check_paths(long_name, rows, fit_until=4 * 288 + 10, start=1150)
+    models = check_paths(long_name, rows, fit_until=4 * 288 + 10, start=1150, params=params)
     assert all(getattr(m, "seasonal_", None) is not None for m in models)
 
 
-def check_paths(name: str, rows: list[pd.Series], *, fit_until: int, start: int) -> list[Detector]:
+def check_paths(
+    name: str, rows: list[pd.Series], *, fit_until: int, start: int, params: dict[str, Any] | None = None
+) -> list[Detector]:
     """Matrix == per series, and per series == streaming over :data:`TICKS` from ``start``, for
-    models fitted on each row's first ``fit_until`` points; returns those models."""
+    models fitted on each row's first ``fit_until`` points (``params`` over the test defaults);
+    returns those models."""
+
     # matrix == per series
-    matrix = make(name).fit_score_matrix(
+    matrix = make(name, params).fit_score_matrix(
         np.stack([s.to_numpy() for s in rows]), pd.DatetimeIndex(rows[0].index)
     )
     if matrix is not None:
         assert matrix.shape == (len(rows), len(rows[0]))
         for i, s in enumerate(rows):
-            assert_same_scores(matrix[i], make(name).fit(s).score(s).to_numpy(), f"matrix row {i}")
+            assert_same_scores(matrix[i], make(name, params).fit(s).score(s).to_numpy(), f"matrix row {i}")
     # per series == streaming, tick by tick (score with context=), and through score_contexts
-    models = [make(name).fit(s.iloc[:fit_until]) for s in rows]
+    models = [make(name, params).fit(s.iloc[:fit_until]) for s in rows]
     k = models[0].context_points()
     full = [
         m.score(s.iloc[start:], context=s.iloc[:start]).to_numpy() for m, s in zip(models, rows, strict=True)

@@ -201,7 +201,7 @@ class NoveltySeasonal(ExpectedBand, Detector):
         min_acf: float = 0.3,
         seasonal: dict[str, Any] | None = None,
         seasonal_cooldown: int = 1000,
-        channel: str = "profile",
+        channel: str = "baseline",
         screen_sigma: float = 10.0,
     ) -> None:
         self.bins = bins
