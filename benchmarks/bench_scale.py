@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -102,11 +103,11 @@ def make_data(days: int, n_metrics: int, seed: int = 0) -> tuple[np.ndarray, pd.
 
 
 # -- methods: (metrics × time matrix, index) -> scores of the same shape ---------------------------
-def batch(detector: str, workers: int = 1) -> Method:
+def batch(detector: str, workers: int = 1, params: dict[str, Any] | None = None) -> Method:
     def run(x: np.ndarray, idx: pd.DatetimeIndex) -> np.ndarray:
         from telewatch.services.batch import score_matrix
 
-        return score_matrix(x, idx, detector=detector, workers=workers)
+        return score_matrix(x, idx, detector=detector, workers=workers, params=params)
 
     return run
 
@@ -152,15 +153,18 @@ class Plan:
     module: str = ""  # the library it needs ("" = telewatch)
 
 
-def plan(workers: int, detectors: Sequence[str] = ()) -> list[Plan]:
-    """The methods; ``detectors`` (``--detector``) adds each one's batch rows after novelty's, so
-    their ratio to novelty comes from the same run."""
+def plan(workers: int, detectors: Sequence[str] = (), params: dict[str, Any] | None = None) -> list[Plan]:
+    """The methods; ``detectors`` (``--detector``, with ``params``) adds each one's batch rows after
+    novelty's, so their ratio to novelty comes from the same run."""
+    said = f" {params}" if params else ""
     extra = [
         row
         for name in detectors
         for row in (
-            Plan(f"telewatch {name}, batch, {workers} threads", batch(name, workers), False, name),
-            Plan(f"telewatch {name}, batch, 1 thread", batch(name, 1), False, name),
+            Plan(
+                f"telewatch {name}{said}, batch, {workers} threads", batch(name, workers, params), False, name
+            ),
+            Plan(f"telewatch {name}{said}, batch, 1 thread", batch(name, 1, params), False, name),
         )
     ]
     return [
@@ -290,7 +294,6 @@ def preload(plans: Sequence[Plan]) -> None:
 def nab_files(data_dir: Path | None, *, samples: bool = False) -> tuple[list[Any], str]:
     """The NAB corpus in ``data_dir`` (default: the shared one when present), else (or with
     ``samples``) the three files shipped with telewatch."""
-    import json
     from importlib.resources import files
 
     from telewatch.bench.nab import load_corpus, make_nab_file
@@ -439,6 +442,7 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="also run this telewatch detector through the batch path (repeatable), beside novelty",
     )
+    parser.add_argument("--params", default="{}", help="parameters (JSON) of the --detector rows")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 20 metrics × 3 days, 1 sampled, NAB samples"
     )
@@ -448,7 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(width=170)
 
     plans = [
-        p for p in plan(args.workers, args.detector) if not args.only or any(o in p.name for o in args.only)
+        p
+        for p in plan(args.workers, args.detector, json.loads(args.params))
+        if not args.only or any(o in p.name for o in args.only)
     ]
     if not plans:
         parser.error(f"--only {' '.join(args.only)}: no method matches")
