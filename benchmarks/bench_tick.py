@@ -169,10 +169,13 @@ def build_store(path: Path, spec: MonitorSpec, n_metrics: int, hours: int, progr
             )
             con.execute(
                 "INSERT INTO monitor_models (monitor, metric_id, detector, params, trained_at, train_start,"
-                " train_end, points, model) SELECT ?, metric_id, ?, '{}', ?, ?, ?, ?, model FROM _models",
+                " train_end, points, model) SELECT ?, metric_id, ?, ?, ?, ?, ?, ?, model FROM _models",
                 [
                     spec.name,
                     DETECTOR,
+                    json.dumps(
+                        PARAMS, sort_keys=True, default=str
+                    ),  # as a monitor's training stores them: the tick keeps the models
                     T.tz_localize(None).to_pydatetime(),
                     index[0].to_pydatetime(),
                     index[-1].to_pydatetime(),
