@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_scale.py`` (1 metric and 1,000 metrics × 30 days of 1-minute
 data, a few minutes); ``--quick`` for a smoke run (1 and 20 metrics × 3 days, NAB on the shipped
 samples, well under a minute); ``--metrics 200 --sample 5 --workers 2 --days 30 --nab DIR --no-nab
---only novelty`` (methods whose name contains a word). Reference libraries: ``pip install -e
+--only novelty`` (methods whose name contains a word), ``--detector novelty_seasonal`` (another
+telewatch detector's batch rows beside novelty's, same data, same run). Reference libraries: ``pip install -e
 '.[bench,prophet]'``.
 
 The data: ``days`` of 1-minute points per metric with a daily and a weekly cycle, noise and the
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -101,11 +103,11 @@ def make_data(days: int, n_metrics: int, seed: int = 0) -> tuple[np.ndarray, pd.
 
 
 # -- methods: (metrics × time matrix, index) -> scores of the same shape ---------------------------
-def batch(detector: str, workers: int = 1) -> Method:
+def batch(detector: str, workers: int = 1, params: dict[str, Any] | None = None) -> Method:
     def run(x: np.ndarray, idx: pd.DatetimeIndex) -> np.ndarray:
         from telewatch.services.batch import score_matrix
 
-        return score_matrix(x, idx, detector=detector, workers=workers)
+        return score_matrix(x, idx, detector=detector, workers=workers, params=params)
 
     return run
 
@@ -151,7 +153,20 @@ class Plan:
     module: str = ""  # the library it needs ("" = telewatch)
 
 
-def plan(workers: int) -> list[Plan]:
+def plan(workers: int, detectors: Sequence[str] = (), params: dict[str, Any] | None = None) -> list[Plan]:
+    """The methods; ``detectors`` (``--detector``, with ``params``) adds each one's batch rows after
+    novelty's, so their ratio to novelty comes from the same run."""
+    said = f" {params}" if params else ""
+    extra = [
+        row
+        for name in detectors
+        for row in (
+            Plan(
+                f"telewatch {name}{said}, batch, {workers} threads", batch(name, workers, params), False, name
+            ),
+            Plan(f"telewatch {name}{said}, batch, 1 thread", batch(name, 1, params), False, name),
+        )
+    ]
     return [
         Plan(
             f"telewatch novelty (default), batch, {workers} threads",
@@ -160,6 +175,7 @@ def plan(workers: int) -> list[Plan]:
             "novelty",
         ),
         Plan("telewatch novelty, batch, 1 thread", batch("novelty", 1), False, "novelty"),
+        *extra,
         Plan(f"telewatch novelty, dask, {workers} workers", dask_path(workers), False, "novelty"),
         Plan("telewatch novelty, per-metric loop", loop, True, "novelty"),
         Plan("telewatch robust_z, batch, 1 thread", batch("robust_z", 1), False, "robust_z"),
@@ -278,7 +294,6 @@ def preload(plans: Sequence[Plan]) -> None:
 def nab_files(data_dir: Path | None, *, samples: bool = False) -> tuple[list[Any], str]:
     """The NAB corpus in ``data_dir`` (default: the shared one when present), else (or with
     ``samples``) the three files shipped with telewatch."""
-    import json
     from importlib.resources import files
 
     from telewatch.bench.nab import load_corpus, make_nab_file
@@ -304,7 +319,7 @@ def rows_per_day(index: pd.DatetimeIndex, n_rows: int) -> int:
     return max(2, min(per_day, n_rows // 2 - 1))
 
 
-def nab_scorers() -> dict[str, NabScorer]:
+def nab_scorers(detectors: Sequence[str] = ()) -> dict[str, NabScorer]:
     """Raw scorers for one NAB series: (values as a one-column frame, training rows) -> raw scores."""
 
     def telewatch(name: str) -> NabScorer:
@@ -331,6 +346,7 @@ def nab_scorers() -> dict[str, NabScorer]:
         "iforest": ref.sklearn_iforest,
         "ecod": ref.pyod_ecod,
         "adtk": seasonal(ref.adtk_seasonal),
+        **{name: telewatch(name) for name in detectors},
     }
 
 
@@ -421,6 +437,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-nab", action="store_true", help="leave out the NAB column")
     parser.add_argument("--only", nargs="*", help="run only the methods whose name contains one of these")
     parser.add_argument(
+        "--detector",
+        action="append",
+        default=[],
+        help="also run this telewatch detector through the batch path (repeatable), beside novelty",
+    )
+    parser.add_argument("--params", default="{}", help="parameters (JSON) of the --detector rows")
+    parser.add_argument(
         "--quick", action="store_true", help="smoke run: 20 metrics × 3 days, 1 sampled, NAB samples"
     )
     args = parser.parse_args(argv)
@@ -428,7 +451,11 @@ def main(argv: list[str] | None = None) -> None:
         args.metrics, args.days, args.sample = min(args.metrics, 20), min(args.days, 3), 1
     console = Console(width=170)
 
-    plans = [p for p in plan(args.workers) if not args.only or any(o in p.name for o in args.only)]
+    plans = [
+        p
+        for p in plan(args.workers, args.detector, json.loads(args.params))
+        if not args.only or any(o in p.name for o in args.only)
+    ]
     if not plans:
         parser.error(f"--only {' '.join(args.only)}: no method matches")
     preload(plans)  # before forking: no method's time includes an import
@@ -450,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     nab_source = "nothing (--no-nab)"
     if not args.no_nab:
         files, nab_source = nab_files(args.nab, samples=args.quick and args.nab is None)
-        scorers = nab_scorers()
+        scorers = nab_scorers(args.detector)
         for key in dict.fromkeys(p.nab for p in plans):
             module = next(p.module for p in plans if p.nab == key)
             if not installed(module):

@@ -1,7 +1,7 @@
 """One scheduled tick over many metrics: the streaming tick against the per-metric tick.
 
 Run: ``.venv/bin/python benchmarks/bench_tick.py [--metrics 10000] [--history-hours 24] [--reference 100]
-[--detector novelty]`` (the detector a monitor runs when it names none, ``novelty``, by default;
+[--detector novelty] [--params JSON]`` (the detector a monitor runs when it names none, ``novelty``, by default;
 ``--detector robust_bands`` for the figures from before it was)
 
 Setup (not timed): a temporary store holding ``--history-hours`` of 1-minute points for each of
@@ -59,6 +59,7 @@ from telewatch.store.db import Store
 T = pd.Timestamp("2026-03-02 00:00", tz="UTC")  # the first timed tick is T + 5 min
 STEP = pd.Timedelta(minutes=1)
 DETECTOR = default_detector()  # what a monitor without a ``detector:`` runs
+PARAMS: dict[str, Any] = {}  # its parameters (``--params``)
 SPIKE_EVERY = 2 * 1440  # a 3-minute spike per metric every 2 days: ~17 new anomalies per tick at 10,000
 
 
@@ -111,7 +112,7 @@ def monitor_spec() -> MonitorSpec:
                     "schedule": {"every": "5m"},
                     "history": "1d",
                     "train": {"every": "7d", "window": "1d", "min_points": 60, "warm_up": "0s"},
-                    "detector": {"type": DETECTOR},
+                    "detector": {"type": DETECTOR, "params": PARAMS},
                 }
             ]
         }
@@ -152,7 +153,7 @@ def build_store(path: Path, spec: MonitorSpec, n_metrics: int, hours: int, progr
             models = []
             for i in range(x.shape[0]):
                 s = pd.Series(x[i], index=pd.DatetimeIndex(index).tz_localize("UTC"))
-                model = create_detector(DETECTOR).fit(s)
+                model = create_detector(DETECTOR, **PARAMS).fit(s)
                 # as a monitor's training leaves it: with the calibrator of its own scores (ticks
                 # compare calibrated z's with the threshold)
                 model.calibrator_ = Calibrator().train(model.score(s).to_numpy())  # type: ignore[attr-defined]
@@ -168,10 +169,13 @@ def build_store(path: Path, spec: MonitorSpec, n_metrics: int, hours: int, progr
             )
             con.execute(
                 "INSERT INTO monitor_models (monitor, metric_id, detector, params, trained_at, train_start,"
-                " train_end, points, model) SELECT ?, metric_id, ?, '{}', ?, ?, ?, ?, model FROM _models",
+                " train_end, points, model) SELECT ?, metric_id, ?, ?, ?, ?, ?, ?, model FROM _models",
                 [
                     spec.name,
                     DETECTOR,
+                    json.dumps(
+                        PARAMS, sort_keys=True, default=str
+                    ),  # as a monitor's training stores them: the tick keeps the models
                     T.tz_localize(None).to_pydatetime(),
                     index[0].to_pydatetime(),
                     index[-1].to_pydatetime(),
@@ -293,9 +297,13 @@ def main() -> None:
         default=default_detector(),
         help="detector the monitor runs (default: the monitors' default detector, novelty)",
     )
+    parser.add_argument(
+        "--params", default="{}", help='the detector\'s parameters as JSON, e.g. \'{"channel": "profile"}\''
+    )
     args = parser.parse_args()
-    global DETECTOR
+    global DETECTOR, PARAMS
     DETECTOR = args.detector
+    PARAMS = json.loads(args.params)
     console = Console(width=150)
     spec = monitor_spec()
     rows: list[tuple[str, TickTiming, bool]] = []
@@ -334,7 +342,7 @@ def main() -> None:
 
     base = rows[1][1].seconds
     table = Table(
-        title=f"One tick: {args.metrics:,} metrics, the newest 5 minutes each ({DETECTOR}, 2 cores)"
+        title=f"One tick: {args.metrics:,} metrics, the newest 5 minutes each ({DETECTOR} {PARAMS or ''}, 2 cores)"
     )
     columns = (
         "method",

@@ -19,6 +19,7 @@ from telewatch.detectors.multivariate import (
     MultivariateDetector,
     available_multivariate_detectors,
 )
+from telewatch.services.tick_state import utc_ns
 
 UNIVARIATE = sorted(available_detectors())
 MULTIVARIATE = sorted(available_multivariate_detectors())
@@ -26,9 +27,10 @@ N = 720
 SPIKES = (500, 560, 640)
 
 
-def make(name: str) -> Detector:
+def make(name: str, extra: dict[str, Any] | None = None) -> Detector:
     cls = available_detectors()[name]
     params: dict[str, Any] = dict(getattr(cls, "test_params", {}) or {})
+    params.update(extra or {})
     return cls(**params)
 
 
@@ -198,21 +200,57 @@ TICKS = (5, 1, 7, 5, 3, 5, 12, 5, 1, 5, 8, 5, 5, 2, 5, 6, 5, 4, 5, 5)  # 100 poi
 
 
 def test_matrix_per_series_and_streaming_scores_agree(name: str) -> None:
-    """The fast paths a detector implements (``fit_score_rows``: a matrix of series, fitted and
-    scored at once; ``score_contexts``: many series' new points after their contexts, with what it
-    carries between ticks) give the scores of ``fit(s).score(s)`` / ``score(new, context=past)``,
+    """The fast paths a detector implements (``fit_score_matrix``: a matrix of series, fitted and
+    scored at once; ``score_contexts_at``: many series' new points after their contexts, with what
+    it carries between ticks) give the scores of ``fit(s).score(s)`` / ``score(new, context=past)``,
     tick by tick, gaps included (1e-9, same NaNs)."""
-    rows = [gappy(seed) for seed in range(3)]
+    check_paths(name, [gappy(seed) for seed in range(3)], fit_until=400, start=430)
+
+
+#: Detectors (and parameters) whose scores change once the training data spans days
+#: (``novelty_seasonal``'s seasonal channel from 3 days): their paths are checked on series long
+#: enough for that too.
+LONG = [("novelty_seasonal", {"channel": "profile"}), ("novelty_seasonal", {"channel": "baseline"})]
+
+
+def long_gappy(seed: int) -> pd.Series:
+    """Five days of 5-minute points with a daily cycle, gaps, a drop inside the range and a spike."""
+    idx = pd.date_range("2024-01-01", periods=5 * 288, freq="5min", tz="UTC")
+    rng = np.random.default_rng(seed)
+    t = np.arange(idx.size)
+    s = pd.Series(100 + 30 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 2, idx.size), index=idx, name="m")
+    for lo, hi in ((200, 230), (700, 701), (1160, 1166), (1190, 1191)):
+        s.iloc[lo:hi] = np.nan
+    s.iloc[1170 + seed : 1200 + seed] -= 40.0  # inside the range, off the profile
+    s.iloc[1230 + seed] += 80.0
+    return s
+
+
+@pytest.mark.parametrize(("long_name", "params"), LONG)
+def test_paths_agree_with_the_seasonal_channel_on(long_name: str, params: dict[str, Any]) -> None:
+    rows = [long_gappy(seed) for seed in range(3)]
+    models = check_paths(long_name, rows, fit_until=4 * 288 + 10, start=1150, params=params)
+    assert all(getattr(m, "seasonal_", None) is not None for m in models)
+
+
+def check_paths(
+    name: str, rows: list[pd.Series], *, fit_until: int, start: int, params: dict[str, Any] | None = None
+) -> list[Detector]:
+    """Matrix == per series, and per series == streaming over :data:`TICKS` from ``start``, for
+    models fitted on each row's first ``fit_until`` points (``params`` over the test defaults);
+    returns those models."""
+
     # matrix == per series
-    matrix = make(name).fit_score_rows(np.stack([s.to_numpy() for s in rows]))
+    matrix = make(name, params).fit_score_matrix(
+        np.stack([s.to_numpy() for s in rows]), pd.DatetimeIndex(rows[0].index)
+    )
     if matrix is not None:
-        assert matrix.shape == (3, N)
+        assert matrix.shape == (len(rows), len(rows[0]))
         for i, s in enumerate(rows):
-            assert_same_scores(matrix[i], make(name).fit(s).score(s).to_numpy(), f"matrix row {i}")
+            assert_same_scores(matrix[i], make(name, params).fit(s).score(s).to_numpy(), f"matrix row {i}")
     # per series == streaming, tick by tick (score with context=), and through score_contexts
-    models = [make(name).fit(s.iloc[:400]) for s in rows]
+    models = [make(name, params).fit(s.iloc[:fit_until]) for s in rows]
     k = models[0].context_points()
-    start = 430
     full = [
         m.score(s.iloc[start:], context=s.iloc[:start]).to_numpy() for m, s in zip(models, rows, strict=True)
     ]
@@ -222,16 +260,22 @@ def test_matrix_per_series_and_streaming_scores_agree(name: str) -> None:
     for tick, size in enumerate(TICKS):
         if tick == 10:  # a restart: nothing carried, rebuilt from the contexts
             carries = [{} for _ in rows]
-        ticked, contexts = [], []
+        ticked, contexts, context_times = [], [], []
         for m, s in zip(models, rows, strict=True):
             past = s.iloc[:at] if k is None else s.iloc[max(0, at - k) : at]
             ticked.append(m.score(s.iloc[at : at + size], context=past).to_numpy())
             contexts.append(past.to_numpy())
+            context_times.append(utc_ns(past.index))
         window = slice(at - start, at - start + size)
         for i in range(len(rows)):
             assert_same_scores(ticked[i], full[i][window], f"row {i}, tick {tick}, score(context=)")
-        together = cls.score_contexts(
-            models, contexts, np.stack([s.iloc[at : at + size].to_numpy() for s in rows]), carries
+        together = cls.score_contexts_at(
+            models,
+            contexts,
+            np.stack([s.iloc[at : at + size].to_numpy() for s in rows]),
+            carries,
+            context_times=context_times,
+            new_times=np.stack([utc_ns(s.index[at : at + size]) for s in rows]),
         )
         if together is not None:
             assert together.shape == (len(rows), size)
@@ -239,6 +283,7 @@ def test_matrix_per_series_and_streaming_scores_agree(name: str) -> None:
                 assert_same_scores(together[i], full[i][window], f"row {i}, tick {tick}, score_contexts")
         at += size
     assert at == start + sum(TICKS)
+    return models
 
 
 def test_bad_input_is_a_clear_error(name: str) -> None:

@@ -42,7 +42,8 @@ def test_short_history_is_novelty_exactly() -> None:
     np.testing.assert_allclose(got[0], det.score(s.iloc[1500:1505], context=s.iloc[1000:1500]).to_numpy())
 
 
-def test_a_drop_inside_the_range_is_caught_at_the_peak_and_novelty_misses_it() -> None:
+@pytest.mark.parametrize("channel", ["baseline", "profile"])
+def test_a_drop_inside_the_range_is_caught_at_the_peak_and_novelty_misses_it(channel: str) -> None:
     """Users halve for 40 minutes at the afternoon peak, to a value seen every night: novelty's
     z stays low; the combined z passes 5 (the detection paths' threshold)."""
     s = daily(10)
@@ -50,7 +51,7 @@ def test_a_drop_inside_the_range_is_caught_at_the_peak_and_novelty_misses_it() -
     s.iloc[peak : peak + 8] *= 0.5
     train = np.ones(len(s), dtype=bool)
     _, z_novelty, _ = calibrated_scores("novelty", {}, s, train)
-    det, z, _ = calibrated_scores("novelty_seasonal", {}, s, train)
+    det, z, _ = calibrated_scores("novelty_seasonal", {"channel": channel}, s, train)
     assert isinstance(det, NoveltySeasonal)
     assert det.seasonal_ is not None
     window = slice(peak, peak + 8)
@@ -62,12 +63,13 @@ def test_a_drop_inside_the_range_is_caught_at_the_peak_and_novelty_misses_it() -
     assert np.nanmax(quiet) < 5.0
 
 
-def test_a_new_maximum_still_scores_as_novelty_does() -> None:
+@pytest.mark.parametrize("channel", ["baseline", "profile"])
+def test_a_new_maximum_still_scores_as_novelty_does(channel: str) -> None:
     s = daily(10)
     s.iloc[9 * PER_DAY + 100] = 6000.0  # twice the daily peak
     train = np.ones(len(s), dtype=bool)
     _, z_novelty, _ = calibrated_scores("novelty", {}, s, train)
-    _, z, _ = calibrated_scores("novelty_seasonal", {}, s, train)
+    _, z, _ = calibrated_scores("novelty_seasonal", {"channel": channel}, s, train)
     at = 9 * PER_DAY + 100
     assert z_novelty.iloc[at] >= 5.0
     assert z.iloc[at] >= 5.0
@@ -133,3 +135,53 @@ def test_repeat_weights_against_a_plain_loop(cooldown: int) -> None:
         if earlier:
             want[t] = min(1.0, (t - earlier[-1]) / cooldown)
     np.testing.assert_array_equal(repeat_weights(x, cooldown), want)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_screen_tail_is_screen_anomalies(seed: int) -> None:
+    """The screen novelty_seasonal runs gives screen_anomalies' masks: clean, contaminated, tied
+    (novelty-like: tie-breakers below 0.01, novel values above 1), constant, short, with NaNs."""
+    from telewatch.detectors.novelty_seasonal import screen_tail
+    from telewatch.postrules.calibrate import screen_anomalies
+
+    rng = np.random.default_rng(seed)
+    clean = np.abs(rng.normal(0, 1, 5_000))
+    dirty = clean.copy()
+    dirty[2_000 : 2_000 + 40 * (seed + 1)] = 20.0 + seed
+    tied = np.where(rng.random(5_000) < 0.97, rng.random(5_000) * 0.01, 1.0 + rng.exponential(1.0, 5_000))
+    holes = dirty.copy()
+    holes[::17] = np.nan
+    for x in (clean, dirty, tied, holes, np.full(300, 2.0), clean[:19], np.round(dirty, 1)):
+        np.testing.assert_array_equal(screen_tail(x), screen_anomalies(x))
+
+
+def test_the_profile_channel_has_both_fast_paths_and_baseline_neither() -> None:
+    """The profile channel scores a matrix and a tick's new points itself (the conformance suite
+    checks their numbers); the baseline channel leaves both to the per-series path."""
+    s = daily(6)
+    idx = pd.DatetimeIndex(s.index)
+    profile = NoveltySeasonal(channel="profile")
+    assert profile.fit_score_matrix(s.to_numpy()[None, :], idx) is not None
+    assert NoveltySeasonal(channel="baseline").fit_score_matrix(s.to_numpy()[None, :], idx) is None
+    past, new = s.iloc[: 5 * PER_DAY], s.iloc[5 * PER_DAY : 5 * PER_DAY + 5]
+    for channel, fast in (("profile", True), ("baseline", False)):
+        det = NoveltySeasonal(channel=channel).fit(past)
+        assert det.seasonal_ is not None
+        got = NoveltySeasonal.score_contexts_at(
+            [det],
+            [past.to_numpy()],
+            new.to_numpy()[None, :],
+            [{}],
+            context_times=[past.index.as_unit("ns").asi8],
+            new_times=new.index.as_unit("ns").asi8[None, :],
+        )
+        assert (got is not None) is fast
+        if got is not None:
+            np.testing.assert_allclose(got[0], det.score(new, context=past).to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_an_unknown_channel_is_a_config_error() -> None:
+    from telewatch.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="channel"):
+        NoveltySeasonal(channel="weekly").fit(daily(1))

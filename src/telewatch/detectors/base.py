@@ -124,6 +124,28 @@ class Detector(Params, ABC):
         """
         return None
 
+    def fit_score_matrix(self, values: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray | None:
+        """:meth:`fit_score_rows` given the columns' timestamps (``index``, sorted, unique), for a
+        detector whose scores depend on them; by default :meth:`fit_score_rows` (what
+        ``telewatch.services.batch.score_matrix`` calls)."""
+        return self.fit_score_rows(values)
+
+    @classmethod
+    def score_contexts_at(
+        cls,
+        models: Sequence[Detector],
+        contexts: Sequence[np.ndarray],
+        new: np.ndarray,
+        carries: Sequence[MutableMapping[str, np.ndarray]] | None = None,
+        *,
+        context_times: Sequence[np.ndarray],
+        new_times: np.ndarray,
+    ) -> np.ndarray | None:
+        """:meth:`score_contexts` given the timestamps (ns since the epoch, UTC) of the contexts'
+        points and of the new points (a 2-D array like ``new``), for a detector whose scores depend
+        on them; by default :meth:`score_contexts` (what ``telewatch.services.tick_state`` calls)."""
+        return cls.score_contexts(models, contexts, new, carries)
+
     @classmethod
     def score_contexts(
         cls,

@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from telewatch.core.errors import ConfigError
+from telewatch.detectors._daily_profile import DailyProfile
 from telewatch.detectors.bands import ExpectedBand
 from telewatch.detectors.base import Detector
 from telewatch.detectors.novelty import Novelty
 from telewatch.detectors.registry import register
 from telewatch.detectors.seasonal import SeasonalBaseline, detect_periods
-from telewatch.postrules.calibrate import Calibrator, screen_anomalies
+from telewatch.postrules.calibrate import Calibrator
 
 DAY = pd.Timedelta(days=1)
 
@@ -41,7 +43,7 @@ def screened_fit(det: Detector, series: pd.Series) -> tuple[Detector, Calibrator
     raw = fitted.score(series).to_numpy()
     present = ~np.isnan(series.to_numpy(dtype="float64"))
     suspect = np.zeros(raw.size, dtype=bool)
-    suspect[present] = screen_anomalies(raw[present])
+    suspect[present] = screen_tail(raw[present])
     kept = present & ~suspect
     if suspect.any() and kept.any():
         fitted = det.clone().fit(series.where(kept))
@@ -49,6 +51,110 @@ def screened_fit(det: Detector, series: pd.Series) -> tuple[Detector, Calibrator
     else:
         kept = present
     return fitted, Calibrator().train(raw[kept])
+
+
+def screened_once(
+    det: Detector, series: pd.Series, *, beyond: float = np.inf
+) -> tuple[Detector, Calibrator, np.ndarray]:
+    """:func:`screened_fit` without the second fit, for a detector whose fit is robust to an
+    incident in the training data already (the daily profile's medians and robust scale): fitted
+    once; the suspect points are left out of the calibration only. Also returns the training
+    scores (the matrix path reuses them)."""
+    fitted = det.clone().fit(series)
+    raw = fitted.score(series).to_numpy()
+    return fitted, calibrate_screened(raw, ~np.isnan(series.to_numpy(dtype="float64")), beyond=beyond), raw
+
+
+def screen_tail(scores: np.ndarray) -> np.ndarray:
+    """:func:`~telewatch.postrules.calibrate.screen_anomalies` (its defaults), the same mask, in
+    fewer steps: a point is suspect only above the robust fit's ``u`` (its 80th percentile; below
+    it z < 1, far under :data:`~telewatch.postrules.calibrate.SCREEN_Z`), so only ``u``, the tail's
+    scale and ``p_u`` are computed (one partition, not 512 quantiles) and z only above ``u``, by the
+    calibrator's own formula. ``tests/unit/test_detectors_novelty_seasonal.py`` holds it to
+    screen_anomalies' masks.
+
+    >>> from telewatch.postrules.calibrate import screen_anomalies
+    >>> rng = np.random.default_rng(1)
+    >>> dirty = np.abs(rng.normal(0, 1, 10_000))
+    >>> dirty[5_000:5_100] = 30.0
+    >>> bool(np.array_equal(screen_tail(dirty), screen_anomalies(dirty)))
+    True
+    """
+    from scipy.special import ndtri_exp
+
+    from telewatch.postrules import calibrate as c
+
+    s = np.asarray(scores, dtype="float64").ravel()
+    mask = np.zeros(s.size, dtype=bool)
+    finite = np.isfinite(s)
+    n = int(finite.sum())
+    if n < 20:
+        return mask
+    f = s[finite] if n < s.size else s
+    u = float(np.quantile(f, c.SCREEN_TAIL))
+    above = f > u
+    excess = f[above] - u
+    top = float(f.max())
+    if not excess.size:
+        beta = 0.0
+    else:
+        beta = float(np.median(excess)) / np.log(2.0)
+        far = excess > c.TRIM_SCALES * beta if beta > 0 else np.zeros(excess.size, dtype=bool)
+        if 0 < far.sum() <= max(c.TRIM_MAX_POINTS, c.TRIM_MAX_SHARE * excess.size):
+            top = u + float(excess[~far].max())
+    min_excess = 1e-12
+    beta = max(beta, (top - float(f.min())) * 0.01, abs(u) * 0.01, min_excess)
+    p_u = max(float(above.mean()), 1.0 / (f.size + 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        over = finite & (np.where(finite, s, -np.inf) > u)
+        tail = np.log(p_u) - (s[over] - u) / beta
+        log_p = np.where(tail == -np.inf, -1e300, np.minimum(tail, 0.0))
+        z = -ndtri_exp(log_p)
+    z = np.minimum(np.fmax(z, 0.0), c.DEGENERATE_Z if beta <= min_excess else c.MAX_Z)
+    suspect = np.zeros(s.size, dtype=bool)
+    suspect[over] = z >= c.SCREEN_Z
+    if suspect.sum() < c.SCREEN_MIN_SHARE * (1.0 - 0.98) * n:
+        return mask
+    pad = 5
+    suspect = np.convolve(suspect.astype("int64"), np.ones(2 * pad + 1, dtype="int64"), mode="same") > 0
+    return suspect & finite
+
+
+def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = np.inf) -> Calibrator:
+    """A calibrator of ``raw`` at the ``present`` points, those
+    :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect left out, and those
+    ``beyond`` or higher (with 5 points either side: a channel whose raw score is in robust sigmas
+    already knows an outlier when it sees one)."""
+    suspect = np.zeros(raw.size, dtype=bool)
+    suspect[present] = screen_tail(raw[present])
+    if np.isfinite(beyond):
+        with np.errstate(invalid="ignore"):
+            high = present & (raw >= beyond)
+        if high.any():
+            pad = np.convolve(high.astype("int64"), np.ones(11, dtype="int64"), mode="same") > 0
+            suspect |= pad & present
+    kept = present & ~suspect
+    if not (suspect.any() and kept.any()):
+        kept = present
+    return Calibrator().train(raw[kept])
+
+
+def combine(
+    novelty_raw: np.ndarray, seasonal_raw: np.ndarray, cal_n: Calibrator, cal_s: Calibrator, cooldown: int
+) -> np.ndarray:
+    """The combined raw score: the seasonal channel's surprisal under ``cal_s``, weighed by
+    :func:`repeat_weights`, written in novelty's raw units under ``cal_n``; the larger of that and
+    ``novelty_raw``."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        surprisal = -cal_s.log_tail_probability(seasonal_raw)
+        if cooldown > 0:
+            surprisal = surprisal * repeat_weights(surprisal, int(cooldown))
+        # novelty's calibrator maps u + beta * (s - start) back to surprisal s above its tail's
+        # start (log p = log p_u - (x - u) / beta): the same z, in novelty's raw units, so NAB's
+        # per-file scaling of novelty's raw scores applies unchanged
+        start = -np.log(cal_n.p_u_)
+        as_novelty = np.where(surprisal > start, cal_n.u_ + cal_n.beta_ * (surprisal - start), -np.inf)
+    return np.fmax(novelty_raw, as_novelty)
 
 
 @register("novelty_seasonal")
@@ -95,6 +201,8 @@ class NoveltySeasonal(ExpectedBand, Detector):
         min_acf: float = 0.3,
         seasonal: dict[str, Any] | None = None,
         seasonal_cooldown: int = 1000,
+        channel: str = "baseline",
+        screen_sigma: float = 10.0,
     ) -> None:
         self.bins = bins
         self.cooldown = cooldown
@@ -104,8 +212,14 @@ class NoveltySeasonal(ExpectedBand, Detector):
         self.min_acf = min_acf
         self.seasonal = seasonal
         self.seasonal_cooldown = seasonal_cooldown
+        self.channel = channel
+        self.screen_sigma = screen_sigma
 
     def _fit(self, series: pd.Series) -> None:
+        if self.channel not in ("profile", "baseline"):
+            raise ConfigError(
+                f"novelty_seasonal: channel must be 'profile' or 'baseline', got {self.channel!r}"
+            )
         novelty = Novelty(bins=self.bins, cooldown=self.cooldown, local_window=self.local_window)
         self.novelty_: Detector = novelty.fit(series)
         self.seasonal_: Detector | None = None
@@ -120,7 +234,12 @@ class NoveltySeasonal(ExpectedBand, Detector):
         novelty_fit, cal_n = screened_fit(novelty, series)
         if cal_n.degenerate_:  # constant novelty scores: no tail to write the seasonal z in
             return
-        seasonal_fit, cal_s = screened_fit(SeasonalBaseline(**dict(self.seasonal or {})), series)
+        if self.channel == "profile":
+            seasonal_fit, cal_s, _ = screened_once(
+                DailyProfile(**dict(self.seasonal or {})), series, beyond=self.screen_sigma
+            )
+        else:
+            seasonal_fit, cal_s = screened_fit(SeasonalBaseline(**dict(self.seasonal or {})), series)
         self.novelty_, self.seasonal_ = novelty_fit, seasonal_fit
         self.calibrators_ = (cal_n, cal_s)
 
@@ -133,17 +252,72 @@ class NoveltySeasonal(ExpectedBand, Detector):
 
     def _combine(self, novelty_raw: np.ndarray, seasonal_raw: np.ndarray) -> np.ndarray:
         assert self.calibrators_ is not None
-        cal_n, cal_s = self.calibrators_
-        with np.errstate(invalid="ignore", over="ignore"):
-            surprisal = -cal_s.log_tail_probability(seasonal_raw)
-            if self.seasonal_cooldown > 0:
-                surprisal = surprisal * repeat_weights(surprisal, int(self.seasonal_cooldown))
-            # novelty's calibrator maps u + beta * (s - start) back to surprisal s above its tail's
-            # start (log p = log p_u - (x - u) / beta): the same z, in novelty's raw units, so NAB's
-            # per-file scaling of novelty's raw scores applies unchanged
-            start = -np.log(cal_n.p_u_)
-            as_novelty = np.where(surprisal > start, cal_n.u_ + cal_n.beta_ * (surprisal - start), -np.inf)
-        return np.fmax(novelty_raw, as_novelty)
+        return combine(novelty_raw, seasonal_raw, *self.calibrators_, self.seasonal_cooldown)
+
+    def fit_score_matrix(self, values: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray | None:
+        """Matrix path (the ``profile`` channel; ``None`` for ``baseline``): row ``i`` is
+        ``clone().fit(s_i).score(s_i)``. Novelty's fit and scores run in its compiled kernels over
+        the matrix, the profile channel in :mod:`~telewatch.detectors._daily_profile`'s array code
+        over the rows that get it (one slot layout for all); what is per series is the screening,
+        the calibrators and the combination. The training scores are the scores (fitted and
+        scored on the same series), so nothing is scored twice."""
+        if self.channel != "profile":
+            return None
+        from telewatch.detectors import _kernels
+        from telewatch.detectors._daily_profile import channel_scores, fit_profile, index_ns, step_ns_of
+
+        arr = np.ascontiguousarray(values, dtype="float64")
+        low, width = _kernels.novelty_fit(arr, bins=self.bins)
+        raw = _kernels.novelty_scores(arr, low, width, cooldown=self.cooldown, window=self.local_window)
+        out = raw.copy()
+        ts = index_ns(index)
+        present = ~np.isnan(arr)
+        limit = (self.min_days * DAY).value
+        chosen: list[tuple[int, np.ndarray, Calibrator]] = []
+        for i in range(arr.shape[0]):
+            where = np.flatnonzero(present[i])
+            if where.size < 16 or ts[where[-1]] - ts[where[0]] < limit:
+                continue
+            if self.require_cycle and DAY not in detect_periods(
+                pd.Series(arr[i], index=index), min_cycles=self.min_days, min_acf=self.min_acf
+            ):
+                continue
+            suspect = np.zeros(arr.shape[1], dtype=bool)
+            suspect[present[i]] = screen_tail(raw[i][present[i]])
+            kept = present[i] & ~suspect
+            row_raw = raw[i]
+            if suspect.any() and kept.any():  # novelty refitted without the suspects (screened_fit)
+                again = np.where(kept, arr[i], np.nan)[None, :]
+                lo2, w2 = _kernels.novelty_fit(again, bins=self.bins)
+                row_raw = _kernels.novelty_scores(
+                    arr[i : i + 1], lo2, w2, cooldown=self.cooldown, window=self.local_window
+                )[0]
+            else:
+                kept = present[i]
+            cal_n = Calibrator().train(row_raw[kept])
+            if cal_n.degenerate_:
+                continue
+            chosen.append((i, row_raw, cal_n))
+        if chosen:
+            rows = [i for i, _, _ in chosen]
+            proto = DailyProfile(**dict(self.seasonal or {}))
+            fit = fit_profile(
+                ts,
+                arr[rows],
+                step_ns=step_ns_of(index),
+                window=proto.window,
+                hold=proto.hold,
+                max_hold_ns=proto.max_hold_ns(),
+                min_scale=proto.min_scale,
+                pool_slots=proto.pool,
+            )
+            z = channel_scores(fit, ts, arr[rows])
+            for j, (i, row_raw, cal_n) in enumerate(chosen):
+                z_row = np.where(present[i], z[j], np.nan)
+                cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma)
+                out[i] = combine(row_raw, z_row, cal_n, cal_s, self.seasonal_cooldown)
+        out[~present] = np.nan
+        return out
 
     def train_calibrator(self, scores: np.ndarray) -> Calibrator:
         """With the seasonal channel: novelty's calibrator, trained as for novelty alone
@@ -174,3 +348,312 @@ class NoveltySeasonal(ExpectedBand, Detector):
         if any(getattr(m, "seasonal_", None) is not None for m in models):
             return None
         return Novelty.score_contexts([m.novelty_ for m in models], contexts, new, carries)  # type: ignore[attr-defined]
+
+    @classmethod
+    def score_contexts_at(
+        cls,
+        models: Sequence[Detector],
+        contexts: Sequence[np.ndarray],
+        new: np.ndarray,
+        carries: Sequence[MutableMapping[str, np.ndarray]] | None = None,
+        *,
+        context_times: Sequence[np.ndarray],
+        new_times: np.ndarray,
+    ) -> np.ndarray | None:
+        """The streaming path given the timestamps: novelty's (:meth:`Novelty.score_contexts`, its
+        carry under ``novelty``) for every row, and for the rows with the ``profile`` channel that
+        channel on the new points, as ``score(new, context=past)`` gives them:
+
+        * the level needs the residuals of the last ``reach`` points of the context (at most 12 h
+          of them; looked up in the profile with their timestamps, no carry);
+        * the repeat weights need, of the surprisals before, only those that no later one
+          outranked (a decreasing stack) within ``seasonal_cooldown`` points: that stack is the
+          carry (``seasonal``), advanced over the new points. A row whose carry is missing, covers
+          fewer points than it needs or belongs to another fit is scored over its whole context
+          (the per-series path) and its carry rebuilt.
+
+        ``None`` where a model has the ``baseline`` channel (scored one by one)."""
+        if all(getattr(m, "seasonal_", None) is None for m in models):
+            return cls.score_contexts(models, contexts, new, carries)
+        if any(
+            getattr(m, "seasonal_", None) is not None and not isinstance(m.seasonal_, DailyProfile)  # type: ignore[attr-defined]
+            for m in models
+        ):
+            return None
+        from telewatch.detectors import _daily_profile as dp
+
+        new = np.asarray(new, dtype="float64")
+        kept = carries if carries is not None else [{} for _ in models]
+        raw = Novelty.score_contexts([m.novelty_ for m in models], contexts, new, kept)  # type: ignore[attr-defined]
+        new_times = np.asarray(new_times, dtype="int64")
+        fast: list[int] = []  # rows whose carry holds: scored together
+        surprisals: dict[int, np.ndarray] = {}
+        for i, model in enumerate(models):
+            seasonal = getattr(model, "seasonal_", None)
+            if seasonal is None:
+                continue
+            assert isinstance(model, NoveltySeasonal)
+            assert model.calibrators_ is not None
+            fit = seasonal.fit_
+            cal_s = model.calibrators_[1]
+            cooldown = int(model.seasonal_cooldown)
+            size = len(contexts[i])
+            stack = kept[i].get("seasonal")
+            key = np.array([fit.scale[0], cal_s.u_, cal_s.beta_, cal_s.p_u_, float(cooldown)])
+            need = min(size, cooldown) if cooldown > 0 else 0
+            if stack is not None and stack.size >= 6 and np.array_equal(stack[:5], key) and stack[5] >= need:
+                fast.append(i)
+                continue
+            ctx = np.asarray(contexts[i], dtype="float64")
+            ts_all = np.concatenate([np.asarray(context_times[i], dtype="int64"), new_times[i]])
+            z_all = dp.channel_scores(fit, ts_all, np.concatenate([ctx, new[i]])[None, :])[0]
+            with np.errstate(invalid="ignore", over="ignore"):
+                s_all = -cal_s.log_tail_probability(z_all)
+            weights_all = repeat_weights(s_all, cooldown) if cooldown > 0 else np.ones(s_all.size)
+            surprisals[i] = (s_all * weights_all)[size:]
+            kept[i]["seasonal"] = _stack_of(s_all, cooldown, key)
+        if fast:
+            z = _profile_scores(
+                [models[i].seasonal_.fit_ for i in fast],  # type: ignore[attr-defined]
+                [contexts[i] for i in fast],
+                [context_times[i] for i in fast],
+                new[fast],
+                new_times[fast],
+            )
+            with np.errstate(invalid="ignore", over="ignore"):
+                surprisal = -_log_tails([models[i].calibrators_[1] for i in fast], z)  # type: ignore[attr-defined]
+            cooldowns = {int(models[i].seasonal_cooldown) for i in fast}  # type: ignore[attr-defined]
+            if len(cooldowns) == 1 and min(cooldowns) > 0:  # one compiled pass over every row
+                stacks = _advance_rows(
+                    [kept[i]["seasonal"] for i in fast],
+                    surprisal,
+                    np.array([len(contexts[i]) for i in fast], dtype="int64"),
+                    cooldowns.pop(),
+                )
+                weights = stacks.pop()
+                for row, i in enumerate(fast):
+                    kept[i]["seasonal"] = stacks[row]
+                    surprisals[i] = surprisal[row] * weights[row]
+            else:
+                for row, i in enumerate(fast):
+                    cooldown = int(models[i].seasonal_cooldown)  # type: ignore[attr-defined]
+                    if cooldown > 0:
+                        w_row, kept[i]["seasonal"] = _advance(
+                            kept[i]["seasonal"], surprisal[row], len(contexts[i]), cooldown
+                        )
+                        surprisals[i] = surprisal[row] * w_row
+                    else:
+                        surprisals[i] = surprisal[row]
+        if surprisals:
+            rows = sorted(surprisals)
+            cals = [models[i].calibrators_[0] for i in rows]  # type: ignore[attr-defined]
+            sur = np.stack([surprisals[i] for i in rows])
+            start = np.array([-np.log(c.p_u_) for c in cals])[:, None]
+            u = np.array([c.u_ for c in cals])[:, None]
+            beta = np.array([c.beta_ for c in cals])[:, None]
+            with np.errstate(invalid="ignore", over="ignore"):
+                as_novelty = np.where(sur > start, u + beta * (sur - start), -np.inf)
+            raw[rows] = np.fmax(raw[rows], as_novelty)
+        raw[np.isnan(new)] = np.nan
+        return raw
+
+
+def _profile_scores(
+    fits: Sequence[Any],
+    contexts: Sequence[np.ndarray],
+    context_times: Sequence[np.ndarray],
+    new: np.ndarray,
+    new_times: np.ndarray,
+) -> np.ndarray:
+    """The profile channel's scores of the new points of many series (``fits`` their
+    :class:`~telewatch.detectors._daily_profile.ProfileFit` s) after their contexts: each row's
+    last ``reach`` context points (NaN-padded on the left) and the new ones, as one matrix per
+    group of fits alike (slot width, window, reach, hold)."""
+    from telewatch.detectors import _daily_profile as dp
+
+    out = np.empty(new.shape)
+    groups: dict[tuple[int, int, int, float, int], list[int]] = {}
+    for row, fit in enumerate(fits):
+        weekly = 0 if fit.weekly is None else fit.weekly.shape[1]
+        groups.setdefault((fit.slot_ns, fit.window, fit.reach, fit.hold, weekly), []).append(row)
+    for (slot_ns, window, reach, hold, weekly), rows in groups.items():
+        k = len(rows)
+        xs = np.full((k, reach), np.nan)
+        ts = np.zeros((k, reach), dtype="int64")
+        for j, row in enumerate(rows):
+            c = np.asarray(contexts[row], dtype="float64")[-reach:]
+            if c.size:
+                xs[j, reach - c.size :] = c
+                ts[j, reach - c.size :] = np.asarray(context_times[row], dtype="int64")[-reach:]
+        daily = np.stack([fits[row].profile[0] for row in rows])
+        weeks = np.stack([fits[row].weekly[0] for row in rows]) if weekly else None
+        scale = np.array([fits[row].scale[0] for row in rows])
+
+        stacked = dp.ProfileFit(slot_ns, daily, scale, window, hold, reach, weeks)
+        r_ctx = xs - _profile_at(daily, weeks, ts, slot_ns)
+        r_new = new[rows] - _profile_at(daily, weeks, new_times[rows], slot_ns)
+        out[rows] = dp.level_after(stacked, r_ctx, r_new)
+    return out
+
+
+def _profile_at(daily: np.ndarray, weeks: np.ndarray | None, ts: np.ndarray, slot_ns: int) -> np.ndarray:
+    """Each row's profile (daily, plus weekly) at its own timestamps ``ts`` (rows × points)."""
+    from telewatch.detectors import _daily_profile as dp
+
+    v = np.take_along_axis(daily, dp.slots_of(ts, slot_ns), axis=1)
+    if weeks is not None:
+        v = v + np.take_along_axis(weeks, dp.slots_of(ts, slot_ns, dp.WEEK_NS), axis=1)
+    return v
+
+
+def _log_tails(calibrators: Sequence[Calibrator], scores: np.ndarray) -> np.ndarray:
+    """``calibrators[i].log_tail_probability(scores[i])`` for every row at once (the calibrator's
+    formula, on its levels stacked)."""
+    sizes = np.array([c.levels_.size for c in calibrators])
+    width = int(sizes.max())
+    levels = np.full((len(calibrators), width), np.inf)
+    for i, c in enumerate(calibrators):
+        levels[i, : c.levels_.size] = c.levels_
+    nan = np.isnan(scores)
+    clean = np.where(nan, 0.0, scores)
+    below = (levels[:, None, :] < clean[:, :, None]).sum(axis=2)  # searchsorted(levels, s, "left")
+    p = 1.0 - below / sizes[:, None]
+    log_p = np.log(np.maximum(p, 1e-300))
+    log_p_u = np.array([np.log(c.p_u_) for c in calibrators])[:, None]
+    u = np.array([c.u_ for c in calibrators])[:, None]
+    beta = np.array([c.beta_ for c in calibrators])[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = log_p_u - (scores - u) / beta
+    log_p = np.where(scores > u, tail, log_p)
+    return np.where(nan, np.nan, np.minimum(log_p, 0.0))
+
+
+def _stack_of(surprisal: np.ndarray, cooldown: int, key: np.ndarray) -> np.ndarray:
+    """The carry of the repeat weights after ``surprisal``: ``key`` (the fit it belongs to), the
+    points it covers, then (points back from the end, value) of the decreasing stack of the last
+    ``cooldown`` points (NaN never on it)."""
+    n = surprisal.size
+    ages: list[float] = []
+    values: list[float] = []
+    start = max(0, n - max(cooldown, 1))
+    for t in range(start, n):  # earlier points are cooldown or more back: weight 1 either way
+        v = surprisal[t]
+        if not np.isfinite(v):
+            continue
+        while values and values[-1] < v:
+            values.pop()
+            ages.pop()
+        values.append(float(v))
+        ages.append(float(t))
+    out = np.empty(6 + 2 * len(values))
+    out[:5] = key
+    out[5] = float(n)
+    out[6::2] = [n - 1 - a for a in ages]
+    out[7::2] = values
+    return out
+
+
+def _advance(
+    stack: np.ndarray, surprisal: np.ndarray, size: int, cooldown: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The repeat weights of new ``surprisal`` after a context of ``size`` points whose stack is
+    ``stack`` (see :func:`_stack_of`), and the stack after them. Positions: the context's last
+    point is -1, the new points 0, 1, ...; a carried entry ``age`` points back sits at -1 - age."""
+    key, seen = stack[:5], float(stack[5])
+    ages, values = stack[6::2], stack[7::2]
+    inside = ages < size  # older points are not in the context: score(new, context=past) never saw them
+    pos = [-1.0 - a for a in ages[inside].tolist()]
+    vals = values[inside].tolist()
+    weights = np.ones(surprisal.size)
+    for j, v in enumerate(surprisal.tolist()):
+        if not np.isfinite(v):
+            continue
+        while vals and vals[-1] < v:
+            vals.pop()
+            pos.pop()
+        if vals:
+            weights[j] = min(1.0, (j - pos[-1]) / cooldown)
+        vals.append(v)
+        pos.append(float(j))
+    m = surprisal.size
+    new_ages = [m - 1 - p for p in pos]
+    live = [k for k, a in enumerate(new_ages) if a + 1 < cooldown]  # farther: weight 1 either way
+    out = np.empty(6 + 2 * len(live))
+    out[:5] = key
+    out[5] = seen + m
+    out[6::2] = [new_ages[k] for k in live]
+    out[7::2] = [vals[k] for k in live]
+    return weights, out
+
+
+_ADVANCE: list[Any] = []
+
+
+def _advance_rows(
+    stacks: Sequence[np.ndarray], surprisal: np.ndarray, sizes: np.ndarray, cooldown: int
+) -> list[np.ndarray]:
+    """:func:`_advance` for many rows in one compiled pass: the new stacks, then (last) the
+    weights (rows × m)."""
+    if not _ADVANCE:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(  # type: ignore[no-untyped-def]
+            flat, offsets, surprisal, sizes, cooldown, weights, out, out_offsets
+        ):
+            k, m = surprisal.shape
+            pos = np.empty(flat.size // 2 + m + 1)
+            val = np.empty(flat.size // 2 + m + 1)
+            o = 0
+            for r in range(k):
+                lo, hi = offsets[r], offsets[r + 1]
+                top = 0
+                for e in range(lo + 6, hi, 2):
+                    if flat[e] < sizes[r]:
+                        pos[top] = -1.0 - flat[e]
+                        val[top] = flat[e + 1]
+                        top += 1
+                for j in range(m):
+                    weights[r, j] = 1.0
+                    v = surprisal[r, j]
+                    if not np.isfinite(v):
+                        continue
+                    while top > 0 and val[top - 1] < v:
+                        top -= 1
+                    if top > 0:
+                        weights[r, j] = min(1.0, (j - pos[top - 1]) / cooldown)
+                    pos[top] = j
+                    val[top] = v
+                    top += 1
+                out_offsets[r] = o
+                for e in range(5):
+                    out[o + e] = flat[lo + e]
+                out[o + 5] = flat[lo + 5] + m
+                o += 6
+                for t in range(top):
+                    age = m - 1 - pos[t]
+                    if age + 1 < cooldown:
+                        out[o] = age
+                        out[o + 1] = val[t]
+                        o += 2
+            out_offsets[k] = o
+
+        _ADVANCE.append(kernel)
+    k, m = surprisal.shape
+    offsets = np.zeros(k + 1, dtype="int64")
+    np.cumsum([st.size for st in stacks], out=offsets[1:])
+    flat = np.concatenate(stacks) if k else np.empty(0)
+    weights = np.empty((k, m))
+    out = np.empty(flat.size + k * 2 * m)
+    out_offsets = np.zeros(k + 1, dtype="int64")
+    _ADVANCE[0](
+        flat,
+        offsets,
+        np.ascontiguousarray(surprisal, dtype="float64"),
+        sizes,
+        float(cooldown),
+        weights,
+        out,
+        out_offsets,
+    )
+    return [out[out_offsets[r] : out_offsets[r + 1]].copy() for r in range(k)] + [weights]

@@ -38,6 +38,7 @@ def batch_detectors() -> list[str]:
         name
         for name, cls in available_detectors().items()
         if cls.fit_score_rows is not Detector.fit_score_rows
+        or cls.fit_score_matrix is not Detector.fit_score_matrix
     )
 
 
@@ -73,7 +74,7 @@ def score_matrix(
 
     def run(start: int) -> None:
         block = arr[start : start + chunk_size]
-        scores = proto.fit_score_rows(block)  # the detector's own matrix path, if it has one
+        scores = proto.fit_score_matrix(block, dt_index)  # the detector's own matrix path, if it has one
         if scores is None:
             scores = _loop(block, dt_index, detector, kwargs)
         out[start : start + chunk_size] = scores

@@ -482,11 +482,14 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
             out[i] = _score_one(job)
     for (kind, _m, _p), members in groups.items():
         group = [jobs[i] for i in members]
-        matrix = kind.score_contexts(  # type: ignore[attr-defined]
+        contexts = [j.tail.context_for(j.need, int(j.ts[0])) for j in group]
+        matrix = kind.score_contexts_at(  # type: ignore[attr-defined]
             [j.state.model for j in group],
-            [j.tail.context_for(j.need, int(j.ts[0]))[1] for j in group],
+            [c[1] for c in contexts],
             np.stack([j.values for j in group]),
             [j.state.carry for j in group],
+            context_times=[c[0] for c in contexts],
+            new_times=np.stack([j.ts for j in group]),
         )
         if matrix is None:  # no streaming path: one by one
             for i, job in zip(members, group, strict=True):
@@ -498,8 +501,11 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
 
 
 def _streams(kind: type[Detector]) -> bool:
-    """Whether ``kind`` implements the streaming path (overrides :meth:`Detector.score_contexts`)."""
-    return getattr(kind.score_contexts, "__func__", None) is not Detector.score_contexts.__func__  # type: ignore[attr-defined]
+    """Whether ``kind`` implements the streaming path (overrides :meth:`Detector.score_contexts` or
+    :meth:`Detector.score_contexts_at`)."""
+    base = (Detector.score_contexts.__func__, Detector.score_contexts_at.__func__)  # type: ignore[attr-defined]
+    own = (getattr(kind.score_contexts, "__func__", None), getattr(kind.score_contexts_at, "__func__", None))
+    return own != base
 
 
 def _score_one(job: Job) -> np.ndarray:

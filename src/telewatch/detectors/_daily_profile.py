@@ -1,0 +1,391 @@
+"""The seasonal channel of ``novelty_seasonal``: the residual from the usual value at this time of
+day (a per-slot median profile fitted once) and a held local level, in robust sigmas.
+
+Plain arrays in and out (timestamps as ns since the epoch, UTC), written to run on one series or on
+many that share their timestamps (a matrix: the slot layout is worked out once), so that the
+detector's per-series, matrix and streaming paths compute the same numbers:
+
+* **profile** — the points are put in slots of the day (``slot`` = the series' step, at least
+  :data:`MIN_SLOT`, so 288 five-minute slots for 1-minute data); the profile is each slot's median
+  over the training data (an outage on one day of three moves no median); a slot without training
+  points takes the median of the others;
+* **level** — the mean of the residuals ``r = x - profile`` of the last ``window`` points (by
+  position, the point itself left out) that lie within ``hold`` robust sigmas of the profile; when
+  fewer than a quarter of the window are within (a step the profile does not know has lasted most
+  of the window), the mean of all of them: the new level is accepted. Its reach is ``window``
+  points, no more (no recursion), so a tick's carry is just the last ``window`` residuals;
+* **score** — ``|r - level| / scale``, ``scale`` the robust sigma (median absolute value × 1.4826)
+  of the training residuals, at least ``min_scale`` of the values' own robust spread and the
+  smallest step between two values of a slot (an integer counter's resolution).
+
+>>> ts = (np.arange(4 * 288) * 300 * 10**9).astype("int64")  # 4 days of 5-minute points
+>>> x = 10 + np.sin(2 * np.pi * np.arange(ts.size) / 288) + np.random.default_rng(0).normal(0, 0.05, ts.size)
+>>> fit = fit_profile(ts, x[None, :], step_ns=300 * 10**9)
+>>> x[500] += 1.0
+>>> z = channel_scores(fit, ts, x[None, :])[0]
+>>> int(np.argmax(z)), bool(z[500] > 10 > np.median(z) * 10)
+(500, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from telewatch.core.series import MAD_TO_SIGMA, infer_step
+from telewatch.detectors.bands import ExpectedBand
+from telewatch.detectors.base import Detector
+
+DAY_NS = 86_400 * 10**9
+WEEK_NS = 7 * DAY_NS
+#: A weekly profile (on what the daily one leaves) is learned from this many days of training data.
+WEEKLY_DAYS = 14
+#: ... and where a typical slot of the week holds this many timestamps.
+WEEKLY_MIN_POINTS = 4
+#: Slots are at least this wide (ns): five minutes, so a slot of 1-minute data holds 5 points a day.
+MIN_SLOT = 300 * 10**9
+#: Defaults of the channel's parameters (``novelty_seasonal``'s ``seasonal`` mapping overrides them).
+WINDOW = 144
+HOLD = 6.0
+MAX_HOLD_NS = 12 * 3600 * 10**9
+#: A profile (daily, weekly) is kept where its robust spread is at least this share of the noise
+#: around it; else the channel's baseline is flat there.
+MIN_CYCLE = 1.0
+#: Below this many timestamps in a typical slot, a slot's median pools its neighbours too.
+POOL_BELOW = 8
+MIN_SCALE = 0.05
+
+
+@dataclass
+class ProfileFit:
+    """Fitted state of many series sharing their slot layout: one row per series."""
+
+    slot_ns: int
+    profile: np.ndarray  # (rows, slots of a day)
+    scale: np.ndarray  # (rows,)
+    window: int
+    hold: float
+    reach: int  # points a held level looks back (``max_hold`` in points, at least ``window``)
+    weekly: np.ndarray | None = None  # (rows, slots of a week): added to the daily profile
+
+    def value(self, ts_ns: np.ndarray) -> np.ndarray:
+        """The profile (rows × points) at ``ts_ns``."""
+        out = self.profile[:, slots_of(ts_ns, self.slot_ns)]
+        if self.weekly is not None:
+            out = out + self.weekly[:, slots_of(ts_ns, self.slot_ns, WEEK_NS)]
+        return out
+
+
+def slot_ns_for(step_ns: int) -> int:
+    """The slot width for a series of step ``step_ns``: the step, at least :data:`MIN_SLOT`, at
+    most a day."""
+    return int(min(max(int(step_ns), MIN_SLOT), DAY_NS))
+
+
+def slots_of(ts_ns: np.ndarray, slot_ns: int, period_ns: int = DAY_NS) -> np.ndarray:
+    n_slots = -(-period_ns // slot_ns)
+    return ((np.asarray(ts_ns, dtype="int64") % period_ns) // slot_ns).astype(np.int64) % n_slots
+
+
+def _slot_medians(
+    ts_ns: np.ndarray, x: np.ndarray, slot_ns: int, period_ns: int = DAY_NS, pool: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's per-slot median (NaN for a slot without points) and the smallest positive step
+    between two values of a slot (0 where there is none); with ``pool``, each slot's median is
+    over it and ``pool`` slots either side (a day's wrap included)."""
+    n_slots = -(-period_ns // slot_ns)
+    slot = slots_of(ts_ns, slot_ns, period_ns)
+    order = np.argsort(slot.astype(np.int32), kind="stable")
+    counts = np.bincount(slot, minlength=n_slots)
+    starts = np.cumsum(counts) - counts
+    sorted_slot = slot[order]
+    pos = np.arange(slot.size) - starts[sorted_slot]
+    width = int(counts.max()) if counts.size else 0
+    rows = x.shape[0]
+    grid = np.full((rows, n_slots, max(width, 1)), np.nan)
+    grid[:, sorted_slot, pos] = x[:, order]
+    if pool > 0:
+        grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
+        width = grid.shape[2]
+    grid.sort(axis=2)  # NaN last
+    present = (~np.isnan(grid)).sum(axis=2)
+    lo = np.maximum((present - 1) // 2, 0)
+    hi = np.maximum(present // 2, 0)
+    hi = np.minimum(hi, max(width, 1) - 1)
+    take_lo = np.take_along_axis(grid, lo[..., None], axis=2)[..., 0]
+    take_hi = np.take_along_axis(grid, hi[..., None], axis=2)[..., 0]
+    med = np.where(present > 0, (take_lo + take_hi) / 2.0, np.nan)
+    with np.errstate(invalid="ignore"):
+        d = np.diff(grid, axis=2)
+    d = np.where(d > 0, d, np.inf)
+    resolution = d.min(axis=(1, 2)) if d.size else np.full(rows, np.inf)
+    return med, np.where(np.isfinite(resolution), resolution, 0.0)
+
+
+def _robust_sigma(r: np.ndarray) -> np.ndarray:
+    """Per row: median of |r| (NaN left out) × 1.4826; 0 for a row without values."""
+    a = np.abs(r)
+    if not np.isnan(a).any():
+        return np.median(a, axis=1) * MAD_TO_SIGMA if a.shape[1] else np.zeros(a.shape[0])
+    a = np.sort(a, axis=1)  # NaN last
+    c = (~np.isnan(a)).sum(axis=1)
+    lo = np.maximum((c - 1) // 2, 0)
+    hi = np.minimum(np.maximum(c // 2, 0), max(a.shape[1] - 1, 0))
+    rows = np.arange(a.shape[0])
+    out = (a[rows, lo] + a[rows, hi]) / 2.0 * MAD_TO_SIGMA if a.shape[1] else np.zeros(a.shape[0])
+    return np.where(c > 0, out, 0.0)
+
+
+def fit_profile(
+    ts_ns: np.ndarray,
+    x: np.ndarray,
+    *,
+    step_ns: int,
+    window: int = WINDOW,
+    hold: float = HOLD,
+    max_hold_ns: int = MAX_HOLD_NS,
+    min_scale: float = MIN_SCALE,
+    pool_slots: int | None = None,
+    min_cycle: float = MIN_CYCLE,
+) -> ProfileFit:
+    """Fit the channel on each row of ``x`` (series × time, NaN for missing), all at ``ts_ns``."""
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    slot_ns = slot_ns_for(step_ns)
+    # a slot's median over fewer than POOL_BELOW timestamps (5-minute data, 3 days: 3) is noisy:
+    # then over it and its neighbours (decided on the timestamps alone, the same for every row)
+    per_slot = np.bincount(slots_of(ts_ns, slot_ns), minlength=-(-DAY_NS // slot_ns))
+    typical = float(np.median(per_slot)) if per_slot.size else 0.0
+    pool = pool_slots if pool_slots is not None else (1 if typical < POOL_BELOW else 0)
+    med, resolution = _slot_medians(ts_ns, x, slot_ns, pool=pool)
+    missing = np.isnan(med)
+    if missing.any():  # a slot never seen: the median of the others (0 when none)
+        fill = np.zeros(med.shape[0])
+        some = ~missing.all(axis=1)
+        if some.any():
+            fill[some] = np.nanmedian(med[some], axis=1)
+        med = np.where(missing, fill[:, None], med)
+    slot = slots_of(ts_ns, slot_ns)
+    r = x - med[:, slot]
+    # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
+    # the series' median — the channel is then a held robust level, and the profile's noise (the
+    # medians of a few points per slot) does not become the baseline
+    weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * _robust_sigma(r)
+    if weak.any():
+        med[weak] = _median_rows(x[weak])[:, None]
+        r[weak] = x[weak] - med[weak][:, slot]
+    weekly = _weekly(ts_ns, r, slot_ns)
+    if weekly is not None:
+        w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
+        strong = ~weak & (_robust_sigma(weekly) >= min_cycle * _robust_sigma(r - w_of))
+        weekly[~strong] = 0.0
+        r = r - np.where(strong[:, None], w_of, 0.0)
+        if not strong.any():
+            weekly = None
+    # the values' own spread (about their median), for the floor of the scale
+    centre = _median_rows(x)
+    spread = _robust_sigma(x - centre[:, None])
+    floor = np.maximum.reduce(
+        [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
+    )
+    scale0 = np.maximum(_robust_sigma(r), floor)
+    reach = int(window) + int(max_hold_ns // max(int(step_ns), 1))
+    first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
+    resid = r - _levels(first, r)
+    scale = np.maximum(_robust_sigma(resid), floor)
+    return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
+
+
+def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
+    """Per row, the weekly profile of the daily profile's residuals ``r`` (medians per slot of the
+    week, centred on their median; 0 for a slot without points) where the row's training data spans
+    :data:`WEEKLY_DAYS` days, zeros elsewhere; ``None`` when no row does."""
+    present = ~np.isnan(r)
+    any_present = present.any(axis=1)
+    first = np.where(any_present, ts_ns[np.argmax(present, axis=1)], 0)
+    last = np.where(any_present, ts_ns[r.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)], 0)
+    long = any_present & (last - first >= WEEKLY_DAYS * DAY_NS)
+    per_slot = np.bincount(slots_of(ts_ns, slot_ns, WEEK_NS), minlength=-(-WEEK_NS // slot_ns))
+    if not long.any() or float(np.median(per_slot)) < WEEKLY_MIN_POINTS:
+        return None
+    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS)
+    centre = np.nanmedian(med, axis=1)
+    med = np.where(np.isnan(med), 0.0, med - centre[:, None])
+    out = np.zeros((r.shape[0], med.shape[1]))
+    out[long] = med
+    return out
+
+
+def _median_rows(x: np.ndarray) -> np.ndarray:
+    if not np.isnan(x).any():
+        return np.median(x, axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    out = np.zeros(x.shape[0])
+    some = ~np.isnan(x).all(axis=1)
+    if some.any():
+        out[some] = np.nanmedian(x[some], axis=1)
+    return out
+
+
+def residuals(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x - profile`` at ``ts_ns`` for each row (NaN where x is)."""
+    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    return x - fit.value(ts_ns)
+
+
+def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
+    """The level before each point: the mean of the held residuals (within ``hold`` sigmas of the
+    profile) of the ``window`` points before it; when fewer than a quarter of those are held (an
+    excursion), the mean of the held ones of the ``reach`` points before it (the level before the
+    excursion); when those are fewer too, the mean of all of the last ``window`` (a new level,
+    accepted); 0 when none is present."""
+    w, h = fit.window, max(fit.reach, fit.window)
+    enough = max(1, w // 4)
+    present = ~np.isnan(r)
+    held = present & (np.abs(np.where(present, r, 0.0)) <= fit.hold * fit.scale[:, None])
+    n = r.shape[1]
+    c_all = np.cumsum(present, axis=1, dtype=np.int64)
+    c_held = np.cumsum(held, axis=1, dtype=np.int64)
+    cs_all = np.cumsum(np.where(present, r, 0.0), axis=1)
+    cs_held = np.cumsum(np.where(held, r, 0.0), axis=1)
+
+    def window(cs: np.ndarray, k: int) -> np.ndarray:
+        """Sums over the ``k`` points before each point (the point left out): ``cs[t-1] - cs[t-1-k]``."""
+        out = np.zeros_like(cs)
+        out[:, 1:] = cs[:, :-1]
+        if k < n:
+            out[:, k + 1 :] -= cs[:, : n - k - 1]
+        return out
+
+    n_held, n_far, n_all = window(c_held, w), window(c_held, h), window(c_all, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(
+            n_held >= enough,
+            window(cs_held, w) / np.maximum(n_held, 1),
+            np.where(
+                n_far >= enough,
+                window(cs_held, h) / np.maximum(n_far, 1),
+                np.where(n_all > 0, window(cs_all, w) / np.maximum(n_all, 1), 0.0),
+            ),
+        )
+
+
+def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
+    r = residuals(fit, ts_ns, x)
+    return np.abs(r - _levels(fit, r)) / fit.scale[:, None]
+
+
+def level_after(fit: ProfileFit, r_window: np.ndarray, new_r: np.ndarray) -> np.ndarray:
+    """Scores of new residuals ``new_r`` (rows × m) after ``r_window`` (rows × k, the residuals of
+    the points just before, NaN-padded on the left when fewer; ``k`` at least ``reach``): what
+    :func:`channel_scores` gives them with that past — the streaming path. The window sums of
+    :func:`_levels`, taken at the new points only."""
+    both = np.concatenate([r_window, new_r], axis=1)
+    w, h = fit.window, max(fit.reach, fit.window)
+    enough = max(1, w // 4)
+    present = ~np.isnan(both)
+    held = present & (np.abs(np.where(present, both, 0.0)) <= fit.hold * fit.scale[:, None])
+    rows, n = both.shape
+    m = new_r.shape[1]
+    zero = np.zeros((rows, 1))
+    c_all = np.concatenate([zero, np.cumsum(present, axis=1, dtype=np.int64)], axis=1)
+    c_held = np.concatenate([zero, np.cumsum(held, axis=1, dtype=np.int64)], axis=1)
+    cs_all = np.concatenate([zero, np.cumsum(np.where(present, both, 0.0), axis=1)], axis=1)
+    cs_held = np.concatenate([zero, np.cumsum(np.where(held, both, 0.0), axis=1)], axis=1)
+    at = np.arange(n - m, n)  # the new points' positions: sums over the points before each
+
+    def window(c: np.ndarray, k: int) -> np.ndarray:
+        lo = at - k
+        out = c[:, at].copy()
+        inside = lo > 0
+        out[:, inside] -= c[:, lo[inside]]
+        return out
+
+    n_held, n_far, n_all = window(c_held, w), window(c_held, h), window(c_all, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.where(
+            n_held >= enough,
+            window(cs_held, w) / np.maximum(n_held, 1),
+            np.where(
+                n_far >= enough,
+                window(cs_held, h) / np.maximum(n_far, 1),
+                np.where(n_all > 0, window(cs_all, w) / np.maximum(n_all, 1), 0.0),
+            ),
+        )
+    return np.abs(new_r - level) / fit.scale[:, None]
+
+
+def index_ns(index: pd.Index) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC; naive = UTC) of a timestamp index."""
+    idx = pd.DatetimeIndex(index)
+    return np.asarray(idx.as_unit("ns").asi8, dtype="int64")
+
+
+def step_ns_of(index: pd.Index) -> int:
+    """The series' spacing: its most common interval or, when larger, its mean interval (an
+    irregular series with a few points an hour gets slots that hold some); 1 minute when it has
+    none."""
+    step = infer_step(pd.DatetimeIndex(index))
+    if step is None:
+        return 60 * 10**9
+    ts = index_ns(index)
+    mean = (int(ts[-1]) - int(ts[0])) // max(ts.size - 1, 1)
+    return max(int(step.value), int(mean))
+
+
+class DailyProfile(ExpectedBand, Detector):
+    """The channel as a detector of its own (not registered: ``novelty_seasonal`` holds it as its
+    ``seasonal_``): fitted by :func:`fit_profile`, scored by :func:`channel_scores`; its expected
+    value is the profile plus the level, its band ``band_sigma`` robust sigmas either side.
+
+    >>> idx = pd.date_range("2024-01-01", periods=4 * 288, freq="5min", tz="UTC")
+    >>> s = pd.Series(10 + np.sin(2 * np.pi * np.arange(idx.size) / 288), index=idx)
+    >>> det = DailyProfile().fit(s)
+    >>> s.iloc[700] -= 0.5  # inside the range, off the profile
+    >>> int(np.argmax(det.score(s)))
+    700
+    """
+
+    def __init__(
+        self,
+        window: int = WINDOW,
+        hold: float = HOLD,
+        max_hold: str = "12h",
+        min_scale: float = MIN_SCALE,
+        band_sigma: float = 4.0,
+        pool: int | None = None,
+    ) -> None:
+        self.pool = pool
+        self.window = window
+        self.hold = hold
+        self.max_hold = max_hold
+        self.min_scale = min_scale
+        self.band_sigma = band_sigma
+
+    def _fit(self, series: pd.Series) -> None:
+        s = series  # NaNs kept: the level's window counts positions, as when scoring
+        self.fit_ = fit_profile(
+            index_ns(s.index),
+            s.to_numpy(dtype="float64")[None, :],
+            step_ns=step_ns_of(s.index),
+            window=self.window,
+            hold=self.hold,
+            max_hold_ns=self.max_hold_ns(),
+            min_scale=self.min_scale,
+            pool_slots=self.pool,
+        )
+
+    def max_hold_ns(self) -> int:
+        return int(pd.Timedelta(self.max_hold).value)
+
+    def _score(self, series: pd.Series) -> pd.Series:
+        z = channel_scores(self.fit_, index_ns(series.index), series.to_numpy(dtype="float64")[None, :])
+        return pd.Series(z[0], index=series.index)
+
+    def _expected(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = index_ns(series.index)
+        r = residuals(self.fit_, ts, series.to_numpy(dtype="float64")[None, :])
+        base = self.fit_.value(ts)[0] + _levels(self.fit_, r)[0]
+        half = self.band_sigma * float(self.fit_.scale[0])
+        return base, base - half, base + half
