@@ -253,6 +253,34 @@ def test_over_alert_text_in_russian(store: Store) -> None:
     assert "уже вернулась в норму, через 5 мин\n" in body(store, row["id"])
 
 
+def test_an_incident_is_resolved_once_when_its_last_alert_resolves(store: Store) -> None:
+    """Two alerts of one incident (a surge seen as two anomaly windows): the first to resolve says
+    nothing while the other still fires; the last one's resolution is the incident's one message."""
+    cfg = config()
+    a, b = cand("throughput", key="web:t1", incident_id=5), cand("apdex", key="web:t2", incident_id=5)
+    submit_alerts(store, candidates=[a, b], rules=cfg, now=T0)
+    assert len(rows(store)) == 1
+    t1 = T0 + pd.Timedelta(minutes=15)
+    report = submit_alerts(store, candidates=[replace(a, status="resolved")], rules=cfg, now=t1)
+    assert report.notifications == []
+    assert report.resolved == []
+    t2 = t1 + pd.Timedelta(minutes=15)
+    report = submit_alerts(store, candidates=[replace(b, status="resolved")], rules=cfg, now=t2)
+    assert report.resolved == ["web:t2"]
+    last = rows(store)[-1]
+    assert last["kind"] == "resolved"
+    assert last["group_key"] == "sample:incident:5"
+    assert len(rows(store)) == 2
+    # without grouping by incident each alert's resolution is its own message
+    loose = config(group_by_incident=False)
+    c, d = cand("x", key="web:x", incident_id=6), cand("y", key="web:y", incident_id=6)
+    submit_alerts(store, candidates=[c, d], rules=loose, now=t2)
+    report = submit_alerts(
+        store, candidates=[replace(c, status="resolved")], rules=loose, now=t2 + pd.Timedelta(minutes=1)
+    )
+    assert report.resolved == ["web:x"]
+
+
 def test_resolved_without_a_firing_notice_says_nothing(store: Store) -> None:
     report = submit_alerts(store, candidates=[cand(status="resolved")], rules=config(), now=T0)
     assert report.notifications == []

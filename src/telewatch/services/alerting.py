@@ -140,8 +140,11 @@ def submit_alerts(
         silences = alert_store.list_silences(con, now=now)
         buckets: dict[tuple[str, str, str, bool], _Bucket] = {}
         state_rows: list[dict[str, Any]] = []
+        resolving = frozenset(c.key for c in ordered if c.status == "resolved")
         for c in ordered:
-            _decide(con, c, rule_list, states.get(c.key), silences, now, report, buckets, state_rows)
+            _decide(
+                con, c, rule_list, states.get(c.key), silences, now, report, buckets, state_rows, resolving
+            )
         charts: dict[
             tuple[str, str], bytes | None
         ] = {}  # one chart per alert and language, shared by channels
@@ -163,6 +166,7 @@ def _decide(
     report: SubmitReport,
     buckets: dict[tuple[str, str, str, bool], _Bucket],
     state_rows: list[dict[str, Any]],
+    resolving: frozenset[str] = frozenset(),
 ) -> None:
     rule = find_rule(rule_list, c)
     if rule is None:
@@ -248,6 +252,15 @@ def _decide(
     if event == "resolved":
         keep(status="resolved", notified=False, notified_severity=None, last=now, silenced_by=None)
         if not rule.send_resolved:
+            return
+        if (
+            rule.group_by_incident
+            and c.incident_id is not None
+            and alert_store.told_firing_keys(con, c.incident_id, c.monitor) - resolving - {c.key}
+        ):
+            # other metrics of the incident are still firing: the incident is not over, and its
+            # resolved message waits for the last of them (one message, not one per metric)
+            report.deduplicated.append(c.key)
             return
         report.resolved.append(c.key)
     else:

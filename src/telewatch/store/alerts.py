@@ -82,6 +82,15 @@ def incident_notified(con: duckdb.DuckDBPyConnection, incident_id: int, monitor:
     return bool(row and row[0])
 
 
+def told_firing_keys(con: duckdb.DuckDBPyConnection, incident_id: int, monitor: str) -> set[str]:
+    """The keys of the incident's alerts that people were told are firing and that have not resolved."""
+    rows = con.execute(
+        "SELECT key FROM alert_state WHERE incident_id = ? AND monitor = ? AND status = 'firing' AND notified",
+        [incident_id, monitor],
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 _STATE_TYPES = {
     "key": "VARCHAR",
     "rule": "VARCHAR",
