@@ -258,3 +258,17 @@ def test_non_series_input_matches_the_reference() -> None:
         "m", data, idx[60], idx[80]
     )
     assert issues_between([], start, start) == []
+
+
+@pytest.mark.parametrize("naive_index", [True, False])
+def test_a_bound_of_the_other_timezone_kind_is_refused_as_before(naive_index: bool) -> None:
+    """A tz-aware bound on a naive series (or the reverse) is a TypeError, as pandas' comparison was."""
+    idx = pd.date_range("2024-05-01", periods=50, freq="1min", tz=None if naive_index else "UTC")
+    series = pd.Series(np.arange(50.0), index=idx)
+    bound = pd.Timestamp("2024-05-01 00:30", tz="UTC" if naive_index else None)
+    with pytest.raises(TypeError):
+        _ref_unusual_gap_steps(series, bound)
+    with pytest.raises(TypeError, match="cannot compare"):
+        unusual_gap_steps(series, bound)
+    with pytest.raises(TypeError, match="cannot compare"):
+        metric_quality_changes("m", series, bound, bound)
