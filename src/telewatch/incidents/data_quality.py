@@ -109,12 +109,15 @@ def _find(
     stuck_min_points: int = 10,
     stuck_p: float = 1e-6,
     reset_share: float = 0.1,
+    step_ns: int | None = None,
 ) -> list[DataQualityIssue]:
     """:func:`find_data_quality` on the series' index, its int64 ns timestamps and float values (at
-    least two points): plain numpy; Timestamps are made only for the issues found."""
+    least two points; ``step_ns``: their :func:`sampling_step` in ns if known): plain numpy;
+    Timestamps are made only for the issues found."""
     issues: list[DataQualityIssue] = []
     diffs = np.diff(ns)
-    step_ns = int(np.median(diffs))
+    if step_ns is None:
+        step_ns = int(np.median(diffs))
     # 1. holes in the timestamps
     if step_ns > 0:
         holes = np.flatnonzero(diffs > gap_steps * step_ns)
@@ -145,7 +148,7 @@ def _find(
         d = np.diff(v)
         # 3. stuck values: runs of exact repeats far longer than the series' own repeat rate allows
         repeat = d == 0.0
-        rate = float(repeat.mean())
+        rate = np.count_nonzero(repeat) / repeat.size  # = float(repeat.mean()), exactly
         if rate < 0.5:  # the metric normally varies
             longest_ok = (
                 stuck_min_points
@@ -168,8 +171,7 @@ def _find(
                         )
                     )
         # 4. counter resets: a counter that only rises falls back towards zero
-        rises = d > 0
-        if rises.mean() > 0.5 and (d >= 0).mean() >= 0.99:
+        if np.count_nonzero(d > 0) / d.size > 0.5 and np.count_nonzero(d >= 0) / d.size >= 0.99:
             ks = np.flatnonzero(d < 0)
             for k in ks[v[ks + 1] <= reset_share * v[ks]].tolist():
                 at = index[pos[k + 1]]

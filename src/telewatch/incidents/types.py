@@ -368,8 +368,11 @@ def metric_quality_changes(
     # tick types up to 20 metrics of a day each (issue 18, "Speed stays")
     index = values.index if isinstance(values.index, pd.DatetimeIndex) else pd.DatetimeIndex(values.index)
     ns = _ns(index)
-    gap_steps = _unusual_gap_steps(index, ns, pd.Timestamp(start) - slack)  # type: ignore[arg-type]
-    issues = _find(index, ns, values.to_numpy(dtype="float64"), gap_steps) if len(values) >= 2 else []
+    step = int(np.median(np.diff(ns))) if ns.size >= 2 else 0  # sampling_step, in ns
+    gap_steps = _unusual_gap_steps(index, ns, pd.Timestamp(start) - slack, step)  # type: ignore[arg-type]
+    issues = (
+        _find(index, ns, values.to_numpy(dtype="float64"), gap_steps, step_ns=step) if ns.size >= 2 else []
+    )
     return quality_changes(metric, issues, start, end, group=group, slack=slack)
 
 
@@ -398,8 +401,9 @@ def unusual_gap_steps(series: object, before: object) -> int:
     return _unusual_gap_steps(index, _ns(index), before)
 
 
-def _unusual_gap_steps(index: object, ns: np.ndarray, before: object) -> int:
-    """:func:`unusual_gap_steps` on a DatetimeIndex and its int64 ns timestamps."""
+def _unusual_gap_steps(index: object, ns: np.ndarray, before: object, step: int | None = None) -> int:
+    """:func:`unusual_gap_steps` on a DatetimeIndex and its int64 ns timestamps (``step``: their
+    sampling step in ns, if known)."""
     import pandas as pd
 
     cut = pd.Timestamp(before)  # type: ignore[arg-type]
@@ -410,7 +414,8 @@ def _unusual_gap_steps(index: object, ns: np.ndarray, before: object) -> int:
         )
     if ns.size < 2:
         return MIN_TYPING_GAP
-    step = int(np.median(np.diff(ns)))
+    if step is None:
+        step = int(np.median(np.diff(ns)))
     history = ns[ns < cut.value]
     if step <= 0 or history.size < 2:
         return MIN_TYPING_GAP
