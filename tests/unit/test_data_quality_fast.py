@@ -158,6 +158,8 @@ def _random_series(rng: np.random.Generator, tz: str | None = "UTC") -> pd.Serie
         if n > 1:
             a = int(rng.integers(0, n))
             values[a : a + int(rng.integers(1, 12))] = np.nan
+    if n > 3 and rng.random() < 0.05:  # an infinite reading: neither missing nor finite
+        values[int(rng.integers(0, n))] = rng.choice([np.inf, -np.inf])
     keep = np.ones(n, dtype=bool)
     for _ in range(int(rng.integers(0, 5))):  # holes of 1-40 steps
         if n > 2:
@@ -272,3 +274,13 @@ def test_a_bound_of_the_other_timezone_kind_is_refused_as_before(naive_index: bo
         unusual_gap_steps(series, bound)
     with pytest.raises(TypeError, match="cannot compare"):
         metric_quality_changes("m", series, bound, bound)
+
+
+def test_a_reset_to_exactly_the_share_matches_the_reference() -> None:
+    """A counter falling to exactly ``reset_share`` of the value before is a reset (``<=``)."""
+    idx = pd.date_range("2024-05-01", periods=200, freq="1min", tz="UTC")
+    values = np.r_[np.arange(1.0, 101.0), np.arange(10.0, 110.0)]  # 100 -> 10: 0.1 x 100
+    series = pd.Series(values, index=idx)
+    old = _ref_find_data_quality(series)
+    assert [(i.kind, i.start, i.value) for i in old] == [("counter_reset", idx[100], 10.0)]
+    _same(find_data_quality(series), old)

@@ -137,13 +137,9 @@ def _find(
         for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
             if stop - start >= gap_steps:
                 issues.append(DataQualityIssue("collection_gap", index[start], index[stop - 1], stop - start))
-        finite = np.isfinite(values)
-        pos = np.flatnonzero(finite)
-        v = values[finite]
-    else:
-        finite = np.isfinite(values)  # ±inf: not NaN, not finite
-        pos = np.flatnonzero(finite)
-        v = values if pos.size == values.size else values[finite]
+    finite = np.isfinite(values)
+    pos = np.flatnonzero(finite)  # the finite points' positions in the index
+    v = values if pos.size == values.size else values[finite]
     if v.size >= 3:
         d = np.diff(v)
         # 3. stuck values: runs of exact repeats far longer than the series' own repeat rate allows
