@@ -52,15 +52,26 @@ def sampling_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
     """The series' usual step: the median difference between consecutive timestamps."""
     if len(index) < 2:
         return None
-    diffs = np.diff(pd.DatetimeIndex(index).as_unit("ns").asi8)
-    return pd.Timedelta(int(np.median(diffs)), unit="ns")
+    return pd.Timedelta(_median_step(_ns(index)), unit="ns")
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of each run of True."""
-    padded = np.r_[False, mask, False].astype(np.int8)
+def _ns(index: object) -> np.ndarray:
+    """The index's timestamps as int64 nanoseconds since the epoch (UTC)."""
+    dti = index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)  # type: ignore[arg-type]
+    return dti.asi8 if dti.unit == "ns" else dti.as_unit("ns").asi8
+
+
+def _median_step(ns: np.ndarray) -> int:
+    """:func:`sampling_step` in nanoseconds, of at least two timestamps."""
+    return int(np.median(np.diff(ns)))
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[start, stop)`` of each run of True (two int arrays)."""
+    padded = np.zeros(mask.size + 2, dtype=np.int8)
+    padded[1:-1] = mask
     edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+    return edges[::2], edges[1::2]
 
 
 def find_data_quality(
@@ -80,52 +91,89 @@ def find_data_quality(
     >>> [(i.kind, i.points) for i in find_data_quality(x)]
     [('collection_gap', 10), ('stuck_value', 30)]
     """
-    issues: list[DataQualityIssue] = []
     if len(series) < 2:
-        return issues
-    index = pd.DatetimeIndex(series.index)
-    values = series.to_numpy(dtype="float64")
-    step = sampling_step(index)
+        return []
+    index = series.index
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
+    return _find(
+        index, _ns(index), series.to_numpy(dtype="float64"), gap_steps, stuck_min_points, stuck_p, reset_share
+    )
+
+
+def _find(
+    index: pd.DatetimeIndex,
+    ns: np.ndarray,
+    values: np.ndarray,
+    gap_steps: int = 3,
+    stuck_min_points: int = 10,
+    stuck_p: float = 1e-6,
+    reset_share: float = 0.1,
+    step_ns: int | None = None,
+) -> list[DataQualityIssue]:
+    """:func:`find_data_quality` on the series' index, its int64 ns timestamps and float values (at
+    least two points; ``step_ns``: their :func:`sampling_step` in ns if known): plain numpy;
+    Timestamps are made only for the issues found."""
+    issues: list[DataQualityIssue] = []
+    diffs = np.diff(ns)
+    if step_ns is None:
+        step_ns = int(np.median(diffs))
     # 1. holes in the timestamps
-    if step is not None and step > pd.Timedelta(0):
-        diffs = np.diff(index.as_unit("ns").asi8)
-        for k in np.flatnonzero(diffs > gap_steps * step.value).tolist():
-            missing = round(float(diffs[k]) / step.value) - 1
-            issues.append(
-                DataQualityIssue("collection_gap", index[k] + step, index[k + 1] - step, missing, math.nan)
-            )
+    if step_ns > 0:
+        holes = np.flatnonzero(diffs > gap_steps * step_ns)
+        if holes.size:
+            step = pd.Timedelta(step_ns, unit="ns")
+            for k in holes.tolist():
+                missing = round(float(diffs[k]) / step_ns) - 1
+                issues.append(
+                    DataQualityIssue(
+                        "collection_gap", index[k] + step, index[k + 1] - step, missing, math.nan
+                    )
+                )
     # 2. runs of missing values
-    for start, stop in _runs(np.isnan(values)):
-        if stop - start >= gap_steps:
-            issues.append(DataQualityIssue("collection_gap", index[start], index[stop - 1], stop - start))
+    nan = np.isnan(values)
+    if nan.any():
+        starts, stops = _runs(nan)
+        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+            if stop - start >= gap_steps:
+                issues.append(DataQualityIssue("collection_gap", index[start], index[stop - 1], stop - start))
     finite = np.isfinite(values)
-    v = values[finite]
-    idx_f = index[finite]
+    pos = np.flatnonzero(finite)  # the finite points' positions in the index
+    v = values if pos.size == values.size else values[finite]
     if v.size >= 3:
         d = np.diff(v)
         # 3. stuck values: runs of exact repeats far longer than the series' own repeat rate allows
         repeat = d == 0.0
-        rate = float(repeat.mean())
+        rate = np.count_nonzero(repeat) / repeat.size  # = float(repeat.mean()), exactly
         if rate < 0.5:  # the metric normally varies
             longest_ok = (
                 stuck_min_points
                 if rate == 0.0
                 else max(stuck_min_points, math.ceil(math.log(stuck_p) / math.log(rate)) + 1)
             )
-            for start, stop in _runs(repeat):
-                points = stop - start + 1  # k repeats = k + 1 identical readings
-                value = float(v[start])
-                if points >= longest_ok and value != 0.0:
-                    issues.append(DataQualityIssue("stuck_value", idx_f[start], idx_f[stop], points, value))
-        # 4. counter resets: a counter that only rises falls back towards zero
-        rises = d > 0
-        if rises.mean() > 0.5 and (d >= 0).mean() >= 0.99:
-            for k in np.flatnonzero(d < 0).tolist():
-                if v[k + 1] <= reset_share * v[k]:
+            if rate > 0.0:
+                starts, stops = _runs(repeat)
+                points = stops - starts + 1  # k repeats = k + 1 identical readings
+                hit = np.flatnonzero((points >= longest_ok) & (v[starts] != 0.0))
+                for r in hit.tolist():
+                    start, stop = int(starts[r]), int(stops[r])
                     issues.append(
-                        DataQualityIssue("counter_reset", idx_f[k + 1], idx_f[k + 1], 1, float(v[k + 1]))
+                        DataQualityIssue(
+                            "stuck_value",
+                            index[pos[start]],
+                            index[pos[stop]],
+                            int(points[r]),
+                            float(v[start]),
+                        )
                     )
-    issues.sort(key=lambda i: (i.start, i.kind))
+        # 4. counter resets: a counter that only rises falls back towards zero
+        if np.count_nonzero(d > 0) / d.size > 0.5 and np.count_nonzero(d >= 0) / d.size >= 0.99:
+            ks = np.flatnonzero(d < 0)
+            for k in ks[v[ks + 1] <= reset_share * v[ks]].tolist():
+                at = index[pos[k + 1]]
+                issues.append(DataQualityIssue("counter_reset", at, at, 1, float(v[k + 1])))
+    if len(issues) > 1:
+        issues.sort(key=lambda i: (i.start, i.kind))
     return issues
 
 

@@ -54,7 +54,8 @@ from telewatch.core.errors import ConfigError
 from telewatch.incidents.data_quality import (
     QUALITY_DIRECTIONS,
     DataQualityIssue,
-    find_data_quality,
+    _find,
+    _ns,
     issues_between,
 )
 
@@ -363,14 +364,16 @@ def metric_quality_changes(
 
     values = series if isinstance(series, pd.Series) else pd.Series(series)
     slack = pd.Timedelta(minutes=QUALITY_SLACK_MINUTES)
-    return quality_changes(
-        metric,
-        find_data_quality(values, gap_steps=unusual_gap_steps(values, pd.Timestamp(start) - slack)),  # type: ignore[arg-type]
-        start,
-        end,
-        group=group,
-        slack=slack,
+    # one pass over the index (int64 ns) and values for both the history's gaps and the issues: the
+    # tick types up to 20 metrics of a day each (issue 18, "Speed stays")
+    index = values.index if isinstance(values.index, pd.DatetimeIndex) else pd.DatetimeIndex(values.index)
+    ns = _ns(index)
+    step = int(np.median(np.diff(ns))) if ns.size >= 2 else 0  # sampling_step, in ns
+    gap_steps = _unusual_gap_steps(index, ns, pd.Timestamp(start) - slack, step)  # type: ignore[arg-type]
+    issues = (
+        _find(index, ns, values.to_numpy(dtype="float64"), gap_steps, step_ns=step) if ns.size >= 2 else []
     )
+    return quality_changes(metric, issues, start, end, group=group, slack=slack)
 
 
 #: The shortest gap (missing steps) that can type an incident, however gappy the metric's history.
@@ -393,15 +396,30 @@ def unusual_gap_steps(series: object, before: object) -> int:
     """
     import pandas as pd
 
-    from telewatch.incidents.data_quality import sampling_step
-
     values = series if isinstance(series, pd.Series) else pd.Series(series)
-    index = pd.DatetimeIndex(values.index)
-    history = index[index < pd.Timestamp(before)]  # type: ignore[arg-type]
-    step = sampling_step(index)
-    if step is None or step <= pd.Timedelta(0) or len(history) < 2:
+    index = values.index if isinstance(values.index, pd.DatetimeIndex) else pd.DatetimeIndex(values.index)
+    return _unusual_gap_steps(index, _ns(index), before)
+
+
+def _unusual_gap_steps(index: object, ns: np.ndarray, before: object, step: int | None = None) -> int:
+    """:func:`unusual_gap_steps` on a DatetimeIndex and its int64 ns timestamps (``step``: their
+    sampling step in ns, if known)."""
+    import pandas as pd
+
+    cut = pd.Timestamp(before)  # type: ignore[arg-type]
+    if (cut.tzinfo is None) != (getattr(index, "tz", None) is None):
+        raise TypeError(  # as pandas' comparison of the index with the bound raised
+            f"cannot compare a {'tz-aware' if cut.tzinfo else 'naive'} bound ({cut}) with the series' "
+            f"{'naive' if cut.tzinfo else 'tz-aware'} timestamps"
+        )
+    if ns.size < 2:
         return MIN_TYPING_GAP
-    missing = np.diff(history.as_unit("ns").asi8) // step.value - 1
+    if step is None:
+        step = int(np.median(np.diff(ns)))
+    history = ns[ns < cut.value]
+    if step <= 0 or history.size < 2:
+        return MIN_TYPING_GAP
+    missing = np.diff(history) // step - 1
     return max(MIN_TYPING_GAP, int(missing.max()) + 1)
 
 
