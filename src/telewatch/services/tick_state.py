@@ -483,14 +483,20 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
     for (kind, _m, _p), members in groups.items():
         group = [jobs[i] for i in members]
         contexts = [j.tail.context_for(j.need, int(j.ts[0])) for j in group]
-        matrix = kind.score_contexts_at(  # type: ignore[attr-defined]
-            [j.state.model for j in group],
-            [c[1] for c in contexts],
-            np.stack([j.values for j in group]),
-            [j.state.carry for j in group],
-            context_times=[c[0] for c in contexts],
-            new_times=np.stack([j.ts for j in group]),
-        )
+        models = [j.state.model for j in group]
+        values = np.stack([j.values for j in group])
+        carries = [j.state.carry for j in group]
+        if _needs_times(kind):
+            matrix = kind.score_contexts_at(  # type: ignore[attr-defined]
+                models,
+                [c[1] for c in contexts],
+                values,
+                carries,
+                context_times=[c[0] for c in contexts],
+                new_times=np.stack([j.ts for j in group]),
+            )
+        else:  # the timestamps are not stacked for a detector that does not read them (novelty)
+            matrix = kind.score_contexts(models, [c[1] for c in contexts], values, carries)  # type: ignore[attr-defined]
         if matrix is None:  # no streaming path: one by one
             for i, job in zip(members, group, strict=True):
                 out[i] = _score_one(job)
@@ -498,6 +504,13 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
         for row, i in enumerate(members):
             out[i] = matrix[row]
     return [np.asarray(s, dtype="float64") for s in out]
+
+
+def _needs_times(kind: type[Detector]) -> bool:
+    """Whether ``kind``'s streaming path reads the timestamps (overrides
+    :meth:`Detector.score_contexts_at`, whose default calls :meth:`Detector.score_contexts`)."""
+    own = getattr(kind.score_contexts_at, "__func__", None)
+    return own is not Detector.score_contexts_at.__func__  # type: ignore[attr-defined]
 
 
 def _streams(kind: type[Detector]) -> bool:
