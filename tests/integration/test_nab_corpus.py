@@ -147,3 +147,18 @@ def test_bench_nab_prints_the_held_out_half_beside_the_in_sample_lines() -> None
     docs = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text()
     for line in lines[-3:]:
         assert f"  {line}\n" in docs, line
+
+
+def test_nab_select_keeps_novelty_and_reports_the_held_out_figure_of_bench_nab() -> None:
+    """On the real corpus: no bins/cooldown candidate beats novelty's parameters on the tuning half
+    by more than the tolerance, so they stay, and the held-out line is `bench nab`'s own."""
+    from telewatch.bench.nab import SELECT_TOLERANCE, select_on_tuning_half
+
+    sel = select_on_tuning_half(data_dir=NAB_DIR, grid={"bins": [50, 150], "cooldown": [500, 2000]})
+    assert len(sel.candidates) == 4
+    assert sel.chosen is sel.incumbent
+    assert sel.best.tuning <= sel.incumbent.tuning + SELECT_TOLERANCE
+    direct = run_nab_benchmark(data_dir=NAB_DIR, detector="novelty")
+    assert sel.heldout.normalized == pytest.approx(direct.halves["heldout"].normalized)
+    assert sel.heldout.line() == direct.half_lines()[1]
+    assert sel.whole["standard"] == pytest.approx(direct.profiles["standard"].normalized)

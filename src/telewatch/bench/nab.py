@@ -787,3 +787,165 @@ def _plot_files(
             detections=list(f.values.index[rows]),
             title=f"{f.name} — {result.detector} (threshold {threshold:.4f}, {profile})",
         )
+
+
+# -- choosing parameters on the tuning half ------------------------------------------------------------
+#: ``bench nab-select``'s default grid for ``novelty``: the parameters that were chosen (2026-11) on
+#: the whole corpus, before the split existed, re-chosen here on the tuning half alone.
+NOVELTY_GRID: dict[str, list[Any]] = {
+    "bins": [50, 75, 100, 150, 200],
+    "cooldown": [250, 500, 1000, 2000, 4000],
+}
+#: A candidate replaces the detector's current parameters only when it beats them on the tuning
+#: half by more than this many normalised standard points. One window of the tuning half's 59,
+#: caught at its start instead of missed, is worth about 1.7 points; an extra false alarm about 0.1:
+#: differences under half a point are a few false alarms, within the noise of any choice on 32 files.
+SELECT_TOLERANCE = 0.5
+
+
+@dataclass
+class NabCandidate:
+    """One parameter setting: its standard score on the tuning half at that half's own threshold."""
+
+    params: dict[str, Any]
+    tuning: float
+
+
+@dataclass
+class NabSelection:
+    """What ``bench nab-select`` chose on the tuning half, and how the choice did on the held-out half.
+
+    Only the chosen setting is ever scored on the held-out half (a look at every candidate's
+    held-out figure would make the held-out half a second tuning half)."""
+
+    detector: str
+    calibration: str
+    tolerance: float
+    candidates: list[NabCandidate]
+    incumbent: NabCandidate
+    best: NabCandidate
+    chosen: NabCandidate
+    heldout: HalfScore
+    whole: dict[str, float]
+
+    def lines(self) -> list[str]:
+        """One line per candidate (tuning half only), then the choice and its held-out figure."""
+        out = [
+            f"current {json.dumps(self.incumbent.params, sort_keys=True)}: tuning standard={self.incumbent.tuning:.1f}"
+        ]
+        out += [
+            f"candidate {json.dumps(c.params, sort_keys=True)}: tuning standard={c.tuning:.1f}"
+            for c in self.candidates
+        ]
+        if self.best is self.incumbent:
+            why = "no candidate scores higher"
+        elif self.chosen is self.incumbent:
+            why = (
+                f"kept the current parameters: the best candidate {json.dumps(self.best.params, sort_keys=True)} "
+                f"({self.best.tuning:.1f}) is not more than {self.tolerance:g} above them"
+            )
+        else:
+            why = f"more than {self.tolerance:g} above the current parameters ({self.incumbent.tuning:.1f})"
+        whole = " ".join(f"{_SHORT_NAMES.get(k, k)}={v:.1f}" for k, v in self.whole.items())
+        out.append(
+            f"NAB select {self.detector} ({self.calibration}): chose {json.dumps(self.chosen.params, sort_keys=True)}, "
+            f"tuning standard={self.chosen.tuning:.1f} ({why}); "
+            f"heldout standard={self.heldout.normalized.get('standard', float('nan')):.1f} at the tuning half's threshold; "
+            f"whole corpus {whole}"
+        )
+        return out
+
+
+def parameter_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of ``grid``'s values, in order (the last parameter varies fastest).
+
+    >>> parameter_grid({"bins": [50, 100], "cooldown": [500]})
+    [{'bins': 50, 'cooldown': 500}, {'bins': 100, 'cooldown': 500}]
+    """
+    import itertools
+
+    for name, values in grid.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ValidationError(f"grid: {name!r} must be a non-empty list of values, got {values!r}")
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def select_on_tuning_half(
+    *,
+    data_dir: Path,
+    detector: str = "novelty",
+    base_params: Mapping[str, Any] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    calibration: str = "probationary",
+    tolerance: float = SELECT_TOLERANCE,
+    names: Sequence[str] | None = None,
+    console: Console | None = None,
+) -> NabSelection:
+    """Choose ``detector``'s parameters among ``grid`` (merged over ``base_params``, the current
+    setting) on NAB's tuning half only, then score the choice once on the held-out half at the
+    tuning half's threshold. The current setting is kept unless a candidate beats it by more than
+    ``tolerance`` points. ``grid`` defaults to :data:`NOVELTY_GRID` for ``novelty`` and is
+    required for any other detector."""
+    base = dict(base_params or {})
+    if grid is None:
+        if detector != "novelty":
+            raise ValidationError(f"nab-select: give a grid of parameters for {detector!r}")
+        grid = NOVELTY_GRID
+    if tolerance < 0:
+        raise ValidationError(f"nab-select: tolerance must be at least 0, got {tolerance}")
+    # every setting must build: a bad parameter fails here, before minutes of scoring
+    current = create_detector(detector, **base).get_params()  # the current setting, every parameter named
+    settings = [current] + [{**base, **combo} for combo in parameter_grid(grid)]
+    for params in settings[1:]:
+        create_detector(detector, **params)
+    data_dir = Path(data_dir)
+    console = console or Console(stderr=True)
+    files = load_corpus(data_dir, names=names)
+    tuning = [f for f in files if nab_half(f.name) == "tuning"]
+    heldout = [f for f in files if nab_half(f.name) == "heldout"]
+    if not tuning or not heldout:
+        raise ValidationError("nab-select: the corpus needs files in both halves (see nab_half)")
+    profiles_path = data_dir / "config" / "profiles.json"
+    profiles = load_profiles(profiles_path) if profiles_path.is_file() else None
+
+    def tuning_score(params: Mapping[str, Any]) -> tuple[float, dict[str, np.ndarray]]:
+        scores = {f.name: detect_file(f, detector, params, calibration=calibration) for f in tuning}
+        return score_corpus(tuning, scores, profiles).profiles["standard"].normalized, scores
+
+    candidates: list[NabCandidate] = []
+    kept_scores: list[dict[str, np.ndarray]] = []
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"NAB select {detector} (tuning half)", total=len(settings))
+        for params in settings:
+            value, scores = tuning_score(params)
+            candidates.append(NabCandidate(dict(params), value))
+            kept_scores.append(scores)
+            progress.advance(task)
+    incumbent = candidates[0]
+    best_at = max(range(len(candidates)), key=lambda i: candidates[i].tuning)  # first maximum
+    best = candidates[best_at]
+    chosen_at = best_at if best.tuning > incumbent.tuning + tolerance else 0
+    chosen = candidates[chosen_at]
+    scores = dict(kept_scores[chosen_at])
+    scores.update({f.name: detect_file(f, detector, chosen.params, calibration=calibration) for f in heldout})
+    halves = score_halves(files, scores, profiles)
+    whole = score_corpus(files, scores, profiles)
+    return NabSelection(
+        detector=detector,
+        calibration=calibration,
+        tolerance=tolerance,
+        candidates=candidates[1:],
+        incumbent=incumbent,
+        best=best,
+        chosen=chosen,
+        heldout=halves["heldout"],
+        whole={k: p.normalized for k, p in whole.profiles.items()},
+    )

@@ -86,6 +86,59 @@ def bench_nab(
     console.print(result.summary_line(), highlight=False, soft_wrap=True)
 
 
+@bench_app.command("nab-select")
+def bench_nab_select(
+    data: Annotated[Path, typer.Option(help="NAB corpus folder (data/, labels/, config/).")] = _SHARED
+    / "nab",
+    detector: Annotated[str, typer.Option(help="Detector whose parameters are chosen.")] = "novelty",
+    params: ParamsOption = None,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help='Candidate values as JSON, e.g. \'{"bins": [50, 100], "cooldown": [500, 1000]}\' '
+            "(every combination, over --params). Default for novelty: bins × cooldown."
+        ),
+    ] = None,
+    calibration: Annotated[
+        str, typer.Option(help="Raw score → [0,1], as `bench nab`: probationary, fixed or tail.")
+    ] = "probationary",
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="A candidate replaces the current parameters (--params) only when it beats them on the "
+            "tuning half by more than this many standard points."
+        ),
+    ] = 0.5,
+) -> None:
+    """Choose a detector's parameters on NAB's tuning half only, then score the choice once on the
+    held-out half (at the tuning half's threshold). One line per candidate (tuning half), then the
+    choice with its held-out figure; no other candidate is ever scored on the held-out half."""
+    from telewatch.bench.nab import select_on_tuning_half
+
+    started = time.perf_counter()
+    try:
+        grid_value = json.loads(grid) if grid else None
+        if grid_value is not None and not isinstance(grid_value, dict):
+            raise typer.BadParameter("--grid must be a JSON object of lists")
+        selection = select_on_tuning_half(
+            data_dir=data,
+            detector=detector,
+            base_params=parse_params(params),
+            grid=grid_value,
+            calibration=calibration,
+            tolerance=tolerance,
+            console=console,
+        )
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--grid must be JSON: {exc}") from exc
+    except (TelewatchError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    for line in selection.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 @bench_app.command("smd")
 def bench_smd(
     data: Annotated[
