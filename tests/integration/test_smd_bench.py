@@ -204,3 +204,38 @@ def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("SMD selection leave-one-machine-out machines=2 f1_comp=")
     assert any(line.startswith("mv_pca: leave-one-machine-out f1_comp=") for line in lines)
+
+
+def test_bench_smd_select_grid_makes_each_setting_a_candidate() -> None:
+    """--grid: each parameter setting is its own candidate, and a bad grid is refused up front."""
+    from typer.testing import CliRunner
+
+    from telewatch.cli.app import app
+
+    args = [
+        "bench",
+        "smd-select",
+        "--data",
+        str(SMD_DIR),
+        "--machine",
+        "machine-1-2",
+        "--machine",
+        "machine-1-3",
+    ]
+    result = CliRunner().invoke(
+        app, [*args, "--detector", "mv_robust_z", "--grid", '{"aggregate": ["max", "mean"]}']
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    own = [
+        line.split(":")[0]
+        for line in lines
+        if "leave-one-machine-out f1_comp=" in line and "selection" not in line
+    ]
+    assert own == ['mv_robust_z{"aggregate"', 'mv_robust_z{"aggregate"']
+    assert any(line.startswith('mv_robust_z{"aggregate":"mean"}: leave-one-machine-out') for line in lines)
+    assert lines[-1].startswith("SMD selection leave-one-machine-out machines=2 f1_comp=")
+    assert 'mv_robust_z{"aggregate":"m' in lines[-1]  # the picks name the setting
+    bad = CliRunner().invoke(app, [*args, "--detector", "mv_robust_z", "--grid", '{"aggregate": "max"}'])
+    assert bad.exit_code == 2
+    assert "non-empty list" in bad.output

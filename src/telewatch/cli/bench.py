@@ -223,28 +223,50 @@ def bench_smd_select(
         str, typer.Option(help="Threshold rule whose parameter is chosen: pot or quantile.")
     ] = "pot",
     machine: Annotated[list[str] | None, typer.Option(help="Only these machines (repeatable).")] = None,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="Parameter settings of each detector as JSON, e.g. '{\"top_share\": [0.1, 0.2]}' (every "
+            "combination is one candidate): a design is chosen by leave-one-machine-out too."
+        ),
+    ] = None,
 ) -> None:
     """Choose the SMD detector *and* its threshold parameter by leave-one-machine-out: each machine is
     scored with what the other machines chose. One line per candidate (its own leave-one-machine-out
-    figure), then the selection line."""
+    figure), then the selection line. With --grid, each detector's parameter settings are candidates
+    as well (the design chosen on the other machines, not on the one scored)."""
+    from telewatch.bench.nab import parameter_grid
     from telewatch.bench.smd import MachineRuns, leave_one_machine_out, run_smd_benchmark, select_by_lomo
 
     started = time.perf_counter()
     runs: dict[str, MachineRuns] = {}
     try:
+        grid_value = json.loads(grid) if grid else {}
+        if not isinstance(grid_value, dict):
+            raise typer.BadParameter("--grid must be a JSON object of lists")
+        settings = parameter_grid(grid_value) if grid_value else [{}]
         for name in detector or SELECT_DEFAULTS:
-            runs[name] = []
-            result = run_smd_benchmark(
-                data_dir=data, detector=name, machines=machine or None, console=console, runs_out=runs[name]
-            )
-            lomo = leave_one_machine_out(runs[name], threshold)
-            console.print(
-                f"{name}: leave-one-machine-out f1_comp={lomo.pooled.f1:.3f}; in-sample "
-                f"f1_comp={lomo.in_sample.f1:.3f} ({result.wall_seconds:.0f} s)",
-                highlight=False,
-                soft_wrap=True,
-            )
+            for params in settings:
+                key = f"{name}{json.dumps(params, separators=(',', ':'))}" if params else name
+                runs[key] = []
+                result = run_smd_benchmark(
+                    data_dir=data,
+                    detector=name,
+                    detector_params=params,
+                    machines=machine or None,
+                    console=console,
+                    runs_out=runs[key],
+                )
+                lomo = leave_one_machine_out(runs[key], threshold)
+                console.print(
+                    f"{key}: leave-one-machine-out f1_comp={lomo.pooled.f1:.3f}; in-sample "
+                    f"f1_comp={lomo.in_sample.f1:.3f} ({result.wall_seconds:.0f} s)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         selection = select_by_lomo(runs, threshold)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--grid must be JSON: {exc}") from exc
     except (TelewatchError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
