@@ -31,13 +31,16 @@ def _series(seed: int, n: int) -> pd.Series:
     return pd.Series(x, index=idx)
 
 
+@pytest.mark.parametrize("mixed", [False, True])
 @pytest.mark.parametrize("reach", [90, 150, 400, None])
-def test_carried_ticks_equal_per_series_scores_with_a_sliding_context(reach: int | None) -> None:
+def test_carried_ticks_equal_per_series_scores_with_a_sliding_context(reach: int | None, mixed: bool) -> None:
     """``reach``: the context is the last ``reach`` points before the new ones (a day of a
-    monitor), shorter than the tie-breaker's 2 × 60 points for 90; ``None``: the whole past."""
+    monitor), shorter than the tie-breaker's 2 × 60 points for 90; ``None``: the whole past.
+    ``mixed``: rows 1 and 3 have no tie-breaker (``tie_breaker=False``), the others do."""
     n_rows, n = 5, 1000
     rows = [_series(seed, n) for seed in range(n_rows)]
-    models = [create_detector("novelty").fit(s.iloc[:250]) for s in rows]
+    tie = [not (mixed and i in (1, 3)) for i in range(n_rows)]
+    models = [create_detector("novelty", tie_breaker=tie[i]).fit(s.iloc[:250]) for i, s in enumerate(rows)]
     carries: list[dict[str, np.ndarray]] = [{} for _ in rows]
     rng = np.random.default_rng(42)
     at, tick, carried = 120, 0, 0
@@ -47,7 +50,7 @@ def test_carried_ticks_equal_per_series_scores_with_a_sliding_context(reach: int
             carries = [{} for _ in rows]
         if tick == 60:  # retrained on later data: another low and width for two rows
             for i in (1, 3):
-                models[i] = create_detector("novelty").fit(rows[i].iloc[300:600])
+                models[i] = create_detector("novelty", tie_breaker=tie[i]).fit(rows[i].iloc[300:600])
         start = 0 if reach is None else max(0, at - reach)
         contexts = [s.iloc[start:at] for s in rows]
         new = np.stack([s.iloc[at : at + size].to_numpy() for s in rows])
@@ -85,3 +88,44 @@ def test_bad_arguments_are_clear_errors() -> None:
         Novelty.score_contexts([det], [np.ones(3)], np.ones((2, 3)))
     with pytest.raises(ValueError, match="share"):
         Novelty.score_contexts([det, other], [np.ones(3)] * 2, np.ones((2, 3)))
+
+
+def test_without_the_tie_breaker_the_scores_are_the_novelty_alone() -> None:
+    """``tie_breaker=False``: the same novelty where a value is novel, exactly 0 elsewhere (the
+    tie-breaker is what ranks those), NaN where the value is; per series = matrix = streaming."""
+    rows = [_series(seed, 900) for seed in range(3)]
+    full = [create_detector("novelty").fit(s.iloc[:250]) for s in rows]
+    bare = [create_detector("novelty", tie_breaker=False).fit(s.iloc[:250]) for s in rows]
+    for seed, (s, f, b) in enumerate(zip(rows, full, bare, strict=True)):
+        with_tie = f.score(s).to_numpy()
+        alone = b.score(s).to_numpy()
+        nan = np.isnan(s.to_numpy())
+        assert np.array_equal(np.isnan(alone), nan)
+        ok = ~nan
+        assert (alone[ok] == 0).mean() > 0.8  # most points are not novel
+        assert np.all(alone[ok] <= with_tie[ok])
+        assert np.all(with_tie[ok] - alone[ok] < 0.01)  # the difference is the tie-breaker
+        assert alone[500 + seed] > 1.0  # new territory still scores
+        assert ((with_tie[ok] > 0) & (with_tie[ok] < 0.01)).mean() > 0.5
+    matrix = np.stack([s.to_numpy() for s in rows])
+    got = Novelty(tie_breaker=False).fit_score_rows(matrix)
+    for i, s in enumerate(rows):
+        np.testing.assert_array_equal(got[i], Novelty(tie_breaker=False).fit(s).score(s).to_numpy())
+    new = np.stack([s.iloc[600:605].to_numpy() for s in rows])
+    streamed = Novelty.score_contexts(bare, [s.iloc[300:600].to_numpy() for s in rows], new)
+    for i, s in enumerate(rows):
+        expected = bare[i].score(s.iloc[600:605], context=s.iloc[300:600]).to_numpy()
+        np.testing.assert_array_equal(streamed[i], expected)
+
+
+def test_a_model_stored_before_the_parameter_existed_keeps_its_tie_breaker() -> None:
+    import pickle
+
+    s = _series(2, 800)
+    det = create_detector("novelty").fit(s.iloc[:300])
+    del det.__dict__["tie_breaker"]  # as pickled by a version without the parameter
+    old = Novelty.loads(pickle.dumps(det))
+    assert old.get_params()["tie_breaker"] is True
+    np.testing.assert_array_equal(
+        old.score(s).to_numpy(), create_detector("novelty").fit(s.iloc[:300]).score(s).to_numpy()
+    )

@@ -66,11 +66,12 @@ def novelty_fit(values: np.ndarray, *, bins: int) -> tuple[np.ndarray, np.ndarra
 
 
 def novelty_scores(
-    values: np.ndarray, low: np.ndarray, width: np.ndarray, *, cooldown: int, window: int
+    values: np.ndarray, low: np.ndarray, width: np.ndarray, *, cooldown: int, window: int, tie: bool = True
 ) -> np.ndarray:
     """``Novelty`` scores of every row of ``values`` (metrics × time) with the fitted ``low`` and
     ``width`` per row: the novelty of each value plus ``0.01 ×`` its squashed robust distance from
-    the median of the ``window`` points before it. NaN in gives NaN out."""
+    the median of the ``window`` points before it (``tie=False``: the novelty alone, without that
+    tie-breaker — its two rolling medians are nearly all of the cost). NaN in gives NaN out."""
     arr = _as_matrix(values, "novelty_scores")
     lo = np.ascontiguousarray(low, dtype="float64").reshape(-1)
     wd = np.ascontiguousarray(width, dtype="float64").reshape(-1)
@@ -83,6 +84,9 @@ def novelty_scores(
         # pandas refuses min_periods=2 > window
         raise ValidationError(f"novelty: local_window must be at least 2, got {window}")
     out = np.empty_like(arr)
+    if not tie:
+        _novelty_memory_kernel(arr, lo, wd, int(max(cooldown, 1)), out)
+        return out
     _novelty_scores_kernel(arr, lo, wd, int(max(cooldown, 1)), int(window), out)
     return out
 
@@ -336,6 +340,25 @@ def _novelty_memory(
         if slot >= 0:
             visited[slot] = 1
     return k
+
+
+@_jit
+def _novelty_memory_kernel(
+    values: np.ndarray, low: np.ndarray, width: np.ndarray, cooldown: int, out: np.ndarray
+) -> None:
+    """The novelty of every row's values alone (no tie-breaker); NaN where the value is NaN."""
+    n = values.shape[1]
+    seen = np.empty(n + 1)
+    visited = np.zeros(_TABLE_SIZE, dtype=np.uint8)
+    stack_t = np.empty(n + 1, dtype=np.int64)
+    stack_d = np.empty(n + 1)
+    for r in range(values.shape[0]):
+        x = values[r]
+        o = out[r]
+        _novelty_memory(x, low[r], width[r], cooldown, seen, visited, stack_t, stack_d, o)
+        for t in range(n):
+            if x[t] != x[t]:
+                o[t] = np.nan
 
 
 @_jit

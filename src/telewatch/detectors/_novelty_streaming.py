@@ -208,10 +208,12 @@ def full_rows(
     carry: np.ndarray,
     carry_offsets: np.ndarray,
     carry_sizes: np.ndarray,
+    tie_weight: np.ndarray,
 ) -> None:
     """Row ``i``: context and new points ``x[offsets[i]:offsets[i + 1]]`` (the first
     ``context_size[i]`` the context); ``scores[i]`` gets the scores of the new points as the full
-    kernel gives them, ``carry[carry_offsets[i]:]`` the row's carry (its length in ``carry_sizes``)."""
+    kernel gives them (the tie-breaker times ``tie_weight[i]``: 1, or 0 for a model without it),
+    ``carry[carry_offsets[i]:]`` the row's carry (its length in ``carry_sizes``)."""
     w = window
     longest = 0
     for i in range(offsets.size - 1):
@@ -241,7 +243,7 @@ def full_rows(
                 rings[0], rings[1], states[0], rings[2], rings[3], states[1], prev, row[t], width[i], huge
             )
             if t >= size:
-                scores[i, t - size] = o[t] + term
+                scores[i, t - size] = o[t] + tie_weight[i] * term
         # the carry: windows, then the visited bins (seen[:k], sorted) with their latest visits
         c = carry[carry_offsets[i] :]
         for t in range(total):

@@ -24,7 +24,10 @@ class Novelty(ExpectedBand, Detector):
     least as far out: a burst of novelty (a metric drifting into new territory) alarms once, not
     on every point, while a larger jump soon after a small one still counts in full.
     A small tie-breaker (below ``0.01``) ranks non-novel points by their robust distance from the
-    recent median, so a repeated spike still stands out from quiet points.
+    recent median, so a repeated spike still stands out from quiet points. It costs nearly all of
+    the detector's time (two rolling medians) and never moves a NAB score (it stays below the
+    corpus threshold); ``tie_breaker=False`` leaves it out, for a detector that ranks the
+    non-novel points its own way (``novelty_seasonal``'s seasonal channel).
 
     :meth:`expected` gives the recent median (``local_window`` points) and, as the band, the range
     of every value seen before (what is not novel).
@@ -40,10 +43,16 @@ class Novelty(ExpectedBand, Detector):
     100
     """
 
-    def __init__(self, bins: int = 100, cooldown: int = 1000, local_window: int = 60) -> None:
+    #: models stored before the parameter existed have the tie-breaker
+    tie_breaker: bool = True
+
+    def __init__(
+        self, bins: int = 100, cooldown: int = 1000, local_window: int = 60, tie_breaker: bool = True
+    ) -> None:
         self.bins = bins
         self.cooldown = cooldown
         self.local_window = local_window
+        self.tie_breaker = tie_breaker
 
     def _fit(self, series: pd.Series) -> None:
         values = series.dropna().to_numpy()
@@ -68,6 +77,7 @@ class Novelty(ExpectedBand, Detector):
             np.array([self.width_]),
             cooldown=self.cooldown,
             window=self.local_window,
+            tie=bool(self.tie_breaker),
         )
         return pd.Series(scores[0], index=series.index)
 
@@ -86,7 +96,9 @@ class Novelty(ExpectedBand, Detector):
 
         arr = np.ascontiguousarray(values, dtype="float64")
         low, width = _kernels.novelty_fit(arr, bins=self.bins)
-        return _kernels.novelty_scores(arr, low, width, cooldown=self.cooldown, window=self.local_window)
+        return _kernels.novelty_scores(
+            arr, low, width, cooldown=self.cooldown, window=self.local_window, tie=bool(self.tie_breaker)
+        )
 
     @classmethod
     def score_contexts(
@@ -153,7 +165,8 @@ class Novelty(ExpectedBand, Detector):
         ns.fast_rows(
             flat, offsets, np.ascontiguousarray(new), low, width, size, last, w, memory, tie, status, sizes
         )
-        scores = memory + tie
+        tie_weight = np.array([1.0 if getattr(mo, "tie_breaker", True) else 0.0 for mo in models])
+        scores = memory + tie * tie_weight[:, None]
         done = ns.MEMORY_DONE | ns.TIE_DONE
         for i in np.flatnonzero(status == done).tolist():
             kept[i]["novelty"] = flat[offsets[i] : offsets[i] + sizes[i]].copy()
@@ -180,6 +193,7 @@ class Novelty(ExpectedBand, Detector):
                 carry,
                 c_offsets,
                 c_sizes,
+                tie_weight[redo],
             )
             scores[redo] = again
             for j, i in enumerate(rows):
