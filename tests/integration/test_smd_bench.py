@@ -119,6 +119,18 @@ def test_benchmark_on_machine_1_2(bench_1_2: tuple[SmdResult, Path, str]) -> Non
     assert "machine-1-1" in text
     assert "pooled" in text
     assert "upper bound" in text
+    # every labelled segment is counted once, in the bucket of how many metrics it names, raised or not
+    m12 = load_machine(SMD_DIR, "machine-1-2")
+    by_size = result.segments_by_size
+    assert list(by_size) == ["1", "2-3", "4-7", "8+"]
+    assert sum(v[1] for v in by_size.values()) == len(m12.interpretation)
+    eight_plus = sum(1 for _, _, dims in m12.interpretation if len(dims) >= 8)
+    assert by_size["8+"][1] == eight_plus
+    assert all(0 <= raised <= total for raised, total in by_size.values())
+    raised = sum(v[0] for v in by_size.values())
+    assert raised > 0  # the default raises some of machine-1-2's failures
+    assert result.segments_line().startswith("SMD segments raised, by metrics labelled: 1: ")
+    assert data["segments_by_size"] == {k: list(v) for k, v in by_size.items()}
 
 
 def test_leave_one_machine_out_chooses_on_the_other_machines_only() -> None:
@@ -182,6 +194,7 @@ def test_bench_smd_prints_leave_one_machine_out_before_the_smd_line() -> None:
     assert lines[-1].startswith("SMD machines=2 f1_comp=")
     lomo = [line for line in lines if line.startswith("SMD leave-one-machine-out machines=2 f1_comp=")]
     assert len(lomo) == 2  # one per threshold rule (quantile, pot)
+    assert any(line.startswith("SMD segments raised, by metrics labelled:") for line in lines)
 
 
 def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:

@@ -199,6 +199,7 @@ def bench_smd(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(result.segments_line(), highlight=False, soft_wrap=True)
     for line in result.lomo_lines():
         console.print(line, highlight=False, soft_wrap=True)
     if rca_result is not None:
