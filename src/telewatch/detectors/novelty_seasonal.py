@@ -15,7 +15,7 @@ from telewatch.detectors.base import Detector
 from telewatch.detectors.novelty import Novelty
 from telewatch.detectors.registry import register
 from telewatch.detectors.seasonal import SeasonalBaseline, detect_periods
-from telewatch.postrules.calibrate import Calibrator
+from telewatch.postrules.calibrate import SCREEN_TAIL, Calibrator
 
 DAY = pd.Timedelta(days=1)
 
@@ -38,19 +38,22 @@ def screened_fit(det: Detector, series: pd.Series) -> tuple[Detector, Calibrator
     and calibrate a detector alone (``telewatch.services.detection.calibrated_scores``): the points
     :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect (an incident in the
     training data) are left out of a second fit and of the calibration, so an outage in the
-    history does not calibrate itself — and every later one like it — away."""
+    history does not calibrate itself — and every later one like it — away. The scores are sorted
+    once, for the screen's quantile and (when nothing is left out) the calibrator's."""
     fitted = det.clone().fit(series)
     raw = fitted.score(series).to_numpy()
     present = ~np.isnan(series.to_numpy(dtype="float64"))
+    f = raw[present]
+    finite = _finite(f)
+    ordered = np.sort(finite)
     suspect = np.zeros(raw.size, dtype=bool)
-    suspect[present] = screen_tail(raw[present])
+    suspect[present] = screen_tail(f, u=_screen_u(ordered))
     kept = present & ~suspect
     if suspect.any() and kept.any():
         fitted = det.clone().fit(series.where(kept))
         raw = fitted.score(series).to_numpy()
-    else:
-        kept = present
-    return fitted, Calibrator().train(raw[kept])
+        return fitted, Calibrator().train(raw[kept])
+    return fitted, _train(finite, ordered)
 
 
 def screened_once(
@@ -65,13 +68,44 @@ def screened_once(
     return fitted, calibrate_screened(raw, ~np.isnan(series.to_numpy(dtype="float64")), beyond=beyond), raw
 
 
-def screen_tail(scores: np.ndarray) -> np.ndarray:
+def _finite(values: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(values)
+    return values if ok.all() else values[ok]
+
+
+def _screen_u(ordered: np.ndarray) -> float | None:
+    """The screen's ``u`` (its :data:`~telewatch.postrules.calibrate.SCREEN_TAIL` quantile) from
+    the finite scores sorted; ``None`` where the screen looks at nothing (fewer than 20)."""
+    from telewatch.postrules import calibrate as c
+
+    return float(c.sorted_quantile(ordered, c.SCREEN_TAIL)) if ordered.size >= 20 else None
+
+
+def _train(finite: np.ndarray, ordered: np.ndarray) -> Calibrator:
+    """``Calibrator().train(finite)`` given its sort ``ordered``."""
+    if not finite.size:
+        return Calibrator().train(finite)
+    return Calibrator().train_finite(finite, ordered)
+
+
+def _screen_log_p() -> float:
+    """A log tail probability above which z is surely below SCREEN_Z (one z unit of margin in
+    ``log p``: about 0.1 in z), so the screen computes z only below it."""
+    from scipy.special import log_ndtr
+
+    from telewatch.postrules import calibrate as c
+
+    return float(log_ndtr(-c.SCREEN_Z)) + 1.0
+
+
+def screen_tail(scores: np.ndarray, *, u: float | None = None) -> np.ndarray:
     """:func:`~telewatch.postrules.calibrate.screen_anomalies` (its defaults), the same mask, in
     fewer steps: a point is suspect only above the robust fit's ``u`` (its 80th percentile; below
     it z < 1, far under :data:`~telewatch.postrules.calibrate.SCREEN_Z`), so only ``u``, the tail's
-    scale and ``p_u`` are computed (one partition, not 512 quantiles) and z only above ``u``, by the
-    calibrator's own formula. ``tests/unit/test_detectors_novelty_seasonal.py`` holds it to
-    screen_anomalies' masks.
+    scale and ``p_u`` are computed (one partition, not 512 quantiles; none where the caller passes
+    ``u``, the finite scores' quantile, from a sort it made) and z only where the fitted log tail
+    probability is low enough for z to reach SCREEN_Z, by the calibrator's own formula.
+    ``tests/unit/test_detectors_novelty_seasonal.py`` holds it to screen_anomalies' masks.
 
     >>> from telewatch.postrules.calibrate import screen_anomalies
     >>> rng = np.random.default_rng(1)
@@ -91,23 +125,16 @@ def screen_tail(scores: np.ndarray) -> np.ndarray:
     if n < 20:
         return mask
     f = s[finite] if n < s.size else s
-    u = float(np.quantile(f, c.SCREEN_TAIL))
-    above = f > u
-    excess = f[above] - u
-    top = float(f.max())
-    if not excess.size:
-        beta = 0.0
-    else:
-        beta = float(np.median(excess)) / np.log(2.0)
-        far = excess > c.TRIM_SCALES * beta if beta > 0 else np.zeros(excess.size, dtype=bool)
-        if 0 < far.sum() <= max(c.TRIM_MAX_POINTS, c.TRIM_MAX_SHARE * excess.size):
-            top = u + float(excess[~far].max())
+    if u is None:
+        u = float(np.quantile(f, c.SCREEN_TAIL))
     min_excess = 1e-12
-    beta = max(beta, (top - float(f.min())) * 0.01, abs(u) * 0.01, min_excess)
-    p_u = max(float(above.mean()), 1.0 / (f.size + 1))
+    # the robust fit: a calibrator's tail with scale "median" (screen_anomalies' Calibrator)
+    beta, p_u = c.tail_fit(f, u, float(f.min()), float(f.max()), "median", min_excess)
     with np.errstate(over="ignore", invalid="ignore"):
-        over = finite & (np.where(finite, s, -np.inf) > u)
+        over = np.flatnonzero(finite & (s > u))
         tail = np.log(p_u) - (s[over] - u) / beta
+        low = tail < _screen_log_p()  # elsewhere log p is too high for z to reach SCREEN_Z
+        over, tail = over[low], tail[low]
         log_p = np.where(tail == -np.inf, -1e300, np.minimum(tail, 0.0))
         z = -ndtri_exp(log_p)
     z = np.minimum(np.fmax(z, 0.0), c.DEGENERATE_Z if beta <= min_excess else c.MAX_Z)
@@ -124,9 +151,13 @@ def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = 
     """A calibrator of ``raw`` at the ``present`` points, those
     :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect left out, and those
     ``beyond`` or higher (with 5 points either side: a channel whose raw score is in robust sigmas
-    already knows an outlier when it sees one)."""
+    already knows an outlier when it sees one). The scores are sorted once: the screen's quantile
+    and the calibrator's come from that sort (the points left out taken out of it)."""
+    f = raw[present]
+    finite = _finite(f)
+    ordered = np.sort(finite)
     suspect = np.zeros(raw.size, dtype=bool)
-    suspect[present] = screen_tail(raw[present])
+    suspect[present] = screen_tail(f, u=_screen_u(ordered))
     if np.isfinite(beyond):
         with np.errstate(invalid="ignore"):
             high = present & (raw >= beyond)
@@ -135,8 +166,35 @@ def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = 
             suspect |= pad & present
     kept = present & ~suspect
     if not (suspect.any() and kept.any()):
-        kept = present
-    return Calibrator().train(raw[kept])
+        return _train(finite, ordered)
+    kept_finite = _finite(raw[kept])
+    return _train(kept_finite, _without(ordered, _finite(raw[present & ~kept])))
+
+
+def _without(ordered: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """``ordered`` (sorted) less one occurrence of each value of ``removed`` (a sub-multiset of it):
+    the sort of what is left, as ``np.sort`` gives it, without sorting again."""
+    if not removed.size:
+        return ordered
+    gone = np.sort(removed)
+    # the k-th of a run of equal values removed is the k-th of that run in ordered
+    run = np.arange(gone.size) - np.searchsorted(gone, gone, side="left")
+    keep = np.ones(ordered.size, dtype=bool)
+    keep[np.searchsorted(ordered, gone, side="left") + run] = False
+    return ordered[keep]
+
+
+def _only_tail_matters(cal_s: Calibrator, start: float) -> bool:
+    """Whether no seasonal score at or below ``cal_s.u_`` can get a surprisal above ``start``
+    (novelty's tail start): at or below ``u_``, ``cal_s``'s surprisal is its empirical one, at most
+    that of the share of levels below ``u_`` (its levels sorted: searchsorted is monotone there).
+    Then :func:`combine` need only look at the scores above ``u_`` (a few percent)."""
+    levels = cal_s.levels_
+    if levels.size > 1 and not bool((levels[1:] >= levels[:-1]).all()):
+        return False
+    below = int(np.searchsorted(levels, cal_s.u_, side="left"))
+    bound = -min(float(np.log(max(1.0 - below / levels.size, 1e-300))), 0.0)
+    return bound + 1e-9 < start  # a margin: the bound is a scalar log, the scores' an array's
 
 
 def combine(
@@ -145,16 +203,62 @@ def combine(
     """The combined raw score: the seasonal channel's surprisal under ``cal_s``, weighed by
     :func:`repeat_weights`, written in novelty's raw units under ``cal_n``; the larger of that and
     ``novelty_raw``."""
+    return combine_tail(novelty_raw, seasonal_raw, cal_n.u_, cal_n.beta_, cal_n.p_u_, cal_s, cooldown)
+
+
+def combine_tail(
+    novelty_raw: np.ndarray,
+    seasonal_raw: np.ndarray,
+    u_n: float,
+    beta_n: float,
+    p_u_n: float,
+    cal_s: Calibrator,
+    cooldown: int,
+) -> np.ndarray:
+    """:func:`combine` given only the tail of novelty's calibrator (``u_``, ``beta_``, ``p_u_``:
+    all it reads of it). Where :func:`_only_tail_matters`, only the seasonal scores above
+    ``cal_s.u_`` are looked up: a surprisal at or below novelty's tail start gives ``-inf`` (so the
+    novelty score), and a point's repeat weight depends only on earlier points at least as high
+    as it, which lie above ``u_`` too; elsewhere, every point as the formula is written."""
+    # novelty's calibrator maps u + beta * (s - start) back to surprisal s above its tail's
+    # start (log p = log p_u - (x - u) / beta): the same z, in novelty's raw units, so NAB's
+    # per-file scaling of novelty's raw scores applies unchanged
+    start = -np.log(p_u_n)
+    if not _only_tail_matters(cal_s, float(start)):
+        with np.errstate(invalid="ignore", over="ignore"):
+            surprisal = -cal_s.log_tail_probability(seasonal_raw)
+            if cooldown > 0:
+                surprisal = surprisal * repeat_weights(surprisal, int(cooldown))
+            as_novelty = np.where(surprisal > start, u_n + beta_n * (surprisal - start), -np.inf)
+        return np.fmax(novelty_raw, as_novelty)
+    s = np.asarray(seasonal_raw, dtype="float64")
+    out = np.fmax(novelty_raw, -np.inf)
     with np.errstate(invalid="ignore", over="ignore"):
-        surprisal = -cal_s.log_tail_probability(seasonal_raw)
-        if cooldown > 0:
-            surprisal = surprisal * repeat_weights(surprisal, int(cooldown))
-        # novelty's calibrator maps u + beta * (s - start) back to surprisal s above its tail's
-        # start (log p = log p_u - (x - u) / beta): the same z, in novelty's raw units, so NAB's
-        # per-file scaling of novelty's raw scores applies unchanged
-        start = -np.log(cal_n.p_u_)
-        as_novelty = np.where(surprisal > start, cal_n.u_ + cal_n.beta_ * (surprisal - start), -np.inf)
-    return np.fmax(novelty_raw, as_novelty)
+        over = np.flatnonzero(s > cal_s.u_)
+        # cal_s.log_tail_probability above u_: its fitted tail, as _log_tail computes it
+        surprisal = -np.minimum(np.log(cal_s.p_u_) - (s[over] - cal_s.u_) / cal_s.beta_, 0.0)
+        if cooldown > 0 and over.size:
+            dense = np.zeros(s.size)  # below u_: under every surprisal that can matter
+            dense[over] = surprisal
+            surprisal = surprisal * repeat_weights(dense, int(cooldown))[over]
+        as_novelty = np.where(surprisal > start, u_n + beta_n * (surprisal - start), -np.inf)
+    out[over] = np.fmax(out[over], as_novelty)
+    return out
+
+
+def tail_of(scores: np.ndarray, u: float | None = None) -> tuple[float, float, float, bool]:
+    """``(u_, beta_, p_u_, degenerate_)`` of ``Calibrator().train(scores)`` without its 512 levels
+    (:func:`combine_tail` reads no more); ``u`` when the caller has the scores' quantile already."""
+    from telewatch.postrules.calibrate import tail_fit
+
+    cal = Calibrator()
+    s = _finite(np.asarray(scores, dtype="float64").ravel())
+    if not s.size:
+        s = np.zeros(1)
+    if u is None:
+        u = float(np.quantile(s, cal.tail))
+    beta, p_u = tail_fit(s, u, float(s.min()), float(s.max()), cal.scale, cal.min_excess)
+    return u, beta, p_u, beta <= cal.min_excess
 
 
 @register("novelty_seasonal")
@@ -273,7 +377,8 @@ class NoveltySeasonal(ExpectedBand, Detector):
         ts = index_ns(index)
         present = ~np.isnan(arr)
         limit = (self.min_days * DAY).value
-        chosen: list[tuple[int, np.ndarray, Calibrator]] = []
+        chosen: list[tuple[int, np.ndarray, tuple[float, float, float, bool]]] = []
+        quantiles = np.array([SCREEN_TAIL, Calibrator().tail])
         for i in range(arr.shape[0]):
             where = np.flatnonzero(present[i])
             if where.size < 16 or ts[where[-1]] - ts[where[0]] < limit:
@@ -282,8 +387,12 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 pd.Series(arr[i], index=index), min_cycles=self.min_days, min_acf=self.min_acf
             ):
                 continue
+            f = raw[i][present[i]]
+            finite = _finite(f)
+            # one partition for the screen's u and the calibrator's (np.quantile of both at once)
+            q = np.quantile(finite, quantiles) if finite.size >= 20 else None
             suspect = np.zeros(arr.shape[1], dtype=bool)
-            suspect[present[i]] = screen_tail(raw[i][present[i]])
+            suspect[present[i]] = screen_tail(f, u=None if q is None else float(q[0]))
             kept = present[i] & ~suspect
             row_raw = raw[i]
             if suspect.any() and kept.any():  # novelty refitted without the suspects (screened_fit)
@@ -292,12 +401,12 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 row_raw = _kernels.novelty_scores(
                     arr[i : i + 1], lo2, w2, cooldown=self.cooldown, window=self.local_window
                 )[0]
-            else:
-                kept = present[i]
-            cal_n = Calibrator().train(row_raw[kept])
-            if cal_n.degenerate_:
+                tail_n = tail_of(row_raw[kept])
+            else:  # Calibrator().train(f): its tail is all combine_tail reads
+                tail_n = tail_of(finite, None if q is None else float(q[1]))
+            if tail_n[3]:  # degenerate
                 continue
-            chosen.append((i, row_raw, cal_n))
+            chosen.append((i, row_raw, tail_n))
         if chosen:
             rows = [i for i, _, _ in chosen]
             proto = DailyProfile(**dict(self.seasonal or {}))
@@ -312,10 +421,10 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 pool_slots=proto.pool,
             )
             z = channel_scores(fit, ts, arr[rows])
-            for j, (i, row_raw, cal_n) in enumerate(chosen):
+            for j, (i, row_raw, (u_n, beta_n, p_u_n, _)) in enumerate(chosen):
                 z_row = np.where(present[i], z[j], np.nan)
                 cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma)
-                out[i] = combine(row_raw, z_row, cal_n, cal_s, self.seasonal_cooldown)
+                out[i] = combine_tail(row_raw, z_row, u_n, beta_n, p_u_n, cal_s, self.seasonal_cooldown)
         out[~present] = np.nan
         return out
 
