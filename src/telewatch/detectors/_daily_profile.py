@@ -30,6 +30,7 @@ detector's per-series, matrix and streaming paths compute the same numbers:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -238,42 +239,96 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
     profile) of the ``window`` points before it; when fewer than a quarter of those are held (an
     excursion), the mean of the held ones of the ``reach`` points before it (the level before the
     excursion); when those are fewer too, the mean of all of the last ``window`` (a new level,
-    accepted); 0 when none is present."""
-    w, h = fit.window, max(fit.reach, fit.window)
-    enough = max(1, w // 4)
-    present = ~np.isnan(r)
-    held = present & (np.abs(np.where(present, r, 0.0)) <= fit.hold * fit.scale[:, None])
-    n = r.shape[1]
-    c_all = np.cumsum(present, axis=1, dtype=np.int64)
-    c_held = np.cumsum(held, axis=1, dtype=np.int64)
-    cs_all = np.cumsum(np.where(present, r, 0.0), axis=1)
-    cs_held = np.cumsum(np.where(held, r, 0.0), axis=1)
+    accepted); 0 when none is present.
 
-    def window(cs: np.ndarray, k: int) -> np.ndarray:
-        """Sums over the ``k`` points before each point (the point left out): ``cs[t-1] - cs[t-1-k]``."""
-        out = np.zeros_like(cs)
-        out[:, 1:] = cs[:, :-1]
-        if k < n:
-            out[:, k + 1 :] -= cs[:, : n - k - 1]
-        return out
+    The sums over the points before ``t`` are differences of running sums (``cs[t-1] -
+    cs[t-1-k]``, the point itself left out), in one compiled pass per row
+    (:func:`_level_kernel`); ``tests/unit/test_fast_profile.py`` holds it to the array formula."""
+    r = np.ascontiguousarray(np.atleast_2d(r), dtype="float64")
+    out = np.empty_like(r)
+    _level_pass(fit, r, out, scores=False)
+    return out
 
-    n_held, n_far, n_all = window(c_held, w), window(c_held, h), window(c_all, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(
-            n_held >= enough,
-            window(cs_held, w) / np.maximum(n_held, 1),
-            np.where(
-                n_far >= enough,
-                window(cs_held, h) / np.maximum(n_far, 1),
-                np.where(n_all > 0, window(cs_all, w) / np.maximum(n_all, 1), 0.0),
-            ),
-        )
+
+def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, scores: bool) -> None:
+    w, h = int(fit.window), int(max(fit.reach, fit.window))
+    scale = np.ascontiguousarray(fit.scale, dtype="float64")
+    thr = fit.hold * scale  # as the array formula: hold × scale, per row
+    _level_kernel()(r, thr, scale, w, h, max(1, w // 4), scores, out)
+
+
+_KERNEL: list[Any] = []
+
+
+def _level_kernel() -> Any:
+    """The compiled pass behind :func:`_levels` and :func:`channel_scores` (numba, on first use;
+    ``cache=True``): per row, the running counts and sums of the present and of the held
+    residuals, accumulated in order as ``np.cumsum`` does, their windows taken as differences, the
+    level chosen as the array formula chooses it; with ``scores``, ``|r - level| / scale``."""
+    if not _KERNEL:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(r, thr, scale, w, h, enough, scores, out):  # type: ignore[no-untyped-def]
+            rows, n = r.shape
+            c_all = np.empty(n, dtype=np.int64)
+            c_held = np.empty(n, dtype=np.int64)
+            cs_all = np.empty(n)
+            cs_held = np.empty(n)
+            for i in range(rows):
+                limit = thr[i]
+                for t in range(n):
+                    v = r[i, t]
+                    present = not np.isnan(v)
+                    value = v if present else 0.0
+                    held = present and abs(value) <= limit
+                    if t == 0:  # cumsum starts at the first element (no 0.0 + x)
+                        c_all[0] = 1 if present else 0
+                        c_held[0] = 1 if held else 0
+                        cs_all[0] = value
+                        cs_held[0] = value if held else 0.0
+                    else:
+                        c_all[t] = c_all[t - 1] + (1 if present else 0)
+                        c_held[t] = c_held[t - 1] + (1 if held else 0)
+                        cs_all[t] = cs_all[t - 1] + value
+                        cs_held[t] = cs_held[t - 1] + (value if held else 0.0)
+                    level = 0.0
+                    if t > 0:
+                        n_held = c_held[t - 1]
+                        s_held = cs_held[t - 1]
+                        if t > w:
+                            n_held -= c_held[t - 1 - w]
+                            s_held -= cs_held[t - 1 - w]
+                        if n_held >= enough:
+                            level = s_held / max(n_held, 1)
+                        else:
+                            n_far = c_held[t - 1]
+                            s_far = cs_held[t - 1]
+                            if t > h:
+                                n_far -= c_held[t - 1 - h]
+                                s_far -= cs_held[t - 1 - h]
+                            if n_far >= enough:
+                                level = s_far / max(n_far, 1)
+                            else:
+                                n_all = c_all[t - 1]
+                                s_all = cs_all[t - 1]
+                                if t > w:
+                                    n_all -= c_all[t - 1 - w]
+                                    s_all -= cs_all[t - 1 - w]
+                                if n_all > 0:
+                                    level = s_all / max(n_all, 1)
+                    out[i, t] = abs(v - level) / scale[i] if scores else level
+
+        _KERNEL.append(kernel)
+    return _KERNEL[0]
 
 
 def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
-    r = residuals(fit, ts_ns, x)
-    return np.abs(r - _levels(fit, r)) / fit.scale[:, None]
+    r = np.ascontiguousarray(residuals(fit, ts_ns, x))
+    out = np.empty_like(r)
+    _level_pass(fit, r, out, scores=True)
+    return out
 
 
 def level_after(fit: ProfileFit, r_window: np.ndarray, new_r: np.ndarray) -> np.ndarray:
