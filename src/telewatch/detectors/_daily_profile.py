@@ -57,6 +57,8 @@ MIN_CYCLE = 1.0
 #: Below this many timestamps in a typical slot, a slot's median pools its neighbours too.
 POOL_BELOW = 8
 MIN_SCALE = 0.05
+#: The compiled passes (numba), built on first use.
+_KERNELS: dict[str, Any] = {}
 
 
 @dataclass
@@ -91,52 +93,161 @@ def slots_of(ts_ns: np.ndarray, slot_ns: int, period_ns: int = DAY_NS) -> np.nda
 
 
 def _slot_medians(
-    ts_ns: np.ndarray, x: np.ndarray, slot_ns: int, period_ns: int = DAY_NS, pool: int = 0
+    ts_ns: np.ndarray,
+    x: np.ndarray,
+    slot_ns: int,
+    period_ns: int = DAY_NS,
+    pool: int = 0,
+    *,
+    resolution: str = "exact",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's per-slot median (NaN for a slot without points) and the smallest positive step
     between two values of a slot (0 where there is none); with ``pool``, each slot's median is
-    over it and ``pool`` slots either side (a day's wrap included)."""
+    over it and ``pool`` slots either side (a day's wrap included).
+
+    ``resolution``: ``"exact"``; ``"none"`` (0, not computed: every slot's median by selection,
+    no sort); ``"bound"``: an upper bound of it (the smallest positive step of the first slots
+    that have one, ``inf`` where none does), the other slots by selection — enough where the
+    step only matters above a floor (:func:`fit_profile`). The points are put in slots once (the
+    same for every row), then one compiled pass per row (:func:`_median_kernel`)."""
     n_slots = -(-period_ns // slot_ns)
     slot = slots_of(ts_ns, slot_ns, period_ns)
-    order = np.argsort(slot.astype(np.int32), kind="stable")
-    counts = np.bincount(slot, minlength=n_slots)
+    order = np.argsort(slot.astype(np.int32), kind="stable").astype(np.int64)
+    counts = np.bincount(slot, minlength=n_slots).astype(np.int64)
     starts = np.cumsum(counts) - counts
-    sorted_slot = slot[order]
-    pos = np.arange(slot.size) - starts[sorted_slot]
-    width = int(counts.max()) if counts.size else 0
-    rows = x.shape[0]
-    grid = np.full((rows, n_slots, max(width, 1)), np.nan)
-    grid[:, sorted_slot, pos] = x[:, order]
-    if pool > 0:
-        grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
-        width = grid.shape[2]
-    grid.sort(axis=2)  # NaN last
-    present = (~np.isnan(grid)).sum(axis=2)
-    lo = np.maximum((present - 1) // 2, 0)
-    hi = np.maximum(present // 2, 0)
-    hi = np.minimum(hi, max(width, 1) - 1)
-    take_lo = np.take_along_axis(grid, lo[..., None], axis=2)[..., 0]
-    take_hi = np.take_along_axis(grid, hi[..., None], axis=2)[..., 0]
-    med = np.where(present > 0, (take_lo + take_hi) / 2.0, np.nan)
-    with np.errstate(invalid="ignore"):
-        d = np.diff(grid, axis=2)
-    d = np.where(d > 0, d, np.inf)
-    resolution = d.min(axis=(1, 2)) if d.size else np.full(rows, np.inf)
-    return med, np.where(np.isfinite(resolution), resolution, 0.0)
+    mode = {"none": 0, "exact": 1, "bound": 2}[resolution]
+    med, res = _segment_medians(x, order, starts, counts, pool=pool, halve_odd=True, mode=mode)
+    if mode == 1:
+        res = np.where(np.isfinite(res), res, 0.0)
+    return med, res
 
 
-def _robust_sigma(r: np.ndarray) -> np.ndarray:
-    """Per row: median of |r| (NaN left out) × 1.4826; 0 for a row without values."""
-    a = np.abs(r)
-    if not np.isnan(a).any():
-        return np.median(a, axis=1) * MAD_TO_SIGMA if a.shape[1] else np.zeros(a.shape[0])
-    a = np.sort(a, axis=1)  # NaN last
-    c = (~np.isnan(a)).sum(axis=1)
-    lo = np.maximum((c - 1) // 2, 0)
-    hi = np.minimum(np.maximum(c // 2, 0), max(a.shape[1] - 1, 0))
-    rows = np.arange(a.shape[0])
-    out = (a[rows, lo] + a[rows, hi]) / 2.0 * MAD_TO_SIGMA if a.shape[1] else np.zeros(a.shape[0])
-    return np.where(c > 0, out, 0.0)
+def _segment_medians(
+    x: np.ndarray,
+    order: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    *,
+    pool: int = 0,
+    absolute: bool = False,
+    halve_odd: bool,
+    mode: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    x = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
+    med = np.empty((x.shape[0], counts.size))
+    res = np.full(x.shape[0], np.inf)
+    _median_kernel()(
+        x, order, starts, counts, int(pool), bool(absolute), bool(halve_odd), int(mode), med, res
+    )
+    return med, res
+
+
+def _median_kernel() -> Any:
+    """Medians of segments of each row: segment ``s`` holds the points ``order[starts[s] :
+    starts[s] + counts[s]]`` (and, with ``pool``, those of the ``pool`` segments either side,
+    wrapping, as ``np.roll`` stacks them); NaN left out (``absolute``: of ``|x|``). The median is
+    an order statistic or the mean of two, so selection (Wirth's, in place) gives numpy's
+    numbers: ``(lo + hi) / 2`` for an even count; for an odd one the middle value
+    (``np.median``'s mean of one) or, ``halve_odd``, ``(mid + mid) / 2`` (a median read off a
+    sorted grid, as the array code wrote it). A segment without values: NaN.
+
+    ``mode`` 1 also sorts every segment and gives, per row, the smallest positive difference of
+    two neighbours in that order (``inf`` if none); 2 sorts only until one segment has such a
+    difference (an upper bound of the row's smallest)."""
+    if "median" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(x, order, starts, counts, pool, absolute, halve_odd, mode, med, res):  # type: ignore[no-untyped-def]
+            rows = x.shape[0]
+            n_seg = counts.size
+            width = 0
+            for s in range(n_seg):
+                width = max(width, counts[s])
+            b = np.empty((2 * pool + 1) * width + 1)
+            for i in range(rows):
+                best = np.inf
+                for s in range(n_seg):
+                    m = 0
+                    for k in range(-pool, pool + 1):
+                        ss = (s + k) % n_seg
+                        for j in range(starts[ss], starts[ss] + counts[ss]):
+                            v = x[i, order[j]]
+                            if not np.isnan(v):
+                                b[m] = abs(v) if absolute else v
+                                m += 1
+                    if m == 0:
+                        med[i, s] = np.nan
+                        continue
+                    k1 = (m - 1) // 2
+                    if mode == 1 or (mode == 2 and best == np.inf):
+                        part = b[:m]
+                        part.sort()
+                        for q in range(m - 1):
+                            d = b[q + 1] - b[q]
+                            if d > 0 and d < best:
+                                best = d
+                        v1 = b[k1]
+                        v2 = b[m // 2]
+                    else:
+                        lo = 0
+                        hi = m - 1
+                        while lo < hi:  # Wirth: b[k1] ends in place, <= left of it, >= right
+                            pivot = b[k1]
+                            ii = lo
+                            jj = hi
+                            while ii <= jj:
+                                while b[ii] < pivot:
+                                    ii += 1
+                                while pivot < b[jj]:
+                                    jj -= 1
+                                if ii <= jj:
+                                    tmp = b[ii]
+                                    b[ii] = b[jj]
+                                    b[jj] = tmp
+                                    ii += 1
+                                    jj -= 1
+                            if jj < k1:
+                                lo = ii
+                            if k1 < ii:
+                                hi = jj
+                        v1 = b[k1]
+                        v2 = v1
+                        if m % 2 == 0:
+                            v2 = b[k1 + 1]
+                            for q in range(k1 + 2, m):
+                                if b[q] < v2:
+                                    v2 = b[q]
+                    if m % 2 == 0 or halve_odd:
+                        med[i, s] = (v1 + v2) / 2.0
+                    else:
+                        med[i, s] = v1
+                res[i] = best
+
+        _KERNELS["median"] = kernel
+    return _KERNELS["median"]
+
+
+def _row_medians(x: np.ndarray, *, absolute: bool, halve_odd: bool) -> np.ndarray:
+    """Per row, the median of its non-NaN values (of ``|x|`` with ``absolute``); NaN if none."""
+    n = x.shape[1]
+    order = np.arange(n, dtype=np.int64)
+    starts = np.zeros(1, dtype=np.int64)
+    counts = np.full(1, n, dtype=np.int64)
+    return _segment_medians(x, order, starts, counts, absolute=absolute, halve_odd=halve_odd)[0][:, 0]
+
+
+def _robust_sigma(r: np.ndarray, *, nan: bool | None = None) -> np.ndarray:
+    """Per row: median of |r| (NaN left out) × 1.4826; 0 for a row without values. (As the array
+    code computed it: ``np.median`` without NaN in the matrix, else the middle of the sorted
+    values, ``(lo + hi) / 2``; ``nan`` says which, when the caller knows; one selection per row
+    either way.)"""
+    if not r.shape[1]:
+        return np.zeros(r.shape[0])
+    if nan is None:
+        nan = bool(np.isnan(r).any())
+    out = _row_medians(r, absolute=True, halve_odd=nan) * MAD_TO_SIGMA
+    return np.where(np.isnan(out), 0.0, out) if nan else out
 
 
 def fit_profile(
@@ -159,7 +270,9 @@ def fit_profile(
     per_slot = np.bincount(slots_of(ts_ns, slot_ns), minlength=-(-DAY_NS // slot_ns))
     typical = float(np.median(per_slot)) if per_slot.size else 0.0
     pool = pool_slots if pool_slots is not None else (1 if typical < POOL_BELOW else 0)
-    med, resolution = _slot_medians(ts_ns, x, slot_ns, pool=pool)
+    # the slot's resolution only counts where it is above the rest of the scale's floor: an upper
+    # bound of it first (a sort of a slot or two), the exact one (every slot sorted) where needed
+    med, res_bound = _slot_medians(ts_ns, x, slot_ns, pool=pool, resolution="bound")
     missing = np.isnan(med)
     if missing.any():  # a slot never seen: the median of the others (0 when none)
         fill = np.zeros(med.shape[0])
@@ -169,28 +282,51 @@ def fit_profile(
         med = np.where(missing, fill[:, None], med)
     slot = slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
+    nan_r = bool(np.isnan(r).any())
+    sigma_r = _robust_sigma(r, nan=nan_r)
     # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
     # the series' median — the channel is then a held robust level, and the profile's noise (the
     # medians of a few points per slot) does not become the baseline
-    weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * _robust_sigma(r)
+    weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * sigma_r
     if weak.any():
         med[weak] = _median_rows(x[weak])[:, None]
         r[weak] = x[weak] - med[weak][:, slot]
     weekly = _weekly(ts_ns, r, slot_ns)
+    strong = np.zeros(x.shape[0], dtype=bool)
+    sigma_w = sigma_r
+    nan_w = nan_r
     if weekly is not None:
         w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
-        strong = ~weak & (_robust_sigma(weekly) >= min_cycle * _robust_sigma(r - w_of))
+        r_w = r - w_of
+        nan_w = bool(np.isnan(r_w).any())
+        sigma_w = _robust_sigma(r_w, nan=nan_w)
+        strong = ~weak & (_robust_sigma(weekly) >= min_cycle * sigma_w)
         weekly[~strong] = 0.0
         r = r - np.where(strong[:, None], w_of, 0.0)
         if not strong.any():
             weekly = None
+    # the robust sigma of r as it is now, row by row from the ones above where that row is the
+    # same (the weekly profile's rows: r - w_of; the others, neither weak nor weekly: r as first
+    # computed) under the same choice of formula (NaN in the matrix or not); the rest computed
+    nan_now = bool(np.isnan(r).any())
+    sigma_now = np.where(
+        strong, sigma_w if nan_w == nan_now else np.nan, sigma_r if nan_r == nan_now else np.nan
+    )
+    again = weak | np.isnan(sigma_now)
+    if again.any():
+        sigma_now[again] = _robust_sigma(r[again], nan=nan_now)
     # the values' own spread (about their median), for the floor of the scale
     centre = _median_rows(x)
     spread = _robust_sigma(x - centre[:, None])
+    rest = np.maximum.reduce([min_scale * spread, min_scale / 10 * np.abs(centre), np.full(x.shape[0], 1e-9)])
+    resolution = np.zeros(x.shape[0])  # where its bound is at most the rest: it changes nothing
+    exact = ~(res_bound <= rest)
+    if exact.any():
+        resolution[exact] = _slot_medians(ts_ns, x[exact], slot_ns, pool=pool, resolution="exact")[1]
     floor = np.maximum.reduce(
         [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
     )
-    scale0 = np.maximum(_robust_sigma(r), floor)
+    scale0 = np.maximum(sigma_now, floor)
     reach = int(window) + int(max_hold_ns // max(int(step_ns), 1))
     first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
     resid = r - _levels(first, r)
@@ -210,7 +346,7 @@ def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None
     per_slot = np.bincount(slots_of(ts_ns, slot_ns, WEEK_NS), minlength=-(-WEEK_NS // slot_ns))
     if not long.any() or float(np.median(per_slot)) < WEEKLY_MIN_POINTS:
         return None
-    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS)
+    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS, resolution="none")
     centre = np.nanmedian(med, axis=1)
     med = np.where(np.isnan(med), 0.0, med - centre[:, None])
     out = np.zeros((r.shape[0], med.shape[1]))
@@ -219,8 +355,15 @@ def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None
 
 
 def _median_rows(x: np.ndarray) -> np.ndarray:
-    if not np.isnan(x).any():
-        return np.median(x, axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    """Per row, the median of its values (NaN left out; 0 for a row without any): ``np.median`` /
+    ``np.nanmedian``'s numbers, by one selection per row (``np.nanmedian`` of a row of 600 or more
+    is ``np.median`` of its values; shorter ones with NaN are left to it)."""
+    if not x.shape[1]:
+        return np.zeros(x.shape[0])
+    nan = bool(np.isnan(x).any())
+    if not nan or x.shape[1] >= 600:
+        out = _row_medians(x, absolute=False, halve_odd=False)
+        return np.where(np.isnan(out), 0.0, out) if nan else out
     out = np.zeros(x.shape[0])
     some = ~np.isnan(x).all(axis=1)
     if some.any():
@@ -257,15 +400,12 @@ def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, scores: bool
     _level_kernel()(r, thr, scale, w, h, max(1, w // 4), scores, out)
 
 
-_KERNEL: list[Any] = []
-
-
 def _level_kernel() -> Any:
     """The compiled pass behind :func:`_levels` and :func:`channel_scores` (numba, on first use;
     ``cache=True``): per row, the running counts and sums of the present and of the held
     residuals, accumulated in order as ``np.cumsum`` does, their windows taken as differences, the
     level chosen as the array formula chooses it; with ``scores``, ``|r - level| / scale``."""
-    if not _KERNEL:
+    if "levels" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
@@ -319,8 +459,8 @@ def _level_kernel() -> Any:
                                     level = s_all / max(n_all, 1)
                     out[i, t] = abs(v - level) / scale[i] if scores else level
 
-        _KERNEL.append(kernel)
-    return _KERNEL[0]
+        _KERNELS["levels"] = kernel
+    return _KERNELS["levels"]
 
 
 def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
