@@ -118,3 +118,15 @@ def test_tail_fit_is_the_calibrators_tail() -> None:
         s = x[np.isfinite(x)] if np.isfinite(x).any() else np.zeros(1)
         beta, p_u = tail_fit(s, float(np.quantile(s, 0.98)), float(s.min()), float(s.max()))
         assert (beta, p_u) == (cal.beta_, cal.p_u_)
+
+
+def test_widen_is_the_convolution() -> None:
+    from telewatch.detectors.novelty_seasonal import widen
+
+    rng = np.random.default_rng(5)
+    for n, share in [(11, 1.0), (13, 0.5), (11, 0.2), (12, 0.0), (500, 0.01), (500, 0.5), (1_000, 0.9)]:
+        mask = rng.random(n) < share
+        mask[0] = mask[-1] = rng.random() < 0.5  # the edges
+        for pad in (0, 1, 5):
+            want = np.convolve(mask.astype("int64"), np.ones(2 * pad + 1, dtype="int64"), mode="same") > 0
+            np.testing.assert_array_equal(widen(mask, pad), want)

@@ -286,3 +286,45 @@ def reference_median_rows(x: np.ndarray) -> np.ndarray:
     if some.any():
         out[some] = np.nanmedian(x[some], axis=1)
     return out
+
+
+def median_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    split = np.concatenate([np.full(700, 1.0), np.full(700, 2.0)])  # the two middle ones apart
+    near = np.concatenate([np.full(700, 1.0), np.full(700, np.nextafter(1.0, 2.0))])
+    signs = np.concatenate([-np.abs(rng.normal(0, 1, 600)), np.abs(rng.normal(0, 1, 600))])
+    zeros = np.where(rng.random(1_001) < 0.5, 0.0, -0.0)
+    return [
+        rng.normal(0, 1, 43_200),
+        rng.normal(0, 1, 43_199),
+        rng.lognormal(0, 5, 5_000),
+        np.round(rng.normal(0, 2, 4_000)),
+        split,
+        rng.permutation(split),
+        near,
+        signs,
+        zeros,
+        np.concatenate([rng.normal(0, 1, 999), [np.inf, -np.inf, np.inf]]),
+        np.full(2_000, 3.0),
+        rng.normal(0, 1, 513),
+        rng.normal(0, 1, 512),
+        rng.normal(0, 1, 7),
+        np.array([5.0]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(median_cases())))
+def test_row_medians_are_numpys(case: int) -> None:
+    """The compiled selection (radix passes, then Wirth's) against np.median, with and without
+    NaN and absolute values: ties, two middle values in different buckets or a ulp apart, signed
+    zeros, infinities, sizes either side of the radix pass's 512."""
+    x = median_cases()[case]
+    got = dp._row_medians(x[None, :], absolute=False, halve_odd=False)[0]
+    assert got == np.median(x)
+    got_abs = dp._row_medians(x[None, :], absolute=True, halve_odd=False)[0]
+    assert got_abs == np.median(np.abs(x))
+    holes = x.copy()
+    holes[1::3] = np.nan
+    assert dp._row_medians(holes[None, :], absolute=False, halve_odd=False)[0] == np.nanmedian(holes)
+    assert dp._robust_sigma(holes[None, :])[0] == reference_robust_sigma(holes[None, :])[0]
+    assert dp._robust_sigma(x[None, :])[0] == reference_robust_sigma(x[None, :])[0]

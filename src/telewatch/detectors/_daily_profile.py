@@ -165,6 +165,13 @@ def _median_kernel() -> Any:
             for s in range(n_seg):
                 width = max(width, counts[s])
             b = np.empty((2 * pool + 1) * width + 1)
+            tb = np.empty_like(b)
+            bu = b.view(np.uint64)
+            tu = tb.view(np.uint64)
+            hist = np.zeros(2048, dtype=np.int64)
+            sign = np.uint64(1) << np.uint64(63)
+            zero = np.uint64(0)
+            mask = np.uint64(2047)
             for i in range(rows):
                 best = np.inf
                 for s in range(n_seg):
@@ -190,34 +197,79 @@ def _median_kernel() -> Any:
                         v1 = b[k1]
                         v2 = b[m // 2]
                     else:
+                        # many values: a radix pass or two narrows them to the bucket of 11 bits
+                        # (of the order-preserving key of the float) that holds rank k1; the
+                        # (k1 + 1)-th, when it falls past that bucket, is the smallest beyond it
+                        rank = k1
+                        need2 = m % 2 == 0
+                        v2 = 0.0
+                        cnt = m
+                        in_b = True
+                        shift = 53
+                        while cnt > 512 and shift >= 0:
+                            src_u = bu if in_b else tu
+                            dst_u = tu if in_b else bu
+                            src_f = b if in_b else tb
+                            sh = np.uint64(shift)
+                            hist[:] = 0
+                            for q in range(cnt):
+                                u = src_u[q]
+                                key = ~u if (u & sign) != zero else u | sign
+                                hist[np.int64((key >> sh) & mask)] += 1
+                            acc = 0
+                            bkt = 0
+                            while acc + hist[bkt] <= rank:
+                                acc += hist[bkt]
+                                bkt += 1
+                            rank -= acc
+                            beyond = need2 and rank + 1 >= hist[bkt]
+                            found = False
+                            c2 = 0
+                            for q in range(cnt):
+                                u = src_u[q]
+                                key = ~u if (u & sign) != zero else u | sign
+                                bq = np.int64((key >> sh) & mask)
+                                if bq == bkt:
+                                    dst_u[c2] = u
+                                    c2 += 1
+                                elif beyond and bq > bkt and (not found or src_f[q] < v2):
+                                    v2 = src_f[q]
+                                    found = True
+                            if beyond:
+                                need2 = False
+                            cnt = c2
+                            in_b = not in_b
+                            shift -= 11
+                        a = b if in_b else tb
                         lo = 0
-                        hi = m - 1
-                        while lo < hi:  # Wirth: b[k1] ends in place, <= left of it, >= right
-                            pivot = b[k1]
+                        hi = cnt - 1
+                        while lo < hi:  # Wirth: a[rank] ends in place, <= left of it, >= right
+                            pivot = a[rank]
                             ii = lo
                             jj = hi
                             while ii <= jj:
-                                while b[ii] < pivot:
+                                while a[ii] < pivot:
                                     ii += 1
-                                while pivot < b[jj]:
+                                while pivot < a[jj]:
                                     jj -= 1
                                 if ii <= jj:
-                                    tmp = b[ii]
-                                    b[ii] = b[jj]
-                                    b[jj] = tmp
+                                    tmp = a[ii]
+                                    a[ii] = a[jj]
+                                    a[jj] = tmp
                                     ii += 1
                                     jj -= 1
-                            if jj < k1:
+                            if jj < rank:
                                 lo = ii
-                            if k1 < ii:
+                            if rank < ii:
                                 hi = jj
-                        v1 = b[k1]
-                        v2 = v1
-                        if m % 2 == 0:
-                            v2 = b[k1 + 1]
-                            for q in range(k1 + 2, m):
-                                if b[q] < v2:
-                                    v2 = b[q]
+                        v1 = a[rank]
+                        if m % 2 == 1:
+                            v2 = v1
+                        elif need2:  # the (k1 + 1)-th is in this bucket, right of rank
+                            v2 = a[rank + 1]
+                            for q in range(rank + 2, cnt):
+                                if a[q] < v2:
+                                    v2 = a[q]
                     if m % 2 == 0 or halve_odd:
                         med[i, s] = (v1 + v2) / 2.0
                     else:

@@ -142,9 +142,20 @@ def screen_tail(scores: np.ndarray, *, u: float | None = None) -> np.ndarray:
     suspect[over] = z >= c.SCREEN_Z
     if suspect.sum() < c.SCREEN_MIN_SHARE * (1.0 - 0.98) * n:
         return mask
-    pad = 5
-    suspect = np.convolve(suspect.astype("int64"), np.ones(2 * pad + 1, dtype="int64"), mode="same") > 0
-    return suspect & finite
+    return widen(suspect, 5) & finite
+
+
+def widen(mask: np.ndarray, pad: int) -> np.ndarray:
+    """``mask`` widened by ``pad`` points either side: ``np.convolve(mask, np.ones(2 * pad + 1),
+    mode="same") > 0``, by marking around the few points set rather than a convolution of every
+    point."""
+    out = np.zeros(mask.size, dtype=bool)
+    at = np.flatnonzero(mask)
+    if at.size:
+        for shift in range(-pad, pad + 1):
+            pos = at + shift
+            out[pos[(pos >= 0) & (pos < mask.size)]] = True
+    return out
 
 
 def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = np.inf) -> Calibrator:
@@ -162,8 +173,7 @@ def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = 
         with np.errstate(invalid="ignore"):
             high = present & (raw >= beyond)
         if high.any():
-            pad = np.convolve(high.astype("int64"), np.ones(11, dtype="int64"), mode="same") > 0
-            suspect |= pad & present
+            suspect |= widen(high, 5) & present
     kept = present & ~suspect
     if not (suspect.any() and kept.any()):
         return _train(finite, ordered)
