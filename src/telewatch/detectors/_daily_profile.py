@@ -105,66 +105,95 @@ def _slot_medians(
     between two values of a slot (0 where there is none); with ``pool``, each slot's median is
     over it and ``pool`` slots either side (a day's wrap included).
 
-    ``resolution``: ``"exact"``; ``"none"`` (0, not computed: every slot's median by selection,
-    no sort); ``"bound"``: an upper bound of it (the smallest positive step of the first slots
-    that have one, ``inf`` where none does), the other slots by selection — enough where the
-    step only matters above a floor (:func:`fit_profile`). The points are put in slots once (the
-    same for every row), then one compiled pass per row (:func:`_median_kernel`)."""
+    ``resolution``: ``"exact"``; ``"none"`` (0, not computed); ``"bound"``: an upper bound of it
+    (the smallest positive step of the first slot that has one, ``inf`` where none does) — enough
+    where the step only matters above a floor (:func:`fit_profile`). The values go in a grid of
+    slots × width (NaN-padded; a reshape when every slot holds as many points), sorted along the
+    width by numpy, then one compiled pass reads the medians and steps off it
+    (:func:`_grid_kernel`)."""
     n_slots = -(-period_ns // slot_ns)
     slot = slots_of(ts_ns, slot_ns, period_ns)
-    order = np.argsort(slot.astype(np.int32), kind="stable").astype(np.int64)
-    counts = np.bincount(slot, minlength=n_slots).astype(np.int64)
-    starts = np.cumsum(counts) - counts
+    order = np.argsort(slot.astype(np.int32), kind="stable")
+    counts = np.bincount(slot, minlength=n_slots)
+    width = max(int(counts.max()) if counts.size else 0, 1)
+    x = np.asarray(x, dtype="float64")
+    rows = x.shape[0]
+    values = x[:, order]
+    if slot.size == n_slots * width:  # every slot full: the sorted order is the grid
+        grid = values.reshape(rows, n_slots, width)
+    else:
+        starts = np.cumsum(counts) - counts
+        sorted_slot = slot[order]
+        cell = sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])
+        grid = np.full((rows, n_slots * width), np.nan)
+        grid[:, cell] = values
+        grid = grid.reshape(rows, n_slots, width)
+    if pool > 0:
+        grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
+    grid.sort(axis=2)  # NaN last
+    med = np.empty((rows, n_slots))
+    res = np.full(rows, np.inf)
     mode = {"none": 0, "exact": 1, "bound": 2}[resolution]
-    med, res = _segment_medians(x, order, starts, counts, pool=pool, halve_odd=True, mode=mode)
-    if mode == 1:
-        res = np.where(np.isfinite(res), res, 0.0)
-    return med, res
+    _grid_kernel()(grid, mode, med, res)
+    return med, (np.where(np.isfinite(res), res, 0.0) if mode == 1 else res)
 
 
-def _segment_medians(
-    x: np.ndarray,
-    order: np.ndarray,
-    starts: np.ndarray,
-    counts: np.ndarray,
-    *,
-    pool: int = 0,
-    absolute: bool = False,
-    halve_odd: bool,
-    mode: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+def _grid_kernel() -> Any:
+    """Per row and slot of a grid sorted along its last axis (NaN last): the median of the
+    present values, ``(lo + hi) / 2`` (the middle one halved with itself for an odd count, as the
+    array code read it off the grid), NaN for none; ``mode`` 1: per row, the smallest positive
+    difference of two neighbours over every slot (``inf`` if none); 2: that of the first slot
+    which has one (an upper bound of the row's); 0: neither."""
+    if "grid" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(grid, mode, med, res):  # type: ignore[no-untyped-def]
+            rows, n_slots, width = grid.shape
+            for i in range(rows):
+                best = np.inf
+                for s in range(n_slots):
+                    p = width
+                    while p > 0 and np.isnan(grid[i, s, p - 1]):
+                        p -= 1
+                    if p == 0:
+                        med[i, s] = np.nan
+                        continue
+                    med[i, s] = (grid[i, s, (p - 1) // 2] + grid[i, s, p // 2]) / 2.0
+                    if mode == 1 or (mode == 2 and best == np.inf):
+                        for q in range(p - 1):
+                            d = grid[i, s, q + 1] - grid[i, s, q]
+                            if d > 0 and d < best:
+                                best = d
+                res[i] = best
+
+        _KERNELS["grid"] = kernel
+    return _KERNELS["grid"]
+
+
+def _row_medians(x: np.ndarray, *, absolute: bool, halve_odd: bool) -> np.ndarray:
+    """Per row, the median of its non-NaN values (of ``|x|`` with ``absolute``); NaN if none.
+    ``(lo + hi) / 2`` for an even count; for an odd one the middle value (``np.median``'s mean of
+    one) or, ``halve_odd``, ``(mid + mid) / 2`` (as a median read off a sorted row)."""
     x = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
-    med = np.empty((x.shape[0], counts.size))
-    res = np.full(x.shape[0], np.inf)
-    _median_kernel()(
-        x, order, starts, counts, int(pool), bool(absolute), bool(halve_odd), int(mode), med, res
-    )
-    return med, res
+    out = np.empty(x.shape[0])
+    _median_kernel()(x, bool(absolute), bool(halve_odd), out)
+    return out
 
 
 def _median_kernel() -> Any:
-    """Medians of segments of each row: segment ``s`` holds the points ``order[starts[s] :
-    starts[s] + counts[s]]`` (and, with ``pool``, those of the ``pool`` segments either side,
-    wrapping, as ``np.roll`` stacks them); NaN left out (``absolute``: of ``|x|``). The median is
-    an order statistic or the mean of two, so selection (Wirth's, in place) gives numpy's
-    numbers: ``(lo + hi) / 2`` for an even count; for an odd one the middle value
-    (``np.median``'s mean of one) or, ``halve_odd``, ``(mid + mid) / 2`` (a median read off a
-    sorted grid, as the array code wrote it). A segment without values: NaN.
-
-    ``mode`` 1 also sorts every segment and gives, per row, the smallest positive difference of
-    two neighbours in that order (``inf`` if none); 2 sorts only until one segment has such a
-    difference (an upper bound of the row's smallest)."""
+    """The compiled selection behind :func:`_row_medians`. A median is an order statistic or the
+    mean of two, so selection gives numpy's numbers: a radix pass or two on the float's
+    order-preserving key (11 bits at a time) narrows a long row to the bucket that holds the
+    middle rank, then Wirth's selection finds it in place; the next rank, for an even count, is
+    the smallest value past that bucket or right of it."""
     if "median" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(x, order, starts, counts, pool, absolute, halve_odd, mode, med, res):  # type: ignore[no-untyped-def]
-            rows = x.shape[0]
-            n_seg = counts.size
-            width = 0
-            for s in range(n_seg):
-                width = max(width, counts[s])
-            b = np.empty((2 * pool + 1) * width + 1)
+        def kernel(x, absolute, halve_odd, out):  # type: ignore[no-untyped-def]
+            rows, n = x.shape
+            b = np.empty(n + 1)
             tb = np.empty_like(b)
             bu = b.view(np.uint64)
             tu = tb.view(np.uint64)
@@ -173,120 +202,90 @@ def _median_kernel() -> Any:
             zero = np.uint64(0)
             mask = np.uint64(2047)
             for i in range(rows):
-                best = np.inf
-                for s in range(n_seg):
-                    m = 0
-                    for k in range(-pool, pool + 1):
-                        ss = (s + k) % n_seg
-                        for j in range(starts[ss], starts[ss] + counts[ss]):
-                            v = x[i, order[j]]
-                            if not np.isnan(v):
-                                b[m] = abs(v) if absolute else v
-                                m += 1
-                    if m == 0:
-                        med[i, s] = np.nan
-                        continue
-                    k1 = (m - 1) // 2
-                    if mode == 1 or (mode == 2 and best == np.inf):
-                        part = b[:m]
-                        part.sort()
-                        for q in range(m - 1):
-                            d = b[q + 1] - b[q]
-                            if d > 0 and d < best:
-                                best = d
-                        v1 = b[k1]
-                        v2 = b[m // 2]
-                    else:
-                        # many values: a radix pass or two narrows them to the bucket of 11 bits
-                        # (of the order-preserving key of the float) that holds rank k1; the
-                        # (k1 + 1)-th, when it falls past that bucket, is the smallest beyond it
-                        rank = k1
-                        need2 = m % 2 == 0
-                        v2 = 0.0
-                        cnt = m
-                        in_b = True
-                        shift = 53
-                        while cnt > 512 and shift >= 0:
-                            src_u = bu if in_b else tu
-                            dst_u = tu if in_b else bu
-                            src_f = b if in_b else tb
-                            sh = np.uint64(shift)
-                            hist[:] = 0
-                            for q in range(cnt):
-                                u = src_u[q]
-                                key = ~u if (u & sign) != zero else u | sign
-                                hist[np.int64((key >> sh) & mask)] += 1
-                            acc = 0
-                            bkt = 0
-                            while acc + hist[bkt] <= rank:
-                                acc += hist[bkt]
-                                bkt += 1
-                            rank -= acc
-                            beyond = need2 and rank + 1 >= hist[bkt]
-                            found = False
-                            c2 = 0
-                            for q in range(cnt):
-                                u = src_u[q]
-                                key = ~u if (u & sign) != zero else u | sign
-                                bq = np.int64((key >> sh) & mask)
-                                if bq == bkt:
-                                    dst_u[c2] = u
-                                    c2 += 1
-                                elif beyond and bq > bkt and (not found or src_f[q] < v2):
-                                    v2 = src_f[q]
-                                    found = True
-                            if beyond:
-                                need2 = False
-                            cnt = c2
-                            in_b = not in_b
-                            shift -= 11
-                        a = b if in_b else tb
-                        lo = 0
-                        hi = cnt - 1
-                        while lo < hi:  # Wirth: a[rank] ends in place, <= left of it, >= right
-                            pivot = a[rank]
-                            ii = lo
-                            jj = hi
-                            while ii <= jj:
-                                while a[ii] < pivot:
-                                    ii += 1
-                                while pivot < a[jj]:
-                                    jj -= 1
-                                if ii <= jj:
-                                    tmp = a[ii]
-                                    a[ii] = a[jj]
-                                    a[jj] = tmp
-                                    ii += 1
-                                    jj -= 1
-                            if jj < rank:
-                                lo = ii
-                            if rank < ii:
-                                hi = jj
-                        v1 = a[rank]
-                        if m % 2 == 1:
-                            v2 = v1
-                        elif need2:  # the (k1 + 1)-th is in this bucket, right of rank
-                            v2 = a[rank + 1]
-                            for q in range(rank + 2, cnt):
-                                if a[q] < v2:
-                                    v2 = a[q]
-                    if m % 2 == 0 or halve_odd:
-                        med[i, s] = (v1 + v2) / 2.0
-                    else:
-                        med[i, s] = v1
-                res[i] = best
+                m = 0
+                for j in range(n):
+                    v = x[i, j]
+                    if not np.isnan(v):
+                        b[m] = abs(v) if absolute else v
+                        m += 1
+                if m == 0:
+                    out[i] = np.nan
+                    continue
+                rank = (m - 1) // 2
+                need2 = m % 2 == 0
+                v2 = 0.0
+                cnt = m
+                in_b = True
+                shift = 53
+                while cnt > 512 and shift >= 0:
+                    src_u = bu if in_b else tu
+                    dst_u = tu if in_b else bu
+                    src_f = b if in_b else tb
+                    sh = np.uint64(shift)
+                    hist[:] = 0
+                    for q in range(cnt):
+                        u = src_u[q]
+                        key = ~u if (u & sign) != zero else u | sign
+                        hist[np.int64((key >> sh) & mask)] += 1
+                    acc = 0
+                    bkt = 0
+                    while acc + hist[bkt] <= rank:
+                        acc += hist[bkt]
+                        bkt += 1
+                    rank -= acc
+                    beyond = need2 and rank + 1 >= hist[bkt]
+                    found = False
+                    c2 = 0
+                    for q in range(cnt):
+                        u = src_u[q]
+                        key = ~u if (u & sign) != zero else u | sign
+                        bq = np.int64((key >> sh) & mask)
+                        if bq == bkt:
+                            dst_u[c2] = u
+                            c2 += 1
+                        elif beyond and bq > bkt and (not found or src_f[q] < v2):
+                            v2 = src_f[q]
+                            found = True
+                    if beyond:
+                        need2 = False
+                    cnt = c2
+                    in_b = not in_b
+                    shift -= 11
+                a = b if in_b else tb
+                lo = 0
+                hi = cnt - 1
+                while lo < hi:  # Wirth: a[rank] ends in place, <= left of it, >= right
+                    pivot = a[rank]
+                    ii = lo
+                    jj = hi
+                    while ii <= jj:
+                        while a[ii] < pivot:
+                            ii += 1
+                        while pivot < a[jj]:
+                            jj -= 1
+                        if ii <= jj:
+                            tmp = a[ii]
+                            a[ii] = a[jj]
+                            a[jj] = tmp
+                            ii += 1
+                            jj -= 1
+                    if jj < rank:
+                        lo = ii
+                    if rank < ii:
+                        hi = jj
+                v1 = a[rank]
+                if m % 2 == 1:
+                    out[i] = (v1 + v1) / 2.0 if halve_odd else v1
+                    continue
+                if need2:  # the next rank is in this bucket, right of rank
+                    v2 = a[rank + 1]
+                    for q in range(rank + 2, cnt):
+                        if a[q] < v2:
+                            v2 = a[q]
+                out[i] = (v1 + v2) / 2.0
 
         _KERNELS["median"] = kernel
     return _KERNELS["median"]
-
-
-def _row_medians(x: np.ndarray, *, absolute: bool, halve_odd: bool) -> np.ndarray:
-    """Per row, the median of its non-NaN values (of ``|x|`` with ``absolute``); NaN if none."""
-    n = x.shape[1]
-    order = np.arange(n, dtype=np.int64)
-    starts = np.zeros(1, dtype=np.int64)
-    counts = np.full(1, n, dtype=np.int64)
-    return _segment_medians(x, order, starts, counts, absolute=absolute, halve_odd=halve_odd)[0][:, 0]
 
 
 def _robust_sigma(r: np.ndarray, *, nan: bool | None = None) -> np.ndarray:
