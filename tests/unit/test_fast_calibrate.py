@@ -130,3 +130,38 @@ def test_widen_is_the_convolution() -> None:
         for pad in (0, 1, 5):
             want = np.convolve(mask.astype("int64"), np.ones(2 * pad + 1, dtype="int64"), mode="same") > 0
             np.testing.assert_array_equal(widen(mask, pad), want)
+
+
+def test_sorted_quantile_from_the_top_order_statistics() -> None:
+    """Given only the order statistics from ``first`` on (a partition, the top sorted): the same
+    numbers as np.quantile for the quantiles up there; a clear error below."""
+    rng = np.random.default_rng(9)
+    probs = np.linspace(0.0, 1.0, 512)[490:]
+    for x in cases():
+        x = x[np.isfinite(x)]
+        if x.size < 3:
+            continue
+        first = int(np.floor((x.size - 1) * 0.95))
+        top = np.sort(np.partition(x, first)[first:])
+        np.testing.assert_array_equal(sorted_quantile(top, probs, first=first), np.quantile(x, probs))
+        assert float(sorted_quantile(top, 0.98, first=first)) == float(np.quantile(x, 0.98))
+        with pytest.raises(ValueError, match="below the order statistics"):
+            sorted_quantile(top, 0.5, first=first)
+    x = rng.normal(0, 1, 10)
+    assert float(sorted_quantile(np.sort(x)[9:], 1.0, first=9)) == x.max()
+
+
+def test_searchsorted_never_passes_a_level_at_or_above_the_key() -> None:
+    """What ``_only_tail_matters`` leans on, on sorted and unsorted levels alike: numpy's
+    searchsorted gives ``i`` with ``i == 0`` or ``levels[i - 1] < key`` (its binary search only
+    moves right past a level below the key, also when it starts from the previous key's answer)."""
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        levels = np.sort(rng.normal(0, 1, rng.integers(1, 600)))
+        swap = rng.integers(0, levels.size, 3)
+        levels[swap] = levels[swap[::-1]] + rng.normal(0, 1e-3, 3)  # a few out of order
+        keys = rng.normal(0, 1.2, 300)
+        keys[::7] = np.sort(keys[::7])  # runs of rising keys: the search starts from the last answer
+        at = np.searchsorted(levels, keys, side="left")
+        ok = (at == 0) | (levels[np.maximum(at - 1, 0)] < keys)
+        assert ok.all()

@@ -164,21 +164,29 @@ def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = 
     ``beyond`` or higher (with 5 points either side: a channel whose raw score is in robust sigmas
     already knows an outlier when it sees one). The scores are sorted once: the screen's quantile
     and the calibrator's come from that sort (the points left out taken out of it)."""
-    f = raw[present]
-    finite = _finite(f)
+    finite = _finite(raw[present])
     ordered = np.sort(finite)
+    kept = screened_kept(raw, present, beyond=beyond, u=_screen_u(ordered))
+    if kept is present:
+        return _train(finite, ordered)
+    return _train(_finite(raw[kept]), _without(ordered, _finite(raw[present & ~kept])))
+
+
+def screened_kept(
+    raw: np.ndarray, present: np.ndarray, *, beyond: float = np.inf, u: float | None = None
+) -> np.ndarray:
+    """The points :func:`calibrate_screened` calibrates on: ``present`` less the suspects of
+    :func:`screen_tail` (``u`` its quantile when the caller has it) and, widened by 5 points, those
+    ``beyond`` or higher; ``present`` itself (the same object) when that leaves out none or all."""
     suspect = np.zeros(raw.size, dtype=bool)
-    suspect[present] = screen_tail(f, u=_screen_u(ordered))
+    suspect[present] = screen_tail(raw[present], u=u)
     if np.isfinite(beyond):
         with np.errstate(invalid="ignore"):
             high = present & (raw >= beyond)
         if high.any():
             suspect |= widen(high, 5) & present
     kept = present & ~suspect
-    if not (suspect.any() and kept.any()):
-        return _train(finite, ordered)
-    kept_finite = _finite(raw[kept])
-    return _train(kept_finite, _without(ordered, _finite(raw[present & ~kept])))
+    return kept if suspect.any() and kept.any() else present
 
 
 def _without(ordered: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -194,17 +202,46 @@ def _without(ordered: np.ndarray, removed: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
+def _empirical_bound(below: int, size: int) -> float:
+    """The largest surprisal ``-log p`` a calibrator's empirical part gives a score that at most
+    ``below`` of its ``size`` levels are under (``_log_tail``'s formula, as a scalar)."""
+    return -min(float(np.log(max(1.0 - below / size, 1e-300))), 0.0)
+
+
 def _only_tail_matters(cal_s: Calibrator, start: float) -> bool:
     """Whether no seasonal score at or below ``cal_s.u_`` can get a surprisal above ``start``
-    (novelty's tail start): at or below ``u_``, ``cal_s``'s surprisal is its empirical one, at most
-    that of the share of levels below ``u_`` (its levels sorted: searchsorted is monotone there).
-    Then :func:`combine` need only look at the scores above ``u_`` (a few percent)."""
-    levels = cal_s.levels_
-    if levels.size > 1 and not bool((levels[1:] >= levels[:-1]).all()):
-        return False
-    below = int(np.searchsorted(levels, cal_s.u_, side="left"))
-    bound = -min(float(np.log(max(1.0 - below / levels.size, 1e-300))), 0.0)
-    return bound + 1e-9 < start  # a margin: the bound is a scalar log, the scores' an array's
+    (novelty's tail start). At or below ``u_`` the surprisal is ``cal_s``'s empirical one, from
+    ``searchsorted(levels_, s)``; numpy's binary search answers ``i`` only with ``i == 0`` or
+    ``levels_[i - 1] < s`` (sorted levels or not: ``tests/unit/test_fast_calibrate.py``), so ``i``
+    is at most one past the last level below ``u_``. Then :func:`combine` need only look at the
+    scores above ``u_`` (a few percent)."""
+    low = np.flatnonzero(cal_s.levels_ < cal_s.u_)
+    below = int(low[-1]) + 1 if low.size else 0
+    return _empirical_bound(below, cal_s.levels_.size) + 1e-9 < start  # margin: a scalar log here
+
+
+def seasonal_tail(scores: np.ndarray, start: float) -> tuple[float, float, float] | None:
+    """``(u_, beta_, p_u_)`` of ``Calibrator().train(scores)`` (finite scores) when only its tail
+    matters for :func:`combine` with novelty's tail start ``start`` (see
+    :func:`_only_tail_matters`), from a partition and a sort of the top few percent: ``u_``, the
+    levels past the tail quantile (all at or above ``u_``: then at most the levels before them are
+    below it) and the extremes. ``None`` when that cannot be shown so (the caller calibrates in
+    full)."""
+    from telewatch.postrules.calibrate import sorted_quantile, tail_fit
+
+    cal = Calibrator()
+    n = scores.size
+    probs = np.linspace(0.0, 1.0, cal.quantiles)
+    past = int(np.searchsorted(probs, cal.tail, side="right"))  # the first level past the tail
+    if not n or past >= probs.size or not _empirical_bound(past, probs.size) + 1e-9 < start:
+        return None
+    first = int(np.floor(((n - 1) * np.array([cal.tail, probs[past]])).min()))
+    top = np.sort(np.partition(scores, first)[first:])
+    u = float(sorted_quantile(top, cal.tail, first=first))
+    if not bool((sorted_quantile(top, probs[past:], first=first) >= u).all()):
+        return None
+    beta, p_u = tail_fit(scores, u, float(scores.min()), float(top[-1]), cal.scale, cal.min_excess)
+    return u, beta, p_u
 
 
 def combine(
@@ -241,12 +278,32 @@ def combine_tail(
                 surprisal = surprisal * repeat_weights(surprisal, int(cooldown))
             as_novelty = np.where(surprisal > start, u_n + beta_n * (surprisal - start), -np.inf)
         return np.fmax(novelty_raw, as_novelty)
+    return combine_above(
+        novelty_raw, seasonal_raw, u_n, beta_n, p_u_n, cal_s.u_, cal_s.beta_, cal_s.p_u_, cooldown
+    )
+
+
+def combine_above(
+    novelty_raw: np.ndarray,
+    seasonal_raw: np.ndarray,
+    u_n: float,
+    beta_n: float,
+    p_u_n: float,
+    u_s: float,
+    beta_s: float,
+    p_u_s: float,
+    cooldown: int,
+) -> np.ndarray:
+    """:func:`combine_tail` where only the seasonal calibrator's tail matters
+    (:func:`_only_tail_matters`; ``u_s``, ``beta_s``, ``p_u_s`` that tail): the seasonal scores
+    above ``u_s`` alone are looked up."""
+    start = -np.log(p_u_n)
     s = np.asarray(seasonal_raw, dtype="float64")
     out = np.fmax(novelty_raw, -np.inf)
     with np.errstate(invalid="ignore", over="ignore"):
-        over = np.flatnonzero(s > cal_s.u_)
-        # cal_s.log_tail_probability above u_: its fitted tail, as _log_tail computes it
-        surprisal = -np.minimum(np.log(cal_s.p_u_) - (s[over] - cal_s.u_) / cal_s.beta_, 0.0)
+        over = np.flatnonzero(s > u_s)
+        # the calibrator's log tail probability above u_: its fitted tail, as _log_tail has it
+        surprisal = -np.minimum(np.log(p_u_s) - (s[over] - u_s) / beta_s, 0.0)
         if cooldown > 0 and over.size:
             dense = np.zeros(s.size)  # below u_: under every surprisal that can matter
             dense[over] = surprisal
@@ -433,8 +490,15 @@ class NoveltySeasonal(ExpectedBand, Detector):
             z = channel_scores(fit, ts, arr[rows])
             for j, (i, row_raw, (u_n, beta_n, p_u_n, _)) in enumerate(chosen):
                 z_row = np.where(present[i], z[j], np.nan)
-                cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma)
-                out[i] = combine_tail(row_raw, z_row, u_n, beta_n, p_u_n, cal_s, self.seasonal_cooldown)
+                kept = screened_kept(z_row, present[i], beyond=self.screen_sigma)
+                tail_s = seasonal_tail(_finite(z_row[kept]), float(-np.log(p_u_n)))
+                if tail_s is None:  # the whole calibrator (calibrate_screened: the same points)
+                    cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma)
+                    out[i] = combine_tail(row_raw, z_row, u_n, beta_n, p_u_n, cal_s, self.seasonal_cooldown)
+                else:
+                    out[i] = combine_above(
+                        row_raw, z_row, u_n, beta_n, p_u_n, *tail_s, self.seasonal_cooldown
+                    )
         out[~present] = np.nan
         return out
 

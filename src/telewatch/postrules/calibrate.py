@@ -173,12 +173,16 @@ class Calibrator:
         return state
 
 
-def sorted_quantile(ordered: np.ndarray, q: float | np.ndarray) -> np.ndarray:
+def sorted_quantile(ordered: np.ndarray, q: float | np.ndarray, *, first: int = 0) -> np.ndarray:
     """``np.quantile(values, q)`` (method "linear") given ``ordered``, the values sorted (1-D, no
     NaN, at least one): numpy's own index, gamma and interpolation steps on the same operands, so
     the same numbers, without numpy's partition for each call (512 levels cost a partition with
-    over a thousand pivots). A float ``q`` gives a 0-d array."""
-    n = ordered.size
+    over a thousand pivots). A float ``q`` gives a 0-d array.
+
+    With ``first``, ``ordered`` holds only the order statistics ``first`` to the last of
+    ``first + ordered.size`` values (a partition at ``first``, the rest sorted): enough for the
+    quantiles whose neighbours lie there (a :class:`ValueError` otherwise)."""
+    n = first + ordered.size
     virtual = (n - 1) * np.asarray(q, dtype="float64")
     prev = np.floor(virtual)
     nxt = prev + 1
@@ -186,7 +190,14 @@ def sorted_quantile(ordered: np.ndarray, q: float | np.ndarray) -> np.ndarray:
     prev = np.where(above, -1, prev).astype(np.intp)
     nxt = np.where(above, -1, nxt).astype(np.intp)
     gamma = virtual - prev
-    a, b = ordered[prev], ordered[nxt]
+    if first:
+        at_prev = np.where(prev < 0, prev, prev - first)
+        at_next = np.where(nxt < 0, nxt, nxt - first)
+        if (at_prev < -1).any():
+            raise ValueError("sorted_quantile: a quantile below the order statistics given")
+        a, b = ordered[at_prev], ordered[at_next]
+    else:
+        a, b = ordered[prev], ordered[nxt]
     diff = b - a
     out = np.asarray(a + diff * gamma)
     np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
