@@ -171,13 +171,17 @@ def _grid_kernel() -> Any:
     return _KERNELS["grid"]
 
 
-def _row_medians(x: np.ndarray, *, absolute: bool, halve_odd: bool) -> np.ndarray:
-    """Per row, the median of its non-NaN values (of ``|x|`` with ``absolute``); NaN if none.
+def _row_medians(
+    x: np.ndarray, *, absolute: bool, halve_odd: bool, centre: np.ndarray | None = None
+) -> np.ndarray:
+    """Per row, the median of its non-NaN values (of ``x - centre``, ``|x - centre|`` with
+    ``absolute``; ``centre`` 0 by default); NaN if none.
     ``(lo + hi) / 2`` for an even count; for an odd one the middle value (``np.median``'s mean of
     one) or, ``halve_odd``, ``(mid + mid) / 2`` (as a median read off a sorted row)."""
     x = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
     out = np.empty(x.shape[0])
-    _median_kernel()(x, bool(absolute), bool(halve_odd), out)
+    offset = np.zeros(x.shape[0]) if centre is None else np.ascontiguousarray(centre, dtype="float64")
+    _median_kernel()(x, offset, bool(absolute), bool(halve_odd), out)
     return out
 
 
@@ -191,7 +195,7 @@ def _median_kernel() -> Any:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(x, absolute, halve_odd, out):  # type: ignore[no-untyped-def]
+        def kernel(x, offset, absolute, halve_odd, out):  # type: ignore[no-untyped-def]
             rows, n = x.shape
             b = np.empty(n + 1)
             tb = np.empty_like(b)
@@ -203,8 +207,9 @@ def _median_kernel() -> Any:
             mask = np.uint64(2047)
             for i in range(rows):
                 m = 0
+                c = offset[i]
                 for j in range(n):
-                    v = x[i, j]
+                    v = x[i, j] - c  # as x - centre[:, None] (x - 0.0 == x, -0.0 included)
                     if not np.isnan(v):
                         b[m] = abs(v) if absolute else v
                         m += 1
@@ -288,7 +293,7 @@ def _median_kernel() -> Any:
     return _KERNELS["median"]
 
 
-def _robust_sigma(r: np.ndarray, *, nan: bool | None = None) -> np.ndarray:
+def _robust_sigma(r: np.ndarray, *, nan: bool | None = None, centre: np.ndarray | None = None) -> np.ndarray:
     """Per row: median of |r| (NaN left out) × 1.4826; 0 for a row without values. (As the array
     code computed it: ``np.median`` without NaN in the matrix, else the middle of the sorted
     values, ``(lo + hi) / 2``; ``nan`` says which, when the caller knows; one selection per row
@@ -297,7 +302,7 @@ def _robust_sigma(r: np.ndarray, *, nan: bool | None = None) -> np.ndarray:
         return np.zeros(r.shape[0])
     if nan is None:
         nan = bool(np.isnan(r).any())
-    out = _row_medians(r, absolute=True, halve_odd=nan) * MAD_TO_SIGMA
+    out = _row_medians(r, absolute=True, halve_odd=nan, centre=centre) * MAD_TO_SIGMA
     return np.where(np.isnan(out), 0.0, out) if nan else out
 
 
@@ -353,7 +358,8 @@ def fit_profile(
         sigma_w = _robust_sigma(r_w, nan=nan_w)
         strong = ~weak & (_robust_sigma(weekly) >= min_cycle * sigma_w)
         weekly[~strong] = 0.0
-        r = r - np.where(strong[:, None], w_of, 0.0)
+        # r - w_of where strong (r_w, the same subtraction), r - 0.0 == r bit for bit elsewhere
+        r = np.where(strong[:, None], r_w, r)
         if not strong.any():
             weekly = None
     # the robust sigma of r as it is now, row by row from the ones above where that row is the
@@ -368,7 +374,10 @@ def fit_profile(
         sigma_now[again] = _robust_sigma(r[again], nan=nan_now)
     # the values' own spread (about their median), for the floor of the scale
     centre = _median_rows(x)
-    spread = _robust_sigma(x - centre[:, None])
+    if np.isfinite(centre).all():  # |x - centre| in the selection pass; NaN where x is
+        spread = _robust_sigma(x, nan=bool(np.isnan(x).any()), centre=centre)
+    else:
+        spread = _robust_sigma(x - centre[:, None])
     rest = np.maximum.reduce([min_scale * spread, min_scale / 10 * np.abs(centre), np.full(x.shape[0], 1e-9)])
     resolution = np.zeros(x.shape[0])  # where its bound is at most the rest: it changes nothing
     exact = ~(res_bound <= rest)
@@ -380,7 +389,8 @@ def fit_profile(
     scale0 = np.maximum(sigma_now, floor)
     reach = int(window) + int(max_hold_ns // max(int(step_ns), 1))
     first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
-    resid = r - _levels(first, r)
+    resid = np.empty_like(r)  # r - _levels(first, r), in the same pass
+    _level_pass(first, np.ascontiguousarray(r), resid, mode=2)
     scale = np.maximum(_robust_sigma(resid), floor)
     return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
 
@@ -440,27 +450,29 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
     (:func:`_level_kernel`); ``tests/unit/test_fast_profile.py`` holds it to the array formula."""
     r = np.ascontiguousarray(np.atleast_2d(r), dtype="float64")
     out = np.empty_like(r)
-    _level_pass(fit, r, out, scores=False)
+    _level_pass(fit, r, out, mode=0)
     return out
 
 
-def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, scores: bool) -> None:
+def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int) -> None:
+    """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2)."""
     w, h = int(fit.window), int(max(fit.reach, fit.window))
     scale = np.ascontiguousarray(fit.scale, dtype="float64")
     thr = fit.hold * scale  # as the array formula: hold × scale, per row
-    _level_kernel()(r, thr, scale, w, h, max(1, w // 4), scores, out)
+    _level_kernel()(r, thr, scale, w, h, max(1, w // 4), mode, out)
 
 
 def _level_kernel() -> Any:
     """The compiled pass behind :func:`_levels` and :func:`channel_scores` (numba, on first use;
     ``cache=True``): per row, the running counts and sums of the present and of the held
     residuals, accumulated in order as ``np.cumsum`` does, their windows taken as differences, the
-    level chosen as the array formula chooses it; with ``scores``, ``|r - level| / scale``."""
+    level chosen as the array formula chooses it; out: the level, ``|r - level| / scale`` or
+    ``r - level`` (``mode`` 0, 1, 2)."""
     if "levels" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(r, thr, scale, w, h, enough, scores, out):  # type: ignore[no-untyped-def]
+        def kernel(r, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
             rows, n = r.shape
             c_all = np.empty(n, dtype=np.int64)
             c_held = np.empty(n, dtype=np.int64)
@@ -508,7 +520,12 @@ def _level_kernel() -> Any:
                                     s_all -= cs_all[t - 1 - w]
                                 if n_all > 0:
                                     level = s_all / max(n_all, 1)
-                    out[i, t] = abs(v - level) / scale[i] if scores else level
+                    if mode == 1:
+                        out[i, t] = abs(v - level) / scale[i]
+                    elif mode == 2:
+                        out[i, t] = v - level
+                    else:
+                        out[i, t] = level
 
         _KERNELS["levels"] = kernel
     return _KERNELS["levels"]
@@ -518,7 +535,7 @@ def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndar
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
     r = np.ascontiguousarray(residuals(fit, ts_ns, x))
     out = np.empty_like(r)
-    _level_pass(fit, r, out, scores=True)
+    _level_pass(fit, r, out, mode=1)
     return out
 
 
