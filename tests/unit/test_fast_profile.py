@@ -294,7 +294,13 @@ def median_cases() -> list[np.ndarray]:
     near = np.concatenate([np.full(700, 1.0), np.full(700, np.nextafter(1.0, 2.0))])
     signs = np.concatenate([-np.abs(rng.normal(0, 1, 600)), np.abs(rng.normal(0, 1, 600))])
     zeros = np.where(rng.random(1_001) < 0.5, 0.0, -0.0)
+    decoy = rng.normal(0, 1, 43_200)
+    decoy[:: 43_200 // 512] = 1e9  # the sample the band is drawn from: all far off (the whole row)
     return [
+        decoy,
+        -decoy,
+        rng.normal(0, 1, 4_096),
+        np.sort(rng.normal(0, 1, 10_000)),  # the sample in order
         rng.normal(0, 1, 43_200),
         rng.normal(0, 1, 43_199),
         rng.lognormal(0, 5, 5_000),

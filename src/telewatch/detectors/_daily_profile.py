@@ -187,10 +187,12 @@ def _row_medians(
 
 def _median_kernel() -> Any:
     """The compiled selection behind :func:`_row_medians`. A median is an order statistic or the
-    mean of two, so selection gives numpy's numbers: a radix pass or two on the float's
-    order-preserving key (11 bits at a time) narrows a long row to the bucket that holds the
-    middle rank, then Wirth's selection finds it in place; the next rank, for an even count, is
-    the smallest value past that bucket or right of it."""
+    mean of two, so selection gives numpy's numbers. A long row is first narrowed to a band
+    around the median of a sample of it (Floyd and Rivest's idea; the whole row where the middle
+    ranks fall outside the band); then a radix pass or two on the float's order-preserving key
+    (11 bits at a time) narrows the values to the bucket that holds the middle rank, and Wirth's
+    selection finds it in place; the next rank, for an even count, is the smallest value past
+    that bucket or right of it."""
     if "median" not in _KERNELS:
         import numba
 
@@ -205,21 +207,59 @@ def _median_kernel() -> Any:
             sign = np.uint64(1) << np.uint64(63)
             zero = np.uint64(0)
             mask = np.uint64(2047)
+            top = np.uint64(63)
+            sample = np.empty(1024)
             for i in range(rows):
-                m = 0
                 c = offset[i]
-                for j in range(n):
-                    v = x[i, j] - c  # as x - centre[:, None] (x - 0.0 == x, -0.0 included)
-                    if not np.isnan(v):
-                        b[m] = abs(v) if absolute else v
-                        m += 1
-                if m == 0:
-                    out[i] = np.nan
-                    continue
-                rank = (m - 1) // 2
+                # a long row: a band around the median of a sample of it, one pass to count the
+                # values below the band and keep those in it; where the middle ranks fall in the
+                # band (nearly always), the selection runs on the band alone
+                cnt = -1
+                if n >= 4096:
+                    ns = 0
+                    for j in range(0, n, n // 512):
+                        v = x[i, j] - c
+                        if not np.isnan(v):
+                            sample[ns] = abs(v) if absolute else v
+                            ns += 1
+                    if ns >= 256:
+                        s = sample[:ns]
+                        s.sort()
+                        d = 3 * int(np.sqrt(ns)) // 2 + 1  # about 3 sd of the median's rank
+                        lo_v = s[max(ns // 2 - d, 0)]
+                        hi_v = s[min(ns // 2 + d, ns - 1)]
+                        below = 0
+                        nb = 0
+                        m = 0
+                        for j in range(n):
+                            v = x[i, j] - c
+                            if np.isnan(v):
+                                continue
+                            if absolute:
+                                v = abs(v)
+                            m += 1
+                            # branch-free: half the values fall either side, unpredictably
+                            below += v < lo_v
+                            b[nb] = v
+                            nb += (v >= lo_v) & (v <= hi_v)
+                        rank = (m - 1) // 2
+                        if below <= rank and rank + 1 - m % 2 < below + nb:
+                            rank -= below
+                            cnt = nb
+                if cnt < 0:  # every value
+                    m = 0
+                    for j in range(n):
+                        v = x[i, j] - c  # as x - centre[:, None] (x - 0.0 == x, -0.0 included)
+                        if not np.isnan(v):
+                            b[m] = abs(v) if absolute else v
+                            m += 1
+                    if m == 0:
+                        out[i] = np.nan
+                        continue
+                    rank = (m - 1) // 2
+                    cnt = m
                 need2 = m % 2 == 0
                 v2 = 0.0
-                cnt = m
                 in_b = True
                 shift = 53
                 while cnt > 512 and shift >= 0:
@@ -230,7 +270,7 @@ def _median_kernel() -> Any:
                     hist[:] = 0
                     for q in range(cnt):
                         u = src_u[q]
-                        key = ~u if (u & sign) != zero else u | sign
+                        key = u ^ ((zero - (u >> top)) | sign)
                         hist[np.int64((key >> sh) & mask)] += 1
                     acc = 0
                     bkt = 0
@@ -243,7 +283,7 @@ def _median_kernel() -> Any:
                     c2 = 0
                     for q in range(cnt):
                         u = src_u[q]
-                        key = ~u if (u & sign) != zero else u | sign
+                        key = u ^ ((zero - (u >> top)) | sign)
                         bq = np.int64((key >> sh) & mask)
                         if bq == bkt:
                             dst_u[c2] = u
