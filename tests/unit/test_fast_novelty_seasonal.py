@@ -106,3 +106,21 @@ def test_matrix_rows_are_the_per_series_scores_exactly(freq: str, days: int) -> 
         fitted = NoveltySeasonal(channel="profile").fit(s)
         assert fitted.seasonal_ is not None
         np.testing.assert_array_equal(matrix[i], fitted.score(s).to_numpy())
+
+
+def test_quantiles_by_selection_are_np_quantile() -> None:
+    from telewatch.detectors.novelty_seasonal import quantiles
+
+    rng = np.random.default_rng(2)
+    qs = np.array([0.0, 0.2, 0.5, 0.8, 0.98, 0.999, 1.0])
+    for x in (
+        rng.normal(0, 1, 43_200),
+        np.abs(rng.normal(0, 1, 10_001)),
+        np.round(rng.exponential(1.0, 5_000)),
+        np.array([2.0]),
+        np.array([1.0, 3.0]),
+        rng.normal(0, 1, 37),
+        np.full(600, 4.0),
+    ):
+        np.testing.assert_array_equal(quantiles(x, qs), np.quantile(x, qs))
+        assert float(quantiles(x, [0.8])[0]) == float(np.quantile(x, 0.8))

@@ -334,3 +334,18 @@ def test_row_medians_are_numpys(case: int) -> None:
     assert dp._row_medians(holes[None, :], absolute=False, halve_odd=False)[0] == np.nanmedian(holes)
     assert dp._robust_sigma(holes[None, :])[0] == reference_robust_sigma(holes[None, :])[0]
     assert dp._robust_sigma(x[None, :])[0] == reference_robust_sigma(x[None, :])[0]
+
+
+@pytest.mark.parametrize("case", range(len(median_cases())))
+def test_order_pairs_are_the_sorted_values(case: int) -> None:
+    """``order_pair`` (the selection with a rank) against a sort, at ranks across the row."""
+    x = median_cases()[case]
+    x = x[~np.isnan(x)]
+    if x.size < 2:
+        return
+    ordered = np.sort(x)
+    for k in sorted(
+        {min(k, x.size - 2) for k in (0, 1, x.size // 5, x.size // 2, (x.size * 98) // 100, x.size - 2)}
+    ):
+        lo, hi = dp.order_pair(x, k)
+        assert (lo, hi) == (ordered[k], ordered[k + 1])

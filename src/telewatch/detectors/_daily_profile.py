@@ -181,8 +181,19 @@ def _row_medians(
     x = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
     out = np.empty(x.shape[0])
     offset = np.zeros(x.shape[0]) if centre is None else np.ascontiguousarray(centre, dtype="float64")
-    _median_kernel()(x, offset, bool(absolute), bool(halve_odd), out)
+    ranks = np.full(x.shape[0], -1, dtype=np.int64)
+    _median_kernel()(x, offset, bool(absolute), bool(halve_odd), ranks, out, np.empty(x.shape[0]))
     return out
+
+
+def order_pair(values: np.ndarray, k: int) -> tuple[float, float]:
+    """The ``k``-th and ``(k + 1)``-th smallest of ``values`` (1-D, no NaN, ``k + 1 < size``), by
+    the selection of :func:`_median_kernel`: what ``np.sort(values)[k : k + 2]`` holds (a
+    partition's order statistics, in a fraction of its time)."""
+    x = np.ascontiguousarray(values, dtype="float64")[None, :]
+    lo, hi = np.empty(1), np.empty(1)
+    _median_kernel()(x, np.zeros(1), False, False, np.array([k], dtype=np.int64), lo, hi)
+    return float(lo[0]), float(hi[0])
 
 
 def _median_kernel() -> Any:
@@ -192,12 +203,13 @@ def _median_kernel() -> Any:
     ranks fall outside the band); then a radix pass or two on the float's order-preserving key
     (11 bits at a time) narrows the values to the bucket that holds the middle rank, and Wirth's
     selection finds it in place; the next rank, for an even count, is the smallest value past
-    that bucket or right of it."""
+    that bucket or right of it. Where ``ranks[i]`` is set (0 or more), not the median: the values
+    of ranks ``ranks[i]`` and the next, in ``out`` and ``out2``."""
     if "median" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(x, offset, absolute, halve_odd, out):  # type: ignore[no-untyped-def]
+        def kernel(x, offset, absolute, halve_odd, ranks, out, out2):  # type: ignore[no-untyped-def]
             rows, n = x.shape
             b = np.empty(n + 1)
             tb = np.empty_like(b)
@@ -225,9 +237,10 @@ def _median_kernel() -> Any:
                     if ns >= 256:
                         s = sample[:ns]
                         s.sort()
-                        d = 3 * int(np.sqrt(ns)) // 2 + 1  # about 3 sd of the median's rank
-                        lo_v = s[max(ns // 2 - d, 0)]
-                        hi_v = s[min(ns // 2 + d, ns - 1)]
+                        d = 3 * int(np.sqrt(ns)) // 2 + 1  # about 3 sd of the rank's place
+                        at = ns // 2 if ranks[i] < 0 else int(ns * (ranks[i] / n))
+                        lo_v = s[max(at - d, 0)]
+                        hi_v = s[min(at + d, ns - 1)]
                         below = 0
                         nb = 0
                         m = 0
@@ -242,8 +255,9 @@ def _median_kernel() -> Any:
                             below += v < lo_v
                             b[nb] = v
                             nb += (v >= lo_v) & (v <= hi_v)
-                        rank = (m - 1) // 2
-                        if below <= rank and rank + 1 - m % 2 < below + nb:
+                        rank = (m - 1) // 2 if ranks[i] < 0 else ranks[i]
+                        pair = ranks[i] >= 0 or m % 2 == 0
+                        if below <= rank and rank + pair < below + nb:
                             rank -= below
                             cnt = nb
                 if cnt < 0:  # every value
@@ -256,9 +270,10 @@ def _median_kernel() -> Any:
                     if m == 0:
                         out[i] = np.nan
                         continue
-                    rank = (m - 1) // 2
+                    rank = (m - 1) // 2 if ranks[i] < 0 else ranks[i]
                     cnt = m
-                need2 = m % 2 == 0
+                pair = ranks[i] >= 0 or m % 2 == 0
+                need2 = pair
                 v2 = 0.0
                 in_b = True
                 shift = 53
@@ -319,7 +334,7 @@ def _median_kernel() -> Any:
                     if rank < ii:
                         hi = jj
                 v1 = a[rank]
-                if m % 2 == 1:
+                if not pair:
                     out[i] = (v1 + v1) / 2.0 if halve_odd else v1
                     continue
                 if need2:  # the next rank is in this bucket, right of rank
@@ -327,7 +342,11 @@ def _median_kernel() -> Any:
                     for q in range(rank + 2, cnt):
                         if a[q] < v2:
                             v2 = a[q]
-                out[i] = (v1 + v2) / 2.0
+                if ranks[i] >= 0:
+                    out[i] = v1
+                    out2[i] = v2
+                else:
+                    out[i] = (v1 + v2) / 2.0
 
         _KERNELS["median"] = kernel
     return _KERNELS["median"]

@@ -88,6 +88,27 @@ def _train(finite: np.ndarray, ordered: np.ndarray) -> Calibrator:
     return Calibrator().train_finite(finite, ordered)
 
 
+def quantiles(values: np.ndarray, q: np.ndarray | list[float]) -> np.ndarray:
+    """``np.quantile(values, q)`` (finite 1-D values, at least one): numpy's positions and
+    interpolation (:func:`~telewatch.postrules.calibrate.quantile_steps`, ``interpolate``) on the
+    order statistics found by selection (:func:`~telewatch.detectors._daily_profile.order_pair`)
+    rather than a partition."""
+    from telewatch.detectors._daily_profile import order_pair
+    from telewatch.postrules.calibrate import interpolate, quantile_steps
+
+    qs = np.asarray(q, dtype="float64")
+    prev, _, gamma = quantile_steps(values.size, qs)
+    a, b = np.empty(qs.size), np.empty(qs.size)
+    top = None
+    for j, k in enumerate(prev.tolist()):
+        if k < 0:  # at or past the last: the maximum, both sides
+            top = float(values.max()) if top is None else top
+            a[j] = b[j] = top
+        else:
+            a[j], b[j] = order_pair(values, k)
+    return interpolate(a, b, gamma)
+
+
 def _screen_log_p() -> float:
     """A log tail probability above which z is surely below SCREEN_Z (one z unit of margin in
     ``log p``: about 0.1 in z), so the screen computes z only below it."""
@@ -126,7 +147,7 @@ def screen_tail(scores: np.ndarray, *, u: float | None = None) -> np.ndarray:
         return mask
     f = s[finite] if n < s.size else s
     if u is None:
-        u = float(np.quantile(f, c.SCREEN_TAIL))
+        u = float(quantiles(f, [c.SCREEN_TAIL])[0])
     min_excess = 1e-12
     # the robust fit: a calibrator's tail with scale "median" (screen_anomalies' Calibrator)
     beta, p_u = c.tail_fit(f, u, float(f.min()), float(f.max()), "median", min_excess)
@@ -223,10 +244,11 @@ def _only_tail_matters(cal_s: Calibrator, start: float) -> bool:
 def seasonal_tail(scores: np.ndarray, start: float) -> tuple[float, float, float] | None:
     """``(u_, beta_, p_u_)`` of ``Calibrator().train(scores)`` (finite scores) when only its tail
     matters for :func:`combine` with novelty's tail start ``start`` (see
-    :func:`_only_tail_matters`), from a partition and a sort of the top few percent: ``u_``, the
+    :func:`_only_tail_matters`), from a selection and a sort of the top few percent: ``u_``, the
     levels past the tail quantile (all at or above ``u_``: then at most the levels before them are
     below it) and the extremes. ``None`` when that cannot be shown so (the caller calibrates in
     full)."""
+    from telewatch.detectors._daily_profile import order_pair
     from telewatch.postrules.calibrate import sorted_quantile, tail_fit
 
     cal = Calibrator()
@@ -236,7 +258,10 @@ def seasonal_tail(scores: np.ndarray, start: float) -> tuple[float, float, float
     if not n or past >= probs.size or not _empirical_bound(past, probs.size) + 1e-9 < start:
         return None
     first = int(np.floor(((n - 1) * np.array([cal.tail, probs[past]])).min()))
-    top = np.sort(np.partition(scores, first)[first:])
+    # the order statistics from first on: that one (by selection), then those above it sorted
+    at_first = order_pair(scores, first)[0] if first + 1 < n else float(scores.max())
+    above = np.sort(scores[scores > at_first])
+    top = np.concatenate([np.full(n - first - above.size, at_first), above])
     u = float(sorted_quantile(top, cal.tail, first=first))
     if not bool((sorted_quantile(top, probs[past:], first=first) >= u).all()):
         return None
@@ -323,7 +348,7 @@ def tail_of(scores: np.ndarray, u: float | None = None) -> tuple[float, float, f
     if not s.size:
         s = np.zeros(1)
     if u is None:
-        u = float(np.quantile(s, cal.tail))
+        u = float(quantiles(s, [cal.tail])[0])
     beta, p_u = tail_fit(s, u, float(s.min()), float(s.max()), cal.scale, cal.min_excess)
     return u, beta, p_u, beta <= cal.min_excess
 
@@ -445,7 +470,7 @@ class NoveltySeasonal(ExpectedBand, Detector):
         present = ~np.isnan(arr)
         limit = (self.min_days * DAY).value
         chosen: list[tuple[int, np.ndarray, tuple[float, float, float, bool]]] = []
-        quantiles = np.array([SCREEN_TAIL, Calibrator().tail])
+        levels = np.array([SCREEN_TAIL, Calibrator().tail])
         for i in range(arr.shape[0]):
             where = np.flatnonzero(present[i])
             if where.size < 16 or ts[where[-1]] - ts[where[0]] < limit:
@@ -456,8 +481,8 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 continue
             f = raw[i][present[i]]
             finite = _finite(f)
-            # one partition for the screen's u and the calibrator's (np.quantile of both at once)
-            q = np.quantile(finite, quantiles) if finite.size >= 20 else None
+            # the screen's u and the calibrator's (np.quantile's numbers, by selection)
+            q = quantiles(finite, levels) if finite.size >= 20 else None
             suspect = np.zeros(arr.shape[1], dtype=bool)
             suspect[present[i]] = screen_tail(f, u=None if q is None else float(q[0]))
             kept = present[i] & ~suspect

@@ -183,22 +183,33 @@ def sorted_quantile(ordered: np.ndarray, q: float | np.ndarray, *, first: int = 
     ``first + ordered.size`` values (a partition at ``first``, the rest sorted): enough for the
     quantiles whose neighbours lie there (a :class:`ValueError` otherwise)."""
     n = first + ordered.size
+    prev, nxt, gamma = quantile_steps(n, q)
+    if first:
+        at_prev = np.where(prev < 0, prev, prev - first)
+        at_next = np.where(nxt < 0, nxt, nxt - first)
+        if (at_prev < -1).any():
+            raise ValueError("sorted_quantile: a quantile below the order statistics given")
+        return interpolate(ordered[at_prev], ordered[at_next], gamma)
+    return interpolate(ordered[prev], ordered[nxt], gamma)
+
+
+def quantile_steps(n: int, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.quantile``'s (method "linear") positions for ``n`` values: the order statistics below
+    and above each ``q`` (``-1``, the last, for both at or past it) and the weight ``gamma`` of the
+    upper one, computed as numpy computes them."""
     virtual = (n - 1) * np.asarray(q, dtype="float64")
     prev = np.floor(virtual)
     nxt = prev + 1
     above = virtual >= n - 1  # at or past the last value: the maximum
     prev = np.where(above, -1, prev).astype(np.intp)
     nxt = np.where(above, -1, nxt).astype(np.intp)
-    gamma = virtual - prev
-    if first:
-        at_prev = np.where(prev < 0, prev, prev - first)
-        at_next = np.where(nxt < 0, nxt, nxt - first)
-        if (at_prev < -1).any():
-            raise ValueError("sorted_quantile: a quantile below the order statistics given")
-        a, b = ordered[at_prev], ordered[at_next]
-    else:
-        a, b = ordered[prev], ordered[nxt]
-    diff = b - a
+    return prev, nxt, virtual - prev
+
+
+def interpolate(a: np.ndarray | float, b: np.ndarray | float, gamma: np.ndarray) -> np.ndarray:
+    """``np.quantile``'s interpolation between the order statistics ``a`` and ``b`` (numpy's
+    ``_lerp``: from ``a`` below ``gamma`` 0.5, from ``b`` at or above it)."""
+    diff = np.subtract(b, a)
     out = np.asarray(a + diff * gamma)
     np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
     return out
