@@ -227,7 +227,8 @@ def tail_fit(
     minimum ``bottom`` and maximum ``top``): its scale ``beta`` and ``p_u``, the share above ``u``.
     Only ``u`` and the extremes are needed, not the 512 levels: a path that calibrates through the
     tail alone (the combined channel of ``novelty_seasonal``) takes these without them."""
-    excess = s[s > u] - u
+    above = s > u
+    excess = s[above] - u
     if not excess.size:
         beta = 0.0
     else:
@@ -243,7 +244,7 @@ def tail_fit(
         beta = robust if scale == "median" else float(excess.mean())
     spread = top - bottom
     beta = max(beta, spread * 0.01, abs(u) * 0.01, min_excess)
-    p_u = max(float((s > u).mean()), 1.0 / (s.size + 1))
+    p_u = max(float(above.mean()), 1.0 / (s.size + 1))
     return beta, p_u
 
 
