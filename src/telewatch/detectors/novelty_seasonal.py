@@ -454,9 +454,13 @@ class NoveltySeasonal(ExpectedBand, Detector):
         """Matrix path (the ``profile`` channel; ``None`` for ``baseline``): row ``i`` is
         ``clone().fit(s_i).score(s_i)``. Novelty's fit and scores run in its compiled kernels over
         the matrix, the profile channel in :mod:`~telewatch.detectors._daily_profile`'s array code
-        over the rows that get it (one slot layout for all); what is per series is the screening,
-        the calibrators and the combination. The training scores are the scores (fitted and
-        scored on the same series), so nothing is scored twice."""
+        and compiled passes over the rows that get it (one slot layout for all); what is per
+        series is the screening, the calibrators and the combination. The training scores are the
+        scores (fitted and scored on the same series), so nothing is scored twice. Of the two
+        calibrators only what the combination reads is computed: novelty's tail (:func:`tail_of`)
+        and, where only its tail can matter (nearly always past a few hundred points), the
+        seasonal one's (:func:`seasonal_tail`, then :func:`combine_above`); the numbers are those
+        of the per-series path, bit for bit (``tests/unit/test_fast_novelty_seasonal.py``)."""
         if self.channel != "profile":
             return None
         from telewatch.detectors import _kernels
