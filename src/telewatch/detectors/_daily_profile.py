@@ -30,6 +30,7 @@ detector's per-series, matrix and streaming paths compute the same numbers:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,8 @@ MIN_CYCLE = 1.0
 #: Below this many timestamps in a typical slot, a slot's median pools its neighbours too.
 POOL_BELOW = 8
 MIN_SCALE = 0.05
+#: The compiled passes (numba), built on first use.
+_KERNELS: dict[str, Any] = {}
 
 
 @dataclass
@@ -90,52 +93,276 @@ def slots_of(ts_ns: np.ndarray, slot_ns: int, period_ns: int = DAY_NS) -> np.nda
 
 
 def _slot_medians(
-    ts_ns: np.ndarray, x: np.ndarray, slot_ns: int, period_ns: int = DAY_NS, pool: int = 0
+    ts_ns: np.ndarray,
+    x: np.ndarray,
+    slot_ns: int,
+    period_ns: int = DAY_NS,
+    pool: int = 0,
+    *,
+    resolution: str = "exact",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's per-slot median (NaN for a slot without points) and the smallest positive step
     between two values of a slot (0 where there is none); with ``pool``, each slot's median is
-    over it and ``pool`` slots either side (a day's wrap included)."""
+    over it and ``pool`` slots either side (a day's wrap included).
+
+    ``resolution``: ``"exact"``; ``"none"`` (0, not computed); ``"bound"``: an upper bound of it
+    (the smallest positive step of the first slot that has one, ``inf`` where none does) — enough
+    where the step only matters above a floor (:func:`fit_profile`). The values go in a grid of
+    slots × width (NaN-padded; a reshape when every slot holds as many points), sorted along the
+    width by numpy, then one compiled pass reads the medians and steps off it
+    (:func:`_grid_kernel`)."""
     n_slots = -(-period_ns // slot_ns)
     slot = slots_of(ts_ns, slot_ns, period_ns)
     order = np.argsort(slot.astype(np.int32), kind="stable")
     counts = np.bincount(slot, minlength=n_slots)
-    starts = np.cumsum(counts) - counts
-    sorted_slot = slot[order]
-    pos = np.arange(slot.size) - starts[sorted_slot]
-    width = int(counts.max()) if counts.size else 0
+    width = max(int(counts.max()) if counts.size else 0, 1)
+    x = np.asarray(x, dtype="float64")
     rows = x.shape[0]
-    grid = np.full((rows, n_slots, max(width, 1)), np.nan)
-    grid[:, sorted_slot, pos] = x[:, order]
+    values = x[:, order]
+    if slot.size == n_slots * width:  # every slot full: the sorted order is the grid
+        grid = values.reshape(rows, n_slots, width)
+    else:
+        starts = np.cumsum(counts) - counts
+        sorted_slot = slot[order]
+        cell = sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])
+        grid = np.full((rows, n_slots * width), np.nan)
+        grid[:, cell] = values
+        grid = grid.reshape(rows, n_slots, width)
     if pool > 0:
         grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
-        width = grid.shape[2]
     grid.sort(axis=2)  # NaN last
-    present = (~np.isnan(grid)).sum(axis=2)
-    lo = np.maximum((present - 1) // 2, 0)
-    hi = np.maximum(present // 2, 0)
-    hi = np.minimum(hi, max(width, 1) - 1)
-    take_lo = np.take_along_axis(grid, lo[..., None], axis=2)[..., 0]
-    take_hi = np.take_along_axis(grid, hi[..., None], axis=2)[..., 0]
-    med = np.where(present > 0, (take_lo + take_hi) / 2.0, np.nan)
-    with np.errstate(invalid="ignore"):
-        d = np.diff(grid, axis=2)
-    d = np.where(d > 0, d, np.inf)
-    resolution = d.min(axis=(1, 2)) if d.size else np.full(rows, np.inf)
-    return med, np.where(np.isfinite(resolution), resolution, 0.0)
+    med = np.empty((rows, n_slots))
+    res = np.full(rows, np.inf)
+    mode = {"none": 0, "exact": 1, "bound": 2}[resolution]
+    _grid_kernel()(grid, mode, med, res)
+    return med, (np.where(np.isfinite(res), res, 0.0) if mode == 1 else res)
 
 
-def _robust_sigma(r: np.ndarray) -> np.ndarray:
-    """Per row: median of |r| (NaN left out) × 1.4826; 0 for a row without values."""
-    a = np.abs(r)
-    if not np.isnan(a).any():
-        return np.median(a, axis=1) * MAD_TO_SIGMA if a.shape[1] else np.zeros(a.shape[0])
-    a = np.sort(a, axis=1)  # NaN last
-    c = (~np.isnan(a)).sum(axis=1)
-    lo = np.maximum((c - 1) // 2, 0)
-    hi = np.minimum(np.maximum(c // 2, 0), max(a.shape[1] - 1, 0))
-    rows = np.arange(a.shape[0])
-    out = (a[rows, lo] + a[rows, hi]) / 2.0 * MAD_TO_SIGMA if a.shape[1] else np.zeros(a.shape[0])
-    return np.where(c > 0, out, 0.0)
+def _grid_kernel() -> Any:
+    """Per row and slot of a grid sorted along its last axis (NaN last): the median of the
+    present values, ``(lo + hi) / 2`` (the middle one halved with itself for an odd count, as the
+    array code read it off the grid), NaN for none; ``mode`` 1: per row, the smallest positive
+    difference of two neighbours over every slot (``inf`` if none); 2: that of the first slot
+    which has one (an upper bound of the row's); 0: neither."""
+    if "grid" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(grid, mode, med, res):  # type: ignore[no-untyped-def]
+            rows, n_slots, width = grid.shape
+            for i in range(rows):
+                best = np.inf
+                for s in range(n_slots):
+                    p = width
+                    while p > 0 and np.isnan(grid[i, s, p - 1]):
+                        p -= 1
+                    if p == 0:
+                        med[i, s] = np.nan
+                        continue
+                    med[i, s] = (grid[i, s, (p - 1) // 2] + grid[i, s, p // 2]) / 2.0
+                    if mode == 1 or (mode == 2 and best == np.inf):
+                        for q in range(p - 1):
+                            d = grid[i, s, q + 1] - grid[i, s, q]
+                            if d > 0 and d < best:
+                                best = d
+                res[i] = best
+
+        _KERNELS["grid"] = kernel
+    return _KERNELS["grid"]
+
+
+def _row_medians(
+    x: np.ndarray, *, absolute: bool, halve_odd: bool, centre: np.ndarray | None = None
+) -> np.ndarray:
+    """Per row, the median of its non-NaN values (of ``x - centre``, ``|x - centre|`` with
+    ``absolute``; ``centre`` 0 by default); NaN if none.
+    ``(lo + hi) / 2`` for an even count; for an odd one the middle value (``np.median``'s mean of
+    one) or, ``halve_odd``, ``(mid + mid) / 2`` (as a median read off a sorted row)."""
+    x = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
+    out = np.empty(x.shape[0])
+    offset = np.zeros(x.shape[0]) if centre is None else np.ascontiguousarray(centre, dtype="float64")
+    ranks = np.full(x.shape[0], -1, dtype=np.int64)
+    _median_kernel()(x, offset, bool(absolute), bool(halve_odd), ranks, out, np.empty(x.shape[0]))
+    return out
+
+
+def order_pair(values: np.ndarray, k: int) -> tuple[float, float]:
+    """The ``k``-th and ``(k + 1)``-th smallest of ``values`` (1-D, no NaN, ``k + 1 < size``), by
+    the selection of :func:`_median_kernel`: what ``np.sort(values)[k : k + 2]`` holds (a
+    partition's order statistics, in a fraction of its time)."""
+    x = np.ascontiguousarray(values, dtype="float64")[None, :]
+    lo, hi = np.empty(1), np.empty(1)
+    _median_kernel()(x, np.zeros(1), False, False, np.array([k], dtype=np.int64), lo, hi)
+    return float(lo[0]), float(hi[0])
+
+
+def _median_kernel() -> Any:
+    """The compiled selection behind :func:`_row_medians`. A median is an order statistic or the
+    mean of two, so selection gives numpy's numbers. A long row is first narrowed to a band
+    around the median of a sample of it (Floyd and Rivest's idea; the whole row where the middle
+    ranks fall outside the band); then a radix pass or two on the float's order-preserving key
+    (11 bits at a time) narrows the values to the bucket that holds the middle rank, and Wirth's
+    selection finds it in place; the next rank, for an even count, is the smallest value past
+    that bucket or right of it. Where ``ranks[i]`` is set (0 or more), not the median: the values
+    of ranks ``ranks[i]`` and the next, in ``out`` and ``out2``."""
+    if "median" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(x, offset, absolute, halve_odd, ranks, out, out2):  # type: ignore[no-untyped-def]
+            rows, n = x.shape
+            b = np.empty(n + 1)
+            tb = np.empty_like(b)
+            bu = b.view(np.uint64)
+            tu = tb.view(np.uint64)
+            hist = np.zeros(2048, dtype=np.int64)
+            sign = np.uint64(1) << np.uint64(63)
+            zero = np.uint64(0)
+            mask = np.uint64(2047)
+            top = np.uint64(63)
+            sample = np.empty(1024)
+            for i in range(rows):
+                c = offset[i]
+                # a long row: a band around the median of a sample of it, one pass to count the
+                # values below the band and keep those in it; where the middle ranks fall in the
+                # band (nearly always), the selection runs on the band alone
+                cnt = -1
+                if n >= 4096:
+                    ns = 0
+                    for j in range(0, n, n // 512):
+                        v = x[i, j] - c
+                        if not np.isnan(v):
+                            sample[ns] = abs(v) if absolute else v
+                            ns += 1
+                    if ns >= 256:
+                        s = sample[:ns]
+                        s.sort()
+                        d = 3 * int(np.sqrt(ns)) // 2 + 1  # about 3 sd of the rank's place
+                        at = ns // 2 if ranks[i] < 0 else int(ns * (ranks[i] / n))
+                        lo_v = s[max(at - d, 0)]
+                        hi_v = s[min(at + d, ns - 1)]
+                        below = 0
+                        nb = 0
+                        m = 0
+                        for j in range(n):
+                            v = x[i, j] - c
+                            if np.isnan(v):
+                                continue
+                            if absolute:
+                                v = abs(v)
+                            m += 1
+                            # branch-free: half the values fall either side, unpredictably
+                            below += v < lo_v
+                            b[nb] = v
+                            nb += (v >= lo_v) & (v <= hi_v)
+                        rank = (m - 1) // 2 if ranks[i] < 0 else ranks[i]
+                        pair = ranks[i] >= 0 or m % 2 == 0
+                        if below <= rank and rank + pair < below + nb:
+                            rank -= below
+                            cnt = nb
+                if cnt < 0:  # every value
+                    m = 0
+                    for j in range(n):
+                        v = x[i, j] - c  # as x - centre[:, None] (x - 0.0 == x, -0.0 included)
+                        if not np.isnan(v):
+                            b[m] = abs(v) if absolute else v
+                            m += 1
+                    if m == 0:
+                        out[i] = np.nan
+                        continue
+                    rank = (m - 1) // 2 if ranks[i] < 0 else ranks[i]
+                    cnt = m
+                pair = ranks[i] >= 0 or m % 2 == 0
+                need2 = pair
+                v2 = 0.0
+                in_b = True
+                shift = 53
+                while cnt > 512 and shift >= 0:
+                    src_u = bu if in_b else tu
+                    dst_u = tu if in_b else bu
+                    src_f = b if in_b else tb
+                    sh = np.uint64(shift)
+                    hist[:] = 0
+                    for q in range(cnt):
+                        u = src_u[q]
+                        key = u ^ ((zero - (u >> top)) | sign)
+                        hist[np.int64((key >> sh) & mask)] += 1
+                    acc = 0
+                    bkt = 0
+                    while acc + hist[bkt] <= rank:
+                        acc += hist[bkt]
+                        bkt += 1
+                    rank -= acc
+                    beyond = need2 and rank + 1 >= hist[bkt]
+                    found = False
+                    c2 = 0
+                    for q in range(cnt):
+                        u = src_u[q]
+                        key = u ^ ((zero - (u >> top)) | sign)
+                        bq = np.int64((key >> sh) & mask)
+                        if bq == bkt:
+                            dst_u[c2] = u
+                            c2 += 1
+                        elif beyond and bq > bkt and (not found or src_f[q] < v2):
+                            v2 = src_f[q]
+                            found = True
+                    if beyond:
+                        need2 = False
+                    cnt = c2
+                    in_b = not in_b
+                    shift -= 11
+                a = b if in_b else tb
+                lo = 0
+                hi = cnt - 1
+                while lo < hi:  # Wirth: a[rank] ends in place, <= left of it, >= right
+                    pivot = a[rank]
+                    ii = lo
+                    jj = hi
+                    while ii <= jj:
+                        while a[ii] < pivot:
+                            ii += 1
+                        while pivot < a[jj]:
+                            jj -= 1
+                        if ii <= jj:
+                            tmp = a[ii]
+                            a[ii] = a[jj]
+                            a[jj] = tmp
+                            ii += 1
+                            jj -= 1
+                    if jj < rank:
+                        lo = ii
+                    if rank < ii:
+                        hi = jj
+                v1 = a[rank]
+                if not pair:
+                    out[i] = (v1 + v1) / 2.0 if halve_odd else v1
+                    continue
+                if need2:  # the next rank is in this bucket, right of rank
+                    v2 = a[rank + 1]
+                    for q in range(rank + 2, cnt):
+                        if a[q] < v2:
+                            v2 = a[q]
+                if ranks[i] >= 0:
+                    out[i] = v1
+                    out2[i] = v2
+                else:
+                    out[i] = (v1 + v2) / 2.0
+
+        _KERNELS["median"] = kernel
+    return _KERNELS["median"]
+
+
+def _robust_sigma(r: np.ndarray, *, nan: bool | None = None, centre: np.ndarray | None = None) -> np.ndarray:
+    """Per row: median of |r| (NaN left out) × 1.4826; 0 for a row without values. (As the array
+    code computed it: ``np.median`` without NaN in the matrix, else the middle of the sorted
+    values, ``(lo + hi) / 2``; ``nan`` says which, when the caller knows; one selection per row
+    either way.)"""
+    if not r.shape[1]:
+        return np.zeros(r.shape[0])
+    if nan is None:
+        nan = bool(np.isnan(r).any())
+    out = _row_medians(r, absolute=True, halve_odd=nan, centre=centre) * MAD_TO_SIGMA
+    return np.where(np.isnan(out), 0.0, out) if nan else out
 
 
 def fit_profile(
@@ -158,7 +385,9 @@ def fit_profile(
     per_slot = np.bincount(slots_of(ts_ns, slot_ns), minlength=-(-DAY_NS // slot_ns))
     typical = float(np.median(per_slot)) if per_slot.size else 0.0
     pool = pool_slots if pool_slots is not None else (1 if typical < POOL_BELOW else 0)
-    med, resolution = _slot_medians(ts_ns, x, slot_ns, pool=pool)
+    # the slot's resolution only counts where it is above the rest of the scale's floor: an upper
+    # bound of it first (a sort of a slot or two), the exact one (every slot sorted) where needed
+    med, res_bound = _slot_medians(ts_ns, x, slot_ns, pool=pool, resolution="bound")
     missing = np.isnan(med)
     if missing.any():  # a slot never seen: the median of the others (0 when none)
         fill = np.zeros(med.shape[0])
@@ -168,31 +397,59 @@ def fit_profile(
         med = np.where(missing, fill[:, None], med)
     slot = slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
+    nan_r = bool(np.isnan(r).any())
+    sigma_r = _robust_sigma(r, nan=nan_r)
     # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
     # the series' median — the channel is then a held robust level, and the profile's noise (the
     # medians of a few points per slot) does not become the baseline
-    weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * _robust_sigma(r)
+    weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * sigma_r
     if weak.any():
         med[weak] = _median_rows(x[weak])[:, None]
         r[weak] = x[weak] - med[weak][:, slot]
     weekly = _weekly(ts_ns, r, slot_ns)
+    strong = np.zeros(x.shape[0], dtype=bool)
+    sigma_w = sigma_r
+    nan_w = nan_r
     if weekly is not None:
         w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
-        strong = ~weak & (_robust_sigma(weekly) >= min_cycle * _robust_sigma(r - w_of))
+        r_w = r - w_of
+        nan_w = bool(np.isnan(r_w).any())
+        sigma_w = _robust_sigma(r_w, nan=nan_w)
+        strong = ~weak & (_robust_sigma(weekly) >= min_cycle * sigma_w)
         weekly[~strong] = 0.0
-        r = r - np.where(strong[:, None], w_of, 0.0)
+        # r - w_of where strong (r_w, the same subtraction), r - 0.0 == r bit for bit elsewhere
+        r = np.where(strong[:, None], r_w, r)
         if not strong.any():
             weekly = None
+    # the robust sigma of r as it is now, row by row from the ones above where that row is the
+    # same (the weekly profile's rows: r - w_of; the others, neither weak nor weekly: r as first
+    # computed) under the same choice of formula (NaN in the matrix or not); the rest computed
+    nan_now = bool(np.isnan(r).any())
+    sigma_now = np.where(
+        strong, sigma_w if nan_w == nan_now else np.nan, sigma_r if nan_r == nan_now else np.nan
+    )
+    again = weak | np.isnan(sigma_now)
+    if again.any():
+        sigma_now[again] = _robust_sigma(r[again], nan=nan_now)
     # the values' own spread (about their median), for the floor of the scale
     centre = _median_rows(x)
-    spread = _robust_sigma(x - centre[:, None])
+    if np.isfinite(centre).all():  # |x - centre| in the selection pass; NaN where x is
+        spread = _robust_sigma(x, nan=bool(np.isnan(x).any()), centre=centre)
+    else:
+        spread = _robust_sigma(x - centre[:, None])
+    rest = np.maximum.reduce([min_scale * spread, min_scale / 10 * np.abs(centre), np.full(x.shape[0], 1e-9)])
+    resolution = np.zeros(x.shape[0])  # where its bound is at most the rest: it changes nothing
+    exact = ~(res_bound <= rest)
+    if exact.any():
+        resolution[exact] = _slot_medians(ts_ns, x[exact], slot_ns, pool=pool, resolution="exact")[1]
     floor = np.maximum.reduce(
         [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
     )
-    scale0 = np.maximum(_robust_sigma(r), floor)
+    scale0 = np.maximum(sigma_now, floor)
     reach = int(window) + int(max_hold_ns // max(int(step_ns), 1))
     first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
-    resid = r - _levels(first, r)
+    resid = np.empty_like(r)  # r - _levels(first, r), in the same pass
+    _level_pass(first, np.ascontiguousarray(r), resid, mode=2)
     scale = np.maximum(_robust_sigma(resid), floor)
     return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
 
@@ -209,7 +466,7 @@ def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None
     per_slot = np.bincount(slots_of(ts_ns, slot_ns, WEEK_NS), minlength=-(-WEEK_NS // slot_ns))
     if not long.any() or float(np.median(per_slot)) < WEEKLY_MIN_POINTS:
         return None
-    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS)
+    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS, resolution="none")
     centre = np.nanmedian(med, axis=1)
     med = np.where(np.isnan(med), 0.0, med - centre[:, None])
     out = np.zeros((r.shape[0], med.shape[1]))
@@ -218,8 +475,15 @@ def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None
 
 
 def _median_rows(x: np.ndarray) -> np.ndarray:
-    if not np.isnan(x).any():
-        return np.median(x, axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    """Per row, the median of its values (NaN left out; 0 for a row without any): ``np.median`` /
+    ``np.nanmedian``'s numbers, by one selection per row (``np.nanmedian`` of a row of 600 or more
+    is ``np.median`` of its values; shorter ones with NaN are left to it)."""
+    if not x.shape[1]:
+        return np.zeros(x.shape[0])
+    nan = bool(np.isnan(x).any())
+    if not nan or x.shape[1] >= 600:
+        out = _row_medians(x, absolute=False, halve_odd=False)
+        return np.where(np.isnan(out), 0.0, out) if nan else out
     out = np.zeros(x.shape[0])
     some = ~np.isnan(x).all(axis=1)
     if some.any():
@@ -238,42 +502,100 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
     profile) of the ``window`` points before it; when fewer than a quarter of those are held (an
     excursion), the mean of the held ones of the ``reach`` points before it (the level before the
     excursion); when those are fewer too, the mean of all of the last ``window`` (a new level,
-    accepted); 0 when none is present."""
-    w, h = fit.window, max(fit.reach, fit.window)
-    enough = max(1, w // 4)
-    present = ~np.isnan(r)
-    held = present & (np.abs(np.where(present, r, 0.0)) <= fit.hold * fit.scale[:, None])
-    n = r.shape[1]
-    c_all = np.cumsum(present, axis=1, dtype=np.int64)
-    c_held = np.cumsum(held, axis=1, dtype=np.int64)
-    cs_all = np.cumsum(np.where(present, r, 0.0), axis=1)
-    cs_held = np.cumsum(np.where(held, r, 0.0), axis=1)
+    accepted); 0 when none is present.
 
-    def window(cs: np.ndarray, k: int) -> np.ndarray:
-        """Sums over the ``k`` points before each point (the point left out): ``cs[t-1] - cs[t-1-k]``."""
-        out = np.zeros_like(cs)
-        out[:, 1:] = cs[:, :-1]
-        if k < n:
-            out[:, k + 1 :] -= cs[:, : n - k - 1]
-        return out
+    The sums over the points before ``t`` are differences of running sums (``cs[t-1] -
+    cs[t-1-k]``, the point itself left out), in one compiled pass per row
+    (:func:`_level_kernel`); ``tests/unit/test_fast_profile.py`` holds it to the array formula."""
+    r = np.ascontiguousarray(np.atleast_2d(r), dtype="float64")
+    out = np.empty_like(r)
+    _level_pass(fit, r, out, mode=0)
+    return out
 
-    n_held, n_far, n_all = window(c_held, w), window(c_held, h), window(c_all, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(
-            n_held >= enough,
-            window(cs_held, w) / np.maximum(n_held, 1),
-            np.where(
-                n_far >= enough,
-                window(cs_held, h) / np.maximum(n_far, 1),
-                np.where(n_all > 0, window(cs_all, w) / np.maximum(n_all, 1), 0.0),
-            ),
-        )
+
+def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int) -> None:
+    """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2)."""
+    w, h = int(fit.window), int(max(fit.reach, fit.window))
+    scale = np.ascontiguousarray(fit.scale, dtype="float64")
+    thr = fit.hold * scale  # as the array formula: hold × scale, per row
+    _level_kernel()(r, thr, scale, w, h, max(1, w // 4), mode, out)
+
+
+def _level_kernel() -> Any:
+    """The compiled pass behind :func:`_levels` and :func:`channel_scores` (numba, on first use;
+    ``cache=True``): per row, the running counts and sums of the present and of the held
+    residuals, accumulated in order as ``np.cumsum`` does, their windows taken as differences, the
+    level chosen as the array formula chooses it; out: the level, ``|r - level| / scale`` or
+    ``r - level`` (``mode`` 0, 1, 2)."""
+    if "levels" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(r, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
+            rows, n = r.shape
+            c_all = np.empty(n, dtype=np.int64)
+            c_held = np.empty(n, dtype=np.int64)
+            cs_all = np.empty(n)
+            cs_held = np.empty(n)
+            for i in range(rows):
+                limit = thr[i]
+                for t in range(n):
+                    v = r[i, t]
+                    present = not np.isnan(v)
+                    value = v if present else 0.0
+                    held = present and abs(value) <= limit
+                    if t == 0:  # cumsum starts at the first element (no 0.0 + x)
+                        c_all[0] = 1 if present else 0
+                        c_held[0] = 1 if held else 0
+                        cs_all[0] = value
+                        cs_held[0] = value if held else 0.0
+                    else:
+                        c_all[t] = c_all[t - 1] + (1 if present else 0)
+                        c_held[t] = c_held[t - 1] + (1 if held else 0)
+                        cs_all[t] = cs_all[t - 1] + value
+                        cs_held[t] = cs_held[t - 1] + (value if held else 0.0)
+                    level = 0.0
+                    if t > 0:
+                        n_held = c_held[t - 1]
+                        s_held = cs_held[t - 1]
+                        if t > w:
+                            n_held -= c_held[t - 1 - w]
+                            s_held -= cs_held[t - 1 - w]
+                        if n_held >= enough:
+                            level = s_held / max(n_held, 1)
+                        else:
+                            n_far = c_held[t - 1]
+                            s_far = cs_held[t - 1]
+                            if t > h:
+                                n_far -= c_held[t - 1 - h]
+                                s_far -= cs_held[t - 1 - h]
+                            if n_far >= enough:
+                                level = s_far / max(n_far, 1)
+                            else:
+                                n_all = c_all[t - 1]
+                                s_all = cs_all[t - 1]
+                                if t > w:
+                                    n_all -= c_all[t - 1 - w]
+                                    s_all -= cs_all[t - 1 - w]
+                                if n_all > 0:
+                                    level = s_all / max(n_all, 1)
+                    if mode == 1:
+                        out[i, t] = abs(v - level) / scale[i]
+                    elif mode == 2:
+                        out[i, t] = v - level
+                    else:
+                        out[i, t] = level
+
+        _KERNELS["levels"] = kernel
+    return _KERNELS["levels"]
 
 
 def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
-    r = residuals(fit, ts_ns, x)
-    return np.abs(r - _levels(fit, r)) / fit.scale[:, None]
+    r = np.ascontiguousarray(residuals(fit, ts_ns, x))
+    out = np.empty_like(r)
+    _level_pass(fit, r, out, mode=1)
+    return out
 
 
 def level_after(fit: ProfileFit, r_window: np.ndarray, new_r: np.ndarray) -> np.ndarray:

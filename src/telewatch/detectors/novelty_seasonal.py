@@ -15,7 +15,7 @@ from telewatch.detectors.base import Detector
 from telewatch.detectors.novelty import Novelty
 from telewatch.detectors.registry import register
 from telewatch.detectors.seasonal import SeasonalBaseline, detect_periods
-from telewatch.postrules.calibrate import Calibrator
+from telewatch.postrules.calibrate import SCREEN_TAIL, Calibrator
 
 DAY = pd.Timedelta(days=1)
 
@@ -38,19 +38,22 @@ def screened_fit(det: Detector, series: pd.Series) -> tuple[Detector, Calibrator
     and calibrate a detector alone (``telewatch.services.detection.calibrated_scores``): the points
     :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect (an incident in the
     training data) are left out of a second fit and of the calibration, so an outage in the
-    history does not calibrate itself — and every later one like it — away."""
+    history does not calibrate itself — and every later one like it — away. The scores are sorted
+    once, for the screen's quantile and (when nothing is left out) the calibrator's."""
     fitted = det.clone().fit(series)
     raw = fitted.score(series).to_numpy()
     present = ~np.isnan(series.to_numpy(dtype="float64"))
+    f = raw[present]
+    finite = _finite(f)
+    ordered = np.sort(finite)
     suspect = np.zeros(raw.size, dtype=bool)
-    suspect[present] = screen_tail(raw[present])
+    suspect[present] = screen_tail(f, u=_screen_u(ordered))
     kept = present & ~suspect
     if suspect.any() and kept.any():
         fitted = det.clone().fit(series.where(kept))
         raw = fitted.score(series).to_numpy()
-    else:
-        kept = present
-    return fitted, Calibrator().train(raw[kept])
+        return fitted, Calibrator().train(raw[kept])
+    return fitted, _train(finite, ordered)
 
 
 def screened_once(
@@ -65,13 +68,65 @@ def screened_once(
     return fitted, calibrate_screened(raw, ~np.isnan(series.to_numpy(dtype="float64")), beyond=beyond), raw
 
 
-def screen_tail(scores: np.ndarray) -> np.ndarray:
+def _finite(values: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(values)
+    return values if ok.all() else values[ok]
+
+
+def _screen_u(ordered: np.ndarray) -> float | None:
+    """The screen's ``u`` (its :data:`~telewatch.postrules.calibrate.SCREEN_TAIL` quantile) from
+    the finite scores sorted; ``None`` where the screen looks at nothing (fewer than 20)."""
+    from telewatch.postrules import calibrate as c
+
+    return float(c.sorted_quantile(ordered, c.SCREEN_TAIL)) if ordered.size >= 20 else None
+
+
+def _train(finite: np.ndarray, ordered: np.ndarray) -> Calibrator:
+    """``Calibrator().train(finite)`` given its sort ``ordered``."""
+    if not finite.size:
+        return Calibrator().train(finite)
+    return Calibrator().train_finite(finite, ordered)
+
+
+def quantiles(values: np.ndarray, q: np.ndarray | list[float]) -> np.ndarray:
+    """``np.quantile(values, q)`` (finite 1-D values, at least one): numpy's positions and
+    interpolation (:func:`~telewatch.postrules.calibrate.quantile_steps`, ``interpolate``) on the
+    order statistics found by selection (:func:`~telewatch.detectors._daily_profile.order_pair`)
+    rather than a partition."""
+    from telewatch.detectors._daily_profile import order_pair
+    from telewatch.postrules.calibrate import interpolate, quantile_steps
+
+    qs = np.asarray(q, dtype="float64")
+    prev, _, gamma = quantile_steps(values.size, qs)
+    a, b = np.empty(qs.size), np.empty(qs.size)
+    top = None
+    for j, k in enumerate(prev.tolist()):
+        if k < 0:  # at or past the last: the maximum, both sides
+            top = float(values.max()) if top is None else top
+            a[j] = b[j] = top
+        else:
+            a[j], b[j] = order_pair(values, k)
+    return interpolate(a, b, gamma)
+
+
+def _screen_log_p() -> float:
+    """A log tail probability above which z is surely below SCREEN_Z (one z unit of margin in
+    ``log p``: about 0.1 in z), so the screen computes z only below it."""
+    from scipy.special import log_ndtr
+
+    from telewatch.postrules import calibrate as c
+
+    return float(log_ndtr(-c.SCREEN_Z)) + 1.0
+
+
+def screen_tail(scores: np.ndarray, *, u: float | None = None) -> np.ndarray:
     """:func:`~telewatch.postrules.calibrate.screen_anomalies` (its defaults), the same mask, in
     fewer steps: a point is suspect only above the robust fit's ``u`` (its 80th percentile; below
     it z < 1, far under :data:`~telewatch.postrules.calibrate.SCREEN_Z`), so only ``u``, the tail's
-    scale and ``p_u`` are computed (one partition, not 512 quantiles) and z only above ``u``, by the
-    calibrator's own formula. ``tests/unit/test_detectors_novelty_seasonal.py`` holds it to
-    screen_anomalies' masks.
+    scale and ``p_u`` are computed (one partition, not 512 quantiles; none where the caller passes
+    ``u``, the finite scores' quantile, from a sort it made) and z only where the fitted log tail
+    probability is low enough for z to reach SCREEN_Z, by the calibrator's own formula.
+    ``tests/unit/test_detectors_novelty_seasonal.py`` holds it to screen_anomalies' masks.
 
     >>> from telewatch.postrules.calibrate import screen_anomalies
     >>> rng = np.random.default_rng(1)
@@ -91,23 +146,16 @@ def screen_tail(scores: np.ndarray) -> np.ndarray:
     if n < 20:
         return mask
     f = s[finite] if n < s.size else s
-    u = float(np.quantile(f, c.SCREEN_TAIL))
-    above = f > u
-    excess = f[above] - u
-    top = float(f.max())
-    if not excess.size:
-        beta = 0.0
-    else:
-        beta = float(np.median(excess)) / np.log(2.0)
-        far = excess > c.TRIM_SCALES * beta if beta > 0 else np.zeros(excess.size, dtype=bool)
-        if 0 < far.sum() <= max(c.TRIM_MAX_POINTS, c.TRIM_MAX_SHARE * excess.size):
-            top = u + float(excess[~far].max())
+    if u is None:
+        u = float(quantiles(f, [c.SCREEN_TAIL])[0])
     min_excess = 1e-12
-    beta = max(beta, (top - float(f.min())) * 0.01, abs(u) * 0.01, min_excess)
-    p_u = max(float(above.mean()), 1.0 / (f.size + 1))
+    # the robust fit: a calibrator's tail with scale "median" (screen_anomalies' Calibrator)
+    beta, p_u = c.tail_fit(f, u, float(f.min()), float(f.max()), "median", min_excess)
     with np.errstate(over="ignore", invalid="ignore"):
-        over = finite & (np.where(finite, s, -np.inf) > u)
+        over = np.flatnonzero(finite & (s > u))
         tail = np.log(p_u) - (s[over] - u) / beta
+        low = tail < _screen_log_p()  # elsewhere log p is too high for z to reach SCREEN_Z
+        over, tail = over[low], tail[low]
         log_p = np.where(tail == -np.inf, -1e300, np.minimum(tail, 0.0))
         z = -ndtri_exp(log_p)
     z = np.minimum(np.fmax(z, 0.0), c.DEGENERATE_Z if beta <= min_excess else c.MAX_Z)
@@ -115,28 +163,110 @@ def screen_tail(scores: np.ndarray) -> np.ndarray:
     suspect[over] = z >= c.SCREEN_Z
     if suspect.sum() < c.SCREEN_MIN_SHARE * (1.0 - 0.98) * n:
         return mask
-    pad = 5
-    suspect = np.convolve(suspect.astype("int64"), np.ones(2 * pad + 1, dtype="int64"), mode="same") > 0
-    return suspect & finite
+    return widen(suspect, 5) & finite
+
+
+def widen(mask: np.ndarray, pad: int) -> np.ndarray:
+    """``mask`` widened by ``pad`` points either side: ``np.convolve(mask, np.ones(2 * pad + 1),
+    mode="same") > 0``, by marking around the few points set rather than a convolution of every
+    point."""
+    out = np.zeros(mask.size, dtype=bool)
+    at = np.flatnonzero(mask)
+    if at.size:
+        for shift in range(-pad, pad + 1):
+            pos = at + shift
+            out[pos[(pos >= 0) & (pos < mask.size)]] = True
+    return out
 
 
 def calibrate_screened(raw: np.ndarray, present: np.ndarray, *, beyond: float = np.inf) -> Calibrator:
     """A calibrator of ``raw`` at the ``present`` points, those
     :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect left out, and those
     ``beyond`` or higher (with 5 points either side: a channel whose raw score is in robust sigmas
-    already knows an outlier when it sees one)."""
+    already knows an outlier when it sees one). The scores are sorted once: the screen's quantile
+    and the calibrator's come from that sort (the points left out taken out of it)."""
+    finite = _finite(raw[present])
+    ordered = np.sort(finite)
+    kept = screened_kept(raw, present, beyond=beyond, u=_screen_u(ordered))
+    if kept is present:
+        return _train(finite, ordered)
+    return _train(_finite(raw[kept]), _without(ordered, _finite(raw[present & ~kept])))
+
+
+def screened_kept(
+    raw: np.ndarray, present: np.ndarray, *, beyond: float = np.inf, u: float | None = None
+) -> np.ndarray:
+    """The points :func:`calibrate_screened` calibrates on: ``present`` less the suspects of
+    :func:`screen_tail` (``u`` its quantile when the caller has it) and, widened by 5 points, those
+    ``beyond`` or higher; ``present`` itself (the same object) when that leaves out none or all."""
     suspect = np.zeros(raw.size, dtype=bool)
-    suspect[present] = screen_tail(raw[present])
+    suspect[present] = screen_tail(raw[present], u=u)
     if np.isfinite(beyond):
         with np.errstate(invalid="ignore"):
             high = present & (raw >= beyond)
         if high.any():
-            pad = np.convolve(high.astype("int64"), np.ones(11, dtype="int64"), mode="same") > 0
-            suspect |= pad & present
+            suspect |= widen(high, 5) & present
     kept = present & ~suspect
-    if not (suspect.any() and kept.any()):
-        kept = present
-    return Calibrator().train(raw[kept])
+    return kept if suspect.any() and kept.any() else present
+
+
+def _without(ordered: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """``ordered`` (sorted) less one occurrence of each value of ``removed`` (a sub-multiset of it):
+    the sort of what is left, as ``np.sort`` gives it, without sorting again."""
+    if not removed.size:
+        return ordered
+    gone = np.sort(removed)
+    # the k-th of a run of equal values removed is the k-th of that run in ordered
+    run = np.arange(gone.size) - np.searchsorted(gone, gone, side="left")
+    keep = np.ones(ordered.size, dtype=bool)
+    keep[np.searchsorted(ordered, gone, side="left") + run] = False
+    return ordered[keep]
+
+
+def _empirical_bound(below: int, size: int) -> float:
+    """The largest surprisal ``-log p`` a calibrator's empirical part gives a score that at most
+    ``below`` of its ``size`` levels are under (``_log_tail``'s formula, as a scalar)."""
+    return -min(float(np.log(max(1.0 - below / size, 1e-300))), 0.0)
+
+
+def _only_tail_matters(cal_s: Calibrator, start: float) -> bool:
+    """Whether no seasonal score at or below ``cal_s.u_`` can get a surprisal above ``start``
+    (novelty's tail start). At or below ``u_`` the surprisal is ``cal_s``'s empirical one, from
+    ``searchsorted(levels_, s)``; numpy's binary search answers ``i`` only with ``i == 0`` or
+    ``levels_[i - 1] < s`` (sorted levels or not: ``tests/unit/test_fast_calibrate.py``), so ``i``
+    is at most one past the last level below ``u_``. Then :func:`combine` need only look at the
+    scores above ``u_`` (a few percent)."""
+    low = np.flatnonzero(cal_s.levels_ < cal_s.u_)
+    below = int(low[-1]) + 1 if low.size else 0
+    return _empirical_bound(below, cal_s.levels_.size) + 1e-9 < start  # margin: a scalar log here
+
+
+def seasonal_tail(scores: np.ndarray, start: float) -> tuple[float, float, float] | None:
+    """``(u_, beta_, p_u_)`` of ``Calibrator().train(scores)`` (finite scores) when only its tail
+    matters for :func:`combine` with novelty's tail start ``start`` (see
+    :func:`_only_tail_matters`), from a selection and a sort of the top few percent: ``u_``, the
+    levels past the tail quantile (all at or above ``u_``: then at most the levels before them are
+    below it) and the extremes. ``None`` when that cannot be shown so (the caller calibrates in
+    full)."""
+    from telewatch.detectors._daily_profile import order_pair
+    from telewatch.postrules.calibrate import sorted_quantile, tail_fit
+
+    cal = Calibrator()
+    n = scores.size
+    probs = np.linspace(0.0, 1.0, cal.quantiles)
+    past = int(np.searchsorted(probs, cal.tail, side="right"))  # the first level past the tail
+    if not n or past >= probs.size or not _empirical_bound(past, probs.size) + 1e-9 < start:
+        return None
+    first = int(np.floor(((n - 1) * np.array([cal.tail, probs[past]])).min()))
+    # the order statistics from first on: that one (by selection), then those above it sorted
+    at_first = order_pair(scores, first)[0] if first + 1 < n else float(scores.max())
+    above = np.sort(scores[scores > at_first])
+    top = np.concatenate([np.full(n - first - above.size, at_first), above])
+    u = float(sorted_quantile(top, cal.tail, first=first))
+    if not bool((sorted_quantile(top, probs[past:], first=first) >= u).all()):
+        return None
+    beta, p_u = tail_fit(scores, u, float(scores.min()), float(top[-1]), cal.scale, cal.min_excess)
+    return u, beta, p_u
 
 
 def combine(
@@ -145,16 +275,82 @@ def combine(
     """The combined raw score: the seasonal channel's surprisal under ``cal_s``, weighed by
     :func:`repeat_weights`, written in novelty's raw units under ``cal_n``; the larger of that and
     ``novelty_raw``."""
+    return combine_tail(novelty_raw, seasonal_raw, cal_n.u_, cal_n.beta_, cal_n.p_u_, cal_s, cooldown)
+
+
+def combine_tail(
+    novelty_raw: np.ndarray,
+    seasonal_raw: np.ndarray,
+    u_n: float,
+    beta_n: float,
+    p_u_n: float,
+    cal_s: Calibrator,
+    cooldown: int,
+) -> np.ndarray:
+    """:func:`combine` given only the tail of novelty's calibrator (``u_``, ``beta_``, ``p_u_``:
+    all it reads of it). Where :func:`_only_tail_matters`, only the seasonal scores above
+    ``cal_s.u_`` are looked up: a surprisal at or below novelty's tail start gives ``-inf`` (so the
+    novelty score), and a point's repeat weight depends only on earlier points at least as high
+    as it, which lie above ``u_`` too; elsewhere, every point as the formula is written."""
+    # novelty's calibrator maps u + beta * (s - start) back to surprisal s above its tail's
+    # start (log p = log p_u - (x - u) / beta): the same z, in novelty's raw units, so NAB's
+    # per-file scaling of novelty's raw scores applies unchanged
+    start = -np.log(p_u_n)
+    if not _only_tail_matters(cal_s, float(start)):
+        with np.errstate(invalid="ignore", over="ignore"):
+            surprisal = -cal_s.log_tail_probability(seasonal_raw)
+            if cooldown > 0:
+                surprisal = surprisal * repeat_weights(surprisal, int(cooldown))
+            as_novelty = np.where(surprisal > start, u_n + beta_n * (surprisal - start), -np.inf)
+        return np.fmax(novelty_raw, as_novelty)
+    return combine_above(
+        novelty_raw, seasonal_raw, u_n, beta_n, p_u_n, cal_s.u_, cal_s.beta_, cal_s.p_u_, cooldown
+    )
+
+
+def combine_above(
+    novelty_raw: np.ndarray,
+    seasonal_raw: np.ndarray,
+    u_n: float,
+    beta_n: float,
+    p_u_n: float,
+    u_s: float,
+    beta_s: float,
+    p_u_s: float,
+    cooldown: int,
+) -> np.ndarray:
+    """:func:`combine_tail` where only the seasonal calibrator's tail matters
+    (:func:`_only_tail_matters`; ``u_s``, ``beta_s``, ``p_u_s`` that tail): the seasonal scores
+    above ``u_s`` alone are looked up."""
+    start = -np.log(p_u_n)
+    s = np.asarray(seasonal_raw, dtype="float64")
+    out = np.fmax(novelty_raw, -np.inf)
     with np.errstate(invalid="ignore", over="ignore"):
-        surprisal = -cal_s.log_tail_probability(seasonal_raw)
-        if cooldown > 0:
-            surprisal = surprisal * repeat_weights(surprisal, int(cooldown))
-        # novelty's calibrator maps u + beta * (s - start) back to surprisal s above its tail's
-        # start (log p = log p_u - (x - u) / beta): the same z, in novelty's raw units, so NAB's
-        # per-file scaling of novelty's raw scores applies unchanged
-        start = -np.log(cal_n.p_u_)
-        as_novelty = np.where(surprisal > start, cal_n.u_ + cal_n.beta_ * (surprisal - start), -np.inf)
-    return np.fmax(novelty_raw, as_novelty)
+        over = np.flatnonzero(s > u_s)
+        # the calibrator's log tail probability above u_: its fitted tail, as _log_tail has it
+        surprisal = -np.minimum(np.log(p_u_s) - (s[over] - u_s) / beta_s, 0.0)
+        if cooldown > 0 and over.size:
+            dense = np.zeros(s.size)  # below u_: under every surprisal that can matter
+            dense[over] = surprisal
+            surprisal = surprisal * repeat_weights(dense, int(cooldown))[over]
+        as_novelty = np.where(surprisal > start, u_n + beta_n * (surprisal - start), -np.inf)
+    out[over] = np.fmax(out[over], as_novelty)
+    return out
+
+
+def tail_of(scores: np.ndarray, u: float | None = None) -> tuple[float, float, float, bool]:
+    """``(u_, beta_, p_u_, degenerate_)`` of ``Calibrator().train(scores)`` without its 512 levels
+    (:func:`combine_tail` reads no more); ``u`` when the caller has the scores' quantile already."""
+    from telewatch.postrules.calibrate import tail_fit
+
+    cal = Calibrator()
+    s = _finite(np.asarray(scores, dtype="float64").ravel())
+    if not s.size:
+        s = np.zeros(1)
+    if u is None:
+        u = float(quantiles(s, [cal.tail])[0])
+    beta, p_u = tail_fit(s, u, float(s.min()), float(s.max()), cal.scale, cal.min_excess)
+    return u, beta, p_u, beta <= cal.min_excess
 
 
 @register("novelty_seasonal")
@@ -258,9 +454,13 @@ class NoveltySeasonal(ExpectedBand, Detector):
         """Matrix path (the ``profile`` channel; ``None`` for ``baseline``): row ``i`` is
         ``clone().fit(s_i).score(s_i)``. Novelty's fit and scores run in its compiled kernels over
         the matrix, the profile channel in :mod:`~telewatch.detectors._daily_profile`'s array code
-        over the rows that get it (one slot layout for all); what is per series is the screening,
-        the calibrators and the combination. The training scores are the scores (fitted and
-        scored on the same series), so nothing is scored twice."""
+        and compiled passes over the rows that get it (one slot layout for all); what is per
+        series is the screening, the calibrators and the combination. The training scores are the
+        scores (fitted and scored on the same series), so nothing is scored twice. Of the two
+        calibrators only what the combination reads is computed: novelty's tail (:func:`tail_of`)
+        and, where only its tail can matter (nearly always past a few hundred points), the
+        seasonal one's (:func:`seasonal_tail`, then :func:`combine_above`); the numbers are those
+        of the per-series path, bit for bit (``tests/unit/test_fast_novelty_seasonal.py``)."""
         if self.channel != "profile":
             return None
         from telewatch.detectors import _kernels
@@ -273,7 +473,8 @@ class NoveltySeasonal(ExpectedBand, Detector):
         ts = index_ns(index)
         present = ~np.isnan(arr)
         limit = (self.min_days * DAY).value
-        chosen: list[tuple[int, np.ndarray, Calibrator]] = []
+        chosen: list[tuple[int, np.ndarray, tuple[float, float, float, bool]]] = []
+        levels = np.array([SCREEN_TAIL, Calibrator().tail])
         for i in range(arr.shape[0]):
             where = np.flatnonzero(present[i])
             if where.size < 16 or ts[where[-1]] - ts[where[0]] < limit:
@@ -282,8 +483,12 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 pd.Series(arr[i], index=index), min_cycles=self.min_days, min_acf=self.min_acf
             ):
                 continue
+            f = raw[i][present[i]]
+            finite = _finite(f)
+            # the screen's u and the calibrator's (np.quantile's numbers, by selection)
+            q = quantiles(finite, levels) if finite.size >= 20 else None
             suspect = np.zeros(arr.shape[1], dtype=bool)
-            suspect[present[i]] = screen_tail(raw[i][present[i]])
+            suspect[present[i]] = screen_tail(f, u=None if q is None else float(q[0]))
             kept = present[i] & ~suspect
             row_raw = raw[i]
             if suspect.any() and kept.any():  # novelty refitted without the suspects (screened_fit)
@@ -292,12 +497,12 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 row_raw = _kernels.novelty_scores(
                     arr[i : i + 1], lo2, w2, cooldown=self.cooldown, window=self.local_window
                 )[0]
-            else:
-                kept = present[i]
-            cal_n = Calibrator().train(row_raw[kept])
-            if cal_n.degenerate_:
+                tail_n = tail_of(row_raw[kept])
+            else:  # Calibrator().train(f): its tail is all combine_tail reads
+                tail_n = tail_of(finite, None if q is None else float(q[1]))
+            if tail_n[3]:  # degenerate
                 continue
-            chosen.append((i, row_raw, cal_n))
+            chosen.append((i, row_raw, tail_n))
         if chosen:
             rows = [i for i, _, _ in chosen]
             proto = DailyProfile(**dict(self.seasonal or {}))
@@ -312,10 +517,17 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 pool_slots=proto.pool,
             )
             z = channel_scores(fit, ts, arr[rows])
-            for j, (i, row_raw, cal_n) in enumerate(chosen):
+            for j, (i, row_raw, (u_n, beta_n, p_u_n, _)) in enumerate(chosen):
                 z_row = np.where(present[i], z[j], np.nan)
-                cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma)
-                out[i] = combine(row_raw, z_row, cal_n, cal_s, self.seasonal_cooldown)
+                kept = screened_kept(z_row, present[i], beyond=self.screen_sigma)
+                tail_s = seasonal_tail(_finite(z_row[kept]), float(-np.log(p_u_n)))
+                if tail_s is None:  # the whole calibrator (calibrate_screened: the same points)
+                    cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma)
+                    out[i] = combine_tail(row_raw, z_row, u_n, beta_n, p_u_n, cal_s, self.seasonal_cooldown)
+                else:
+                    out[i] = combine_above(
+                        row_raw, z_row, u_n, beta_n, p_u_n, *tail_s, self.seasonal_cooldown
+                    )
         out[~present] = np.nan
         return out
 

@@ -79,31 +79,23 @@ class Calibrator:
         s = s[np.isfinite(s)]
         if s.size == 0:
             s = np.zeros(1)
+        return self.train_finite(s, np.sort(s))
+
+    def train_finite(self, s: np.ndarray, ordered: np.ndarray) -> Self:
+        """:meth:`train` on finite scores ``s`` (1-D, at least one) given ``ordered``, the same
+        scores sorted: every quantile is read off that one sort (:func:`sorted_quantile`, equal to
+        ``np.quantile``), instead of a partition for 512 levels and another for ``u``. A caller
+        that sorted the scores already (the screen before it) passes its sort."""
         probs = np.linspace(0.0, 1.0, self.quantiles)
-        self.levels_ = np.quantile(s, probs)
+        self.levels_ = sorted_quantile(ordered, probs)
         self.n_ = s.size
-        self.u_ = float(np.quantile(s, self.tail))
-        excess = s[s > self.u_] - self.u_
-        top = float(self.levels_[-1])
-        if not excess.size:
-            beta = 0.0
-        else:
-            robust = float(np.median(excess)) / np.log(2.0)
-            far = excess > TRIM_SCALES * robust if robust > 0 else np.zeros(excess.size, dtype=bool)
-            # a few isolated extremes (the spike being scored, when it is among the training scores)
-            # do not set the scale they are measured in; many (a detector whose tail is a mixture, as
-            # novelty's tie-breakers below 0.01 and its novel values above 1) are the tail itself:
-            # trimming those called every novel value extreme (RedLab month: 75 -> 496 anomalies)
-            if 0 < far.sum() <= max(TRIM_MAX_POINTS, TRIM_MAX_SHARE * excess.size):
-                excess = excess[~far]
-                top = self.u_ + float(excess.max())  # the range leaves them out too
-            beta = robust if self.scale == "median" else float(excess.mean())
-        spread = top - float(self.levels_[0])
-        self.beta_ = max(beta, spread * 0.01, abs(self.u_) * 0.01, self.min_excess)
+        self.u_ = float(sorted_quantile(ordered, self.tail))
+        self.beta_, self.p_u_ = tail_fit(
+            s, self.u_, float(self.levels_[0]), float(self.levels_[-1]), self.scale, self.min_excess
+        )
         # constant training scores (a flat stretch): no scale to measure a deviation in, so every
         # score above them is "beyond anything seen" alike — z stops at DEGENERATE_Z
         self.degenerate_ = self.beta_ <= self.min_excess
-        self.p_u_ = max(float((s > self.u_).mean()), 1.0 / (s.size + 1))
         return self
 
     def log_tail_probability(self, scores: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
@@ -179,6 +171,81 @@ class Calibrator:
         state = dict(self.__dict__)
         state.pop("_log_p_table", None)  # derived, rebuilt on first use
         return state
+
+
+def sorted_quantile(ordered: np.ndarray, q: float | np.ndarray, *, first: int = 0) -> np.ndarray:
+    """``np.quantile(values, q)`` (method "linear") given ``ordered``, the values sorted (1-D, no
+    NaN, at least one): numpy's own index, gamma and interpolation steps on the same operands, so
+    the same numbers, without numpy's partition for each call (512 levels cost a partition with
+    over a thousand pivots). A float ``q`` gives a 0-d array.
+
+    With ``first``, ``ordered`` holds only the order statistics ``first`` to the last of
+    ``first + ordered.size`` values (a partition at ``first``, the rest sorted): enough for the
+    quantiles whose neighbours lie there (a :class:`ValueError` otherwise)."""
+    n = first + ordered.size
+    prev, nxt, gamma = quantile_steps(n, q)
+    if first:
+        at_prev = np.where(prev < 0, prev, prev - first)
+        at_next = np.where(nxt < 0, nxt, nxt - first)
+        if (at_prev < -1).any():
+            raise ValueError("sorted_quantile: a quantile below the order statistics given")
+        return interpolate(ordered[at_prev], ordered[at_next], gamma)
+    return interpolate(ordered[prev], ordered[nxt], gamma)
+
+
+def quantile_steps(n: int, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.quantile``'s (method "linear") positions for ``n`` values: the order statistics below
+    and above each ``q`` (``-1``, the last, for both at or past it) and the weight ``gamma`` of the
+    upper one, computed as numpy computes them."""
+    virtual = (n - 1) * np.asarray(q, dtype="float64")
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    above = virtual >= n - 1  # at or past the last value: the maximum
+    prev = np.where(above, -1, prev).astype(np.intp)
+    nxt = np.where(above, -1, nxt).astype(np.intp)
+    return prev, nxt, virtual - prev
+
+
+def interpolate(a: np.ndarray | float, b: np.ndarray | float, gamma: np.ndarray) -> np.ndarray:
+    """``np.quantile``'s interpolation between the order statistics ``a`` and ``b`` (numpy's
+    ``_lerp``: from ``a`` below ``gamma`` 0.5, from ``b`` at or above it)."""
+    diff = np.subtract(b, a)
+    out = np.asarray(a + diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
+def tail_fit(
+    s: np.ndarray,
+    u: float,
+    bottom: float,
+    top: float,
+    scale: Literal["mean", "median"] = "mean",
+    min_excess: float = 1e-12,
+) -> tuple[float, float]:
+    """A :class:`Calibrator`'s tail above ``u`` for finite training scores ``s`` (any order; their
+    minimum ``bottom`` and maximum ``top``): its scale ``beta`` and ``p_u``, the share above ``u``.
+    Only ``u`` and the extremes are needed, not the 512 levels: a path that calibrates through the
+    tail alone (the combined channel of ``novelty_seasonal``) takes these without them."""
+    above = s > u
+    excess = s[above] - u
+    if not excess.size:
+        beta = 0.0
+    else:
+        robust = float(np.median(excess)) / np.log(2.0)
+        far = excess > TRIM_SCALES * robust if robust > 0 else np.zeros(excess.size, dtype=bool)
+        # a few isolated extremes (the spike being scored, when it is among the training scores)
+        # do not set the scale they are measured in; many (a detector whose tail is a mixture, as
+        # novelty's tie-breakers below 0.01 and its novel values above 1) are the tail itself:
+        # trimming those called every novel value extreme (RedLab month: 75 -> 496 anomalies)
+        if 0 < far.sum() <= max(TRIM_MAX_POINTS, TRIM_MAX_SHARE * excess.size):
+            excess = excess[~far]
+            top = u + float(excess.max())  # the range leaves them out too
+        beta = robust if scale == "median" else float(excess.mean())
+    spread = top - bottom
+    beta = max(beta, spread * 0.01, abs(u) * 0.01, min_excess)
+    p_u = max(float(above.mean()), 1.0 / (s.size + 1))
+    return beta, p_u
 
 
 class CalibratorStack:
