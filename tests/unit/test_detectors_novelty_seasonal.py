@@ -185,3 +185,21 @@ def test_an_unknown_channel_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="channel"):
         NoveltySeasonal(channel="weekly").fit(daily(1))
+
+
+def test_a_model_stored_before_the_new_parameters_still_loads_and_names_its_parameters() -> None:
+    """A model pickled by a version without ``screen_max_per_day`` and ``novelty_tie`` (the tick
+    groups models by ``get_params``) reads as what it was fitted with: every far excursion left
+    out, the tie-breaker kept; it scores as it did."""
+    import pickle
+
+    idx = pd.date_range("2024-01-01", periods=5 * 288, freq="5min", tz="UTC")
+    s = pd.Series(10 + np.sin(np.arange(idx.size) * 2 * np.pi / 288), index=idx)
+    det = NoveltySeasonal(channel="profile").fit(s)
+    before = det.score(s).to_numpy()
+    del det.__dict__["screen_max_per_day"], det.__dict__["novelty_tie"]
+    old = NoveltySeasonal.loads(pickle.dumps(det))
+    params = old.get_params()
+    assert params["screen_max_per_day"] == np.inf
+    assert params["novelty_tie"] is True
+    np.testing.assert_array_equal(old.score(s).to_numpy(), before)

@@ -424,6 +424,11 @@ class NoveltySeasonal(ExpectedBand, Detector):
     True
     """
 
+    #: models stored before these parameters existed were fitted without them: the tie-breaker
+    #: kept, every far excursion left out (what ``get_params`` of such a model says)
+    screen_max_per_day: float = np.inf
+    novelty_tie: bool | None = True
+
     def __init__(
         self,
         bins: int = 100,
