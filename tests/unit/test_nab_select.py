@@ -69,7 +69,7 @@ def test_the_current_parameters_stay_unless_beaten_by_more_than_the_tolerance(tm
     worse = select_on_tuning_half(data_dir=tmp_path, grid={"bins": [1]})
     assert worse.chosen is worse.incumbent
     assert worse.best is worse.incumbent
-    assert worse.incumbent.params == {"bins": 100, "cooldown": 1000, "local_window": 60}
+    assert worse.incumbent.params == {"bins": 100, "cooldown": 1000, "local_window": 60, "tie_breaker": True}
     assert "no candidate scores higher" in worse.lines()[-1]
     better = select_on_tuning_half(data_dir=tmp_path, base_params={"bins": 1}, grid={"bins": [100]})
     gap = better.candidates[0].tuning - better.incumbent.tuning
