@@ -688,6 +688,18 @@ def detect_file(
     return calibrate_scores(raw, scale=scale)
 
 
+def _progress(console: Console) -> Progress:
+    """The bar the NAB commands show while they score files (gone when done)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 def run_nab_benchmark(
     *,
     data_dir: Path,
@@ -715,14 +727,7 @@ def run_nab_benchmark(
 
     started = time.perf_counter()
     scores: dict[str, np.ndarray] = {}
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with _progress(console) as progress:
         task = progress.add_task(f"NAB {detector}", total=len(files))
         for f in files:
             progress.update(task, description=f"NAB {detector}: {f.name}")
@@ -915,14 +920,7 @@ def select_on_tuning_half(
 
     candidates: list[NabCandidate] = []
     kept_scores: list[dict[str, np.ndarray]] = []
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with _progress(console) as progress:
         task = progress.add_task(f"NAB select {detector} (tuning half)", total=len(settings))
         for params in settings:
             value, scores = tuning_score(params)
