@@ -84,10 +84,7 @@ def novelty_scores(
         # pandas refuses min_periods=2 > window
         raise ValidationError(f"novelty: local_window must be at least 2, got {window}")
     out = np.empty_like(arr)
-    if not tie:
-        _novelty_memory_kernel(arr, lo, wd, int(max(cooldown, 1)), out)
-        return out
-    _novelty_scores_kernel(arr, lo, wd, int(max(cooldown, 1)), int(window), out)
+    _novelty_scores_kernel(arr, lo, wd, int(max(cooldown, 1)), int(window), bool(tie), out)
     return out
 
 
@@ -343,31 +340,13 @@ def _novelty_memory(
 
 
 @_jit
-def _novelty_memory_kernel(
-    values: np.ndarray, low: np.ndarray, width: np.ndarray, cooldown: int, out: np.ndarray
-) -> None:
-    """The novelty of every row's values alone (no tie-breaker); NaN where the value is NaN."""
-    n = values.shape[1]
-    seen = np.empty(n + 1)
-    visited = np.zeros(_TABLE_SIZE, dtype=np.uint8)
-    stack_t = np.empty(n + 1, dtype=np.int64)
-    stack_d = np.empty(n + 1)
-    for r in range(values.shape[0]):
-        x = values[r]
-        o = out[r]
-        _novelty_memory(x, low[r], width[r], cooldown, seen, visited, stack_t, stack_d, o)
-        for t in range(n):
-            if x[t] != x[t]:
-                o[t] = np.nan
-
-
-@_jit
 def _novelty_scores_kernel(
     values: np.ndarray,
     low: np.ndarray,
     width: np.ndarray,
     cooldown: int,
     window: int,
+    tie: bool,
     out: np.ndarray,
 ) -> None:
     n = values.shape[1]
@@ -386,6 +365,11 @@ def _novelty_scores_kernel(
         x = values[r]
         o = out[r]
         _novelty_memory(x, low[r], width[r], cooldown, seen, visited, stack_t, stack_d, o)
+        if not tie:  # the novelty alone: NaN where the value is
+            for t in range(n):
+                if x[t] != x[t]:
+                    o[t] = np.nan
+            continue
         # tie-breaker, as Novelty._local: prev = x shifted by one; its rolling median m1;
         # the rolling median of |prev - m1| as the MAD; z squashed into [0, 1)
         state1[:] = 0
