@@ -311,3 +311,69 @@ def test_a_burst_over_before_the_tick_is_told_once_as_over_an_ongoing_one_pages(
     assert [m.kind for m in ongoing] == ["firing", "resolved"], [m.to_dict() for m in ongoing]
     assert ongoing[0].severity == "critical"
     assert "back to normal" not in ongoing[0].subject
+
+
+def _latency_with_burst_and_outage(days: int = 5) -> tuple[pd.Series, pd.Timestamp]:
+    """Daily-cycled latency; on the last day x10 for 5 minutes (10:03-10:07) and for 50 (15:05-15:54)."""
+    idx = pd.date_range(START, periods=days * 1440, freq="1min")
+    rng = np.random.default_rng(5)
+    minute = (idx.hour * 60 + idx.minute).to_numpy()
+    latency = 0.2 + 0.03 * np.sin(2 * np.pi * minute / 1440) + rng.normal(0, 0.005, idx.size)
+    last = START + pd.Timedelta(days=days - 1)
+    for lo, hi in (("10:03", "10:08"), ("15:05", "15:55")):
+        latency[(idx >= last + pd.Timedelta(lo + ":00")) & (idx < last + pd.Timedelta(hi + ":00"))] *= 10
+    return pd.Series(latency, index=idx), last
+
+
+def test_an_outage_a_detector_flags_again_as_it_goes_on_stays_one_anomaly_and_one_alert(
+    tmp_path: Path,
+) -> None:
+    """The seasonal channel flags the 50-minute outage again at 15:14 and 15:34 (each a new high of
+    the outage: a new surprisal, weighed in full): the ticks continue the anomaly that is still held
+    open instead of opening one per new run, so the outage is one anomaly, one firing message and one
+    resolved (before: three anomalies, two "updated" messages and a resolved message for "3 metrics"
+    of one metric)."""
+    from telewatch.monitors.config import MonitorSpec
+    from telewatch.store.anomalies import read_anomalies
+
+    latency, last = _latency_with_burst_and_outage()
+    spec = MonitorSpec.model_validate(
+        {
+            "name": "web",
+            "source": {"type": "store"},
+            "schedule": {"every": timedelta(minutes=15)},
+            "history": timedelta(days=14),
+            "detector": {"type": "novelty_seasonal", "params": {"channel": "profile"}},
+            "channels": ["replay"],
+        }
+    )
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="web_response", unit="s")
+            repo.write_points(tx, mid, latency)
+        report = replay(
+            live, start=last, end=last + pd.Timedelta(days=1), monitors=[spec], workdir=tmp_path / "w"
+        )
+    assert not report.errors
+    outage = [
+        i
+        for i in report.incidents
+        if i.start <= last + pd.Timedelta("15:10:00") and i.end >= last + pd.Timedelta("15:05:00")
+    ]
+    assert len(outage) == 1, [i.to_dict() for i in report.incidents]
+    told = [m for m in report.messages if m.incident_id == outage[0].id]
+    assert [(m.kind, m.severity) for m in told] == [("firing", "critical"), ("resolved", "warning")], [
+        m.to_dict() for m in told
+    ]
+    assert "3 metrics" not in told[-1].subject
+    assert "web_response" in told[-1].subject
+    with Store(tmp_path / "w" / "replay.duckdb") as s:
+        stored = read_anomalies(s.cursor())
+    spans = [
+        (a, b)
+        for a, b in zip(stored["start_ts"], stored["end_ts"], strict=True)
+        if b >= last + pd.Timedelta("15:05:00")
+    ]
+    assert len(spans) == 1, spans
+    assert spans[0][0] == last + pd.Timedelta("15:05:00")
+    assert spans[0][1] >= last + pd.Timedelta("15:50:00")

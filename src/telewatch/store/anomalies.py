@@ -180,20 +180,32 @@ def anomalies_at_starts(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> l
     )
 
 
-def last_anomalies_before(
-    con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame
-) -> dict[int, tuple[datetime, datetime]]:
-    """For each candidate (a frame ``pos, metric_id, detector, first_ts``), ``(start_ts, end_ts)`` of
-    its series' newest anomaly ending before ``first_ts``, by ``pos`` (absent: none); one query."""
-    return {
-        int(pos): (start, end)
-        for pos, start, end in _joined(
-            con,
-            candidates,
-            "SELECT c.pos, arg_max(a.start_ts, a.end_ts), max(a.end_ts) FROM _tw_anomaly_keys c JOIN anomalies a"
-            " ON a.metric_id = c.metric_id AND a.detector = c.detector AND a.end_ts < c.first_ts GROUP BY c.pos",
-        )
-    }
+@dataclass(frozen=True)
+class OpenAnomaly:
+    """A series' newest stored anomaly before a tick's new points (naive UTC timestamps)."""
+
+    start: datetime
+    end: datetime
+    peak: datetime
+    peak_score: float
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+def last_anomalies_before(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame) -> dict[int, OpenAnomaly]:
+    """For each candidate (a frame ``pos, metric_id, detector, first_ts``), its series' newest anomaly
+    ending before ``first_ts``, by ``pos`` (absent: none); one query."""
+    rows = _joined(
+        con,
+        candidates,
+        "SELECT pos, start_ts, end_ts, peak_ts, peak_score, value, expected, lower, upper FROM ("
+        " SELECT c.pos, a.*, row_number() OVER (PARTITION BY c.pos ORDER BY a.end_ts DESC, a.start_ts DESC) AS k"
+        " FROM _tw_anomaly_keys c JOIN anomalies a ON a.metric_id = c.metric_id AND a.detector = c.detector"
+        " AND a.end_ts < c.first_ts) WHERE k = 1",
+    )
+    return {int(r[0]): OpenAnomaly(r[1], r[2], r[3], float(r[4]), *r[5:]) for r in rows}
 
 
 def last_anomaly_before(

@@ -159,7 +159,7 @@ def _record_windows(
                 limit=lookback[pos],
             )
         if pos in opens and got:
-            open_start, open_end = opens[pos]
+            open_start, open_end = opens[pos].start, opens[pos].end
             # only an anomaly that still touches the look-back can continue into the new points
             if pd.Timestamp(open_start) < pd.Timestamp(got[-1][0]) <= pd.Timestamp(open_end):
                 got = anomalies_repo.scores_between(
@@ -231,6 +231,33 @@ def _record_windows(
             end_ns = int(ts[lo_pos + reach])
             ongoing = hi_pos - (lo_pos + reach + 1) <= cand.det.merge_gap
             found[k] = (pos, start_ns, end_ns, peak_ns, score, ongoing)
+    # a run that starts while the series' previous anomaly is still held open (the metric stayed beyond
+    # that anomaly's band up to it) continues that anomaly: same start, so the same alert, as a run held
+    # into the next is one anomaly in services.detection (a long outage a detector flags again as it
+    # deepens is one anomaly, not one per tick)
+    for k, (pos, start_ns, end_ns, peak_ns, score, ongoing) in enumerate(found):
+        op = opens.get(pos)
+        if op is None:
+            continue
+        o_start, o_end = _ns(op.start), _ns(op.end)
+        ts, vals = points.get(cands[pos].mid, (np.empty(0, "int64"), np.empty(0)))
+        if not o_start < start_ns or ts.size == 0 or o_end < ts[0]:
+            continue  # the same start (a window found again), or the points between not read
+        lo, hi = (
+            int(np.searchsorted(ts, o_end, side="right")),
+            int(np.searchsorted(ts, start_ns, side="left")),
+        )
+        reach = held_through(
+            still_outside(vals[lo:hi], op.value, op.expected, op.lower, op.upper), cands[pos].det.merge_gap
+        )
+        if (hi - lo) - (reach + 1) > cands[pos].det.merge_gap:
+            continue  # the metric came back before this run: a new anomaly
+        if op.peak_score >= score:  # the earlier peak stays the anomaly's peak
+            peak_ns, score = _ns(op.peak), op.peak_score
+            values[k] = np.nan if op.value is None else float(op.value)
+            habits[k] = habitual(ts, vals, peak_ns, values[k])
+            expecteds[k], lowers[k], uppers[k] = op.expected, op.lower, op.upper
+        found[k] = (pos, o_start, end_ns, peak_ns, score, ongoing)
     # a run held into the next run of the same series is one anomaly (as services.detection)
     keep: list[int] = []
     for k, f in enumerate(found):
@@ -310,6 +337,11 @@ def _record_windows(
             "detector": anomaly.detector,
             "start": anomaly.start.isoformat(),
         }
+
+
+def _ns(stamp: Any) -> int:
+    """A stored (naive UTC) timestamp as ns since the epoch."""
+    return int(pd.Timestamp(stamp).as_unit("ns").value)
 
 
 def _span_points(
