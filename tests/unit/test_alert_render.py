@@ -219,3 +219,17 @@ def test_a_shipped_incident_type_is_named_in_the_message_language() -> None:
     assert "Всплеск трафика" in ru.body_text
     assert "Traffic surge" not in ru.body_text
     assert "Traffic surge" in en.body_text
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_an_incident_counts_metrics_not_alerts(language: str) -> None:
+    """Two bursts of one metric in one incident are one metric: the subject names it; two metrics are
+    counted as two."""
+    same = [event(key="k1"), event(key="k2", score=7.0)]
+    out = Renderer().render(same, kind="resolved", language=language, now=NOW)
+    assert "web_response_ms" in out.subject
+    assert "2" not in out.subject.split("]", 1)[1].replace("web_response_ms", "")
+    two = [event(key="k1"), event(key="k2", metric="web_error_rate")]
+    out = Renderer().render(two, kind="firing", language=language, now=NOW)
+    assert ("2 metrics" if language == "en" else "метрик — 2") in out.subject
+    assert ("2 metrics" if language == "en" else "метрик — 2") in out.body_text

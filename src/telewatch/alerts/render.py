@@ -556,6 +556,8 @@ class Renderer:
             "alerts": alerts[:MAX_ALERTS_SHOWN],
             "more": max(0, len(alerts) - MAX_ALERTS_SHOWN),
             "count": len(alerts),
+            # an incident's metrics: one metric flagged twice (two bursts) is one metric, not two
+            "metric_count": len({(a["metric"], tuple(sorted(a["labels"].items()))) for a in alerts}),
             "first": first,
             "grouped": len(alerts) > 1,
             "incident_id": next(iter(incidents)) if len(incidents) == 1 else None,
