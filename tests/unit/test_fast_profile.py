@@ -296,7 +296,17 @@ def median_cases() -> list[np.ndarray]:
     zeros = np.where(rng.random(1_001) < 0.5, 0.0, -0.0)
     decoy = rng.normal(0, 1, 43_200)
     decoy[:: 43_200 // 512] = 1e9  # the sample the band is drawn from: all far off (the whole row)
+    mostly_zero = np.zeros(43_200)  # novelty's scores without its tie-breaker
+    mostly_zero[rng.choice(43_200, 60, replace=False)] = rng.random(60) + 0.5
+    signed_zeros = np.where(rng.random(20_000) < 0.5, 0.0, -0.0)  # a tie of both zeros
+    signed_zeros[:50] = 1.0
+    held = rng.normal(0, 1, 10_000)  # a tie over the middle, values either side
+    held[rng.random(10_000) < 0.4] = 0.25
     return [
+        mostly_zero,
+        signed_zeros,
+        held,
+        -held,
         decoy,
         -decoy,
         rng.normal(0, 1, 4_096),
@@ -323,7 +333,8 @@ def median_cases() -> list[np.ndarray]:
 def test_row_medians_are_numpys(case: int) -> None:
     """The compiled selection (radix passes, then Wirth's) against np.median, with and without
     NaN and absolute values: ties, two middle values in different buckets or a ulp apart, signed
-    zeros, infinities, sizes either side of the radix pass's 512."""
+    zeros, infinities, sizes either side of the radix pass's 512, a tie over the middle ranks
+    (found without a selection)."""
     x = median_cases()[case]
     got = dp._row_medians(x[None, :], absolute=False, halve_odd=False)[0]
     assert got == np.median(x)

@@ -29,6 +29,7 @@ detector's per-series, matrix and streaming paths compute the same numbers:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,9 +242,15 @@ def _median_kernel() -> Any:
                         at = ns // 2 if ranks[i] < 0 else int(ns * (ranks[i] / n))
                         lo_v = s[max(at - d, 0)]
                         hi_v = s[min(at + d, ns - 1)]
+                        guess = s[at]
                         below = 0
                         nb = 0
                         m = 0
+                        below_g = 0
+                        at_g = 0
+                        # the sample tied around the rank: a tie in the values may hold the
+                        # ranks; count the values below and at the sample's value there too
+                        tied = s[max(at - 1, 0)] == s[min(at + 1, ns - 1)]
                         for j in range(n):
                             v = x[i, j] - c
                             if np.isnan(v):
@@ -253,10 +260,33 @@ def _median_kernel() -> Any:
                             m += 1
                             # branch-free: half the values fall either side, unpredictably
                             below += v < lo_v
+                            if tied:
+                                below_g += v < guess
+                                at_g += v == guess
                             b[nb] = v
                             nb += (v >= lo_v) & (v <= hi_v)
                         rank = (m - 1) // 2 if ranks[i] < 0 else ranks[i]
                         pair = ranks[i] >= 0 or m % 2 == 0
+                        # a tie over the ranks (a score that is 0 at nearly every point): they
+                        # hold the sample's value, bit for bit where no zero of the other sign is
+                        # among the values equal to it (all in the band), with no selection to run
+                        if below_g <= rank and rank + pair < below_g + at_g:
+                            same = True
+                            if guess == 0.0:
+                                neg = math.copysign(1.0, guess) < 0
+                                for q in range(nb):
+                                    if b[q] == 0.0 and (math.copysign(1.0, b[q]) < 0) != neg:
+                                        same = False
+                                        break
+                            if same:
+                                if not pair:
+                                    out[i] = (guess + guess) / 2.0 if halve_odd else guess
+                                elif ranks[i] >= 0:
+                                    out[i] = guess
+                                    out2[i] = guess
+                                else:
+                                    out[i] = (guess + guess) / 2.0
+                                continue
                         if below <= rank and rank + pair < below + nb:
                             rank -= below
                             cnt = nb
