@@ -57,6 +57,10 @@ MAX_HOLD_NS = 12 * 3600 * 10**9
 MIN_CYCLE = 1.0
 #: Below this many timestamps in a typical slot, a slot's median pools its neighbours too.
 POOL_BELOW = 8
+#: Medians over a whole history are taken over at most this many of its points (:func:`sample_columns`)
+SAMPLE = 8192
+#: ... and over all of a row's points where fewer than this many of that sample are present.
+SAMPLE_MIN = 2048
 MIN_SCALE = 0.05
 #: The compiled passes (numba), built on first use.
 _KERNELS: dict[str, Any] = {}
@@ -395,6 +399,63 @@ def _robust_sigma(r: np.ndarray, *, nan: bool | None = None, centre: np.ndarray 
     return np.where(np.isnan(out), 0.0, out) if nan else out
 
 
+def sample_columns(n: int) -> np.ndarray | None:
+    """The columns a median over a whole history of ``n`` points is taken over: ``None`` (all of
+    them) up to :data:`SAMPLE`, else :data:`SAMPLE` of them evenly spread, ``j * n // SAMPLE``
+    (a stride of ``n / SAMPLE`` points, not a whole number in general, so the sample does not keep
+    to a few times of day). It depends on ``n`` alone: every path that fits a series on the same
+    points takes the same sample.
+
+    >>> sample_columns(8_000) is None, sample_columns(43_200)[:4].tolist(), sample_columns(43_200).size
+    (True, [0, 5, 10, 15], 8192)
+    """
+    if n <= SAMPLE:
+        return None
+    return (np.arange(SAMPLE, dtype=np.int64) * n) // SAMPLE
+
+
+class _WholeRows:
+    """Medians over the whole history of each row of a matrix shaped as ``x`` (the same NaN), over
+    :func:`sample_columns`: one selection of :data:`SAMPLE` values per row instead of one of every
+    value (at 30 days of 1-minute data, 8,192 of 43,200). A row with fewer than
+    :data:`SAMPLE_MIN` values present at those columns (a sparse row) is taken whole."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.pos = sample_columns(x.shape[1])
+        self.sparse = np.zeros(x.shape[0], dtype=bool)
+        if self.pos is not None:
+            self.sparse = (~np.isnan(x[:, self.pos])).sum(axis=1) < SAMPLE_MIN
+
+    def sigma(
+        self, r: np.ndarray, *, centre: np.ndarray | None = None, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:func:`_robust_sigma` of each row of ``r`` (of ``rows`` only, a mask, when given)
+        over the sample."""
+        return self._each(lambda a, c: _robust_sigma(a, centre=c), r, centre, rows)
+
+    def median(self, x: np.ndarray) -> np.ndarray:
+        """:func:`_median_rows` of each row of ``x`` over the sample."""
+        return self._each(lambda a, c: _median_rows(a), x, None, None)
+
+    def _each(
+        self,
+        f: Any,
+        a: np.ndarray,
+        centre: np.ndarray | None,
+        rows: np.ndarray | None,
+    ) -> np.ndarray:
+        sparse = self.sparse if rows is None else self.sparse[rows]
+        if rows is not None:
+            a = a[rows]
+            centre = None if centre is None else centre[rows]
+        if self.pos is None:
+            return np.asarray(f(a, centre))
+        out = np.asarray(f(a[:, self.pos], centre))
+        if sparse.any():
+            out[sparse] = f(a[sparse], None if centre is None else centre[sparse])
+        return out
+
+
 def fit_profile(
     ts_ns: np.ndarray,
     x: np.ndarray,
@@ -427,46 +488,42 @@ def fit_profile(
         med = np.where(missing, fill[:, None], med)
     slot = slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
-    nan_r = bool(np.isnan(r).any())
-    sigma_r = _robust_sigma(r, nan=nan_r)
+    # medians over the whole history (the residuals' robust sigmas, the values' centre and
+    # spread) over an evenly spread sample of the points (:func:`sample_columns`)
+    whole = _WholeRows(x)
+    sigma_r = whole.sigma(r)
+    # the values' own centre (their median) and spread about it, for the floor of the scale
+    centre = whole.median(x)
     # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
     # the series' median — the channel is then a held robust level, and the profile's noise (the
     # medians of a few points per slot) does not become the baseline
     weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * sigma_r
     if weak.any():
-        med[weak] = _median_rows(x[weak])[:, None]
+        med[weak] = centre[weak][:, None]
         r[weak] = x[weak] - med[weak][:, slot]
     weekly = _weekly(ts_ns, r, slot_ns)
     strong = np.zeros(x.shape[0], dtype=bool)
     sigma_w = sigma_r
-    nan_w = nan_r
     if weekly is not None:
         w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
         r_w = r - w_of
-        nan_w = bool(np.isnan(r_w).any())
-        sigma_w = _robust_sigma(r_w, nan=nan_w)
+        sigma_w = whole.sigma(r_w)
         strong = ~weak & (_robust_sigma(weekly) >= min_cycle * sigma_w)
         weekly[~strong] = 0.0
         # r - w_of where strong (r_w, the same subtraction), r - 0.0 == r bit for bit elsewhere
         r = np.where(strong[:, None], r_w, r)
         if not strong.any():
             weekly = None
-    # the robust sigma of r as it is now, row by row from the ones above where that row is the
-    # same (the weekly profile's rows: r - w_of; the others, neither weak nor weekly: r as first
-    # computed) under the same choice of formula (NaN in the matrix or not); the rest computed
-    nan_now = bool(np.isnan(r).any())
-    sigma_now = np.where(
-        strong, sigma_w if nan_w == nan_now else np.nan, sigma_r if nan_r == nan_now else np.nan
+    # the robust sigma of r as it is now: the weekly profile's rows r - w_of (sigma_w), the
+    # others r as first computed (sigma_r), but the weak ones (a flat profile since): computed
+    sigma_now = np.where(strong, sigma_w, sigma_r)
+    if weak.any():
+        sigma_now[weak] = whole.sigma(r, rows=weak)
+    spread = (
+        whole.sigma(x, centre=centre)  # |x - centre| in the selection pass; NaN where x is
+        if np.isfinite(centre).all()
+        else whole.sigma(x - centre[:, None])
     )
-    again = weak | np.isnan(sigma_now)
-    if again.any():
-        sigma_now[again] = _robust_sigma(r[again], nan=nan_now)
-    # the values' own spread (about their median), for the floor of the scale
-    centre = _median_rows(x)
-    if np.isfinite(centre).all():  # |x - centre| in the selection pass; NaN where x is
-        spread = _robust_sigma(x, nan=bool(np.isnan(x).any()), centre=centre)
-    else:
-        spread = _robust_sigma(x - centre[:, None])
     rest = np.maximum.reduce([min_scale * spread, min_scale / 10 * np.abs(centre), np.full(x.shape[0], 1e-9)])
     resolution = np.zeros(x.shape[0])  # where its bound is at most the rest: it changes nothing
     exact = ~(res_bound <= rest)
@@ -480,7 +537,7 @@ def fit_profile(
     first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
     resid = np.empty_like(r)  # r - _levels(first, r), in the same pass
     _level_pass(first, np.ascontiguousarray(r), resid, mode=2)
-    scale = np.maximum(_robust_sigma(resid), floor)
+    scale = np.maximum(whole.sigma(resid), floor)
     return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
 
 
