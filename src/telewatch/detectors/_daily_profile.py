@@ -113,26 +113,27 @@ def _slot_medians(
     ``resolution``: ``"exact"``; ``"none"`` (0, not computed); ``"bound"``: an upper bound of it
     (the smallest positive step of the first slot that has one, ``inf`` where none does) — enough
     where the step only matters above a floor (:func:`fit_profile`). The values go in a grid of
-    slots × width (NaN-padded; a reshape when every slot holds as many points), sorted along the
-    width by numpy, then one compiled pass reads the medians and steps off it
-    (:func:`_grid_kernel`)."""
+    slots × width (NaN-padded; :func:`_gather_kernel`), sorted along the width by numpy, then one
+    compiled pass reads the medians and steps off it (:func:`_grid_kernel`)."""
     n_slots = -(-period_ns // slot_ns)
     slot = slots_of(ts_ns, slot_ns, period_ns)
     order = np.argsort(slot.astype(np.int32), kind="stable")
     counts = np.bincount(slot, minlength=n_slots)
     width = max(int(counts.max()) if counts.size else 0, 1)
-    x = np.asarray(x, dtype="float64")
+    x = np.ascontiguousarray(x, dtype="float64")
     rows = x.shape[0]
-    values = x[:, order]
-    if slot.size == n_slots * width:  # every slot full: the sorted order is the grid
-        grid = values.reshape(rows, n_slots, width)
+    # each cell of the grid: the column of x it holds (-1: padding, NaN), the points of a slot in
+    # their order; every slot full: the sorted order itself
+    if slot.size == n_slots * width:
+        source = order.astype(np.int64)
     else:
         starts = np.cumsum(counts) - counts
         sorted_slot = slot[order]
-        cell = sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])
-        grid = np.full((rows, n_slots * width), np.nan)
-        grid[:, cell] = values
-        grid = grid.reshape(rows, n_slots, width)
+        source = np.full(n_slots * width, -1, dtype=np.int64)
+        source[sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])] = order
+    grid = np.empty((rows, n_slots * width))
+    _gather_kernel()(x, source, grid)  # one pass: no NaN grid filled first, then scattered into
+    grid = grid.reshape(rows, n_slots, width)
     if pool > 0:
         grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
     grid.sort(axis=2)  # NaN last
@@ -141,6 +142,22 @@ def _slot_medians(
     mode = {"none": 0, "exact": 1, "bound": 2}[resolution]
     _grid_kernel()(grid, mode, med, res)
     return med, (np.where(np.isfinite(res), res, 0.0) if mode == 1 else res)
+
+
+def _gather_kernel() -> Any:
+    """``grid[i, c] = x[i, source[c]]``, NaN where ``source[c]`` is -1 (numba, on first use)."""
+    if "gather" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(x, source, grid):  # type: ignore[no-untyped-def]
+            for i in range(x.shape[0]):
+                for c in range(source.size):
+                    q = source[c]
+                    grid[i, c] = x[i, q] if q >= 0 else np.nan
+
+        _KERNELS["gather"] = kernel
+    return _KERNELS["gather"]
 
 
 def _grid_kernel() -> Any:
