@@ -617,12 +617,27 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
     return out
 
 
-def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int) -> None:
-    """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2)."""
+_NO_PROFILE = (np.zeros((0, 0)), np.zeros(0, dtype=np.int64))
+
+
+def _level_pass(
+    fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int, ts_ns: np.ndarray | None = None
+) -> None:
+    """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2); with
+    ``ts_ns``, ``r`` holds the values and the residuals ``r - fit.value(ts_ns)`` are taken in the
+    same pass (:func:`residuals`' numbers, without its matrices)."""
     w, h = int(fit.window), int(max(fit.reach, fit.window))
     scale = np.ascontiguousarray(fit.scale, dtype="float64")
     thr = fit.hold * scale  # as the array formula: hold × scale, per row
-    _level_kernel()(r, thr, scale, w, h, max(1, w // 4), mode, out)
+    daily, slot = _NO_PROFILE
+    weekly, week_slot = _NO_PROFILE
+    if ts_ns is not None:
+        daily = np.ascontiguousarray(fit.profile, dtype="float64")
+        slot = slots_of(ts_ns, fit.slot_ns)
+        if fit.weekly is not None:
+            weekly = np.ascontiguousarray(fit.weekly, dtype="float64")
+            week_slot = slots_of(ts_ns, fit.slot_ns, WEEK_NS)
+    _level_kernel()(r, daily, slot, weekly, week_slot, thr, scale, w, h, max(1, w // 4), mode, out)
 
 
 def _level_kernel() -> Any:
@@ -630,21 +645,29 @@ def _level_kernel() -> Any:
     ``cache=True``): per row, the running counts and sums of the present and of the held
     residuals, accumulated in order as ``np.cumsum`` does, their windows taken as differences, the
     level chosen as the array formula chooses it; out: the level, ``|r - level| / scale`` or
-    ``r - level`` (``mode`` 0, 1, 2)."""
+    ``r - level`` (``mode`` 0, 1, 2). ``daily`` and ``weekly`` (rows × slots, none: 0 columns)
+    with the points' ``slot`` and ``week_slot``: ``r`` holds the values, the residuals taken
+    point by point as :func:`residuals` takes them, ``x - (daily + weekly)``."""
     if "levels" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(r, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
+        def kernel(r, daily, slot, weekly, week_slot, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
             rows, n = r.shape
             c_all = np.empty(n, dtype=np.int64)
             c_held = np.empty(n, dtype=np.int64)
             cs_all = np.empty(n)
             cs_held = np.empty(n)
+            profile = daily.shape[1] > 0
+            week = weekly.shape[1] > 0
             for i in range(rows):
                 limit = thr[i]
                 for t in range(n):
                     v = r[i, t]
+                    if week:  # x - (daily + weekly), as residuals() computes it
+                        v = v - (daily[i, slot[t]] + weekly[i, week_slot[t]])
+                    elif profile:
+                        v = v - daily[i, slot[t]]
                     present = not np.isnan(v)
                     value = v if present else 0.0
                     held = present and abs(value) <= limit
@@ -696,9 +719,9 @@ def _level_kernel() -> Any:
 
 def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
-    r = np.ascontiguousarray(residuals(fit, ts_ns, x))
-    out = np.empty_like(r)
-    _level_pass(fit, r, out, mode=1)
+    values = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
+    out = np.empty_like(values)
+    _level_pass(fit, values, out, mode=1, ts_ns=ts_ns)  # the residuals taken in the pass
     return out
 
 
