@@ -131,9 +131,9 @@ def _slot_medians(
         sorted_slot = slot[order]
         source = np.full(n_slots * width, -1, dtype=np.int64)
         source[sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])] = order
-    grid = np.empty((rows, n_slots * width))
-    _gather_kernel()(x, source, grid)  # one pass: no NaN grid filled first, then scattered into
-    grid = grid.reshape(rows, n_slots, width)
+    cells = np.empty((rows, n_slots * width))
+    _gather_kernel()(x, source, cells)  # one pass: no NaN grid filled first, then scattered into
+    grid = cells.reshape(rows, n_slots, width)
     if pool > 0:
         grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
     grid.sort(axis=2)  # NaN last
