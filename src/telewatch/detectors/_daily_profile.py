@@ -416,6 +416,13 @@ def _robust_sigma(r: np.ndarray, *, nan: bool | None = None, centre: np.ndarray 
     return np.where(np.isnan(out), 0.0, out) if nan else out
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy of it where it is read-only (a pandas series' values): numba builds a
+    kernel once per kind of array, so the per-series path (read-only values) would compile every
+    pass a second time."""
+    return a if a.flags.writeable else a.copy()
+
+
 def sample_columns(n: int) -> np.ndarray | None:
     """The columns a median over a whole history of ``n`` points is taken over: ``None`` (all of
     them) up to :data:`SAMPLE`, else :data:`SAMPLE` of them evenly spread, ``j * n // SAMPLE``
@@ -486,7 +493,7 @@ def fit_profile(
     min_cycle: float = MIN_CYCLE,
 ) -> ProfileFit:
     """Fit the channel on each row of ``x`` (series × time, NaN for missing), all at ``ts_ns``."""
-    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    x = _writable(np.atleast_2d(np.asarray(x, dtype="float64")))
     slot_ns = slot_ns_for(step_ns)
     # a slot's median over fewer than POOL_BELOW timestamps (5-minute data, 3 days: 3) is noisy:
     # then over it and its neighbours (decided on the timestamps alone, the same for every row)
@@ -719,7 +726,7 @@ def _level_kernel() -> Any:
 
 def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
-    values = np.ascontiguousarray(np.atleast_2d(x), dtype="float64")
+    values = _writable(np.ascontiguousarray(np.atleast_2d(x), dtype="float64"))
     out = np.empty_like(values)
     _level_pass(fit, values, out, mode=1, ts_ns=ts_ns)  # the residuals taken in the pass
     return out

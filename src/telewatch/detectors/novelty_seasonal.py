@@ -764,6 +764,19 @@ class NoveltySeasonal(ExpectedBand, Detector):
         return raw
 
 
+def warm_up() -> None:
+    """Compile (or load from the cache) the profile channel's kernels: its matrix path on a few
+    days of two hourly series (novelty without the tie-breaker, the screens, the profile's fit and
+    level passes, the repeat weights; the per-series path runs the same ones) and the tick's pass
+    over the repeat-weight stacks (:func:`_advance_rows`)."""
+    idx = pd.date_range("2024-01-01", periods=5 * 24, freq="1h", tz="UTC")
+    rng = np.random.default_rng(0)
+    x = 10 + np.sin(2 * np.pi * np.arange(idx.size) / 24) + rng.normal(0, 0.1, (2, idx.size))
+    NoveltySeasonal(channel="profile").fit_score_matrix(x, idx)
+    stack = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 0.0, 2.0])  # key, points covered, (age, value)
+    _advance_rows([stack], np.ones((1, 2)), np.array([4], dtype="int64"), 3)
+
+
 def _profile_scores(
     fits: Sequence[Any],
     contexts: Sequence[np.ndarray],
