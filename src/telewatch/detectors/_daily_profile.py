@@ -95,8 +95,10 @@ def slot_ns_for(step_ns: int) -> int:
 
 
 def slots_of(ts_ns: np.ndarray, slot_ns: int, period_ns: int = DAY_NS) -> np.ndarray:
-    n_slots = -(-period_ns // slot_ns)
-    return ((np.asarray(ts_ns, dtype="int64") % period_ns) // slot_ns).astype(np.int64) % n_slots
+    """The slot of each timestamp in its period: ``(ts % period) // slot`` (int64), at most
+    ``(period - 1) // slot``, below the ``-(-period // slot)`` slots of a period (a last, shorter
+    slot where ``slot`` does not divide the period)."""
+    return (np.asarray(ts_ns, dtype="int64") % int(period_ns)) // int(slot_ns)
 
 
 def _slot_medians(
