@@ -462,20 +462,24 @@ class NoveltySeasonal(ExpectedBand, Detector):
             raise ConfigError(
                 f"novelty_seasonal: channel must be 'profile' or 'baseline', got {self.channel!r}"
             )
-        self.novelty_: Detector = self._novelty(True).fit(series)
         self.seasonal_: Detector | None = None
         self.calibrators_: tuple[Calibrator, Calibrator] | None = None
         s = series.dropna()
-        if len(s) < 16 or s.index[-1] - s.index[0] < self.min_days * DAY:
-            return
-        if self.require_cycle and DAY not in detect_periods(
-            s, min_cycles=self.min_days, min_acf=self.min_acf
+        if (
+            len(s) < 16
+            or s.index[-1] - s.index[0] < self.min_days * DAY
+            or (
+                self.require_cycle
+                and DAY not in detect_periods(s, min_cycles=self.min_days, min_acf=self.min_acf)
+            )
         ):
+            self.novelty_: Detector = self._novelty(True).fit(series)  # novelty alone
             return
         # with the seasonal channel on, it ranks the points that are not novel: novelty's
         # tie-breaker (nearly all of its cost) is left out unless novelty_tie
         novelty_fit, cal_n = screened_fit(self._novelty(self._tie()), series)
         if cal_n.degenerate_:  # constant novelty scores: no tail to write the seasonal z in
+            self.novelty_ = self._novelty(True).fit(series)
             return
         if self.channel == "profile":
             from telewatch.detectors._daily_profile import index_ns
