@@ -109,6 +109,7 @@ def _slot_medians(
     pool: int = 0,
     *,
     resolution: str = "exact",
+    slot: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's per-slot median (NaN for a slot without points) and the smallest positive step
     between two values of a slot (0 where there is none); with ``pool``, each slot's median is
@@ -120,7 +121,8 @@ def _slot_medians(
     slots × width (NaN-padded; :func:`_gather_kernel`), sorted along the width by numpy, then one
     compiled pass reads the medians and steps off it (:func:`_grid_kernel`)."""
     n_slots = -(-period_ns // slot_ns)
-    slot = slots_of(ts_ns, slot_ns, period_ns)
+    if slot is None:  # else the caller's slots_of(ts_ns, slot_ns, period_ns)
+        slot = slots_of(ts_ns, slot_ns, period_ns)
     order = np.argsort(slot.astype(np.int32), kind="stable")
     counts = np.bincount(slot, minlength=n_slots)
     width = max(int(counts.max()) if counts.size else 0, 1)
@@ -499,14 +501,16 @@ def fit_profile(
     """Fit the channel on each row of ``x`` (series × time, NaN for missing), all at ``ts_ns``."""
     x = _writable(np.atleast_2d(np.asarray(x, dtype="float64")))
     slot_ns = slot_ns_for(step_ns)
+    slot = slots_of(ts_ns, slot_ns)  # the points' slots of the day and of the week, once
+    week_slot = slots_of(ts_ns, slot_ns, WEEK_NS)
     # a slot's median over fewer than POOL_BELOW timestamps (5-minute data, 3 days: 3) is noisy:
     # then over it and its neighbours (decided on the timestamps alone, the same for every row)
-    per_slot = np.bincount(slots_of(ts_ns, slot_ns), minlength=-(-DAY_NS // slot_ns))
+    per_slot = np.bincount(slot, minlength=-(-DAY_NS // slot_ns))
     typical = float(np.median(per_slot)) if per_slot.size else 0.0
     pool = pool_slots if pool_slots is not None else (1 if typical < POOL_BELOW else 0)
     # the slot's resolution only counts where it is above the rest of the scale's floor: an upper
     # bound of it first (a sort of a slot or two), the exact one (every slot sorted) where needed
-    med, res_bound = _slot_medians(ts_ns, x, slot_ns, pool=pool, resolution="bound")
+    med, res_bound = _slot_medians(ts_ns, x, slot_ns, pool=pool, resolution="bound", slot=slot)
     missing = np.isnan(med)
     if missing.any():  # a slot never seen: the median of the others (0 when none)
         fill = np.zeros(med.shape[0])
@@ -514,7 +518,6 @@ def fit_profile(
         if some.any():
             fill[some] = np.nanmedian(med[some], axis=1)
         med = np.where(missing, fill[:, None], med)
-    slot = slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
     # medians over the whole history (the residuals' robust sigmas, the values' centre and
     # spread) over an evenly spread sample of the points (:func:`sample_columns`)
@@ -529,11 +532,11 @@ def fit_profile(
     if weak.any():
         med[weak] = centre[weak][:, None]
         r[weak] = x[weak] - med[weak][:, slot]
-    weekly = _weekly(ts_ns, r, slot_ns)
+    weekly = _weekly(ts_ns, r, slot_ns, week_slot)
     strong = np.zeros(x.shape[0], dtype=bool)
     sigma_w = sigma_r
     if weekly is not None:
-        w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
+        w_of = weekly[:, week_slot]
         r_w = r - w_of
         sigma_w = whole.sigma(r_w)
         strong = ~weak & (_robust_sigma(weekly) >= min_cycle * sigma_w)
@@ -556,7 +559,9 @@ def fit_profile(
     resolution = np.zeros(x.shape[0])  # where its bound is at most the rest: it changes nothing
     exact = ~(res_bound <= rest)
     if exact.any():
-        resolution[exact] = _slot_medians(ts_ns, x[exact], slot_ns, pool=pool, resolution="exact")[1]
+        resolution[exact] = _slot_medians(ts_ns, x[exact], slot_ns, pool=pool, resolution="exact", slot=slot)[
+            1
+        ]
     floor = np.maximum.reduce(
         [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
     )
@@ -569,19 +574,24 @@ def fit_profile(
     return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
 
 
-def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
+def _weekly(
+    ts_ns: np.ndarray, r: np.ndarray, slot_ns: int, week_slot: np.ndarray | None = None
+) -> np.ndarray | None:
     """Per row, the weekly profile of the daily profile's residuals ``r`` (medians per slot of the
     week, centred on their median; 0 for a slot without points) where the row's training data spans
-    :data:`WEEKLY_DAYS` days, zeros elsewhere; ``None`` when no row does."""
+    :data:`WEEKLY_DAYS` days, zeros elsewhere; ``None`` when no row does. ``week_slot``: the
+    points' slots of the week, when the caller has them."""
+    if week_slot is None:
+        week_slot = slots_of(ts_ns, slot_ns, WEEK_NS)
     present = ~np.isnan(r)
     any_present = present.any(axis=1)
     first = np.where(any_present, ts_ns[np.argmax(present, axis=1)], 0)
     last = np.where(any_present, ts_ns[r.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)], 0)
     long = any_present & (last - first >= WEEKLY_DAYS * DAY_NS)
-    per_slot = np.bincount(slots_of(ts_ns, slot_ns, WEEK_NS), minlength=-(-WEEK_NS // slot_ns))
+    per_slot = np.bincount(week_slot, minlength=-(-WEEK_NS // slot_ns))
     if not long.any() or float(np.median(per_slot)) < WEEKLY_MIN_POINTS:
         return None
-    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS, resolution="none")
+    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS, resolution="none", slot=week_slot)
     centre = np.nanmedian(med, axis=1)
     med = np.where(np.isnan(med), 0.0, med - centre[:, None])
     out = np.zeros((r.shape[0], med.shape[1]))
