@@ -172,12 +172,32 @@ def test_the_profile_channel_has_both_fast_paths_and_baseline_neither() -> None:
             [past.to_numpy()],
             new.to_numpy()[None, :],
             [{}],
-            context_times=[past.index.as_unit("ns").asi8],
-            new_times=new.index.as_unit("ns").asi8[None, :],
+            context_times=[pd.DatetimeIndex(past.index).as_unit("ns").asi8],
+            new_times=pd.DatetimeIndex(new.index).as_unit("ns").asi8[None, :],
         )
         assert (got is not None) is fast
         if got is not None:
             np.testing.assert_allclose(got[0], det.score(new, context=past).to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_warm_up_builds_the_profile_channels_kernels_once() -> None:
+    """``_kernels.warm_up`` compiles (or loads) the profile channel's passes too, and the
+    per-series path (a pandas series: read-only values) runs those same builds, not a second
+    read-only version of each."""
+    from telewatch.detectors import _daily_profile as dp
+    from telewatch.detectors import _kernels
+    from telewatch.detectors import novelty_seasonal as ns
+
+    _kernels.warm_up()
+    assert {"median", "gather", "grid", "levels"} <= set(dp._KERNELS)
+    assert ns._ADVANCE
+    s = daily(6)
+    det = NoveltySeasonal(channel="profile").fit(s)
+    assert det.seasonal_ is not None
+    det.score(s)
+    built = [str(arg) for kernel in dp._KERNELS.values() for sig in kernel.signatures for arg in sig]
+    assert "array(float64, 2d, C)" in built
+    assert not any("readonly" in arg for arg in built)
 
 
 def test_an_unknown_channel_is_a_config_error() -> None:

@@ -4,6 +4,8 @@ several windows."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -152,12 +154,14 @@ def test_slot_medians_of_sparse_timestamps() -> None:
 def test_fit_and_scores_equal_the_array_formulas(days: int, step_s: int, gaps: bool) -> None:
     """The fit (profile, weekly profile, scale) and the scores equal those of the array code, on
     rows with and without a daily or weekly cycle, an outage, a coarse counter (its resolution is
-    the scale's floor), a constant, a flat noisy row; with gaps in the matrix and without."""
+    the scale's floor), a constant, a flat noisy row, a sparse one; with gaps in the matrix and
+    without. Past 8,192 points (16 days of 1-minute data) the medians over the whole history are
+    over a sample of it (``reference_whole``)."""
     rng = np.random.default_rng(days)
     n = days * 86_400 // step_s
     ts = (np.arange(n) * step_s * 10**9).astype("int64")
     t = np.arange(n) * step_s / 86_400
-    x = 100 + 10 * np.sin(2 * np.pi * t)[None, :] + rng.normal(0, 1, (9, n))
+    x = 100 + 10 * np.sin(2 * np.pi * t)[None, :] + rng.normal(0, 1, (10, n))
     x[1] = 50 + rng.normal(0, 1, n)  # no daily cycle: a flat profile
     x[2, n // 3 : n // 3 + n // 20] -= 40  # an outage
     x[4] = np.round(x[4] / 5)  # a coarse counter
@@ -168,6 +172,7 @@ def test_fit_and_scores_equal_the_array_formulas(days: int, step_s: int, gaps: b
     if gaps:
         x[3, rng.random(n) < 0.2] = np.nan
         x[5, : n // 4] = np.nan
+        x[9, rng.random(n) < 0.9] = np.nan  # sparse: its medians over all of its points
     want_fit = reference_fit_profile(ts, x, step_ns=step_s * 10**9)
     fit = dp.fit_profile(ts, x, step_ns=step_s * 10**9)
     np.testing.assert_array_equal(fit.profile, want_fit.profile)
@@ -227,35 +232,53 @@ def reference_fit_profile(
         med = np.where(missing, fill[:, None], med)
     slot = dp.slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
+    # the values' own centre (their median) and spread about it, for the floor of the scale
+    centre = reference_whole(reference_median_rows, x)
     # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
     # the series' median — the channel is then a held robust level, and the profile's noise (the
     # medians of a few points per slot) does not become the baseline
-    weak = reference_robust_sigma(
-        med - reference_median_rows(med)[:, None]
-    ) < min_cycle * reference_robust_sigma(r)
+    weak = reference_robust_sigma(med - reference_median_rows(med)[:, None]) < min_cycle * reference_whole(
+        reference_robust_sigma, r
+    )
     if weak.any():
-        med[weak] = reference_median_rows(x[weak])[:, None]
+        med[weak] = centre[weak][:, None]
         r[weak] = x[weak] - med[weak][:, slot]
     weekly = reference_weekly(ts_ns, r, slot_ns)
     if weekly is not None:
         w_of = weekly[:, dp.slots_of(ts_ns, slot_ns, dp.WEEK_NS)]
-        strong = ~weak & (reference_robust_sigma(weekly) >= min_cycle * reference_robust_sigma(r - w_of))
+        strong = ~weak & (
+            reference_robust_sigma(weekly) >= min_cycle * reference_whole(reference_robust_sigma, r - w_of)
+        )
         weekly[~strong] = 0.0
         r = r - np.where(strong[:, None], w_of, 0.0)
         if not strong.any():
             weekly = None
-    # the values' own spread (about their median), for the floor of the scale
-    centre = reference_median_rows(x)
-    spread = reference_robust_sigma(x - centre[:, None])
+    spread = reference_whole(reference_robust_sigma, x - centre[:, None])
     floor = np.maximum.reduce(
         [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
     )
-    scale0 = np.maximum(reference_robust_sigma(r), floor)
+    scale0 = np.maximum(reference_whole(reference_robust_sigma, r), floor)
     reach = int(window) + int(max_hold_ns // max(int(step_ns), 1))
     first = dp.ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
     resid = r - reference_levels(first, r)
-    scale = np.maximum(reference_robust_sigma(resid), floor)
+    scale = np.maximum(reference_whole(reference_robust_sigma, resid), floor)
     return dp.ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
+
+
+def reference_whole(f: Any, a: np.ndarray) -> np.ndarray:
+    """``f`` (a per-row median) over the whole history as the fit takes it: a row of more than
+    8,192 points over 8,192 of them, those at ``j * n // 8192``, unless fewer than 2,048 of those
+    are present (then all of them); row by row."""
+    n = a.shape[1]
+    out = np.empty(a.shape[0])
+    for i in range(a.shape[0]):
+        row = a[i : i + 1]
+        if n > 8_192:
+            sample = row[:, [j * n // 8_192 for j in range(8_192)]]
+            if (~np.isnan(sample)).sum() >= 2_048:
+                row = sample
+        out[i] = f(row)[0]
+    return out
 
 
 def reference_weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
@@ -296,7 +319,17 @@ def median_cases() -> list[np.ndarray]:
     zeros = np.where(rng.random(1_001) < 0.5, 0.0, -0.0)
     decoy = rng.normal(0, 1, 43_200)
     decoy[:: 43_200 // 512] = 1e9  # the sample the band is drawn from: all far off (the whole row)
+    mostly_zero = np.zeros(43_200)  # novelty's scores without its tie-breaker
+    mostly_zero[rng.choice(43_200, 60, replace=False)] = rng.random(60) + 0.5
+    signed_zeros = np.where(rng.random(20_000) < 0.5, 0.0, -0.0)  # a tie of both zeros
+    signed_zeros[:50] = 1.0
+    held = rng.normal(0, 1, 10_000)  # a tie over the middle, values either side
+    held[rng.random(10_000) < 0.4] = 0.25
     return [
+        mostly_zero,
+        signed_zeros,
+        held,
+        -held,
         decoy,
         -decoy,
         rng.normal(0, 1, 4_096),
@@ -323,7 +356,8 @@ def median_cases() -> list[np.ndarray]:
 def test_row_medians_are_numpys(case: int) -> None:
     """The compiled selection (radix passes, then Wirth's) against np.median, with and without
     NaN and absolute values: ties, two middle values in different buckets or a ulp apart, signed
-    zeros, infinities, sizes either side of the radix pass's 512."""
+    zeros, infinities, sizes either side of the radix pass's 512, a tie over the middle ranks
+    (found without a selection)."""
     x = median_cases()[case]
     got = dp._row_medians(x[None, :], absolute=False, halve_odd=False)[0]
     assert got == np.median(x)

@@ -16,7 +16,9 @@ detector's per-series, matrix and streaming paths compute the same numbers:
   points, no more (no recursion), so a tick's carry is just the last ``window`` residuals;
 * **score** — ``|r - level| / scale``, ``scale`` the robust sigma (median absolute value × 1.4826)
   of the training residuals, at least ``min_scale`` of the values' own robust spread and the
-  smallest step between two values of a slot (an integer counter's resolution).
+  smallest step between two values of a slot (an integer counter's resolution). These medians over
+  the whole history are over at most :data:`SAMPLE` of its points, evenly spread
+  (:func:`sample_columns`: 8,192 of a month of 1-minute data's 43,200).
 
 >>> ts = (np.arange(4 * 288) * 300 * 10**9).astype("int64")  # 4 days of 5-minute points
 >>> x = 10 + np.sin(2 * np.pi * np.arange(ts.size) / 288) + np.random.default_rng(0).normal(0, 0.05, ts.size)
@@ -29,6 +31,7 @@ detector's per-series, matrix and streaming paths compute the same numbers:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +59,10 @@ MAX_HOLD_NS = 12 * 3600 * 10**9
 MIN_CYCLE = 1.0
 #: Below this many timestamps in a typical slot, a slot's median pools its neighbours too.
 POOL_BELOW = 8
+#: Medians over a whole history are taken over at most this many of its points (:func:`sample_columns`)
+SAMPLE = 8192
+#: ... and over all of a row's points where fewer than this many of that sample are present.
+SAMPLE_MIN = 2048
 MIN_SCALE = 0.05
 #: The compiled passes (numba), built on first use.
 _KERNELS: dict[str, Any] = {}
@@ -88,8 +95,10 @@ def slot_ns_for(step_ns: int) -> int:
 
 
 def slots_of(ts_ns: np.ndarray, slot_ns: int, period_ns: int = DAY_NS) -> np.ndarray:
-    n_slots = -(-period_ns // slot_ns)
-    return ((np.asarray(ts_ns, dtype="int64") % period_ns) // slot_ns).astype(np.int64) % n_slots
+    """The slot of each timestamp in its period: ``(ts % period) // slot`` (int64), at most
+    ``(period - 1) // slot``, below the ``-(-period // slot)`` slots of a period (a last, shorter
+    slot where ``slot`` does not divide the period)."""
+    return (np.asarray(ts_ns, dtype="int64") % int(period_ns)) // int(slot_ns)
 
 
 def _slot_medians(
@@ -100,6 +109,7 @@ def _slot_medians(
     pool: int = 0,
     *,
     resolution: str = "exact",
+    slot: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's per-slot median (NaN for a slot without points) and the smallest positive step
     between two values of a slot (0 where there is none); with ``pool``, each slot's median is
@@ -108,26 +118,28 @@ def _slot_medians(
     ``resolution``: ``"exact"``; ``"none"`` (0, not computed); ``"bound"``: an upper bound of it
     (the smallest positive step of the first slot that has one, ``inf`` where none does) — enough
     where the step only matters above a floor (:func:`fit_profile`). The values go in a grid of
-    slots × width (NaN-padded; a reshape when every slot holds as many points), sorted along the
-    width by numpy, then one compiled pass reads the medians and steps off it
-    (:func:`_grid_kernel`)."""
+    slots × width (NaN-padded; :func:`_gather_kernel`), sorted along the width by numpy, then one
+    compiled pass reads the medians and steps off it (:func:`_grid_kernel`)."""
     n_slots = -(-period_ns // slot_ns)
-    slot = slots_of(ts_ns, slot_ns, period_ns)
+    if slot is None:  # else the caller's slots_of(ts_ns, slot_ns, period_ns)
+        slot = slots_of(ts_ns, slot_ns, period_ns)
     order = np.argsort(slot.astype(np.int32), kind="stable")
     counts = np.bincount(slot, minlength=n_slots)
     width = max(int(counts.max()) if counts.size else 0, 1)
-    x = np.asarray(x, dtype="float64")
+    x = np.ascontiguousarray(x, dtype="float64")
     rows = x.shape[0]
-    values = x[:, order]
-    if slot.size == n_slots * width:  # every slot full: the sorted order is the grid
-        grid = values.reshape(rows, n_slots, width)
+    # each cell of the grid: the column of x it holds (-1: padding, NaN), the points of a slot in
+    # their order; every slot full: the sorted order itself
+    if slot.size == n_slots * width:
+        source = order.astype(np.int64)
     else:
         starts = np.cumsum(counts) - counts
         sorted_slot = slot[order]
-        cell = sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])
-        grid = np.full((rows, n_slots * width), np.nan)
-        grid[:, cell] = values
-        grid = grid.reshape(rows, n_slots, width)
+        source = np.full(n_slots * width, -1, dtype=np.int64)
+        source[sorted_slot * width + (np.arange(slot.size) - starts[sorted_slot])] = order
+    cells = np.empty((rows, n_slots * width))
+    _gather_kernel()(x, source, cells)  # one pass: no NaN grid filled first, then scattered into
+    grid = cells.reshape(rows, n_slots, width)
     if pool > 0:
         grid = np.concatenate([np.roll(grid, k, axis=1) for k in range(-pool, pool + 1)], axis=2)
     grid.sort(axis=2)  # NaN last
@@ -136,6 +148,22 @@ def _slot_medians(
     mode = {"none": 0, "exact": 1, "bound": 2}[resolution]
     _grid_kernel()(grid, mode, med, res)
     return med, (np.where(np.isfinite(res), res, 0.0) if mode == 1 else res)
+
+
+def _gather_kernel() -> Any:
+    """``grid[i, c] = x[i, source[c]]``, NaN where ``source[c]`` is -1 (numba, on first use)."""
+    if "gather" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(x, source, grid):  # type: ignore[no-untyped-def]
+            for i in range(x.shape[0]):
+                for c in range(source.size):
+                    q = source[c]
+                    grid[i, c] = x[i, q] if q >= 0 else np.nan
+
+        _KERNELS["gather"] = kernel
+    return _KERNELS["gather"]
 
 
 def _grid_kernel() -> Any:
@@ -241,9 +269,15 @@ def _median_kernel() -> Any:
                         at = ns // 2 if ranks[i] < 0 else int(ns * (ranks[i] / n))
                         lo_v = s[max(at - d, 0)]
                         hi_v = s[min(at + d, ns - 1)]
+                        guess = s[at]
                         below = 0
                         nb = 0
                         m = 0
+                        below_g = 0
+                        at_g = 0
+                        # the sample tied around the rank: a tie in the values may hold the
+                        # ranks; count the values below and at the sample's value there too
+                        tied = s[max(at - 1, 0)] == s[min(at + 1, ns - 1)]
                         for j in range(n):
                             v = x[i, j] - c
                             if np.isnan(v):
@@ -253,10 +287,33 @@ def _median_kernel() -> Any:
                             m += 1
                             # branch-free: half the values fall either side, unpredictably
                             below += v < lo_v
+                            if tied:
+                                below_g += v < guess
+                                at_g += v == guess
                             b[nb] = v
                             nb += (v >= lo_v) & (v <= hi_v)
                         rank = (m - 1) // 2 if ranks[i] < 0 else ranks[i]
                         pair = ranks[i] >= 0 or m % 2 == 0
+                        # a tie over the ranks (a score that is 0 at nearly every point): they
+                        # hold the sample's value, bit for bit where no zero of the other sign is
+                        # among the values equal to it (all in the band), with no selection to run
+                        if below_g <= rank and rank + pair < below_g + at_g:
+                            same = True
+                            if guess == 0.0:
+                                neg = math.copysign(1.0, guess) < 0
+                                for q in range(nb):
+                                    if b[q] == 0.0 and (math.copysign(1.0, b[q]) < 0) != neg:
+                                        same = False
+                                        break
+                            if same:
+                                if not pair:
+                                    out[i] = (guess + guess) / 2.0 if halve_odd else guess
+                                elif ranks[i] >= 0:
+                                    out[i] = guess
+                                    out2[i] = guess
+                                else:
+                                    out[i] = (guess + guess) / 2.0
+                                continue
                         if below <= rank and rank + pair < below + nb:
                             rank -= below
                             cnt = nb
@@ -365,6 +422,70 @@ def _robust_sigma(r: np.ndarray, *, nan: bool | None = None, centre: np.ndarray 
     return np.where(np.isnan(out), 0.0, out) if nan else out
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy of it where it is read-only (a pandas series' values): numba builds a
+    kernel once per kind of array, so the per-series path (read-only values) would compile every
+    pass a second time."""
+    return a if a.flags.writeable else a.copy()
+
+
+def sample_columns(n: int) -> np.ndarray | None:
+    """The columns a median over a whole history of ``n`` points is taken over: ``None`` (all of
+    them) up to :data:`SAMPLE`, else :data:`SAMPLE` of them evenly spread, ``j * n // SAMPLE``
+    (a stride of ``n / SAMPLE`` points, not a whole number in general, so the sample does not keep
+    to a few times of day). It depends on ``n`` alone: every path that fits a series on the same
+    points takes the same sample.
+
+    >>> sample_columns(8_000) is None, sample_columns(43_200)[:4].tolist(), sample_columns(43_200).size
+    (True, [0, 5, 10, 15], 8192)
+    """
+    if n <= SAMPLE:
+        return None
+    return (np.arange(SAMPLE, dtype=np.int64) * n) // SAMPLE
+
+
+class _WholeRows:
+    """Medians over the whole history of each row of a matrix shaped as ``x`` (the same NaN), over
+    :func:`sample_columns`: one selection of :data:`SAMPLE` values per row instead of one of every
+    value (at 30 days of 1-minute data, 8,192 of 43,200). A row with fewer than
+    :data:`SAMPLE_MIN` values present at those columns (a sparse row) is taken whole."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.pos = sample_columns(x.shape[1])
+        self.sparse = np.zeros(x.shape[0], dtype=bool)
+        if self.pos is not None:
+            self.sparse = (~np.isnan(x[:, self.pos])).sum(axis=1) < SAMPLE_MIN
+
+    def sigma(
+        self, r: np.ndarray, *, centre: np.ndarray | None = None, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:func:`_robust_sigma` of each row of ``r`` (of ``rows`` only, a mask, when given)
+        over the sample."""
+        return self._each(lambda a, c: _robust_sigma(a, centre=c), r, centre, rows)
+
+    def median(self, x: np.ndarray) -> np.ndarray:
+        """:func:`_median_rows` of each row of ``x`` over the sample."""
+        return self._each(lambda a, c: _median_rows(a), x, None, None)
+
+    def _each(
+        self,
+        f: Any,
+        a: np.ndarray,
+        centre: np.ndarray | None,
+        rows: np.ndarray | None,
+    ) -> np.ndarray:
+        sparse = self.sparse if rows is None else self.sparse[rows]
+        if rows is not None:
+            a = a[rows]
+            centre = None if centre is None else centre[rows]
+        if self.pos is None:
+            return np.asarray(f(a, centre))
+        out = np.asarray(f(a[:, self.pos], centre))
+        if sparse.any():
+            out[sparse] = f(a[sparse], None if centre is None else centre[sparse])
+        return out
+
+
 def fit_profile(
     ts_ns: np.ndarray,
     x: np.ndarray,
@@ -378,16 +499,18 @@ def fit_profile(
     min_cycle: float = MIN_CYCLE,
 ) -> ProfileFit:
     """Fit the channel on each row of ``x`` (series × time, NaN for missing), all at ``ts_ns``."""
-    x = np.atleast_2d(np.asarray(x, dtype="float64"))
+    x = _writable(np.atleast_2d(np.asarray(x, dtype="float64")))
     slot_ns = slot_ns_for(step_ns)
+    slot = slots_of(ts_ns, slot_ns)  # the points' slots of the day and of the week, once
+    week_slot = slots_of(ts_ns, slot_ns, WEEK_NS)
     # a slot's median over fewer than POOL_BELOW timestamps (5-minute data, 3 days: 3) is noisy:
     # then over it and its neighbours (decided on the timestamps alone, the same for every row)
-    per_slot = np.bincount(slots_of(ts_ns, slot_ns), minlength=-(-DAY_NS // slot_ns))
+    per_slot = np.bincount(slot, minlength=-(-DAY_NS // slot_ns))
     typical = float(np.median(per_slot)) if per_slot.size else 0.0
     pool = pool_slots if pool_slots is not None else (1 if typical < POOL_BELOW else 0)
     # the slot's resolution only counts where it is above the rest of the scale's floor: an upper
     # bound of it first (a sort of a slot or two), the exact one (every slot sorted) where needed
-    med, res_bound = _slot_medians(ts_ns, x, slot_ns, pool=pool, resolution="bound")
+    med, res_bound = _slot_medians(ts_ns, x, slot_ns, pool=pool, resolution="bound", slot=slot)
     missing = np.isnan(med)
     if missing.any():  # a slot never seen: the median of the others (0 when none)
         fill = np.zeros(med.shape[0])
@@ -395,53 +518,50 @@ def fit_profile(
         if some.any():
             fill[some] = np.nanmedian(med[some], axis=1)
         med = np.where(missing, fill[:, None], med)
-    slot = slots_of(ts_ns, slot_ns)
     r = x - med[:, slot]
-    nan_r = bool(np.isnan(r).any())
-    sigma_r = _robust_sigma(r, nan=nan_r)
+    # medians over the whole history (the residuals' robust sigmas, the values' centre and
+    # spread) over an evenly spread sample of the points (:func:`sample_columns`)
+    whole = _WholeRows(x)
+    sigma_r = whole.sigma(r)
+    # the values' own centre (their median) and spread about it, for the floor of the scale
+    centre = whole.median(x)
     # no daily cycle to speak of (the profile's spread below the noise around it): a flat profile,
     # the series' median — the channel is then a held robust level, and the profile's noise (the
     # medians of a few points per slot) does not become the baseline
     weak = _robust_sigma(med - _median_rows(med)[:, None]) < min_cycle * sigma_r
     if weak.any():
-        med[weak] = _median_rows(x[weak])[:, None]
+        med[weak] = centre[weak][:, None]
         r[weak] = x[weak] - med[weak][:, slot]
-    weekly = _weekly(ts_ns, r, slot_ns)
+    weekly = _weekly(ts_ns, r, slot_ns, week_slot)
     strong = np.zeros(x.shape[0], dtype=bool)
     sigma_w = sigma_r
-    nan_w = nan_r
     if weekly is not None:
-        w_of = weekly[:, slots_of(ts_ns, slot_ns, WEEK_NS)]
+        w_of = weekly[:, week_slot]
         r_w = r - w_of
-        nan_w = bool(np.isnan(r_w).any())
-        sigma_w = _robust_sigma(r_w, nan=nan_w)
+        sigma_w = whole.sigma(r_w)
         strong = ~weak & (_robust_sigma(weekly) >= min_cycle * sigma_w)
         weekly[~strong] = 0.0
         # r - w_of where strong (r_w, the same subtraction), r - 0.0 == r bit for bit elsewhere
         r = np.where(strong[:, None], r_w, r)
         if not strong.any():
             weekly = None
-    # the robust sigma of r as it is now, row by row from the ones above where that row is the
-    # same (the weekly profile's rows: r - w_of; the others, neither weak nor weekly: r as first
-    # computed) under the same choice of formula (NaN in the matrix or not); the rest computed
-    nan_now = bool(np.isnan(r).any())
-    sigma_now = np.where(
-        strong, sigma_w if nan_w == nan_now else np.nan, sigma_r if nan_r == nan_now else np.nan
+    # the robust sigma of r as it is now: the weekly profile's rows r - w_of (sigma_w), the
+    # others r as first computed (sigma_r), but the weak ones (a flat profile since): computed
+    sigma_now = np.where(strong, sigma_w, sigma_r)
+    if weak.any():
+        sigma_now[weak] = whole.sigma(r, rows=weak)
+    spread = (
+        whole.sigma(x, centre=centre)  # |x - centre| in the selection pass; NaN where x is
+        if np.isfinite(centre).all()
+        else whole.sigma(x - centre[:, None])
     )
-    again = weak | np.isnan(sigma_now)
-    if again.any():
-        sigma_now[again] = _robust_sigma(r[again], nan=nan_now)
-    # the values' own spread (about their median), for the floor of the scale
-    centre = _median_rows(x)
-    if np.isfinite(centre).all():  # |x - centre| in the selection pass; NaN where x is
-        spread = _robust_sigma(x, nan=bool(np.isnan(x).any()), centre=centre)
-    else:
-        spread = _robust_sigma(x - centre[:, None])
     rest = np.maximum.reduce([min_scale * spread, min_scale / 10 * np.abs(centre), np.full(x.shape[0], 1e-9)])
     resolution = np.zeros(x.shape[0])  # where its bound is at most the rest: it changes nothing
     exact = ~(res_bound <= rest)
     if exact.any():
-        resolution[exact] = _slot_medians(ts_ns, x[exact], slot_ns, pool=pool, resolution="exact")[1]
+        resolution[exact] = _slot_medians(ts_ns, x[exact], slot_ns, pool=pool, resolution="exact", slot=slot)[
+            1
+        ]
     floor = np.maximum.reduce(
         [min_scale * spread, min_scale / 10 * np.abs(centre), resolution, np.full(x.shape[0], 1e-9)]
     )
@@ -450,23 +570,28 @@ def fit_profile(
     first = ProfileFit(slot_ns, med, scale0, int(window), float(hold), reach, weekly)
     resid = np.empty_like(r)  # r - _levels(first, r), in the same pass
     _level_pass(first, np.ascontiguousarray(r), resid, mode=2)
-    scale = np.maximum(_robust_sigma(resid), floor)
+    scale = np.maximum(whole.sigma(resid), floor)
     return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
 
 
-def _weekly(ts_ns: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
+def _weekly(
+    ts_ns: np.ndarray, r: np.ndarray, slot_ns: int, week_slot: np.ndarray | None = None
+) -> np.ndarray | None:
     """Per row, the weekly profile of the daily profile's residuals ``r`` (medians per slot of the
     week, centred on their median; 0 for a slot without points) where the row's training data spans
-    :data:`WEEKLY_DAYS` days, zeros elsewhere; ``None`` when no row does."""
+    :data:`WEEKLY_DAYS` days, zeros elsewhere; ``None`` when no row does. ``week_slot``: the
+    points' slots of the week, when the caller has them."""
+    if week_slot is None:
+        week_slot = slots_of(ts_ns, slot_ns, WEEK_NS)
     present = ~np.isnan(r)
     any_present = present.any(axis=1)
     first = np.where(any_present, ts_ns[np.argmax(present, axis=1)], 0)
     last = np.where(any_present, ts_ns[r.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)], 0)
     long = any_present & (last - first >= WEEKLY_DAYS * DAY_NS)
-    per_slot = np.bincount(slots_of(ts_ns, slot_ns, WEEK_NS), minlength=-(-WEEK_NS // slot_ns))
+    per_slot = np.bincount(week_slot, minlength=-(-WEEK_NS // slot_ns))
     if not long.any() or float(np.median(per_slot)) < WEEKLY_MIN_POINTS:
         return None
-    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS, resolution="none")
+    med, _ = _slot_medians(ts_ns, r[long], slot_ns, WEEK_NS, resolution="none", slot=week_slot)
     centre = np.nanmedian(med, axis=1)
     med = np.where(np.isnan(med), 0.0, med - centre[:, None])
     out = np.zeros((r.shape[0], med.shape[1]))
@@ -513,12 +638,27 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
     return out
 
 
-def _level_pass(fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int) -> None:
-    """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2)."""
+_NO_PROFILE = (np.zeros((0, 0)), np.zeros(0, dtype=np.int64))
+
+
+def _level_pass(
+    fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int, ts_ns: np.ndarray | None = None
+) -> None:
+    """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2); with
+    ``ts_ns``, ``r`` holds the values and the residuals ``r - fit.value(ts_ns)`` are taken in the
+    same pass (:func:`residuals`' numbers, without its matrices)."""
     w, h = int(fit.window), int(max(fit.reach, fit.window))
     scale = np.ascontiguousarray(fit.scale, dtype="float64")
     thr = fit.hold * scale  # as the array formula: hold × scale, per row
-    _level_kernel()(r, thr, scale, w, h, max(1, w // 4), mode, out)
+    daily, slot = _NO_PROFILE
+    weekly, week_slot = _NO_PROFILE
+    if ts_ns is not None:
+        daily = np.ascontiguousarray(fit.profile, dtype="float64")
+        slot = slots_of(ts_ns, fit.slot_ns)
+        if fit.weekly is not None:
+            weekly = np.ascontiguousarray(fit.weekly, dtype="float64")
+            week_slot = slots_of(ts_ns, fit.slot_ns, WEEK_NS)
+    _level_kernel()(r, daily, slot, weekly, week_slot, thr, scale, w, h, max(1, w // 4), mode, out)
 
 
 def _level_kernel() -> Any:
@@ -526,21 +666,29 @@ def _level_kernel() -> Any:
     ``cache=True``): per row, the running counts and sums of the present and of the held
     residuals, accumulated in order as ``np.cumsum`` does, their windows taken as differences, the
     level chosen as the array formula chooses it; out: the level, ``|r - level| / scale`` or
-    ``r - level`` (``mode`` 0, 1, 2)."""
+    ``r - level`` (``mode`` 0, 1, 2). ``daily`` and ``weekly`` (rows × slots, none: 0 columns)
+    with the points' ``slot`` and ``week_slot``: ``r`` holds the values, the residuals taken
+    point by point as :func:`residuals` takes them, ``x - (daily + weekly)``."""
     if "levels" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(r, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
+        def kernel(r, daily, slot, weekly, week_slot, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
             rows, n = r.shape
             c_all = np.empty(n, dtype=np.int64)
             c_held = np.empty(n, dtype=np.int64)
             cs_all = np.empty(n)
             cs_held = np.empty(n)
+            profile = daily.shape[1] > 0
+            week = weekly.shape[1] > 0
             for i in range(rows):
                 limit = thr[i]
                 for t in range(n):
                     v = r[i, t]
+                    if week:  # x - (daily + weekly), as residuals() computes it
+                        v = v - (daily[i, slot[t]] + weekly[i, week_slot[t]])
+                    elif profile:
+                        v = v - daily[i, slot[t]]
                     present = not np.isnan(v)
                     value = v if present else 0.0
                     held = present and abs(value) <= limit
@@ -592,9 +740,9 @@ def _level_kernel() -> Any:
 
 def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
-    r = np.ascontiguousarray(residuals(fit, ts_ns, x))
-    out = np.empty_like(r)
-    _level_pass(fit, r, out, mode=1)
+    values = _writable(np.ascontiguousarray(np.atleast_2d(x), dtype="float64"))
+    out = np.empty_like(values)
+    _level_pass(fit, values, out, mode=1, ts_ns=ts_ns)  # the residuals taken in the pass
     return out
 
 

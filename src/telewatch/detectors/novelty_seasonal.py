@@ -39,9 +39,11 @@ def screened_fit(det: Detector, series: pd.Series) -> tuple[Detector, Calibrator
     :func:`~telewatch.postrules.calibrate.screen_anomalies` finds suspect (an incident in the
     training data) are left out of a second fit and of the calibration, so an outage in the
     history does not calibrate itself — and every later one like it — away. The scores are sorted
-    once, for the screen's quantile and (when nothing is left out) the calibrator's."""
-    fitted = det.clone().fit(series)
-    raw = fitted.score(series).to_numpy()
+    once, for the screen's quantile and (when nothing is left out) the calibrator's. ``series`` is
+    validated already (:meth:`NoveltySeasonal.fit`'s): ``det`` is fitted and scored through its own
+    hooks (:func:`_fitted`, :func:`_scores`)."""
+    fitted = _fitted(det, series)
+    raw = _scores(fitted, series)
     present = ~np.isnan(series.to_numpy(dtype="float64"))
     f = raw[present]
     finite = _finite(f)
@@ -50,8 +52,8 @@ def screened_fit(det: Detector, series: pd.Series) -> tuple[Detector, Calibrator
     suspect[present] = screen_tail(f, u=_screen_u(ordered))
     kept = present & ~suspect
     if suspect.any() and kept.any():
-        fitted = det.clone().fit(series.where(kept))
-        raw = fitted.score(series).to_numpy()
+        fitted = _fitted(det, series.where(kept))
+        raw = _scores(fitted, series)
         return fitted, Calibrator().train(raw[kept])
     return fitted, _train(finite, ordered)
 
@@ -62,11 +64,30 @@ def screened_once(
     """:func:`screened_fit` without the second fit, for a detector whose fit is robust to an
     incident in the training data already (the daily profile's medians and robust scale): fitted
     once; the suspect points are left out of the calibration only. Also returns the training
-    scores (the matrix path reuses them)."""
-    fitted = det.clone().fit(series)
-    raw = fitted.score(series).to_numpy()
+    scores (the matrix path reuses them). ``series`` is validated already, as for
+    :func:`screened_fit`."""
+    fitted = _fitted(det, series)
+    raw = _scores(fitted, series)
     present = ~np.isnan(series.to_numpy(dtype="float64"))
     return fitted, calibrate_screened(raw, present, beyond=beyond, max_runs=max_runs), raw
+
+
+def _fitted(det: Detector, series: pd.Series) -> Detector:
+    """``det.clone().fit(series)`` for a series validated already (the caller's own fit did): the
+    member's hook, without pandas' checks and copies a second time (on a month of minute data they
+    cost about as much as the profile's fit)."""
+    fitted = det.clone()
+    fitted._fit(series)
+    fitted.fitted_ = True
+    return fitted
+
+
+def _scores(det: Detector, series: pd.Series) -> np.ndarray:
+    """``det.score(series).to_numpy()`` for a fitted member and a validated series: its hook's
+    scores, NaN where the series is."""
+    raw = np.array(det._score(series), dtype="float64")
+    raw[np.isnan(series.to_numpy(dtype="float64"))] = np.nan
+    return raw
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -462,20 +483,24 @@ class NoveltySeasonal(ExpectedBand, Detector):
             raise ConfigError(
                 f"novelty_seasonal: channel must be 'profile' or 'baseline', got {self.channel!r}"
             )
-        self.novelty_: Detector = self._novelty(True).fit(series)
         self.seasonal_: Detector | None = None
         self.calibrators_: tuple[Calibrator, Calibrator] | None = None
         s = series.dropna()
-        if len(s) < 16 or s.index[-1] - s.index[0] < self.min_days * DAY:
-            return
-        if self.require_cycle and DAY not in detect_periods(
-            s, min_cycles=self.min_days, min_acf=self.min_acf
+        if (
+            len(s) < 16
+            or s.index[-1] - s.index[0] < self.min_days * DAY
+            or (
+                self.require_cycle
+                and DAY not in detect_periods(s, min_cycles=self.min_days, min_acf=self.min_acf)
+            )
         ):
+            self.novelty_: Detector = self._novelty(True).fit(series)  # novelty alone
             return
         # with the seasonal channel on, it ranks the points that are not novel: novelty's
         # tie-breaker (nearly all of its cost) is left out unless novelty_tie
         novelty_fit, cal_n = screened_fit(self._novelty(self._tie()), series)
         if cal_n.degenerate_:  # constant novelty scores: no tail to write the seasonal z in
+            self.novelty_ = self._novelty(True).fit(series)
             return
         if self.channel == "profile":
             from telewatch.detectors._daily_profile import index_ns
@@ -508,10 +533,10 @@ class NoveltySeasonal(ExpectedBand, Detector):
         )
 
     def _score(self, series: pd.Series) -> pd.Series:
-        raw = self.novelty_.score(series).to_numpy()
+        raw = _scores(self.novelty_, series)  # series validated by score(): the members' hooks
         if self.seasonal_ is None:
             return pd.Series(raw, index=series.index)
-        seasonal = self.seasonal_.score(series).to_numpy()
+        seasonal = _scores(self.seasonal_, series)
         return pd.Series(self._combine(raw, seasonal), index=series.index)
 
     def _combine(self, novelty_raw: np.ndarray, seasonal_raw: np.ndarray) -> np.ndarray:
@@ -762,6 +787,19 @@ class NoveltySeasonal(ExpectedBand, Detector):
             raw[rows] = np.fmax(raw[rows], as_novelty)
         raw[np.isnan(new)] = np.nan
         return raw
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the profile channel's kernels: its matrix path on a few
+    days of two hourly series (novelty without the tie-breaker, the screens, the profile's fit and
+    level passes, the repeat weights; the per-series path runs the same ones) and the tick's pass
+    over the repeat-weight stacks (:func:`_advance_rows`)."""
+    idx = pd.date_range("2024-01-01", periods=5 * 24, freq="1h", tz="UTC")
+    rng = np.random.default_rng(0)
+    x = 10 + np.sin(2 * np.pi * np.arange(idx.size) / 24) + rng.normal(0, 0.1, (2, idx.size))
+    NoveltySeasonal(channel="profile").fit_score_matrix(x, idx)
+    stack = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 0.0, 2.0])  # key, points covered, (age, value)
+    _advance_rows([stack], np.ones((1, 2)), np.array([4], dtype="int64"), 3)
 
 
 def _profile_scores(
