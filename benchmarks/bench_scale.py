@@ -12,7 +12,9 @@ same 12 planted anomalies (spikes, dips, a short level shift), for 1 metric and 
 metrics — every method runs on the SAME matrix. Every method fits on the whole month and scores
 it (as ``fit(s).score(s)``):
 
-* ``telewatch novelty`` (the default detector) through
+* the default detector (``core.defaults.DEFAULT_DETECTOR``, ``novelty_seasonal``) through the batch
+  path on one thread and on ``--workers`` threads: the "target" line is its;
+* ``telewatch novelty`` (the reference row: the default until 2026-12-07, and the ratios' base) through
   :func:`telewatch.services.batch.score_matrix` on one thread and on ``--workers`` threads;
   through Dask (:func:`telewatch.scheduler.distributed.score_many`, an embedded LocalCluster of
   ``--workers`` single-threaded workers); and the plain per-metric loop
@@ -68,6 +70,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_detectors as ref  # the reference scorers, shared with bench_detectors.py
+
+from telewatch.core.defaults import DEFAULT_DETECTOR  # costs nothing to import
 
 PERIOD = 1440
 N_PLANTED = 12
@@ -155,8 +159,27 @@ class Plan:
 
 def plan(workers: int, detectors: Sequence[str] = (), params: dict[str, Any] | None = None) -> list[Plan]:
     """The methods; ``detectors`` (``--detector``, with ``params``) adds each one's batch rows after
-    novelty's, so their ratio to novelty comes from the same run."""
+    novelty's, so their ratio to novelty comes from the same run. The default detector
+    (``core.defaults.DEFAULT_DETECTOR``) has its batch rows whether named or not."""
     said = f" {params}" if params else ""
+    default = (
+        [
+            Plan(
+                f"telewatch {DEFAULT_DETECTOR} (default), batch, {workers} threads",
+                batch(DEFAULT_DETECTOR, workers),
+                False,
+                DEFAULT_DETECTOR,
+            ),
+            Plan(
+                f"telewatch {DEFAULT_DETECTOR} (default), batch, 1 thread",
+                batch(DEFAULT_DETECTOR, 1),
+                False,
+                DEFAULT_DETECTOR,
+            ),
+        ]
+        if DEFAULT_DETECTOR != "novelty"
+        else []
+    )
     extra = [
         row
         for name in detectors
@@ -169,12 +192,13 @@ def plan(workers: int, detectors: Sequence[str] = (), params: dict[str, Any] | N
     ]
     return [
         Plan(
-            f"telewatch novelty (default), batch, {workers} threads",
+            f"telewatch novelty (reference), batch, {workers} threads",
             batch("novelty", workers),
             False,
             "novelty",
         ),
         Plan("telewatch novelty, batch, 1 thread", batch("novelty", 1), False, "novelty"),
+        *default,
         *extra,
         Plan(f"telewatch novelty, dask, {workers} workers", dask_path(workers), False, "novelty"),
         Plan("telewatch novelty, per-metric loop", loop, True, "novelty"),
@@ -346,7 +370,7 @@ def nab_scorers(detectors: Sequence[str] = ()) -> dict[str, NabScorer]:
         "iforest": ref.sklearn_iforest,
         "ecod": ref.pyod_ecod,
         "adtk": seasonal(ref.adtk_seasonal),
-        **{name: telewatch(name) for name in detectors},
+        **{name: telewatch(name) for name in (*detectors, DEFAULT_DETECTOR)},
     }
 
 
@@ -516,7 +540,7 @@ def print_table(
         caption=(
             f"* timed on {args.sample} metric(s) and extrapolated. CPU s: CPU time of all threads (and "
             "subprocesses) of the method: wall seconds on a busy machine, CPU seconds / cores on an idle one. ratio: CPU s / CPU s of telewatch "
-            f"novelty (default row) on the same metrics (>1 = more work). memory: peak growth "
+            f"novelty (the reference row, the first) on the same metrics (>1 = more work). memory: peak growth "
             r"of a forked process running the method alone \[process peak]. hits: planted anomalies in the "
             f"top 24 scores. NAB: standard profile, normalised (null 0, perfect 100), raw scores calibrated "
             f"as `telewatch bench nab --calibration probationary` / `tail`, on {nab_source}."
@@ -557,10 +581,12 @@ def print_table(
     console.print(table)
     compiled = "not measured (--quick)" if np.isnan(cold) else f"{cold:.2f} s"
     console.print(
-        f"numba kernels (telewatch novelty), not in the times above: first call {compiled} when "
+        f"numba kernels (telewatch's warm_up: novelty and the profile channel), not in the times above: first call {compiled} when "
         f"compiling (empty cache), {cached:.2f} s when loading the on-disk cache (each new process)."
     )
-    big = [r for r in rows if r.metrics == args.metrics and nab_of[r.name] == "novelty" and not r.error]
+    big = [
+        r for r in rows if r.metrics == args.metrics and nab_of[r.name] == DEFAULT_DETECTOR and not r.error
+    ]
     measured = [r for r in big if not r.extrapolated]
     if measured and not args.quick:  # a smoke run is too small to extrapolate from
         scale = 1000 / args.metrics * 30 / args.days

@@ -186,8 +186,10 @@ def test_bench_scale_quick_prints_every_row() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("│")]
     names = [
-        "telewatch novelty (default), batch, 2 threads",
+        "telewatch novelty (reference), batch, 2 threads",
         "telewatch novelty, batch, 1 thread",
+        "telewatch novelty_seasonal (default), batch, 2 threads",
+        "telewatch novelty_seasonal (default), batch, 1 thread",
         "telewatch novelty, dask, 2 workers",
         "telewatch novelty, per-metric loop",
         "telewatch robust_z, batch, 1 thread",
