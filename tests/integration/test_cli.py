@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from telewatch.cli import app
+from telewatch.core.defaults import DEFAULT_DETECTOR
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -82,7 +83,7 @@ def test_demo_detect_and_bench_labels(tmp_path: Path) -> None:
     out = _run("bench", "labels", "--db", str(db), "--source", "demo", "--json", str(tmp_path / "r.json"))
     line = out.strip().splitlines()[-1]
     assert line.startswith("LABELS metrics=")
-    assert json.loads((tmp_path / "r.json").read_text())["detector"] == "novelty"
+    assert json.loads((tmp_path / "r.json").read_text())["detector"] == DEFAULT_DETECTOR
     plots = tmp_path / "plots"
     _run("detect", "--db", str(db), "--metric", "apdex", "--plot-dir", str(plots))
     assert len(list(plots.glob("*.png"))) == 1

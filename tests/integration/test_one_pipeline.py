@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from support.auth import ADMIN_HEADERS, auth_settings
 from telewatch.api.app import create_app
+from telewatch.core.defaults import DEFAULT_DETECTOR
 from telewatch.monitors.config import parse_monitors
 from telewatch.services.detection import detect_metrics
 from telewatch.services.monitor import run_monitor
@@ -67,7 +68,7 @@ def test_detect_upload_explorer_and_a_monitor_tick_find_the_same_anomalies(tmp_p
                 "/api/ingest", files={"file": ("t.csv", csv.encode(), "text/csv")}, headers=ADMIN_HEADERS
             )
             assert r.status_code == 200, r.text
-            assert r.json()["detector"] == "novelty"
+            assert r.json()["detector"] == DEFAULT_DETECTOR
             assert r.json()["anomalies"] == len(by_detect)
         by_upload = _anomalies(store)
     # 3. the explorer's "store anomalies" (no detector named: the default)
@@ -98,7 +99,7 @@ def test_detect_upload_explorer_and_a_monitor_tick_find_the_same_anomalies(tmp_p
         by_monitor = _anomalies(store)
 
     assert by_detect == by_upload == by_explorer == by_monitor
-    assert {d for _s, _e, d in by_detect} == {"novelty"}
+    assert {d for _s, _e, d in by_detect} == {DEFAULT_DETECTOR}
     # and they are the planted ones: the spike, and the collapse held to its end
     starts = [s for s, _e, _d in by_detect]
     assert pd.Timestamp("2026-02-04 12:00") in starts

@@ -5,6 +5,7 @@ import pandas as pd
 from rich.console import Console
 
 from telewatch.bench.labels import run_labels_benchmark
+from telewatch.core.defaults import DEFAULT_DETECTOR
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -38,7 +39,7 @@ def test_the_labels_bench_uses_the_default_detector(store: Store, monkeypatch) -
     mid = repo.upsert_metric(cur, name="m")
     repo.write_points(cur, mid, values)
     repo.write_label_windows(cur, [(mid, idx[1500], idx[1509], "anomaly", "user", None)])
-    assert run_labels_benchmark(store, console=Console(quiet=True)).detector == "novelty"
+    assert run_labels_benchmark(store, console=Console(quiet=True)).detector == DEFAULT_DETECTOR
     monkeypatch.setenv("TELEWATCH_DEFAULT_DETECTOR", "robust_z")
     result = run_labels_benchmark(store, console=Console(quiet=True))
     assert result.detector == "robust_z"

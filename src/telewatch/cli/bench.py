@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from telewatch.core.defaults import default_detector
 from telewatch.core.errors import TelewatchError
 
 bench_app = typer.Typer(
@@ -45,8 +46,9 @@ def bench_nab(
     data: Annotated[Path, typer.Option(help="NAB corpus folder (data/, labels/, config/).")] = _SHARED
     / "nab",
     detector: Annotated[
-        str, typer.Option(help="Detector type (default: the service default, novelty).")
-    ] = "novelty",
+        str | None,
+        typer.Option(help="Detector type (default: the service default, core.defaults.default_detector())."),
+    ] = None,
     params: ParamsOption = None,
     export: Annotated[
         Path | None, typer.Option(help="Write DIR/<category>/<file>.csv (timestamp,value,anomaly_score).")
@@ -69,7 +71,7 @@ def bench_nab(
     try:
         result = run_nab_benchmark(
             data_dir=data,
-            detector=detector,
+            detector=detector or default_detector(),
             detector_params=parse_params(params),
             calibration=calibration,
             export_dir=export,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 #: The detector used when none is named.
-DEFAULT_DETECTOR = "novelty"
+DEFAULT_DETECTOR = "novelty_seasonal"
 #: Calibrated z at or above which a point is anomalous (a tail probability of about 3e-7).
 DEFAULT_THRESHOLD = 5.0
 

@@ -413,10 +413,13 @@ def tail_of(scores: np.ndarray, u: float | None = None) -> tuple[float, float, f
 
 @register("novelty_seasonal")
 class NoveltySeasonal(ExpectedBand, Detector):
-    """Value novelty (:class:`~telewatch.detectors.novelty.Novelty`) as the primary channel, and a
-    seasonal baseline (:class:`~telewatch.detectors.seasonal.SeasonalBaseline`) beside it once the
-    training data spans ``min_days`` days (with ``require_cycle``, only where it also shows a daily
-    cycle: autocorrelation at one day of at least ``min_acf``).
+    """The default detector (``core.defaults.DEFAULT_DETECTOR``): value novelty
+    (:class:`~telewatch.detectors.novelty.Novelty`) as the primary channel, and a seasonal channel
+    beside it once the training data spans ``min_days`` days (with ``require_cycle``, only where it
+    also shows a daily cycle: autocorrelation at one day of at least ``min_acf``): by default
+    (``channel="profile"``) the daily/weekly profile and held level of
+    :mod:`~telewatch.detectors._daily_profile`, with ``channel="baseline"``
+    :class:`~telewatch.detectors.seasonal.SeasonalBaseline` (slower: no matrix or streaming path).
 
     Novelty misses what stays inside the range already seen: a users drop at the daily peak down
     to a value seen every night, an error burst of 7 % after an outage of 54 %. The seasonal
@@ -460,7 +463,7 @@ class NoveltySeasonal(ExpectedBand, Detector):
         min_acf: float = 0.3,
         seasonal: dict[str, Any] | None = None,
         seasonal_cooldown: int = 1000,
-        channel: str = "baseline",
+        channel: str = "profile",
         screen_sigma: float = 10.0,
         screen_max_per_day: float = 2.0,
         novelty_tie: bool | None = None,
