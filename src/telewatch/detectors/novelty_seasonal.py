@@ -436,8 +436,9 @@ class NoveltySeasonal(ExpectedBand, Detector):
       ``max(z_novelty, z_seasonal)``.
 
     :meth:`expected` is the seasonal baseline and band where that channel is on, else novelty's.
-    The streaming path (:meth:`score_contexts`) is novelty's where no series of the group has the
-    seasonal channel (its scores depend on the timestamps, which that path is not given).
+    Streaming: :meth:`score_contexts_at` (given the timestamps, as the monitors' tick gives them)
+    carries both channels for the ``profile`` channel; :meth:`score_contexts` (no timestamps) only
+    serves groups where no series has the seasonal channel.
 
     >>> idx = pd.date_range("2024-01-01", periods=6 * 288, freq="5min")
     >>> s = pd.Series(10 + np.random.default_rng(0).normal(0, 0.2, idx.size), index=idx)
