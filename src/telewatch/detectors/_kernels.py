@@ -131,19 +131,21 @@ def held_median(
 
 
 def warm_up() -> float:
-    """Compile (or load from the cache) every kernel now; returns the seconds it took. Those of
-    ``novelty_seasonal``'s profile channel too (:func:`~telewatch.detectors.novelty_seasonal.warm_up`):
-    its matrix path on a small matrix."""
+    """Compile (or load from the cache) every kernel now; returns the seconds it took. Those other
+    modules registered in :mod:`~telewatch.detectors._warm` too (``novelty_seasonal``'s profile
+    channel: :func:`~telewatch.detectors.novelty_seasonal.warm_up`, its matrix path on a small
+    matrix)."""
     import time
 
-    from telewatch.detectors import novelty_seasonal
+    from telewatch.detectors import _warm
 
     t0 = time.perf_counter()
     x = np.array([[1.0, np.nan, 3.0, 2.0]])
     rolling_median(x, window=2, min_periods=1)
     low, width = novelty_fit(x, bins=10)
     novelty_scores(x, low, width, cooldown=10, window=2)
-    novelty_seasonal.warm_up()
+    for hook in _warm.HOOKS:
+        hook()
     return time.perf_counter() - t0
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.core.errors import ConfigError
+from telewatch.detectors import _warm
 from telewatch.detectors._daily_profile import DailyProfile
 from telewatch.detectors.bands import ExpectedBand
 from telewatch.detectors.base import Detector
@@ -793,6 +794,7 @@ class NoveltySeasonal(ExpectedBand, Detector):
         return raw
 
 
+@_warm.register
 def warm_up() -> None:
     """Compile (or load from the cache) the profile channel's kernels: its matrix path on a few
     days of two hourly series (novelty without the tie-breaker, the screens, the profile's fit and
