@@ -111,3 +111,17 @@ def test_cli_prints_each_candidate_then_the_choice(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["bench", "nab-select", "--data", str(tmp_path), "--grid", "[1]"])
     assert bad.exit_code != 0
     assert "JSON object" in bad.output
+
+
+def test_the_cli_grid_is_a_json_object_or_a_clear_error() -> None:
+    import typer
+
+    from telewatch.cli.bench import parse_grid
+
+    assert parse_grid(None) is None
+    assert parse_grid("") is None
+    assert parse_grid('{"bins": [50, 100]}') == {"bins": [50, 100]}
+    with pytest.raises(typer.BadParameter, match="--grid must be JSON"):
+        parse_grid("{bins: [50]")
+    with pytest.raises(typer.BadParameter, match="--grid must be a JSON object of lists"):
+        parse_grid("[50, 100]")

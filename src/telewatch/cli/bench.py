@@ -34,6 +34,20 @@ def parse_params(text: str | None) -> dict[str, Any]:
     return value
 
 
+def parse_grid(text: str | None) -> dict[str, Any] | None:
+    """``--grid`` as given on the command line: a JSON object of lists of parameter values (empty →
+    None: the command's own grid, or none)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--grid must be JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter("--grid must be a JSON object of lists")
+    return value
+
+
 ParamsOption = Annotated[
     str | None, typer.Option("--params", help="Detector parameters as JSON, e.g. '{\"window\": 144}'.")
 ]
@@ -119,20 +133,15 @@ def bench_nab_select(
 
     started = time.perf_counter()
     try:
-        grid_value = json.loads(grid) if grid else None
-        if grid_value is not None and not isinstance(grid_value, dict):
-            raise typer.BadParameter("--grid must be a JSON object of lists")
         selection = select_on_tuning_half(
             data_dir=data,
             detector=detector,
             base_params=parse_params(params),
-            grid=grid_value,
+            grid=parse_grid(grid),
             calibration=calibration,
             tolerance=tolerance,
             console=console,
         )
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--grid must be JSON: {exc}") from exc
     except (TelewatchError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -244,9 +253,7 @@ def bench_smd_select(
     started = time.perf_counter()
     runs: dict[str, MachineRuns] = {}
     try:
-        grid_value = json.loads(grid) if grid else {}
-        if not isinstance(grid_value, dict):
-            raise typer.BadParameter("--grid must be a JSON object of lists")
+        grid_value = parse_grid(grid)
         settings = parameter_grid(grid_value) if grid_value else [{}]
         for name in detector or SELECT_DEFAULTS:
             for params in settings:
@@ -268,8 +275,6 @@ def bench_smd_select(
                     soft_wrap=True,
                 )
         selection = select_by_lomo(runs, threshold)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--grid must be JSON: {exc}") from exc
     except (TelewatchError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
