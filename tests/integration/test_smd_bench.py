@@ -197,12 +197,8 @@ def test_bench_smd_prints_leave_one_machine_out_before_the_smd_line() -> None:
     assert any(line.startswith("SMD segments raised, by metrics labelled:") for line in lines)
 
 
-def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:
-    from typer.testing import CliRunner
-
-    from telewatch.cli.app import app
-
-    args = [
+def _smd_select_on_two_machines() -> list[str]:
+    return [
         "bench",
         "smd-select",
         "--data",
@@ -212,6 +208,14 @@ def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:
         "--machine",
         "machine-1-3",
     ]
+
+
+def test_bench_smd_select_prints_each_candidate_then_the_selection() -> None:
+    from typer.testing import CliRunner
+
+    from telewatch.cli.app import app
+
+    args = _smd_select_on_two_machines()
     result = CliRunner().invoke(app, [*args, "--detector", "mv_robust_z", "--detector", "mv_pca"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
@@ -225,16 +229,7 @@ def test_bench_smd_select_grid_makes_each_setting_a_candidate() -> None:
 
     from telewatch.cli.app import app
 
-    args = [
-        "bench",
-        "smd-select",
-        "--data",
-        str(SMD_DIR),
-        "--machine",
-        "machine-1-2",
-        "--machine",
-        "machine-1-3",
-    ]
+    args = _smd_select_on_two_machines()
     result = CliRunner().invoke(
         app, [*args, "--detector", "mv_robust_z", "--grid", '{"aggregate": ["max", "mean"]}']
     )
