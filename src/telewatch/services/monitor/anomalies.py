@@ -85,7 +85,7 @@ def _record_tick_anomalies(
         }
     )
     stored = {
-        int(pos): (pd.Timestamp(end).as_unit("ns").value, value, expected, lower, upper)
+        int(pos): (_ns(end), value, expected, lower, upper)
         for pos, end, value, expected, lower, upper in anomalies_repo.anomalies_at_starts(cur, frame)
     }
     ends = {pos: row[0] for pos, row in stored.items()}
