@@ -41,6 +41,10 @@ default) and ``tail`` (telewatch's calibrator and re-alarm suppression trained o
 rows). STL and ADTK get each file's rows per day as their season (at most half the training rows).
 The novelty rows share one NAB figure: they compute the same scores.
 
+The C allocator is set as the ``telewatch`` command sets it (:mod:`telewatch.core.allocator`:
+a chunk's large arrays reused, not faulted in again); ``TELEWATCH_MALLOC=system`` runs with glibc's
+defaults, to compare.
+
 numba compiles telewatch's kernels on their first call: that cost is measured apart (a cold
 compile in a fresh cache, then a load from the on-disk cache) and kept out of the timed rows.
 The targets of issue 10 (1,000 metrics × 30 days under 5 s, peak under 2 GiB) are checked at the end.
@@ -71,6 +75,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_detectors as ref  # the reference scorers, shared with bench_detectors.py
 
+from telewatch.core.allocator import tune_allocator  # ctypes and os only
 from telewatch.core.defaults import DEFAULT_DETECTOR  # costs nothing to import
 
 PERIOD = 1440
@@ -485,6 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     preload(plans)  # before forking: no method's time includes an import
     from telewatch.detectors import _kernels
 
+    tune_allocator()  # as the telewatch command sets it (TELEWATCH_MALLOC=system: glibc's own)
+
     with console.status("numba: compiling the kernels in a fresh cache, then loading the cache …"):
         cold, cached = jit_seconds(cold=not args.quick)
     _kernels.warm_up()  # this process (and every forked method) starts with the kernels loaded
@@ -583,6 +590,10 @@ def print_table(
     console.print(
         f"numba kernels (telewatch's warm_up: novelty and the profile channel), not in the times above: first call {compiled} when "
         f"compiling (empty cache), {cached:.2f} s when loading the on-disk cache (each new process)."
+    )
+    console.print(
+        f"C allocator: {tune_allocator()} (telewatch.core.allocator, as the telewatch command sets it; "
+        "TELEWATCH_MALLOC=system for glibc's defaults)."
     )
     big = [
         r for r in rows if r.metrics == args.metrics and nab_of[r.name] == DEFAULT_DETECTOR and not r.error

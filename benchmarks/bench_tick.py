@@ -301,6 +301,9 @@ def main() -> None:
         "--params", default="{}", help='the detector\'s parameters as JSON, e.g. \'{"channel": "profile"}\''
     )
     args = parser.parse_args()
+    from telewatch.core.allocator import tune_allocator
+
+    tune_allocator()  # as the telewatch command sets it (TELEWATCH_MALLOC=system: glibc's own)
     global DETECTOR, PARAMS
     DETECTOR = args.detector
     PARAMS = json.loads(args.params)

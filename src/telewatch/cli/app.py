@@ -614,7 +614,13 @@ register_replay(app)
 
 
 def main() -> None:
+    from telewatch.core.allocator import tune_allocator
+    from telewatch.core.errors import ConfigError
     from telewatch.core.secrets import install_redacting_record_factory
 
     install_redacting_record_factory()  # no password or token in any log line (docs/security.md)
+    try:
+        tune_allocator()  # large arrays reused, not faulted in again (docs/scale.md)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     app()

@@ -54,7 +54,10 @@ def check_monitors(
 
 def airflow_task(*, config: str, monitor: str, db: str | None = None, **context: Any) -> dict[str, Any]:
     """Entry point for Airflow's PythonOperator (telewatch installed in Airflow's environment)."""
+    from telewatch.core.allocator import tune_allocator
     from telewatch.settings import Settings
+
+    tune_allocator()  # the task's process, as the telewatch command sets its own (docs/scale.md)
 
     logical = context.get("logical_date") or context.get("data_interval_end")
     path = Path(db) if db else Settings().store_path
