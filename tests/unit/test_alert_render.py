@@ -191,6 +191,25 @@ def test_chart_marks_the_anomaly_and_band() -> None:
 
 
 @pytest.mark.parametrize(
+    ("language", "title"),
+    [("en", None), ("ru", "web_response_ms{service=payments, region=eu-west-1, host=api-17}")],
+)
+def test_the_legend_stands_above_the_plot_not_over_the_line(language: str, title: str | None) -> None:
+    """A metric near the top of its range (an APDEX at 0.999) ran under a legend drawn inside the
+    plot; it stands above the plot now, right of the title, in two rows beside a long one."""
+    from PIL import Image
+
+    png = render_chart(sample_candidate(now=NOW), hours=6, title=title, language=language)
+    assert png is not None
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    top = image.crop((0, 0, image.size[0], int(image.size[1] * 0.1)))  # above the plot (its top: 0.9)
+    colors = top.getcolors(maxcolors=1_000_000) or []
+    # the legend's swatches of the band (light blue) and of the anomaly span (orange tint) are up there
+    assert any(abs(r - 0xC0) < 40 and abs(g - 0xDB) < 30 and b > 0xE0 for _, (r, g, b) in colors)
+    assert any(r > 0xF0 and 0xC0 < g < 0xE8 and b < 0xD5 for _, (r, g, b) in colors)
+
+
+@pytest.mark.parametrize(
     ("language", "said"),
     [("en", "Deviation more than <b>3 pp</b> above expected"), ("ru", "Отклонение более <b>3 п.п.</b> выше")],
 )

@@ -78,7 +78,17 @@ def render_chart(
         ax.set_xlabel("UTC", fontsize=8)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7, loc="upper left", ncol=4, frameon=False)
+        # above the plot, right of the title: never over the line (a metric near its top, an APDEX);
+        # in two rows, half as wide, beside a long title (a metric with its labels)
+        heading = title or candidate.metric
+        ax.legend(
+            fontsize=7,
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            ncol=2 if len(heading) > 48 else 4,
+            frameon=False,
+            borderaxespad=0.1,
+        )
         fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.16)  # tight_layout costs a re-draw
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
