@@ -223,3 +223,49 @@ def test_a_model_stored_before_the_new_parameters_still_loads_and_names_its_para
     assert params["screen_max_per_day"] == np.inf
     assert params["novelty_tie"] is True
     np.testing.assert_array_equal(old.score(s).to_numpy(), before)
+
+
+def _nightly_dip(days: int = 9) -> tuple[pd.Series, int, pd.Timestamp]:
+    """Minute data with a daily cycle, a nightly job's one-minute dip at 23:59 every night, and on
+    the last day a one-off dip as deep at 14:00 (its position is returned)."""
+    idx = pd.date_range("2024-03-01", periods=days * 1440, freq="1min", tz="UTC")
+    minute = np.asarray(idx.hour * 60 + idx.minute)
+    x = 100 + 10 * np.sin(2 * np.pi * minute / 1440) + np.random.default_rng(2).normal(0, 1, idx.size)
+    x[minute == 23 * 60 + 59] -= 30
+    last = idx[-1440]
+    one_off = int(idx.get_loc(last + pd.Timedelta("14:00:00")))
+    x[one_off] -= 30
+    return pd.Series(x, index=idx), one_off, last
+
+
+def test_a_nightly_dip_is_a_habit_the_same_dip_at_another_hour_is_not() -> None:
+    """A one-minute dip a slot's median cannot learn (one point of five) is learned as a habit of
+    that time of day from the training nights: the ninth night's dip scores under the threshold,
+    the same dip at 14:00 of that day far over it. (Without the habits, the nightly dip scored 9.2.)"""
+    s, one_off, last = _nightly_dip()
+    _, z, _ = calibrated_scores("novelty_seasonal", {}, s, np.asarray(s.index < last))
+    assert z.iloc[-1] < 2.0
+    assert z.iloc[one_off] > 8.0
+
+
+def test_habits_are_capped_alike_on_the_matrix_per_series_and_streaming_paths() -> None:
+    s, _, last = _nightly_dip(days=8)
+    train = s[s.index < last]
+    det = NoveltySeasonal().fit(train)
+    fit = det.seasonal_.fit_  # type: ignore[union-attr]
+    assert fit.habit is not None
+    rows = np.stack([train.to_numpy(), train.to_numpy()[::-1].copy()])
+    matrix = NoveltySeasonal().fit_score_matrix(rows, pd.DatetimeIndex(train.index))
+    assert matrix is not None
+    np.testing.assert_allclose(matrix[0], det.score(train).to_numpy(), rtol=1e-9, atol=1e-9)
+    new = s[s.index >= last]
+    got = NoveltySeasonal.score_contexts_at(
+        [det],
+        [train.to_numpy()],
+        new.to_numpy()[None, :],
+        [{}],
+        context_times=[pd.DatetimeIndex(train.index).as_unit("ns").asi8],
+        new_times=pd.DatetimeIndex(new.index).as_unit("ns").asi8[None, :],
+    )
+    assert got is not None
+    np.testing.assert_allclose(got[0], det.score(new, context=train).to_numpy(), rtol=1e-9, atol=1e-9)

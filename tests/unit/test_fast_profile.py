@@ -182,9 +182,52 @@ def test_fit_and_scores_equal_the_array_formulas(days: int, step_s: int, gaps: b
         np.testing.assert_array_equal(fit.weekly, want_fit.weekly)
     r = dp.residuals(want_fit, ts, x)
     want = np.abs(r - reference_levels(want_fit, r)) / want_fit.scale[:, None]
-    np.testing.assert_array_equal(dp.channel_scores(fit, ts, x), want)
+    np.testing.assert_array_equal(dp.channel_scores(fit, ts, x, cap=False), want)
+    # the habits: what each time of day reached on two training days, and the scores capped there
+    want_habit = reference_habits(ts, dp.residuals(fit, ts, x), fit.slot_ns)
+    assert (fit.habit is None) == (want_habit is None)
+    if fit.habit is not None:
+        np.testing.assert_allclose(fit.habit, want_habit, rtol=1e-12, atol=1e-12)
+        r_fit = dp.residuals(fit, ts, x)
+        lo = fit.habit[:, 0, :][:, dp.slots_of(ts, fit.slot_ns)]
+        hi = fit.habit[:, 1, :][:, dp.slots_of(ts, fit.slot_ns)]
+        with np.errstate(invalid="ignore"):
+            inside = (r_fit >= lo) & (r_fit <= hi)
+        assert inside.any()
+        capped = np.where(inside, np.minimum(want, dp.HABIT_CAP), want)
+        np.testing.assert_array_equal(dp.channel_scores(fit, ts, x), capped)
     # the floor: the counter's resolution (1 / 5 of the value's unit) is what holds its scale up
     assert fit.scale[4] >= 1.0
+
+
+def reference_habits(ts: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
+    """:func:`dp.habits` by loops: per row and slot, each day's extreme over the slots within
+    ``HABIT_MINUTES`` (around the clock), then the ``HABIT_DAYS``-th most extreme of the days."""
+    day = ts // dp.DAY_NS
+    days = int(day[-1] - day[0] + 1)
+    if days < dp.HABIT_MIN_DAYS:
+        return None
+    n_slots = -(-dp.DAY_NS // slot_ns)
+    k = max(1, -(-dp.HABIT_MINUTES * 60 * 10**9 // slot_ns))
+    slot = (ts % dp.DAY_NS) // slot_ns
+    out = np.full((r.shape[0], 2, n_slots), np.nan)
+    for i in range(r.shape[0]):
+        lows = np.full((days, n_slots), np.nan)
+        highs = np.full((days, n_slots), np.nan)
+        for d in range(days):
+            on_day = day - day[0] == d
+            for sl in range(n_slots):
+                near = [(sl + j) % n_slots for j in range(-k, k + 1)]
+                v = r[i, on_day & np.isin(slot, near)]
+                v = v[~np.isnan(v)]
+                if v.size:
+                    lows[d, sl], highs[d, sl] = v.min(), v.max()
+        for sl in range(n_slots):
+            lo, hi = np.sort(lows[~np.isnan(lows[:, sl]), sl]), np.sort(highs[~np.isnan(highs[:, sl]), sl])
+            if lo.size >= dp.HABIT_DAYS:
+                out[i, 0, sl] = lo[dp.HABIT_DAYS - 1]
+                out[i, 1, sl] = hi[-dp.HABIT_DAYS]
+    return out
 
 
 # -- fit_profile and its helpers as the array code wrote them (before the compiled passes) --

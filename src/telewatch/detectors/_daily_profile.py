@@ -64,6 +64,14 @@ SAMPLE = 8192
 #: ... and over all of a row's points where fewer than this many of that sample are present.
 SAMPLE_MIN = 2048
 MIN_SCALE = 0.05
+#: A residual this time of day (within :data:`HABIT_MINUTES`) reached on at least this many training
+#: days is a habit (a nightly job's dip, a cron spike that wanders by a few minutes): the channel
+#: scores it at most :data:`HABIT_CAP` robust sigmas (its calibrator is trained on the scores
+#: before the cap). Learned from :data:`HABIT_MIN_DAYS` days.
+HABIT_DAYS = 2
+HABIT_MINUTES = 15
+HABIT_MIN_DAYS = 3
+HABIT_CAP = 2.0
 #: The compiled passes (numba), built on first use.
 _KERNELS: dict[str, Any] = {}
 
@@ -79,6 +87,9 @@ class ProfileFit:
     hold: float
     reach: int  # points a held level looks back (``max_hold`` in points, at least ``window``)
     weekly: np.ndarray | None = None  # (rows, slots of a week): added to the daily profile
+    #: (rows, 2, slots of a day): the residuals this time of day reached on at least
+    #: :data:`HABIT_DAYS` training days (low, high; :func:`habits`), None: no habits learned
+    habit: np.ndarray | None = None
 
     def value(self, ts_ns: np.ndarray) -> np.ndarray:
         """The profile (rows × points) at ``ts_ns``."""
@@ -571,7 +582,149 @@ def fit_profile(
     resid = np.empty_like(r)  # r - _levels(first, r), in the same pass
     _level_pass(first, np.ascontiguousarray(r), resid, mode=2)
     scale = np.maximum(whole.sigma(resid), floor)
-    return ProfileFit(slot_ns, med, scale, int(window), float(hold), reach, weekly)
+    return ProfileFit(
+        slot_ns, med, scale, int(window), float(hold), reach, weekly, habits(ts_ns, r, slot_ns, slot)
+    )
+
+
+def habits(
+    ts_ns: np.ndarray, r: np.ndarray, slot_ns: int, slot: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Per row and slot of the day, the lowest and highest residual (``r``, rows × points, from the
+    profile) that this time of day — the slot and :data:`HABIT_MINUTES` either side — reached on at
+    least :data:`HABIT_DAYS` of the training days: the second lowest of the days' minima and the
+    second highest of their maxima there. ``None`` under :data:`HABIT_MIN_DAYS` days of data. A
+    nightly job's one-minute dip, which a slot's median cannot learn, lies within them from the
+    third night; a one-off (an outage at that hour) does not.
+
+    >>> ts = (np.arange(5 * 288) * 300 * 10**9).astype("int64")  # 5 days of 5-minute points
+    >>> r = np.zeros((1, ts.size)); r[0, 288 + 36 :: 288] = 5.0  # 03:00 on each day from the second
+    >>> h = habits(ts, r, 300 * 10**9)
+    >>> float(h[0, 1, 36]), float(h[0, 1, 39]), float(h[0, 1, 100])
+    (5.0, 5.0, 0.0)
+    """
+    day = np.asarray(ts_ns, dtype="int64") // DAY_NS
+    days = int(day[-1] - day[0] + 1) if day.size else 0
+    if days < HABIT_MIN_DAYS:
+        return None
+    if slot is None:
+        slot = slots_of(ts_ns, slot_ns)
+    n_slots = -(-DAY_NS // slot_ns)
+    k = max(1, -(-HABIT_MINUTES * 60 * 10**9 // slot_ns))
+    out = np.empty((r.shape[0], 2, n_slots))
+    _habit_kernel()(
+        _writable(np.ascontiguousarray(r, dtype="float64")),
+        np.ascontiguousarray(day - day[0]),
+        np.ascontiguousarray(slot, dtype=np.int64),
+        days,
+        n_slots,
+        k,
+        HABIT_DAYS,
+        out,
+    )
+    return out
+
+
+def _habit_kernel() -> Any:
+    """:func:`habits`' pass (numba, on first use): per row, each day's minimum and maximum per slot
+    in one pass over the points, then per slot each day's extreme over the slots within ``k``
+    (around the clock) and the ``nth`` lowest / highest of those over the days (NaN with fewer days)."""
+    if "habit" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(r, day, slot, days, n_slots, k, nth, out):  # type: ignore[no-untyped-def]
+            lows = np.empty((days, n_slots))
+            highs = np.empty((days, n_slots))
+            low_k = np.empty(nth)
+            high_k = np.empty(nth)
+            for i in range(r.shape[0]):
+                lows[:] = np.nan
+                highs[:] = np.nan
+                for t in range(r.shape[1]):
+                    v = r[i, t]
+                    if np.isnan(v):
+                        continue
+                    d, c = day[t], slot[t]
+                    if not (lows[d, c] <= v):  # NaN (empty) or higher
+                        lows[d, c] = v
+                    if not (highs[d, c] >= v):
+                        highs[d, c] = v
+                for c in range(n_slots):
+                    found = 0
+                    for d in range(days):
+                        lo = np.nan
+                        hi = np.nan
+                        for j in range(-k, k + 1):
+                            q = (c + j) % n_slots
+                            a = lows[d, q]
+                            b = highs[d, q]
+                            if not np.isnan(a) and not (lo <= a):
+                                lo = a
+                            if not np.isnan(b) and not (hi >= b):
+                                hi = b
+                        if np.isnan(lo):
+                            continue
+                        # keep the nth lowest and nth highest so far (insertion into sorted k-lists)
+                        m = min(found, nth)
+                        p = m
+                        while p > 0 and low_k[p - 1] > lo:
+                            if p < nth:
+                                low_k[p] = low_k[p - 1]
+                            p -= 1
+                        if p < nth:
+                            low_k[p] = lo
+                        p = m
+                        while p > 0 and high_k[p - 1] < hi:
+                            if p < nth:
+                                high_k[p] = high_k[p - 1]
+                            p -= 1
+                        if p < nth:
+                            high_k[p] = hi
+                        found += 1
+                    if found >= nth:
+                        out[i, 0, c] = low_k[nth - 1]
+                        out[i, 1, c] = high_k[nth - 1]
+                    else:
+                        out[i, 0, c] = np.nan
+                        out[i, 1, c] = np.nan
+
+        _KERNELS["habit"] = kernel
+    return _KERNELS["habit"]
+
+
+def residuals_at(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> Any:
+    """``x - profile`` (rows × points at the shared ``ts_ns``) as a function of (rows, columns): taken
+    only at the points asked for."""
+
+    def at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        stamps = ts_ns[cols]
+        v = fit.profile[rows, slots_of(stamps, fit.slot_ns)]
+        if fit.weekly is not None:
+            v = v + fit.weekly[rows, slots_of(stamps, fit.slot_ns, WEEK_NS)]
+        return np.asarray(x[rows, cols] - v)
+
+    return at
+
+
+def habit_capped(fit: ProfileFit, ts_ns: np.ndarray, r: Any, z: np.ndarray) -> np.ndarray:
+    """``z`` with the points whose residual ``r`` (rows × points at ``ts_ns`` — shared, or one row of
+    stamps per row — or :func:`residuals_at`'s function of the points asked for) lies within what
+    their time of day reached on :data:`HABIT_DAYS` training days (:func:`habits`) scored at most
+    :data:`HABIT_CAP`. Only the points over the cap are looked at."""
+    if fit.habit is None:
+        return z
+    with np.errstate(invalid="ignore"):
+        rows, cols = np.nonzero(z > HABIT_CAP)  # only these can change: a few per cent of the points
+    if not rows.size:
+        return z
+    stamps = np.asarray(ts_ns)
+    s = slots_of(stamps[cols] if stamps.ndim == 1 else stamps[rows, cols], fit.slot_ns)
+    at = r[rows, cols] if not callable(r) else r(rows, cols)
+    inside = (at >= fit.habit[rows, 0, s]) & (at <= fit.habit[rows, 1, s])
+    out = z.copy()
+    out[rows[inside], cols[inside]] = HABIT_CAP
+    return out
 
 
 def _weekly(
@@ -738,12 +891,16 @@ def _level_kernel() -> Any:
     return _KERNELS["levels"]
 
 
-def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN)."""
+def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray, *, cap: bool = True) -> np.ndarray:
+    """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN); habits
+    scored at most :data:`HABIT_CAP` (:func:`habit_capped`) unless ``cap`` is false (what the
+    calibrator is trained on)."""
     values = _writable(np.ascontiguousarray(np.atleast_2d(x), dtype="float64"))
     out = np.empty_like(values)
     _level_pass(fit, values, out, mode=1, ts_ns=ts_ns)  # the residuals taken in the pass
-    return out
+    if not cap or fit.habit is None:
+        return out
+    return habit_capped(fit, ts_ns, residuals_at(fit, ts_ns, values), out)
 
 
 def level_after(fit: ProfileFit, r_window: np.ndarray, new_r: np.ndarray) -> np.ndarray:
@@ -848,6 +1005,12 @@ class DailyProfile(ExpectedBand, Detector):
 
     def max_hold_ns(self) -> int:
         return int(pd.Timedelta(self.max_hold).value)
+
+    def calibration_scores(self, series: pd.Series) -> np.ndarray:
+        """The scores before habits are capped (what a calibrator of this channel is trained on)."""
+        return channel_scores(
+            self.fit_, index_ns(series.index), series.to_numpy(dtype="float64")[None, :], cap=False
+        )[0]
 
     def _score(self, series: pd.Series) -> pd.Series:
         z = channel_scores(self.fit_, index_ns(series.index), series.to_numpy(dtype="float64")[None, :])

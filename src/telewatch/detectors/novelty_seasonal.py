@@ -70,7 +70,10 @@ def screened_once(
     fitted = _fitted(det, series)
     raw = _scores(fitted, series)
     present = ~np.isnan(series.to_numpy(dtype="float64"))
-    return fitted, calibrate_screened(raw, present, beyond=beyond, max_runs=max_runs), raw
+    # a channel that caps some of its scores (the profile's habits) is calibrated on them uncapped
+    calibration = getattr(fitted, "calibration_scores", None)
+    cal_raw = raw if calibration is None else np.where(present, calibration(series), np.nan)
+    return fitted, calibrate_screened(cal_raw, present, beyond=beyond, max_runs=max_runs), raw
 
 
 def _fitted(det: Detector, series: pd.Series) -> Detector:
@@ -562,7 +565,14 @@ class NoveltySeasonal(ExpectedBand, Detector):
         if self.channel != "profile":
             return None
         from telewatch.detectors import _kernels
-        from telewatch.detectors._daily_profile import channel_scores, fit_profile, index_ns, step_ns_of
+        from telewatch.detectors._daily_profile import (
+            channel_scores,
+            fit_profile,
+            habit_capped,
+            index_ns,
+            residuals_at,
+            step_ns_of,
+        )
 
         arr = np.ascontiguousarray(values, dtype="float64")
         low, width = _kernels.novelty_fit(arr, bins=self.bins)
@@ -633,18 +643,20 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 min_scale=proto.min_scale,
                 pool_slots=proto.pool,
             )
-            z = channel_scores(fit, ts, arr[rows])
+            z = channel_scores(fit, ts, arr[rows], cap=False)  # calibrated on before the habits' cap
+            capped = habit_capped(fit, ts, residuals_at(fit, ts, arr[rows]), z)
             for j, (i, row_raw, (u_n, beta_n, p_u_n, _)) in enumerate(chosen):
                 z_row = np.where(present[i], z[j], np.nan)
+                z_out = np.where(present[i], capped[j], np.nan)
                 runs = allowed_runs(ts, present[i], self.screen_max_per_day)
                 kept = screened_kept(z_row, present[i], beyond=self.screen_sigma, max_runs=runs)
                 tail_s = seasonal_tail(_finite(z_row[kept]), float(-np.log(p_u_n)))
                 if tail_s is None:  # the whole calibrator (calibrate_screened: the same points)
                     cal_s = calibrate_screened(z_row, present[i], beyond=self.screen_sigma, max_runs=runs)
-                    out[i] = combine_tail(row_raw, z_row, u_n, beta_n, p_u_n, cal_s, self.seasonal_cooldown)
+                    out[i] = combine_tail(row_raw, z_out, u_n, beta_n, p_u_n, cal_s, self.seasonal_cooldown)
                 else:
                     out[i] = combine_above(
-                        row_raw, z_row, u_n, beta_n, p_u_n, *tail_s, self.seasonal_cooldown
+                        row_raw, z_out, u_n, beta_n, p_u_n, *tail_s, self.seasonal_cooldown
                     )
         with_channel = {c[0] for c in chosen}
         alone = [i for i in range(arr.shape[0]) if i not in with_channel]
@@ -838,12 +850,22 @@ def _profile_scores(
         daily = np.stack([fits[row].profile[0] for row in rows])
         weeks = np.stack([fits[row].weekly[0] for row in rows]) if weekly else None
         scale = np.array([fits[row].scale[0] for row in rows])
+        habit = _stacked_habits([fits[row] for row in rows], daily.shape[1])
 
-        stacked = dp.ProfileFit(slot_ns, daily, scale, window, hold, reach, weeks)
+        stacked = dp.ProfileFit(slot_ns, daily, scale, window, hold, reach, weeks, habit)
         r_ctx = xs - _profile_at(daily, weeks, ts, slot_ns)
         r_new = new[rows] - _profile_at(daily, weeks, new_times[rows], slot_ns)
-        out[rows] = dp.level_after(stacked, r_ctx, r_new)
+        out[rows] = dp.habit_capped(stacked, new_times[rows], r_new, dp.level_after(stacked, r_ctx, r_new))
     return out
+
+
+def _stacked_habits(fits: Sequence[Any], n_slots: int) -> np.ndarray | None:
+    """The fits' habit envelopes as one array (rows × 2 × slots); a fit without them (too little
+    history, or stored before they existed) never caps: an empty envelope (+inf, -inf)."""
+    if all(getattr(f, "habit", None) is None for f in fits):
+        return None
+    none = np.stack([np.full(n_slots, np.inf), np.full(n_slots, -np.inf)])
+    return np.stack([none if getattr(f, "habit", None) is None else f.habit[0] for f in fits])
 
 
 def _profile_at(daily: np.ndarray, weeks: np.ndarray | None, ts: np.ndarray, slot_ns: int) -> np.ndarray:
