@@ -201,8 +201,11 @@ def test_fit_and_scores_equal_the_array_formulas(days: int, step_s: int, gaps: b
 
 
 def reference_habits(ts: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
-    """:func:`dp.habits` by loops: per row and slot, each day's extreme over the slots within
-    ``HABIT_MINUTES`` (around the clock), then the ``HABIT_DAYS``-th most extreme of the days."""
+    """:func:`dp.habits` by loops: over the last ``HABIT_WINDOW_DAYS`` days, per row and slot, each
+    day's extreme over the slots within ``HABIT_MINUTES`` (around the clock), then the
+    ``HABIT_DAYS``-th most extreme of the days."""
+    keep = ts // dp.DAY_NS >= ts[-1] // dp.DAY_NS - (dp.HABIT_WINDOW_DAYS - 1)  # the last week
+    ts, r = ts[keep], r[:, keep]
     day = ts // dp.DAY_NS
     days = int(day[-1] - day[0] + 1)
     if days < dp.HABIT_MIN_DAYS:

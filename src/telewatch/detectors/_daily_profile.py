@@ -71,6 +71,8 @@ MIN_SCALE = 0.05
 HABIT_DAYS = 2
 HABIT_MINUTES = 15
 HABIT_MIN_DAYS = 3
+#: ... of the last this many days of training data (as ``postrules.usual.habitual``'s week).
+HABIT_WINDOW_DAYS = 7
 HABIT_CAP = 2.0
 #: The compiled passes (numba), built on first use.
 _KERNELS: dict[str, Any] = {}
@@ -592,7 +594,7 @@ def habits(
 ) -> np.ndarray | None:
     """Per row and slot of the day, the lowest and highest residual (``r``, rows × points, from the
     profile) that this time of day — the slot and :data:`HABIT_MINUTES` either side — reached on at
-    least :data:`HABIT_DAYS` of the training days: the second lowest of the days' minima and the
+    least :data:`HABIT_DAYS` of the last :data:`HABIT_WINDOW_DAYS` training days: the second lowest of the days' minima and the
     second highest of their maxima there. ``None`` under :data:`HABIT_MIN_DAYS` days of data. A
     nightly job's one-minute dip, which a slot's median cannot learn, lies within them from the
     third night; a one-off (an outage at that hour) does not.
@@ -604,11 +606,14 @@ def habits(
     (5.0, 5.0, 0.0)
     """
     day = np.asarray(ts_ns, dtype="int64") // DAY_NS
+    if slot is None:
+        slot = slots_of(ts_ns, slot_ns)
+    if day.size:  # the last HABIT_WINDOW_DAYS days
+        first = int(np.searchsorted(day, day[-1] - (HABIT_WINDOW_DAYS - 1)))
+        day, slot, r = day[first:], slot[first:], r[:, first:]
     days = int(day[-1] - day[0] + 1) if day.size else 0
     if days < HABIT_MIN_DAYS:
         return None
-    if slot is None:
-        slot = slots_of(ts_ns, slot_ns)
     n_slots = -(-DAY_NS // slot_ns)
     k = max(1, -(-HABIT_MINUTES * 60 * 10**9 // slot_ns))
     out = np.empty((r.shape[0], 2, n_slots))
@@ -634,47 +639,53 @@ def _habit_kernel() -> Any:
 
         @numba.njit(cache=True, nogil=True)
         def kernel(r, day, slot, days, n_slots, k, nth, out):  # type: ignore[no-untyped-def]
-            lows = np.empty((days, n_slots))
-            highs = np.empty((days, n_slots))
+            lows = np.empty((n_slots, days))  # slot-major: the days of a slot are contiguous
+            highs = np.empty((n_slots, days))
             low_k = np.empty(nth)
             high_k = np.empty(nth)
+            wide_lo = np.empty(days)
+            wide_hi = np.empty(days)
             for i in range(r.shape[0]):
-                lows[:] = np.nan
-                highs[:] = np.nan
+                lows[:] = np.inf  # inf: no point in that day and slot
+                highs[:] = -np.inf
                 for t in range(r.shape[1]):
                     v = r[i, t]
-                    if np.isnan(v):
-                        continue
-                    d, c = day[t], slot[t]
-                    if not (lows[d, c] <= v):  # NaN (empty) or higher
-                        lows[d, c] = v
-                    if not (highs[d, c] >= v):
-                        highs[d, c] = v
+                    if v == v:  # not NaN
+                        d, c = day[t], slot[t]
+                        if v < lows[c, d]:
+                            lows[c, d] = v
+                        if v > highs[c, d]:
+                            highs[c, d] = v
                 for c in range(n_slots):
+                    # each day's extreme over the slots within k of c (around the clock)
+                    wide_lo[:] = np.inf
+                    wide_hi[:] = -np.inf
+                    for j in range(-k, k + 1):
+                        q = c + j
+                        if q < 0:
+                            q += n_slots
+                        elif q >= n_slots:
+                            q -= n_slots
+                        for d in range(days):
+                            if lows[q, d] < wide_lo[d]:
+                                wide_lo[d] = lows[q, d]
+                            if highs[q, d] > wide_hi[d]:
+                                wide_hi[d] = highs[q, d]
+                    # the nth lowest and nth highest over the days with points (sorted k-lists)
                     found = 0
                     for d in range(days):
-                        lo = np.nan
-                        hi = np.nan
-                        for j in range(-k, k + 1):
-                            q = (c + j) % n_slots
-                            a = lows[d, q]
-                            b = highs[d, q]
-                            if not np.isnan(a) and not (lo <= a):
-                                lo = a
-                            if not np.isnan(b) and not (hi >= b):
-                                hi = b
-                        if np.isnan(lo):
+                        lo = wide_lo[d]
+                        if lo == np.inf:
                             continue
-                        # keep the nth lowest and nth highest so far (insertion into sorted k-lists)
-                        m = min(found, nth)
-                        p = m
+                        hi = wide_hi[d]
+                        p = min(found, nth)
                         while p > 0 and low_k[p - 1] > lo:
                             if p < nth:
                                 low_k[p] = low_k[p - 1]
                             p -= 1
                         if p < nth:
                             low_k[p] = lo
-                        p = m
+                        p = min(found, nth)
                         while p > 0 and high_k[p - 1] < hi:
                             if p < nth:
                                 high_k[p] = high_k[p - 1]
