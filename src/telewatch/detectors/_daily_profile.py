@@ -704,25 +704,12 @@ def _habit_kernel() -> Any:
     return _KERNELS["habit"]
 
 
-def residuals_at(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray) -> Any:
-    """``x - profile`` (rows × points at the shared ``ts_ns``) as a function of (rows, columns): taken
-    only at the points asked for."""
-
-    def at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        stamps = ts_ns[cols]
-        v = fit.profile[rows, slots_of(stamps, fit.slot_ns)]
-        if fit.weekly is not None:
-            v = v + fit.weekly[rows, slots_of(stamps, fit.slot_ns, WEEK_NS)]
-        return np.asarray(x[rows, cols] - v)
-
-    return at
-
-
-def habit_capped(fit: ProfileFit, ts_ns: np.ndarray, r: Any, z: np.ndarray) -> np.ndarray:
-    """``z`` with the points whose residual ``r`` (rows × points at ``ts_ns`` — shared, or one row of
-    stamps per row — or :func:`residuals_at`'s function of the points asked for) lies within what
-    their time of day reached on :data:`HABIT_DAYS` training days (:func:`habits`) scored at most
-    :data:`HABIT_CAP`. Only the points over the cap are looked at."""
+def habit_capped(fit: ProfileFit, ts_ns: np.ndarray, r: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``z`` with the points whose residual ``r`` (rows × points at ``ts_ns``, shared or one row of
+    stamps per row) lies within what their time of day reached on :data:`HABIT_DAYS` training days
+    (:func:`habits`) scored at most :data:`HABIT_CAP`. Only the points over the cap are looked at:
+    the streaming path's few new points (:func:`channel_score_pair` caps a whole matrix in its
+    pass)."""
     if fit.habit is None:
         return z
     with np.errstate(invalid="ignore"):
@@ -731,7 +718,7 @@ def habit_capped(fit: ProfileFit, ts_ns: np.ndarray, r: Any, z: np.ndarray) -> n
         return z
     stamps = np.asarray(ts_ns)
     s = slots_of(stamps[cols] if stamps.ndim == 1 else stamps[rows, cols], fit.slot_ns)
-    at = r[rows, cols] if not callable(r) else r(rows, cols)
+    at = r[rows, cols]
     inside = (at >= fit.habit[rows, 0, s]) & (at <= fit.habit[rows, 1, s])
     out = z.copy()
     out[rows[inside], cols[inside]] = HABIT_CAP
@@ -803,14 +790,23 @@ def _levels(fit: ProfileFit, r: np.ndarray) -> np.ndarray:
 
 
 _NO_PROFILE = (np.zeros((0, 0)), np.zeros(0, dtype=np.int64))
+_NO_HABIT = np.zeros((0, 2, 0))
 
 
 def _level_pass(
-    fit: ProfileFit, r: np.ndarray, out: np.ndarray, *, mode: int, ts_ns: np.ndarray | None = None
+    fit: ProfileFit,
+    r: np.ndarray,
+    out: np.ndarray,
+    *,
+    mode: int,
+    ts_ns: np.ndarray | None = None,
+    capped: np.ndarray | None = None,
 ) -> None:
     """``out`` = the level (``mode`` 0), ``|r - level| / scale`` (1) or ``r - level`` (2); with
     ``ts_ns``, ``r`` holds the values and the residuals ``r - fit.value(ts_ns)`` are taken in the
-    same pass (:func:`residuals`' numbers, without its matrices)."""
+    same pass (:func:`residuals`' numbers, without its matrices). With ``capped`` (mode 1, with
+    ``ts_ns``): also the scores with the habits capped (:func:`habit_capped`'s numbers), in the
+    same pass."""
     w, h = int(fit.window), int(max(fit.reach, fit.window))
     scale = np.ascontiguousarray(fit.scale, dtype="float64")
     thr = fit.hold * scale  # as the array formula: hold × scale, per row
@@ -822,7 +818,28 @@ def _level_pass(
         if fit.weekly is not None:
             weekly = np.ascontiguousarray(fit.weekly, dtype="float64")
             week_slot = slots_of(ts_ns, fit.slot_ns, WEEK_NS)
-    _level_kernel()(r, daily, slot, weekly, week_slot, thr, scale, w, h, max(1, w // 4), mode, out)
+    habit, cap_out = _NO_HABIT, _NO_PROFILE[0]
+    if capped is not None and fit.habit is not None and ts_ns is not None and mode == 1:
+        habit, cap_out = np.ascontiguousarray(fit.habit, dtype="float64"), capped
+    _level_kernel()(
+        r,
+        daily,
+        slot,
+        weekly,
+        week_slot,
+        thr,
+        scale,
+        w,
+        h,
+        max(1, w // 4),
+        mode,
+        out,
+        habit,
+        HABIT_CAP,
+        cap_out,
+    )
+    if capped is not None and cap_out is not capped:  # nothing to cap
+        capped[...] = out
 
 
 def _level_kernel() -> Any:
@@ -832,13 +849,18 @@ def _level_kernel() -> Any:
     level chosen as the array formula chooses it; out: the level, ``|r - level| / scale`` or
     ``r - level`` (``mode`` 0, 1, 2). ``daily`` and ``weekly`` (rows × slots, none: 0 columns)
     with the points' ``slot`` and ``week_slot``: ``r`` holds the values, the residuals taken
-    point by point as :func:`residuals` takes them, ``x - (daily + weekly)``."""
+    point by point as :func:`residuals` takes them, ``x - (daily + weekly)``. ``habit`` (rows × 2
+    × slots, none: 0 rows) in mode 1: ``capped`` gets the scores over ``cap`` whose residual lies
+    within its slot's habit set to ``cap``, the others as ``out``."""
     if "levels" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(r, daily, slot, weekly, week_slot, thr, scale, w, h, enough, mode, out):  # type: ignore[no-untyped-def]
+        def kernel(
+            r, daily, slot, weekly, week_slot, thr, scale, w, h, enough, mode, out, habit, cap, capped
+        ):  # type: ignore[no-untyped-def]
             rows, n = r.shape
+            habits = habit.shape[0] > 0
             c_all = np.empty(n, dtype=np.int64)
             c_held = np.empty(n, dtype=np.int64)
             cs_all = np.empty(n)
@@ -892,7 +914,13 @@ def _level_kernel() -> Any:
                                 if n_all > 0:
                                     level = s_all / max(n_all, 1)
                     if mode == 1:
-                        out[i, t] = abs(v - level) / scale[i]
+                        z = abs(v - level) / scale[i]
+                        out[i, t] = z
+                        if habits:  # a habit (v within what this time of day reached) scores at most cap
+                            c = slot[t]
+                            if z > cap and habit[i, 0, c] <= v <= habit[i, 1, c]:
+                                z = cap
+                            capped[i, t] = z
                     elif mode == 2:
                         out[i, t] = v - level
                     else:
@@ -906,12 +934,23 @@ def channel_scores(fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray, *, cap: bo
     """``|r - level| / scale`` for each row of ``x`` at ``ts_ns`` (NaN where x is NaN); habits
     scored at most :data:`HABIT_CAP` (:func:`habit_capped`) unless ``cap`` is false (what the
     calibrator is trained on)."""
+    uncapped, capped = channel_score_pair(fit, ts_ns, x, cap=cap)
+    return capped if cap else uncapped
+
+
+def channel_score_pair(
+    fit: ProfileFit, ts_ns: np.ndarray, x: np.ndarray, *, cap: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`channel_scores` before and after the habits' cap, in one pass (the same array twice
+    where there is nothing to cap, or with ``cap`` false)."""
     values = _writable(np.ascontiguousarray(np.atleast_2d(x), dtype="float64"))
     out = np.empty_like(values)
-    _level_pass(fit, values, out, mode=1, ts_ns=ts_ns)  # the residuals taken in the pass
     if not cap or fit.habit is None:
-        return out
-    return habit_capped(fit, ts_ns, residuals_at(fit, ts_ns, values), out)
+        _level_pass(fit, values, out, mode=1, ts_ns=ts_ns)  # the residuals taken in the pass
+        return out, out
+    capped = np.empty_like(values)
+    _level_pass(fit, values, out, mode=1, ts_ns=ts_ns, capped=capped)
+    return out, capped
 
 
 def level_after(fit: ProfileFit, r_window: np.ndarray, new_r: np.ndarray) -> np.ndarray:

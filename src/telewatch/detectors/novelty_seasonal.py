@@ -565,14 +565,7 @@ class NoveltySeasonal(ExpectedBand, Detector):
         if self.channel != "profile":
             return None
         from telewatch.detectors import _kernels
-        from telewatch.detectors._daily_profile import (
-            channel_scores,
-            fit_profile,
-            habit_capped,
-            index_ns,
-            residuals_at,
-            step_ns_of,
-        )
+        from telewatch.detectors._daily_profile import channel_score_pair, fit_profile, index_ns, step_ns_of
 
         arr = np.ascontiguousarray(values, dtype="float64")
         low, width = _kernels.novelty_fit(arr, bins=self.bins)
@@ -643,8 +636,7 @@ class NoveltySeasonal(ExpectedBand, Detector):
                 min_scale=proto.min_scale,
                 pool_slots=proto.pool,
             )
-            z = channel_scores(fit, ts, arr[rows], cap=False)  # calibrated on before the habits' cap
-            capped = habit_capped(fit, ts, residuals_at(fit, ts, arr[rows]), z)
+            z, capped = channel_score_pair(fit, ts, arr[rows])  # calibrated on z: before the habits' cap
             for j, (i, row_raw, (u_n, beta_n, p_u_n, _)) in enumerate(chosen):
                 z_row = np.where(present[i], z[j], np.nan)
                 z_out = np.where(present[i], capped[j], np.nan)
