@@ -856,9 +856,9 @@ def _level_kernel() -> Any:
         import numba
 
         @numba.njit(cache=True, nogil=True)
-        def kernel(
+        def kernel(  # type: ignore[no-untyped-def]
             r, daily, slot, weekly, week_slot, thr, scale, w, h, enough, mode, out, habit, cap, capped
-        ):  # type: ignore[no-untyped-def]
+        ):
             rows, n = r.shape
             habits = habit.shape[0] > 0
             c_all = np.empty(n, dtype=np.int64)
