@@ -377,3 +377,39 @@ def test_an_outage_a_detector_flags_again_as_it_goes_on_stays_one_anomaly_and_on
     assert len(spans) == 1, spans
     assert spans[0][0] == last + pd.Timedelta("15:05:00")
     assert spans[0][1] >= last + pd.Timedelta("15:50:00")
+
+
+def test_one_metric_pages_once_its_anomaly_lasts_two_metrics_page_at_once(tmp_path: Path) -> None:
+    """``alert.critical_after`` (5 minutes): latency x10 from 10:12 on its own is 3 minutes old at the
+    10:15 tick — a warning — and still going at 10:30, so the 10:30 tick sends the critical update,
+    then it is resolved. At 14:12 latency x10 with throughput at 10 % (one incident, two metrics)
+    pages critical at the 14:15 tick. (Before, both were critical at once: a two-minute latency spike
+    on one metric woke someone up.)"""
+    idx = pd.date_range(START, periods=DAYS * 1440, freq="1min")
+    rng = np.random.default_rng(11)
+    phase = 2 * np.pi * (idx.hour * 60 + idx.minute).to_numpy() / 1440
+    throughput = 1000 + 400 * np.sin(phase) + rng.normal(0, 25, idx.size)
+    latency = 0.2 + 0.03 * np.sin(phase) + rng.normal(0, 0.005, idx.size)
+    last = START + pd.Timedelta(days=DAYS - 1)
+
+    def between(lo: str, hi: str) -> np.ndarray:
+        return np.asarray((idx >= last + pd.Timedelta(lo + ":00")) & (idx < last + pd.Timedelta(hi + ":00")))
+
+    latency[between("10:12", "10:40") | between("14:12", "14:40")] *= 10
+    throughput[between("14:12", "14:40")] *= 0.1
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            for name, values in (("throughput", throughput), ("web_response", latency)):
+                mid = repo.upsert_metric(tx, name=name, group="web", owner="@web")
+                repo.write_points(tx, mid, pd.Series(values, index=idx))
+        report = replay(live, start=last, end=last + pd.Timedelta(days=1), every=timedelta(minutes=15))
+    assert not report.errors
+
+    def told(at: str) -> list[tuple[str, str]]:
+        t = last + pd.Timedelta(at + ":00")
+        hit = [i for i in report.incidents if i.start <= t + pd.Timedelta(minutes=5) and i.end >= t]
+        assert len(hit) == 1, [i.to_dict() for i in report.incidents]
+        return [(m.kind, m.severity) for m in report.messages if m.incident_id == hit[0].id]
+
+    assert told("10:12") == [("firing", "warning"), ("update", "critical"), ("resolved", "warning")]
+    assert told("14:12")[0] == ("firing", "critical")

@@ -128,6 +128,42 @@ def test_severity_from_score_and_deviation(store: Store) -> None:
     assert sev == {"web:a": "critical", "web:b": "warning"}
 
 
+def test_a_level_can_ask_for_a_sustained_anomaly_or_several_metrics(store: Store) -> None:
+    """``min_duration`` (from the first to the latest anomalous point) and ``min_metrics`` (the
+    metric and the others anomalous in its incident): a page for what lasts or shows on several
+    signals; the same deviation, fresh and alone, is a warning."""
+    cfg = config(
+        severity=[
+            {"level": "critical", "min_deviation_pct": 50, "min_metrics": 2},
+            {"level": "critical", "min_deviation_pct": 50, "min_duration": "5m"},
+            {"level": "warning"},
+        ]
+    )
+    fresh = T0 - pd.Timedelta(minutes=3)
+    report = submit_alerts(
+        store,
+        candidates=[
+            cand("a", deviation_pct=900.0, started_at=fresh, related=(), incident_id=None),  # 3 min, alone
+            cand(
+                "b",
+                deviation_pct=900.0,
+                started_at=T0 - pd.Timedelta(minutes=5),
+                related=(),
+                incident_id=None,
+            ),
+            cand("c", deviation_pct=900.0, started_at=fresh, related=("errors",), incident_id=None),
+            cand(
+                "d", deviation_pct=30.0, started_at=T0 - pd.Timedelta(hours=1), related=(), incident_id=None
+            ),
+        ],
+        rules=cfg,
+        now=T0,
+    )
+    assert not report.skipped
+    sev = {r["alert_keys"][0]: r["severity"] for r in rows(store)}
+    assert sev == {"web:a": "warning", "web:b": "critical", "web:c": "critical", "web:d": "warning"}
+
+
 def test_metrics_of_one_incident_share_one_message(store: Store) -> None:
     cfg = config()
     a = cand("web_latency", incident_id=7)

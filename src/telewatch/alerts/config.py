@@ -157,12 +157,17 @@ class Match(_Model):
 
 
 class SeverityLevel(_Model):
-    """``level`` applies when the calibrated score reaches ``min_score`` and, if given, the absolute
-    deviation reaches ``min_deviation_pct``."""
+    """``level`` applies when the calibrated score reaches ``min_score`` and, for each of the others
+    that is given: the absolute deviation reaches ``min_deviation_pct``; the anomaly has lasted
+    ``min_duration`` (from its first to its latest anomalous point: a page for what is sustained);
+    its incident holds ``min_metrics`` anomalous metrics or more (the metric and those related: a
+    page for what shows on several signals at once)."""
 
     level: Literal["info", "warning", "critical"]
     min_score: float = 0.0
     min_deviation_pct: float | None = Field(default=None, ge=0)
+    min_duration: Duration | None = None
+    min_metrics: int | None = Field(default=None, ge=1)
 
 
 class Route(_Model):

@@ -78,6 +78,12 @@ def rule_severity(rule: Rule, candidate: AlertCandidate) -> str | None:
             continue
         if level.min_deviation_pct is not None and (deviation is None or deviation < level.min_deviation_pct):
             continue
+        if level.min_duration is not None and candidate.last_seen - candidate.started_at < pd.Timedelta(
+            level.min_duration
+        ):
+            continue
+        if level.min_metrics is not None and 1 + len(candidate.related) < level.min_metrics:
+            continue
         return level.level
     return None
 

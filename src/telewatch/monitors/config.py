@@ -422,9 +422,15 @@ class AlertSpec(_Model):
     """How this monitor's anomalies are told (a rule derived for the monitor's ``channels``)."""
 
     #: fixed, or (None) from the calibrated score and deviation: critical at z >= 8 with a deviation of
-    #: 20 % or more from what is usual at that hour, or at 50 % or more whatever the score; else warning
-    #: (for a share — an error share, APDEX — the deviation is in percentage points of the whole)
+    #: 20 % or more from what is usual at that hour, or at 50 % or more whatever the score — once it
+    #: is sustained (see ``critical_after``); else warning (for a share — an error share, APDEX — the
+    #: deviation is in percentage points of the whole)
     severity: Literal["info", "warning", "critical"] | None = None
+    #: with a derived severity: an anomaly is critical only once it has lasted this long, or at once
+    #: when its incident holds two metrics or more (latency with errors); before that a warning, and
+    #: a tick that finds it still going sends the critical update. A two-minute latency spike on one
+    #: metric is told, not paged. 0s: critical at once, as before 2026-12-07
+    critical_after: Duration = timedelta(minutes=5)
     #: a blip — an anomaly already over when the tick sees it, shorter than this, on one metric alone
     #: in its incident — is recorded and shown, not paged (0s pages all)
     min_blip: Duration = timedelta(minutes=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -161,6 +162,8 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
 CRITICAL_SCORE = 8.0
 CRITICAL_DEVIATION_PCT = 50.0
 CRITICAL_WITH_SCORE_PCT = 20.0
+#: ... and sustained (``alert.critical_after``), or on this many metrics of one incident at once
+CRITICAL_METRICS = 2
 
 
 def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
@@ -174,14 +177,24 @@ def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
         if spec.alert.severity is not None:
             levels = [SeverityLevel(level=spec.alert.severity)]
         else:
-            levels = [  # the first satisfied wins: a large score alone (a value just past the range
-                # seen, by a few %) is not critical, a large deviation from the usual value is
+            # the first satisfied wins: a large score alone (a value just past the range seen, by a
+            # few %) is not critical, a large deviation from the usual value is — once sustained, or
+            # at once on several metrics of one incident
+            after = spec.alert.critical_after
+            sustained: list[dict[str, Any]] = (
+                [{"min_metrics": CRITICAL_METRICS}, {"min_duration": after}] if after > timedelta(0) else [{}]
+            )
+            levels = [
                 SeverityLevel(
-                    level="critical", min_score=CRITICAL_SCORE, min_deviation_pct=CRITICAL_WITH_SCORE_PCT
-                ),
-                SeverityLevel(level="critical", min_deviation_pct=CRITICAL_DEVIATION_PCT),
-                SeverityLevel(level="warning"),
+                    level="critical", min_score=CRITICAL_SCORE, min_deviation_pct=CRITICAL_WITH_SCORE_PCT, **s
+                )
+                for s in sustained
             ]
+            levels += [
+                SeverityLevel(level="critical", min_deviation_pct=CRITICAL_DEVIATION_PCT, **s)
+                for s in sustained
+            ]
+            levels.append(SeverityLevel(level="warning"))
         rules.append(
             Rule(
                 name=f"monitor:{spec.name}",
