@@ -174,3 +174,30 @@ def test_nab_tail_calibration_is_causal_and_in_unit_range() -> None:
     assert s.shape == (2000,)
     assert ((s >= 0) & (s < 1)).all()
     assert int(np.argmax(s[300:])) + 300 == 1500
+
+
+def test_an_outage_at_the_hour_of_last_weeks_outage_is_held_to_its_end() -> None:
+    """The usual band leaves out the one day that reaches furthest past each edge (from five days of
+    history on): throughput fell to 5 % at 10:00-10:30 four days ago, and falls again today from
+    10:05 to 10:45. The band at 10:05 is that of the ordinary days (not down to the old outage's
+    level, which pooled quantiles gave: 20 % of the values near 10:00 were the outage's), so today's
+    outage is held open to its last point instead of ending with its first anomalous minute."""
+    from telewatch.postrules.usual import MINUTE_NS, held_through, still_outside, usual_at
+
+    rng = np.random.default_rng(3)
+    minutes = np.arange(8 * 1440)
+    ts = minutes * MINUTE_NS
+    values = 1000 + 200 * np.sin(2 * np.pi * minutes / 1440) + rng.normal(0, 20, minutes.size)
+    past = (minutes >= 3 * 1440 + 600) & (minutes < 3 * 1440 + 630)  # day 3, 10:00-10:30
+    today = (minutes >= 7 * 1440 + 605) & (minutes < 7 * 1440 + 645)  # day 7, 10:05-10:45
+    values[past | today] *= 0.05
+    peak = 7 * 1440 + 605
+    history = minutes < peak  # what the tick had before the outage's first minute
+    expected, lower, upper = usual_at(ts[history], values[history], int(peak * MINUTE_NS))
+    assert expected is not None
+    assert lower is not None
+    assert upper is not None
+    assert lower > 800  # the ordinary days' band, not the old outage's level
+    after = values[peak + 1 : 7 * 1440 + 700]
+    reach = held_through(still_outside(after, float(values[peak]), expected, lower, upper), merge_gap=5)
+    assert peak + 1 + reach == 7 * 1440 + 644  # held to 10:44, the outage's last minute

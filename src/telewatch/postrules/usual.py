@@ -15,6 +15,9 @@ import pandas as pd
 
 DAY_NS = 86_400 * 1_000_000_000
 MINUTE_NS = 60 * 1_000_000_000
+#: :func:`usual_at` leaves out the one day furthest past each edge of the band from this many days
+#: of history on (a week less its weekend)
+DROP_ONE_FROM_DAYS = 5
 
 
 def usual_at(
@@ -28,19 +31,32 @@ def usual_at(
     high_q: float = 0.95,
 ) -> tuple[float | None, float | None, float | None]:
     """(median, lower, upper) of the values near the time of day of ``at_ns`` on the ``days`` days
-    before it; ``ts`` (ns since the epoch, sorted) and ``values`` are the metric's points. Falls back
-    to the whole day before ``at_ns`` when fewer than 5 such values exist; (None, None, None) when
-    there is nothing before it.
+    before it; ``ts`` (ns since the epoch, sorted) and ``values`` are the metric's points. The
+    band's quantiles are taken over the values within ``half_window_minutes`` of those days pooled
+    (the day-to-day spread is part of what is usual), but each edge without the one day that
+    reaches furthest past it, from :data:`DROP_ONE_FROM_DAYS` days on: one day's outage at that
+    hour does not stretch the band for a week. (With fewer days, the one weekday among a weekend's
+    would be that day: the band would call an ordinary Tuesday afternoon high.) Falls back to the whole day before ``at_ns`` when fewer than 5
+    such values exist; (None, None, None) when there is nothing before it.
 
     >>> minute = np.arange(0, 3 * 1440) * MINUTE_NS
     >>> daily = 100 + 50 * np.sin(2 * np.pi * np.arange(3 * 1440) / 1440)
     >>> med, lo, hi = usual_at(minute, daily, int(minute[-1] + MINUTE_NS) + 360 * MINUTE_NS)
     >>> round(med), lo <= med <= hi, round(hi - lo) < 10
     (150, True, True)
+
+    A collapse to 0 at that hour on one of the seven days leaves the band where it was:
+
+    >>> week = np.arange(0, 7 * 1440) * MINUTE_NS
+    >>> flat = np.full(week.size, 1000.0) + np.arange(week.size) % 7
+    >>> flat[3 * 1440 + 590 : 3 * 1440 + 615] = 0.0  # 09:50-10:15 on day 3
+    >>> med, lo, hi = usual_at(week, flat, int(7 * 1440 * MINUTE_NS) + 600 * MINUTE_NS)
+    >>> round(med), round(lo), round(hi)
+    (1002, 1000, 1006)
     """
     ts = np.asarray(ts, dtype="int64")
     values = np.asarray(values, dtype="float64")
-    picked: list[np.ndarray] = []
+    per_day: list[np.ndarray] = []
     half = half_window_minutes * MINUTE_NS
     for d in range(1, days + 1):
         centre = at_ns - d * DAY_NS
@@ -48,15 +64,29 @@ def usual_at(
             np.searchsorted(ts, centre - half, side="left"),
             np.searchsorted(ts, centre + half, side="right"),
         )
-        if hi > lo:
-            picked.append(values[lo:hi])
-    sample = np.concatenate(picked) if picked else np.empty(0)
+        window = values[lo:hi]
+        window = window[np.isfinite(window)]
+        if window.size:
+            per_day.append(window)
+    if sum(w.size for w in per_day) >= 5:
+        pooled = np.concatenate(per_day)
+        if len(per_day) < DROP_ONE_FROM_DAYS:
+            return (
+                float(np.median(pooled)),
+                float(np.quantile(pooled, low_q)),
+                float(np.quantile(pooled, high_q)),
+            )
+        edges = np.array([np.quantile(w, [low_q, high_q]) for w in per_day])
+        lowest, highest = int(np.argmin(edges[:, 0])), int(np.argmax(edges[:, 1]))
+        return (
+            float(np.median(pooled)),
+            float(np.quantile(np.concatenate(per_day[:lowest] + per_day[lowest + 1 :]), low_q)),
+            float(np.quantile(np.concatenate(per_day[:highest] + per_day[highest + 1 :]), high_q)),
+        )
+    lo = np.searchsorted(ts, at_ns - DAY_NS, side="left")
+    hi = np.searchsorted(ts, at_ns, side="left")
+    sample = values[lo:hi]
     sample = sample[np.isfinite(sample)]
-    if sample.size < 5:
-        lo = np.searchsorted(ts, at_ns - DAY_NS, side="left")
-        hi = np.searchsorted(ts, at_ns, side="left")
-        sample = values[lo:hi]
-        sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return None, None, None
     return (
