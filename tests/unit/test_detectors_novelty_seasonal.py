@@ -27,6 +27,18 @@ def daily(days: int, seed: int = 0) -> pd.Series:
     return pd.Series(x, index=idx, name="users")
 
 
+def _tick_scores(det: NoveltySeasonal, context: pd.Series, new: pd.Series) -> np.ndarray | None:
+    """What a tick scores ``new`` at, after ``context`` (one series: the streaming path)."""
+    return NoveltySeasonal.score_contexts_at(
+        [det],
+        [context.to_numpy()],
+        new.to_numpy()[None, :],
+        [{}],
+        context_times=[pd.DatetimeIndex(context.index).as_unit("ns").asi8],
+        new_times=pd.DatetimeIndex(new.index).as_unit("ns").asi8[None, :],
+    )
+
+
 def test_short_history_is_novelty_exactly() -> None:
     s = daily(6)
     det = NoveltySeasonal().fit(s.iloc[: 2 * PER_DAY])  # two days < min_days
@@ -167,14 +179,7 @@ def test_the_profile_channel_has_both_fast_paths_and_baseline_neither() -> None:
     for channel, fast in (("profile", True), ("baseline", False)):
         det = NoveltySeasonal(channel=channel).fit(past)
         assert det.seasonal_ is not None
-        got = NoveltySeasonal.score_contexts_at(
-            [det],
-            [past.to_numpy()],
-            new.to_numpy()[None, :],
-            [{}],
-            context_times=[pd.DatetimeIndex(past.index).as_unit("ns").asi8],
-            new_times=pd.DatetimeIndex(new.index).as_unit("ns").asi8[None, :],
-        )
+        got = _tick_scores(det, past, new)
         assert (got is not None) is fast
         if got is not None:
             np.testing.assert_allclose(got[0], det.score(new, context=past).to_numpy(), rtol=1e-9, atol=1e-9)
@@ -259,13 +264,6 @@ def test_habits_are_capped_alike_on_the_matrix_per_series_and_streaming_paths() 
     assert matrix is not None
     np.testing.assert_allclose(matrix[0], det.score(train).to_numpy(), rtol=1e-9, atol=1e-9)
     new = s[s.index >= last]
-    got = NoveltySeasonal.score_contexts_at(
-        [det],
-        [train.to_numpy()],
-        new.to_numpy()[None, :],
-        [{}],
-        context_times=[pd.DatetimeIndex(train.index).as_unit("ns").asi8],
-        new_times=pd.DatetimeIndex(new.index).as_unit("ns").asi8[None, :],
-    )
+    got = _tick_scores(det, train, new)
     assert got is not None
     np.testing.assert_allclose(got[0], det.score(new, context=train).to_numpy(), rtol=1e-9, atol=1e-9)
