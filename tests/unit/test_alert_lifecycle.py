@@ -100,6 +100,10 @@ def test_escalation_is_an_update(store: Store) -> None:
     assert len(report.notifications) == 1
     got = rows(store)
     assert [(r["kind"], r["severity"]) for r in got] == [("firing", "warning"), ("update", "critical")]
+    # the update says what it was raised from (it was "[CRITICAL] updated": updated how?)
+    assert "[CRITICAL] escalated from warning" in body(store, got[1]["id"])
+    assert payload(store, got[1]["id"])["escalated_from"] == "warning"
+    assert payload(store, got[0]["id"])["escalated_from"] is None
     # back to warning: not news
     t2 = T0 + pd.Timedelta(minutes=10)
     assert submit_alerts(store, candidates=[cand(now=t2, score=5.0)], rules=cfg, now=t2).notifications == []

@@ -252,3 +252,20 @@ def test_an_incident_counts_metrics_not_alerts(language: str) -> None:
     out = Renderer().render(two, kind="firing", language=language, now=NOW)
     assert ("2 metrics" if language == "en" else "метрик — 2") in out.subject
     assert ("2 metrics" if language == "en" else "метрик — 2") in out.body_text
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [("en", "escalated from warning"), ("ru", "повышено, было: ВНИМАНИЕ")],
+)
+def test_an_escalation_says_what_it_was_raised_from(language: str, said: str) -> None:
+    """A warning that lasted (``alert.critical_after``) comes back as a critical update: the message
+    says it was raised, in every format; a plain update (a metric joining the incident) does not."""
+    c = sample_candidate(now=NOW)
+    up = AlertEvent(candidate=c, event="update", severity="critical", owner=c.owner, was="warning")
+    out = Renderer().render([up], kind="update", language=language, now=NOW)
+    for text in (out.body_text, out.body_html, out.body_email):
+        assert said in text
+    plain = Renderer().render([replace(up, was=None)], kind="update", language=language, now=NOW)
+    assert said not in plain.body_text
+    assert ("updated" if language == "en" else "обновление") in plain.body_text

@@ -64,6 +64,9 @@ class AlertEvent:
     severity: str
     owner: str | None
     rule: str | None = None
+    #: an ``update`` that raised the severity: the severity people were told before ("escalated
+    #: from warning"); None otherwise
+    was: str | None = None
 
 
 @dataclass(frozen=True)
@@ -566,6 +569,8 @@ class Renderer:
             "owners": owners,
             "all_resolved": all(a["status"] == "resolved" for a in alerts),
             "all_recovered": all(a["recovered"] for a in alerts),
+            # an update that raised the severity: what it was (the message says "escalated from ...")
+            "escalated_from": next((e.was for e in ordered if e.was), None) if kind == "update" else None,
             "base_url": self.links.base,
             "generated_at": now.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC"),
             "chart_cid": chart_cid,
@@ -578,6 +583,7 @@ class Renderer:
         payload = {
             "kind": kind,
             "severity": severity,
+            "escalated_from": context["escalated_from"],
             "status": "resolved" if context["all_resolved"] else "firing",
             "incident_id": context["incident_id"],
             "owners": owners,

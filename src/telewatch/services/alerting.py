@@ -289,11 +289,20 @@ def _decide(
         report.digested.append(c.key)
     owner = rule_owner(rule, c)
     group = group_key(c, by_incident=rule.group_by_incident)
+    # an update that raises what people were told (a warning that lasted): the message says from what
+    told_before = state.notified_severity if state is not None and told else None
+    was = (
+        told_before
+        if event == "update"
+        and told_before is not None
+        and severity_rank(severity) > severity_rank(told_before)
+        else None
+    )
     for channel in rule_channels(rule, c):
         bucket_key = (rule.name, channel, group, digest_at is not None)
         bucket = buckets.setdefault(bucket_key, _Bucket(rule, channel, group, digest_at))
         bucket.events.append(
-            AlertEvent(candidate=c, event=event, severity=severity, owner=owner, rule=rule.name)
+            AlertEvent(candidate=c, event=event, severity=severity, owner=owner, rule=rule.name, was=was)
         )
 
 
