@@ -819,7 +819,9 @@ def _level_pass(
             weekly = np.ascontiguousarray(fit.weekly, dtype="float64")
             week_slot = slots_of(ts_ns, fit.slot_ns, WEEK_NS)
     habit, cap_out = _NO_HABIT, _NO_PROFILE[0]
-    if capped is not None and fit.habit is not None and ts_ns is not None and mode == 1:
+    if capped is not None:  # channel_score_pair's: mode 1 with ts_ns, a fit with habits
+        if fit.habit is None or ts_ns is None or mode != 1:
+            raise ValueError("_level_pass: capped scores need mode 1, ts_ns and a fit with habits")
         habit, cap_out = np.ascontiguousarray(fit.habit, dtype="float64"), capped
     _level_kernel()(
         r,
@@ -838,8 +840,6 @@ def _level_pass(
         HABIT_CAP,
         cap_out,
     )
-    if capped is not None and cap_out is not capped:  # nothing to cap
-        capped[...] = out
 
 
 def _level_kernel() -> Any:
@@ -1056,11 +1056,13 @@ class DailyProfile(ExpectedBand, Detector):
     def max_hold_ns(self) -> int:
         return int(pd.Timedelta(self.max_hold).value)
 
-    def calibration_scores(self, series: pd.Series) -> np.ndarray:
-        """The scores before habits are capped (what a calibrator of this channel is trained on)."""
-        return channel_scores(
-            self.fit_, index_ns(series.index), series.to_numpy(dtype="float64")[None, :], cap=False
-        )[0]
+    def score_pair(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """The scores before habits are capped (what a calibrator of this channel is trained on) and
+        after (what it scores), in one pass."""
+        uncapped, capped = channel_score_pair(
+            self.fit_, index_ns(series.index), series.to_numpy(dtype="float64")[None, :]
+        )
+        return uncapped[0], capped[0]
 
     def _score(self, series: pd.Series) -> pd.Series:
         z = channel_scores(self.fit_, index_ns(series.index), series.to_numpy(dtype="float64")[None, :])

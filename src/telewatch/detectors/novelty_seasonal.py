@@ -68,11 +68,14 @@ def screened_once(
     scores (the matrix path reuses them). ``series`` is validated already, as for
     :func:`screened_fit`."""
     fitted = _fitted(det, series)
-    raw = _scores(fitted, series)
     present = ~np.isnan(series.to_numpy(dtype="float64"))
-    # a channel that caps some of its scores (the profile's habits) is calibrated on them uncapped
-    calibration = getattr(fitted, "calibration_scores", None)
-    cal_raw = raw if calibration is None else np.where(present, calibration(series), np.nan)
+    # a channel that caps some of its scores (the profile's habits) is calibrated on them uncapped:
+    # both from one pass (DailyProfile.score_pair)
+    pair = getattr(fitted, "score_pair", None)
+    if pair is None:
+        raw = cal_raw = _scores(fitted, series)
+    else:
+        cal_raw, raw = (np.where(present, z, np.nan) for z in pair(series))
     return fitted, calibrate_screened(cal_raw, present, beyond=beyond, max_runs=max_runs), raw
 
 
@@ -854,10 +857,10 @@ def _profile_scores(
 def _stacked_habits(fits: Sequence[Any], n_slots: int) -> np.ndarray | None:
     """The fits' habit envelopes as one array (rows × 2 × slots); a fit without them (too little
     history, or stored before they existed) never caps: an empty envelope (+inf, -inf)."""
-    if all(getattr(f, "habit", None) is None for f in fits):
+    if all(f.habit is None for f in fits):  # a fit pickled before: the class default, None
         return None
     none = np.stack([np.full(n_slots, np.inf), np.full(n_slots, -np.inf)])
-    return np.stack([none if getattr(f, "habit", None) is None else f.habit[0] for f in fits])
+    return np.stack([none if f.habit is None else f.habit[0] for f in fits])
 
 
 def _profile_at(daily: np.ndarray, weeks: np.ndarray | None, ts: np.ndarray, slot_ns: int) -> np.ndarray:
