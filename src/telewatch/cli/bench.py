@@ -25,13 +25,11 @@ def parse_params(text: str | None) -> dict[str, Any]:
     """``--params`` as given on the command line: a JSON object of parameters (empty → {})."""
     if not text:
         return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--params must be a JSON object: {exc}") from exc
-    if not isinstance(value, dict):
-        raise typer.BadParameter("--params must be a JSON object, e.g. '{\"window\": 144}'")
-    return value
+    return _json_object(
+        text,
+        bad_json="--params must be a JSON object",
+        not_object="--params must be a JSON object, e.g. '{\"window\": 144}'",
+    )
 
 
 def parse_grid(text: str | None) -> dict[str, Any] | None:
@@ -39,12 +37,20 @@ def parse_grid(text: str | None) -> dict[str, Any] | None:
     None: the command's own grid, or none)."""
     if not text:
         return None
+    return _json_object(
+        text, bad_json="--grid must be JSON", not_object="--grid must be a JSON object of lists"
+    )
+
+
+def _json_object(text: str, *, bad_json: str, not_object: str) -> dict[str, Any]:
+    """``text`` read as a JSON object: ``bad_json: <the parser's words>`` where it is no JSON,
+    ``not_object`` where it is JSON of another kind (both a ``typer.BadParameter``)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--grid must be JSON: {exc}") from exc
+        raise typer.BadParameter(f"{bad_json}: {exc}") from exc
     if not isinstance(value, dict):
-        raise typer.BadParameter("--grid must be a JSON object of lists")
+        raise typer.BadParameter(not_object)
     return value
 
 
