@@ -401,11 +401,13 @@ def test_context_tails_reach_past_a_day_only_when_a_series_needs_it(tmp_path: Pa
             pd.Series(np.arange(3000.0), index=pd.date_range(end=end, periods=3000, freq="1min")),
         )
         before = int((end + pd.Timedelta(minutes=1)).value)
-        need = tick_state.Need(100, False)
+        need = tick_state.Need(100, 0)
         tails = tick_state.read_tails(cur, wanted={hourly: (before, need), minutely: (before, need)})
         assert tails[hourly].values.tolist() == list(np.arange(140.0, 240.0))
         assert tails[minutely].values.tolist() == list(np.arange(2900.0, 3000.0))
-        day = tick_state.read_tails(cur, wanted={minutely: (before, tick_state.Need(0, True))})
+        day = tick_state.read_tails(
+            cur, wanted={minutely: (before, tick_state.Need(0, int(tick_state.DAY.value)))}
+        )
         assert day[minutely].values.size == 1440  # the day before the new point, no more
         known = tick_state.read_tails(
             cur, wanted={hourly: (before, need)}, lower={hourly: int((end - pd.Timedelta(hours=9)).value)}

@@ -351,3 +351,26 @@ def test_repeated_timestamps_keep_row_order() -> None:
     assert f.values.index.is_unique
     assert f.values.tolist() == [1.0, 2.0, 3.0, 4.0]
     assert (f.timestamps == pd.DatetimeIndex(ts).tz_localize("UTC")).all()
+
+
+def test_the_monitor_calibration_scores_as_a_monitor_runs() -> None:
+    """``--calibration monitor``: nothing before the 3-day warm-up (nor the probationary rows), a
+    daily refit on 14 days with the product's calibrator, ticks whose memory is the training span:
+    a level last seen four days before is not new, a level never seen is."""
+    from telewatch.bench.nab import detect_file, detect_file_as_monitor, make_nab_file
+
+    idx = pd.date_range("2026-01-01", periods=8 * 288, freq="5min")  # 8 days of 5-minute rows
+    rng = np.random.default_rng(3)
+    values = 20 + rng.normal(0, 1, idx.size)
+    values[1 * 288 + 100 : 1 * 288 + 110] = 60  # day 1: a burst to 60
+    values[5 * 288 + 100 : 5 * 288 + 110] = 60  # day 5: the same burst again, four days later
+    values[6 * 288 + 200 : 6 * 288 + 203] = 95  # day 6: a level never seen
+    f = make_nab_file("x/y.csv", idx, values)
+    z = detect_file_as_monitor(f, "novelty", {})
+    assert (z[: 3 * 288] == 0).all()  # warm-up: 3 days before the first score
+    assert z[3 * 288 :].max() > 0
+    assert z[5 * 288 + 100 : 5 * 288 + 110].max() < 5.0  # seen on day 1, inside the training window
+    assert z[6 * 288 + 200] >= 5.0  # new
+    # the bench maps the z's to [0, 1) as the fixed calibration does
+    scaled = detect_file(f, "novelty", {}, calibration="monitor")
+    np.testing.assert_allclose(scaled, z / (z + 5.0))

@@ -25,22 +25,22 @@ class _PlainTail:
     def context_for(self, need: Need, first_new: int) -> np.ndarray:
         live = self.live()
         start = max(0, live.size - need.points)
-        if need.day:
-            start = min(start, int(np.searchsorted(live, first_new - _DAY, side="left")))
+        if need.span:
+            start = min(start, int(np.searchsorted(live, first_new - need.span, side="left")))
         return live[start:]
 
     def extend(self, ts: np.ndarray, need: Need) -> None:
         self.ts = np.concatenate([self.ts, ts])
         hi = self.ts.size
         keep = max(self.lo, hi - need.points)
-        if need.day and hi > self.lo:
+        if need.span and hi > self.lo:
             live = self.ts[self.lo :]
-            keep = min(keep, self.lo + int(np.searchsorted(live, live[-1] - _DAY, side="right")))
+            keep = min(keep, self.lo + int(np.searchsorted(live, live[-1] - need.span, side="right")))
         self.lo = keep
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("need", [Need(0, True), Need(120, True), Need(3000, True), Need(60, False)])
+@pytest.mark.parametrize("need", [Need(0, _DAY), Need(120, _DAY), Need(3000, _DAY), Need(60, 0)])
 def test_context_and_trim_equal_searchsorted(seed: int, need: Need) -> None:
     rng = np.random.default_rng(seed)
     # a day of minutes with some irregular steps (gaps, seconds off the minute)

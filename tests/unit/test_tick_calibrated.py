@@ -25,7 +25,7 @@ def _model(seed: int, *, warm: bool) -> object:
 
 
 def _jobs(states: list[tick_state.ModelState], ts: np.ndarray) -> list[tick_state.Job]:
-    tail = tick_state.Tail(np.empty(0, dtype="int64"), np.empty(0), tick_state.Need(0, False))
+    tail = tick_state.Tail(np.empty(0, dtype="int64"), np.empty(0), tick_state.Need(0, 0))
     return [
         tick_state.Job(metric_id=i, state=s, tail=tail, need=s.need, ts=ts, values=np.zeros(ts.size))
         for i, s in enumerate(states)

@@ -50,6 +50,7 @@ from rich.table import Table
 
 from telewatch.core.errors import ValidationError
 from telewatch.detectors import create_detector
+from telewatch.detectors.base import Detector
 
 PROBATIONARY_PERCENT = 0.15
 #: NAB's cap: ``probationPercent * 5000`` rows.
@@ -653,9 +654,56 @@ def probationary_scale(raw_probation: np.ndarray) -> float:
     return top if top > 0.0 else CALIBRATION_SCALE
 
 
-CALIBRATIONS = ("probationary", "fixed", "tail")
+CALIBRATIONS = ("probationary", "fixed", "tail", "monitor")
 #: Re-alarm cooldown (rows) of the "tail" calibration.
 TAIL_COOLDOWN = 1000
+#: The "monitor" calibration: new points scored this much at a time (a tick; the figure is the same
+#: with 15-minute ticks, at four times the run time).
+MONITOR_TICK = pd.Timedelta(hours=1)
+
+
+def detect_file_as_monitor(
+    nab_file: NabFile, detector: str, params: Mapping[str, Any], *, tick: pd.Timedelta = MONITOR_TICK
+) -> np.ndarray:
+    """The file's calibrated z's as a monitor with the default ``train`` settings computes them
+    (``monitors.config.TrainSpec``): no score before the series covers ``warm_up`` (3 days) or
+    before the probationary period ends; from then on the model is fitted every ``every`` (1 day)
+    on the last ``window`` (14 days) of rows by the pipeline of ``telewatch detect``
+    (``services.detection.calibrated_scores``: screening, refit, its calibrator) and each ``tick``
+    of new rows is scored with the context a monitor's tick gives
+    (``services.tick_state.context_need``) and calibrated with that model's calibrator. Rows
+    without a score get 0. What the alert rules do after the z's (blips, habits, severity) is
+    not counted: NAB scores points."""
+    from telewatch.monitors.config import TrainSpec
+    from telewatch.services.detection import calibrate, calibrated_scores
+    from telewatch.services.tick_state import context_need
+
+    spec = TrainSpec()
+    every, window = pd.Timedelta(spec.every), pd.Timedelta(spec.window)
+    s = nab_file.values
+    idx = s.index
+    out = np.zeros(len(s))
+    pos = max(nab_file.probation_rows, int(idx.searchsorted(idx[0] + pd.Timedelta(spec.warm_up))))
+    model: Detector | None = None
+    trained = idx[0]
+    while pos < len(s):
+        t = idx[pos]
+        if model is None or t - trained >= every:
+            lo = int(idx.searchsorted(t - window))
+            train = s.iloc[lo:pos]
+            model, _z, _screened = calibrated_scores(
+                detector, dict(params), train, np.ones(pos - lo, dtype=bool)
+            )
+            trained = t
+            need = context_need(model)
+        end = max(int(idx.searchsorted(t + tick)), pos + 1)
+        start = max(0, pos - need.points)
+        if need.span:
+            start = min(start, int(idx.searchsorted(t - pd.Timedelta(need.span))))
+        raw = model.score(s.iloc[pos:end], context=s.iloc[start:pos]).to_numpy(dtype="float64")
+        out[pos:end] = np.nan_to_num(calibrate(model, raw), nan=0.0)
+        pos = end
+    return out
 
 
 def detect_file(
@@ -670,10 +718,13 @@ def detect_file(
     threshold is a plain threshold on the raw score); ``"tail"`` = telewatch's post-rules: a
     :class:`~telewatch.postrules.calibrate.Calibrator` trained on the probationary raw scores, then
     :class:`~telewatch.postrules.alarms.RepeatSuppressor` (cooldown ``TAIL_COOLDOWN`` rows), then
-    ``z / (z + 5)``.
+    ``z / (z + 5)``; ``"monitor"``: the z's of :func:`detect_file_as_monitor` (re-fitted daily,
+    scored tick by tick, as a monitor does), then ``z / (z + 5)``.
     """
     if calibration not in CALIBRATIONS:
         raise ValidationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    if calibration == "monitor":
+        return calibrate_scores(detect_file_as_monitor(nab_file, detector, params))
     det = create_detector(detector, **dict(params))
     n_fit = max(nab_file.probation_rows, 1)
     det.fit(nab_file.values.iloc[:n_fit])
@@ -743,6 +794,8 @@ def run_nab_benchmark(
         if calibration == "probationary"
         else f"z / (z + {CALIBRATION_SCALE:g}), NaN -> 0"
         if calibration == "fixed"
+        else f"as a monitor: refitted daily on 14 days, ticks of {MONITOR_TICK}, z / (z + {CALIBRATION_SCALE:g})"
+        if calibration == "monitor"
         else f"Calibrator z (probationary rows), RepeatSuppressor({TAIL_COOLDOWN}), z / (z + {CALIBRATION_SCALE:g})"
     )
 

@@ -49,6 +49,11 @@ class Detector(Params, ABC):
 
     type_name: ClassVar[str] = ""
     persisted_as = "telewatch detector"
+    #: a score that remembers the whole past it is given (novelty: the values visited), whose
+    #: calibrator learned from scores with the training window as that past: a monitor's tick then
+    #: scores with the span the model was trained on as context, not the day before
+    #: (``services.tick_state.context_need``)
+    context_is_training: ClassVar[bool] = False
 
     def fit(self, series: pd.Series) -> Self:
         """Learn normal behaviour from ``series`` (NaNs are ignored)."""

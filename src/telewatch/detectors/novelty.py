@@ -43,6 +43,8 @@ class Novelty(ExpectedBand, Detector):
     100
     """
 
+    context_is_training = True  # the memory of visited values (see Detector.context_is_training)
+
     #: models stored before the parameter existed have the tie-breaker
     tie_breaker: bool = True
 

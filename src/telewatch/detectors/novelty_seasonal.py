@@ -456,6 +456,8 @@ class NoveltySeasonal(ExpectedBand, Detector):
     True
     """
 
+    context_is_training = True  # the memory of visited values (see Detector.context_is_training)
+
     #: models stored before these parameters existed were fitted without them: the tie-breaker
     #: kept, every far excursion left out (what ``get_params`` of such a model says)
     screen_max_per_day: float = np.inf

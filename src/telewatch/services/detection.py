@@ -159,6 +159,10 @@ def calibrated_scores(
             screened[:] = False
     calibrator = det.train_calibrator(raw[train])
     det.calibrator_ = calibrator  # type: ignore[attr-defined]  # kept with the model for the ticks
+    # the past its training scores remembered: a tick's context for a detector that remembers it
+    det.trained_span_ = (  # type: ignore[attr-defined]
+        pd.Timedelta(series.index[-1] - series.index[0]) if len(series) else pd.Timedelta(0)
+    )
     # where scoring starts when the series starts here (a monitor's first tick scores its history)
     det.scored_from_ = (  # type: ignore[attr-defined]
         pd.Timestamp(series.index[int(warm.sum())]) if warm.sum() < len(series) else None

@@ -7,7 +7,8 @@ long-lived process:
 * the series' **context tail**: the last points the detector needs to score new points causally
   (:func:`context_need`: ``Detector.context_points()``, e.g. ``2 × window`` for ``robust_bands``;
   the day before the new points for a detector whose reach is unknown or unbounded, as the
-  per-metric tick always gave);
+  per-metric tick always gave; the span it was trained on for one that remembers what it saw, such
+  as novelty, so its memory in a tick is the one its calibrator learned from);
 * what the detector's streaming path carries per series between ticks (:attr:`ModelState.carry`,
   see :meth:`telewatch.detectors.base.Detector.score_contexts`): for ``robust_bands``, the
   deviations ``|x[t-1] - median_t|`` of the last ``window - 1`` points and the sorted windows of
@@ -24,9 +25,9 @@ equal one full rescoring (``tests/integration/test_tick_streaming.py``).
 
 >>> from telewatch.detectors import create_detector
 >>> context_need(create_detector("robust_bands", window=60))
-Need(points=120, day=False)
->>> context_need(create_detector("novelty"))
-Need(points=0, day=True)
+Need(points=120, span=0)
+>>> context_need(create_detector("robust_z")).span, context_need(create_detector("seasonal")).span == DAY.value
+(0, True)
 """
 
 from __future__ import annotations
@@ -68,25 +69,35 @@ _DAY_NS = int(DAY.value)
 
 
 class Need(NamedTuple):
-    """Context a series needs: its last ``points`` points, and (``day``) every point of the day
-    before its first new point."""
+    """Context a series needs: its last ``points`` points, and every point of the ``span`` (ns; 0:
+    none) before its first new point."""
 
     points: int
-    day: bool
+    span: int
 
     def covers(self, other: Need) -> bool:
-        return self.points >= other.points and (self.day or not other.day)
+        return self.points >= other.points and self.span >= other.span
 
     def merge(self, other: Need) -> Need:
-        return Need(max(self.points, other.points), self.day or other.day)
+        return Need(max(self.points, other.points), max(self.span, other.span))
 
 
 def context_need(model: Detector) -> Need:
-    """How much past ``model`` needs to score new points as if it had the whole past."""
+    """How much past ``model`` needs to score new points as if it had the whole past: its
+    ``context_points()``; for a reach unknown or unbounded, the day before the new points — or, for
+    a detector that remembers what it saw (``Detector.context_is_training``: novelty's visited
+    values), the span it was trained on (``trained_span_``, set by
+    ``services.detection.calibrated_scores``), so a tick scores with the memory its calibrator
+    learned from."""
     own = model.context_points()
-    if own is None:
-        return Need(0, True)
-    return Need(max(0, int(own)), False)
+    if own is not None:
+        return Need(max(0, int(own)), 0)
+    span = _DAY_NS
+    if model.context_is_training:
+        trained = getattr(model, "trained_span_", None)
+        if trained is not None:
+            span = max(span, int(pd.Timedelta(trained).value))
+    return Need(0, span)
 
 
 class Tail:
@@ -95,8 +106,8 @@ class Tail:
     Kept in buffers with room to append a few ticks' points in place (compacted when full), so a
     tick does not reallocate every series' context.
 
-    >>> t = Tail(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]), Need(3, False))
-    >>> t.extend(np.array([4, 5]), np.array([4.0, 5.0]), Need(3, False)).values.tolist()
+    >>> t = Tail(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]), Need(3, 0))
+    >>> t.extend(np.array([4, 5]), np.array([4.0, 5.0]), Need(3, 0)).values.tolist()
     [3.0, 4.0, 5.0]
     """
 
@@ -140,11 +151,11 @@ class Tail:
         self._values[self.hi : hi] = values
         self.hi = hi
         keep = max(lo, hi - need.points)
-        if need.day and hi > lo:
-            # the first point after the day before the newest one: in the steady state the day's start
-            # moved by the points just added, so that guess is checked first (two comparisons; exactly
-            # searchsorted's answer when it holds), else searched
-            key = int(self._ts[hi - 1]) - _DAY_NS
+        if need.span and hi > lo:
+            # the first point after the span before the newest one: in the steady state the span's
+            # start moved by the points just added, so that guess is checked first (two comparisons;
+            # exactly searchsorted's answer when it holds), else searched
+            key = int(self._ts[hi - 1]) - need.span
             cut = _first_after(self._ts, lo, hi, key, min(lo + n, hi))
             keep = min(keep, cut)
         self.lo, self.need = keep, need
@@ -154,10 +165,10 @@ class Tail:
         """The context one detector gets before a new point at ``first_new``."""
         lo, hi = self.lo, self.hi
         start = max(lo, hi - need.points)
-        if need.day:
-            # the first point at or after the day before ``first_new``: in the steady state the tail
-            # starts there (``extend`` trimmed it to the day before the newest point)
-            start = min(start, _first_at(self._ts, lo, hi, first_new - _DAY_NS, lo))
+        if need.span:
+            # the first point at or after the span before ``first_new``: in the steady state the tail
+            # starts there (``extend`` trimmed it to the span before the newest point)
+            start = min(start, _first_at(self._ts, lo, hi, first_new - need.span, lo))
         return self._ts[start:hi], self._values[start:hi]
 
 
@@ -210,7 +221,7 @@ class ModelState:
         self.carry: dict[str, np.ndarray] = {}
         self.deviations = deviations
         self.windows = windows
-        self.need = context_need(model) if model is not None else Need(0, False)
+        self.need = context_need(model) if model is not None else Need(0, 0)
         self._group: tuple[Detector | None, tuple[Any, ...] | None] = (None, None)
         self._calibration: tuple[Detector | None, Calibrator | None, int] = (None, None, NO_START)
 
@@ -396,7 +407,7 @@ def read_tails(
     if not wanted:
         return {}
     lower = lower or {}
-    guessed = {m: wanted[m][0] - _DAY_NS for m in wanted if m not in lower}
+    guessed = {m: wanted[m][0] - max(_DAY_NS, wanted[m][1].span) for m in wanted if m not in lower}
     found = _read_tails(cur, wanted, {**lower, **guessed})
     short = [m for m in guessed if found.get(m, (np.empty(0),))[0].size < wanted[m][1].points]
     if short:
@@ -415,8 +426,10 @@ def _read_tails(
         {
             "metric_id": np.array(ids, dtype="int32"),
             "before": pd.to_datetime(before, unit="ns").astype("datetime64[us]"),
-            "since": pd.to_datetime(before - _DAY_NS, unit="ns").astype("datetime64[us]"),
-            "use_since": np.array([wanted[m][1].day for m in ids], dtype=bool),
+            "since": pd.to_datetime(
+                before - np.array([wanted[m][1].span for m in ids], dtype="int64"), unit="ns"
+            ).astype("datetime64[us]"),
+            "use_since": np.array([wanted[m][1].span > 0 for m in ids], dtype=bool),
             "k": np.array([wanted[m][1].points for m in ids], dtype="int64"),
             "lower": pd.to_datetime(
                 np.array([lower.get(m, 0) for m in ids], dtype="int64"), unit="ns"

@@ -132,7 +132,7 @@ def _score_streaming(
     # context tails: from memory, or one query for the series this process has not seen yet
     first_new = {mid: int(ts[0]) for mid, ts, _v in series_new.values()}
     needs: dict[int, tick_state.Need] = {}
-    nothing = tick_state.Need(0, False)
+    nothing = tick_state.Need(0, 0)
     for mid in metrics:
         need = nothing
         for det in detectors:
@@ -290,7 +290,7 @@ def _tail_starts(
     out: dict[int, int] = {}
     for mid, start, points in monitors_repo.tail_starts(cur, monitor=monitor, metric_ids=metric_ids):
         need = needs[mid]
-        if not need.day and points >= need.points:
+        if not need.span and points >= need.points:
             out[mid] = int(start.as_unit("ns").value)
     return out
 
