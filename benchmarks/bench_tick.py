@@ -157,6 +157,8 @@ def build_store(path: Path, spec: MonitorSpec, n_metrics: int, hours: int, progr
                 # as a monitor's training leaves it: with the calibrator of its own scores (ticks
                 # compare calibrated z's with the threshold)
                 model.calibrator_ = Calibrator().train(model.score(s).to_numpy())  # type: ignore[attr-defined]
+                # ... and the span it was trained on (a tick's memory for novelty's kind)
+                model.trained_span_ = s.index[-1] - s.index[0]  # type: ignore[attr-defined]
                 models.append(model.dumps())
             con.register(
                 "_models",

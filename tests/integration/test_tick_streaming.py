@@ -207,6 +207,19 @@ def test_restart_between_ticks_resumes_exactly(config: LoadedConfig, streamed: S
         assert anomalies_of(store) == anomalies_of(streamed)
 
 
+def test_contexts_read_and_scored_a_few_series_at_a_time_give_the_same_scores(
+    config: LoadedConfig, streamed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # long contexts (weeks of minutes after a restart) are read and scored in chunks of series, so
+    # that a first tick does not hold every context at once: one series' day per chunk here
+    monkeypatch.setattr(tick_state, "CHUNK_POINTS", 1500)
+    assert len(tick_state._chunks([1, 2, 3, 4], [1440] * 4)) == 4
+    with Store(tmp_path / "chunked.duckdb") as store:
+        run_ticks(config, store, TICKS)
+        pd.testing.assert_series_equal(scores_of(store), scores_of(streamed), rtol=0, atol=1e-12)
+        assert anomalies_of(store) == anomalies_of(streamed)
+
+
 def test_streaming_equals_the_per_metric_tick(config: LoadedConfig, streamed: Store, tmp_path: Path) -> None:
     spec = config.monitors.monitor("net")
     with Store(tmp_path / "reference.duckdb") as store:

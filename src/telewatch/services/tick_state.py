@@ -408,12 +408,50 @@ def read_tails(
         return {}
     lower = lower or {}
     guessed = {m: wanted[m][0] - max(_DAY_NS, wanted[m][1].span) for m in wanted if m not in lower}
-    found = _read_tails(cur, wanted, {**lower, **guessed})
-    short = [m for m in guessed if found.get(m, (np.empty(0),))[0].size < wanted[m][1].points]
-    if short:
-        found.update(_read_tails(cur, {m: wanted[m] for m in short}, {}))
+    bounds = {**lower, **guessed}
     empty = (np.empty(0, dtype="int64"), np.empty(0, dtype="float64"))
-    return {m: Tail(*found.get(m, empty), need=wanted[m][1]) for m in wanted}
+    out: dict[int, Tail] = {}
+    # a few metrics at a time when their contexts are long (weeks of minutes each after a restart):
+    # the query's frame and its split are transient, the tails are what is kept
+    for part in _chunks(list(wanted), [_points_of(wanted[m][1]) for m in wanted]):
+        chunk = {m: wanted[m] for m in part}
+        found = _read_tails(cur, chunk, {m: bounds[m] for m in part if m in bounds})
+        short = [
+            m for m in part if m in guessed and found.get(m, (np.empty(0),))[0].size < chunk[m][1].points
+        ]
+        if short:
+            found.update(_read_tails(cur, {m: chunk[m] for m in short}, {}))
+        out.update({m: Tail(*found.get(m, empty), need=chunk[m][1]) for m in part})
+    return out
+
+
+#: :func:`read_tails` and :func:`score_group` take series whose contexts hold about this many points in
+#: all at a time (estimated at one point a minute): a restart's first tick with two weeks of context
+#: for thousands of metrics does not hold every context's frame and scoring arrays at once
+CHUNK_POINTS = 1 << 21
+_MINUTE_NS = 60 * 10**9
+
+
+def _points_of(need: Need) -> int:
+    """The context points ``need`` asks for, at most, at one point a minute."""
+    return max(need.points, need.span // _MINUTE_NS, 1)
+
+
+def _chunks(items: list[int], sizes: list[int]) -> list[list[int]]:
+    """``items`` in order, cut where the running total of ``sizes`` would pass :data:`CHUNK_POINTS`.
+
+    >>> _chunks([1, 2, 3, 4], [CHUNK_POINTS // 2] * 4)
+    [[1, 2], [3, 4]]
+    """
+    out: list[list[int]] = []
+    total = CHUNK_POINTS + 1
+    for item, size in zip(items, sizes, strict=True):
+        if total + size > CHUNK_POINTS:
+            out.append([])
+            total = 0
+        out[-1].append(item)
+        total += size
+    return out
 
 
 def _read_tails(
@@ -493,7 +531,12 @@ def score_group(detector: str, jobs: list[Job]) -> list[np.ndarray]:
             groups.setdefault((key[0], job.ts.size, key[1]), []).append(i)
         else:
             out[i] = _score_one(job)
-    for (kind, _m, _p), members in groups.items():
+    chunked = [
+        (kind, part)
+        for (kind, _m, _p), members in groups.items()
+        for part in _chunks(members, [max(jobs[i].tail.hi - jobs[i].tail.lo, 1) for i in members])
+    ]
+    for kind, members in chunked:
         group = [jobs[i] for i in members]
         contexts = [j.tail.context_for(j.need, int(j.ts[0])) for j in group]
         models = [j.state.model for j in group]
