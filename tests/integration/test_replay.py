@@ -413,3 +413,50 @@ def test_one_metric_pages_once_its_anomaly_lasts_two_metrics_page_at_once(tmp_pa
 
     assert told("10:12") == [("firing", "warning"), ("update", "critical"), ("resolved", "warning")]
     assert told("14:12")[0] == ("firing", "critical")
+
+
+def test_what_was_over_can_be_told_in_an_hourly_digest_and_the_replay_shows_it(tmp_path: Path) -> None:
+    """``alert: {recovered_severity: info, digest: {severities: [info], interval: 1h}}``: two bursts
+    of latency x10 (10:03-10:07, 10:33-10:37), each over when its tick sees it, are not told one by
+    one but in one message at 11:00; the 50-minute outage from 15:05, still going at the 15:15
+    tick, pages at once. The replay forms the digest as the delivery would and lists what a channel
+    gets, when it gets it."""
+    from telewatch.services.replay import default_monitor
+
+    series, last = _latency_with_burst_and_outage()
+    idx = series.index
+    second = (idx >= last + pd.Timedelta(hours=10, minutes=33)) & (
+        idx < last + pd.Timedelta(hours=10, minutes=38)
+    )
+    series[second] *= 10
+    base = default_monitor()
+    alert = base.alert.model_validate(
+        {"recovered_severity": "info", "digest": {"severities": ["info"], "interval": "1h"}}
+    )
+    spec = base.model_copy(update={"alert": alert})
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="web_response", unit="s")
+            repo.write_points(tx, mid, series)
+        report = replay(
+            live, start=last, end=last + pd.Timedelta(days=1), monitors=[spec], every=timedelta(minutes=15)
+        )
+        plain = replay(live, start=last, end=last + pd.Timedelta(days=1), every=timedelta(minutes=15))
+    assert not report.errors
+    sent = [(m.at, m.kind, m.severity) for m in report.messages]
+    morning = [m for m in report.messages if m.at < last + pd.Timedelta(hours=12)]
+    assert [(m.at, m.kind) for m in morning] == [(last + pd.Timedelta(hours=11), "digest")], sent
+    assert morning[0].text.count("web_response") >= 2
+    assert morning[0].text.count("back to normal after 5 min") == 2, morning[0].text  # when, how long
+    outage = [m for m in report.messages if m.at >= last + pd.Timedelta(hours=15)]
+    assert (outage[0].at, outage[0].kind, outage[0].severity) == (
+        last + pd.Timedelta(hours=15, minutes=15),
+        "firing",
+        "critical",
+    ), sent
+    # without the digest, each burst is its own warning, told at its tick
+    told = [(m.at, m.kind, m.severity) for m in plain.messages if m.at < last + pd.Timedelta(hours=12)]
+    assert told == [
+        (last + pd.Timedelta(hours=10, minutes=15), "firing", "warning"),
+        (last + pd.Timedelta(hours=10, minutes=45), "firing", "warning"),
+    ], told

@@ -269,3 +269,20 @@ def test_an_escalation_says_what_it_was_raised_from(language: str, said: str) ->
     plain = Renderer().render([replace(up, was=None)], kind="update", language=language, now=NOW)
     assert said not in plain.body_text
     assert ("updated" if language == "en" else "обновление") in plain.body_text
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "2026-11-23 11:43 UTC, back to normal after 6 min"),
+        ("ru", "2026-11-23 11:43 UTC, в норме через 6 мин"),
+    ],
+)
+def test_a_one_line_summary_of_what_was_over_says_when_and_for_how_long(language: str, said: str) -> None:
+    """The one line a digest lists (and a photo caption carries): for an alert already over when
+    told, when it started and how long it lasted; for one going on, neither."""
+    over = event(recovered=True, last_seen=pd.Timestamp("2026-11-23 11:48", tz="UTC"))
+    out = Renderer().render([over], kind="firing", language=language, now=NOW)
+    assert said in out.summary, out.summary
+    ongoing = Renderer().render([event()], kind="firing", language=language, now=NOW)
+    assert "11:43" not in ongoing.summary

@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from telewatch.alerts.config import Digest
 from telewatch.core.errors import ConfigError
 from telewatch.core.yamlfile import error_position, parse_with_lines
 
@@ -447,6 +448,11 @@ class AlertSpec(_Model):
     #: burst between two 15-minute ticks): told once, saying it is back to normal, with no
     #: "resolved" message after it; critical pages are for what is happening now
     recovered_severity: Literal["info", "warning", "critical"] = "warning"
+    #: alerts of these severities are not sent one by one but collected into one message every
+    #: ``interval`` (an alerting rule's ``digest``): with ``recovered_severity: info`` and ``digest:
+    #: {severities: [info], interval: 1h}``, what was already over when a tick saw it is told in
+    #: one list an hour, and what is going on at once
+    digest: Digest | None = None
 
     @field_validator("min_change")
     @classmethod

@@ -405,7 +405,7 @@ def deliver_outbox(
         for name in sorted(senders):
             if only is not None and name not in only:
                 continue
-            _flush_digests(store, senders[name], renderer, now, report)
+            _flush_digests(store, name, renderer, now, report)
             _deliver_channel(store, senders[name], now, report, max_per_channel)
     finally:
         if config is not None:
@@ -414,11 +414,26 @@ def deliver_outbox(
     return report
 
 
+def form_digests(
+    store: Store, config: AlertingConfig, now: pd.Timestamp, renderer: Renderer | None = None
+) -> DeliveryReport:
+    """The digests due at ``now`` on every channel of ``config`` (``Rule.digest``, quiet hours),
+    formed as :func:`deliver_outbox` forms them before it sends — and nothing sent: what
+    ``telewatch replay``, which delivers nothing, needs to show the messages a channel would get."""
+    renderer = renderer or Renderer(
+        templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
+    )
+    report = DeliveryReport()
+    for name in sorted(config.channels):
+        _flush_digests(store, name, renderer, _utc(now), report)
+    return report
+
+
 def _flush_digests(
-    store: Store, sender: Channel, renderer: Renderer, now: pd.Timestamp, report: DeliveryReport
+    store: Store, channel: str, renderer: Renderer, now: pd.Timestamp, report: DeliveryReport
 ) -> None:
     with store.transaction() as con:
-        items = alert_store.due_digest_items(con, sender.name, now)
+        items = alert_store.due_digest_items(con, channel, now)
         if not items:
             return
         if len(items) == 1:  # a digest of one is just the message itself
@@ -428,11 +443,11 @@ def _flush_digests(
         ids = [i["id"] for i in items]
         digest_id = alert_store.insert_notification(
             con,
-            idempotency_key=f"{sender.name}:digest:{ids[0]}-{ids[-1]}:{len(ids)}",
-            channel=sender.name,
+            idempotency_key=f"{channel}:digest:{ids[0]}-{ids[-1]}:{len(ids)}",
+            channel=channel,
             kind="digest",
             rule=None,
-            group_key=f"digest:{sender.name}",
+            group_key=f"digest:{channel}",
             alert_keys=sorted({k for i in items for k in (a["key"] for a in i["payload"].get("alerts", []))}),
             severity=rendered.payload["severity"],
             language=items[0]["language"],

@@ -297,6 +297,8 @@ def replay(
     """Replay ``monitors`` (default: :func:`default_monitor`) from ``start`` to ``end`` over the points
     in ``live``; nothing is sent and ``live`` is only read. ``every`` overrides each monitor's
     schedule. ``workdir`` keeps the scratch store (default: a temporary folder, removed after)."""
+    from telewatch.alerts.render import Renderer
+    from telewatch.services.alerting import form_digests
     from telewatch.services.monitor import AlertingSetup, run_monitor
 
     t0, t1 = utc(start), utc(end)
@@ -339,6 +341,11 @@ def replay(
             ]
             plan.sort(key=lambda p: (p[0], p[1].name))
             setup = AlertingSetup(config=config, deliver=False)
+            # nothing is sent, but digests (a rule's digest, quiet hours) are formed when due, as the
+            # delivery would form them: the messages listed are those a channel would get, when
+            renderer = Renderer(
+                templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
+            )
             with Progress(console=console or Console(stderr=True), transient=True) as progress:
                 task = progress.add_task("replaying ticks", total=len(plan))
                 for tick, spec in plan:
@@ -350,6 +357,7 @@ def replay(
                         alerting=setup,
                         holder="replay",
                     )
+                    form_digests(scratch, config, pd.Timestamp(tick), renderer)
                     report.ticks += 1
                     if result.status == "error" and len(report.errors) < 20:
                         report.errors.append(f"{spec.name} @ {_iso(pd.Timestamp(tick))}: {result.error}")

@@ -718,10 +718,14 @@ class SentNotification:
 
 
 def notifications(con: duckdb.DuckDBPyConnection) -> list[SentNotification]:
-    """Every notification, oldest first."""
+    """Every notification a channel would get, in the order it would get them, each at the time it
+    is due (``next_attempt_at``: its creation, or the end of the digest window that held it); items
+    still held for a digest, or sent inside one, are not listed on their own (a store whose outbox
+    nothing delivered: ``telewatch replay``'s)."""
     rows = con.execute(
-        "SELECT id, created_at, channel, kind, severity, subject, body_text, alert_keys, chart_png"
-        " FROM alert_notifications ORDER BY created_at, id"
+        "SELECT id, coalesce(next_attempt_at, created_at) AS due, channel, kind, severity, subject,"
+        " body_text, alert_keys, chart_png FROM alert_notifications"
+        " WHERE status NOT IN ('digest', 'digested') ORDER BY due, id"
     ).fetchall()
     return [
         SentNotification(

@@ -206,6 +206,7 @@ def monitor_rules(specs: Sequence[MonitorSpec]) -> list[Any]:
                 owner=spec.owner if spec.owner and spec.owner.startswith("@") else None,
                 send_resolved=spec.alert.send_resolved,
                 recovered_severity=spec.alert.recovered_severity,
+                digest=spec.alert.digest,
             )
         )
     return rules
