@@ -342,7 +342,8 @@ def replay(
             plan.sort(key=lambda p: (p[0], p[1].name))
             setup = AlertingSetup(config=config, deliver=False)
             # nothing is sent, but digests (a rule's digest, quiet hours) are formed when due, as the
-            # delivery would form them: the messages listed are those a channel would get, when
+            # delivery would form them: the messages listed are those a channel would get, at the
+            # time it would get them
             renderer = Renderer(
                 templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
             )
