@@ -40,7 +40,9 @@ class _PlainTail:
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("need", [Need(0, _DAY), Need(120, _DAY), Need(3000, _DAY), Need(60, 0)])
+@pytest.mark.parametrize(
+    "need", [Need(0, _DAY), Need(120, _DAY), Need(3000, _DAY), Need(60, 0), Need(0, 3 * _DAY)]
+)
 def test_context_and_trim_equal_searchsorted(seed: int, need: Need) -> None:
     rng = np.random.default_rng(seed)
     # a day of minutes with some irregular steps (gaps, seconds off the minute)
