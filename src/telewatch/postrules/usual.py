@@ -76,15 +76,11 @@ def usual_at(
             per_day.append(window)
     if sum(w.size for w in per_day) >= 5:
         pooled = np.concatenate(per_day)
-        if len(per_day) < DROP_ONE_FROM_DAYS:
-            return (
-                float(np.median(pooled)),
-                float(np.quantile(pooled, low_q)),
-                float(np.quantile(pooled, high_q)),
-            )
-        edges = np.array([np.quantile(w, [low_q, high_q]) for w in per_day])
-        lowest = _lone_day(-edges[:, 0])
-        highest = _lone_day(edges[:, 1])
+        lowest = highest = None  # the days each edge leaves out (None: none)
+        if len(per_day) >= DROP_ONE_FROM_DAYS:
+            edges = np.array([np.quantile(w, [low_q, high_q]) for w in per_day])
+            lowest = _lone_day(-edges[:, 0])
+            highest = _lone_day(edges[:, 1])
         return (
             float(np.median(pooled)),
             float(np.quantile(_without_day(per_day, lowest, pooled), low_q)),
