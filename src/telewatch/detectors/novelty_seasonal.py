@@ -234,18 +234,26 @@ def screened_kept(
 ) -> np.ndarray:
     """The points :func:`calibrate_screened` calibrates on: ``present`` less the suspects of
     :func:`screen_tail` (``u`` its quantile when the caller has it) and, widened by 5 points, those
-    ``beyond`` or higher — unless they form more than ``max_runs`` separate runs: a metric that
-    goes that far out that often (a latency with a burst every hour) has a heavy tail, and its
-    excursions are its normal, to be calibrated on, not left out; ``present`` itself (the same
-    object) when that leaves out none or all.
+    ``beyond`` or higher — each rule's only where its points form at most ``max_runs`` separate
+    runs: a metric that goes that far out that often (a latency with a burst every hour, a batch
+    job's traffic several times a day) has a heavy tail, and its excursions are its normal, to be
+    calibrated on, not left out as an incident would be; ``present`` itself (the same object) when
+    that leaves out none or all.
 
     >>> raw = np.ones(100); raw[[10, 50, 90]] = 20.0
     >>> present = np.ones(100, dtype=bool)
     >>> int((~screened_kept(raw, present, beyond=10.0)).sum()), int((~screened_kept(raw, present, beyond=10.0, max_runs=2)).sum())
     (33, 0)
+    >>> raw = np.abs(np.random.default_rng(0).normal(0, 1, 1000))  # the tail screen's suspects:
+    >>> raw[100:110] = 30.0; raw[[300, 500, 700, 900]] = 30.0  # an incident and four bursts
+    >>> present = np.ones(1000, dtype=bool)
+    >>> [int((~screened_kept(raw, present, max_runs=m)).sum()) for m in (np.inf, 5, 2)]
+    [64, 64, 0]
     """
     suspect = np.zeros(raw.size, dtype=bool)
     suspect[present] = screen_tail(raw[present], u=u)
+    if suspect.any() and run_count(suspect) > max_runs:
+        suspect[:] = False
     if np.isfinite(beyond):
         with np.errstate(invalid="ignore"):
             high = present & (raw >= beyond)
