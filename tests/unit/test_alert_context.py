@@ -52,7 +52,7 @@ def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_
 ) -> None:
     """A 20-minute collapse that ended 40 minutes before the data's end: its alert's chart runs on to the
     end of the data (the reader sees traffic back), and the latest reading is compared with the band
-    usual at its own minute."""
+    usual at its own minute. One that may still go on is charted to the end of the data too."""
     idx = pd.date_range("2026-03-01", periods=8 * 1440, freq="1min", tz="UTC")
     minute = (idx.hour * 60 + idx.minute).to_numpy()
     values = 1000 + 400 * np.sin(2 * np.pi * minute / 1440) + np.random.default_rng(2).normal(0, 10, idx.size)
@@ -69,6 +69,10 @@ def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_
         }  # fmt: skip
         over = firing_candidate(cur, **common, recovered=True, data_end=idx[-1])  # type: ignore[arg-type]
         ongoing = firing_candidate(cur, **common)  # type: ignore[arg-type]
+        # a tick 4 minutes after the last anomalous point: not over yet (within the merge gap), and
+        # its chart shows those 4 minutes too
+        recent = {**common, "start": idx[-64], "end": idx[-45]}
+        edge = firing_candidate(cur, **recent, recovered=False, data_end=idx[-41])  # type: ignore[arg-type]
         latest = latest_against_usual(cur, mid, idx[-1] + pd.Timedelta(minutes=5))
     assert over is not None
     assert ongoing is not None
@@ -77,6 +81,10 @@ def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_
     assert over.series.index[-1] == idx[-1]
     assert ongoing.series is not None
     assert ongoing.series.index[-1] == idx[-41]
+    assert edge is not None
+    assert not edge.recovered
+    assert edge.series is not None
+    assert edge.series.index[-1] == idx[-41]
     usual = 1000 + 400 * np.sin(2 * np.pi * minute[-1] / 1440)
     assert latest.value == values[-1]
     assert latest.expected is not None

@@ -116,9 +116,10 @@ def firing_candidate(
     points for a share) — or None when the change is too small to matter (``min_change``, see
     :mod:`telewatch.postrules.material`): recorded, not paged. ``incident``: (id, type, the other
     anomalous metrics) of the incident the anomaly belongs to; ``recovered``: already over when
-    found (see :func:`is_ongoing`): its chart then runs on to ``data_end`` (the end of the data the
-    detection saw), so the reader sees the return to normal."""
-    context = alert_context(cur, metric_id, start, max(end, data_end) if recovered and data_end else end)
+    found (see :func:`is_ongoing`). The chart runs on to ``data_end`` (the end of the data the
+    detection saw) where it is given: the reader sees the latest readings — the return to normal
+    of one already over, and those after the last anomalous point of one that may still go on."""
+    context = alert_context(cur, metric_id, start, max(end, data_end) if data_end is not None else end)
     page, deviation, points = assess(
         metric,
         unit=repo.get_metric(cur, metric_id).unit,
