@@ -78,7 +78,8 @@ def bench_nab(
         typer.Option(
             help="Raw score → [0,1]: 'probationary' (scaled by each file's probationary-period scores) or "
             "'fixed' (one map for every file; right for detectors whose scores are already comparable) or "
-            "'tail' (telewatch's calibrator trained on the probationary rows, then re-alarm suppression)."
+            "'tail' (telewatch's calibrator trained on the probationary rows, then re-alarm suppression) or "
+            "'monitor' (as a monitor runs it: refitted daily on 14 days, scored tick by tick, its own calibrator)."
         ),
     ] = "probationary",
     json_path: JsonOption = None,
