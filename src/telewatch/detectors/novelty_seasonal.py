@@ -234,11 +234,11 @@ def screened_kept(
 ) -> np.ndarray:
     """The points :func:`calibrate_screened` calibrates on: ``present`` less the suspects of
     :func:`screen_tail` (``u`` its quantile when the caller has it) and, widened by 5 points, those
-    ``beyond`` or higher — each rule's only where its points form at most ``max_runs`` separate
-    runs: a metric that goes that far out that often (a latency with a burst every hour, a batch
-    job's traffic several times a day) has a heavy tail, and its excursions are its normal, to be
-    calibrated on, not left out as an incident would be; ``present`` itself (the same object) when
-    that leaves out none or all.
+    ``beyond`` or higher. Each rule leaves its points out only where they form at most ``max_runs``
+    separate runs (the tail screen's counted as it marks them, widened): a metric that goes that far
+    out that often (a latency with a burst every hour, a batch job's traffic several times a day)
+    has a heavy tail, and its excursions are its normal, to be calibrated on, not left out as an
+    incident would be. ``present`` itself (the same object) when that leaves out none or all.
 
     >>> raw = np.ones(100); raw[[10, 50, 90]] = 20.0
     >>> present = np.ones(100, dtype=bool)
