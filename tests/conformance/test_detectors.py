@@ -209,8 +209,14 @@ def test_matrix_per_series_and_streaming_scores_agree(name: str) -> None:
 
 #: Detectors (and parameters) whose scores change once the training data spans days
 #: (``novelty_seasonal``'s seasonal channel from 3 days): their paths are checked on series long
-#: enough for that too.
-LONG = [("novelty_seasonal", {"channel": "profile"}), ("novelty_seasonal", {"channel": "baseline"})]
+#: enough for that too. A shorter ``seasonal_cooldown`` makes the contexts longer than what the
+#: streaming path rebuilds a carry from (the last ``cooldown`` + ``reach`` points), so that cut is
+#: checked too.
+LONG = [
+    ("novelty_seasonal", {"channel": "profile"}),
+    ("novelty_seasonal", {"channel": "baseline"}),
+    ("novelty_seasonal", {"channel": "profile", "seasonal_cooldown": 300}),
+]
 
 
 def long_gappy(seed: int) -> pd.Series:
