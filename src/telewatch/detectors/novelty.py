@@ -161,7 +161,9 @@ class Novelty(ExpectedBand, Detector):
         offsets = np.zeros(n + 1, dtype="int64")
         np.cumsum([0 if h is None else h.size for h in held], out=offsets[1:])
         flat = np.concatenate([h for h in held if h is not None]) if offsets[-1] else np.empty(0)
-        memory, tie = np.empty((n, m)), np.zeros((n, m))  # tie: rows redone below multiply it by 0 too
+        # zeros, not empty: the rows fast_rows leaves (redone below) are added up here too, and
+        # uninitialised memory there could hold inf - inf (a RuntimeWarning, now and then)
+        memory, tie = np.zeros((n, m)), np.zeros((n, m))  # tie: rows redone below multiply it by 0 too
         status = np.zeros(n, dtype="uint8")
         sizes = np.zeros(n, dtype="int64")
         ns.fast_rows(
