@@ -123,9 +123,7 @@ def submit_alerts(
         rule_list = rules
         config = config or AlertingConfig()
     now = _utc(now)
-    renderer = renderer or Renderer(
-        templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
-    )
+    renderer = renderer or renderer_for(config)
     report = SubmitReport()
     # one decision per key: a key given twice in one call counts once (its last occurrence)
     ordered = sorted({c.key: c for c in candidates}.values(), key=lambda c: (_utc(c.started_at), c.key))
@@ -393,11 +391,7 @@ def deliver_outbox(
     senders: dict[str, Channel] = (
         _senders(channels) if isinstance(channels, AlertingConfig) else dict(channels)
     )
-    renderer = renderer or (
-        Renderer(templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours)
-        if config is not None
-        else Renderer()
-    )
+    renderer = renderer or (renderer_for(config) if config is not None else Renderer())
     now = _utc(now)
     report = DeliveryReport()
     crash_point("deliver.begin")
@@ -414,15 +408,18 @@ def deliver_outbox(
     return report
 
 
+def renderer_for(config: AlertingConfig) -> Renderer:
+    """The message renderer ``config`` asks for (its template overrides, links and chart span)."""
+    return Renderer(templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours)
+
+
 def form_digests(
     store: Store, config: AlertingConfig, now: pd.Timestamp, renderer: Renderer | None = None
 ) -> DeliveryReport:
     """The digests due at ``now`` on every channel of ``config`` (``Rule.digest``, quiet hours),
     formed as :func:`deliver_outbox` forms them before it sends — and nothing sent: what
     ``telewatch replay``, which delivers nothing, needs to show the messages a channel would get."""
-    renderer = renderer or Renderer(
-        templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
-    )
+    renderer = renderer or renderer_for(config)
     report = DeliveryReport()
     for name in sorted(config.channels):
         _flush_digests(store, name, renderer, _utc(now), report)
@@ -571,9 +568,7 @@ def send_test(
     """Render a sample alert for ``channel`` and send it now (recorded in the history as kind ``test``)."""
     now = _utc(now)
     channel_config = config.channel(channel)
-    renderer = Renderer(
-        templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
-    )
+    renderer = renderer_for(config)
     candidate = sample_candidate(now=now, key=f"test:{channel}:{now.isoformat()}")
     event = AlertEvent(
         candidate=candidate, event="firing", severity="critical", owner=candidate.owner, rule="test"

@@ -297,8 +297,7 @@ def replay(
     """Replay ``monitors`` (default: :func:`default_monitor`) from ``start`` to ``end`` over the points
     in ``live``; nothing is sent and ``live`` is only read. ``every`` overrides each monitor's
     schedule. ``workdir`` keeps the scratch store (default: a temporary folder, removed after)."""
-    from telewatch.alerts.render import Renderer
-    from telewatch.services.alerting import form_digests
+    from telewatch.services.alerting import form_digests, renderer_for
     from telewatch.services.monitor import AlertingSetup, run_monitor
 
     t0, t1 = utc(start), utc(end)
@@ -344,9 +343,7 @@ def replay(
             # nothing is sent, but digests (a rule's digest, quiet hours) are formed when due, as the
             # delivery would form them: the messages listed are those a channel would get, at the
             # time it would get them
-            renderer = Renderer(
-                templates_dir=config.templates_dir, links=config.links, chart_hours=config.chart_hours
-            )
+            renderer = renderer_for(config)
             with Progress(console=console or Console(stderr=True), transient=True) as progress:
                 task = progress.add_task("replaying ticks", total=len(plan))
                 for tick, spec in plan:
