@@ -202,8 +202,9 @@ def test_fit_and_scores_equal_the_array_formulas(days: int, step_s: int, gaps: b
 
 def reference_habits(ts: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray | None:
     """:func:`dp.habits` by loops: over the last ``HABIT_WINDOW_DAYS`` days, per row and slot, each
-    day's extreme over the slots within ``HABIT_MINUTES`` (around the clock), then the
-    ``HABIT_DAYS``-th most extreme of the days."""
+    day's extreme over the slots within ``HABIT_MINUTES`` (of the day before or after across
+    midnight), then the
+    ``HABIT_DAYS``-th most extreme of the days, widened by ``HABIT_MARGIN`` of itself."""
     keep = ts // dp.DAY_NS >= ts[-1] // dp.DAY_NS - (dp.HABIT_WINDOW_DAYS - 1)  # the last week
     ts, r = ts[keep], r[:, keep]
     day = ts // dp.DAY_NS
@@ -217,19 +218,19 @@ def reference_habits(ts: np.ndarray, r: np.ndarray, slot_ns: int) -> np.ndarray 
     for i in range(r.shape[0]):
         lows = np.full((days, n_slots), np.nan)
         highs = np.full((days, n_slots), np.nan)
+        at = (day - day[0]) * n_slots + slot  # the points' slots counted from the first day's 00:00
         for d in range(days):
-            on_day = day - day[0] == d
             for sl in range(n_slots):
-                near = [(sl + j) % n_slots for j in range(-k, k + 1)]
-                v = r[i, on_day & np.isin(slot, near)]
+                v = r[i, np.abs(at - (d * n_slots + sl)) <= k]  # the same hour across midnight
                 v = v[~np.isnan(v)]
                 if v.size:
                     lows[d, sl], highs[d, sl] = v.min(), v.max()
         for sl in range(n_slots):
             lo, hi = np.sort(lows[~np.isnan(lows[:, sl]), sl]), np.sort(highs[~np.isnan(highs[:, sl]), sl])
             if lo.size >= dp.HABIT_DAYS:
-                out[i, 0, sl] = lo[dp.HABIT_DAYS - 1]
-                out[i, 1, sl] = hi[-dp.HABIT_DAYS]
+                low, high = lo[dp.HABIT_DAYS - 1], hi[-dp.HABIT_DAYS]
+                out[i, 0, sl] = low - dp.HABIT_MARGIN * max(-low, 0.0)
+                out[i, 1, sl] = high + dp.HABIT_MARGIN * max(high, 0.0)
     return out
 
 

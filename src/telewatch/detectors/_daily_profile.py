@@ -74,6 +74,11 @@ HABIT_MIN_DAYS = 3
 #: ... of the last this many days of training data (as ``postrules.usual.habitual``'s week).
 HABIT_WINDOW_DAYS = 7
 HABIT_CAP = 2.0
+#: A habit reaches this share further than the residuals it was learned from (both sides, each by
+#: its own extreme): a cron spike that tops out 10 % higher than on the days before, or a nightly
+#: dip a little deeper, is still the habit; one twice as high is not. Chosen on NAB's tuning half as
+#: a monitor runs it (0.15-0.4 alike: see docs/evaluation.md).
+HABIT_MARGIN = 0.25
 #: The compiled passes (numba), built on first use.
 _KERNELS: dict[str, Any] = {}
 
@@ -595,15 +600,16 @@ def habits(
     """Per row and slot of the day, the lowest and highest residual (``r``, rows × points, from the
     profile) that this time of day — the slot and :data:`HABIT_MINUTES` either side — reached on at
     least :data:`HABIT_DAYS` of the last :data:`HABIT_WINDOW_DAYS` training days: the second lowest of the days' minima and the
-    second highest of their maxima there. ``None`` under :data:`HABIT_MIN_DAYS` days of data. A
-    nightly job's one-minute dip, which a slot's median cannot learn, lies within them from the
-    third night; a one-off (an outage at that hour) does not.
+    second highest of their maxima there, each widened by :data:`HABIT_MARGIN` of itself (away from
+    0). ``None`` under :data:`HABIT_MIN_DAYS` days of data. A nightly job's one-minute dip, which a
+    slot's median cannot learn, lies within them from the third night; a one-off (an outage at
+    that hour) does not.
 
     >>> ts = (np.arange(5 * 288) * 300 * 10**9).astype("int64")  # 5 days of 5-minute points
     >>> r = np.zeros((1, ts.size)); r[0, 288 + 36 :: 288] = 5.0  # 03:00 on each day from the second
     >>> h = habits(ts, r, 300 * 10**9)
-    >>> float(h[0, 1, 36]), float(h[0, 1, 39]), float(h[0, 1, 100])
-    (5.0, 5.0, 0.0)
+    >>> float(h[0, 1, 36]), float(h[0, 1, 39]), float(h[0, 1, 100])  # 5 and a quarter more
+    (6.25, 6.25, 0.0)
     """
     day = np.asarray(ts_ns, dtype="int64") // DAY_NS
     if slot is None:
@@ -627,13 +633,17 @@ def habits(
         HABIT_DAYS,
         out,
     )
+    with np.errstate(invalid="ignore"):  # NaN (too few days at a slot) stays NaN
+        out[:, 1] += HABIT_MARGIN * np.maximum(out[:, 1], 0.0)
+        out[:, 0] -= HABIT_MARGIN * np.maximum(-out[:, 0], 0.0)
     return out
 
 
 def _habit_kernel() -> Any:
     """:func:`habits`' pass (numba, on first use): per row, each day's minimum and maximum per slot
     in one pass over the points, then per slot each day's extreme over the slots within ``k``
-    (around the clock) and the ``nth`` lowest / highest of those over the days (NaN with fewer days)."""
+    (around the clock: the slots before midnight of a window at 00:05 are the evening before) and
+    the ``nth`` lowest / highest of those over the days (NaN with fewer days)."""
     if "habit" not in _KERNELS:
         import numba
 
@@ -662,15 +672,18 @@ def _habit_kernel() -> Any:
                     wide_hi[:] = -np.inf
                     for j in range(-k, k + 1):
                         q = c + j
-                        if q < 0:
-                            q += n_slots
+                        shift = 0  # a slot past midnight is the neighbouring day's: a burst at
+                        if q < 0:  # 23:59-00:01 is one night's, not two days' (the last evening
+                            q += n_slots  # of the window at 00:00 is the day before)
+                            shift = -1
                         elif q >= n_slots:
                             q -= n_slots
-                        for d in range(days):
-                            if lows[q, d] < wide_lo[d]:
-                                wide_lo[d] = lows[q, d]
-                            if highs[q, d] > wide_hi[d]:
-                                wide_hi[d] = highs[q, d]
+                            shift = 1
+                        for d in range(max(0, -shift), min(days, days - shift)):
+                            if lows[q, d + shift] < wide_lo[d]:
+                                wide_lo[d] = lows[q, d + shift]
+                            if highs[q, d + shift] > wide_hi[d]:
+                                wide_hi[d] = highs[q, d + shift]
                     # the nth lowest and nth highest over the days with points (sorted k-lists)
                     found = 0
                     for d in range(days):
