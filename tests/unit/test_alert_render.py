@@ -286,3 +286,17 @@ def test_a_one_line_summary_of_what_was_over_says_when_and_for_how_long(language
     assert said in out.summary, out.summary
     ongoing = Renderer().render([event()], kind="firing", language=language, now=NOW)
     assert "11:43" not in ongoing.summary
+
+
+@pytest.mark.parametrize(("language", "said"), [("en", "score 8.6"), ("ru", "оценка 8,6")])
+def test_the_score_is_written_to_one_decimal_as_the_language_writes_numbers(language: str, said: str) -> None:
+    """ "score 8.562" gave three decimals nobody compares, and in Russian a decimal point beside
+    values written with a comma; the webhook's JSON keeps the number."""
+    out = Renderer(links=links()).render([event(score=8.5617)], kind="firing", language=language, now=NOW)
+    for body in (out.body_text, out.body_html, out.body_email):
+        assert said in body.replace("<b>", "").replace("</b>", "").replace(
+            "Score</td><td>", "score "
+        ).replace("Оценка</td><td>", "оценка "), body
+    assert "8.562" not in out.body_text
+    assert "8,562" not in out.body_text
+    assert out.payload["alerts"][0]["score"] == pytest.approx(8.562)

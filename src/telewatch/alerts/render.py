@@ -208,6 +208,9 @@ def alert_fields(
         "deviation_points": bool(c.deviation_points),
         "direction": direction,
         "score": round(float(c.score), 3),
+        # one decimal is all a reader compares (5 is the threshold; 47.7 is an outage), written as
+        # the language writes numbers (8,6 in Russian, where the values beside it have a comma too)
+        "score_text": _localised(f"{float(c.score):.1f}", language),
         "severity": event.severity,
         "started_at": _iso(started),
         "started_text": started.strftime("%Y-%m-%d %H:%M UTC"),
