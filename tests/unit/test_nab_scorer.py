@@ -374,3 +374,8 @@ def test_the_monitor_calibration_scores_as_a_monitor_runs() -> None:
     # the bench maps the z's to [0, 1) as the fixed calibration does
     scaled = detect_file(f, "novelty", {}, calibration="monitor")
     np.testing.assert_allclose(scaled, z / (z + 5.0))
+    # another train.window (`bench nab --train-window`): two days of memory have forgotten day 1
+    short = detect_file_as_monitor(f, "novelty", {}, train_window=pd.Timedelta(days=2))
+    assert short[5 * 288 + 100 : 5 * 288 + 110].max() >= 5.0
+    with pytest.raises(ValidationError, match="monitor"):
+        detect_file(f, "novelty", {}, calibration="fixed", train_window=pd.Timedelta(days=2))

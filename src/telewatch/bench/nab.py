@@ -662,8 +662,20 @@ TAIL_COOLDOWN = 1000
 MONITOR_TICK = pd.Timedelta(hours=1)
 
 
+def _train_days(window: pd.Timedelta | None = None) -> float:
+    """The days ``window`` (default: a monitor's default ``train.window``) spans."""
+    from telewatch.monitors.config import TrainSpec
+
+    return pd.Timedelta(TrainSpec().window if window is None else window) / pd.Timedelta(days=1)
+
+
 def detect_file_as_monitor(
-    nab_file: NabFile, detector: str, params: Mapping[str, Any], *, tick: pd.Timedelta = MONITOR_TICK
+    nab_file: NabFile,
+    detector: str,
+    params: Mapping[str, Any],
+    *,
+    tick: pd.Timedelta = MONITOR_TICK,
+    train_window: pd.Timedelta | None = None,
 ) -> np.ndarray:
     """The file's calibrated z's as a monitor with the default ``train`` settings computes them
     (``monitors.config.TrainSpec``): no score before the series covers ``warm_up`` (3 days) or
@@ -673,12 +685,14 @@ def detect_file_as_monitor(
     of new rows is scored with the context a monitor's tick gives
     (``services.tick_state.context_need``) and calibrated with that model's calibrator. Rows
     without a score get 0. What the alert rules do after the z's (blips, habits, severity) is
-    not counted: NAB scores points."""
+    not counted: NAB scores points. ``train_window``: another ``train.window`` than the default's."""
     from telewatch.monitors.config import TrainSpec
     from telewatch.services.detection import calibrate, calibrated_scores
     from telewatch.services.tick_state import context_need
 
-    spec = TrainSpec()
+    spec = (
+        TrainSpec() if train_window is None else TrainSpec(window=pd.Timedelta(train_window).to_pytimedelta())
+    )
     every, window = pd.Timedelta(spec.every), pd.Timedelta(spec.window)
     s = nab_file.values
     idx = s.index
@@ -707,7 +721,12 @@ def detect_file_as_monitor(
 
 
 def detect_file(
-    nab_file: NabFile, detector: str, params: Mapping[str, Any], *, calibration: str = "probationary"
+    nab_file: NabFile,
+    detector: str,
+    params: Mapping[str, Any],
+    *,
+    calibration: str = "probationary",
+    train_window: pd.Timedelta | None = None,
 ) -> np.ndarray:
     """Run a detector as in production: fit on the probationary rows only, then score the whole
     (causal) series; returns calibrated scores in [0, 1] aligned with the file's rows.
@@ -719,12 +738,15 @@ def detect_file(
     :class:`~telewatch.postrules.calibrate.Calibrator` trained on the probationary raw scores, then
     :class:`~telewatch.postrules.alarms.RepeatSuppressor` (cooldown ``TAIL_COOLDOWN`` rows), then
     ``z / (z + 5)``; ``"monitor"``: the z's of :func:`detect_file_as_monitor` (re-fitted daily,
-    scored tick by tick, as a monitor does), then ``z / (z + 5)``.
+    scored tick by tick, as a monitor does; ``train_window``: its ``train.window``), then
+    ``z / (z + 5)``.
     """
     if calibration not in CALIBRATIONS:
         raise ValidationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     if calibration == "monitor":
-        return calibrate_scores(detect_file_as_monitor(nab_file, detector, params))
+        return calibrate_scores(detect_file_as_monitor(nab_file, detector, params, train_window=train_window))
+    if train_window is not None:
+        raise ValidationError("a training window is a monitor's setting: give it with calibration 'monitor'")
     det = create_detector(detector, **dict(params))
     n_fit = max(nab_file.probation_rows, 1)
     det.fit(nab_file.values.iloc[:n_fit])
@@ -762,13 +784,17 @@ def run_nab_benchmark(
     console: Console | None = None,
     names: Sequence[str] | None = None,
     calibration: str = "probationary",
+    train_window: pd.Timedelta | None = None,
 ) -> NabResult:
     """Run ``detector`` over the NAB corpus in ``data_dir`` and score it with the NAB v1.1 rules.
 
     ``export_dir``: ``DIR/<category>/<file>.csv`` (timestamp,value,anomaly_score) for any NAB scorer;
     ``plots_dir``: one PNG per file at the best standard threshold; ``json_path``: the result as JSON;
-    ``names``: a subset of files (e.g. for a quick check); ``calibration``: see :func:`detect_file`.
+    ``names``: a subset of files (e.g. for a quick check); ``calibration`` and ``train_window``: see
+    :func:`detect_file`.
     """
+    if train_window is not None and calibration != "monitor":
+        raise ValidationError("a training window is a monitor's setting: give it with calibration 'monitor'")
     data_dir = Path(data_dir)
     params = dict(detector_params or {})
     console = console or Console(stderr=True)
@@ -782,7 +808,9 @@ def run_nab_benchmark(
         task = progress.add_task(f"NAB {detector}", total=len(files))
         for f in files:
             progress.update(task, description=f"NAB {detector}: {f.name}")
-            scores[f.name] = detect_file(f, detector, params, calibration=calibration)
+            scores[f.name] = detect_file(
+                f, detector, params, calibration=calibration, train_window=train_window
+            )
             progress.advance(task)
     detect_seconds = time.perf_counter() - started
 
@@ -794,7 +822,7 @@ def run_nab_benchmark(
         if calibration == "probationary"
         else f"z / (z + {CALIBRATION_SCALE:g}), NaN -> 0"
         if calibration == "fixed"
-        else f"as a monitor: refitted daily on 14 days, ticks of {MONITOR_TICK}, z / (z + {CALIBRATION_SCALE:g})"
+        else f"as a monitor: refitted daily on {_train_days(train_window):g} days, ticks of {MONITOR_TICK}, z / (z + {CALIBRATION_SCALE:g})"
         if calibration == "monitor"
         else f"Calibrator z (probationary rows), RepeatSuppressor({TAIL_COOLDOWN}), z / (z + {CALIBRATION_SCALE:g})"
     )

@@ -42,6 +42,21 @@ def parse_grid(text: str | None) -> dict[str, Any] | None:
     )
 
 
+def _duration(text: str | None) -> Any:
+    """``--train-window 28d`` as a ``pd.Timedelta`` (None: not given); a clear error otherwise."""
+    if text is None:
+        return None
+    import pandas as pd
+
+    try:
+        value = pd.Timedelta(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a duration: {text!r} (e.g. 28d, 336h)") from exc
+    if value <= pd.Timedelta(0):
+        raise typer.BadParameter(f"must be positive, got {text!r}")
+    return value
+
+
 def _json_object(text: str, *, bad_json: str, not_object: str) -> dict[str, Any]:
     """``text`` read as a JSON object: ``bad_json: <the parser's words>`` where it is no JSON,
     ``not_object`` where it is JSON of another kind (both a ``typer.BadParameter``)."""
@@ -82,6 +97,12 @@ def bench_nab(
             "'monitor' (as a monitor runs it: refitted daily on 14 days, scored tick by tick, its own calibrator)."
         ),
     ] = "probationary",
+    train_window: Annotated[
+        str | None,
+        typer.Option(
+            help="With --calibration monitor: the monitors' train.window to run with (e.g. 28d; default 14d)."
+        ),
+    ] = None,
     json_path: JsonOption = None,
     plots: PlotsOption = None,
 ) -> None:
@@ -95,6 +116,7 @@ def bench_nab(
             detector=detector or default_detector(),
             detector_params=parse_params(params),
             calibration=calibration,
+            train_window=_duration(train_window),
             export_dir=export,
             plots_dir=plots,
             json_path=json_path,
