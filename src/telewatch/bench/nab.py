@@ -669,6 +669,12 @@ def _train_days(window: pd.Timedelta | None = None) -> float:
     return pd.Timedelta(TrainSpec().window if window is None else window) / pd.Timedelta(days=1)
 
 
+def _check_train_window(calibration: str, train_window: pd.Timedelta | None) -> None:
+    """A training window is given only with the ``monitor`` calibration (the others fit once)."""
+    if train_window is not None and calibration != "monitor":
+        raise ValidationError("a training window is a monitor's setting: give it with calibration 'monitor'")
+
+
 def detect_file_as_monitor(
     nab_file: NabFile,
     detector: str,
@@ -745,8 +751,7 @@ def detect_file(
         raise ValidationError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     if calibration == "monitor":
         return calibrate_scores(detect_file_as_monitor(nab_file, detector, params, train_window=train_window))
-    if train_window is not None:
-        raise ValidationError("a training window is a monitor's setting: give it with calibration 'monitor'")
+    _check_train_window(calibration, train_window)
     det = create_detector(detector, **dict(params))
     n_fit = max(nab_file.probation_rows, 1)
     det.fit(nab_file.values.iloc[:n_fit])
@@ -793,8 +798,7 @@ def run_nab_benchmark(
     ``names``: a subset of files (e.g. for a quick check); ``calibration`` and ``train_window``: see
     :func:`detect_file`.
     """
-    if train_window is not None and calibration != "monitor":
-        raise ValidationError("a training window is a monitor's setting: give it with calibration 'monitor'")
+    _check_train_window(calibration, train_window)
     data_dir = Path(data_dir)
     params = dict(detector_params or {})
     console = console or Console(stderr=True)
