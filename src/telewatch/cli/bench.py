@@ -145,7 +145,7 @@ def bench_nab_select(
         ),
     ] = None,
     calibration: Annotated[
-        str, typer.Option(help="Raw score → [0,1], as `bench nab`: probationary, fixed or tail.")
+        str, typer.Option(help="Raw score → [0,1], as `bench nab`: probationary, fixed, tail or monitor.")
     ] = "probationary",
     tolerance: Annotated[
         float,
