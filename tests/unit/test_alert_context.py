@@ -92,3 +92,37 @@ def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_
     assert latest.lower is not None
     assert latest.upper is not None
     assert latest.lower <= values[-1] <= latest.upper
+
+
+def test_an_alert_names_the_gap_and_the_stale_readings_around_its_anomaly(tmp_path: Path) -> None:
+    """The RedLab 04-19 case: 12 minutes without readings, then 14 identical ones far below the
+    usual level. The firing alert carries both (what a "collection gap" incident was typed from),
+    so its message can say them; an anomaly on clean data carries none."""
+    idx = pd.date_range("2026-03-01", periods=8 * 1440, freq="1min", tz="UTC")
+    minute = (idx.hour * 60 + idx.minute).to_numpy()
+    values = 1000 + 400 * np.sin(2 * np.pi * minute / 1440) + np.random.default_rng(3).normal(0, 10, idx.size)
+    series = pd.Series(values, index=idx)
+    series.iloc[-60:-46] = 504.06668  # 14 identical readings ...
+    series = series.drop(idx[-72:-60])  # ... after 12 minutes without any
+    clean = pd.Series(values, index=idx)
+    clean.iloc[-60:-46] = 50.0 + np.arange(14)  # a collapse on clean data
+    with Store(tmp_path / "s.duckdb") as store:
+        with store.transaction(series=True) as tx:
+            stale = repo.upsert_metric(tx, name="throughput")
+            repo.write_points(tx, stale, series)
+            ok = repo.upsert_metric(tx, name="throughput_ok")
+            repo.write_points(tx, ok, clean)
+        cur = store.cursor()
+        common = {
+            "key": "k", "monitor": "m", "labels": {}, "group": None, "owner": None,
+            "start": idx[-60], "end": idx[-47], "value": 504.1, "expected": 1000.0, "lower": 900.0,
+            "upper": 1100.0, "score": 9.0, "severity": "warning",
+        }  # fmt: skip
+        got = firing_candidate(cur, **common, metric_id=stale, metric="throughput")  # type: ignore[arg-type]
+        none = firing_candidate(cur, **common, metric_id=ok, metric="throughput_ok")  # type: ignore[arg-type]
+    assert got is not None
+    assert none is not None
+    assert [(i.kind, i.points) for i in got.data_quality] == [("collection_gap", 12), ("stuck_value", 14)]
+    assert got.data_quality[0].start == idx[-72]
+    assert got.data_quality[1].value == 504.06668
+    assert none.data_quality == ()

@@ -300,3 +300,39 @@ def test_the_score_is_written_to_one_decimal_as_the_language_writes_numbers(lang
     assert "8.562" not in out.body_text
     assert "8,562" not in out.body_text
     assert out.payload["alerts"][0]["score"] == pytest.approx(8.562)
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "Data: no readings 11:31–11:42 (12 min); the same reading, 504.1, 11:43–11:56 (14 readings)"),
+        (
+            "ru",
+            "Данные: нет показаний 11:31–11:42 (12 мин); одно и то же значение 504,1 11:43–11:56 (14 показаний)",
+        ),
+    ],
+)
+def test_a_message_says_what_the_collection_did_around_the_anomaly(language: str, said: str) -> None:
+    """A "collection gap" incident's alert names the gap and the stale readings after it; the JSON
+    lists them; an alert without data-quality issues has no such line."""
+    from telewatch.incidents.data_quality import DataQualityIssue
+
+    t = pd.Timestamp("2026-11-23 11:31", tz="UTC")
+    issues = (
+        DataQualityIssue("collection_gap", t, t + pd.Timedelta(minutes=11), 12),
+        DataQualityIssue(
+            "stuck_value", t + pd.Timedelta(minutes=12), t + pd.Timedelta(minutes=25), 14, 504.06668
+        ),
+    )
+    out = Renderer(links=links()).render(
+        [event(data_quality=issues)], kind="firing", language=language, now=NOW
+    )
+    assert said in out.body_text, out.body_text
+    assert said.split(": ", 1)[1] in out.body_html
+    assert said.split(": ", 1)[1] in out.body_email
+    listed = out.payload["alerts"][0]["data_quality"]
+    assert [(d["kind"], d["points"]) for d in listed] == [("collection_gap", 12), ("stuck_value", 14)]
+    assert listed[0]["value"] is None
+    plain = Renderer(links=links()).render([event()], kind="firing", language=language, now=NOW)
+    assert said.split(": ", 1)[0] + ":" not in plain.body_text
+    assert plain.payload["alerts"][0]["data_quality"] == []

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from telewatch.incidents.data_quality import DataQualityIssue
+
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -59,6 +61,9 @@ class AlertCandidate:
     #: before the end of the data): told once, at most at the rule's ``recovered_severity``, with
     #: no separate "resolved" message after it
     recovered: bool = False
+    #: what the collection did around the anomaly (a gap in the readings, the same reading repeated,
+    #: a counter reset: ``incidents.data_quality``), which the message names beside the values
+    data_quality: tuple[DataQualityIssue, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from telewatch.alerts.links import Links, format_link
 from telewatch.alerts.model import AlertCandidate, severity_rank
 from telewatch.alerts.sample import sample_candidate
 from telewatch.core.errors import ConfigError
+from telewatch.incidents.data_quality import DataQualityIssue
 from telewatch.incidents.types import title_in
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -117,6 +118,44 @@ def format_duration(delta: pd.Timedelta, language: str = "en") -> str:
     minutes, secs = divmod(rest, 60)
     parts = [f"{v} {u}" for v, u in zip((days, hours, minutes, secs), units, strict=True) if v]
     return " ".join(parts[:2]) or f"0 {units[3]}"
+
+
+def data_quality_text(issues: Sequence[DataQualityIssue], language: str = "en") -> str | None:
+    """What the collection did around an anomaly, in one line (None when nothing): the reader of a
+    "collection gap" alert sees the gap and the stale readings that followed it, not only a value.
+
+    >>> from telewatch.incidents.data_quality import DataQualityIssue
+    >>> t = pd.Timestamp("2024-04-19 10:31", tz="UTC")
+    >>> gap = DataQualityIssue("collection_gap", t, t + pd.Timedelta(minutes=11), 12)
+    >>> stuck = DataQualityIssue(
+    ...     "stuck_value", t + pd.Timedelta(minutes=12), t + pd.Timedelta(minutes=25), 14, 504.06668
+    ... )
+    >>> data_quality_text([gap, stuck])
+    'no readings 10:31–10:42 (12 min); the same reading, 504.1, 10:43–10:56 (14 readings)'
+    >>> data_quality_text([gap, stuck], "ru")
+    'нет показаний 10:31–10:42 (12 мин); одно и то же значение 504,1 10:43–10:56 (14 показаний)'
+    """
+    ru = language == "ru"
+    parts = []
+    for i in issues:
+        span = f"{i.start.tz_convert('UTC'):%H:%M}–{i.end.tz_convert('UTC'):%H:%M}"
+        if i.kind == "collection_gap":
+            lasted = format_duration(i.end - i.start + (i.end - i.start) / max(i.points - 1, 1), language)
+            parts.append(f"нет показаний {span} ({lasted})" if ru else f"no readings {span} ({lasted})")
+        elif i.kind == "stuck_value":
+            value = format_number(i.value, language)
+            parts.append(
+                f"одно и то же значение {value} {span} ({i.points} показаний)"
+                if ru
+                else f"the same reading, {value}, {span} ({i.points} readings)"
+            )
+        else:  # counter_reset
+            at = f"{i.start.tz_convert('UTC'):%H:%M}"
+            value = format_number(i.value, language)
+            parts.append(
+                f"сброс счётчика в {at} (до {value})" if ru else f"counter reset at {at} (to {value})"
+            )
+    return "; ".join(parts) or None
 
 
 def deviation_floor(deviation_pct: float | None, language: str = "en") -> str | None:
@@ -228,6 +267,18 @@ def alert_fields(
         ),
         # over before it was told: how long it lasted (first to last anomalous point, inclusive)
         "recovered": bool(c.recovered) and not resolved,
+        # the collection around the anomaly: a gap, the same reading repeated, a counter reset
+        "data_quality": [
+            {
+                "kind": i.kind,
+                "start": _iso(i.start),
+                "end": _iso(i.end),
+                "points": i.points,
+                "value": None if math.isnan(i.value) else i.value,
+            }
+            for i in c.data_quality
+        ],
+        "data_quality_text": data_quality_text(c.data_quality, language),
         "lasted_text": format_duration(last - started + pd.Timedelta(minutes=1), language),
         "owner": event.owner,
         "incident_id": c.incident_id,

@@ -70,6 +70,7 @@ __all__ = [
     "involvement_cut",
     "load_rules",
     "metric_quality_changes",
+    "metric_quality_issues",
     "quality_changes",
     "title_in",
     "with_quality",
@@ -344,6 +345,35 @@ def quality_changes(
 #: How far around an incident a metric's data-quality issue still counts as the incident's cause (a
 #: gap just before the values that were flagged when points came back).
 QUALITY_SLACK_MINUTES = 10
+_QUALITY_SLACK = np.timedelta64(QUALITY_SLACK_MINUTES, "m")
+
+
+def metric_quality_issues(series: object, start: object, end: object) -> list[DataQualityIssue]:
+    """The data-quality issues of one metric's ``series`` that overlap ``[start, end]`` (±
+    :data:`QUALITY_SLACK_MINUTES`): the ones :func:`metric_quality_changes` types an incident by,
+    which an alert about the metric names (a gap counts when it is longer than any in the history
+    before it: :func:`unusual_gap_steps`).
+
+    >>> import numpy as np, pandas as pd
+    >>> idx = pd.date_range("2024-01-01", periods=600, freq="1min", tz="UTC")
+    >>> s = pd.Series(np.random.default_rng(1).normal(100, 9, 600).round(1), index=idx)
+    >>> [(i.kind, i.points) for i in metric_quality_issues(s.drop(idx[400:420]), idx[420], idx[430])]
+    [('collection_gap', 20)]
+    """
+    import pandas as pd
+
+    values = series if isinstance(series, pd.Series) else pd.Series(series)
+    slack = pd.Timedelta(minutes=QUALITY_SLACK_MINUTES)
+    # one pass over the index (int64 ns) and values for both the history's gaps and the issues: the
+    # tick types up to 20 metrics of a day each (issue 18, "Speed stays")
+    index = values.index if isinstance(values.index, pd.DatetimeIndex) else pd.DatetimeIndex(values.index)
+    ns = _ns(index)
+    step = int(np.median(np.diff(ns))) if ns.size >= 2 else 0  # sampling_step, in ns
+    gap_steps = _unusual_gap_steps(index, ns, pd.Timestamp(start) - slack, step)  # type: ignore[arg-type]
+    issues = (
+        _find(index, ns, values.to_numpy(dtype="float64"), gap_steps, step_ns=step) if ns.size >= 2 else []
+    )
+    return issues_between(issues, pd.Timestamp(start), pd.Timestamp(end), slack=slack)  # type: ignore[arg-type]
 
 
 def metric_quality_changes(
@@ -360,20 +390,8 @@ def metric_quality_changes(
     >>> metric_quality_changes("web_response_ms", s, idx[420], idx[430])
     [MetricChange(metric='web_response_ms', direction='gap', group=None, anomalous=False)]
     """
-    import pandas as pd
-
-    values = series if isinstance(series, pd.Series) else pd.Series(series)
-    slack = pd.Timedelta(minutes=QUALITY_SLACK_MINUTES)
-    # one pass over the index (int64 ns) and values for both the history's gaps and the issues: the
-    # tick types up to 20 metrics of a day each (issue 18, "Speed stays")
-    index = values.index if isinstance(values.index, pd.DatetimeIndex) else pd.DatetimeIndex(values.index)
-    ns = _ns(index)
-    step = int(np.median(np.diff(ns))) if ns.size >= 2 else 0  # sampling_step, in ns
-    gap_steps = _unusual_gap_steps(index, ns, pd.Timestamp(start) - slack, step)  # type: ignore[arg-type]
-    issues = (
-        _find(index, ns, values.to_numpy(dtype="float64"), gap_steps, step_ns=step) if ns.size >= 2 else []
-    )
-    return quality_changes(metric, issues, start, end, group=group, slack=slack)
+    issues = metric_quality_issues(series, start, end)  # already within the slack
+    return quality_changes(metric, issues, start, end, group=group, slack=_QUALITY_SLACK)
 
 
 #: The shortest gap (missing steps) that can type an incident, however gappy the metric's history.

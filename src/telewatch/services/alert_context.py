@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from telewatch.alerts.model import AlertCandidate
+from telewatch.incidents.types import metric_quality_issues
 from telewatch.postrules.material import assess
 from telewatch.postrules.usual import usual_band
 from telewatch.store import repo
@@ -132,6 +133,8 @@ def firing_candidate(
     )
     if not page:
         return None
+    # the history reaches a week before the chart: enough to tell an unusual gap or stuck run
+    quality = metric_quality_issues(context.history, start, end)
     return AlertCandidate(
         key=key,
         monitor=monitor,
@@ -156,4 +159,5 @@ def firing_candidate(
         series=context.window,
         band=context.band,
         recovered=recovered,
+        data_quality=tuple(quality),
     )
