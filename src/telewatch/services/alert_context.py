@@ -133,8 +133,11 @@ def firing_candidate(
     )
     if not page:
         return None
-    # the history reaches a week before the chart: enough to tell an unusual gap or stuck run
-    quality = metric_quality_issues(context.history, start, end)
+    # over the window an incident is typed from (services.incidents._quality: a day before to 15
+    # minutes after), so that the message names the issues its incident type was read from
+    h = context.history
+    typed = h[(h.index >= start - pd.Timedelta(days=1)) & (h.index <= end + pd.Timedelta(minutes=15))]
+    quality = metric_quality_issues(typed, start, end)
     return AlertCandidate(
         key=key,
         monitor=monitor,
