@@ -43,13 +43,16 @@ def parse_grid(text: str | None) -> dict[str, Any] | None:
 
 
 def _duration(text: str | None) -> Any:
-    """``--train-window 28d`` as a ``pd.Timedelta`` (None: not given); a clear error otherwise."""
+    """``--train-window 28d`` as a ``pd.Timedelta``, written as a monitors file writes
+    ``train.window`` (``core.durations.parse_duration``); None: not given; a clear error otherwise."""
     if text is None:
         return None
     import pandas as pd
 
+    from telewatch.core.durations import parse_duration
+
     try:
-        value = pd.Timedelta(text)
+        value = pd.Timedelta(parse_duration(text))
     except ValueError as exc:
         raise typer.BadParameter(f"not a duration: {text!r} (e.g. 28d, 336h)") from exc
     if value <= pd.Timedelta(0):

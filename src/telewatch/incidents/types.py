@@ -345,7 +345,6 @@ def quality_changes(
 #: How far around an incident a metric's data-quality issue still counts as the incident's cause (a
 #: gap just before the values that were flagged when points came back).
 QUALITY_SLACK_MINUTES = 10
-_QUALITY_SLACK = np.timedelta64(QUALITY_SLACK_MINUTES, "m")
 
 
 def metric_quality_issues(series: object, start: object, end: object) -> list[DataQualityIssue]:
@@ -390,8 +389,12 @@ def metric_quality_changes(
     >>> metric_quality_changes("web_response_ms", s, idx[420], idx[430])
     [MetricChange(metric='web_response_ms', direction='gap', group=None, anomalous=False)]
     """
+    import pandas as pd
+
     issues = metric_quality_issues(series, start, end)  # already within the slack
-    return quality_changes(metric, issues, start, end, group=group, slack=_QUALITY_SLACK)
+    return quality_changes(
+        metric, issues, start, end, group=group, slack=pd.Timedelta(minutes=QUALITY_SLACK_MINUTES)
+    )
 
 
 #: The shortest gap (missing steps) that can type an incident, however gappy the metric's history.
