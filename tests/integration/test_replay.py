@@ -379,6 +379,37 @@ def test_an_outage_a_detector_flags_again_as_it_goes_on_stays_one_anomaly_and_on
     assert spans[0][1] >= last + pd.Timedelta("15:50:00")
 
 
+@pytest.mark.slow
+def test_a_series_read_every_5_minutes_pages_an_ongoing_outage_once_not_as_back_to_normal(
+    tmp_path: Path,
+) -> None:
+    """The 50-minute outage of a latency read every 5 minutes (SNMP, Prometheus at a 5-minute step):
+    at the 15:15 tick its latest reading (15:10) is the outage's, so it is going on: one critical
+    page, not "back to normal", then one "resolved". Before, a tick judged "over" against its own
+    clock (readings within 2 minutes of it), which a 5-minute series never has: every tick told the
+    outage again as a new "firing … (back to normal)" warning."""
+    latency, last = _latency_with_burst_and_outage()
+    five = latency.resample("5min").mean()
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="web_response", unit="s")
+            repo.write_points(tx, mid, five)
+        report = replay(live, start=last, end=last + pd.Timedelta(days=1), every=timedelta(minutes=15))
+    assert not report.errors
+    outage = [
+        i
+        for i in report.incidents
+        if i.start <= last + pd.Timedelta("15:10:00") and i.end >= last + pd.Timedelta("15:05:00")
+    ]
+    assert len(outage) == 1, [i.to_dict() for i in report.incidents]
+    told = [m for m in report.messages if m.incident_id == outage[0].id]
+    assert [(m.kind, m.severity) for m in told] == [("firing", "critical"), ("resolved", "warning")], [
+        m.to_dict() for m in told
+    ]
+    assert "back to normal" not in told[0].subject
+    assert "already back to normal" not in told[0].text
+
+
 def test_one_metric_pages_once_its_anomaly_lasts_two_metrics_page_at_once(tmp_path: Path) -> None:
     """``alert.critical_after`` (5 minutes): latency x10 from 10:12 on its own is 3 minutes old at the
     10:15 tick — a warning — and still going at 10:30, so the 10:30 tick sends the critical update,

@@ -31,9 +31,13 @@ def _alertable(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> 
 
 
 def _over(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
-    """Over by the time the tick sees it: its last anomalous point is not at the edge of the tick's
-    data (``a.ongoing`` is wider: within the detector's merge gap, so the next tick may extend it)."""
-    return not is_ongoing(a.end, report.tick - pd.Timedelta(spec.lag))
+    """Over by the time the tick sees it: its last anomalous point is not at the edge of the series'
+    data — its latest reading (``a.last_reading``; the tick's data end when unknown), so a series read
+    every 5 minutes, whose latest reading is up to 5 minutes before the tick, is not "back to normal"
+    while its latest reading is the anomaly's. (``a.ongoing`` is wider: within the detector's merge
+    gap, so the next tick may extend it.)"""
+    edge = a.last_reading if a.last_reading is not None else report.tick - pd.Timedelta(spec.lag)
+    return not is_ongoing(a.end, edge)
 
 
 def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:

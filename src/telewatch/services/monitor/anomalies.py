@@ -329,6 +329,7 @@ def _record_windows(
             lower=lowers[k],
             upper=uppers[k],
             habitual=habits[k],
+            last_reading=pd.Timestamp(int(cand.ts[-1]), unit="ns", tz="UTC"),
         )
         report.anomalies.append(anomaly)
         firing_now[anomaly.key] = {

@@ -40,6 +40,9 @@ class FoundAnomaly:
     #: the metric did this at this time of day on several recent days (postrules.usual.habitual):
     #: recorded, not paged
     habitual: bool = False
+    #: the series' latest reading this tick saw: whether the anomaly is over is judged against it,
+    #: not against the tick's clock (a series read every 5 minutes has no reading in the last 2)
+    last_reading: pd.Timestamp | None = None
 
     @property
     def key(self) -> str:
@@ -62,6 +65,7 @@ class FoundAnomaly:
             "lower": self.lower,
             "upper": self.upper,
             "habitual": self.habitual,
+            "last_reading": None if self.last_reading is None else self.last_reading.isoformat(),
         }
 
     @classmethod
@@ -81,6 +85,7 @@ class FoundAnomaly:
             lower=None if data.get("lower") is None else float(data["lower"]),
             upper=None if data.get("upper") is None else float(data["upper"]),
             habitual=bool(data.get("habitual", False)),
+            last_reading=None if data.get("last_reading") is None else pd.Timestamp(data["last_reading"]),
         )
 
 

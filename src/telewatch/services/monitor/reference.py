@@ -237,6 +237,7 @@ def _anomalies(
             lower=lower,
             upper=upper,
             habitual=habit,
+            last_reading=pd.Timestamp(combined.index[-1]),
         )
         if found and anomaly.start <= found[-1].end:  # held into the next run: one anomaly
             prev = found[-1]
