@@ -216,6 +216,45 @@ def test_resolved_notice_once_then_quiet(store: Store) -> None:
     assert len(submit_alerts(store, candidates=[cand(now=t2)], rules=cfg, now=t2).notifications) == 1
 
 
+def test_an_anomaly_told_as_over_that_a_later_tick_extends_is_not_told_again_as_new(store: Store) -> None:
+    """A burst told as over at 07:00 whose anomaly the next tick extends (a reading flagged again
+    within its merge gap): still over, it is the same alert — no second "firing … (back to normal)"
+    message (before, every such tick sent one); going on now, it is an update (the severity it has
+    now), then a "resolved" once it ends; and nothing repeats the update before ``repeat_interval``."""
+    cfg = config(severity=[{"level": "critical", "min_score": 8}, {"level": "warning"}])
+    start = T0 - pd.Timedelta(minutes=17)
+    over = cand(
+        score=9.0,
+        incident_id=None,
+        started_at=start,
+        last_seen=start + pd.Timedelta(minutes=1),
+        recovered=True,
+    )
+    assert len(submit_alerts(store, candidates=[over], rules=cfg, now=T0).notifications) == 1
+    # the next tick: flagged again, over again
+    t1 = T0 + pd.Timedelta(minutes=15)
+    longer = replace(over, last_seen=T0 + pd.Timedelta(minutes=3))
+    report = submit_alerts(store, candidates=[longer], rules=cfg, now=t1)
+    assert report.notifications == [], [r["subject"] for r in rows(store)]
+    assert report.deduplicated == ["web:web_latency"]
+    # a tick later it is going on: one update, critical now that it is not over
+    t2 = t1 + pd.Timedelta(minutes=15)
+    going = replace(over, last_seen=t2, recovered=False)
+    report = submit_alerts(store, candidates=[going], rules=cfg, now=t2)
+    assert len(report.notifications) == 1
+    assert rows(store)[-1]["kind"] == "update"
+    assert rows(store)[-1]["severity"] == "critical"
+    t3 = t2 + pd.Timedelta(minutes=15)
+    assert (
+        submit_alerts(store, candidates=[replace(going, last_seen=t3)], rules=cfg, now=t3).notifications == []
+    )
+    # and when it ends, people told it is going on hear that it is over
+    t4 = t3 + pd.Timedelta(minutes=15)
+    done = replace(going, status="resolved")
+    assert len(submit_alerts(store, candidates=[done], rules=cfg, now=t4).notifications) == 1
+    assert rows(store)[-1]["kind"] == "resolved"
+
+
 def test_an_alert_already_over_is_told_once_as_over_and_never_critical(store: Store) -> None:
     """A burst found after it ended (06:58-06:59, seen at the 07:15 tick): one message that says it is
     back to normal, capped at the rule's recovered_severity, and no "resolved" message after it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,9 @@ def _decide(
             report.skipped.append(SkippedCandidate(c.key, f"below the severity levels of rule {rule.name!r}"))
             return
     told = state is not None and state.status == "firing" and state.notified
+    # told once as already over ("back to normal"), and a later tick extended the same anomaly: people
+    # know of it, so it is an update (more severe), a repeat, or nothing — not a second "firing"
+    told_over = c.status == "firing" and state is not None and state.status == "resolved" and state.notified
     if (
         c.status == "firing"
         and c.recovered
@@ -232,12 +235,18 @@ def _decide(
         report.silenced.append(c.key)
         return
 
-    event = next_event(c, severity=severity, state=state, repeat_interval=rule.repeat_interval, now=now)
+    event = next_event(
+        c,
+        severity=severity,
+        state=replace(state, status="firing") if told_over and state is not None else state,
+        repeat_interval=rule.repeat_interval,
+        now=now,
+    )
     if event is None:
         if c.status == "firing":
             assert state is not None
             keep(
-                status="firing",
+                status="resolved" if told_over and c.recovered else "firing",
                 notified=True,
                 notified_severity=state.notified_severity,
                 last=state.last_notified_at,
