@@ -182,6 +182,60 @@ def bench_nab_select(
         console.print(line, highlight=False, soft_wrap=True)
 
 
+@bench_app.command("nab-pages")
+def bench_nab_pages(
+    data: Annotated[Path, typer.Option(help="NAB corpus folder (data/, labels/, config/).")] = _SHARED
+    / "nab",
+    half: Annotated[
+        str, typer.Option(help="Which half of the corpus: tuning, heldout or both (bench.nab.nab_half).")
+    ] = "tuning",
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", help="Only this file (e.g. realKnownCause/nyc_taxi.csv); repeatable."),
+    ] = None,
+    every: Annotated[
+        str, typer.Option(help="The replay's tick (e.g. 15m; 1h gives the same figures).")
+    ] = "1h",
+    monitors: Annotated[
+        Path | None,
+        typer.Option(
+            help="A monitors file whose monitors read the store (source: {type: store}); default: the default monitor."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Files replayed at once (default: the CPUs).")
+    ] = None,
+    json_path: JsonOption = None,
+    messages_dir: Annotated[
+        Path | None, typer.Option(help="Write each file's messages (text, chart PNG) under DIR/<file>/.")
+    ] = None,
+) -> None:
+    """Replay NAB files through a monitor and count its pages: labelled windows told, pages, critical
+    ones, and pages outside every window per series-week (what wakes people, not points)."""
+    from telewatch.bench.nab_pages import run_nab_pages
+
+    started = time.perf_counter()
+    try:
+        result = run_nab_pages(
+            data_dir=data,
+            half=half,
+            names=file,
+            every=_duration(every).to_pytimedelta(),
+            monitors_path=monitors,
+            workers=workers,
+            json_path=json_path,
+            messages_dir=messages_dir,
+            console=console,
+        )
+    except (TelewatchError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(result.table())
+    console.print(f"{time.perf_counter() - started:.1f} s")
+    for line in result.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 @bench_app.command("smd")
 def bench_smd(
     data: Annotated[
