@@ -12,6 +12,7 @@ from telewatch.alerts.chart import render_chart
 from telewatch.alerts.sample import sample_candidate
 from telewatch.services.alert_context import (
     CHART_HOURS,
+    CHART_POINTS,
     alert_context,
     firing_candidate,
     latest_against_usual,
@@ -45,6 +46,43 @@ def test_the_band_follows_the_daily_cycle_over_the_chart_window(tmp_path: Path) 
     assert png is not None
     (tmp_path / "chart.png").write_bytes(png)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_hourly_metric_is_charted_over_its_last_72_readings_not_6_points(tmp_path: Path) -> None:
+    """A metric read every hour (an ad exchange's cost per click): 6 hours before its anomaly are 6
+    points, too few to see what is usual, so its chart reaches back ``CHART_POINTS`` readings, and
+    the message's chart link opens the same span. A 5-minute metric keeps its 6 hours (72 readings)."""
+    from telewatch.alerts.links import Links
+    from telewatch.alerts.render import AlertEvent, alert_fields
+
+    idx = pd.date_range("2026-03-01 00:15", periods=10 * 24, freq="1h", tz="UTC")
+    values = 0.07 + 0.01 * np.sin(2 * np.pi * idx.hour.to_numpy() / 24)
+    values[-3] = 0.19
+    start = idx[-3]
+    with Store(tmp_path / "s.duckdb") as store:
+        with store.transaction(series=True) as tx:
+            mid = repo.upsert_metric(tx, name="cpc")
+            repo.write_points(tx, mid, pd.Series(values, index=idx))
+            five = pd.date_range("2026-03-01", periods=10 * 288, freq="5min", tz="UTC")
+            mid5 = repo.upsert_metric(tx, name="cpu")
+            repo.write_points(tx, mid5, pd.Series(np.ones(five.size), index=five))
+        ctx = alert_context(store.cursor(), mid, start, start)
+        ctx5 = alert_context(store.cursor(), mid5, five[-3], five[-3])
+    assert int((ctx.window.index < start).sum()) == CHART_POINTS
+    assert ctx.window.index[0] == start - pd.Timedelta(hours=CHART_POINTS)
+    assert ctx5.window.index[0] == five[-3] - pd.Timedelta(hours=CHART_HOURS)
+    candidate = replace(
+        sample_candidate(now=start), started_at=start, last_seen=start, series=ctx.window, band=ctx.band
+    )
+    fields = alert_fields(
+        AlertEvent(candidate=candidate, event="firing", severity="warning", owner=None),
+        links=Links(),
+        now=start + pd.Timedelta(minutes=45),
+        language="en",
+        chart_hours=CHART_HOURS,
+    )
+    first = (start - pd.Timedelta(hours=CHART_POINTS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"from={first}&" in fields["chart_url"]
 
 
 def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_its_usual_band(

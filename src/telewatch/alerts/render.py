@@ -110,9 +110,13 @@ def format_duration(delta: pd.Timedelta, language: str = "en") -> str:
 
     >>> format_duration(pd.Timedelta("2h5min")), format_duration(pd.Timedelta(days=1, hours=3), "ru")
     ('2 h 5 min', '1 д 3 ч')
+    >>> format_duration(pd.Timedelta("44min59s")), format_duration(pd.Timedelta("40s"))
+    ('45 min', '40 s')
     """
     units = {"en": ("d", "h", "min", "s"), "ru": ("д", "ч", "мин", "с")}.get(language, ("d", "h", "min", "s"))
     seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 60:  # "45 min", not "44 min 59 s": seconds only for what lasted under a minute
+        seconds = round(seconds / 60) * 60
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -197,6 +201,9 @@ def alert_fields(
     c = event.candidate
     started, last = c.started_at.tz_convert("UTC"), c.last_seen.tz_convert("UTC")
     window_start = min(started, last - pd.Timedelta(hours=chart_hours))
+    if c.series is not None and len(c.series):
+        # the link opens what the chart draws (a metric read hourly: 72 readings, not 6 hours)
+        window_start = min(window_start, pd.Timestamp(c.series.index[0]).tz_convert("UTC"))
     # the chart ends at the alert's time (a firing alert: now, its latest news; resolved: a few minutes
     # after the last anomalous point, so the return to normal is in view), never in the future
     resolved = event.event == "resolved"

@@ -40,8 +40,9 @@ from telewatch.core.errors import ValidationError
 
 #: Every file is shifted by whole weeks to start in the week of this Monday.
 PAGES_EPOCH = pd.Timestamp("2024-01-01", tz="UTC")
-#: The replay's tick: an hour gives the figures of 15-minute ticks on these series at a quarter of
-#: the time (checked on the tuning half, see docs/evaluation.md).
+#: The replay's tick. An hour tells the same windows with as many pages as 15-minute ticks on the
+#: four tuning files checked (docs/evaluation.md), at a quarter of the time; 15-minute ticks page up
+#: to 45 minutes earlier, and a page is then more often a warning that an update makes critical.
 DEFAULT_EVERY = timedelta(hours=1)
 HALVES = ("tuning", "heldout", "both")
 #: Message kinds that tell people of an incident (a "repeat" or "resolved" adds nothing new).

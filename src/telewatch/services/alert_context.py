@@ -18,8 +18,11 @@ from telewatch.postrules.material import assess
 from telewatch.postrules.usual import usual_band
 from telewatch.store import repo
 
-#: Hours of the metric an alert's chart shows before the anomaly.
+#: Hours of the metric an alert's chart shows before the anomaly ...
 CHART_HOURS = 6
+#: ... and at least this many readings: an hourly metric's chart spans 3 days, not 6 points (a
+#: metric read every 5 minutes or more often is drawn over the same 6 hours as before)
+CHART_POINTS = 72
 #: Days of history the usual band is read from (postrules.usual.usual_at's default).
 BAND_DAYS = 7
 
@@ -35,12 +38,16 @@ class AlertContext:
 
 
 def alert_context(cur: Any, metric_id: int, start: pd.Timestamp, end: pd.Timestamp) -> AlertContext:
-    """The chart window (``CHART_HOURS`` before ``start`` to ``end``) and the usual band over it, read
-    from the store through ``cur``."""
+    """The chart window (``CHART_HOURS`` before ``start``, or ``CHART_POINTS`` readings when those
+    reach further back, to ``end``) and the usual band over it, read from the store through ``cur``."""
     first = start - pd.Timedelta(hours=CHART_HOURS)
     history = repo.read_series(
         cur, metric_id, start=first - pd.Timedelta(days=BAND_DAYS), end=end + pd.Timedelta(minutes=1)
     )
+    before = pd.DatetimeIndex(history.dropna().index)
+    before = before[before < start]
+    if len(before) and int((before >= first).sum()) < CHART_POINTS:
+        first = min(first, before[max(0, len(before) - CHART_POINTS)])
     window = history[history.index >= first]
     band = usual_band(history, pd.DatetimeIndex(window.index))
     return AlertContext(window=window, band=band, history=history)
