@@ -9,11 +9,16 @@ import pandas as pd
 
 from telewatch.alerts.model import AlertCandidate
 
+#: The chart shows at least this many readings, even when ``hours`` holds fewer: an hourly metric is
+#: drawn over its last 3 days, not 6 points (a metric read every 5 minutes or more often: ``hours``)
+CHART_POINTS = 72
+
 
 def render_chart(
     candidate: AlertCandidate, *, hours: float = 6.0, title: str | None = None, language: str = "en"
 ) -> bytes | None:
-    """A PNG of ``candidate.series`` over the last ``hours`` with its band, or None without a series.
+    """A PNG of ``candidate.series`` over the last ``hours`` (at least its last ``CHART_POINTS``
+    readings) with its band, or None without a series.
 
     >>> from telewatch.alerts.sample import sample_candidate
     >>> render_chart(sample_candidate())[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
@@ -34,7 +39,10 @@ def render_chart(
         index = index.tz_localize("UTC")
     series = pd.Series(series.to_numpy(), index=index.tz_convert("UTC"))
     end = series.index.max()
-    series = series[series.index > end - pd.Timedelta(hours=hours)]
+    recent = series.index > end - pd.Timedelta(hours=hours)
+    if int(recent.sum()) < CHART_POINTS:
+        recent = np.arange(len(series)) >= len(series) - CHART_POINTS
+    series = series[recent]
     words = _WORDS.get(language, _WORDS["en"])
 
     fig, ax = plt.subplots(figsize=(9, 3.4), dpi=100)
@@ -74,7 +82,11 @@ def render_chart(
         ax.axvspan(start, stop, color="#e6550d", alpha=0.18, label=words["anomaly"])  # type: ignore[arg-type]
         ax.scatter([stop], [candidate.value], color="#d62728", zorder=5, s=28)  # type: ignore[arg-type]
         ax.set_title(title or candidate.metric, fontsize=10, loc="left")
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+        # a chart over more than a day (a metric read hourly) names the days
+        span = series.index.max() - series.index.min()
+        ax.xaxis.set_major_formatter(
+            mdates.DateFormatter("%d.%m %H:%M" if span > pd.Timedelta(days=1) else "%H:%M")
+        )
         ax.set_xlabel("UTC", fontsize=8)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)

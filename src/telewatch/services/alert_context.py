@@ -12,17 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from telewatch.alerts.chart import CHART_POINTS
 from telewatch.alerts.model import AlertCandidate
 from telewatch.incidents.types import metric_quality_issues
 from telewatch.postrules.material import assess
 from telewatch.postrules.usual import usual_band
 from telewatch.store import repo
 
-#: Hours of the metric an alert's chart shows before the anomaly ...
+#: Hours of the metric an alert's chart shows before the anomaly, and at least ``CHART_POINTS``
+#: readings (``alerts.chart``: an hourly metric's chart spans 3 days, not 6 points)
 CHART_HOURS = 6
-#: ... and at least this many readings: an hourly metric's chart spans 3 days, not 6 points (a
-#: metric read every 5 minutes or more often is drawn over the same 6 hours as before)
-CHART_POINTS = 72
 #: Days of history the usual band is read from (postrules.usual.usual_at's default).
 BAND_DAYS = 7
 
