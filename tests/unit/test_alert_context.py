@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from telewatch.alerts.chart import render_chart
+from telewatch.alerts.chart import drawn, render_chart
 from telewatch.alerts.sample import sample_candidate
 from telewatch.services.alert_context import (
     CHART_HOURS,
@@ -81,8 +81,10 @@ def test_an_hourly_metric_is_charted_over_its_last_72_readings_not_6_points(tmp_
         language="en",
         chart_hours=CHART_HOURS,
     )
-    first = (start - pd.Timedelta(hours=CHART_POINTS)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert f"from={first}&" in fields["chart_url"]
+    # the picture: the last 72 readings, up to the anomaly; the link opens the same span
+    first = start - pd.Timedelta(hours=CHART_POINTS - 1)
+    assert drawn(ctx.window, CHART_HOURS).index[0] == first
+    assert f"from={first.strftime('%Y-%m-%dT%H:%M:%SZ')}&" in fields["chart_url"]
 
 
 def test_an_alert_already_over_charts_the_return_to_normal_and_the_latest_value_its_usual_band(

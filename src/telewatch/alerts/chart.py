@@ -14,6 +14,24 @@ from telewatch.alerts.model import AlertCandidate
 CHART_POINTS = 72
 
 
+def drawn(series: pd.Series, hours: float) -> pd.Series:
+    """The readings of ``series`` a chart of ``hours`` draws (UTC, float): those of the last ``hours``
+    before its latest, or its last ``CHART_POINTS`` when those are fewer.
+
+    >>> hourly = pd.Series(1.0, index=pd.date_range("2026-03-01", periods=200, freq="1h"))
+    >>> len(drawn(hourly, 6)), len(drawn(hourly.resample("1min").ffill(), 6))
+    (72, 360)
+    """
+    index = pd.DatetimeIndex(series.index)
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    out = pd.Series(series.to_numpy(dtype="float64"), index=index.tz_convert("UTC"))
+    recent = out.index > out.index.max() - pd.Timedelta(hours=hours)
+    if int(recent.sum()) < CHART_POINTS:
+        recent = np.arange(len(out)) >= len(out) - CHART_POINTS
+    return out[recent]
+
+
 def render_chart(
     candidate: AlertCandidate, *, hours: float = 6.0, title: str | None = None, language: str = "en"
 ) -> bytes | None:
@@ -33,16 +51,7 @@ def render_chart(
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    series = series.astype("float64")
-    index = pd.DatetimeIndex(series.index)
-    if index.tz is None:
-        index = index.tz_localize("UTC")
-    series = pd.Series(series.to_numpy(), index=index.tz_convert("UTC"))
-    end = series.index.max()
-    recent = series.index > end - pd.Timedelta(hours=hours)
-    if int(recent.sum()) < CHART_POINTS:
-        recent = np.arange(len(series)) >= len(series) - CHART_POINTS
-    series = series[recent]
+    series = drawn(series, hours)
     words = _WORDS.get(language, _WORDS["en"])
 
     fig, ax = plt.subplots(figsize=(9, 3.4), dpi=100)

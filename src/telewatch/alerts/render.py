@@ -44,6 +44,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.utils import pass_eval_context
 
+from telewatch.alerts.chart import drawn
 from telewatch.alerts.links import Links, format_link
 from telewatch.alerts.model import AlertCandidate, severity_rank
 from telewatch.alerts.sample import sample_candidate
@@ -202,8 +203,8 @@ def alert_fields(
     started, last = c.started_at.tz_convert("UTC"), c.last_seen.tz_convert("UTC")
     window_start = min(started, last - pd.Timedelta(hours=chart_hours))
     if c.series is not None and len(c.series):
-        # the link opens what the chart draws (a metric read hourly: 72 readings, not 6 hours)
-        window_start = min(window_start, pd.Timestamp(c.series.index[0]).tz_convert("UTC"))
+        # the link opens at least what the chart draws (a metric read hourly: 72 readings, not 6 hours)
+        window_start = min(window_start, pd.Timestamp(drawn(c.series, chart_hours).index[0]))
     # the chart ends at the alert's time (a firing alert: now, its latest news; resolved: a few minutes
     # after the last anomalous point, so the return to normal is in view), never in the future
     resolved = event.event == "resolved"
