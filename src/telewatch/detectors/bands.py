@@ -83,6 +83,9 @@ _UNIT_KINDS: tuple[tuple[str, str], ...] = (
     (r"^(count|items?|users?|sessions?|requests?|bytes?|b|kb|mb|gb|packets?|errors?|events?)$", "count"),
 )
 _NAME_KINDS: tuple[tuple[str, str], ...] = (
+    # a temperature is a reading on a scale that may go below 0, never a share (even when the name
+    # ends in "_failure", as NAB's ambient_temperature_system_failure does)
+    (r"(temperature|(^|_)temp(_|$)|celsius|fahrenheit)", "gauge"),
     (r"(apdex|ratio|fraction|availability|success_?rate|hit_?rate)", "ratio"),
     (r"(percent|pct|_util|utili[sz]ation|usage_?%|_share$)", "percent"),
     (r"(latency|response(_?time)?|duration|rtt|delay|elapsed|_ms$|_sec(onds)?$|_time$)", "latency"),
@@ -136,6 +139,12 @@ def infer_metric_kind(name: str = "", unit: str | None = None, values: ArrayLike
     ('ratio', 'percent')
     >>> infer_metric_kind("errors", values=[0, 3, 12]), infer_metric_kind("error_rate")
     ('count', 'rate')
+
+    A temperature is a ``gauge`` whatever else its name says:
+
+    >>> infer_metric_kind("ambient_temperature_system_failure", values=[65.0, 76.3])
+    'gauge'
+
     """
     import re
 
@@ -149,7 +158,13 @@ def infer_metric_kind(name: str = "", unit: str | None = None, values: ArrayLike
     v = np.asarray(values if values is not None else [], dtype="float64").ravel()
     v = v[np.isfinite(v)]
     # an error / failure / loss "rate" is a share of requests when its values say so
-    share = not u and bool(name) and v.size > 0 and re.search(_SHARE_NAME, name.strip().lower()) is not None
+    share = (
+        not u
+        and bool(name)
+        and v.size > 0
+        and kind != "gauge"
+        and re.search(_SHARE_NAME, name.strip().lower()) is not None
+    )
     if share and float(v.min()) >= 0.0 and not bool(np.all(v == np.round(v))):
         top = float(v.max())
         if top <= 1.0:
