@@ -255,6 +255,30 @@ def test_an_anomaly_told_as_over_that_a_later_tick_extends_is_not_told_again_as_
     assert rows(store)[-1]["kind"] == "resolved"
 
 
+def test_an_alert_told_as_over_and_extended_under_a_silence_is_not_told_again_after_it(store: Store) -> None:
+    """Told as over, then silenced while a tick extends it (still over): when the silence ends, the
+    next tick that extends it again has nothing new to say."""
+    cfg = config()
+    start = T0 - pd.Timedelta(minutes=17)
+    over = cand(incident_id=None, started_at=start, last_seen=start + pd.Timedelta(minutes=1), recovered=True)
+    assert len(submit_alerts(store, candidates=[over], rules=cfg, now=T0).notifications) == 1
+    t1 = T0 + pd.Timedelta(minutes=15)
+    silence = add_silence(
+        store, matchers=[parse_matcher("metric=web_latency")], ends_at=t1 + pd.Timedelta(hours=1), now=t1
+    )
+    report = submit_alerts(
+        store, candidates=[replace(over, last_seen=T0 + pd.Timedelta(minutes=3))], rules=cfg, now=t1
+    )
+    assert report.silenced == ["web:web_latency"]
+    t2 = t1 + pd.Timedelta(minutes=15)
+    expire_silence(store, silence_id=silence.id, now=t2)
+    again = replace(over, last_seen=t1 + pd.Timedelta(minutes=3))
+    assert (
+        submit_alerts(store, candidates=[again], rules=cfg, now=t2 + pd.Timedelta(seconds=1)).notifications
+        == []
+    )
+
+
 def test_an_alert_already_over_is_told_once_as_over_and_never_critical(store: Store) -> None:
     """A burst found after it ended (06:58-06:59, seen at the 07:15 tick): one message that says it is
     back to normal, capped at the rule's recovered_severity, and no "resolved" message after it."""

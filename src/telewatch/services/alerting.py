@@ -224,8 +224,8 @@ def _decide(
         # Silenced: remember the alert (it fires once the silence ends); say nothing now.
         if c.status == "firing":
             keep(
-                status="firing",
-                notified=told,
+                status="resolved" if told_over and c.recovered else "firing",
+                notified=told or told_over,
                 notified_severity=state.notified_severity if state else None,
                 last=state.last_notified_at if state else None,
                 silenced_by=silence.id,
