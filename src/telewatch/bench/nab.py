@@ -766,7 +766,7 @@ def detect_file(
     return calibrate_scores(raw, scale=scale)
 
 
-def _progress(console: Console) -> Progress:
+def file_progress(console: Console) -> Progress:
     """The bar the NAB commands show while they score files (gone when done)."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -808,7 +808,7 @@ def run_nab_benchmark(
 
     started = time.perf_counter()
     scores: dict[str, np.ndarray] = {}
-    with _progress(console) as progress:
+    with file_progress(console) as progress:
         task = progress.add_task(f"NAB {detector}", total=len(files))
         for f in files:
             progress.update(task, description=f"NAB {detector}: {f.name}")
@@ -1005,7 +1005,7 @@ def select_on_tuning_half(
 
     candidates: list[NabCandidate] = []
     kept_scores: list[dict[str, np.ndarray]] = []
-    with _progress(console) as progress:
+    with file_progress(console) as progress:
         task = progress.add_task(f"NAB select {detector} (tuning half)", total=len(settings))
         for params in settings:
             value, scores = tuning_score(params)

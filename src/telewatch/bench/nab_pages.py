@@ -32,10 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from telewatch.bench.nab import NabFile, load_corpus, nab_half
+from telewatch.bench.nab import NabFile, file_progress, load_corpus, nab_half
 from telewatch.core.errors import ValidationError
 
 #: Every file is shifted by whole weeks to start in the week of this Monday.
@@ -336,18 +335,8 @@ def run_nab_pages(
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(chosen)))
     done: dict[str, FilePages] = {}
     console = console or Console(stderr=True)
-    with (
-        Progress(
-            TextColumn("replaying NAB files"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
-        ProcessPoolExecutor(n_workers) as pool,
-    ):
-        task = progress.add_task("files", total=len(chosen))
+    with file_progress(console) as progress, ProcessPoolExecutor(n_workers) as pool:
+        task = progress.add_task("replaying NAB files", total=len(chosen))
         futures = {
             pool.submit(
                 _replay_one,
