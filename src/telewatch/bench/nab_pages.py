@@ -156,7 +156,7 @@ class HalfPages:
         rate = self.outside / weeks if weeks > 0 else 0.0
         name = "whole corpus" if self.half == "both" else f"{self.half} half"
         return (
-            f"NAB pages {name} ({len(self.files)} files): told {self.told}/{self.windows} windows, "
+            f"NAB pages {name} ({len(self.files)} file{'' if len(self.files) == 1 else 's'}): told {self.told}/{self.windows} windows, "
             f"{self.pages} pages ({self.critical} critical), {self.outside} outside the windows = "
             f"{rate:.2f} a series-week over {weeks:.0f} series-weeks"
         )
