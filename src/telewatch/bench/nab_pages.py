@@ -268,23 +268,23 @@ def replay_nab_file(
     watched_from = stamps[0] + warm_up
     spans = {i.id: (i.start, i.end) for i in report.incidents}
 
-    def window_of(incident_id: int | None, at: pd.Timestamp) -> int | None:
+    def windows_of(incident_id: int | None, at: pd.Timestamp) -> list[int]:
+        """The labelled windows the message's incident overlaps (its own time when it has none)."""
         lo, hi = spans.get(incident_id, (at, at)) if incident_id is not None else (at, at)
-        for k, (a, b) in enumerate(windows):
-            if lo <= b and hi >= a:
-                return k
-        return None
+        return [k for k, (a, b) in enumerate(windows) if lo <= b and hi >= a]
 
     told = [False] * len(windows)
     pages: list[Page] = []
     for m in report.messages:
         if m.kind not in TELLING:
             continue
-        k = window_of(m.incident_id, m.at)
-        if k is not None:
+        hit = windows_of(m.incident_id, m.at)
+        for k in hit:
             told[k] = True
         if m.kind == "firing":
-            pages.append(Page(at=m.at, severity=m.severity, subject=m.subject, window=k))
+            pages.append(
+                Page(at=m.at, severity=m.severity, subject=m.subject, window=hit[0] if hit else None)
+            )
     return FilePages(
         name=nab_file.name,
         half=nab_half(nab_file.name),
