@@ -237,10 +237,10 @@ def replay_nab_file(
     stamps = pd.DatetimeIndex(values.index)
     metric = Path(nab_file.name).stem
     windows = [(stamps[a], stamps[b]) for a, b in nab_file.window_rows]  # inclusive rows
-    shm = Path("/dev/shm")  # the replay's many small commits are faster in memory, where it can
-    parent = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    # the replay keeps its scratch store (its many small commits) where it keeps it for `telewatch
+    # replay`: in memory-backed /dev/shm where there is one
     with (
-        tempfile.TemporaryDirectory(prefix="telewatch-nab-pages-", dir=parent) as tmp,
+        tempfile.TemporaryDirectory(prefix="telewatch-nab-pages-") as tmp,
         Store(Path(tmp) / "live.duckdb") as live,
     ):
         with live.transaction(series=True) as tx:
@@ -257,7 +257,6 @@ def replay_nab_file(
             end=stamps[-1] + pd.Timedelta(hours=1),
             monitors=specs,
             every=every,
-            workdir=Path(tmp) / "replay",
             console=Console(quiet=True),
         )
     if report.errors:

@@ -39,6 +39,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from fnmatch import fnmatchcase, translate
 from functools import lru_cache
 from importlib import resources
@@ -61,6 +62,8 @@ from telewatch.incidents.data_quality import (
 
 __all__ = [
     "DEFAULT_RULES_ENV",
+    "QUALITY_AFTER",
+    "QUALITY_BEFORE",
     "Condition",
     "IncidentType",
     "MetricChange",
@@ -345,6 +348,12 @@ def quality_changes(
 #: How far around an incident a metric's data-quality issue still counts as the incident's cause (a
 #: gap just before the values that were flagged when points came back).
 QUALITY_SLACK_MINUTES = 10
+#: The stretch of a metric's points its data-quality issues are read from, around an anomaly or an
+#: incident: a day before it (so a stuck run is judged against how often the metric repeats itself)
+#: to a quarter of an hour after it. Incident typing and alert messages read the same stretch, so a
+#: message names the issues its incident was typed by.
+QUALITY_BEFORE = timedelta(days=1)
+QUALITY_AFTER = timedelta(minutes=15)
 
 
 def metric_quality_issues(series: object, start: object, end: object) -> list[DataQualityIssue]:

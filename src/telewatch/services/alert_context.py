@@ -14,7 +14,7 @@ import pandas as pd
 
 from telewatch.alerts.chart import CHART_POINTS
 from telewatch.alerts.model import AlertCandidate
-from telewatch.incidents.types import metric_quality_issues
+from telewatch.incidents.types import QUALITY_AFTER, QUALITY_BEFORE, metric_quality_issues
 from telewatch.postrules.material import assess
 from telewatch.postrules.usual import usual_band
 from telewatch.store import repo
@@ -139,10 +139,10 @@ def firing_candidate(
     )
     if not page:
         return None
-    # over the window an incident is typed from (services.incidents._quality: a day before to 15
-    # minutes after), so that the message names the issues its incident type was read from
+    # over the stretch an incident is typed from (services.incidents._quality), so that the message
+    # names the issues its incident type was read from
     h = context.history
-    typed = h[(h.index >= start - pd.Timedelta(days=1)) & (h.index <= end + pd.Timedelta(minutes=15))]
+    typed = h[(h.index >= start - QUALITY_BEFORE) & (h.index <= end + QUALITY_AFTER)]
     quality = metric_quality_issues(typed, start, end)
     return AlertCandidate(
         key=key,

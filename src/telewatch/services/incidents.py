@@ -19,6 +19,8 @@ from telewatch.core.errors import NotFoundError, ValidationError
 from telewatch.incidents.grouping import AnomalyRecord, IncidentDraft, group_anomalies
 from telewatch.incidents.ranking import directions
 from telewatch.incidents.types import (
+    QUALITY_AFTER,
+    QUALITY_BEFORE,
     MetricChange,
     RuleSet,
     classify,
@@ -358,9 +360,9 @@ def _quality(store: Store, draft: IncidentDraft, scanned: ScannedRows | None) ->
     points = monitors_repo.quality_points(
         store,
         mids,
-        lo=_naive_utc(draft.start - pd.Timedelta(days=1)),
+        lo=_naive_utc(draft.start - QUALITY_BEFORE),
         start=_naive_utc(draft.start),
-        hi=_naive_utc(draft.end + pd.Timedelta(minutes=15)),
+        hi=_naive_utc(draft.end + QUALITY_AFTER),
     )
     for mid in mids:
         ts, values = points[mid]
