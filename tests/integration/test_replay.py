@@ -491,3 +491,54 @@ def test_what_was_over_can_be_told_in_an_hourly_digest_and_the_replay_shows_it(t
         (last + pd.Timedelta(hours=10, minutes=15), "firing", "warning"),
         (last + pd.Timedelta(hours=10, minutes=45), "firing", "warning"),
     ], told
+
+
+def test_two_monitors_anomalous_at_the_same_minute_keep_their_own_incidents_and_pages(tmp_path: Path) -> None:
+    """Two monitors of one store (``web``: latency, ``access``: BRAS sessions) with anomalies at the
+    same minute: a two-minute latency spike (10:03-10:04, over when the 10:15 tick sees it) and a
+    40-minute sessions drop (10:03-10:42). Each monitor's anomalies make their own incident: the
+    latency spike stays a blip (not paged, although another team's metric was anomalous with it),
+    the web team is not told "Related: sessions", and the sessions drop pages the NOC on its own.
+    (Before, the two made one incident: the web team got a page for a blip that named the NOC's
+    metric.)"""
+    from telewatch.services.replay import default_monitor
+
+    idx = pd.date_range(START, periods=DAYS * 1440, freq="1min")
+    rng = np.random.default_rng(3)
+    phase = 2 * np.pi * (idx.hour * 60 + idx.minute).to_numpy() / 1440
+    latency = 0.2 + 0.03 * np.sin(phase) + rng.normal(0, 0.005, idx.size)
+    sessions = 20_000 + 8_000 * np.sin(phase) + rng.normal(0, 150, idx.size)
+    last = START + pd.Timedelta(days=DAYS - 1)
+    at = last + pd.Timedelta(hours=10, minutes=3)
+    latency[(idx >= at) & (idx < at + pd.Timedelta(minutes=2))] *= 10
+    sessions[(idx >= at) & (idx < at + pd.Timedelta(minutes=40))] *= 0.2
+    base = default_monitor()
+    specs = [
+        base.model_copy(
+            update={
+                "name": name,
+                "owner": owner,
+                "group": group,
+                "source": base.source.model_copy(update={"group": group}),
+            }
+        )
+        for name, owner, group in (("web", "@web", "web"), ("access", "@noc", "access"))
+    ]
+    with Store(tmp_path / "live.duckdb") as live:
+        with live.transaction(series=True) as tx:
+            for name, group, values in (("web_response", "web", latency), ("sessions", "access", sessions)):
+                mid = repo.upsert_metric(tx, name=name, group=group)
+                repo.write_points(tx, mid, pd.Series(values, index=idx))
+        report = replay(
+            live, start=last, end=last + pd.Timedelta(days=1), monitors=specs, every=timedelta(minutes=15)
+        )
+    assert not report.errors
+    near = [i for i in report.incidents if i.start <= at + pd.Timedelta(minutes=5) and i.end >= at]
+    assert len(near) == 2, [i.to_dict() for i in report.incidents]
+    sent = [(m.kind, m.severity, m.subject) for m in report.messages]
+    web = [m for m in report.messages if "web_response" in m.subject]
+    assert web == [], sent  # a blip, whoever else was anomalous at that minute
+    noc = [m for m in report.messages if "sessions" in m.subject]
+    assert noc, sent
+    assert noc[0].kind == "firing", sent
+    assert all("web_response" not in m.text for m in report.messages), sent

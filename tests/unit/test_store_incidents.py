@@ -128,6 +128,58 @@ def test_a_tick_after_the_peak_metric_was_deleted_ranks_the_incident_again(store
     assert get_incident(store, incident_id=summary.id).anomaly_ids == [2]
 
 
+def _watch(store: Store, monitor: str, metric_id: int) -> None:
+    from telewatch.store import monitors as monitors_repo
+
+    monitors_repo.record_series(
+        store.cursor(), monitor=monitor, series_key=f"m{metric_id}", metric_id=metric_id, last_point=T
+    )
+
+
+def test_anomalies_of_two_monitors_at_the_same_minute_are_two_incidents(store: Store) -> None:
+    """Each monitor's anomalies make its own incidents (the incident says whose); anomalies of metrics
+    no monitor fetches group as before, among themselves."""
+    cur = store.cursor()
+    web, web2, noc, loose = (repo.upsert_metric(cur, name=n) for n in ("latency", "errors", "sessions", "x"))
+    _watch(store, "web", web)
+    _watch(store, "web", web2)
+    _watch(store, "access", noc)
+    for mid, score in ((web, 9.0), (web2, 6.0), (noc, 8.0), (loose, 7.0)):
+        _plant(store, mid, score)
+    report = update_incidents(store, now=T + 5 * MIN)
+    assert len(report.created) == 3
+    found = {s.monitor: s for s in list_incidents(store)}
+    assert set(found) == {"access", "web", None}
+    assert sorted(get_incident(store, incident_id=found["web"].id).anomaly_ids) == [1, 2]
+    assert get_incident(store, incident_id=found["access"].id).anomaly_ids == [3]
+    assert get_incident(store, incident_id=found[None].id).anomaly_ids == [4]
+    # a second pass keeps them (no churn of ids)
+    again = update_incidents(store, now=T + 6 * MIN, rerank_unchanged=False)
+    assert sorted(again.unchanged + again.updated) == sorted(report.created)
+    assert again.created == []
+
+
+def test_an_incident_stored_before_incidents_kept_their_monitor_is_taken_over_not_doubled(
+    store: Store,
+) -> None:
+    cur = store.cursor()
+    web, noc = (repo.upsert_metric(cur, name=n) for n in ("latency", "sessions"))
+    _watch(store, "web", web)
+    _watch(store, "access", noc)
+    _plant(store, web, 9.0)
+    _plant(store, noc, 8.0)
+    with store.transaction() as tx:  # as an older version stored it: one incident, no monitor
+        legacy = inc.insert_incident(tx, _fields(peak_metric_id=web, slice_key=None))
+        inc.write_incident_anomalies(tx, legacy, [1, 2])
+    report = update_incidents(store, now=T + 5 * MIN)
+    assert len(report.created) == 1
+    assert legacy in report.updated
+    incidents = {s.monitor: s.id for s in list_incidents(store)}
+    assert set(incidents) == {"web", "access"}
+    assert incidents["web"] == legacy
+    assert get_incident(store, incident_id=incidents["access"]).anomaly_ids == [2]
+
+
 def test_feedback_lists_by_incident_and_anomalies_newest_first(store: Store) -> None:
     cur = store.cursor()
     made = [

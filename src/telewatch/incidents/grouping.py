@@ -6,6 +6,9 @@ Two anomalies belong to the same incident when their time spans overlap or lie w
 of each other (transitively: a chain of overlaps is one incident) **and** their keys are compatible:
 a key is the value of a chosen label (``host``, ``site``, ...) or ``None`` where unknown; an anomaly
 with a key never joins an incident holding a different key, an anomaly without one joins any.
+Anomalies of metrics that different monitors fetch are never one incident (``monitor``, strict:
+None is the metrics no monitor fetches): two teams' anomalies at the same minute are two incidents,
+each told to its own team.
 
 >>> t = pd.Timestamp("2026-01-01", tz="UTC")
 >>> m = pd.Timedelta("1min")
@@ -16,6 +19,9 @@ with a key never joins an incident holding a different key, an anomaly without o
 ... ]
 >>> [(g.anomaly_ids, g.peak_score) for g in group_anomalies(anoms, merge_gap=5 * m)]
 [((1, 2), 12.0), ((3,), 8.5)]
+>>> other_team = AnomalyRecord(4, 20, t + 1 * m, t + 4 * m, t + 2 * m, 9.5, monitor="access")
+>>> [g.anomaly_ids for g in group_anomalies([*anoms, other_team], merge_gap=5 * m)]
+[(1, 2), (4,), (3,)]
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ __all__ = ["AnomalyRecord", "IncidentDraft", "group_anomalies"]
 
 @dataclass(frozen=True)
 class AnomalyRecord:
-    """One stored anomaly: its metric, inclusive span, peak and (optional) grouping key."""
+    """One stored anomaly: its metric, inclusive span, peak, (optional) grouping key and the monitor
+    that fetches its metric (anomalies of different monitors are never one incident)."""
 
     id: int
     metric_id: int
@@ -41,6 +48,7 @@ class AnomalyRecord:
     peak: pd.Timestamp
     peak_score: float
     key: str | None = None
+    monitor: str | None = None
 
 
 @dataclass
@@ -53,6 +61,7 @@ class IncidentDraft:
     peak_score: float
     peak_metric_id: int
     key: str | None
+    monitor: str | None = None
     anomaly_ids: tuple[int, ...] = ()
     metric_ids: tuple[int, ...] = ()
     _anoms: list[AnomalyRecord] = field(default_factory=list, repr=False)
@@ -67,6 +76,11 @@ class IncidentDraft:
             self.key = a.key
         self.anomaly_ids = tuple(sorted(x.id for x in self._anoms))
         self.metric_ids = tuple(sorted({x.metric_id for x in self._anoms}))
+
+
+def _compatible(a: IncidentDraft | AnomalyRecord, b: IncidentDraft | AnomalyRecord) -> bool:
+    """May be one incident: the same monitor, and keys that agree where both are known."""
+    return a.monitor == b.monitor and (a.key is None or b.key is None or a.key == b.key)
 
 
 def group_anomalies(
@@ -87,18 +101,14 @@ def group_anomalies(
         for draft in open_:
             (still_open if a.start <= draft.end + gap else done).append(draft)
         open_ = still_open
-        home = next(
-            (d for d in open_ if a.key is None or d.key is None or d.key == a.key),
-            None,
-        )
+        home = next((d for d in open_ if _compatible(d, a)), None)
         if home is None:
-            home = IncidentDraft(a.start, a.end, a.peak, a.peak_score, a.metric_id, a.key)
+            home = IncidentDraft(a.start, a.end, a.peak, a.peak_score, a.metric_id, a.key, a.monitor)
             open_.append(home)
         home.add(a)
         # an anomaly can bridge two open incidents with compatible keys: merge them
         for other in [d for d in open_ if d is not home]:
-            compatible = other.key is None or home.key is None or other.key == home.key
-            if compatible and other.start <= home.end + gap and home.start <= other.end + gap:
+            if _compatible(other, home) and other.start <= home.end + gap and home.start <= other.end + gap:
                 for b in other._anoms:
                     home.add(b)
                 open_.remove(other)

@@ -171,8 +171,10 @@ def update_incidents(
 ) -> IncidentUpdate:
     """Group the stored anomalies (ending at or after ``since``, default all) into incidents.
 
-    ``merge_gap``: anomalies closer than this are one incident. ``split_label``: a label (``host``,
-    ``site``) whose different values keep incidents apart. ``quiet``: an incident with no anomaly for
+    ``merge_gap``: anomalies closer than this are one incident, when their metrics are fetched by
+    the same monitor (or by none: uploads, ``telewatch detect``) — each team's anomalies make its own
+    incidents, though the ranking still scans every metric for what moved with them.
+    ``split_label``: a label (``host``, ``site``) whose different values keep incidents apart. ``quiet``: an incident with no anomaly for
     this long before ``now`` is resolved. Each incident's metrics are ranked by the window scan (the
     peak metric is the target) and the incident is typed by the rule set (``rules``, else the file
     ``rules_path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped rules).
@@ -201,6 +203,7 @@ def update_incidents(
             and (row.slice_key is None or draft.key is None or row.slice_key == draft.key)
             and row.start <= draft.end + gap
             and draft.start <= row.end + gap
+            and _same_monitor(store, row, draft)
         ]
         keep = matches[0] if matches else None
         if keep is not None and len(matches) == 1 and not rerank_unchanged:
@@ -236,6 +239,7 @@ def update_incidents(
             type_title=type_title,
             slice_key=draft.key,
             title=title,
+            monitor=draft.monitor,
         )
         with store.transaction() as tx:
             if keep is None:
@@ -282,6 +286,17 @@ def update_incidents(
     return report
 
 
+def _same_monitor(store: Store, row: incident_store.IncidentSpan, draft: IncidentDraft) -> bool:
+    """Whether stored incident ``row`` may be ``draft``'s: the same monitor's; or one stored before
+    incidents kept their monitor (none) that holds some of the draft's anomalies."""
+    if row.monitor == draft.monitor:
+        return True
+    if row.monitor is not None or draft.monitor is None:
+        return False
+    held = incident_store.incident_anomaly_ids(store.cursor(), row.id)
+    return not set(held).isdisjoint(draft.anomaly_ids)
+
+
 def _unchanged_state(
     store: Store, incident_id: int, draft: IncidentDraft, *, now: pd.Timestamp, quiet: pd.Timedelta
 ) -> tuple[str, bool] | None:
@@ -292,7 +307,7 @@ def _unchanged_state(
     if found is None:
         return None
     row, resolved_at = found
-    stored = (row.start, row.end, row.peak, row.peak_score, row.peak_metric_id, row.slice_key)
+    stored = (row.start, row.end, row.peak, row.peak_score, row.peak_metric_id, row.slice_key, row.monitor)
     if stored != (
         draft.start,
         draft.end,
@@ -300,6 +315,7 @@ def _unchanged_state(
         float(draft.peak_score),
         draft.peak_metric_id,
         draft.key,
+        draft.monitor,
     ):
         return None
     if incident_store.incident_anomaly_ids(cur, incident_id) != sorted(draft.anomaly_ids):

@@ -94,6 +94,8 @@ class IncidentSummary:
     metrics: int
     created_at: pd.Timestamp
     updated_at: pd.Timestamp
+    #: the monitor whose metrics the incident holds (None: metrics no monitor fetches)
+    monitor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,16 +112,19 @@ class IncidentFields:
     type_title: str | None
     slice_key: str | None
     title: str
+    #: the monitor whose metrics the incident holds (None: metrics no monitor fetches)
+    monitor: str | None = None
 
 
 class IncidentSpan(NamedTuple):
-    """A stored incident's window, slice and hand resolution (times UTC)."""
+    """A stored incident's window, slice, monitor and hand resolution (times UTC)."""
 
     id: int
     start: pd.Timestamp
     end: pd.Timestamp
     slice_key: str | None
     resolved_at: pd.Timestamp | None
+    monitor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,16 +159,21 @@ class AnomalySpan(NamedTuple):
     peak: pd.Timestamp
     peak_score: float
     key: str | None
+    #: the monitor that fetches the metric (the first by name when several do; None: none does)
+    monitor: str | None = None
 
 
 def read_anomaly_spans(
     con: duckdb.DuckDBPyConnection, *, since: pd.Timestamp | None, split_label: str | None
 ) -> list[AnomalySpan]:
     """Stored anomalies ending at or after ``since`` (all when None), by start; ``key`` is the value
-    of label ``split_label`` of the anomaly's metric (None when not asked or absent)."""
+    of label ``split_label`` of the anomaly's metric (None when not asked or absent), ``monitor`` the
+    monitor that fetches the metric (``monitor_series``; the first by name when several do)."""
     sql = (
-        "SELECT a.id, a.metric_id, a.start_ts, a.end_ts, a.peak_ts, a.peak_score, m.labels"
+        "SELECT a.id, a.metric_id, a.start_ts, a.end_ts, a.peak_ts, a.peak_score, m.labels, ms.monitor"
         " FROM anomalies a JOIN metrics m ON m.id = a.metric_id"
+        " LEFT JOIN (SELECT metric_id, min(monitor) AS monitor FROM monitor_series GROUP BY metric_id) ms"
+        " ON ms.metric_id = a.metric_id"
     )
     params: list[object] = []
     if since is not None:
@@ -173,7 +183,9 @@ def read_anomaly_spans(
     out = []
     for r in rows:
         key = json.loads(str(r[6])).get(split_label) if split_label else None
-        out.append(AnomalySpan(int(r[0]), int(r[1]), _utc(r[2]), _utc(r[3]), _utc(r[4]), float(r[5]), key))
+        out.append(
+            AnomalySpan(int(r[0]), int(r[1]), _utc(r[2]), _utc(r[3]), _utc(r[4]), float(r[5]), key, r[7])
+        )
     return out
 
 
@@ -220,12 +232,12 @@ def metric_names(con: duckdb.DuckDBPyConnection, metric_ids: Sequence[int]) -> d
 
 
 def list_incident_spans(con: duckdb.DuckDBPyConnection) -> list[IncidentSpan]:
-    """Every stored incident's window, slice key and hand resolution, by id."""
+    """Every stored incident's window, slice key, hand resolution and monitor, by id."""
     rows = con.execute(
-        "SELECT id, start_ts, end_ts, slice_key, resolved_at FROM incidents ORDER BY id"
+        "SELECT id, start_ts, end_ts, slice_key, resolved_at, monitor FROM incidents ORDER BY id"
     ).fetchall()
     return [
-        IncidentSpan(int(r[0]), _utc(r[1]), _utc(r[2]), r[3], None if r[4] is None else _utc(r[4]))
+        IncidentSpan(int(r[0]), _utc(r[1]), _utc(r[2]), r[3], None if r[4] is None else _utc(r[4]), r[5])
         for r in rows
     ]
 
@@ -242,6 +254,7 @@ def _fields_params(fields: IncidentFields) -> list[object]:
         fields.type_title,
         fields.slice_key,
         fields.title,
+        fields.monitor,
     ]
 
 
@@ -249,7 +262,7 @@ def insert_incident(con: duckdb.DuckDBPyConnection, fields: IncidentFields) -> i
     """Store a new incident; returns its id."""
     row = con.execute(
         "INSERT INTO incidents (start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, type,"
-        " type_title, slice_key, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        " type_title, slice_key, title, monitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         _fields_params(fields),
     ).fetchone()
     assert row is not None  # RETURNING yields the row
@@ -262,7 +275,7 @@ def read_incident(
     """An incident's fields and when it was resolved by hand (None: not by hand); None if absent."""
     row = con.execute(
         "SELECT start_ts, end_ts, peak_ts, peak_score, peak_metric_id, state, type, type_title,"
-        " slice_key, title, resolved_at FROM incidents WHERE id = ?",
+        " slice_key, title, resolved_at, monitor FROM incidents WHERE id = ?",
         [incident_id],
     ).fetchone()
     if row is None:
@@ -278,6 +291,7 @@ def read_incident(
         type_title=row[7],
         slice_key=row[8],
         title=str(row[9]),
+        monitor=row[11],
     )
     return fields, None if row[10] is None else _utc(row[10])
 
@@ -286,7 +300,7 @@ def update_incident(con: duckdb.DuckDBPyConnection, incident_id: int, fields: In
     """Overwrite an incident's fields (and its ``updated_at``)."""
     con.execute(
         "UPDATE incidents SET start_ts = ?, end_ts = ?, peak_ts = ?, peak_score = ?,"
-        " peak_metric_id = ?, state = ?, type = ?, type_title = ?, slice_key = ?, title = ?,"
+        " peak_metric_id = ?, state = ?, type = ?, type_title = ?, slice_key = ?, title = ?, monitor = ?,"
         " updated_at = current_timestamp WHERE id = ?",
         [*_fields_params(fields), incident_id],
     )
@@ -371,7 +385,7 @@ def incident_anomaly_ids(con: duckdb.DuckDBPyConnection, incident_id: int) -> li
 _SUMMARY_SQL = (
     "SELECT i.id, i.start_ts, i.end_ts, i.peak_ts, i.peak_score, i.state, i.type, i.type_title, i.slice_key,"
     " i.title, (SELECT count(*) FROM incident_metrics im WHERE im.incident_id = i.id),"
-    " i.created_at, i.updated_at FROM incidents i"
+    " i.created_at, i.updated_at, i.monitor FROM incidents i"
 )
 
 
@@ -390,6 +404,7 @@ def _summary(row: Any) -> IncidentSummary:
         metrics=int(row[10]),
         created_at=_utc(row[11]),
         updated_at=_utc(row[12]),
+        monitor=row[13],
     )
 
 

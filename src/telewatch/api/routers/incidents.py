@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from telewatch.api.deps import StoreDep
 from telewatch.services.incidents import (
@@ -35,6 +35,9 @@ class IncidentPublic(BaseModel):
     metrics: int
     created_at: datetime
     updated_at: datetime
+    monitor: str | None = Field(
+        None, description="The monitor whose metrics the incident holds (null: metrics no monitor fetches)."
+    )
 
 
 class IncidentMetricPublic(BaseModel):
@@ -79,6 +82,7 @@ def _public(s: IncidentSummary) -> IncidentPublic:
         metrics=s.metrics,
         created_at=s.created_at.to_pydatetime(),
         updated_at=s.updated_at.to_pydatetime(),
+        monitor=s.monitor,
     )
 
 
