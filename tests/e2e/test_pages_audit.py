@@ -211,6 +211,32 @@ def test_a_verdict_survives_a_reload(served: Served, page: Any) -> None:
     assert pressed.get_attribute("data-feedback") == "confirmed"
 
 
+def test_an_incident_page_names_its_monitor_and_two_monitors_keep_apart(served: Served, page: Any) -> None:
+    """web_latency and throughput are anomalous at the same minute; fetched by two monitors they make
+    two incidents, and each incident's page names its monitor (in both languages)."""
+    from telewatch.store import monitors as monitors_repo
+
+    ids = _plant(served)
+    cur = served.store.cursor()
+    for name, monitor in (("web_latency", "web-key-features"), ("throughput", "edge-traffic")):
+        monitors_repo.record_series(
+            cur, monitor=monitor, series_key=name, metric_id=ids[name], last_point=END
+        )
+    with httpx.Client(base_url=served.url, headers=ADMIN_HEADERS, timeout=30) as http:
+        assert http.post("/api/incidents/update").status_code == 200
+        listed = http.get("/api/incidents").json()
+        by_monitor = {x["monitor"]: x for x in listed}
+        assert set(by_monitor) == {"web-key-features", "edge-traffic", None}, listed
+        web = http.get(f"/api/incidents/{by_monitor['web-key-features']['id']}").json()
+        assert len(web["anomaly_ids"]) == 1, web
+    page.goto(f"{served.url}/incidents/{by_monitor['web-key-features']['id']}")
+    page.wait_for_selector("#incident-monitor")
+    assert page.inner_text("#incident-monitor") == "web-key-features"
+    page.goto(f"{served.url}/incidents/{by_monitor[None]['id']}")
+    page.wait_for_selector("#incident-title")
+    assert page.locator("#incident-monitor").count() == 0  # an incident of metrics no monitor fetches
+
+
 def test_the_group_result_stays_visible(served: Served, page: Any) -> None:
     _plant(served)
     page.goto(f"{served.url}/incidents")

@@ -20,6 +20,7 @@ from telewatch.demo import DemoData, generate_demo
 from telewatch.services.demo_data import load_demo
 from telewatch.services.explain import explain_window
 from telewatch.services.incidents import get_incident, list_incidents, resolve_incident, update_incidents
+from telewatch.store import monitors as monitors_repo
 from telewatch.store import repo
 from telewatch.store.db import Store
 
@@ -278,6 +279,12 @@ def test_incident_ranking_formats_only_kept_rows_and_types_as_the_full_ranking(
 def test_api_explain_and_incidents(demo_store: tuple[Store, DemoData], tmp_path: Path) -> None:
     store, data = demo_store
     _plant_anomalies(store, data)
+    # every demo metric fetched by one monitor: its incidents say so
+    cur = store.cursor()
+    for info in repo.list_metrics(cur):
+        monitors_repo.record_series(
+            cur, monitor="shop", series_key=f"s{info.id}", metric_id=info.id, last_point=data.frame.index[-1]
+        )
     outage = next(i for i in data.incidents if i.kind == "backend_outage")
     settings = auth_settings(db_path=tmp_path / "unused.duckdb")
     with TestClient(create_app(settings, store=store), headers=ADMIN_HEADERS) as client:
@@ -307,6 +314,7 @@ def test_api_explain_and_incidents(demo_store: tuple[Store, DemoData], tmp_path:
         assert len(r.json()["created"]) == len(data.incidents)
         listed = client.get("/api/incidents").json()
         assert len(listed) == len(data.incidents)
+        assert {x["monitor"] for x in listed} == {"shop"}
         one = client.get(f"/api/incidents/{listed[0]['id']}").json()
         assert one["ranked_metrics"]
         assert one["anomaly_ids"]

@@ -57,6 +57,8 @@ async function draw() {
     h("h2", { class: "page", id: "incident-title" }, `#${inc.id} `, titleEl(inc.title), " ", stateBadge(pick(inc, "state", "status"))),
     h("dl", { class: "kv" },
       h("dt", {}, t("Type")), h("dd", { id: "incident-type" }, pick(inc, "type_title", "type") ? t(pick(inc, "type_title", "type")) : t("unclassified")),
+      // whose metrics: each monitor's anomalies make their own incidents (none: an upload's, `detect`'s)
+      ...(inc.monitor ? [h("dt", {}, t("Monitor")), h("dd", { id: "incident-monitor" }, inc.monitor)] : []),
       h("dt", {}, t("Window")), h("dd", {}, timeEl(start), " – ", timeEl(end), " ", h("span", { class: "muted" }, tzName(start))),
       h("dt", {}, t("Peak")), h("dd", {}, timeEl(pick(inc, "peak", "peak_ts")), ", ", t("score {score}", { score: fmtNum(inc.peak_score) })),
       h("dt", {}, t("Metrics involved")), h("dd", {}, String(metrics.length))),
