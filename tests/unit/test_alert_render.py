@@ -150,6 +150,58 @@ def test_a_resolved_message_does_not_call_a_value_outside_the_usual_band_normal(
 
 
 @pytest.mark.parametrize(
+    ("language", "moved", "value", "text", "side"),
+    [
+        # traffic catching up after an outage: over, and now above the band it had fallen below
+        (
+            "en",
+            "down",
+            7569.0,
+            "Over after 18 min, and now above the usual band (it was below): last value <b>7,569</b>",
+            "above",
+        ),
+        # an error share below its usual after a burst
+        (
+            "ru",
+            "up",
+            2000.0,
+            "Закончилась через 18 мин, и теперь ниже обычного (была выше): последнее",
+            "below",
+        ),
+        # the same side as the anomaly: "still"
+        ("en", "up", 8336.0, "but still above the usual band", None),
+    ],
+)
+def test_a_resolved_message_past_the_other_edge_of_the_band_says_so_not_still(
+    language: str, moved: str, value: float, text: str, side: str | None
+) -> None:
+    """A value outside the usual band on the other side than the anomaly went is not "still" outside:
+    after a throughput drop, the catch-up above the band is told as such."""
+    c = replace(
+        sample_candidate(now=NOW),
+        status="resolved",
+        value=value,
+        expected=4701.0,
+        lower=4017.0,
+        upper=5854.0,
+        moved=moved,
+    )
+    e = AlertEvent(candidate=c, event="resolved", severity="critical", owner=None)
+    out = Renderer().render([e], kind="resolved", language=language, now=NOW + pd.Timedelta(minutes=20))
+    body = out.body_html.replace("\u00a0", " ").replace("\u202f", " ")
+    assert text in body, body
+    assert "still" not in body or side is None
+    payload = out.payload["alerts"][0]
+    assert payload["now_outside"] == side
+    assert payload["still_outside"] == (None if side else "above")
+    # the plain text and the email say the same
+    plain = out.body_text.replace("\u00a0", " ").replace("\u202f", " ")
+    email = out.body_email.replace("\u00a0", " ").replace("\u202f", " ")
+    assert text.replace("<b>", "").replace("</b>", "") in plain, plain
+    assert "it was below" in email or "была выше" in email or "still above" in email, email
+
+
+@pytest.mark.parametrize(
     ("pct", "text"),
     [
         (143.7, "140"),

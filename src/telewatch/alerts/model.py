@@ -64,6 +64,10 @@ class AlertCandidate:
     #: what the collection did around the anomaly (a gap in the readings, the same reading repeated,
     #: a counter reset: ``incidents.data_quality``), which the message names beside the values
     data_quality: tuple[DataQualityIssue, ...] = ()
+    #: which way the anomaly went at its peak (``up``/``down``; None: unknown): a resolved message
+    #: whose latest value lies past the other edge of the usual band (the rebound after an outage, an
+    #: error share below its usual after a burst) says so, not that it is "still" outside
+    moved: str | None = None
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,12 @@ def alert_fields(
         "incident_id": c.incident_id if c.incident_id is not None else "",
         "key_q": quote(c.key, safe=""),
     }
+    outside = (
+        ("above" if c.value > c.upper else "below" if c.value < c.lower else None)
+        if resolved and c.lower is not None and c.upper is not None and not math.isnan(c.value)
+        else None
+    )
+    rebound = (outside, c.moved) in {("above", "down"), ("below", "up")}
     deviation = c.deviation_pct
     direction = None
     if deviation is not None and not math.isnan(deviation):
@@ -266,13 +272,11 @@ def alert_fields(
         "duration_text": format_duration(
             (last - started + pd.Timedelta(minutes=1)) if resolved else (max(last, now) - started), language
         ),
-        # resolved, yet the latest value lies outside the band usual now: the detector let go of a
-        # slow return (a surge easing off over hours) — the message must not say "back to normal"
-        "still_outside": (
-            ("above" if c.value > c.upper else "below" if c.value < c.lower else None)
-            if resolved and c.lower is not None and c.upper is not None and not math.isnan(c.value)
-            else None
-        ),
+        # resolved, yet the latest value lies outside the band usual now, on the anomaly's side: the
+        # detector let go of a slow return (a surge easing off over hours) — not "back to normal"
+        "still_outside": outside if outside is not None and not rebound else None,
+        # ... or past the other edge (traffic catching up after an outage): over, and now on that side
+        "now_outside": outside if rebound else None,
         # over before it was told: how long it lasted (first to last anomalous point, inclusive)
         "recovered": bool(c.recovered) and not resolved,
         # the collection around the anomaly: a gap, the same reading repeated, a counter reset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -154,9 +155,24 @@ def _resolved_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: 
                 incident_id=incident[0] if incident else None,
                 incident_type=incident[1] if incident else None,
                 status="resolved",
+                moved=_moved(row.value, row.expected),
             )
         )
     return out
+
+
+def _moved(value: Any, expected: Any) -> str | None:
+    """``up``/``down``: which way an anomaly went at its peak (None where its row stores no values).
+
+    >>> _moved(504.1, 4806.0), _moved(0.9, 0.0004), _moved(None, 1.0), _moved(float("nan"), 1.0)
+    ('down', 'up', None, None)
+    """
+    if value is None or expected is None:
+        return None
+    v, e = float(value), float(expected)
+    if not (math.isfinite(v) and math.isfinite(e)) or v == e:
+        return None
+    return "up" if v > e else "down"
 
 
 #: Severity from the calibrated score and the deviation from what is usual at that hour, for a
