@@ -229,6 +229,8 @@ def test_an_incident_page_names_its_monitor_and_two_monitors_keep_apart(served: 
         assert set(by_monitor) == {"web-key-features", "edge-traffic", None}, listed
         web = http.get(f"/api/incidents/{by_monitor['web-key-features']['id']}").json()
         assert len(web["anomaly_ids"]) == 1, web
+        edge = http.get("/api/incidents", params={"monitor": "edge-traffic"}).json()
+        assert [x["id"] for x in edge] == [by_monitor["edge-traffic"]["id"]]
     page.goto(f"{served.url}/incidents/{by_monitor['web-key-features']['id']}")
     page.wait_for_selector("#incident-monitor")
     assert page.inner_text("#incident-monitor") == "web-key-features"

@@ -350,6 +350,10 @@ def test_cli_explain_and_incidents(demo_db: tuple[Path, DemoData], tmp_path: Pat
     r = runner.invoke(cli_app, ["incidents", "list", "--db", str(path)], env={"COLUMNS": "250"})
     assert r.exit_code == 0
     assert "Backend outage" in r.output
+    # the demo's metrics are fetched by no monitor: none of its incidents is a monitor's
+    r = runner.invoke(cli_app, ["incidents", "list", "--monitor", "web", "--db", str(path)])
+    assert r.exit_code == 0
+    assert "0 incidents" in r.output
     r = runner.invoke(cli_app, ["incidents", "show", "1", "--db", str(path)])
     assert r.exit_code == 0
     assert "#1" in r.output

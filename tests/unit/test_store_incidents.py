@@ -153,6 +153,7 @@ def test_anomalies_of_two_monitors_at_the_same_minute_are_two_incidents(store: S
     assert sorted(get_incident(store, incident_id=found["web"].id).anomaly_ids) == [1, 2]
     assert get_incident(store, incident_id=found["access"].id).anomaly_ids == [3]
     assert get_incident(store, incident_id=found[None].id).anomaly_ids == [4]
+    assert [s.id for s in list_incidents(store, monitor="access")] == [found["access"].id]
     # a second pass keeps them (no churn of ids)
     again = update_incidents(store, now=T + 6 * MIN, rerank_unchanged=False)
     assert sorted(again.unchanged + again.updated) == sorted(report.created)

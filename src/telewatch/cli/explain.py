@@ -136,13 +136,14 @@ def explain(
 def incidents_default(ctx: typer.Context, db: DbOption = None) -> None:
     """List incidents (the default), show one, resolve one, or update them from the anomalies."""
     if ctx.invoked_subcommand is None:
-        list_cmd(state=None, limit=50, db=db)
+        list_cmd(state=None, limit=50, monitor=None, db=db)
 
 
 @incidents_app.command("list")
 def list_cmd(
     state: Annotated[str | None, typer.Option(help="open or resolved.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Most incidents to show.")] = 50,
+    monitor: Annotated[str | None, typer.Option(help="Only the incidents of this monitor's metrics.")] = None,
     db: DbOption = None,
 ) -> None:
     """Incidents, newest first."""
@@ -150,14 +151,23 @@ def list_cmd(
 
     try:
         with _open_store(db) as store:
-            items = list_incidents(store, state=state, limit=limit)
+            items = list_incidents(store, state=state, limit=limit, monitor=monitor)
     except TelewatchError as exc:
         raise _fail(exc) from exc
     table = Table(title=f"{len(items)} incidents")
-    for col in ("id", "state", "type", "start", "end", "metrics", "title"):
+    for col in ("id", "state", "type", "start", "end", "metrics", "monitor", "title"):
         table.add_column(col)
     for i in items:
-        table.add_row(str(i.id), i.state, i.type or "—", _ts(i.start), _ts(i.end), str(i.metrics), i.title)
+        table.add_row(
+            str(i.id),
+            i.state,
+            i.type or "—",
+            _ts(i.start),
+            _ts(i.end),
+            str(i.metrics),
+            i.monitor or "—",
+            i.title,
+        )
     console.print(table)
 
 

@@ -406,16 +406,18 @@ def list_incidents(
     offset: int = 0,
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    monitor: str | None = None,
 ) -> list[IncidentSummary]:
     """Incidents, most recent activity first: the later of the end of their last anomaly and their last
     change here (so a month uploaded from another year, grouped today, is on top, not at the bottom).
-    ``state`` = open or resolved filters; ``since``/``until`` keep the incidents overlapping that window."""
+    ``state`` = open or resolved filters; ``since``/``until`` keep the incidents overlapping that window;
+    ``monitor`` those of one monitor's metrics (a team's)."""
     if state is not None and state not in {"open", "resolved"}:
         raise ValidationError(f"state must be 'open' or 'resolved', got {state!r}")
     if limit < 1 or offset < 0:
         raise ValidationError("limit must be >= 1 and offset >= 0")
     return incident_store.list_incident_summaries(
-        store.cursor(), state=state, since=since, until=until, limit=limit, offset=offset
+        store.cursor(), state=state, since=since, until=until, limit=limit, offset=offset, monitor=monitor
     )
 
 

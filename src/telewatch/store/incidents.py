@@ -416,11 +416,15 @@ def list_incident_summaries(
     until: pd.Timestamp | None = None,
     limit: int = 100,
     offset: int = 0,
+    monitor: str | None = None,
 ) -> list[IncidentSummary]:
-    """Incidents in ``state`` overlapping ``[since, until]``, most recent activity first (the later of
-    their end and their last change)."""
+    """Incidents in ``state`` overlapping ``[since, until]`` (of ``monitor`` when given), most recent
+    activity first (the later of their end and their last change)."""
     where: list[str] = []
     params: list[object] = []
+    if monitor is not None:
+        where.append("i.monitor = ?")
+        params.append(monitor)
     if state is not None:
         where.append("i.state = ?")
         params.append(state)

@@ -98,6 +98,9 @@ def incidents(
     until: Annotated[
         datetime | None, Query(description="Only incidents active at or before this time.")
     ] = None,
+    monitor: Annotated[
+        str | None, Query(max_length=200, description="Only the incidents of this monitor's metrics.")
+    ] = None,
 ) -> list[IncidentPublic]:
     """Incidents, most recent activity first (the end of the last anomaly, or the last change here)."""
     found = list_incidents(
@@ -107,6 +110,7 @@ def incidents(
         offset=offset,
         since=pd.Timestamp(since) if since else None,
         until=pd.Timestamp(until) if until else None,
+        monitor=monitor,
     )
     return [_public(s) for s in found]
 
