@@ -174,10 +174,11 @@ def update_incidents(
     ``merge_gap``: anomalies closer than this are one incident, when their metrics are fetched by
     the same monitor (or by none: uploads, ``telewatch detect``) — each team's anomalies make its own
     incidents, though the ranking still scans every metric for what moved with them.
-    ``split_label``: a label (``host``, ``site``) whose different values keep incidents apart. ``quiet``: an incident with no anomaly for
-    this long before ``now`` is resolved. Each incident's metrics are ranked by the window scan (the
-    peak metric is the target) and the incident is typed by the rule set (``rules``, else the file
-    ``rules_path``, else ``$TELEWATCH_INCIDENT_TYPES``, else the shipped rules).
+    ``split_label``: a label (``host``, ``site``) whose different values keep incidents apart.
+    ``quiet``: an incident with no anomaly for this long before ``now`` is resolved. Each incident's
+    metrics are ranked by the window scan (the peak metric is the target) and the incident is typed
+    by the rule set (``rules``, else the file ``rules_path``, else ``$TELEWATCH_INCIDENT_TYPES``,
+    else the shipped rules).
 
     ``rerank_unchanged=False`` (the scheduler's ticks): an incident whose window, peak and anomalies
     are as stored keeps its ranking and type, and only its state is brought up to date — ranking
