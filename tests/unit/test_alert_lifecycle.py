@@ -384,6 +384,48 @@ def test_an_incident_is_resolved_once_when_its_last_alert_resolves(store: Store)
     assert report.resolved == ["web:x"]
 
 
+def test_a_metric_that_fires_again_by_the_tick_its_anomaly_ends_gets_one_message(store: Store) -> None:
+    """A burst at 12:57 told at 13:00; the 14:00 tick sees it over and a new burst from 13:57: one
+    message, the new one's, not "resolved" and "firing" about the same metric in the same minute.
+    Another metric's resolution in that tick is still told."""
+    cfg = config()
+    t1, t2 = T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(hours=2)
+    first = cand(now=t1, key="web:a", started_at=t1 - pd.Timedelta(minutes=3), incident_id=None)
+    other = cand(
+        "web_errors", now=t1, key="web:errors", started_at=t1 - pd.Timedelta(minutes=3), incident_id=None
+    )
+    assert len(submit_alerts(store, candidates=[first, other], rules=cfg, now=t1).notifications) == 2
+    over = replace(first, status="resolved", last_seen=first.started_at)
+    other_over = replace(other, status="resolved", last_seen=other.started_at)
+    again = cand(now=t2, key="web:b", started_at=t2 - pd.Timedelta(minutes=3), incident_id=None)
+    report = submit_alerts(store, candidates=[over, other_over, again], rules=cfg, now=t2)
+    assert report.firing == ["web:b"]
+    assert report.resolved == ["web:errors"]
+    assert "web:a" in report.deduplicated
+    sent = rows(store)[2:]
+    assert sorted(r["kind"] for r in sent) == ["firing", "resolved"], sent
+    (resolved,) = [r for r in sent if r["kind"] == "resolved"]
+    assert "web_errors" in body(store, resolved["id"])
+    # quiet, not lost: the first alert is resolved, and a later tick says nothing more about it
+    later = submit_alerts(store, candidates=[over], rules=cfg, now=t2 + pd.Timedelta(minutes=15))
+    assert later.notifications == []
+    # the same pair when the new burst is held back (shorter than min_duration): the end is told
+    cfg_pending = config(min_duration="10m")
+    t3 = T0 + pd.Timedelta(hours=5)
+    third = cand(now=t3, key="web:c", started_at=t3 - pd.Timedelta(minutes=20), incident_id=None)
+    submit_alerts(store, candidates=[third], rules=cfg_pending, now=t3)
+    t4 = t3 + pd.Timedelta(hours=1)
+    short = cand(now=t4, key="web:d", started_at=t4 - pd.Timedelta(minutes=2), incident_id=None)
+    report = submit_alerts(
+        store,
+        candidates=[replace(third, status="resolved", last_seen=third.started_at), short],
+        rules=cfg_pending,
+        now=t4,
+    )
+    assert report.resolved == ["web:c"]
+    assert report.firing == []
+
+
 def test_resolved_without_a_firing_notice_says_nothing(store: Store) -> None:
     report = submit_alerts(store, candidates=[cand(status="resolved")], rules=config(), now=T0)
     assert report.notifications == []

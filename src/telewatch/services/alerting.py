@@ -143,6 +143,7 @@ def submit_alerts(
             _decide(
                 con, c, rule_list, states.get(c.key), silences, now, report, buckets, state_rows, resolving
             )
+        _drop_superseded(buckets, report)
         charts: dict[
             tuple[str, str], bytes | None
         ] = {}  # one chart per alert and language, shared by channels
@@ -152,6 +153,41 @@ def submit_alerts(
         alert_store.save_states(con, state_rows)
         report.notifications.extend(alert_store.insert_notifications(con, notification_rows))
     return report
+
+
+def _series_of(c: AlertCandidate) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    return c.monitor, c.metric, tuple(sorted(c.labels.items()))
+
+
+def _drop_superseded(buckets: dict[tuple[str, str, str, bool], _Bucket], report: SubmitReport) -> None:
+    """One message when a metric's anomaly ends and a new one of the same metric starts by the same
+    tick (a tweet burst at 12:57, another at 13:57): the new one is told, the old one resolves
+    quietly — not "resolved" and "firing" about one metric in the same minute. Only a resolution
+    whose metric is actually told again here (not one held back as pending or a blip) is dropped."""
+    again: dict[tuple[str, str, tuple[tuple[str, str], ...]], pd.Timestamp] = {}
+    for bucket in buckets.values():
+        for e in bucket.events:
+            if e.event != "resolved":
+                series = _series_of(e.candidate)
+                start = _utc(e.candidate.started_at)
+                again[series] = max(again.get(series, start), start)
+    if not again:
+        return
+    quiet: set[str] = set()
+    for key, bucket in list(buckets.items()):
+        kept = []
+        for e in bucket.events:
+            later = again.get(_series_of(e.candidate))
+            if e.event == "resolved" and later is not None and later > _utc(e.candidate.last_seen):
+                quiet.add(e.candidate.key)
+            else:
+                kept.append(e)
+        if kept:
+            bucket.events = kept
+        else:
+            del buckets[key]
+    report.resolved[:] = [k for k in report.resolved if k not in quiet]
+    report.deduplicated.extend(sorted(quiet - set(report.deduplicated)))
 
 
 def _decide(
