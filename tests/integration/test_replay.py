@@ -534,7 +534,10 @@ def test_two_monitors_anomalous_at_the_same_minute_keep_their_own_incidents_and_
         )
     assert not report.errors
     near = [i for i in report.incidents if i.start <= at + pd.Timedelta(minutes=5) and i.end >= at]
-    assert len(near) == 2, [i.to_dict() for i in report.incidents]
+    assert sorted((i.monitor, tuple(i.metrics)) for i in near) == [
+        ("access", ("sessions",)),
+        ("web", ("web_response",)),
+    ], [i.to_dict() for i in report.incidents]
     sent = [(m.kind, m.severity, m.subject) for m in report.messages]
     web = [m for m in report.messages if "web_response" in m.subject]
     assert web == [], sent  # a blip, whoever else was anomalous at that minute

@@ -118,13 +118,24 @@ def replay_cmd(
         raise fail(exc) from exc
     console.print(_day_table(report, f"replay of {', '.join(report.monitors)}: {report.ticks} ticks"))
     incidents = Table(title=f"{len(report.incidents)} incidents")
-    for col in ("id", "start", "end", "type", "severity", "messages", "metrics"):
+    several = len(report.monitors) > 1  # whose incident it is, when the replay ran several monitors
+    for col in (
+        "id",
+        "start",
+        "end",
+        *(("monitor",) if several else ()),
+        "type",
+        "severity",
+        "messages",
+        "metrics",
+    ):
         incidents.add_column(col)
     for inc in report.incidents[-60:]:
         incidents.add_row(
             str(inc.id),
             f"{inc.start:%Y-%m-%d %H:%M}",
             f"{inc.end:%Y-%m-%d %H:%M}",
+            *((inc.monitor or "",) if several else ()),
             inc.type or "",
             inc.severity or "",
             str(inc.messages),

@@ -94,6 +94,8 @@ class ReplayIncident:
     metrics: list[str]
     messages: int = 0
     severity: str | None = None
+    #: the monitor whose metrics the incident holds
+    monitor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,7 @@ class ReplayIncident:
             "metrics": list(self.metrics),
             "messages": self.messages,
             "severity": self.severity,
+            "monitor": self.monitor,
         }
 
 
@@ -398,8 +401,9 @@ def _collect(scratch: Store, live: Store, report: ReplayReport) -> None:
             type=kind,
             title=title,
             metrics=names.get(iid, []),
+            monitor=monitor,
         )
-        for iid, start, end, kind, title, peak in monitors_repo.replay_incidents(cur)
+        for iid, start, end, kind, title, peak, monitor in monitors_repo.replay_incidents(cur)
     }
     key_incident = monitors_repo.alert_incidents(cur)
     for sent in monitors_repo.notifications(cur):

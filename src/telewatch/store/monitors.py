@@ -669,10 +669,10 @@ def other_anomalous_metrics(
 # -- a replay's findings (read from its scratch store) -----------------------------------------------
 def replay_incidents(
     con: duckdb.DuckDBPyConnection,
-) -> list[tuple[int, pd.Timestamp, pd.Timestamp, str | None, str, pd.Timestamp]]:
-    """``(id, start, end, type, title, peak)`` (UTC) of every incident, by start."""
+) -> list[tuple[int, pd.Timestamp, pd.Timestamp, str | None, str, pd.Timestamp, str | None]]:
+    """``(id, start, end, type, title, peak, monitor)`` (UTC) of every incident, by start."""
     rows = con.execute(
-        "SELECT id, start_ts, end_ts, type, title, peak_ts FROM incidents ORDER BY start_ts"
+        "SELECT id, start_ts, end_ts, type, title, peak_ts, monitor FROM incidents ORDER BY start_ts"
     ).fetchall()
     return [
         (
@@ -682,6 +682,7 @@ def replay_incidents(
             r[3],
             str(r[4] or ""),
             pd.Timestamp(r[5]).tz_localize("UTC"),
+            r[6],
         )
         for r in rows
     ]
