@@ -231,6 +231,10 @@ def test_an_incident_page_names_its_monitor_and_two_monitors_keep_apart(served: 
         assert len(web["anomaly_ids"]) == 1, web
         edge = http.get("/api/incidents", params={"monitor": "edge-traffic"}).json()
         assert [x["id"] for x in edge] == [by_monitor["edge-traffic"]["id"]]
+    page.goto(f"{served.url}/incidents")
+    page.wait_for_selector("#incidents-table .incident-row")
+    cells = page.locator("#incidents-table .incident-monitor").all_inner_texts()
+    assert sorted(cells) == ["edge-traffic", "web-key-features", "—"], cells
     page.goto(f"{served.url}/incidents/{by_monitor['web-key-features']['id']}")
     page.wait_for_selector("#incident-monitor")
     assert page.inner_text("#incident-monitor") == "web-key-features"

@@ -21,11 +21,15 @@ async function drawIncidents() {
         state || range.from != null ? t("No incidents match this state and time range.") : t("No incidents.")));
       return;
     }
+    // whose incident it is, once any is a monitor's (each monitor's anomalies make their own incidents)
+    const byMonitor = list.some((inc) => inc.monitor);
+    const heads = ["Id", "Title", ...(byMonitor ? ["Monitor"] : []), "Type", "State", "Start", "Last activity", "Peak score", "Metrics"];
     box.replaceChildren(h("table", { class: "grid", id: "incidents-table" },
-      h("thead", {}, h("tr", {}, ["Id", "Title", "Type", "State", "Start", "Last activity", "Peak score", "Metrics"].map((x) => h("th", {}, t(x))))),
+      h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, t(x))))),
       h("tbody", {}, list.map((inc) => h("tr", { class: "incident-row", "data-incident-id": inc.id },
         h("td", {}, h("a", { href: `/incidents/${inc.id}` }, `#${inc.id}`)),
         h("td", {}, h("a", { href: `/incidents/${inc.id}` }, titleEl(pick(inc, "title", "summary")))),
+        ...(byMonitor ? [h("td", { class: "incident-monitor" }, inc.monitor || "—")] : []),
         h("td", {}, pick(inc, "type_title", "type") ? t(pick(inc, "type_title", "type")) : "—"),
         h("td", {}, stateBadge(pick(inc, "state", "status"))),
         h("td", {}, timeEl(pick(inc, "start", "start_ts", "started_at"))),
