@@ -139,13 +139,20 @@ def test_bench_nab_prints_the_held_out_half_beside_the_in_sample_lines() -> None
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("NAB standard=")
+    # the calibration, chosen on the tuning half (`auto`): said first, with what it beat there
+    assert lines[-4].startswith("NAB calibration chosen on the tuning half: ")
+    chosen = lines[-4].split(": ")[1].split()[0]
+    tried = dict(part.rsplit(" ", 1) for part in lines[-4].split("(")[1].rstrip(")").split(", "))
+    assert set(tried) == {"probationary", "fixed"}
+    assert float(tried[chosen]) == max(float(v) for v in tried.values())
+    assert float(tried[chosen]) == float(lines[-3].split("standard=")[1].split()[0])
     assert lines[-3].startswith("NAB tuning half (32 files, 59 windows; own threshold: in-sample) standard=")
     assert lines[-2].startswith("NAB heldout half (26 files, 57 windows; threshold of the tuning half)")
     held_out = float(lines[-2].split("standard=")[1].split()[0])
     assert 0.0 < held_out <= 100.0
     # docs/evaluation.md shows these three lines as the example of the protocol: they must be today's
     docs = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text()
-    for line in lines[-3:]:
+    for line in lines[-4:]:
         assert f"  {line}\n" in docs, line
 
 

@@ -20,8 +20,10 @@ from telewatch.bench.nab import (
     NAB_PROFILES,
     NabFile,
     calibrate_scores,
+    choose_calibration,
     load_corpus,
     make_nab_file,
+    nab_half,
     probation_rows,
     run_nab_benchmark,
     scaled_sigmoid,
@@ -379,3 +381,42 @@ def test_the_monitor_calibration_scores_as_a_monitor_runs() -> None:
     assert short[5 * 288 + 100 : 5 * 288 + 110].max() >= 5.0
     with pytest.raises(ValidationError, match="monitor"):
         detect_file(f, "novelty", {}, calibration="fixed", train_window=pd.Timedelta(days=2))
+
+
+def _raws(
+    spec: dict[str, tuple[float, float, float, float]],
+) -> tuple[list[NabFile], dict[str, tuple[np.ndarray, int]]]:
+    """Files of 100 rows with a window at rows 50-55; raw scores: (the largest probationary score,
+    the score at row 52 in the window, a score at row 80 outside it, elsewhere)."""
+    files, raws = [], {}
+    for name, (prob_max, inside, outside, rest) in spec.items():
+        f = _file(100, [(50, 55)], name=name)
+        raw = np.full(100, rest)
+        raw[3] = prob_max
+        raw[52], raw[80] = inside, outside
+        files.append(f)
+        raws[name] = (raw, f.probation_rows)
+    return files, raws
+
+
+def test_the_calibration_is_chosen_on_the_tuning_half_only() -> None:
+    """``bench nab --calibration auto``: the calibration whose scores rank the tuning half's windows
+    above its false alarms is chosen; a tie keeps ``probationary``; with no tuning file, nothing is
+    chosen on the held-out half."""
+    assert nab_half("a/y.csv") == nab_half("a/z.csv") == "tuning" != nab_half("a/x.csv")
+    # y learned a large score while on probation: scaled by it, its window's 10 sinks below z's false alarm
+    files, raws = _raws({"a/y.csv": (100.0, 10.0, 0.0, 0.0), "a/z.csv": (1.0, 8.0, 5.0, 0.0)})
+    chosen, tried, scores = choose_calibration(files, raws)
+    assert chosen == "fixed"
+    assert tried["fixed"] > tried["probationary"]
+    assert scores["a/y.csv"][52] == pytest.approx(10.0 / 15.0)
+    # the other way round: comparable only after each file's own scale
+    files, raws = _raws({"a/y.csv": (1.0, 10.0, 0.0, 0.0), "a/z.csv": (100.0, 60.0, 50.0, 0.0)})
+    assert choose_calibration(files, raws)[0] == "probationary"
+    # the same scores either way (every probationary maximum is the fixed scale): a tie keeps probationary
+    files, raws = _raws({"a/y.csv": (5.0, 10.0, 0.0, 0.0), "a/z.csv": (5.0, 8.0, 5.0, 0.0)})
+    chosen, tried, _ = choose_calibration(files, raws)
+    assert (chosen, tried["fixed"]) == ("probationary", tried["probationary"])
+    # only held-out files: nothing to choose on
+    files, raws = _raws({"a/x.csv": (100.0, 10.0, 0.0, 0.0)})
+    assert choose_calibration(files, raws)[:2] == ("probationary", {})

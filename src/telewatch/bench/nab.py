@@ -391,13 +391,22 @@ class NabResult:
     n_rows: int
     n_windows: int
     calibration: str = ""
+    #: the calibration the scores went through (``probationary``, ``fixed``, ``tail``, ``monitor``)
+    calibration_name: str = ""
+    #: with ``calibration="auto"``: each calibration tried and its standard score on the tuning half
+    calibration_tried: dict[str, float] = field(default_factory=dict)
     detect_seconds: float = 0.0
     score_seconds: float = 0.0
     halves: dict[str, HalfScore] = field(default_factory=dict)
 
     def half_lines(self) -> list[str]:
-        """One line per half of the development split (tuning first), empty when not computed."""
-        return [self.halves[h].line() for h in NAB_HALVES if h in self.halves]
+        """One line per half of the development split (tuning first), empty when not computed; with a
+        calibration chosen on the tuning half, a line before them says which and against what."""
+        lines = [self.halves[h].line() for h in NAB_HALVES if h in self.halves]
+        if self.calibration_tried:
+            tried = ", ".join(f"{name} {value:.1f}" for name, value in self.calibration_tried.items())
+            lines.insert(0, f"NAB calibration chosen on the tuning half: {self.calibration_name} ({tried})")
+        return lines
 
     def normalized(self, profile: str) -> float:
         return self.profiles[profile].normalized
@@ -655,6 +664,9 @@ def probationary_scale(raw_probation: np.ndarray) -> float:
 
 
 CALIBRATIONS = ("probationary", "fixed", "tail", "monitor")
+#: ``bench nab``'s default: whichever of these scores higher on the tuning half (standard profile;
+#: the first on a tie), reported on the held-out half — the calibration is chosen like a parameter.
+AUTO_CALIBRATIONS = ("probationary", "fixed")
 #: Re-alarm cooldown (rows) of the "tail" calibration.
 TAIL_COOLDOWN = 1000
 #: The "monitor" calibration: new points scored this much at a time (a tick; the figure is the same
@@ -752,10 +764,22 @@ def detect_file(
     if calibration == "monitor":
         return calibrate_scores(detect_file_as_monitor(nab_file, detector, params, train_window=train_window))
     _check_train_window(calibration, train_window)
+    raw, n_fit = raw_file_scores(nab_file, detector, params)
+    return calibrated(raw, n_fit, calibration)
+
+
+def raw_file_scores(nab_file: NabFile, detector: str, params: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+    """The detector fitted on the file's probationary rows, scoring the whole (causal) series: its raw
+    scores and the number of probationary rows."""
     det = create_detector(detector, **dict(params))
     n_fit = max(nab_file.probation_rows, 1)
     det.fit(nab_file.values.iloc[:n_fit])
-    raw = det.score(nab_file.values).to_numpy(dtype="float64")
+    return det.score(nab_file.values).to_numpy(dtype="float64"), n_fit
+
+
+def calibrated(raw: np.ndarray, n_fit: int, calibration: str) -> np.ndarray:
+    """Raw scores mapped into [0, 1] by ``calibration`` (``probationary``, ``fixed`` or ``tail``;
+    see :func:`detect_file`), fitted on the first ``n_fit`` rows only."""
     if calibration == "tail":  # telewatch's own post-rules, trained on the probationary rows
         from telewatch.postrules.alarms import RepeatSuppressor
         from telewatch.postrules.calibrate import Calibrator
@@ -798,6 +822,8 @@ def run_nab_benchmark(
     ``names``: a subset of files (e.g. for a quick check); ``calibration`` and ``train_window``: see
     :func:`detect_file`.
     """
+    if calibration != "auto" and calibration not in CALIBRATIONS:
+        raise ValidationError(f"calibration must be 'auto' or one of {CALIBRATIONS}, got {calibration!r}")
     _check_train_window(calibration, train_window)
     data_dir = Path(data_dir)
     params = dict(detector_params or {})
@@ -808,19 +834,28 @@ def run_nab_benchmark(
 
     started = time.perf_counter()
     scores: dict[str, np.ndarray] = {}
+    raws: dict[str, tuple[np.ndarray, int]] = {}
     with file_progress(console) as progress:
         task = progress.add_task(f"NAB {detector}", total=len(files))
         for f in files:
             progress.update(task, description=f"NAB {detector}: {f.name}")
-            scores[f.name] = detect_file(
-                f, detector, params, calibration=calibration, train_window=train_window
-            )
+            if calibration == "auto":
+                raws[f.name] = raw_file_scores(f, detector, params)
+            else:
+                scores[f.name] = detect_file(
+                    f, detector, params, calibration=calibration, train_window=train_window
+                )
             progress.advance(task)
     detect_seconds = time.perf_counter() - started
+    tried: dict[str, float] = {}
+    if calibration == "auto":
+        calibration, tried, scores = choose_calibration(files, raws, profiles)
 
     result = score_corpus(files, scores, profiles, detector=detector, detector_params=params)
     result.halves = score_halves(files, scores, profiles)
     result.detect_seconds = detect_seconds
+    result.calibration_tried = tried
+    result.calibration_name = calibration
     result.calibration = (
         "z / (z + max probationary z), NaN -> 0"
         if calibration == "probationary"
@@ -840,6 +875,26 @@ def run_nab_benchmark(
 
         write_json(Path(json_path), result)
     return result
+
+
+def choose_calibration(
+    files: Sequence[NabFile],
+    raws: Mapping[str, tuple[np.ndarray, int]],
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[str, dict[str, float], dict[str, np.ndarray]]:
+    """The calibration among :data:`AUTO_CALIBRATIONS` whose scores rank best on the tuning half
+    (standard profile, each at its own best threshold; the first on a tie, and the first when no file
+    is in the tuning half): ``(chosen, {calibration: tuning standard score}, chosen scores)``. The
+    held-out half is never looked at."""
+    tuning = [f for f in files if nab_half(f.name) == "tuning"]
+    tried: dict[str, float] = {}
+    candidates: dict[str, dict[str, np.ndarray]] = {}
+    for name in AUTO_CALIBRATIONS:
+        candidates[name] = {k: calibrated(raw, n_fit, name) for k, (raw, n_fit) in raws.items()}
+        if tuning:
+            tried[name] = score_corpus(tuning, candidates[name], profiles).profiles["standard"].normalized
+    chosen = max(AUTO_CALIBRATIONS, key=lambda c: (tried.get(c, 0.0), -AUTO_CALIBRATIONS.index(c)))
+    return chosen, tried, candidates[chosen]
 
 
 def export_scores(export_dir: Path, files: Sequence[NabFile], scores: Mapping[str, np.ndarray]) -> None:

@@ -94,12 +94,14 @@ def bench_nab(
     calibration: Annotated[
         str,
         typer.Option(
-            help="Raw score → [0,1]: 'probationary' (scaled by each file's probationary-period scores) or "
+            help="Raw score → [0,1]: 'auto' (the default: 'probationary' or 'fixed', whichever scores "
+            "higher on the tuning half, said on the first line) or 'probationary' (scaled by each file's "
+            "probationary-period scores) or "
             "'fixed' (one map for every file; right for detectors whose scores are already comparable) or "
             "'tail' (telewatch's calibrator trained on the probationary rows, then re-alarm suppression) or "
             "'monitor' (as a monitor runs it: refitted daily on 14 days, scored tick by tick, its own calibrator)."
         ),
-    ] = "probationary",
+    ] = "auto",
     train_window: Annotated[
         str | None,
         typer.Option(
