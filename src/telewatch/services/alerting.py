@@ -178,6 +178,8 @@ def _drop_superseded(buckets: dict[tuple[str, str, str, bool], _Bucket], report:
         kept = []
         for e in bucket.events:
             later = again.get(_series_of(e.candidate))
+            # strictly later: a forecast's two directions of one metric (one resolved, one firing)
+            # are both stamped with the check's time, and neither supersedes the other
             if e.event == "resolved" and later is not None and later > _utc(e.candidate.last_seen):
                 quiet.add(e.candidate.key)
             else:
