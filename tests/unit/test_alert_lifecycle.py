@@ -426,6 +426,29 @@ def test_a_metric_that_fires_again_by_the_tick_its_anomaly_ends_gets_one_message
     assert report.firing == []
 
 
+def test_an_incident_of_several_metrics_is_still_told_over_when_one_of_them_fires_again(store: Store) -> None:
+    """Latency and errors in incident 7; errors end first (quietly: the incident goes on), then
+    latency ends as a new latency anomaly starts: the incident's "resolved" is still sent — its
+    errors were never told over — beside the new firing message."""
+    cfg = config()
+    t1, t2, t3 = (T0 + pd.Timedelta(hours=h) for h in (1, 2, 3))
+    lat = cand(now=t1, key="web:lat", started_at=t1 - pd.Timedelta(minutes=3), incident_id=7)
+    err = cand("web_errors", now=t1, key="web:err", started_at=t1 - pd.Timedelta(minutes=3), incident_id=7)
+    submit_alerts(store, candidates=[lat, err], rules=cfg, now=t1)
+    quiet = submit_alerts(
+        store, candidates=[replace(err, status="resolved", last_seen=err.started_at)], rules=cfg, now=t2
+    )
+    assert quiet.notifications == []  # latency still fires: the incident is not over
+    again = cand(now=t3, key="web:lat2", started_at=t3 - pd.Timedelta(minutes=3), incident_id=8)
+    report = submit_alerts(
+        store, candidates=[replace(lat, status="resolved", last_seen=t2), again], rules=cfg, now=t3
+    )
+    assert report.resolved == ["web:lat"]
+    assert report.firing == ["web:lat2"]
+    kinds = sorted(r["kind"] for r in rows(store) if r["id"] in report.notifications)
+    assert kinds == ["firing", "resolved"]
+
+
 def test_resolved_without_a_firing_notice_says_nothing(store: Store) -> None:
     report = submit_alerts(store, candidates=[cand(status="resolved")], rules=config(), now=T0)
     assert report.notifications == []

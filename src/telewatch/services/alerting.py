@@ -143,7 +143,7 @@ def submit_alerts(
             _decide(
                 con, c, rule_list, states.get(c.key), silences, now, report, buckets, state_rows, resolving
             )
-        _drop_superseded(buckets, report)
+        _drop_superseded(con, buckets, report)
         charts: dict[
             tuple[str, str], bytes | None
         ] = {}  # one chart per alert and language, shared by channels
@@ -159,11 +159,15 @@ def _series_of(c: AlertCandidate) -> tuple[str, str, tuple[tuple[str, str], ...]
     return c.monitor, c.metric, tuple(sorted(c.labels.items()))
 
 
-def _drop_superseded(buckets: dict[tuple[str, str, str, bool], _Bucket], report: SubmitReport) -> None:
+def _drop_superseded(
+    con: Any, buckets: dict[tuple[str, str, str, bool], _Bucket], report: SubmitReport
+) -> None:
     """One message when a metric's anomaly ends and a new one of the same metric starts by the same
     tick (a tweet burst at 12:57, another at 13:57): the new one is told, the old one resolves
     quietly — not "resolved" and "firing" about one metric in the same minute. Only a resolution
-    whose metric is actually told again here (not one held back as pending or a blip) is dropped."""
+    whose metric is actually told again here (not one held back as pending or a blip) is dropped,
+    and only one of an incident of that alert alone: an incident of several metrics is told when it
+    is over, as ever (its other metrics may have resolved quietly, waiting for this one)."""
     again: dict[tuple[str, str, tuple[tuple[str, str], ...]], pd.Timestamp] = {}
     for bucket in buckets.values():
         for e in bucket.events:
@@ -180,8 +184,17 @@ def _drop_superseded(buckets: dict[tuple[str, str, str, bool], _Bucket], report:
             later = again.get(_series_of(e.candidate))
             # strictly later: a forecast's two directions of one metric (one resolved, one firing)
             # are both stamped with the check's time, and neither supersedes the other
-            if e.event == "resolved" and later is not None and later > _utc(e.candidate.last_seen):
-                quiet.add(e.candidate.key)
+            c = e.candidate
+            if (
+                e.event == "resolved"
+                and later is not None
+                and later > _utc(c.last_seen)
+                and (
+                    c.incident_id is None
+                    or not alert_store.incident_has_other_alerts(con, c.incident_id, c.monitor, c.key)
+                )
+            ):
+                quiet.add(c.key)
             else:
                 kept.append(e)
         if kept:

@@ -91,6 +91,17 @@ def told_firing_keys(con: duckdb.DuckDBPyConnection, incident_id: int, monitor: 
     return {str(r[0]) for r in rows}
 
 
+def incident_has_other_alerts(
+    con: duckdb.DuckDBPyConnection, incident_id: int, monitor: str, key: str
+) -> bool:
+    """Whether the incident holds another alert of the monitor than ``key`` (in any state)."""
+    rows = con.execute(
+        "SELECT count(*) FROM alert_state WHERE incident_id = ? AND monitor = ? AND key <> ?",
+        [incident_id, monitor, key],
+    ).fetchall()
+    return bool(rows and rows[0][0])
+
+
 _STATE_TYPES = {
     "key": "VARCHAR",
     "rule": "VARCHAR",
