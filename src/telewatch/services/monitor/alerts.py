@@ -41,11 +41,11 @@ def _over(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly) -> bool:
     return not is_ongoing(a.end, edge)
 
 
-def _blip(spec: MonitorSpec, report: MonitorRunReport, a: FoundAnomaly, *, related: Sequence[str]) -> bool:
-    """A blip: over by the time the tick sees it (not at the edge of the tick's data), shorter than
+def _blip(spec: MonitorSpec, a: FoundAnomaly, *, over: bool, related: Sequence[str]) -> bool:
+    """A blip: ``over`` by the time the tick sees it (:func:`_over`), shorter than
     ``alert.min_blip``, with no other metric anomalous in its incident — nothing for a person to act
     on when the message arrives. Recorded and shown in the UI; not paged."""
-    if related or not _over(spec, report, a):
+    if related or not over:
         return False
     return bool(a.end - a.start + pd.Timedelta(minutes=1) < pd.Timedelta(spec.alert.min_blip))
 
@@ -77,7 +77,8 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
     incidents = _incidents_of(cur, [(a.metric_id, a.detector, a.start) for a in news])
     for a in news:
         incident = incidents.get((a.metric_id, a.detector, a.start))
-        if _blip(spec, report, a, related=incident[2] if incident else ()):
+        over = _over(spec, report, a)
+        if _blip(spec, a, over=over, related=incident[2] if incident else ()):
             continue
         candidate = firing_candidate(
             cur,
@@ -98,7 +99,7 @@ def build_candidates(spec: MonitorSpec, report: MonitorRunReport, *, store: Stor
             severity=spec.alert.severity or "warning",
             min_change=spec.alert.min_change,
             incident=incident,
-            recovered=_over(spec, report, a),
+            recovered=over,
             data_end=report.tick - pd.Timedelta(spec.lag),
         )
         if candidate is not None:  # None: too small a change to matter (alert.min_change)
