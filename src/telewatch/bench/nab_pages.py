@@ -19,7 +19,6 @@ message folders read alike for every file.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -35,7 +34,9 @@ from rich.console import Console
 from rich.table import Table
 
 from telewatch.bench.nab import NabFile, file_progress, load_corpus, nab_half
+from telewatch.bench.report import write_json
 from telewatch.core.errors import ValidationError
+from telewatch.services.catalog import format_step
 
 #: Every file is shifted by whole weeks to start in the week of this Monday.
 PAGES_EPOCH = pd.Timestamp("2024-01-01", tz="UTC")
@@ -103,6 +104,16 @@ class FilePages:
         return [p for p in self.pages if p.window is None]
 
     @property
+    def windows_scored(self) -> int:
+        """The labelled windows that could be told (ending after the warm-up)."""
+        return sum(self.scorable)
+
+    @property
+    def windows_told(self) -> int:
+        """Of those, the ones a message told."""
+        return sum(s and t for s, t in zip(self.scorable, self.told, strict=True))
+
+    @property
     def critical(self) -> int:
         return sum(p.severity == "critical" for p in self.pages)
 
@@ -129,11 +140,11 @@ class HalfPages:
 
     @property
     def windows(self) -> int:
-        return sum(sum(f.scorable) for f in self.files)
+        return sum(f.windows_scored for f in self.files)
 
     @property
     def told(self) -> int:
-        return sum(sum(s and t for s, t in zip(f.scorable, f.told, strict=True)) for f in self.files)
+        return sum(f.windows_told for f in self.files)
 
     @property
     def pages(self) -> int:
@@ -190,14 +201,14 @@ class PagesResult:
         return [h.line() for h in self.halves()]
 
     def table(self) -> Table:
-        table = Table(title=f"NAB through a monitor (ticks every {_fmt_every(self.every)})")
+        table = Table(title=f"NAB through a monitor (ticks every {format_step(pd.Timedelta(self.every))})")
         for col in ("file", "half", "told", "pages", "critical", "outside", "days"):
             table.add_column(col, justify="left" if col in ("file", "half") else "right", overflow="fold")
         for f in self.files:
             table.add_row(
                 f.name,
                 f.half,
-                f"{sum(s and t for s, t in zip(f.scorable, f.told, strict=True))}/{sum(f.scorable)}",
+                f"{f.windows_told}/{f.windows_scored}",
                 str(len(f.pages)),
                 str(f.critical),
                 str(len(f.outside)),
@@ -207,15 +218,10 @@ class PagesResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "every": _fmt_every(self.every),
+            "every": format_step(pd.Timedelta(self.every)),
             "halves": [h.to_dict() for h in self.halves()],
             "files": [f.to_dict() for f in self.files],
         }
-
-
-def _fmt_every(every: timedelta) -> str:
-    minutes = int(every.total_seconds() // 60)
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 def replay_nab_file(
@@ -352,5 +358,5 @@ def run_nab_pages(
             progress.advance(task)
     result = PagesResult(every=every, files=[done[n] for n in chosen])
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+        write_json(Path(json_path), result.to_dict())
     return result
