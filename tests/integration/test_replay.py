@@ -313,6 +313,17 @@ def test_a_burst_over_before_the_tick_is_told_once_as_over_an_ongoing_one_pages(
     assert "back to normal" not in ongoing[0].subject
 
 
+def _told_about_the_outage(report: Any, last: pd.Timestamp) -> list[Any]:
+    """The messages about the one incident of the outage from 15:05 on day ``last``."""
+    outage = [
+        i
+        for i in report.incidents
+        if i.start <= last + pd.Timedelta("15:10:00") and i.end >= last + pd.Timedelta("15:05:00")
+    ]
+    assert len(outage) == 1, [i.to_dict() for i in report.incidents]
+    return [m for m in report.messages if m.incident_id == outage[0].id]
+
+
 def _latency_with_burst_and_outage(days: int = 5) -> tuple[pd.Series, pd.Timestamp]:
     """Daily-cycled latency; on the last day x10 for 5 minutes (10:03-10:07) and for 50 (15:05-15:54)."""
     idx = pd.date_range(START, periods=days * 1440, freq="1min")
@@ -355,13 +366,7 @@ def test_an_outage_a_detector_flags_again_as_it_goes_on_stays_one_anomaly_and_on
             live, start=last, end=last + pd.Timedelta(days=1), monitors=[spec], workdir=tmp_path / "w"
         )
     assert not report.errors
-    outage = [
-        i
-        for i in report.incidents
-        if i.start <= last + pd.Timedelta("15:10:00") and i.end >= last + pd.Timedelta("15:05:00")
-    ]
-    assert len(outage) == 1, [i.to_dict() for i in report.incidents]
-    told = [m for m in report.messages if m.incident_id == outage[0].id]
+    told = _told_about_the_outage(report, last)
     assert [(m.kind, m.severity) for m in told] == [("firing", "critical"), ("resolved", "warning")], [
         m.to_dict() for m in told
     ]
@@ -396,13 +401,7 @@ def test_a_series_read_every_5_minutes_pages_an_ongoing_outage_once_not_as_back_
             repo.write_points(tx, mid, five)
         report = replay(live, start=last, end=last + pd.Timedelta(days=1), every=timedelta(minutes=15))
     assert not report.errors
-    outage = [
-        i
-        for i in report.incidents
-        if i.start <= last + pd.Timedelta("15:10:00") and i.end >= last + pd.Timedelta("15:05:00")
-    ]
-    assert len(outage) == 1, [i.to_dict() for i in report.incidents]
-    told = [m for m in report.messages if m.incident_id == outage[0].id]
+    told = _told_about_the_outage(report, last)
     assert [(m.kind, m.severity) for m in told] == [("firing", "critical"), ("resolved", "warning")], [
         m.to_dict() for m in told
     ]

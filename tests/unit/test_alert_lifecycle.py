@@ -216,11 +216,9 @@ def test_resolved_notice_once_then_quiet(store: Store) -> None:
     assert len(submit_alerts(store, candidates=[cand(now=t2)], rules=cfg, now=t2).notifications) == 1
 
 
-def test_an_anomaly_told_as_over_that_a_later_tick_extends_is_not_told_again_as_new(store: Store) -> None:
-    """A burst told as over at 07:00 whose anomaly the next tick extends (a reading flagged again
-    within its merge gap): still over, it is the same alert — no second "firing … (back to normal)"
-    message (before, every such tick sent one); going on now, it is an update (the severity it has
-    now), then a "resolved" once it ends; and nothing repeats the update before ``repeat_interval``."""
+def _critical_rule_and_a_burst_over() -> tuple[Any, AlertCandidate]:
+    """A rule that makes a score of 8 critical, and a burst scoring 9 that lasted 2 minutes from 17
+    minutes before T0, already over when told."""
     cfg = config(severity=[{"level": "critical", "min_score": 8}, {"level": "warning"}])
     start = T0 - pd.Timedelta(minutes=17)
     over = cand(
@@ -230,6 +228,15 @@ def test_an_anomaly_told_as_over_that_a_later_tick_extends_is_not_told_again_as_
         last_seen=start + pd.Timedelta(minutes=1),
         recovered=True,
     )
+    return cfg, over
+
+
+def test_an_anomaly_told_as_over_that_a_later_tick_extends_is_not_told_again_as_new(store: Store) -> None:
+    """A burst told as over at 07:00 whose anomaly the next tick extends (a reading flagged again
+    within its merge gap): still over, it is the same alert — no second "firing … (back to normal)"
+    message (before, every such tick sent one); going on now, it is an update (the severity it has
+    now), then a "resolved" once it ends; and nothing repeats the update before ``repeat_interval``."""
+    cfg, over = _critical_rule_and_a_burst_over()
     assert len(submit_alerts(store, candidates=[over], rules=cfg, now=T0).notifications) == 1
     # the next tick: flagged again, over again
     t1 = T0 + pd.Timedelta(minutes=15)
@@ -282,15 +289,7 @@ def test_an_alert_told_as_over_and_extended_under_a_silence_is_not_told_again_af
 def test_an_alert_already_over_is_told_once_as_over_and_never_critical(store: Store) -> None:
     """A burst found after it ended (06:58-06:59, seen at the 07:15 tick): one message that says it is
     back to normal, capped at the rule's recovered_severity, and no "resolved" message after it."""
-    cfg = config(severity=[{"level": "critical", "min_score": 8}, {"level": "warning"}])
-    start = T0 - pd.Timedelta(minutes=17)
-    over = cand(
-        score=9.0,
-        incident_id=None,
-        started_at=start,
-        last_seen=start + pd.Timedelta(minutes=1),
-        recovered=True,
-    )
+    cfg, over = _critical_rule_and_a_burst_over()
     report = submit_alerts(store, candidates=[over], rules=cfg, now=T0)
     assert report.firing == ["web:web_latency"]
     assert len(report.notifications) == 1
